@@ -1,0 +1,129 @@
+"""Losses on VGG features and images. All pure and jit-able; per-image (unbatched) unless noted.
+
+Feature maps are [h, w, C]; images are [H, W, 3] float32 RGB in [0, 1]. `vmap` for batches.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+
+Features = Mapping[str, jax.Array]
+
+
+def _weights(layers: Sequence[str], weights: Sequence[float] | Mapping[str, float] | None) -> list[float]:
+    if weights is None:
+        return [1.0] * len(layers)
+    if isinstance(weights, Mapping):
+        return [float(weights.get(l, 0.0)) for l in layers]
+    if len(weights) != len(layers):
+        raise ValueError(f"{len(weights)} layer weights for {len(layers)} layers {tuple(layers)}")
+    return [float(w) for w in weights]
+
+
+def feature_mse(feats: Features, targets: Features, layers: Sequence[str],
+                weights: Sequence[float] | Mapping[str, float] | None = None, reduction: str = "mean") -> jax.Array:
+    """Σ_l w_l · d(φ_l, t_l) with d the mean ("mean", Chainer DFI) or half the sum ("sum": ½‖·‖², DFI
+    paper / official code) of squared differences."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    total = jnp.zeros((), jnp.float32)
+    for layer, w in zip(layers, _weights(layers, weights)):
+        sq = jnp.square(feats[layer].astype(jnp.float32) - targets[layer].astype(jnp.float32))
+        total = total + w * (jnp.mean(sq) if reduction == "mean" else 0.5 * jnp.sum(sq))
+    return total
+
+
+def content_loss(feats: Features, targets: Features, layer: str = "relu4_2", weight: float = 1.0) -> jax.Array:
+    """Gatys' content loss: ½ Σ (F − P)² on one layer."""
+    return weight * feature_mse(feats, targets, (layer,), reduction="sum")
+
+
+def feature_vector(feats: Features, layers: Sequence[str], normalize: bool = False, eps: float = 1e-12) -> jax.Array:
+    """The DFI feature vector φ(x): the layers flattened and concatenated, [D].
+
+    normalize=True divides each layer's block by its L2 norm first (the DFI paper's variant), so that
+    no layer dominates by size.
+    """
+    parts = []
+    for layer in layers:
+        v = feats[layer].astype(jnp.float32).reshape(-1)
+        if normalize:
+            v = v / (jnp.linalg.norm(v) + eps)
+        parts.append(v)
+    return jnp.concatenate(parts)
+
+
+def gram(feat: jax.Array, normalize: str = "hw") -> jax.Array:
+    """Gram matrix of a [h, w, C] feature map, [C, C].
+
+    normalize: "hw" divides by h·w (Gatys' reference notebook, where the 1/n² is folded into the layer
+    weights); "hwc" divides by h·w·C (jcjohnson/neural-style); "none" keeps the raw sum.
+    """
+    h, w, c = feat.shape
+    f = feat.astype(jnp.float32).reshape(h * w, c)
+    g = f.T @ f
+    if normalize == "hw":
+        return g / (h * w)
+    if normalize == "hwc":
+        return g / (h * w * c)
+    if normalize == "none":
+        return g
+    raise ValueError(f"gram normalize must be 'hw', 'hwc' or 'none', got {normalize!r}")
+
+
+def style_loss(feats: Features, target_grams: Mapping[str, jax.Array], layers: Sequence[str],
+               weights: Sequence[float] | Mapping[str, float] | None = None, normalize: str = "hw") -> jax.Array:
+    """Σ_l w_l · mean((G_l(x) − A_l)²), A_l the style image's Gram matrices (see `gram`)."""
+    total = jnp.zeros((), jnp.float32)
+    for layer, w in zip(layers, _weights(layers, weights)):
+        total = total + w * jnp.mean(jnp.square(gram(feats[layer], normalize) - target_grams[layer]))
+    return total
+
+
+def gatys_style_weights(layers: Sequence[str], channels: Mapping[str, int]) -> list[float]:
+    """The Gatys reference notebook's per-layer weights 1e3 / n² (n = channels of the layer)."""
+    return [1e3 / channels[l] ** 2 for l in layers]
+
+
+def _diffs(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    dx = x[:-1, 1:, :] - x[:-1, :-1, :]
+    dy = x[1:, :-1, :] - x[:-1, :-1, :]
+    return dx, dy
+
+
+def tv_squared(x: jax.Array) -> jax.Array:
+    """Mean of squared horizontal and vertical neighbour differences, [H, W, C] -> scalar (Chainer DFI).
+
+    Pixel scale: whatever x is in ([0, 1] here); Chainer's weight 100 was for 0-255 inputs
+    (i.e. 100 · 255² ≈ 6.5e6 on [0, 1] images).
+    """
+    return jnp.mean(jnp.square(x[:, 1:] - x[:, :-1])) + jnp.mean(jnp.square(x[1:] - x[:-1]))
+
+
+def tv_beta(x: jax.Array, beta: float = 2.0, scale: float = 255.0, eps: float = 1e-8) -> jax.Array:
+    """Σ_ij ((x_i,j+1 − x_ij)² + (x_i+1,j − x_ij)²)^(β/2) on the image times `scale` (Mahendran &
+    Vedaldi's TV^β as used by the official DFI code).
+
+    Pixel-scale convention: images here are in [0, 1], the DFI code works on 0-255 values, so the
+    differences are multiplied by `scale` = 255 first; its λ = 0.001 with β = 2 then means the same
+    here. eps keeps the gradient finite for β < 2 on flat regions.
+    """
+    dx, dy = _diffs(x * scale)
+    sq = jnp.square(dx) + jnp.square(dy)  # per channel, as the DFI code does
+    if beta == 2.0:
+        return jnp.sum(sq)
+    return jnp.sum(jnp.power(sq + eps, beta / 2.0))
+
+
+def tv_anisotropic(x: jax.Array) -> jax.Array:
+    """Σ |Δx| + |Δy| mean-normalised (the DTN paper's L_TV)."""
+    return jnp.mean(jnp.abs(x[:, 1:] - x[:, :-1])) + jnp.mean(jnp.abs(x[1:] - x[:-1]))
+
+
+def psnr(x: jax.Array, y: jax.Array, max_value: float = 1.0) -> jax.Array:
+    """Peak signal-to-noise ratio in dB over all axes."""
+    mse = jnp.mean(jnp.square(x.astype(jnp.float32) - y.astype(jnp.float32)))
+    return 10.0 * jnp.log10(max_value**2 / jnp.maximum(mse, 1e-20))

@@ -1,0 +1,167 @@
+"""The inversion engine: reconstruction, both backends, bounds, batching, compiles, PyTorch parity."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dfijax import invert as I
+from dfijax.losses import psnr
+from dfijax.vgg import VGG19
+from tests.conftest import smooth_images
+
+# A truncated network and tiny images keep CPU tests fast; shared objects share one compilation.
+LOSS = I.FeatureLoss(taps=("relu1_2", "relu2_1"))
+CFG = I.SolverConfig(maxiter=40)
+HW = (40, 40)
+
+
+@pytest.fixture(scope="module")
+def problem(random_vgg):
+    x = jnp.asarray(smooth_images(3, *HW, seed=5))
+    targets = I.feature_targets(LOSS, random_vgg.variables, x)
+    x0 = I.noise_init(jax.random.key(1), x.shape)
+    return x, targets, x0
+
+
+@pytest.fixture(scope="module")
+def solved(random_vgg, problem):
+    x, targets, x0 = problem
+    return I.invert(LOSS, random_vgg.variables, targets, x0, CFG)
+
+
+def test_inverting_features_from_noise_reconstructs_the_image(problem, solved):
+    x, _, x0 = problem
+    chex.assert_shape(solved.images, x.shape)
+    chex.assert_shape(solved.loss_history, (3, CFG.maxiter + 1))
+    chex.assert_trees_all_equal(solved.num_iters, jnp.full((3,), CFG.maxiter))
+    p = [float(psnr(solved.images[i], x[i])) for i in range(3)]
+    p_noise = [float(psnr(x0[i], x[i])) for i in range(3)]
+    # Seen: ~47-52 dB after 40 iterations (noise init: ~8 dB).
+    assert min(p) > 35.0, p
+    assert max(p_noise) < 12.0
+
+
+def test_loss_histories_decrease(solved):
+    h = np.asarray(solved.loss_history)
+    assert np.all(np.isfinite(h))
+    assert np.all(h[:, -1] < 1e-3 * h[:, 0])
+    assert np.mean(np.diff(h, axis=1) < 0) > 0.8  # fixed-step L-BFGS is not strictly monotone
+    np.testing.assert_allclose(solved.final_loss, h.min(axis=1), rtol=1e-6)
+
+
+def test_optax_backend_follows_the_same_trajectory(random_vgg, problem, solved):
+    _, targets, x0 = problem
+    r = I.invert(LOSS, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=40, backend="optax"))
+    h_jaxopt, h_optax = np.asarray(solved.loss_history), np.asarray(r.loss_history)
+    np.testing.assert_allclose(h_optax[:, :15], h_jaxopt[:, :15], rtol=1e-3)
+    assert np.all(h_optax[:, -1] < 1e-3 * h_optax[:, 0])
+
+
+@pytest.mark.parametrize("backend", ["jaxopt", "optax"])
+def test_pixel_bounds_are_respected(random_vgg, problem, backend):
+    x, targets, _ = problem
+    x0 = I.noise_init(jax.random.key(2), x.shape, -0.5, 1.5)  # starts outside the box
+    r = I.invert(LOSS, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=30, backend=backend, bounds=(0.0, 1.0)))
+    assert float(r.images.min()) >= 0.0 and float(r.images.max()) <= 1.0
+    h = np.asarray(r.loss_history)
+    # Seen: optax (projected L-BFGS) ~1e-4 of the start after 30 iterations; jaxopt's L-BFGS-B 0.003-0.1.
+    assert np.all(h[:, -1] < (0.2 if backend == "jaxopt" else 1e-2) * h[:, 0])
+
+
+def test_batched_solve_equals_solving_each_problem_alone(random_vgg, problem, solved):
+    _, targets, x0 = problem
+    for i in range(3):
+        one = I.invert(LOSS, random_vgg.variables, {k: v[i:i + 1] for k, v in targets.items()}, x0[i:i + 1], CFG)
+        np.testing.assert_allclose(one.loss_history[0, :10], solved.loss_history[i, :10], rtol=1e-4)
+        np.testing.assert_allclose(one.images[0], solved.images[i], atol=2e-3)
+
+
+def test_one_compilation_per_shape(random_vgg, problem):
+    x, targets, x0 = problem
+    counted = jax.jit(chex.assert_max_traces(I._solve_batch, n=1), static_argnums=(0, 1))
+    cfg = I.SolverConfig(maxiter=3)
+    counted(LOSS, cfg, random_vgg.variables, targets, x0)
+    counted(LOSS, cfg, random_vgg.variables, jax.tree.map(lambda t: t * 1.1, targets), x0 * 0.9)  # new values: no retrace
+    with pytest.raises(AssertionError):  # a new shape traces again
+        counted(LOSS, cfg, random_vgg.variables, {k: v[:2] for k, v in targets.items()}, x0[:2])
+    chex.clear_trace_counter()
+    before = I._solve_batch_jit._cache_size()
+    I.invert(LOSS, random_vgg.variables, targets, x0 * 0.5, cfg)
+    I.invert(LOSS, random_vgg.variables, targets, x0 * 0.7, cfg)
+    assert I._solve_batch_jit._cache_size() == before + 1
+
+
+def test_early_stop_on_relative_loss_change(random_vgg, problem, solved):
+    _, targets, x0 = problem
+    ftol, patience = 0.3, 2
+    r = I.invert(LOSS, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=40, ftol=ftol, patience=patience))
+    full = np.asarray(solved.loss_history)  # the same problems run for all 40 iterations
+    h, n = np.asarray(r.loss_history), np.asarray(r.num_iters)
+    for i in range(3):
+        rel = np.abs(np.diff(full[i])) / np.abs(full[i, :-1])  # rel[k-1]: change at iteration k
+        small = (rel <= ftol) & (np.arange(1, 41) > 1)
+        expected = next(k for k in range(2, 41) if small[k - patience:k].all())
+        assert n[i] == expected < 40
+        np.testing.assert_allclose(h[i, : n[i] + 1], full[i, : n[i] + 1], rtol=1e-5)
+        assert np.all(np.isnan(h[i, n[i] + 1:]))
+
+
+@pytest.mark.parametrize("backend, linesearch", [("optax", "zoom"), ("jaxopt", "backtracking")])
+def test_line_search_variants_decrease_the_loss(random_vgg, problem, backend, linesearch):
+    _, targets, x0 = problem
+    r = I.invert(LOSS, random_vgg.variables, {k: v[:1] for k, v in targets.items()}, x0[:1],
+                 I.SolverConfig(maxiter=15, backend=backend, linesearch=linesearch))
+    h = np.asarray(r.loss_history[0])
+    assert np.all(np.diff(h) <= 1e-6 * h[0])  # line searches enforce decrease
+    assert h[-1] < 0.05 * h[0]
+
+
+def test_tv_term_smooths_the_result(random_vgg, problem):
+    _, targets, x0 = problem
+    from dfijax.losses import tv_squared
+    smooth_loss = I.FeatureLoss(taps=LOSS.taps, tv_weight=1e-2)
+    a = I.invert(LOSS, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=10))
+    b = I.invert(smooth_loss, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=10))
+    assert float(jnp.mean(jax.vmap(tv_squared)(b.images))) < float(jnp.mean(jax.vmap(tv_squared)(a.images)))
+
+
+def test_matches_torch_lbfgs_on_the_same_problem(random_vgg):
+    """Same weights, target and start: our fixed-step L-BFGS follows torch.optim.LBFGS (no line search)."""
+    torch = pytest.importorskip("torch")
+    from benchmarks import torch_reference as tr
+
+    x = smooth_images(1, 36, 36, seed=9)
+    x0 = np.asarray(I.noise_init(jax.random.key(4), x.shape))
+    loss = I.FeatureLoss(taps=("relu2_1",), tv_weight=1e-3)
+    targets = I.feature_targets(loss, random_vgg.variables, jnp.asarray(x))
+    ours = I.invert(loss, random_vgg.variables, targets, jnp.asarray(x0), I.SolverConfig(maxiter=20))
+    net = tr.load_hwio(tr.TorchVGG19(), random_vgg.variables["params"])
+    t_targets = {"relu2_1": torch.from_numpy(np.array(targets["relu2_1"])).permute(0, 3, 1, 2)}
+    _, h_torch = tr.invert_lbfgs(net, t_targets, torch.from_numpy(x0.copy()), iters=20, history_size=10, tv_weight=1e-3)
+    h_ours = np.asarray(ours.loss_history[0])
+    np.testing.assert_allclose(h_ours[:8], h_torch[:8], rtol=2e-3)
+    assert h_ours.min() <= 1.05 * min(h_torch)
+
+
+def test_bad_configuration_and_inputs_get_one_line_errors(random_vgg, problem):
+    _, targets, x0 = problem
+    cases = [
+        (lambda: I.SolverConfig(backend="scipy"), "unknown solver backend 'scipy'"),
+        (lambda: I.SolverConfig(linesearch="wolfe"), "unknown line search"),
+        (lambda: I.SolverConfig(maxiter=0), "maxiter must be a positive integer"),
+        (lambda: I.SolverConfig(bounds=(1.0, 0.0)), "bounds must be"),
+        (lambda: I.FeatureLoss(taps=("relu9_1",)), "unknown VGG-19 tap"),
+        (lambda: I.FeatureLoss(taps="relu1_1"), "non-empty tuple"),
+        (lambda: I.FeatureLoss(taps=("relu1_1",), layer_weights=(1.0, 2.0)), "2 layer weights"),
+        (lambda: I.invert(I.FeatureLoss(taps=("relu3_1",)), random_vgg.variables, targets, x0, CFG), "targets lack taps"),
+        (lambda: I.invert(LOSS, random_vgg.variables, targets, x0[:2], CFG), "has batch 3 but x0 has 2"),
+        (lambda: I.invert(LOSS, random_vgg.variables, targets, x0[0], CFG), r"\[B, H, W, 3\]"),
+        (lambda: I.invert(LOSS, random_vgg.variables, targets, x0.at[0, 0, 0, 0].set(jnp.nan), CFG), "NaN"),
+        (lambda: I.invert(LOSS, random_vgg.variables, {**targets, "relu2_1": targets["relu2_1"] * jnp.inf}, x0, CFG), r"targets \['relu2_1'\] contain NaN"),
+    ]
+    for fn, match in cases:
+        with pytest.raises(ValueError, match=match) as e:
+            fn()
+        assert "\n" not in str(e.value)
