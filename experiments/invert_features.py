@@ -75,12 +75,17 @@ def main(argv=None) -> int:
     x = jnp.asarray(pics)
     x0 = inv.noise_init(jax.random.key(args.seed), x.shape)
     results, recon = {}, {}
-    for layer in tqdm(layers, desc="layers", file=sys.stderr):
+    for layer in layers:
         loss = inv.FeatureLoss(model=model, taps=(layer,), tv_weight=args.tv)
         t0 = time.perf_counter()
         targets = inv.feature_targets(loss, weights.variables, x)
-        r = inv.invert(loss, weights.variables, targets, x0, cfg)
-        r.images.block_until_ready()
+        with tqdm(total=args.iters, desc=f"{layer:>8}", unit="it", file=sys.stderr) as bar:
+            def progress(k, losses, bar=bar):
+                bar.update(k - bar.n)
+                bar.set_postfix(loss=f"{float(losses.mean()):.4g}")
+
+            r = inv.invert(loss, weights.variables, targets, x0, cfg, progress=progress, check_every=5)
+            r.images.block_until_ready()
         dt = time.perf_counter() - t0
         recon[layer] = np.clip(np.asarray(r.images), 0, 1)
         results[layer] = {

@@ -357,3 +357,38 @@ def test_complete_part_of_known_size_needs_no_request(server: Server, tmp_path: 
     out = download(url, tmp_path / "q.pth", size=len(blob), md5=hashlib.md5(blob).hexdigest())
     assert out.read_bytes() == blob
     assert server.state.requests == []
+
+
+def test_fetch_then_convert_end_to_end(server: Server, tmp_path: pathlib.Path) -> None:
+    """A seeded torch VGG-19 saved as torchvision saves it, served on loopback, fetched, converted and
+    loaded: its features match the torch net."""
+    import io
+
+    import jax.numpy as jnp
+    import numpy as np
+    import torch
+
+    from benchmarks import torch_reference as tr
+    from dfijax.vgg import VGG19
+    from dfijax.weights import load_vgg19
+    from tests.conftest import smooth_images
+
+    net = tr.seeded_vgg19(seed=7)
+    buf = io.BytesIO()
+    torch.save(tr.torchvision_state_dict(net), buf)
+    blob = buf.getvalue()
+    url = server.add(f"/models/{KNOWN_FILES['torchvision'].filename}", blob)
+    proc = _run_script("torchvision", "--url", url, "--dest", str(tmp_path), "--sha256", _sha(blob)[:8],
+                       "--size", str(len(blob)))
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "vgg19_torchvision.safetensors"
+    assert f"wrote {out}" in proc.stdout
+    w = load_vgg19(out)
+    assert w.pretrained and w.meta["source_format"] == "torchvision_pth" and w.meta["source_sha256"] == _sha(blob)
+    x = smooth_images(1, 33, 35, seed=2)
+    ours = VGG19().apply(w.variables, jnp.asarray(x), taps=("relu2_2", "relu5_1"))
+    with torch.no_grad():
+        ref = net(tr.preprocess(x, "torchvision"), ["relu2_2", "relu5_1"])
+    for t in ("relu2_2", "relu5_1"):
+        r = ref[t].permute(0, 2, 3, 1).numpy()
+        assert np.linalg.norm(np.asarray(ours[t]) - r) / np.linalg.norm(r) < 1e-4

@@ -1,0 +1,209 @@
+"""DFI-shaped inversion benchmark: dfijax's engine against plain PyTorch, same weights and targets.
+
+    python -m benchmarks.bench_inversion                    # the issue's setting (run it on a GPU)
+    python -m benchmarks.bench_inversion --size 64 --iters 30 --images 2   # a CPU-sized run
+    python -m benchmarks.bench_inversion --tiny             # seconds; the smoke test uses it
+
+Problem: seeded random VGG-19 (dfijax.weights.random_params(0)) up to conv5_1, taps relu3_1, relu4_1,
+relu5_1; N procedural images at S×S; attribute vector w = mean φ(second half) − mean φ(first half),
+rescaled per layer to ‖φ(x)‖·w/‖w‖; targets φ(x_i) + α_j·w for the alphas; objective
+½Σ‖φ(z) − t‖² + λ·TV²(z) (0-255 scale); start from x_i; L-BFGS, history 10, no line search, exactly
+`iters` iterations on every side.
+
+Measured in one run: JAX (jaxopt and optax backends; float32 and bfloat16 compute; all N×A problems
+vmapped in one compiled call) and PyTorch torch.optim.LBFGS (one alpha at a time; one image's alphas
+stacked as one problem; everything stacked, TF32 and bf16 autocast). Every final image is scored with
+the same float32 objective. Prints a markdown table and writes JSON (--json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+import time
+
+import numpy as np
+
+import dfijax  # noqa: F401
+import jax
+import jax.numpy as jnp
+
+from dfijax import invert as inv
+from dfijax.images import synthetic_scene
+from dfijax.vgg import CONV_CHANNELS, CONV_NAMES, VGG19, tap_shapes
+from dfijax.weights import random_weights
+
+TAPS = ("relu3_1", "relu4_1", "relu5_1")
+
+
+def macs_to(last_conv: str, size: int) -> int:
+    """Multiply-accumulates of VGG-19's forward pass up to `last_conv` at size×size."""
+    total = 0
+    for name in CONV_NAMES[: CONV_NAMES.index(last_conv) + 1]:
+        h, w, _ = tap_shapes((size, size), (name,))[name]
+        cin, cout = CONV_CHANNELS[name]
+        total += h * w * 9 * cin * cout
+    return total
+
+
+def build_problem(n_images: int, alphas: list[float], size: int, variables):
+    loss = inv.FeatureLoss(taps=TAPS, reduction="sum")
+    x = np.stack([synthetic_scene(size, size, seed=s) for s in range(n_images)])
+    feats = inv.feature_targets(loss, variables, jnp.asarray(x))
+    half = max(1, n_images // 2)
+    targets = {}
+    for t in TAPS:
+        f = np.asarray(feats[t])
+        w = f[half:].mean(0) - f[:half].mean(0) if n_images > 1 else np.ones_like(f[0])
+        w = w / (np.linalg.norm(w) + 1e-12)
+        per_img = [f[i] + a * np.linalg.norm(f[i]) * w for i in range(n_images) for a in alphas]
+        targets[t] = np.stack(per_img).astype(np.float32)
+    x0 = np.repeat(x, len(alphas), axis=0)  # problem k = image k // A, alpha k % A
+    return x0, targets
+
+
+def score(variables, targets, images, tv_weight) -> float:
+    """Mean per-problem float32 objective of final images (the common yardstick)."""
+    loss = inv.FeatureLoss(taps=TAPS, reduction="sum", tv_weight=tv_weight)
+    f = jax.jit(jax.vmap(lambda z, t: loss(z, variables, t)))
+    return float(jnp.mean(f(jnp.asarray(images), {k: jnp.asarray(v) for k, v in targets.items()})))
+
+
+def run_jax(variables, x0, targets, iters, history, tv_weight, dtype, backend, repeats):
+    loss = inv.FeatureLoss(model=VGG19(dtype=dtype), taps=TAPS, reduction="sum", tv_weight=tv_weight)
+    cfg = inv.SolverConfig(maxiter=iters, history_size=history, backend=backend)
+    args = (variables, {k: jnp.asarray(v) for k, v in targets.items()}, jnp.asarray(x0))
+    t0 = time.perf_counter()
+    compiled = inv._solve_batch_jit.lower(loss, cfg, *args).compile()
+    compile_s = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r = compiled(*args)
+        r.images.block_until_ready()
+        times.append(time.perf_counter() - t0)
+    return np.asarray(r.images), float(np.median(times)), compile_s
+
+
+def run_torch(params, x0, targets, iters, history, tv_weight, mode, n_alphas, subset_images):
+    import torch
+    from benchmarks import torch_reference as tr
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+    net = tr.load_hwio(tr.TorchVGG19(), params).to(dev)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    tt = {k: torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2))).to(dev) for k, v in targets.items()}
+    xt = torch.from_numpy(np.ascontiguousarray(x0)).to(dev)
+    n = subset_images * n_alphas if mode in ("single", "image") else len(x0)
+    groups = {"single": [[k] for k in range(n)],
+              "image": [list(range(i * n_alphas, (i + 1) * n_alphas)) for i in range(subset_images)],
+              "all": [list(range(len(x0)))], "all_bf16": [list(range(len(x0)))]}[mode]
+    bf16 = mode == "all_bf16"
+    # warm-up (cudnn autotuning) on the first group, 3 iterations
+    g = groups[0]
+    tr.invert_lbfgs(net, {k: v[g] for k, v in tt.items()}, xt[g], 3, history, tv_weight, bf16)
+    out = np.array(x0[:n])
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for g in groups:
+        z, _ = tr.invert_lbfgs(net, {k: v[g] for k, v in tt.items()}, xt[g], iters, history, tv_weight, bf16)
+        out[g] = z.float().cpu().numpy()
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    return out, (time.perf_counter() - t0) / n, n
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=200)
+    p.add_argument("--iters", type=int, default=300)
+    p.add_argument("--images", type=int, default=8)
+    p.add_argument("--alphas", default="0.1,0.2,0.3,0.4,0.5")
+    p.add_argument("--history", type=int, default=10)
+    p.add_argument("--tv", type=float, default=1e-3, help="TV^2 weight on the 0-255 scale")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--torch-subset", type=int, default=1,
+                   help="images solved by the slow per-alpha and per-image PyTorch variants (time is per image-alpha)")
+    p.add_argument("--skip", default="", help="comma list of variants to skip, e.g. torch_single,jax_optax_bf16")
+    p.add_argument("--tiny", action="store_true", help="a seconds-long smoke run: 32 px, 3 iterations, 2x2 problems")
+    p.add_argument("--json", help="write all numbers here")
+    a = p.parse_args(argv)
+    if a.tiny:
+        a.size, a.iters, a.images, a.alphas, a.repeats = 32, 3, 2, "0.1,0.4", 1
+    alphas = [float(s) for s in a.alphas.split(",")]
+    skip = set(filter(None, a.skip.split(",")))
+
+    weights = random_weights(0)
+    x0, targets = build_problem(a.images, alphas, a.size, weights.variables)
+    flop_per_problem = 2 * macs_to("conv5_1", a.size) * 2 * a.iters  # forward + input gradient
+    rows = []
+    n_ref = min(a.torch_subset, a.images) * len(alphas)  # problems every variant solves (the first ones)
+
+    def add(name, images, sec, compile_s=None, problems=None):
+        n = problems or len(x0)
+        loss = score(weights.variables, {k: v[:n] for k, v in targets.items()}, images[:n], a.tv)
+        loss_ref = score(weights.variables, {k: v[:n_ref] for k, v in targets.items()}, images[:n_ref], a.tv)
+        rows.append({"variant": name, "sec_per_image_alpha": sec, "final_loss": loss, "final_loss_ref_problems": loss_ref,
+                     "compile_s": compile_s, "tflops": flop_per_problem / sec / 1e12, "problems": n})
+        print(f"  {name}: {sec:.4f} s/problem, loss {loss:.5g} (first {n_ref} problems: {loss_ref:.5g})", file=sys.stderr)
+
+    for backend in ("jaxopt", "optax"):
+        for dname, dtype in (("f32", jnp.float32), ("bf16", jnp.bfloat16)):
+            name = f"jax_{backend}_{dname}"
+            if name in skip:
+                continue
+            imgs, sec, comp = run_jax(weights.variables, x0, targets, a.iters, a.history, a.tv, dtype, backend, a.repeats)
+            add(name, imgs, sec / len(x0), comp)
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    if have_torch:
+        for mode in ("single", "image", "all", "all_bf16"):
+            name = f"torch_{mode}"
+            if name in skip:
+                continue
+            imgs, sec, n = run_torch(weights.variables["params"], x0, targets, a.iters, a.history, a.tv, mode,
+                                     len(alphas), min(a.torch_subset, a.images))
+            add(name, imgs, sec, problems=n)
+
+    ref = next((r for r in rows if r["variant"] == "torch_image"), None)
+    for r in rows:
+        r["speedup_vs_torch_image"] = ref["sec_per_image_alpha"] / r["sec_per_image_alpha"] if ref else None
+        r["loss_ratio_vs_torch_image"] = r["final_loss_ref_problems"] / ref["final_loss_ref_problems"] if ref else None
+    device = jax.devices()[0]
+    info = {"date": datetime.date.today().isoformat(), "jax_device": f"{device.platform} {getattr(device, 'device_kind', '')}",
+            "jax": jax.__version__, "python": platform.python_version(), "command": " ".join(sys.argv),
+            "settings": {k: getattr(a, k) for k in ("size", "iters", "images", "alphas", "history", "tv", "repeats", "torch_subset")},
+            "flop_per_image_alpha": flop_per_problem, "rows": rows}
+    if have_torch:
+        import torch
+        info["torch"] = torch.__version__
+        info["torch_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    print(f"\n{info['date']} · JAX on {info['jax_device']} · torch on {info.get('torch_device', '-')} · "
+          f"{a.images} images x {len(alphas)} alphas, {a.size}px, {a.iters} iterations\n")
+    print(f"| variant | s / image-alpha | speed-up vs torch_image | loss ratio vs torch_image (first {n_ref}) "
+          "| final loss (own problems) | compile s | TFLOP/s |")
+    print("|---|---|---|---|---|---|---|")
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    for r in rows:
+        print(f"| {r['variant']} | {r['sec_per_image_alpha']:.4f} | {fmt(r['speedup_vs_torch_image'], '.2f')}x "
+              f"| {fmt(r['loss_ratio_vs_torch_image'], '.3f')} | {r['final_loss']:.5g} ({r['problems']}) "
+              f"| {fmt(r['compile_s'], '.1f')} | {r['tflops']:.2f} |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(info, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
