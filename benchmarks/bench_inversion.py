@@ -72,20 +72,19 @@ def score(variables, targets, images, tv_weight) -> float:
     return float(jnp.mean(f(jnp.asarray(images), {k: jnp.asarray(v) for k, v in targets.items()})))
 
 
-def run_jax(variables, x0, targets, iters, history, tv_weight, dtype, backend, repeats):
+def run_jax(variables, x0, targets, iters, history, tv_weight, dtype, backend, repeats, loop):
     loss = inv.FeatureLoss(model=VGG19(dtype=dtype), taps=TAPS, reduction="sum", tv_weight=tv_weight)
     cfg = inv.SolverConfig(maxiter=iters, history_size=history, backend=backend)
-    args = (variables, {k: jnp.asarray(v) for k, v in targets.items()}, jnp.asarray(x0))
-    t0 = time.perf_counter()
-    compiled = inv._solve_batch_jit.lower(loss, cfg, *args).compile()
-    compile_s = time.perf_counter() - t0
+    t = {k: jnp.asarray(v) for k, v in targets.items()}
+    z = jnp.asarray(x0)
     times = []
-    for _ in range(repeats):
+    for _ in range(repeats + 1):  # the first call compiles
         t0 = time.perf_counter()
-        r = compiled(*args)
+        r = inv.invert(loss, variables, t, z, cfg, loop=loop)
         r.images.block_until_ready()
         times.append(time.perf_counter() - t0)
-    return np.asarray(r.images), float(np.median(times)), compile_s
+    run_s = float(np.median(times[1:]))
+    return np.asarray(r.images), run_s, times[0] - run_s
 
 
 def run_torch(params, x0, targets, iters, history, tv_weight, mode, n_alphas, subset_images):
@@ -133,6 +132,8 @@ def main(argv=None) -> int:
     p.add_argument("--torch-subset", type=int, default=1,
                    help="images solved by the slow per-alpha and per-image PyTorch variants (time is per image-alpha)")
     p.add_argument("--skip", default="", help="comma list of variants to skip, e.g. torch_single,jax_optax_bf16")
+    p.add_argument("--loop", choices=["auto", "host", "device"], default="auto",
+                   help="engine loop mode (auto: host on CPU, device elsewhere)")
     p.add_argument("--tiny", action="store_true", help="a seconds-long smoke run: 32 px, 3 iterations, 2x2 problems")
     p.add_argument("--json", help="write all numbers here")
     a = p.parse_args(argv)
@@ -160,7 +161,8 @@ def main(argv=None) -> int:
             name = f"jax_{backend}_{dname}"
             if name in skip:
                 continue
-            imgs, sec, comp = run_jax(weights.variables, x0, targets, a.iters, a.history, a.tv, dtype, backend, a.repeats)
+            imgs, sec, comp = run_jax(weights.variables, x0, targets, a.iters, a.history, a.tv, dtype, backend,
+                                      a.repeats, a.loop)
             add(name, imgs, sec / len(x0), comp)
     try:
         import torch  # noqa: F401
@@ -183,7 +185,7 @@ def main(argv=None) -> int:
     device = jax.devices()[0]
     info = {"date": datetime.date.today().isoformat(), "jax_device": f"{device.platform} {getattr(device, 'device_kind', '')}",
             "jax": jax.__version__, "python": platform.python_version(), "command": " ".join(sys.argv),
-            "settings": {k: getattr(a, k) for k in ("size", "iters", "images", "alphas", "history", "tv", "repeats", "torch_subset")},
+            "settings": {k: getattr(a, k) for k in ("size", "iters", "images", "alphas", "history", "tv", "repeats", "torch_subset", "loop")},
             "flop_per_image_alpha": flop_per_problem, "rows": rows}
     if have_torch:
         import torch
@@ -192,7 +194,7 @@ def main(argv=None) -> int:
     print(f"\n{info['date']} · JAX on {info['jax_device']} · torch on {info.get('torch_device', '-')} · "
           f"{a.images} images x {len(alphas)} alphas, {a.size}px, {a.iters} iterations\n")
     print(f"| variant | s / image-alpha | speed-up vs torch_image | loss ratio vs torch_image (first {n_ref}) "
-          "| final loss (own problems) | compile s | TFLOP/s |")
+          "| final loss (own problems) | compile + first-call overhead s | TFLOP/s |")
     print("|---|---|---|---|---|---|---|")
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     for r in rows:
