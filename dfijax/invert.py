@@ -309,7 +309,8 @@ _step_batch_donating_jit = jax.jit(_step_batch, static_argnums=(0, 1), donate_ar
 
 def invert(loss: FeatureLoss, variables: Mapping, targets: Mapping[str, jax.Array], x0: jax.Array,
            config: SolverConfig = SolverConfig(), *, loop: str = "auto",
-           progress: Callable[[int, jax.Array], None] | None = None, check_every: int = 10) -> InversionResult:
+           progress: Callable[[int, jax.Array], None] | None = None, check_every: int = 10,
+           shard: bool = False) -> InversionResult:
     """Find images whose features match `targets`; all problems are solved together, vmapped.
 
     targets: {tap: [B, h, w, C]} (e.g. feature_targets(...) or φ(x) + α·w); x0: [B, H, W, 3] float32
@@ -320,6 +321,8 @@ def invert(loss: FeatureLoss, variables: Mapping, targets: Mapping[str, jax.Arra
       (loss, config, shapes).
     progress: with loop="host", called as progress(iteration, losses [B]) every `check_every`
       iterations, where the loop also stops once every problem has stopped.
+    shard: split the problems across all local devices (jax.make_mesh + NamedSharding on the batch
+      axis; padded to a multiple of the device count). Results are the same as on one device.
     """
     if loop == "auto":
         loop = "host" if jax.default_backend() == "cpu" else "device"
@@ -340,6 +343,18 @@ def invert(loss: FeatureLoss, variables: Mapping, targets: Mapping[str, jax.Arra
     bad = [t for t in loss.taps if not bool(jnp.isfinite(targets[t]).all())]
     if bad:
         raise ValueError(f"targets {bad} contain NaN or inf; check the weights, the inputs and the attribute vector")
+    n_dev = jax.local_device_count()
+    if shard and n_dev > 1:
+        pad = (-b) % n_dev
+        if pad:
+            targets = {t: jnp.concatenate([v, jnp.repeat(v[-1:], pad, 0)]) for t, v in targets.items()}
+            x0 = jnp.concatenate([x0, jnp.repeat(x0[-1:], pad, 0)])
+        mesh = jax.make_mesh((n_dev,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+        batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+        targets, x0 = jax.device_put((targets, x0), batch_sharding)
+        variables = jax.device_put(variables, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+        r = invert(loss, variables, targets, x0, config, loop=loop, progress=progress, check_every=check_every)
+        return jax.tree.map(lambda a: a[:b], r)
     if loop == "device":
         return _solve_batch_jit(loss, config, variables, targets, x0)
 

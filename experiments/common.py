@@ -42,3 +42,11 @@ def setup() -> str:
 def fail(msg: str) -> int:
     print(f"error: {msg}", file=sys.stderr)
     return 1
+
+
+def cache_dir(kind: str) -> pathlib.Path:
+    """~/.cache/dfijax/<kind> (or $DFIJAX_CACHE/<kind>)."""
+    import os
+
+    base = pathlib.Path(os.environ.get("DFIJAX_CACHE", pathlib.Path.home() / ".cache" / "dfijax")).expanduser()
+    return (base / kind).absolute()

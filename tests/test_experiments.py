@@ -48,3 +48,58 @@ def test_invert_features_bad_input_is_one_line(tmp_path):
         assert p.returncode == 1, p.stderr
         err = [l for l in p.stderr.splitlines() if l.startswith("error: ")]
         assert len(err) == 1 and msg in err[0] and "Traceback" not in p.stderr, p.stderr
+
+
+def _isolated(monkeypatch, tmp_path):
+    import dfijax.weights
+
+    monkeypatch.delenv("DFIJAX_WEIGHTS", raising=False)
+    monkeypatch.setattr(dfijax.weights, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "jaxcache"))
+    monkeypatch.setenv("DFIJAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+TINY_SWEEP = ["--n-synthetic", "300", "--k", "10", "--inputs", "2", "--alphas", "0.2,0.6", "--iters", "6",
+              "--size", "32", "--batch", "8"]
+
+
+def test_alpha_sweep_smoke(tmp_path, monkeypatch):
+    from experiments import alpha_sweep
+
+    _isolated(monkeypatch, tmp_path)
+    assert alpha_sweep.main(TINY_SWEEP + ["--out", str(tmp_path / "a")]) == 0
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert res["weights_pretrained"] is False and res["settings"]["tv"] == 1e-6
+    assert res["alphas"] == [0.2, 0.6] and len(res["inputs"]) == 2
+    assert all(len(n["target"]) == 10 and len(n["source"]) == 10 for n in res["neighbours"])
+    m = res["metrics_per_alpha"]
+    assert m[1]["vgg_feature_distance_to_input"] > m[0]["vgg_feature_distance_to_input"] > 0
+    assert m[1]["pixel_rmse_to_input"] > m[0]["pixel_rmse_to_input"] > 0
+    assert res["attribute_vectors_from_cache"] == 0
+    page = (tmp_path / "a" / "report.html").read_text()
+    assert 'src="grid.png"' in page and "not pretrained" in page
+    grid = np.asarray(Image.open(tmp_path / "a" / "grid.png"))
+    assert grid.shape[1] > 3 * 32 and grid.shape[0] > 2 * 32
+    assert (tmp_path / "a" / "img1_a0.6.png").is_file()
+    # a second sweep reuses the cached attribute vectors
+    assert alpha_sweep.main(TINY_SWEEP + ["--out", str(tmp_path / "b"), "--alphas", "0.4"]) == 0
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["attribute_vectors_from_cache"] == 2
+
+
+def test_alpha_sweep_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
+    from experiments import alpha_sweep
+
+    _isolated(monkeypatch, tmp_path)
+    cases = [
+        (["--edit", "Smilng+"], "unknown attribute 'Smilng' (did you mean Smiling?)"),
+        (["--alphas", "0.1,lots"], "--alphas must be comma-separated numbers"),
+        (["--dataset", "celeba"], "needs --data-dir"),
+        (["--k", "500"], "only"),
+        (["--images", str(tmp_path / "me.jpg"), "--attrs", "Young=1"], "not found"),
+        (["--images", str(tmp_path / "me.jpg")], "need their attributes"),
+    ]
+    for extra, msg in cases:
+        assert alpha_sweep.main(TINY_SWEEP + extra + ["--out", str(tmp_path / "x")]) == 1, extra
+        err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")]
+        assert len(err) == 1 and msg in err[0], (extra, err)

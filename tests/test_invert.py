@@ -188,3 +188,13 @@ def test_bad_configuration_and_inputs_get_one_line_errors(random_vgg, problem):
         with pytest.raises(ValueError, match=match) as e:
             fn()
         assert "\n" not in str(e.value)
+
+
+def test_sharded_across_8_devices_equals_one_device(random_vgg, problem, solved):
+    """conftest forces 8 host CPU devices; 3 problems are padded to 8 and split one per device."""
+    assert jax.local_device_count() == 8
+    _, targets, x0 = problem
+    r = I.invert(LOSS, random_vgg.variables, targets, x0, CFG, shard=True)
+    chex.assert_shape(r.images, x0.shape)
+    np.testing.assert_allclose(r.loss_history[:, :10], solved.loss_history[:, :10], rtol=1e-4)
+    np.testing.assert_allclose(r.images, solved.images, atol=2e-3)

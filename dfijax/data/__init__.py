@@ -1,0 +1,54 @@
+"""Face datasets with attributes for DFI: one small interface over CelebA, LFW and the embedded
+synthetic faces.
+
+A `FaceDataset` holds the attribute table in memory and loads images by index, aligned and cropped
+to a square working size. Attributes are float32 [N, A]: CelebA's are ±1 (binary), LFW's are
+continuous classifier scores; `binary` tells which (Hamming vs L2 neighbour ranking).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Missing or malformed dataset files; the message names the expected files and how to get them."""
+
+
+@dataclasses.dataclass
+class FaceDataset(abc.ABC):
+    """name: short id (used in cache keys); attr_names: [A]; attrs: [N, A] float32; ids: [N] stable
+    per-image ids (file names); binary: ±1 attributes (CelebA, synthetic) or continuous (LFW);
+    gender: the attribute for same-gender neighbour restriction, if any."""
+
+    name: str
+    attr_names: tuple[str, ...]
+    attrs: np.ndarray
+    ids: tuple[str, ...]
+    binary: bool
+    gender: str | None = "Male"
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @abc.abstractmethod
+    def load(self, index: int, size: int) -> np.ndarray:
+        """One aligned face crop, [size, size, 3] float32 in [0, 1]."""
+
+    def images(self, indices: Sequence[int], size: int) -> np.ndarray:
+        """[n, size, size, 3] float32 in [0, 1]."""
+        return np.stack([self.load(int(i), size) for i in indices]).astype(np.float32)
+
+    def attr_index(self, name: str) -> int:
+        from dfijax.dfi import _unknown
+
+        if name not in self.attr_names:
+            raise _unknown(name, self.attr_names)
+        return self.attr_names.index(name)
+
+    def describe(self) -> str:
+        return f"{self.name}: {len(self)} faces, {len(self.attr_names)} {'binary' if self.binary else 'continuous'} attributes"

@@ -1,0 +1,84 @@
+"""The DFI sweep pipeline: neighbours -> attribute vector (cached on disk) -> one batched edit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+from typing import Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dfijax import dfi
+from dfijax import invert as inv
+from dfijax.data import FaceDataset
+
+
+def mean_features(loss: inv.FeatureLoss, variables: Mapping, dataset: FaceDataset, indices: Sequence[int], size: int,
+                  normalize: bool = False, batch: int = 32,
+                  progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Mean φ over dataset images (running sums in batches, so K large images never sit in memory at
+    once). normalize divides each image's layer by its L2 norm first. Returns {tap: [h, w, C]}."""
+    total: dict[str, np.ndarray] = {}
+    idx = list(indices)
+    for start in range(0, len(idx), batch):
+        chunk = idx[start:start + batch]
+        imgs = dataset.images(chunk, size)
+        if len(chunk) < batch:  # pad to a fixed batch: one compilation
+            imgs = np.concatenate([imgs, np.zeros((batch - len(chunk),) + imgs.shape[1:], imgs.dtype)])
+        feats = inv.feature_targets(loss, variables, jnp.asarray(imgs))
+        for t, f in feats.items():
+            f = np.asarray(f[: len(chunk)], np.float64)
+            if normalize:
+                f = f / (np.linalg.norm(f.reshape(len(chunk), -1), axis=1).reshape(-1, 1, 1, 1) + 1e-12)
+            total[t] = total.get(t, 0.0) + f.sum(0)
+        if progress:
+            progress(len(chunk))
+    return {t: (v / len(idx)).astype(np.float32) for t, v in total.items()}
+
+
+def cache_key(**parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def weights_id(meta: Mapping[str, str]) -> str:
+    """What identifies weights for caching: the source file's hash, or the random seed."""
+    return meta.get("source_sha256") or f"random-seed{meta.get('seed', '?')}"
+
+
+def attribute_vector_cached(loss: inv.FeatureLoss, variables: Mapping, weights_meta: Mapping[str, str],
+                            dataset: FaceDataset, neighbours: dfi.Neighbours, size: int, scaling: str,
+                            cache_dir: str | os.PathLike | None, batch: int = 32,
+                            progress: Callable[[int], None] | None = None) -> tuple[dict[str, np.ndarray], bool]:
+    """w = mean φ(target set) − mean φ(source set) for these neighbours, from the cache when the same
+    weights, taps, pooling, data, size, neighbour sets and normalisation were seen before.
+    Returns (w, whether it came from the cache)."""
+    normalize = dfi.uses_normalized_features(scaling)
+    key = cache_key(weights=weights_id(weights_meta), taps=loss.taps, pooling=loss.model.pooling, data=dataset.name,
+                    size=size, normalize=normalize, target=neighbours.target.tolist(),
+                    source=neighbours.source.tolist())
+    path = pathlib.Path(cache_dir) / f"attrvec-{key}.npz" if cache_dir else None
+    if path is not None and path.is_file():
+        with np.load(path) as z:
+            return {t: z[t] for t in loss.taps}, True
+    mt = mean_features(loss, variables, dataset, neighbours.target, size, normalize, batch, progress)
+    ms = mean_features(loss, variables, dataset, neighbours.source, size, normalize, batch, progress)
+    w = {t: mt[t] - ms[t] for t in loss.taps}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **w)
+        os.replace(tmp, path)
+    return w, False
+
+
+def feature_distance(loss: inv.FeatureLoss, variables: Mapping, a: jax.Array, b: jax.Array) -> np.ndarray:
+    """Relative VGG-feature distance ‖φ(a) − φ(b)‖ / ‖φ(b)‖ over the loss's taps, per image: [B]."""
+    fa = inv.feature_targets(loss, variables, a)
+    fb = inv.feature_targets(loss, variables, b)
+    num = sum(jnp.sum(jnp.square(fa[t] - fb[t]).reshape(len(a), -1), axis=1) for t in loss.taps)
+    den = sum(jnp.sum(jnp.square(fb[t]).reshape(len(a), -1), axis=1) for t in loss.taps)
+    return np.asarray(jnp.sqrt(num / jnp.maximum(den, 1e-20)))
