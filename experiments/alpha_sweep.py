@@ -10,7 +10,8 @@ forms the attribute vector w (cached on disk under ~/.cache/dfijax/attrvec), and
 φ(x) + α·w for every input × alpha in one compiled, vmapped L-BFGS call (sharded over all local
 devices). Writes, under runs/alpha_sweep/<time>/ (or --out):
   grid.png     rows = inputs; columns = the original, then one per alpha
-  report.html  the grid, per-alpha metrics (pixel and VGG-feature distance to the input) and settings
+  report.html  the grid, per-alpha metrics (pixel and VGG-feature distance to the input, and the
+               target attribute's probability under an attribute probe trained on the dataset) and settings
   results.json every setting, the weights and data used, neighbours, timings, metrics
   img<i>_a<alpha>.png for each output.
 Runs offline in a few minutes on a 2-core CPU with no arguments (64 px, 100 iterations); on a GPU
@@ -20,6 +21,7 @@ the defaults become 200 px and 500 iterations. With the seeded random VGG-19 it 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import html
 import sys
 import time
@@ -58,6 +60,9 @@ def parse(argv):
     p.add_argument("--residual", action="store_true", help="subtract what inverting φ(x) alone changes")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--weights", help="converted weights (.safetensors); default: weights/ or a seeded random net")
+    p.add_argument("--no-probe", action="store_true", help="skip the attribute probe (trained once, cached)")
+    p.add_argument("--probe-steps", type=int, default=300, help="probe training steps")
+    p.add_argument("--probe-train", type=int, default=2000, help="probe training images")
     p.add_argument("--batch", type=int, default=32, help="images per batch when averaging neighbour features")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output folder (default runs/alpha_sweep/<time>)")
@@ -200,6 +205,26 @@ def main(argv=None) -> int:
     feat = sweep.feature_distance(loss, weights.variables, flat, ref).reshape(b, a)
     per_alpha = [{"alpha": al, "pixel_rmse_to_input": float(pix[:, j].mean()),
                   "vgg_feature_distance_to_input": float(feat[:, j].mean())} for j, al in enumerate(alphas)]
+    probe_info = None
+    if not args.no_probe:
+        from dfijax.probe import ProbeConfig, train_probe
+
+        pc = ProbeConfig(size=min(64, args.size), steps=args.probe_steps, n_train=args.probe_train, seed=args.seed)
+        with tqdm(total=pc.steps, desc="attribute probe", unit="step", file=sys.stderr) as bar:
+            probe, probe_cached = train_probe(data, pc, common.cache_dir("probe"),
+                                              progress=lambda i, m: bar.update(i - bar.n))
+            bar.update(pc.steps - bar.n)
+
+        def target_score(imgs):  # probability of the edit's direction, averaged over its attributes
+            p = probe.scores(imgs)
+            return np.mean([p[:, i] if sign > 0 else 1 - p[:, i] for i, sign in edit_spec], axis=0)
+
+        s_in = target_score(inputs)
+        s_out = target_score(np.asarray(flat)).reshape(b, a)
+        for j, m in enumerate(per_alpha):
+            m["target_attribute_score"] = float(s_out[:, j].mean())
+        probe_info = {"input_target_attribute_score": float(s_in.mean()), "cached": probe_cached,
+                      "metrics": probe.metrics, "config": dataclasses.asdict(pc)}
     for i in range(b):
         for j, al in enumerate(alphas):
             im.save_image(out / f"img{i}_a{al:g}.png", edited[i, j])
@@ -216,13 +241,14 @@ def main(argv=None) -> int:
         "attribute_vectors_from_cache": cached, "seconds": {"neighbour_features": t_features,
                                                             "edit_including_compile": t_edit,
                                                             "total": time.perf_counter() - t_start},
-        "final_loss": np.asarray(result.final_loss).tolist(), "metrics_per_alpha": per_alpha,
+        "final_loss": np.asarray(result.final_loss).tolist(), "metrics_per_alpha": per_alpha, "probe": probe_info,
     }
     common.write_json(out / "results.json", results)
     write_report(out / "report.html", results)
     for m in per_alpha:
+        score = f", target attribute score {m['target_attribute_score']:.3f}" if "target_attribute_score" in m else ""
         print(f"alpha {m['alpha']:g}: pixel RMSE {m['pixel_rmse_to_input']:.4f}, "
-              f"VGG distance {m['vgg_feature_distance_to_input']:.4f}", file=sys.stderr)
+              f"VGG distance {m['vgg_feature_distance_to_input']:.4f}{score}", file=sys.stderr)
     print(f"wrote {out / 'grid.png'}, {out / 'report.html'} and {out / 'results.json'}")
     return 0
 
@@ -231,8 +257,15 @@ def write_report(path, r) -> None:
     notice = "" if r["weights_pretrained"] else (
         "<p style='color:#a00'><b>Weights are a seeded random VGG-19, not pretrained:</b> these pictures show "
         "what the method does, not what trained features give.</p>")
+    has_probe = r.get("probe") is not None
     rows = "".join(f"<tr><td>{m['alpha']:g}</td><td>{m['pixel_rmse_to_input']:.4f}</td>"
-                   f"<td>{m['vgg_feature_distance_to_input']:.4f}</td></tr>" for m in r["metrics_per_alpha"])
+                   f"<td>{m['vgg_feature_distance_to_input']:.4f}</td>"
+                   + (f"<td>{m['target_attribute_score']:.3f}</td>" if has_probe else "") + "</tr>"
+                   for m in r["metrics_per_alpha"])
+    probe_th = "<th>target attribute score (probe)</th>" if has_probe else ""
+    probe_p = (f"<p>Attribute probe: a small CNN trained on the dataset's attributes (held-out accuracy "
+               f"{html.escape(str({k: round(v, 3) for k, v in r['probe']['metrics'].get('val_accuracy', {}).items()}))}); "
+               f"the inputs score {r['probe']['input_target_attribute_score']:.3f} for the edit.</p>") if has_probe else ""
     settings = html.escape(str(r["settings"]))
     path.write_text(f"""<!doctype html><meta charset="utf-8"><title>DFI alpha sweep: {html.escape(r['edit'])}</title>
 <body style="font-family:sans-serif;max-width:1100px;margin:auto">
@@ -241,7 +274,8 @@ def write_report(path, r) -> None:
 {notice}
 <img src="grid.png" style="image-rendering:pixelated;width:100%">
 <h2>Per alpha (mean over inputs)</h2>
-<table border=1 cellpadding=4><tr><th>alpha</th><th>pixel RMSE to input</th><th>VGG feature distance to input</th></tr>{rows}</table>
+<table border=1 cellpadding=4><tr><th>alpha</th><th>pixel RMSE to input</th><th>VGG feature distance to input</th>{probe_th}</tr>{rows}</table>
+{probe_p}
 <h2>Timing</h2><p>{html.escape(str({k: round(v, 1) for k, v in r['seconds'].items()}))} seconds</p>
 <h2>Settings</h2><pre style="white-space:pre-wrap">{settings}</pre>
 </body>""")

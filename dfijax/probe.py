@@ -1,0 +1,133 @@
+"""Attribute probe: a small CNN trained on a face dataset's attributes, to score DFI outputs.
+
+It measures what an edit does to the attribute (the target's probability should rise with α) apart
+from how far the image moved. Trained once per (dataset, size, steps, seed) and cached with orbax.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from dfijax.data import FaceDataset
+
+
+class ProbeCNN(nn.Module):
+    """[B, S, S, 3] in [0, 1] -> [B, A] attribute logits."""
+
+    num_attrs: int
+    width: int = 32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = x - 0.5
+        for i, mult in enumerate((1, 2, 4, 4)):
+            h = nn.Conv(self.width * mult, (3, 3), strides=(2, 2), name=f"conv{i}")(h)
+            h = nn.gelu(h)
+        h = jnp.mean(h, axis=(1, 2))
+        return nn.Dense(self.num_attrs, name="head")(h)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeConfig:
+    size: int = 64
+    steps: int = 300
+    batch: int = 64
+    lr: float = 3e-3
+    n_train: int = 2000
+    seed: int = 0
+
+
+def _loss(params, apply, x, y):
+    logits = apply({"params": params}, x)
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y)), logits
+
+
+def make_train_step(model: ProbeCNN):
+    """Pure (state, batch, rng) -> (state, metrics); a non-finite loss leaves the state unchanged."""
+
+    def step(state: train_state.TrainState, batch: tuple[jax.Array, jax.Array], rng: jax.Array):
+        x, y = batch
+        flip = jax.random.bernoulli(jax.random.fold_in(rng, state.step), 0.5, (x.shape[0], 1, 1, 1))
+        x = jnp.where(flip, x[:, :, ::-1], x)  # faces are left-right symmetric in their attributes
+        (loss, logits), grads = jax.value_and_grad(_loss, has_aux=True)(state.params, model.apply, x, y)
+        new = state.apply_gradients(grads=grads)
+        ok = jnp.isfinite(loss)
+        new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
+        acc = jnp.mean((logits > 0) == (y > 0.5))
+        return new, {"loss": loss, "accuracy": acc, "finite": ok}
+
+    return jax.jit(step, donate_argnums=(0,) if jax.default_backend() != "cpu" else ())
+
+
+@dataclasses.dataclass
+class Probe:
+    model: ProbeCNN
+    params: Any
+    attr_names: tuple[str, ...]
+    size: int
+    metrics: dict
+
+    def scores(self, images: np.ndarray | jax.Array) -> np.ndarray:
+        """[B, H, W, 3] in [0, 1] -> [B, A] probabilities (images resized to the probe's size)."""
+        x = jnp.asarray(images, jnp.float32)
+        if x.shape[1:3] != (self.size, self.size):
+            x = jax.image.resize(x, (x.shape[0], self.size, self.size, 3), "linear")
+        return np.asarray(jax.nn.sigmoid(_apply_jit(self.model, self.params, x)))
+
+
+_apply_jit = jax.jit(lambda model, params, x: model.apply({"params": params}, x), static_argnums=(0,))
+
+
+def train_probe(data: FaceDataset, config: ProbeConfig = ProbeConfig(), cache_dir: str | pathlib.Path | None = None,
+                progress: Callable[[int, dict], None] | None = None) -> tuple[Probe, bool]:
+    """Train (or restore from cache_dir) a probe on the dataset's attributes. Returns (probe, cached).
+
+    Trains on the first n_train images, holds out the next 10% for the reported accuracy.
+    """
+    import orbax.checkpoint as ocp
+
+    model = ProbeCNN(len(data.attr_names))
+    n_train = min(config.n_train, len(data))
+    n_val = max(1, min(len(data) - n_train, n_train // 10)) if len(data) > n_train else 0
+    init = model.init(jax.random.key(config.seed), jnp.zeros((1, config.size, config.size, 3)))["params"]
+    state = train_state.TrainState.create(apply_fn=model.apply, params=init, tx=optax.adam(config.lr))
+    key = f"{data.name}-s{config.size}-t{config.steps}-b{config.batch}-n{n_train}-seed{config.seed}"
+    mngr = None
+    if cache_dir is not None:
+        path = (pathlib.Path(cache_dir) / key).absolute()
+        mngr = ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+        if mngr.latest_step() is not None:
+            restored = mngr.restore(mngr.latest_step(), args=ocp.args.Composite(
+                params=ocp.args.StandardRestore(init), metrics=ocp.args.JsonRestore()))
+            return Probe(model, restored["params"], data.attr_names, config.size, restored["metrics"]), True
+    x_all = data.images(range(n_train + n_val), config.size)
+    y_all = (data.attrs[: n_train + n_val] > 0).astype(np.float32)
+    step = make_train_step(model)
+    rng = np.random.default_rng(config.seed)
+    key_j = jax.random.key(config.seed)
+    m = {}
+    for i in range(config.steps):
+        idx = rng.integers(0, n_train, config.batch)
+        state, m = step(state, (jnp.asarray(x_all[idx]), jnp.asarray(y_all[idx])), key_j)
+        if progress and (i + 1) % 25 == 0:
+            progress(i + 1, {k: float(v) for k, v in m.items()})
+    metrics = {"train_loss": float(m["loss"]), "steps": config.steps}
+    if n_val:
+        p = Probe(model, state.params, data.attr_names, config.size, {})
+        pred = p.scores(x_all[n_train:]) > 0.5
+        acc = (pred == (y_all[n_train:] > 0.5)).mean(0)
+        metrics["val_accuracy"] = {a: float(v) for a, v in zip(data.attr_names, acc)}
+    if mngr is not None:
+        mngr.save(config.steps, args=ocp.args.Composite(params=ocp.args.StandardSave(state.params),
+                                                        metrics=ocp.args.JsonSave(metrics)))
+        mngr.wait_until_finished()
+    return Probe(model, state.params, data.attr_names, config.size, metrics), False
