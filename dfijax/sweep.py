@@ -58,8 +58,10 @@ def attribute_vector_cached(loss: inv.FeatureLoss, variables: Mapping, weights_m
     Returns (w, whether it came from the cache)."""
     normalize = dfi.uses_normalized_features(scaling)
     key = cache_key(weights=weights_id(weights_meta), taps=loss.taps, pooling=loss.model.pooling, data=dataset.name,
-                    size=size, normalize=normalize, target=neighbours.target.tolist(),
-                    source=neighbours.source.tolist())
+                    crop=getattr(dataset, "crop", None),
+                    size=size, normalize=normalize,
+                    target=[dataset.ids[i] for i in neighbours.target],
+                    source=[dataset.ids[i] for i in neighbours.source])
     path = pathlib.Path(cache_dir) / f"attrvec-{key}.npz" if cache_dir else None
     if path is not None and path.is_file():
         with np.load(path) as z:

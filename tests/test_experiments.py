@@ -119,3 +119,21 @@ def test_alpha_sweep_raises_the_target_attribute_score(tmp_path, monkeypatch):
     lo, hi = (m["target_attribute_score"] for m in res["metrics_per_alpha"])
     assert hi > lo + 0.1, (lo, hi)
     assert "target attribute score (probe)" in (tmp_path / "p" / "report.html").read_text()
+
+
+def test_alpha_sweep_on_a_celeba_folder(tmp_path, monkeypatch):
+    """The real-data path end to end: a CelebA folder in the official layout (tiny, made here)."""
+    from experiments import alpha_sweep
+    from tests.test_data_folders import make_celeba
+
+    _isolated(monkeypatch, tmp_path)
+    root = make_celeba(tmp_path / "celeba", n=24)
+    out = tmp_path / "c"
+    args = ["--dataset", "celeba", "--data-dir", str(root), "--edit", "Smiling+", "--k", "3", "--allow-fewer",
+            "--inputs", "2", "--alphas", "0.3", "--iters", "4", "--size", "32", "--no-probe", "--batch", "4",
+            "--out", str(out)]
+    assert alpha_sweep.main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["data"].startswith("celeba: 24 faces, 40 binary")
+    assert all(i.endswith(".jpg") for i in res["inputs"])
+    assert (out / "img1_a0.3.png").is_file()
