@@ -40,7 +40,9 @@ def parse(argv):
     p.add_argument("--dataset", choices=["synthetic", "celeba", "celeba-tfds", "lfw"], default="synthetic")
     p.add_argument("--data-dir", help="dataset folder (celeba, lfw) or tfds data_dir (celeba-tfds)")
     p.add_argument("--n-synthetic", type=int, default=2000, help="size of the synthetic face set")
-    p.add_argument("--edit", default="Smiling+", help="attribute spec, e.g. 'Smiling+ Mouth_Open+' or 'Young-'")
+    p.add_argument("--edit", default="Smiling+",
+                   help="attribute spec, e.g. 'Smiling+ Mouth_Open+' or 'Young-'; several edits in one call "
+                        "separated by ';', e.g. 'Smiling+;Eyeglasses+' (rows = input x edit)")
     p.add_argument("--inputs", type=int, default=3, help="how many dataset faces lacking the edit to edit")
     p.add_argument("--indices", help="comma-separated dataset indices to edit instead")
     p.add_argument("--images", nargs="*", help="own photos to edit (aligned, face-centred); needs --attrs")
@@ -58,6 +60,9 @@ def parse(argv):
                         "the random net, whose activations are ~100x smaller)")
     p.add_argument("--color-match", action="store_true", help="match each output's colour to its input")
     p.add_argument("--residual", action="store_true", help="subtract what inverting φ(x) alone changes")
+    p.add_argument("--full-res", action="store_true",
+                   help="own photos: also add the edit (computed at --size) to the full-resolution original")
+    p.add_argument("--no-shard", action="store_true", help="solve on one device even when there are several")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--weights", help="converted weights (.safetensors); default: weights/ or a seeded random net")
     p.add_argument("--no-probe", action="store_true", help="skip the attribute probe (trained once, cached)")
@@ -119,7 +124,11 @@ def main(argv=None) -> int:
         if args.k < 1 or args.iters < 1:
             raise ValueError("--k and --iters must be positive")
         data = load_dataset(args)
-        edit_spec = dfi.parse_edit(args.edit, data.attr_names)
+        edit_names = [e.strip() for e in args.edit.split(";") if e.strip()]
+        if not edit_names:
+            raise ValueError("--edit is empty; e.g. --edit Smiling+")
+        edit_specs = [dfi.parse_edit(e, data.attr_names) for e in edit_names]
+        edit_spec = edit_specs[0]  # chooses the default inputs
         gender = data.attr_index(data.gender) if (args.same_gender and data.gender) else None
         lacks = -0.5
         if args.images:
@@ -144,10 +153,12 @@ def main(argv=None) -> int:
             inputs = data.images(idx, args.size)
             queries, excludes, labels = [data.attrs[i] for i in idx], idx, [data.ids[i] for i in idx]
         weights = common.load_weights(args.weights, args.seed)
+        rows = [(i, e) for i in range(len(inputs)) for e in range(len(edit_specs))]  # input-major
         neighbours = []
-        for q, ex in zip(queries, excludes):
-            n = dfi.select_neighbours(data.attrs, q, edit_spec, args.k, metric="hamming" if data.binary else "l2",
-                                      same=gender, exclude=ex, allow_fewer=args.allow_fewer)
+        for i, e in rows:
+            n = dfi.select_neighbours(data.attrs, queries[i], edit_specs[e], args.k,
+                                      metric="hamming" if data.binary else "l2", same=gender, exclude=excludes[i],
+                                      allow_fewer=args.allow_fewer)
             if min(len(n.target), len(n.source)) < args.k:
                 print(f"warning: only {len(n.target)} target / {len(n.source)} source neighbours (K = {args.k})",
                       file=sys.stderr)
@@ -160,7 +171,8 @@ def main(argv=None) -> int:
         print(f"TV weight {args.tv:g} (auto for {'pretrained' if weights.pretrained else 'random'} weights)",
               file=sys.stderr)
     out = common.out_dir(args.out, "alpha_sweep")
-    print(f"device: {device}; data: {data.describe()}; {len(inputs)} inputs x {len(alphas)} alphas at "
+    print(f"device: {device}; data: {data.describe()}; {len(inputs)} inputs x {len(edit_specs)} edits x "
+          f"{len(alphas)} alphas at "
           f"{args.size}px, {args.iters} iterations; output {out}", file=sys.stderr)
     model = VGG19(dtype=jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32)
     loss = inv.FeatureLoss(model=model, taps=taps, tv_weight=args.tv)
@@ -186,11 +198,13 @@ def main(argv=None) -> int:
             bar.update(k - bar.n)
             bar.set_postfix(loss=f"{float(jnp.mean(losses)):.4g}")
 
-        edited, result = dfi.edit(loss, weights.variables, jnp.asarray(inputs), w, run_alphas, cfg, args.scaling,
-                                  progress=progress, check_every=5, shard=jax.local_device_count() > 1)
+        row_inputs = jnp.asarray(inputs[[i for i, _ in rows]])
+        edited, result = dfi.edit(loss, weights.variables, row_inputs, w, run_alphas, cfg, args.scaling,
+                                  progress=progress, check_every=5,
+                                  shard=jax.local_device_count() > 1 and not args.no_shard)
         edited.block_until_ready()
     t_edit = time.perf_counter() - t0
-    x = jnp.asarray(inputs)
+    x = row_inputs
     if args.residual:
         recon, edited = edited[:, :1], edited[:, 1:]
         edited = dfi.subtract_residual(edited, recon, x[:, None])
@@ -198,13 +212,18 @@ def main(argv=None) -> int:
         edited = jax.vmap(lambda e, r: jax.vmap(lambda z: dfi.match_color(z, r))(e))(edited, x)
     edited = np.clip(np.asarray(edited), 0, 1)
 
-    b, a = len(inputs), len(alphas)
+    b, a = len(rows), len(alphas)
     flat = jnp.asarray(edited.reshape((b * a,) + edited.shape[2:]))
     ref = jnp.repeat(x, a, axis=0)
     pix = np.sqrt(np.mean((np.asarray(flat) - np.asarray(ref)) ** 2, axis=(1, 2, 3))).reshape(b, a)
     feat = sweep.feature_distance(loss, weights.variables, flat, ref).reshape(b, a)
-    per_alpha = [{"alpha": al, "pixel_rmse_to_input": float(pix[:, j].mean()),
-                  "vgg_feature_distance_to_input": float(feat[:, j].mean())} for j, al in enumerate(alphas)]
+    def table(sel):
+        return [{"alpha": al, "pixel_rmse_to_input": float(pix[sel, j].mean()),
+                 "vgg_feature_distance_to_input": float(feat[sel, j].mean())} for j, al in enumerate(alphas)]
+
+    edit_of_row = np.array([e for _, e in rows])
+    per_alpha = table(slice(None))
+    per_edit = {name: table(edit_of_row == e) for e, name in enumerate(edit_names)}
     probe_info = None
     if not args.no_probe:
         from dfijax.probe import ProbeConfig, train_probe
@@ -215,33 +234,44 @@ def main(argv=None) -> int:
                                               progress=lambda i, m: bar.update(i - bar.n))
             bar.update(pc.steps - bar.n)
 
-        def target_score(imgs):  # probability of the edit's direction, averaged over its attributes
-            p = probe.scores(imgs)
-            return np.mean([p[:, i] if sign > 0 else 1 - p[:, i] for i, sign in edit_spec], axis=0)
+        def target_score(p, spec):  # probability of the edit's direction, averaged over its attributes
+            return np.mean([p[..., i] if sign > 0 else 1 - p[..., i] for i, sign in spec], axis=0)
 
-        s_in = target_score(inputs)
-        s_out = target_score(np.asarray(flat)).reshape(b, a)
+        p_in = probe.scores(np.asarray(x))
+        p_out = probe.scores(np.asarray(flat)).reshape(b, a, -1)
+        s_in = np.array([target_score(p_in[r], edit_specs[e]) for r, (_, e) in enumerate(rows)])
+        s_out = np.stack([target_score(p_out[r], edit_specs[e]) for r, (_, e) in enumerate(rows)])
         for j, m in enumerate(per_alpha):
             m["target_attribute_score"] = float(s_out[:, j].mean())
+        for e, name in enumerate(edit_names):
+            for j, m in enumerate(per_edit[name]):
+                m["target_attribute_score"] = float(s_out[edit_of_row == e, j].mean())
         probe_info = {"input_target_attribute_score": float(s_in.mean()), "cached": probe_cached,
                       "metrics": probe.metrics, "config": dataclasses.asdict(pc)}
-    for i in range(b):
+    originals = [im.load_image(p) for p in args.images] if (args.images and args.full_res) else None
+    for r, (i, e) in enumerate(rows):
+        stem = f"img{i}" if len(edit_specs) == 1 else f"img{i}_e{e}"
         for j, al in enumerate(alphas):
-            im.save_image(out / f"img{i}_a{al:g}.png", edited[i, j])
-    grid = im.make_grid([[inputs[i]] + [edited[i, j] for j in range(a)] for i in range(b)],
+            im.save_image(out / f"{stem}_a{al:g}.png", edited[r, j])
+            if originals is not None:
+                full = dfi.apply_at_full_resolution(jnp.asarray(originals[i]), x[r], jnp.asarray(edited[r, j]))
+                im.save_image(out / f"{stem}_a{al:g}_full.png", np.asarray(full))
+    grid = im.make_grid([[np.asarray(x[r])] + [edited[r, j] for j in range(a)] for r in range(b)],
                         col_labels=["input"] + [f"a={al:g}" for al in alphas])
     im.save_image(out / "grid.png", grid)
     results = {
         "experiment": "alpha_sweep", "settings": vars(args), "device": device, "data": data.describe(),
         "weights": weights.description, "weights_pretrained": weights.pretrained, "weights_meta": weights.meta,
-        "edit": args.edit, "alphas": alphas, "inputs": labels,
+        "edit": args.edit, "edits": edit_names, "alphas": alphas, "inputs": labels,
+        "rows": [{"input": labels[i], "edit": edit_names[e]} for i, e in rows],
         "neighbours": [{"target": n.target.tolist(), "source": n.source.tolist(),
                         "target_available": n.n_target_available, "source_available": n.n_source_available}
                        for n in neighbours],
         "attribute_vectors_from_cache": cached, "seconds": {"neighbour_features": t_features,
                                                             "edit_including_compile": t_edit,
                                                             "total": time.perf_counter() - t_start},
-        "final_loss": np.asarray(result.final_loss).tolist(), "metrics_per_alpha": per_alpha, "probe": probe_info,
+        "final_loss": np.asarray(result.final_loss).tolist(), "metrics_per_alpha": per_alpha,
+        "metrics_per_edit": per_edit, "probe": probe_info,
     }
     common.write_json(out / "results.json", results)
     write_report(out / "report.html", results)
@@ -258,10 +288,10 @@ def write_report(path, r) -> None:
         "<p style='color:#a00'><b>Weights are a seeded random VGG-19, not pretrained:</b> these pictures show "
         "what the method does, not what trained features give.</p>")
     has_probe = r.get("probe") is not None
-    rows = "".join(f"<tr><td>{m['alpha']:g}</td><td>{m['pixel_rmse_to_input']:.4f}</td>"
+    rows = "".join(f"<tr><td>{html.escape(edit)}</td><td>{m['alpha']:g}</td><td>{m['pixel_rmse_to_input']:.4f}</td>"
                    f"<td>{m['vgg_feature_distance_to_input']:.4f}</td>"
                    + (f"<td>{m['target_attribute_score']:.3f}</td>" if has_probe else "") + "</tr>"
-                   for m in r["metrics_per_alpha"])
+                   for edit, table in r["metrics_per_edit"].items() for m in table)
     probe_th = "<th>target attribute score (probe)</th>" if has_probe else ""
     probe_p = (f"<p>Attribute probe: a small CNN trained on the dataset's attributes (held-out accuracy "
                f"{html.escape(str({k: round(v, 3) for k, v in r['probe']['metrics'].get('val_accuracy', {}).items()}))}); "
@@ -273,8 +303,9 @@ def write_report(path, r) -> None:
 <p>Data: {html.escape(r['data'])}. Weights: {html.escape(r['weights'])}. Device: {html.escape(r['device'])}.</p>
 {notice}
 <img src="grid.png" style="image-rendering:pixelated;width:100%">
-<h2>Per alpha (mean over inputs)</h2>
-<table border=1 cellpadding=4><tr><th>alpha</th><th>pixel RMSE to input</th><th>VGG feature distance to input</th>{probe_th}</tr>{rows}</table>
+<h2>Per edit and alpha (mean over inputs)</h2>
+<p>Grid rows: {html.escape(", ".join(f"{x['input']} / {x['edit']}" for x in r["rows"]))}.</p>
+<table border=1 cellpadding=4><tr><th>edit</th><th>alpha</th><th>pixel RMSE to input</th><th>VGG feature distance to input</th>{probe_th}</tr>{rows}</table>
 {probe_p}
 <h2>Timing</h2><p>{html.escape(str({k: round(v, 1) for k, v in r['seconds'].items()}))} seconds</p>
 <h2>Settings</h2><pre style="white-space:pre-wrap">{settings}</pre>
