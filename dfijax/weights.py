@@ -14,13 +14,13 @@ Sources read (see REFERENCE in the README):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import pathlib
 from typing import Any, Mapping
 
 import numpy as np
 
+from dfijax.fetch import sha256_file
 from dfijax.vgg import CONV_CHANNELS, CONV_NAMES, PREPROCESS_KINDS, preprocess_constants
 
 FORMAT = "dfijax-vgg19/1"
@@ -62,14 +62,6 @@ class VGGWeights:
                 "natural-image knowledge; run scripts/fetch_vgg19.py for real weights"
             )
         return f"pretrained VGG-19 from {m.get('source_name', '?')} ({m.get('source_format')}, {m.get('preprocess')} preprocessing)"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _variables(params: Mapping[str, Mapping[str, np.ndarray]], preprocess: str) -> dict:

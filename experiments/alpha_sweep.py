@@ -6,7 +6,8 @@
     python -m experiments.alpha_sweep --dataset celeba --data-dir data/celeba --images me.jpg --attrs Young=1,Male=-1
 
 For every input it picks K neighbours with and without the edit (nearest in the other attributes),
-forms the attribute vector w (cached on disk under ~/.cache/dfijax/attrvec), and inverts
+forms the attribute vector w (each neighbour's features and each vector are cached on disk under
+~/.cache/dfijax, so a second sweep does not recompute them), and inverts
 φ(x) + α·w for every input × alpha in one compiled, vmapped L-BFGS call (sharded over all local
 devices). Writes, under runs/alpha_sweep/<time>/ (or --out):
   grid.png     rows = inputs; columns = the original, then one per alpha
@@ -60,11 +61,15 @@ def parse(argv):
                         "the random net, whose activations are ~100x smaller)")
     p.add_argument("--color-match", action="store_true", help="match each output's colour to its input")
     p.add_argument("--residual", action="store_true", help="subtract what inverting φ(x) alone changes")
+    p.add_argument("--mask", help="greyscale mask image: white takes the edit, black keeps the input")
     p.add_argument("--full-res", action="store_true",
                    help="own photos: also add the edit (computed at --size) to the full-resolution original")
     p.add_argument("--no-shard", action="store_true", help="solve on one device even when there are several")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--weights", help="converted weights (.safetensors); default: weights/ or a seeded random net")
+    p.add_argument("--no-feature-cache", action="store_true",
+                   help="do not keep per-image neighbour features (float16, ~200 KB per image at 64 px, "
+                        "~2 MB at 200 px) under ~/.cache/dfijax/features-*")
     p.add_argument("--no-probe", action="store_true", help="skip the attribute probe (trained once, cached)")
     p.add_argument("--probe-steps", type=int, default=300, help="probe training steps")
     p.add_argument("--probe-train", type=int, default=2000, help="probe training images")
@@ -152,6 +157,7 @@ def main(argv=None) -> int:
                     raise ValueError(f"no face in {data.name} lacks the edit {args.edit!r}")
             inputs = data.images(idx, args.size)
             queries, excludes, labels = [data.attrs[i] for i in idx], idx, [data.ids[i] for i in idx]
+        mask = im.load_image(args.mask, (args.size, args.size)).mean(-1) if args.mask else None
         weights = common.load_weights(args.weights, args.seed)
         rows = [(i, e) for i in range(len(inputs)) for e in range(len(edit_specs))]  # input-major
         neighbours = []
@@ -177,13 +183,15 @@ def main(argv=None) -> int:
     model = VGG19(dtype=jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32)
     loss = inv.FeatureLoss(model=model, taps=taps, tv_weight=args.tv)
     cache = common.cache_dir("attrvec")
+    fcache = None if args.no_feature_cache else sweep.feature_cache_dir(common.cache_dir("features"), loss,
+                                                                         weights.meta, data, args.size)
     t0 = time.perf_counter()
     ws, cached = [], 0
     n_imgs = sum(len(n.target) + len(n.source) for n in neighbours)
     with tqdm(total=n_imgs, desc="neighbour features", unit="img", file=sys.stderr) as bar:
         for n in neighbours:
             w, hit = sweep.attribute_vector_cached(loss, weights.variables, weights.meta, data, n, args.size,
-                                                   args.scaling, cache, args.batch, bar.update)
+                                                   args.scaling, cache, args.batch, bar.update, fcache)
             if hit:
                 bar.update(len(n.target) + len(n.source))
             ws.append(w)
@@ -210,6 +218,8 @@ def main(argv=None) -> int:
         edited = dfi.subtract_residual(edited, recon, x[:, None])
     if args.color_match:
         edited = jax.vmap(lambda e, r: jax.vmap(lambda z: dfi.match_color(z, r))(e))(edited, x)
+    if mask is not None:
+        edited = dfi.mask_blend(edited, x[:, None], jnp.asarray(mask))
     edited = np.clip(np.asarray(edited), 0, 1)
 
     b, a = len(rows), len(alphas)

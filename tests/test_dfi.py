@@ -159,3 +159,27 @@ def test_post_processing():
     np.testing.assert_allclose(same, full, atol=1e-6)
     brighter = dfi.apply_at_full_resolution(full, small, small + 0.1)
     np.testing.assert_allclose(brighter, jnp.clip(full + 0.1, 0, 1), atol=1e-5)
+
+
+def test_mean_features_cache_gives_the_same_means_without_the_network(random_vgg, tmp_path, monkeypatch):
+    from dfijax import sweep
+    from dfijax.data.synthetic_faces import synthetic_faces
+
+    data = synthetic_faces(20)
+    loss = I.FeatureLoss(taps=("relu2_1", "relu3_1"))
+    fc = sweep.feature_cache_dir(tmp_path, loss, random_vgg.meta, data, 32)
+    plain = sweep.mean_features(loss, random_vgg.variables, data, range(12), 32, batch=5)
+    first = sweep.mean_features(loss, random_vgg.variables, data, range(12), 32, batch=5, feature_cache=fc)
+    assert len(list(fc.glob("*.npz"))) == 12
+    calls = []
+    monkeypatch.setattr(I, "feature_targets", lambda *a, **k: calls.append(1) or (_ for _ in ()).throw(AssertionError))
+    again = sweep.mean_features(loss, random_vgg.variables, data, list(range(12))[::-1], 32, batch=5, feature_cache=fc)
+    assert not calls  # every image came from the cache
+    for t in loss.taps:
+        np.testing.assert_allclose(first[t], plain[t], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(again[t], plain[t], rtol=2e-3, atol=1e-4 * float(np.abs(plain[t]).max()))
+    norm = sweep.mean_features(loss, random_vgg.variables, data, range(12), 32, normalize=True, batch=5, feature_cache=fc)
+    assert not calls
+    assert abs(float(np.linalg.norm(norm["relu2_1"])) - 1.0) < 0.5  # a mean of unit vectors
+    other = sweep.feature_cache_dir(tmp_path, I.FeatureLoss(taps=("relu3_1",)), random_vgg.meta, data, 32)
+    assert other != fc

@@ -150,7 +150,10 @@ def test_alpha_sweep_several_edits_own_photos_and_devices(tmp_path, monkeypatch)
     Image.fromarray((faces[0] * 255).astype(np.uint8)).convert("L").save(tmp_path / "grey.png")
     rgba = Image.fromarray((faces[1] * 255).astype(np.uint8)).convert("RGBA").resize((90, 70))
     rgba.save(tmp_path / "rgba.png")
-    base = ["--n-synthetic", "300", "--k", "10", "--alphas", "0.3", "--iters", "4", "--size", "32", "--batch", "8",
+    mask = np.zeros((50, 50), np.uint8)
+    mask[:, 25:] = 255  # edit the right half only
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    base = ["--mask", str(tmp_path / "mask.png"), "--n-synthetic", "300", "--k", "10", "--alphas", "0.3", "--iters", "4", "--size", "32", "--batch", "8",
             "--no-probe", "--edit", "Smiling+;Eyeglasses+", "--images", str(tmp_path / "grey.png"),
             str(tmp_path / "rgba.png"), "--attrs", "Young=1,Male=-1", "--full-res"]
     assert alpha_sweep.main(base + ["--out", str(tmp_path / "s")]) == 0
@@ -163,3 +166,9 @@ def test_alpha_sweep_several_edits_own_photos_and_devices(tmp_path, monkeypatch)
         a = np.asarray(Image.open(tmp_path / "s" / name), np.float32)
         b = np.asarray(Image.open(tmp_path / "one" / name), np.float32)
         assert np.abs(a - b).max() <= 2.0  # 8-bit PNGs: equal up to rounding
+    grey_in = np.asarray(Image.open(tmp_path / "s" / "grid.png"), np.float32)  # sanity: the grid exists
+    assert grey_in.ndim == 3
+    out = np.asarray(Image.open(tmp_path / "s" / "img0_e0_a0.3.png"), np.float32) / 255
+    src = np.asarray(Image.open(tmp_path / "grey.png").convert("RGB").resize((32, 32), Image.LANCZOS), np.float32) / 255
+    assert np.abs(out[:, :14] - src[:, :14]).max() < 0.02  # masked-out half keeps the input
+    assert np.abs(out[:, 18:] - src[:, 18:]).max() > 0.02  # the edited half changed
