@@ -105,3 +105,29 @@ def synthetic_scene(h: int, w: int, seed: int = 0) -> np.ndarray:
     img[win] = np.array([0.95, 0.95, 0.6])
     img += rng.normal(0, 0.02, img.shape)
     return np.clip(img, 0, 1).astype(np.float32)
+
+
+def synthetic_painting(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A deterministic procedural 'painting', [h, w, 3] in [0, 1]: a few hundred saturated, oriented
+    brush strokes over a swirled background. The embedded default style image."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = yy / h, xx / w
+    palette = rng.uniform(0, 1, (6, 3)) ** 0.7
+    swirl = np.sin(8 * xx + 4 * np.sin(6 * yy)) * 0.5 + 0.5
+    img = palette[0] * swirl[..., None] + palette[1] * (1 - swirl[..., None])
+    for _ in range(300):
+        cx, cy = rng.uniform(0, 1, 2)
+        ang = rng.uniform(0, np.pi) if rng.random() < 0.3 else 0.6 + 0.3 * rng.standard_normal()
+        length, width = rng.uniform(0.04, 0.12), rng.uniform(0.006, 0.02)
+        u = (xx - cx) * np.cos(ang) + (yy - cy) * np.sin(ang)
+        v = -(xx - cx) * np.sin(ang) + (yy - cy) * np.cos(ang)
+        stroke = (np.abs(u) < length) & (np.abs(v) < width * (1 - (u / length) ** 2))
+        img[stroke] = palette[rng.integers(6)] * rng.uniform(0.7, 1.1)
+    return np.clip(img + rng.normal(0, 0.02, img.shape), 0, 1).astype(np.float32)
+
+
+def resize_array(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """[H, W, 3] in [0, 1] -> [h, w, 3] (LANCZOS)."""
+    im = Image.fromarray(to_uint8(x)).resize((hw[1], hw[0]), Image.LANCZOS)
+    return np.asarray(im, np.float32) / 255.0

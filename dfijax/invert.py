@@ -4,9 +4,11 @@ The solver sits behind one small interface (`SolverConfig`, `minimize`) with two
 jaxopt's LBFGS / LBFGSB (default) and optax.lbfgs (jaxopt is unmaintained; optax is where it went).
 
 Speed: with `linesearch=None` each iteration costs exactly one forward + input-gradient pass, like
-`torch.optim.LBFGS` without a line search. The objective is scaled once by min(1, 1/‖∇f(x0)‖₁), which
-makes the first unit step PyTorch's first step; L-BFGS directions are invariant to that scale after it.
-Curvature pairs with sᵀy <= 1e-10 are skipped (jaxopt backend), as PyTorch does, so the fixed-step
+`torch.optim.LBFGS` without a line search. The objective is scaled once by 1/‖∇f(x0)‖₁: the first unit
+step is then PyTorch's first step whenever ‖∇f(x0)‖₁ >= 1, and L-BFGS directions are invariant to the
+scale after it. Unlike PyTorch's min(1, ·) this also holds for tiny objectives (e.g. Gatys' 1e3/n² style
+weights on small activations), where PyTorch's absolute thresholds stall. Curvature pairs with
+sᵀy <= 1e-10 (of the scaled objective) are skipped (jaxopt backend), as PyTorch does, so the fixed-step
 iteration stays a descent method on the non-convex feature losses.
 """
 
@@ -115,7 +117,7 @@ def minimize_init(fun: Callable[..., jax.Array], x0: jax.Array, args: tuple = ()
     if config.bounds is not None:
         x0 = jnp.clip(x0, *config.bounds)
     f0, g0 = jax.value_and_grad(fun)(x0, *args)
-    scale = jax.lax.stop_gradient(jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.sum(jnp.abs(g0)), 1e-30)))
+    scale = jax.lax.stop_gradient(1.0 / jnp.maximum(jnp.sum(jnp.abs(g0)), 1e-30))
     init, _ = _steps(fun, config)
     f0 = f0.astype(jnp.float32)
     history = jnp.full((config.maxiter + 1,), jnp.nan, jnp.float32).at[0].set(f0)
@@ -250,6 +252,11 @@ class FeatureLoss:
         if self.reduction not in ("sum", "mean"):
             raise ValueError(f"reduction must be 'sum' or 'mean', got {self.reduction!r}")
 
+    def target_names(self) -> tuple[str, ...]:
+        """The keys `invert` expects in its targets (any objective with this method and
+        __call__(x, variables, targets) -> scalar can be inverted)."""
+        return self.taps
+
     def features(self, variables: Mapping, x: jax.Array) -> dict[str, jax.Array]:
         """x: [H, W, 3] -> {tap: [h, w, C] float32}."""
         feats = self.model.apply(variables, x[None], taps=self.taps)
@@ -307,12 +314,14 @@ _step_batch_jit = jax.jit(_step_batch, static_argnums=(0, 1))
 _step_batch_donating_jit = jax.jit(_step_batch, static_argnums=(0, 1), donate_argnums=(4,))
 
 
-def invert(loss: FeatureLoss, variables: Mapping, targets: Mapping[str, jax.Array], x0: jax.Array,
+def invert(loss: Any, variables: Mapping, targets: Mapping[str, jax.Array], x0: jax.Array,
            config: SolverConfig = SolverConfig(), *, loop: str = "auto",
            progress: Callable[[int, jax.Array], None] | None = None, check_every: int = 10,
            shard: bool = False) -> InversionResult:
     """Find images whose features match `targets`; all problems are solved together, vmapped.
 
+    loss: a FeatureLoss, or any hashable objective with target_names() and __call__(x, variables,
+      targets) -> scalar (e.g. style.StyleLoss).
     targets: {tap: [B, h, w, C]} (e.g. feature_targets(...) or φ(x) + α·w); x0: [B, H, W, 3] float32
     initial images (the input, noise, or anything).
     loop: "device" runs the whole solve as one compiled while loop; "host" calls one compiled, vmapped
@@ -329,18 +338,19 @@ def invert(loss: FeatureLoss, variables: Mapping, targets: Mapping[str, jax.Arra
     if loop not in ("host", "device"):
         raise ValueError(f"loop must be 'auto', 'host' or 'device', got {loop!r}")
     check_image_batch(x0, "initial images")
-    missing = [t for t in loss.taps if t not in targets]
+    names = loss.target_names()
+    missing = [t for t in names if t not in targets]
     if missing:
         raise ValueError(f"targets lack taps {missing}; compute them with feature_targets(loss, ...)")
     b = x0.shape[0]
-    for t in loss.taps:
+    for t in names:
         if targets[t].shape[0] != b:
             raise ValueError(f"targets[{t!r}] has batch {targets[t].shape[0]} but x0 has {b} images")
-    targets = {t: jnp.asarray(targets[t], jnp.float32) for t in loss.taps}
+    targets = {t: jnp.asarray(targets[t], jnp.float32) for t in names}
     x0 = jnp.asarray(x0, jnp.float32)
     if not bool(jnp.isfinite(x0).all()):
         raise ValueError("initial images contain NaN or inf; check the input images or the init")
-    bad = [t for t in loss.taps if not bool(jnp.isfinite(targets[t]).all())]
+    bad = [t for t in names if not bool(jnp.isfinite(targets[t]).all())]
     if bad:
         raise ValueError(f"targets {bad} contain NaN or inf; check the weights, the inputs and the attribute vector")
     n_dev = jax.local_device_count()

@@ -172,3 +172,34 @@ def test_alpha_sweep_several_edits_own_photos_and_devices(tmp_path, monkeypatch)
     src = np.asarray(Image.open(tmp_path / "grey.png").convert("RGB").resize((32, 32), Image.LANCZOS), np.float32) / 255
     assert np.abs(out[:, :14] - src[:, :14]).max() < 0.02  # masked-out half keeps the input
     assert np.abs(out[:, 18:] - src[:, 18:]).max() > 0.02  # the edited half changed
+
+
+def test_style_transfer_smoke_and_colour_preservation(tmp_path, monkeypatch, capsys):
+    from dfijax import color
+    from experiments import style_transfer
+
+    _isolated(monkeypatch, tmp_path)
+    tiny = ["--size", "40", "--iters", "8"]
+    assert style_transfer.main(tiny + ["--style-scales", "1,10", "--out", str(tmp_path / "s")]) == 0
+    res = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert res["weights_pretrained"] is False and [r["style_scale"] for r in res["results"]] == [1.0, 10.0]
+    for r in res["results"]:
+        assert all(f < 0.9 * i for f, i in zip(r["final_loss"], r["initial_loss"]))
+    assert (tmp_path / "s" / "content1_x10.png").is_file()
+    grid = np.asarray(Image.open(tmp_path / "s" / "grid.png"))
+    assert grid.shape[1] > 4 * 40
+    # luminance-only transfer keeps the content's chroma
+    assert style_transfer.main(tiny + ["--preserve-color", "luminance", "--out", str(tmp_path / "l")]) == 0
+    from dfijax.images import synthetic_scene
+
+    out = np.asarray(Image.open(tmp_path / "l" / "content0_x1.png"), np.float32) / 255
+    content = synthetic_scene(40, 40, seed=1)
+    iq_out, iq_in = np.asarray(color.rgb_to_yiq(out))[..., 1:], np.asarray(color.rgb_to_yiq(content))[..., 1:]
+    assert np.abs(iq_out - iq_in).mean() < 0.02
+    assert style_transfer.main(tiny + ["--preserve-color", "chol", "--init", "noise", "--out", str(tmp_path / "c")]) == 0
+    capsys.readouterr()
+    for extra, msg in [(["--style", str(tmp_path / "nope.jpg")], "not found"),
+                       (["--blend", "0.5,0.5"], "style blend weights must be 1")]:
+        assert style_transfer.main(tiny + extra + ["--out", str(tmp_path / "x")]) == 1
+        err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")]
+        assert len(err) == 1 and msg in err[0], err

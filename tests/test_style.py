@@ -1,0 +1,98 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dfijax import color, losses, style
+from dfijax import invert as I
+from dfijax.vgg import VGG19
+from tests.conftest import smooth_images
+
+SMALL = style.StyleLoss(content_layers=("relu2_1",), style_layers=("relu1_1", "relu2_1"))
+
+
+def test_gatys_defaults():
+    loss = style.StyleLoss()
+    assert loss.model.pooling == "avg" and loss.content_layers == ("relu4_2",)
+    assert loss.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    np.testing.assert_allclose(loss.weights, [1e3 / n**2 for n in (64, 128, 256, 512, 512)])
+    assert loss.target_names() == ("content/relu4_2",) + tuple(f"gram/{t}" for t in loss.style_layers)
+    with pytest.raises(ValueError, match="1 style weights for 2"):
+        style.StyleLoss(style_layers=("relu1_1", "relu2_1"), style_weights=(1.0,))
+
+
+def test_targets_blend_and_loss_value(random_vgg):
+    c = jnp.asarray(smooth_images(2, 40, 40, seed=1))
+    s1, s2 = smooth_images(2, 48, 56, seed=2)  # style images of another size
+    t = style.style_targets(SMALL, random_vgg.variables, c, [s1, s2], [3.0, 1.0])
+    chex.assert_shape(t["content/relu2_1"], (2, 20, 20, 128))
+    chex.assert_shape(t["gram/relu1_1"], (2, 64, 64))
+    g1 = style.style_grams(SMALL, random_vgg.variables, [s1])
+    g2 = style.style_grams(SMALL, random_vgg.variables, [s2])
+    np.testing.assert_allclose(t["gram/relu2_1"][1], 0.75 * g1["relu2_1"] + 0.25 * g2["relu2_1"], rtol=1e-5)
+    # at the content image itself: content term 0, style term = Σ w_l mean((G(c) − A)²)
+    one = {k: v[0] for k, v in t.items()}
+    parts = SMALL.parts(c[0], random_vgg.variables, one)
+    assert float(parts["content"]) == pytest.approx(0.0, abs=1e-10)
+    f = VGG19(pooling="avg").apply(random_vgg.variables, c[:1], taps=("relu1_1", "relu2_1"))
+    manual = sum(w * np.mean((np.asarray(losses.gram(f[l][0])) - np.asarray(one[f"gram/{l}"])) ** 2)
+                 for l, w in zip(SMALL.style_layers, SMALL.weights))
+    np.testing.assert_allclose(parts["style"], manual, rtol=1e-4)
+    with pytest.raises(ValueError, match="non-negative"):
+        style.style_grams(SMALL, random_vgg.variables, [s1], [-1.0])
+
+
+def test_style_transfer_with_the_engine_moves_toward_the_style(random_vgg):
+    """Several content images in one vmapped call: the style term falls a lot, content stays close."""
+    c = jnp.asarray(smooth_images(2, 40, 40, seed=3))
+    s = smooth_images(1, 40, 40, seed=4)[0][:, ::-1] ** 0.5
+    t = style.style_targets(SMALL, random_vgg.variables, c, [s])
+    loss = dataclass_replace(SMALL, content_weight=1e-2)
+    r = I.invert(loss, random_vgg.variables, t, c, I.SolverConfig(maxiter=30))
+    chex.assert_shape(r.images, c.shape)
+    for i in range(2):
+        before = SMALL.parts(c[i], random_vgg.variables, {k: v[i] for k, v in t.items()})
+        after = SMALL.parts(r.images[i], random_vgg.variables, {k: v[i] for k, v in t.items()})
+        assert float(after["style"]) < 0.2 * float(before["style"])
+        assert float(after["content"]) > 0.0
+    h = np.asarray(r.loss_history)
+    assert np.all(h[:, -1] < 0.3 * h[:, 0])
+
+
+def dataclass_replace(obj, **kw):
+    import dataclasses
+
+    return dataclasses.replace(obj, **kw)
+
+
+def test_yiq_and_luminance_transfer():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.uniform(0, 1, (6, 7, 3)), jnp.float32)
+    np.testing.assert_allclose(color.yiq_to_rgb(color.rgb_to_yiq(x)), x, atol=1e-5)
+    np.testing.assert_allclose(color.luminance(x), 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2], atol=1e-6)
+    content = jnp.asarray(rng.uniform(0.3, 0.6, (8, 8, 3)), jnp.float32)
+    style_img = jnp.asarray(rng.uniform(0.0, 1.0, (10, 12, 3)), jnp.float32)
+    m = color.match_luminance(style_img, content)
+    chex.assert_shape(m, (10, 12, 3))
+    np.testing.assert_allclose(m[..., 0].mean(), color.luminance(content).mean(), rtol=1e-4)
+    np.testing.assert_allclose(m[..., 0].std(), color.luminance(content).std(), rtol=1e-3)
+    # recombining keeps the stylised luminance and the content's chroma
+    stylised = jnp.asarray(rng.uniform(0.3, 0.7, (8, 8, 3)), jnp.float32)
+    out = color.recombine_luminance(stylised, content)
+    np.testing.assert_allclose(color.luminance(out), color.luminance(stylised), atol=1e-4)
+    np.testing.assert_allclose(color.rgb_to_yiq(out)[..., 1:], color.rgb_to_yiq(content)[..., 1:], atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["chol", "pca", "sym"])
+def test_colour_histogram_matching_matches_mean_and_covariance(mode):
+    rng = np.random.default_rng(1)
+    src = jnp.asarray(rng.uniform(0, 1, (20, 20, 3)) @ np.array([[1, 0.3, 0], [0, 0.5, 0.2], [0.1, 0, 0.8]]), jnp.float32)
+    tgt = jnp.asarray(rng.normal(0.5, 0.1, (16, 24, 3)) @ np.array([[1, 0.5, 0.2], [0, 1, 0.4], [0, 0, 1]]), jnp.float32)
+    out = color.match_color_histogram(src, tgt, mode)
+    chex.assert_shape(out, src.shape)
+    o, t = np.asarray(out).reshape(-1, 3), np.asarray(tgt).reshape(-1, 3)
+    np.testing.assert_allclose(o.mean(0), t.mean(0), atol=1e-4)
+    np.testing.assert_allclose(np.cov(o.T), np.cov(t.T), atol=2e-4)
+    with pytest.raises(ValueError, match="mode must be"):
+        color.match_color_histogram(src, tgt, "lab")
