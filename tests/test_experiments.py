@@ -203,3 +203,24 @@ def test_style_transfer_smoke_and_colour_preservation(tmp_path, monkeypatch, cap
         assert style_transfer.main(tiny + extra + ["--out", str(tmp_path / "x")]) == 1
         err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")]
         assert len(err) == 1 and msg in err[0], err
+
+
+def test_train_fast_style_resumes_and_stylize_applies(tmp_path, monkeypatch, capsys):
+    from experiments import stylize, train_fast_style
+
+    _isolated(monkeypatch, tmp_path)
+    ck = tmp_path / "fs"
+    args = ["--size", "32", "--batch", "2", "--width", "8", "--save-every", "2", "--out", str(ck)]
+    assert train_fast_style.main(args + ["--steps", "2"]) == 0
+    assert train_fast_style.main(args + ["--steps", "4"]) == 0  # resumes at 2
+    info = json.loads((ck / "train_info.json").read_text())
+    assert info["resumed_from"] == 2 and info["final"]["step"] == 4
+    assert np.asarray(Image.open(ck / "loss.png")).shape == (240, 480, 3)
+    assert (ck / "samples.png").is_file()
+    img = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(0).uniform(size=(30, 42, 3)) * 255).astype(np.uint8)).save(img)
+    assert stylize.main(["--ckpt", str(ck), "--width", "8", "--images", str(img), "--out", str(tmp_path / "st")]) == 0
+    assert np.asarray(Image.open(tmp_path / "st" / "photo_styled.png")).shape == (30, 42, 3)
+    assert "images/s" in capsys.readouterr().out
+    assert stylize.main(["--ckpt", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
+    assert "no checkpoint folder" in capsys.readouterr().err

@@ -1,0 +1,182 @@
+"""Fast feed-forward style transfer (Johnson et al. 2016): an image transformation network trained
+with perceptual losses from the shared VGG-19, with a pure train step and orbax auto-resume.
+
+Network: c9s1-32, d64, d128, 5 residual blocks of 128, u64, u32, c9s1-3, instance norm. The
+up-sampling layers are nearest-neighbour resize + 3x3 conv instead of fractionally strided
+convolutions (same shapes; avoids checkerboard artefacts). Output: sigmoid, RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+from typing import Any, Callable, Iterator, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from dfijax import losses
+from dfijax.vgg import VGG19
+
+
+def _conv(x, features, k, stride=1, name=None):
+    pad = k // 2
+    x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    return nn.Conv(features, (k, k), strides=(stride, stride), padding="VALID", name=name)(x)
+
+
+class TransformNet(nn.Module):
+    """[B, H, W, 3] in [0, 1] -> [B, H, W, 3] in [0, 1] (H, W multiples of 4). width scales every layer
+    (32 is Johnson's); blocks is the number of residual blocks (5)."""
+
+    width: int = 32
+    blocks: int = 5
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        w = self.width
+        h = x - 0.5
+        for i, (f, k, s) in enumerate([(w, 9, 1), (2 * w, 3, 2), (4 * w, 3, 2)]):
+            h = nn.relu(nn.InstanceNorm(name=f"in_down{i}")(_conv(h, f, k, s, name=f"down{i}")))
+        for i in range(self.blocks):
+            r = nn.relu(nn.InstanceNorm(name=f"res{i}_in1")(_conv(h, 4 * w, 3, name=f"res{i}_conv1")))
+            r = nn.InstanceNorm(name=f"res{i}_in2")(_conv(r, 4 * w, 3, name=f"res{i}_conv2"))
+            h = h + r
+        for i, f in enumerate((2 * w, w)):
+            b, hh, ww, c = h.shape
+            h = jax.image.resize(h, (b, 2 * hh, 2 * ww, c), "nearest")
+            h = nn.relu(nn.InstanceNorm(name=f"in_up{i}")(_conv(h, f, 3, name=f"up{i}")))
+        return nn.sigmoid(_conv(h, 3, 9, name="out"))
+
+
+@dataclasses.dataclass(frozen=True)
+class PerceptualLoss:
+    """Johnson's losses on VGG-19 (analogues of his VGG-16 taps): content relu2_2, style Gram
+    matrices (divided by h·w·C) at relu1_2, relu2_2, relu3_4, relu4_4, plus TV²."""
+
+    model: VGG19 = VGG19()
+    content_layer: str = "relu2_2"
+    style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_4", "relu4_4")
+    content_weight: float = 1.0
+    style_weight: float = 5.0
+    tv_weight: float = 1e-6
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.content_layer,) + self.style_layers))
+
+    def style_grams(self, variables: Mapping, style: jax.Array) -> dict[str, jax.Array]:
+        """style: [H, W, 3] -> {layer: [C, C]}."""
+        f = self.model.apply(variables, style[None], taps=self.style_layers)
+        return {t: losses.gram(f[t][0], "hwc") for t in self.style_layers}
+
+    def __call__(self, out: jax.Array, content: jax.Array, variables: Mapping, grams: Mapping[str, jax.Array]):
+        """out, content: [B, H, W, 3]. Returns (total, {content, style, tv})."""
+        fo = self.model.apply(variables, out, taps=self.taps)
+        fc = self.model.apply(variables, content, taps=(self.content_layer,))
+        c = jnp.mean(jnp.square(fo[self.content_layer] - jax.lax.stop_gradient(fc[self.content_layer])))
+        s = sum(jnp.mean(jnp.square(jax.vmap(lambda f: losses.gram(f, "hwc"))(fo[t]) - grams[t][None]))
+                for t in self.style_layers) / len(self.style_layers)
+        tv = jnp.mean(jax.vmap(lambda z: losses.tv_beta(z, 2.0))(out))
+        total = self.content_weight * c + self.style_weight * s + self.tv_weight * tv
+        return total, {"content": c, "style": s, "tv": tv}
+
+
+class TrainState(train_state.TrainState):
+    rng: jax.Array = None
+
+
+def create_state(net: TransformNet, size: int, lr: float, seed: int) -> TrainState:
+    params = net.init(jax.random.key(seed), jnp.zeros((1, size, size, 3)))["params"]
+    return TrainState.create(apply_fn=net.apply, params=params, tx=optax.adam(lr),
+                             rng=jax.random.key_data(jax.random.key(seed + 1)))
+
+
+def make_train_step(loss: PerceptualLoss, donate: bool = True) -> Callable:
+    """Pure (state, batch [B, H, W, 3], vgg variables, grams) -> (state, metrics). A non-finite loss
+    leaves the state unchanged (metrics["finite"] = 0)."""
+
+    def step(state: TrainState, batch: jax.Array, variables, grams):
+        def objective(params):
+            out = state.apply_fn({"params": params}, batch)
+            return loss(out, batch, variables, grams)
+
+        (total, parts), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        new = state.apply_gradients(grads=grads)
+        ok = jnp.isfinite(total)
+        new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
+        return new, {"loss": total, **parts, "finite": ok.astype(jnp.float32)}
+
+    donate = donate and jax.default_backend() != "cpu"
+    return jax.jit(step, donate_argnums=(0,) if donate else ())
+
+
+def stylize(net: TransformNet, params: Any, images: jax.Array, batch: int = 16) -> np.ndarray:
+    """Apply a trained network to [N, H, W, 3] images in batches (H, W padded to multiples of 4)."""
+    images = np.asarray(images, np.float32)
+    n, h, w, _ = images.shape
+    ph, pw = (-h) % 4, (-w) % 4
+    fn = _apply_jit
+    outs = []
+    for s in range(0, n, batch):
+        x = np.pad(images[s:s + batch], ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
+        outs.append(np.asarray(fn(net, params, jnp.asarray(x)))[:, :h, :w])
+    return np.concatenate(outs)
+
+
+_apply_jit = jax.jit(lambda net, params, x: net.apply({"params": params}, x), static_argnums=(0,))
+
+
+def train(net: TransformNet, loss: PerceptualLoss, variables: Mapping, style: np.ndarray,
+          batches: Callable[[int], np.ndarray], steps: int, ckpt_dir: str | os.PathLike, *, lr: float = 1e-3,
+          seed: int = 0, save_every: int = 100, keep: int = 3, size: int = 256,
+          log: Callable[[int, dict], None] | None = None) -> tuple[TrainState, int]:
+    """Train to `steps`, resuming from the newest checkpoint in ckpt_dir (absolute path made here).
+
+    batches(step) -> [B, size, size, 3]: a pure function of the step, so a resumed run sees exactly
+    the data the uninterrupted one would. Metrics go to ckpt_dir/metrics.jsonl. Returns (state,
+    the step it resumed from)."""
+    import orbax.checkpoint as ocp
+
+    ckpt_dir = pathlib.Path(ckpt_dir).absolute()
+    mngr = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+    state = create_state(net, size, lr, seed)
+    start = 0
+    if mngr.latest_step() is not None:
+        start = mngr.latest_step()
+        state = mngr.restore(start, args=ocp.args.StandardRestore(state))
+    grams = jax.jit(loss.style_grams)(variables, jnp.asarray(style, jnp.float32))
+    step_fn = make_train_step(loss)
+    with open(ckpt_dir / "metrics.jsonl", "a") as f:
+        for step in range(start, steps):
+            state, m = step_fn(state, jnp.asarray(batches(step)), variables, grams)
+            if (step + 1) % 10 == 0 or step + 1 == steps:
+                rec = {"step": step + 1, **{k: float(v) for k, v in m.items()}}
+                f.write(json.dumps(rec) + "\n")
+                f.flush()
+                if log:
+                    log(step + 1, rec)
+            if (step + 1) % save_every == 0 or step + 1 == steps:
+                mngr.save(step + 1, args=ocp.args.StandardSave(state))
+    mngr.wait_until_finished()
+    return state, start
+
+
+def restore_params(ckpt_dir: str | os.PathLike, net: TransformNet, size: int = 256) -> Any:
+    """The newest checkpoint's network parameters; a clear error when there is none."""
+    import orbax.checkpoint as ocp
+
+    ckpt_dir = pathlib.Path(ckpt_dir).absolute()
+    if not ckpt_dir.is_dir():
+        raise FileNotFoundError(f"no checkpoint folder {ckpt_dir}; train one with python -m experiments.train_fast_style")
+    mngr = ocp.CheckpointManager(ckpt_dir)
+    if mngr.latest_step() is None:
+        raise FileNotFoundError(f"{ckpt_dir} holds no checkpoint; train one with python -m experiments.train_fast_style")
+    state = create_state(net, size, 1e-3, 0)
+    return mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore(state)).params

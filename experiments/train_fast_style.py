@@ -1,0 +1,132 @@
+"""Train a fast style-transfer network (Johnson et al.) against one style image.
+
+    python -m experiments.train_fast_style                          # embedded scenes + painting, CPU-sized
+    python -m experiments.train_fast_style --content-dir coco/train2014 --style starry.jpg --size 256 \\
+        --steps 40000 --batch 4 --out runs/fast_style/starry
+
+Content images: random crops of a folder's images at --size (a pure function of the step, so a
+resumed run sees the same data), or embedded procedural scenes. Checkpoints (orbax, keep 3) and
+metrics.jsonl go to --out; rerunning the same command resumes from the newest checkpoint.
+Writes loss.png (the loss curve) and samples.png (content / stylised) at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from experiments import common
+
+
+def parse(argv):
+    gpu = jax.default_backend() != "cpu"
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--content-dir", help="folder of content images (default: embedded procedural scenes)")
+    p.add_argument("--style", help="style image (default: an embedded procedural painting)")
+    p.add_argument("--size", type=int, default=256 if gpu else 64)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--steps", type=int, default=40000 if gpu else 200)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--width", type=int, default=32, help="network width (32 = Johnson)")
+    p.add_argument("--style-weight", type=float, default=5.0)
+    p.add_argument("--content-weight", type=float, default=1.0)
+    p.add_argument("--tv", type=float, default=1e-6)
+    p.add_argument("--save-every", type=int, default=500 if gpu else 50)
+    p.add_argument("--weights", help="converted VGG-19 weights; default: weights/ or a seeded random net")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/fast_style/default", help="checkpoint and output folder (resumes)")
+    return p.parse_args(argv)
+
+
+def content_stream(args):
+    from dfijax import images as im
+
+    if not args.content_dir:
+        return lambda step: np.stack([im.synthetic_scene(args.size, args.size, seed=10_000 + step * args.batch + i)
+                                      for i in range(args.batch)])
+    files = sorted(p for p in pathlib.Path(args.content_dir).rglob("*")
+                   if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp"))
+    if not files:
+        raise ValueError(f"no images (.jpg/.png/...) under {args.content_dir}")
+
+    def batch(step):
+        rng = np.random.default_rng([args.seed, step])
+        out = []
+        for i in rng.integers(0, len(files), args.batch):
+            x = im.load_image(files[i], args.size)  # short side = size, then a random square crop
+            h0 = rng.integers(0, x.shape[0] - args.size + 1)
+            w0 = rng.integers(0, x.shape[1] - args.size + 1)
+            out.append(x[h0:h0 + args.size, w0:w0 + args.size])
+        return np.stack(out)
+
+    return batch
+
+
+def plot_losses(path, records) -> None:
+    """A plain loss curve (log scale) drawn with PIL."""
+    from PIL import Image, ImageDraw
+
+    w, h, pad = 480, 240, 30
+    im = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(im)
+    if len(records) >= 2:
+        xs = np.array([r["step"] for r in records], float)
+        ys = np.log10(np.maximum([r["loss"] for r in records], 1e-30))
+        sx = (xs - xs.min()) / max(np.ptp(xs), 1) * (w - 2 * pad) + pad
+        sy = h - pad - (ys - ys.min()) / max(np.ptp(ys), 1e-12) * (h - 2 * pad)
+        d.line(list(zip(sx, sy)), fill=(30, 90, 200), width=2)
+        d.text((pad, 5), f"log10 loss: {ys.max():.2f} .. {ys.min():.2f}", fill="black")
+        d.text((pad, h - pad + 8), f"step {int(xs.min())} .. {int(xs.max())}", fill="black")
+    d.rectangle([pad, pad, w - pad, h - pad], outline="gray")
+    im.save(path)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    from dfijax import fast_style as fs
+    from dfijax import images as im
+
+    device = common.setup()
+    try:
+        if args.size < 32 or args.size % 4:
+            raise ValueError(f"--size must be a multiple of 4 and at least 32, got {args.size}")
+        batches = content_stream(args)
+        style = im.load_image(args.style, args.size) if args.style else im.synthetic_painting(args.size, args.size, 3)
+        weights = common.load_weights(args.weights, args.seed)
+    except (ValueError, FileNotFoundError, im.ImageError) as e:
+        return common.fail(str(e))
+    out = pathlib.Path(args.out).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    net = fs.TransformNet(width=args.width)
+    loss = fs.PerceptualLoss(content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv)
+    print(f"device: {device}; training to step {args.steps} (batch {args.batch}, {args.size}px); output {out}",
+          file=sys.stderr)
+    with tqdm(total=args.steps, desc="train", unit="step", file=sys.stderr) as bar:
+        def log(step, rec):
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{rec['loss']:.4g}")
+
+        state, start = fs.train(net, loss, weights.variables, style, batches, args.steps, out, lr=args.lr,
+                                seed=args.seed, save_every=args.save_every, size=args.size, log=log)
+    if start:
+        print(f"resumed from step {start}", file=sys.stderr)
+    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    plot_losses(out / "loss.png", records)
+    sample = batches(10**6)[: min(4, args.batch)]
+    styled = fs.stylize(net, state.params, sample)
+    im.save_image(out / "samples.png", im.make_grid([list(sample), list(styled)]))
+    common.write_json(out / "train_info.json", {"settings": vars(args), "device": device, "weights": weights.description,
+                                                "weights_pretrained": weights.pretrained, "resumed_from": start,
+                                                "final": records[-1] if records else None})
+    print(f"wrote {out / 'loss.png'}, {out / 'samples.png'}; checkpoints in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

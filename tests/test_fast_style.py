@@ -1,0 +1,69 @@
+import json
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dfijax import fast_style as fs
+from dfijax.images import synthetic_painting, synthetic_scene
+
+NET = fs.TransformNet(width=8, blocks=2)
+LOSS = fs.PerceptualLoss(content_layer="relu2_2", style_layers=("relu1_2", "relu2_2"), style_weight=50.0)
+SIZE = 32
+
+
+def batches(step: int) -> np.ndarray:
+    """A pure function of the step: resumed runs see the same data."""
+    return np.stack([synthetic_scene(SIZE, SIZE, seed=1000 + 2 * step + i) for i in range(2)])
+
+
+def test_transform_net_shapes_and_range(key):
+    x = jax.random.uniform(key, (2, 36, 44, 3))
+    params = NET.init(key, x)["params"]
+    y = NET.apply({"params": params}, x)
+    chex.assert_shape(y, x.shape)
+    assert float(y.min()) >= 0 and float(y.max()) <= 1
+    full = fs.TransformNet()  # Johnson's sizes: c9s1-32 ... 5 residual blocks of 128
+    p = jax.eval_shape(lambda: full.init(key, jnp.zeros((1, 64, 64, 3))))["params"]
+    chex.assert_shape(p["down0"]["Conv_0"]["kernel"] if "Conv_0" in p["down0"] else p["down0"]["kernel"], (9, 9, 3, 32))
+    assert sum(k.startswith("res") and k.endswith("conv1") for k in p) == 5
+
+
+def test_training_lowers_the_loss_and_resumes_exactly(random_vgg, tmp_path):
+    style = synthetic_painting(SIZE, SIZE, seed=3)
+    a, b = tmp_path / "a", tmp_path / "b"
+    kw = dict(lr=1e-2, save_every=3, size=SIZE)
+    full, start = fs.train(NET, LOSS, random_vgg.variables, style, batches, 6, a, **kw)
+    assert start == 0
+    fs.train(NET, LOSS, random_vgg.variables, style, batches, 3, b, **kw)  # "killed" after step 3
+    resumed, start = fs.train(NET, LOSS, random_vgg.variables, style, batches, 6, b, **kw)
+    assert start == 3 and int(resumed.step) == 6
+    chex.assert_trees_all_close(resumed.params, full.params, rtol=1e-5, atol=1e-6)
+    recs = [json.loads(l) for l in (a / "metrics.jsonl").read_text().splitlines()]
+    assert recs[-1]["step"] == 6 and recs[-1]["finite"] == 1.0
+    params = fs.restore_params(a, NET, SIZE)
+    chex.assert_trees_all_close(params, full.params)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        fs.restore_params(tmp_path / "none", NET)
+
+
+def test_train_step_reduces_the_perceptual_loss(random_vgg):
+    style = jnp.asarray(synthetic_painting(SIZE, SIZE, seed=3))
+    grams = LOSS.style_grams(random_vgg.variables, style)
+    state = fs.create_state(NET, SIZE, 1e-2, 0)
+    step = fs.make_train_step(LOSS)
+    batch = jnp.asarray(batches(0))
+    losses = []
+    for _ in range(15):
+        state, m = step(state, batch, random_vgg.variables, grams)
+        losses.append(float(m["loss"]))
+    assert losses[-1] < 0.7 * losses[0], losses
+    # NaN guard: a poisoned batch leaves the state as it was
+    before = state.params
+    state2, m = step(state, batch * jnp.nan, random_vgg.variables, grams)
+    assert m["finite"] == 0.0
+    chex.assert_trees_all_close(state2.params, before)
+    out = fs.stylize(NET, state.params, np.asarray(batches(1))[:, :30, :26], batch=1)  # odd sizes are padded
+    chex.assert_shape(out, (2, 30, 26, 3))
