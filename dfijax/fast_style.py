@@ -88,14 +88,12 @@ class PerceptualLoss:
         return total, {"content": c, "style": s, "tv": tv}
 
 
-class TrainState(train_state.TrainState):
-    rng: jax.Array = None
+TrainState = train_state.TrainState
 
 
 def create_state(net: TransformNet, size: int, lr: float, seed: int) -> TrainState:
     params = net.init(jax.random.key(seed), jnp.zeros((1, size, size, 3)))["params"]
-    return TrainState.create(apply_fn=net.apply, params=params, tx=optax.adam(lr),
-                             rng=jax.random.key_data(jax.random.key(seed + 1)))
+    return TrainState.create(apply_fn=net.apply, params=params, tx=optax.adam(lr))
 
 
 def make_train_step(loss: PerceptualLoss, donate: bool = True) -> Callable:
@@ -122,11 +120,10 @@ def stylize(net: TransformNet, params: Any, images: jax.Array, batch: int = 16) 
     images = np.asarray(images, np.float32)
     n, h, w, _ = images.shape
     ph, pw = (-h) % 4, (-w) % 4
-    fn = _apply_jit
     outs = []
     for s in range(0, n, batch):
         x = np.pad(images[s:s + batch], ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
-        outs.append(np.asarray(fn(net, params, jnp.asarray(x)))[:, :h, :w])
+        outs.append(np.asarray(_apply_jit(net, params, jnp.asarray(x)))[:, :h, :w])
     return np.concatenate(outs)
 
 

@@ -68,6 +68,9 @@ def make_train_step(model: ProbeCNN):
     return jax.jit(step, donate_argnums=(0,) if jax.default_backend() != "cpu" else ())
 
 
+_apply_jit = jax.jit(lambda model, params, x: model.apply({"params": params}, x), static_argnums=(0,))
+
+
 @dataclasses.dataclass
 class Probe:
     model: ProbeCNN
@@ -82,9 +85,6 @@ class Probe:
         if x.shape[1:3] != (self.size, self.size):
             x = jax.image.resize(x, (x.shape[0], self.size, self.size, 3), "linear")
         return np.asarray(jax.nn.sigmoid(_apply_jit(self.model, self.params, x)))
-
-
-_apply_jit = jax.jit(lambda model, params, x: model.apply({"params": params}, x), static_argnums=(0,))
 
 
 def train_probe(data: FaceDataset, config: ProbeConfig = ProbeConfig(), cache_dir: str | pathlib.Path | None = None,

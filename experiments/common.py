@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import pathlib
 import sys
 from typing import Any
@@ -46,7 +47,5 @@ def fail(msg: str) -> int:
 
 def cache_dir(kind: str) -> pathlib.Path:
     """~/.cache/dfijax/<kind> (or $DFIJAX_CACHE/<kind>)."""
-    import os
-
     base = pathlib.Path(os.environ.get("DFIJAX_CACHE", pathlib.Path.home() / ".cache" / "dfijax")).expanduser()
     return (base / kind).absolute()

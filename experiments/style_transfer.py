@@ -90,16 +90,17 @@ def main(argv=None) -> int:
         return common.fail(str(e))
     targets = {k: jnp.concatenate([p[k] for p in per]) for k in per[0]}
     # one problem per (content, style scale): the scale multiplies the Gram targets' loss via weights
+    if args.init == "style":
+        init = np.stack([im.resize_array(per_content_styles[i][0], net_contents.shape[1:3]) for i in range(b)])
+    elif args.init == "noise":
+        init = np.asarray(inv.noise_init(jax.random.key(args.seed), net_contents.shape))
+    else:
+        init = net_contents
     results, t0 = [], time.perf_counter()
     print(f"device: {device}; {b} contents x {len(scales)} style scales at {args.size}px, {args.iters} iterations; "
           f"output {out}", file=sys.stderr)
     for sc in scales:
         loss = dataclasses.replace(base, style_weights=tuple(w * sc for w in base.weights))
-        init = {"content": net_contents, "style": None, "noise": None}[args.init]
-        if args.init == "style":
-            init = np.stack([im.resize_array(per_content_styles[i][0], net_contents.shape[1:3]) for i in range(b)])
-        elif args.init == "noise":
-            init = np.asarray(inv.noise_init(jax.random.key(args.seed), net_contents.shape))
         with tqdm(total=args.iters, desc=f"style x{sc:g}", unit="it", file=sys.stderr) as bar:
             r = inv.invert(loss, weights.variables, targets, jnp.asarray(init), inv.SolverConfig(maxiter=args.iters),
                            progress=lambda k, l: bar.update(k - bar.n), check_every=5)
