@@ -9,7 +9,6 @@ convolutions (same shapes; avoids checkerboard artefacts). Output: sigmoid, RGB 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import pathlib
 from typing import Any, Callable, Iterator, Mapping
@@ -21,7 +20,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from dfijax import losses
+from dfijax import losses, training
 from dfijax.vgg import VGG19
 
 
@@ -108,11 +107,9 @@ def make_train_step(loss: PerceptualLoss, donate: bool = True) -> Callable:
         (total, parts), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         new = state.apply_gradients(grads=grads)
         ok = jnp.isfinite(total)
-        new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
-        return new, {"loss": total, **parts, "finite": ok.astype(jnp.float32)}
+        return training.nan_guard(new, state, ok), {"loss": total, **parts, "finite": ok.astype(jnp.float32)}
 
-    donate = donate and jax.default_backend() != "cpu"
-    return jax.jit(step, donate_argnums=(0,) if donate else ())
+    return jax.jit(step, donate_argnums=training.donate_argnums(0) if donate else ())
 
 
 def stylize(net: TransformNet, params: Any, images: jax.Array, batch: int = 16) -> np.ndarray:
@@ -139,29 +136,19 @@ def train(net: TransformNet, loss: PerceptualLoss, variables: Mapping, style: np
     batches(step) -> [B, size, size, 3]: a pure function of the step, so a resumed run sees exactly
     the data the uninterrupted one would. Metrics go to ckpt_dir/metrics.jsonl. Returns (state,
     the step it resumed from)."""
-    import orbax.checkpoint as ocp
-
-    ckpt_dir = pathlib.Path(ckpt_dir).absolute()
-    mngr = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
-    state = create_state(net, size, lr, seed)
-    start = 0
-    if mngr.latest_step() is not None:
-        start = mngr.latest_step()
-        state = mngr.restore(start, args=ocp.args.StandardRestore(state))
+    ckpt = training.Checkpointer(ckpt_dir, keep=keep, save_every=save_every)
+    state, start = ckpt.restore_or(create_state(net, size, lr, seed))
     grams = jax.jit(loss.style_grams)(variables, jnp.asarray(style, jnp.float32))
     step_fn = make_train_step(loss)
-    with open(ckpt_dir / "metrics.jsonl", "a") as f:
+    metrics = training.MetricsLog(ckpt.directory / "metrics.jsonl")
+    with ckpt:
         for step in range(start, steps):
             state, m = step_fn(state, jnp.asarray(batches(step)), variables, grams)
             if (step + 1) % 10 == 0 or step + 1 == steps:
-                rec = {"step": step + 1, **{k: float(v) for k, v in m.items()}}
-                f.write(json.dumps(rec) + "\n")
-                f.flush()
+                rec = metrics.write(step + 1, m)
                 if log:
                     log(step + 1, rec)
-            if (step + 1) % save_every == 0 or step + 1 == steps:
-                mngr.save(step + 1, args=ocp.args.StandardSave(state))
-    mngr.wait_until_finished()
+            ckpt.maybe_save(step + 1, state, final=step + 1 == steps)
     return state, start
 
 

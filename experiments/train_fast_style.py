@@ -68,25 +68,6 @@ def content_stream(args):
     return batch
 
 
-def plot_losses(path, records) -> None:
-    """A plain loss curve (log scale) drawn with PIL."""
-    from PIL import Image, ImageDraw
-
-    w, h, pad = 480, 240, 30
-    im = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(im)
-    if len(records) >= 2:
-        xs = np.array([r["step"] for r in records], float)
-        ys = np.log10(np.maximum([r["loss"] for r in records], 1e-30))
-        sx = (xs - xs.min()) / max(np.ptp(xs), 1) * (w - 2 * pad) + pad
-        sy = h - pad - (ys - ys.min()) / max(np.ptp(ys), 1e-12) * (h - 2 * pad)
-        d.line(list(zip(sx, sy)), fill=(30, 90, 200), width=2)
-        d.text((pad, 5), f"log10 loss: {ys.max():.2f} .. {ys.min():.2f}", fill="black")
-        d.text((pad, h - pad + 8), f"step {int(xs.min())} .. {int(xs.max())}", fill="black")
-    d.rectangle([pad, pad, w - pad, h - pad], outline="gray")
-    im.save(path)
-
-
 def main(argv=None) -> int:
     args = parse(argv)
     from dfijax import fast_style as fs
@@ -117,7 +98,7 @@ def main(argv=None) -> int:
     if start:
         print(f"resumed from step {start}", file=sys.stderr)
     records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-    plot_losses(out / "loss.png", records)
+    common.plot_losses(out / "loss.png", records)
     sample = batches(10**6)[: min(4, args.batch)]
     styled = fs.stylize(net, state.params, sample)
     im.save_image(out / "samples.png", im.make_grid([list(sample), list(styled)]))
