@@ -27,9 +27,11 @@ def _channels(tap: str) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class StyleLoss:
-    """content_weight · Σ mean((F − P)²) + Σ_l w_l · mean((G_l − A_l)²) + tv_weight · TV²(x) for one
+    """content_weight · Σ mean((F − P)²) + s · Σ_l w_l · mean((G_l − A_l)²) + tv_weight · TV²(x) for one
     image x: [H, W, 3] in [0, 1]. G are Gram matrices divided by h·w; style weights default to the
-    Gatys notebook's 1e3/n² (n = channels). model: use VGG19(pooling="avg") as Gatys did."""
+    Gatys notebook's 1e3/n² (n = channels); s is the per-problem target "style_scale" (1 from
+    style_targets), so several style strengths are solved in one batch. model: use
+    VGG19(pooling="avg") as Gatys did."""
 
     model: VGG19 = VGG19(pooling="avg")
     content_layers: tuple[str, ...] = GATYS_CONTENT_LAYERS
@@ -55,7 +57,8 @@ class StyleLoss:
         return tuple(dict.fromkeys(self.content_layers + self.style_layers))
 
     def target_names(self) -> tuple[str, ...]:
-        return tuple(f"content/{t}" for t in self.content_layers) + tuple(f"gram/{t}" for t in self.style_layers)
+        return (tuple(f"content/{t}" for t in self.content_layers) + tuple(f"gram/{t}" for t in self.style_layers)
+                + ("style_scale",))
 
     def features(self, variables: Mapping, x: jax.Array) -> dict[str, jax.Array]:
         feats = self.model.apply(variables, x[None], taps=self.taps)
@@ -67,7 +70,7 @@ class StyleLoss:
                                      self.content_layers, reduction="mean")
         style = losses.style_loss(f, {t: targets[f"gram/{t}"] for t in self.style_layers}, self.style_layers,
                                   self.weights)
-        total = self.content_weight * content + style
+        total = self.content_weight * content + targets["style_scale"] * style
         if self.tv_weight:
             total = total + self.tv_weight * losses.tv_beta(x, 2.0)
         return total
@@ -78,8 +81,8 @@ class StyleLoss:
         return {
             "content": losses.feature_mse(f, {t: targets[f"content/{t}"] for t in self.content_layers},
                                           self.content_layers, reduction="mean"),
-            "style": losses.style_loss(f, {t: targets[f"gram/{t}"] for t in self.style_layers}, self.style_layers,
-                                       self.weights),
+            "style": targets["style_scale"] * losses.style_loss(
+                f, {t: targets[f"gram/{t}"] for t in self.style_layers}, self.style_layers, self.weights),
         }
 
 
@@ -120,4 +123,28 @@ def style_targets(loss: StyleLoss, variables: Mapping, contents: jax.Array, styl
     b = contents.shape[0]
     out = {f"content/{t}": content[t] for t in loss.content_layers}
     out.update({f"gram/{t}": jnp.broadcast_to(g, (b,) + g.shape) for t, g in grams.items()})
+    out["style_scale"] = jnp.ones((b,), jnp.float32)
     return out
+
+
+def style_problems(loss: StyleLoss, variables: Mapping, contents: jax.Array,
+                   style_sets: Sequence[Sequence[tuple[Sequence[jax.Array], Sequence[float] | None]]],
+                   scales: Sequence[float] = (1.0,)) -> tuple[dict[str, jax.Array], list[tuple[int, int, int]]]:
+    """Targets for every (content i, style set j, style scale k) problem, to solve in one call.
+
+    contents: [B, H, W, 3]; style_sets[i][j] = (style images, blend weights or None) for content i
+    (per content, so colour-preserving variants can recolour the styles per content). Returns
+    ({name: [P, ...]}, [(i, j, k) for each of the P problems])."""
+    if not scales or any(not s > 0 for s in scales):
+        raise ValueError(f"style scales must be positive numbers, got {list(scales)}")
+    contents = jnp.asarray(contents, jnp.float32)
+    if len(style_sets) != contents.shape[0]:
+        raise ValueError(f"{len(style_sets)} style-set lists for {contents.shape[0]} content images")
+    rows, index = [], []
+    for i in range(contents.shape[0]):
+        for j, (styles, blend) in enumerate(style_sets[i]):
+            t = style_targets(loss, variables, contents[i:i + 1], styles, blend)
+            for k, sc in enumerate(scales):
+                rows.append({**t, "style_scale": jnp.full((1,), sc, jnp.float32)})
+                index.append((i, j, k))
+    return {name: jnp.concatenate([r[name] for r in rows]) for name in rows[0]}, index

@@ -5,8 +5,9 @@
     python -m experiments.style_transfer --style s1.jpg s2.jpg --blend 0.7,0.3 --preserve-color luminance
 
 Content layer relu4_2, style layers relu1_1…relu5_1 with the Gatys notebook's weights 1e3/n², average
-pooling, L-BFGS, init from the content (or style / noise). All content images (× several style-weight
-multipliers with --style-scales) are solved in one compiled, vmapped call. --preserve-color
+pooling, L-BFGS, init from the content (or style / noise). Every problem — content images × style
+images (blended, or one each with --separate-styles) × style-weight multipliers (--style-scales) — is
+solved in one compiled, vmapped call. --preserve-color
 luminance runs the transfer on luminance only and puts the content's chroma back; chol / pca / sym
 first recolour the style image to the content's colour mean and covariance. Writes, under
 runs/style_transfer/<time>/ (or --out): grid.png (content, style, results), each result, results.json
@@ -16,7 +17,7 @@ runs/style_transfer/<time>/ (or --out): grid.png (content, style, results), each
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import pathlib
 import sys
 import time
 
@@ -34,6 +35,8 @@ def parse(argv):
     p.add_argument("--content", nargs="*", help="content images (default: two embedded procedural scenes)")
     p.add_argument("--style", nargs="*", help="style images (default: an embedded procedural painting)")
     p.add_argument("--blend", help="weights for several style images, e.g. 0.7,0.3")
+    p.add_argument("--separate-styles", action="store_true",
+                   help="one result per style image (all in the same batched call) instead of blending them")
     p.add_argument("--size", type=int, default=512 if gpu else 96, help="content size (short side, then square crop)")
     p.add_argument("--iters", type=int, default=500 if gpu else 100)
     p.add_argument("--init", choices=["content", "style", "noise"], default="content")
@@ -84,49 +87,54 @@ def main(argv=None) -> int:
                                   for c in contents]
         else:
             net_contents, per_content_styles = contents, [styles] * b
-        per = [style.style_targets(base, weights.variables, net_contents[i:i + 1], per_content_styles[i], blend)
-               for i in range(b)]
+        if args.separate_styles:  # each style image is its own problem
+            sets = [[([s], None) for s in per_content_styles[i]] for i in range(b)]
+            set_names = [pathlib.Path(p).stem for p in args.style] if args.style else ["painting"]
+        else:
+            sets = [[(per_content_styles[i], blend)] for i in range(b)]
+            set_names = ["blend" if len(styles) > 1 else (pathlib.Path(args.style[0]).stem if args.style else "painting")]
+        targets, index = style.style_problems(base, weights.variables, net_contents, sets, scales)
     except ValueError as e:
         return common.fail(str(e))
-    targets = {k: jnp.concatenate([p[k] for p in per]) for k in per[0]}
-    # one problem per (content, style scale): the scale multiplies the Gram targets' loss via weights
+    n_prob = len(index)
     if args.init == "style":
-        init = np.stack([im.resize_array(per_content_styles[i][0], net_contents.shape[1:3]) for i in range(b)])
+        init = np.stack([im.resize_array(sets[i][j][0][0], net_contents.shape[1:3]) for i, j, _ in index])
     elif args.init == "noise":
-        init = np.asarray(inv.noise_init(jax.random.key(args.seed), net_contents.shape))
+        init = np.asarray(inv.noise_init(jax.random.key(args.seed), (n_prob,) + net_contents.shape[1:]))
     else:
-        init = net_contents
-    results, t0 = [], time.perf_counter()
-    print(f"device: {device}; {b} contents x {len(scales)} style scales at {args.size}px, {args.iters} iterations; "
-          f"output {out}", file=sys.stderr)
-    for sc in scales:
-        loss = dataclasses.replace(base, style_weights=tuple(w * sc for w in base.weights))
-        with tqdm(total=args.iters, desc=f"style x{sc:g}", unit="it", file=sys.stderr) as bar:
-            r = inv.invert(loss, weights.variables, targets, jnp.asarray(init), inv.SolverConfig(maxiter=args.iters),
-                           progress=lambda k, l: bar.update(k - bar.n), check_every=5)
-            r.images.block_until_ready()
-        imgs = np.clip(np.asarray(r.images), 0, 1)
-        if pc == "luminance":
-            imgs = np.stack([np.asarray(color.recombine_luminance(imgs[i], contents[i])) for i in range(b)])
-        parts = [jax.tree.map(float, loss.parts(jnp.asarray(imgs[i]) if pc != "luminance" else r.images[i],
-                                                weights.variables, {k: v[i] for k, v in targets.items()}))
-                 for i in range(b)]
-        results.append({"style_scale": sc, "images": imgs, "final_loss": np.asarray(r.final_loss).tolist(),
-                        "initial_loss": np.asarray(r.loss_history[:, 0]).tolist(), "parts": parts})
+        init = net_contents[[i for i, _, _ in index]]
+    t0 = time.perf_counter()
+    print(f"device: {device}; {b} contents x {len(set_names)} styles x {len(scales)} style scales = {n_prob} problems "
+          f"in one call at {args.size}px, {args.iters} iterations; output {out}", file=sys.stderr)
+    with tqdm(total=args.iters, desc="style transfer", unit="it", file=sys.stderr) as bar:
+        r = inv.invert(base, weights.variables, targets, jnp.asarray(init), inv.SolverConfig(maxiter=args.iters),
+                       progress=lambda k, l: bar.update(k - bar.n), check_every=5)
+        r.images.block_until_ready()
     seconds = time.perf_counter() - t0
-    style_show = im.resize_array(styles[0], contents.shape[1:3])
-    grid = im.make_grid([[contents[i], style_show] + [res["images"][i] for res in results] for i in range(b)],
-                        col_labels=["content", "style"] + [f"x{res['style_scale']:g}" for res in results])
+    imgs = np.clip(np.asarray(r.images), 0, 1)
+    if pc == "luminance":
+        imgs = np.stack([np.asarray(color.recombine_luminance(imgs[p], contents[i])) for p, (i, _, _) in enumerate(index)])
+    problems = []
+    for p, (i, j, k) in enumerate(index):
+        x = jnp.asarray(imgs[p]) if pc != "luminance" else r.images[p]
+        parts = jax.tree.map(float, base.parts(x, weights.variables, {n: v[p] for n, v in targets.items()}))
+        name = f"content{i}_{set_names[j]}_x{scales[k]:g}"
+        im.save_image(out / f"{name}.png", imgs[p])
+        problems.append({"name": name, "content": i, "style": set_names[j], "style_scale": scales[k],
+                         "final_loss": float(r.final_loss[p]), "initial_loss": float(r.loss_history[p, 0]),
+                         "parts": parts})
+    style_show = [im.resize_array(s, contents.shape[1:3]) for s in styles]
+    cols = [(j, k) for j in range(len(set_names)) for k in range(len(scales))]
+    pos = {key: p for p, key in enumerate(index)}
+    grid = im.make_grid([[contents[i]] + style_show + [imgs[pos[(i, j, k)]] for j, k in cols] for i in range(b)],
+                        col_labels=["content"] + [f"style{q}" for q in range(len(styles))]
+                        + [f"{set_names[j]} x{scales[k]:g}" for j, k in cols])
     im.save_image(out / "grid.png", grid)
-    for res in results:
-        for i in range(b):
-            im.save_image(out / f"content{i}_x{res['style_scale']:g}.png", res["images"][i])
     common.write_json(out / "results.json", {
         "experiment": "style_transfer", "settings": vars(args), "device": device, "weights": weights.description,
         "weights_pretrained": weights.pretrained, "content": args.content or ["embedded procedural scenes 1, 2"],
         "style": args.style or ["embedded procedural painting (dfijax.images.synthetic_painting, seed 3)"],
-        "seconds_including_compile": seconds,
-        "results": [{k: v for k, v in res.items() if k != "images"} for res in results],
+        "seconds_including_compile": seconds, "problems_in_one_call": n_prob, "results": problems,
     })
     print(f"wrote {out / 'grid.png'} and {out / 'results.json'}")
     return 0

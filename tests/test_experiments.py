@@ -182,21 +182,33 @@ def test_style_transfer_smoke_and_colour_preservation(tmp_path, monkeypatch, cap
     tiny = ["--size", "40", "--iters", "8"]
     assert style_transfer.main(tiny + ["--style-scales", "1,10", "--out", str(tmp_path / "s")]) == 0
     res = json.loads((tmp_path / "s" / "results.json").read_text())
-    assert res["weights_pretrained"] is False and [r["style_scale"] for r in res["results"]] == [1.0, 10.0]
+    assert res["weights_pretrained"] is False and res["problems_in_one_call"] == 4
+    assert [(r["content"], r["style_scale"]) for r in res["results"]] == [(0, 1.0), (0, 10.0), (1, 1.0), (1, 10.0)]
     for r in res["results"]:
-        assert all(f < 0.9 * i for f, i in zip(r["final_loss"], r["initial_loss"]))
-    assert (tmp_path / "s" / "content1_x10.png").is_file()
+        assert r["final_loss"] < 0.9 * r["initial_loss"]
+    assert (tmp_path / "s" / "content1_painting_x10.png").is_file()
     grid = np.asarray(Image.open(tmp_path / "s" / "grid.png"))
     assert grid.shape[1] > 4 * 40
     # luminance-only transfer keeps the content's chroma
     assert style_transfer.main(tiny + ["--preserve-color", "luminance", "--out", str(tmp_path / "l")]) == 0
     from dfijax.images import synthetic_scene
 
-    out = np.asarray(Image.open(tmp_path / "l" / "content0_x1.png"), np.float32) / 255
+    out = np.asarray(Image.open(tmp_path / "l" / "content0_painting_x1.png"), np.float32) / 255
     content = synthetic_scene(40, 40, seed=1)
     iq_out, iq_in = np.asarray(color.rgb_to_yiq(out))[..., 1:], np.asarray(color.rgb_to_yiq(content))[..., 1:]
     assert np.abs(iq_out - iq_in).mean() < 0.02
-    assert style_transfer.main(tiny + ["--preserve-color", "chol", "--init", "noise", "--out", str(tmp_path / "c")]) == 0
+    # two style files, one result each (same batched call), colour-matched, from noise
+    from dfijax.images import save_image, synthetic_painting
+
+    for q in (1, 2):
+        save_image(tmp_path / f"st{q}.png", synthetic_painting(44, 52, seed=q))
+    assert style_transfer.main(tiny + ["--preserve-color", "chol", "--init", "noise", "--separate-styles", "--style",
+                                       str(tmp_path / "st1.png"), str(tmp_path / "st2.png"),
+                                       "--out", str(tmp_path / "c")]) == 0
+    res = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert res["problems_in_one_call"] == 4 and {r["style"] for r in res["results"]} == {"st1", "st2"}
+    assert all(r["final_loss"] < r["initial_loss"] for r in res["results"])
+    assert (tmp_path / "c" / "content0_st2_x1.png").is_file()
     capsys.readouterr()
     for extra, msg in [(["--style", str(tmp_path / "nope.jpg")], "not found"),
                        (["--blend", "0.5,0.5"], "style blend weights must be 1")]:
@@ -215,7 +227,7 @@ def test_train_fast_style_resumes_and_stylize_applies(tmp_path, monkeypatch, cap
     assert train_fast_style.main(args + ["--steps", "4"]) == 0  # resumes at 2
     info = json.loads((ck / "train_info.json").read_text())
     assert info["resumed_from"] == 2 and info["final"]["step"] == 4
-    assert np.asarray(Image.open(ck / "loss.png")).shape == (240, 480, 3)
+    assert np.asarray(Image.open(ck / "loss.png")).shape == (280, 560, 3)
     assert (ck / "samples.png").is_file()
     img = tmp_path / "photo.png"
     Image.fromarray((np.random.default_rng(0).uniform(size=(30, 42, 3)) * 255).astype(np.uint8)).save(img)

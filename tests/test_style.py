@@ -17,7 +17,8 @@ def test_gatys_defaults():
     assert loss.model.pooling == "avg" and loss.content_layers == ("relu4_2",)
     assert loss.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     np.testing.assert_allclose(loss.weights, [1e3 / n**2 for n in (64, 128, 256, 512, 512)])
-    assert loss.target_names() == ("content/relu4_2",) + tuple(f"gram/{t}" for t in loss.style_layers)
+    assert loss.target_names() == (("content/relu4_2",) + tuple(f"gram/{t}" for t in loss.style_layers)
+                                   + ("style_scale",))
     with pytest.raises(ValueError, match="1 style weights for 2"):
         style.StyleLoss(style_layers=("relu1_1", "relu2_1"), style_weights=(1.0,))
 
@@ -58,6 +59,30 @@ def test_style_transfer_with_the_engine_moves_toward_the_style(random_vgg):
         assert float(after["content"]) > 0.0
     h = np.asarray(r.loss_history)
     assert np.all(h[:, -1] < 0.3 * h[:, 0])
+
+
+def test_style_problems_contents_x_styles_x_scales_in_one_call(random_vgg):
+    """2 contents x 2 separate styles x 2 scales = 8 problems, one compiled call; each batched result
+    equals solving that problem alone, and a larger style scale lowers the style term further."""
+    c = jnp.asarray(smooth_images(2, 32, 32, seed=5))
+    s1, s2 = smooth_images(2, 36, 36, seed=6)
+    sets = [[([s1], None), ([s2], None)]] * 2
+    t, index = style.style_problems(SMALL, random_vgg.variables, c, sets, (1.0, 10.0))
+    assert index == [(i, j, k) for i in range(2) for j in range(2) for k in range(2)]
+    chex.assert_shape(t["gram/relu2_1"], (8, 128, 128))
+    np.testing.assert_allclose(t["style_scale"], [1, 10] * 4)
+    np.testing.assert_allclose(t["gram/relu1_1"][2], style.style_grams(SMALL, random_vgg.variables, [s2])["relu1_1"],
+                               rtol=1e-5)
+    x0 = c[jnp.array([i for i, _, _ in index])]
+    cfg = I.SolverConfig(maxiter=6)
+    r = I.invert(SMALL, random_vgg.variables, t, x0, cfg)
+    solo = I.invert(SMALL, random_vgg.variables, {k: v[5:6] for k, v in t.items()}, x0[5:6], cfg)
+    np.testing.assert_allclose(r.images[5], solo.images[0], atol=2e-4)
+    raw = lambda p: float(SMALL.parts(r.images[p], random_vgg.variables, {k: v[p] for k, v in t.items()})["style"]) \
+        / float(t["style_scale"][p])
+    assert raw(1) < raw(0) and raw(7) < raw(6)
+    with pytest.raises(ValueError, match="positive"):
+        style.style_problems(SMALL, random_vgg.variables, c, sets, (0.0,))
 
 
 def dataclass_replace(obj, **kw):
