@@ -24,34 +24,37 @@ from dfijax import losses, training
 from dfijax.vgg import VGG19
 
 
-def _conv(x, features, k, stride=1, name=None):
+def _conv(x, features, k, stride=1, name=None, dtype=None):
     pad = k // 2
     x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    return nn.Conv(features, (k, k), strides=(stride, stride), padding="VALID", name=name)(x)
+    return nn.Conv(features, (k, k), strides=(stride, stride), padding="VALID", name=name, dtype=dtype)(x)
 
 
 class TransformNet(nn.Module):
     """[B, H, W, 3] in [0, 1] -> [B, H, W, 3] in [0, 1] (H, W multiples of 4). width scales every layer
-    (32 is Johnson's); blocks is the number of residual blocks (5)."""
+    (32 is Johnson's); blocks is the number of residual blocks (5); dtype: compute dtype (e.g.
+    bfloat16; parameters stay float32, the output is float32)."""
 
     width: int = 32
     blocks: int = 5
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        w = self.width
-        h = x - 0.5
+        w, dt = self.width, self.dtype
+        h = (x - 0.5).astype(dt) if dt is not None else x - 0.5
+        norm = lambda name: nn.InstanceNorm(name=name, dtype=dt)
         for i, (f, k, s) in enumerate([(w, 9, 1), (2 * w, 3, 2), (4 * w, 3, 2)]):
-            h = nn.relu(nn.InstanceNorm(name=f"in_down{i}")(_conv(h, f, k, s, name=f"down{i}")))
+            h = nn.relu(norm(f"in_down{i}")(_conv(h, f, k, s, name=f"down{i}", dtype=dt)))
         for i in range(self.blocks):
-            r = nn.relu(nn.InstanceNorm(name=f"res{i}_in1")(_conv(h, 4 * w, 3, name=f"res{i}_conv1")))
-            r = nn.InstanceNorm(name=f"res{i}_in2")(_conv(r, 4 * w, 3, name=f"res{i}_conv2"))
+            r = nn.relu(norm(f"res{i}_in1")(_conv(h, 4 * w, 3, name=f"res{i}_conv1", dtype=dt)))
+            r = norm(f"res{i}_in2")(_conv(r, 4 * w, 3, name=f"res{i}_conv2", dtype=dt))
             h = h + r
         for i, f in enumerate((2 * w, w)):
             b, hh, ww, c = h.shape
             h = jax.image.resize(h, (b, 2 * hh, 2 * ww, c), "nearest")
-            h = nn.relu(nn.InstanceNorm(name=f"in_up{i}")(_conv(h, f, 3, name=f"up{i}")))
-        return nn.sigmoid(_conv(h, 3, 9, name="out"))
+            h = nn.relu(norm(f"in_up{i}")(_conv(h, f, 3, name=f"up{i}", dtype=dt)))
+        return nn.sigmoid(_conv(h, 3, 9, name="out", dtype=dt)).astype(jnp.float32)
 
 
 @dataclasses.dataclass(frozen=True)

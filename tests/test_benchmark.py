@@ -33,3 +33,34 @@ def test_macs_match_the_reference_count():
 
     # REFERENCE: 14.4 GMAC forward to conv5_1 at 200x200
     assert macs_to("conv5_1", 200) == pytest.approx(14.4e9, rel=0.01)
+
+
+def test_bench_fast_style_tiny(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from benchmarks import bench_fast_style
+
+    out = tmp_path / "fs.json"
+    assert bench_fast_style.main(["--size", "32", "--batch", "2", "--batches", "1", "--reps", "1", "--json", str(out)]) == 0
+    info = json.loads(out.read_text())
+    rows = {r["variant"]: r for r in info["rows"]}
+    assert set(rows) == {"jax_f32", "jax_bf16", "torch_tf32", "torch_bf16_autocast"}
+    assert all(r["images_per_s"] > 0 for r in rows.values())
+    assert rows["torch_bf16_autocast"]["ratio_vs_torch_bf16"] == pytest.approx(1.0)
+    assert info["command"].startswith("python -m benchmarks.bench_fast_style") and info["date"]
+    assert "| jax_bf16 |" in capsys.readouterr().out
+
+
+def test_torch_and_jax_fast_style_nets_have_the_same_size():
+    torch = pytest.importorskip("torch")
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks.bench_fast_style import torch_net
+    from dfijax.fast_style import TransformNet
+
+    params = TransformNet().init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    n_jax = sum(x.size for x in jax.tree.leaves(params))
+    n_torch = sum(p.numel() for p in torch_net().parameters())
+    assert n_jax == n_torch  # same layers, same widths: a like-for-like throughput comparison
+    y = torch_net()(torch.rand(1, 3, 32, 36))
+    assert tuple(y.shape) == (1, 3, 32, 36)

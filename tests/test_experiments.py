@@ -236,3 +236,16 @@ def test_train_fast_style_resumes_and_stylize_applies(tmp_path, monkeypatch, cap
     assert "images/s" in capsys.readouterr().out
     assert stylize.main(["--ckpt", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
     assert "no checkpoint folder" in capsys.readouterr().err
+    # a video through the same network (width read from train_info.json), with its flicker reported
+    from dfijax import video as vid
+
+    vid.write_video(tmp_path / "clip.avi", vid.synthetic_clip(3, 32, 40))
+    assert stylize.main(["--ckpt", str(ck), "--video", str(tmp_path / "clip.avi"), "--out", str(tmp_path / "sv")]) == 0
+    res = json.loads((tmp_path / "sv" / "results.json").read_text())
+    assert res["frames"] == 3 and res["flicker"]["stylized"] >= 0 and res["flicker"]["input"] >= 0
+    assert Image.open(tmp_path / "sv" / "compare.gif").size == (80, 32)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"nope" * 20)
+    capsys.readouterr()
+    assert stylize.main(["--ckpt", str(ck), "--video", str(bad), "--out", str(tmp_path / "x")]) == 1
+    assert "cannot decode" in capsys.readouterr().err

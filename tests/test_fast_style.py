@@ -29,6 +29,9 @@ def test_transform_net_shapes_and_range(key):
     p = jax.eval_shape(lambda: full.init(key, jnp.zeros((1, 64, 64, 3))))["params"]
     chex.assert_shape(p["down0"]["Conv_0"]["kernel"] if "Conv_0" in p["down0"] else p["down0"]["kernel"], (9, 9, 3, 32))
     assert sum(k.startswith("res") and k.endswith("conv1") for k in p) == 5
+    # bfloat16 compute: same parameters, float32 output close to the float32 network's
+    yb = fs.TransformNet(width=NET.width, blocks=NET.blocks, dtype=jnp.bfloat16).apply({"params": params}, x)
+    assert yb.dtype == jnp.float32 and float(jnp.abs(yb - y).max()) < 0.05
 
 
 def test_training_lowers_the_loss_and_resumes_exactly(random_vgg, tmp_path):
