@@ -13,3 +13,4 @@ python3 -c "import jax, torch; print('jax', jax.__version__, jax.devices(), '| t
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 python3 -m benchmarks.bench_inversion --json "$OUT/bench.json" "$@" 2>&1 | tee "$OUT/bench.log"
 python3 -m benchmarks.bench_fast_style --json "$OUT/bench_fast_style.json" 2>&1 | tee "$OUT/bench_fast_style.log"
+python3 -m benchmarks.bench_fusion --json "$OUT/bench_fusion.json" 2>&1 | tee "$OUT/bench_fusion.log"

@@ -1,0 +1,107 @@
+"""The fusion GAN's loss terms (eqs. 2–9), built on `dfijax.losses` and the shared VGG-19.
+
+Per image (unbatched, `vmap` for batches) unless noted. Images are [H, W, 3] in [-1, 1]; VGG sees
+(x + 1) / 2. Reductions, and why: the feature losses are the paper's sums — content
+Σ_l ‖P_l(C) − P_l(X)‖² (eq. 4), style Σ_l ‖ψ_l(C) − ψ_l(X)‖²_F with ψ the Gram matrix divided by
+C·H·W (eqs. 5, 6) — which is what the paper's small weights (1e-6, 5e-5) bring to order one; the
+pixel losses (L1 of eq. 7, TV of eq. 8) are per-pixel means, since their sums at 128 px (×49,152)
+would drown every other term under the paper's w4 = 30, w5 = 1.
+
+Fractional Λ: the paper defines the perceptual losses for λ_n ∈ {0, 1} (C against A, or against B).
+Here they are weighted by λ̄, the mean of Λ over the latent's elements: λ̄·L(C, A) + (1 − λ̄)·L(C, B),
+which is the A-loss at Λ = 1 and the B-loss at Λ = 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from dfijax import losses
+
+Features = Mapping[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionLoss:
+    """Weights of eq. (11) (the paper's w1…w5 by default), the VGG taps of section 4.3, and the
+    gradient-penalty weight of the critic's loss (0 turns it off; WGAN-GP uses 10)."""
+
+    w_adv: float = 1.0
+    w_content: float = 1e-6
+    w_style: float = 5e-5
+    w_recon: float = 30.0
+    w_tv: float = 1.0
+    content_layers: tuple[str, ...] = ("conv4_1", "conv5_1")
+    style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1")
+    gp_weight: float = 10.0
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.content_layers + self.style_layers))
+
+
+def to_unit(x: jax.Array) -> jax.Array:
+    """[-1, 1] -> [0, 1] (what the VGG expects)."""
+    return (x + 1.0) * 0.5
+
+
+def content(fc: Features, fx: Features, layers: tuple[str, ...]) -> jax.Array:
+    """Σ_l ‖P_l(C) − P_l(X)‖² over one image's [h, w, C] feature maps (eq. 4)."""
+    # feature_mse's "sum" is ½‖·‖²; weight 2 gives the paper's plain squared norm
+    return losses.feature_mse(fc, fx, layers, weights=[2.0] * len(layers), reduction="sum")
+
+
+def style(fc: Features, fx: Features, layers: tuple[str, ...]) -> jax.Array:
+    """Σ_l ‖ψ_l(C) − ψ_l(X)‖²_F with ψ = Gram / (C·H·W) (eqs. 5, 6), one image's feature maps."""
+    grams = {l: losses.gram(fx[l], "hwc") for l in layers}
+    # style_loss averages over the C_l² Gram entries; weighting by C_l² makes it the Frobenius sum
+    return losses.style_loss(fc, grams, layers, weights=[float(fc[l].shape[-1]) ** 2 for l in layers],
+                             normalize="hwc")
+
+
+def mixed_perceptual(fc: Features, fa: Features, fb: Features, lam_bar: jax.Array,
+                     cfg: FusionLoss) -> tuple[jax.Array, jax.Array]:
+    """(content, style) of C against A and B weighted by λ̄ ∈ [0, 1] (one image; see module doc)."""
+    c = lam_bar * content(fc, fa, cfg.content_layers) + (1 - lam_bar) * content(fc, fb, cfg.content_layers)
+    s = lam_bar * style(fc, fa, cfg.style_layers) + (1 - lam_bar) * style(fc, fb, cfg.style_layers)
+    return c, s
+
+
+def l1(x: jax.Array, y: jax.Array) -> jax.Array:
+    """Mean absolute difference (per-pixel L1), any equal shapes -> scalar."""
+    return jnp.mean(jnp.abs(x.astype(jnp.float32) - y.astype(jnp.float32)))
+
+
+def reconstruction(a: jax.Array, a_rec: jax.Array, b: jax.Array, b_rec: jax.Array, c: jax.Array,
+                   lam: jax.Array) -> jax.Array:
+    """Eq. (7) for one pair: ‖A' − A‖₁ + ‖B' − B‖₁ + R, R = ‖C − A‖₁ when Λ is all ones, ‖C − B‖₁ when
+    all zeros, else 0. Images [H, W, 3]; lam: this pair's Λ, any shape."""
+    r = jnp.where(jnp.all(lam == 1.0), l1(c, a), jnp.where(jnp.all(lam == 0.0), l1(c, b), 0.0))
+    return l1(a_rec, a) + l1(b_rec, b) + r
+
+
+def total_variation(c: jax.Array, a_rec: jax.Array, b_rec: jax.Array) -> jax.Array:
+    """Eq. (9): φ(C) + φ(A') + φ(B'), φ the mean squared neighbour difference (`losses.tv_squared`)."""
+    return losses.tv_squared(c) + losses.tv_squared(a_rec) + losses.tv_squared(b_rec)
+
+
+def wasserstein(d_real: jax.Array, d_fake: jax.Array) -> jax.Array:
+    """Eq. (2): L_A = E[D(I)] − E[D(G(Z_C))] over [B] critic scores (D maximises it)."""
+    return jnp.mean(d_real) - jnp.mean(d_fake)
+
+
+def gradient_penalty(critic: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array,
+                     eps: jax.Array) -> jax.Array:
+    """WGAN-GP: mean over the batch of (‖∇_x̂ D(x̂)‖₂ − 1)², x̂ = ε·real + (1 − ε)·fake.
+
+    critic: [B, H, W, 3] -> [B], per-sample independent (no BatchNorm) for the per-image gradients
+    to mean what they should; real, fake: [B, H, W, 3]; eps: [B] in [0, 1]."""
+    e = eps.reshape((-1,) + (1,) * (real.ndim - 1))
+    x = e * real + (1.0 - e) * fake
+    g = jax.grad(lambda y: jnp.sum(critic(y)))(x)
+    norm = jnp.sqrt(jnp.sum(jnp.square(g), axis=tuple(range(1, g.ndim))) + 1e-12)
+    return jnp.mean(jnp.square(norm - 1.0))

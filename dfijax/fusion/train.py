@@ -1,0 +1,424 @@
+"""Training the fusion GAN: state, pure jitted steps, the two-stage loop, and fusing with a checkpoint.
+
+Stage 1 (eq. 10): E and G as an autoencoder with L1. Stage 2 (eq. 11): the min-max objective from the
+pretrained E, G, alternating `n_critic` critic updates and one (E, G) update, each its own jitted step
+`(state, batch, rng, vgg) -> (state, metrics)`. Steps are counted globally (stage 1 then stage 2);
+rng = fold_in(state.key, step); batches are a pure function of the step, so a resumed run repeats the
+uninterrupted one exactly. Stage 2 starts with fresh Adam moments for (E, G).
+
+Pairs: a batch of B real images is A; B is the same batch rolled by one (pairs (i, i−1)), so one
+encoder pass serves both and G runs once on [Z_A; Z_C]. Λ for training (the paper leaves it open):
+per chunk, λ_n ∈ {0, 1} with probability ½ each ("binary", the cases the paper's losses define) or
+uniform in [0, 1] ("uniform"); per channel or per (4×4 cell, chunk) with `lambda_kind`; with
+probability `p_ends` a pair's Λ is all ones or all zeros instead, so that R(I) of eq. (7) is trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import pathlib
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from dfijax import training
+from dfijax.fusion import losses as fl
+from dfijax.fusion.model import (LATENT_HW, NORMS, Discriminator, Encoder, Generator, chunk_lambda, chunk_sizes,
+                                 depth_for, latent_channels, mix)
+from dfijax.vgg import VGG19
+
+LAMBDA_KINDS = ("chunk", "channel", "spatial")
+LAMBDA_VALUES = ("binary", "uniform")
+CONFIG_FILE = "fusion_config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionConfig:
+    """Everything that shapes the networks and the steps (hashable: compiled steps are cached on it).
+
+    size, width: 128 and 64 are the paper's (latent 4×4×1024). d_norm: the critic's norm ("layer" by
+    default, see `Discriminator`). clip: WGAN weight clipping of the critic's parameters to
+    [−clip, clip] after each update (None: off; then usually loss.gp_weight > 0). lr, b1, b2: Adam
+    (the paper: lr 1e-3; β1 = 0.5 as in DCGAN). dtype: the networks' compute dtype."""
+
+    size: int = 128
+    width: int = 64
+    n_chunks: int = 5
+    d_norm: str = "layer"
+    lambda_kind: str = "chunk"
+    lambda_values: str = "binary"
+    p_ends: float = 0.2
+    loss: fl.FusionLoss = fl.FusionLoss()
+    clip: float | None = None
+    n_critic: int = 1
+    lr: float = 1e-3
+    b1: float = 0.5
+    b2: float = 0.999
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        depth_for(self.size)
+        if self.width < 1:
+            raise ValueError(f"width must be positive, got {self.width}")
+        chunk_sizes(self.channels, self.n_chunks)
+        if self.d_norm not in NORMS:
+            raise ValueError(f"d_norm must be one of {NORMS}, got {self.d_norm!r}")
+        if self.lambda_kind not in LAMBDA_KINDS:
+            raise ValueError(f"lambda_kind must be one of {LAMBDA_KINDS}, got {self.lambda_kind!r}")
+        if self.lambda_values not in LAMBDA_VALUES:
+            raise ValueError(f"lambda_values must be one of {LAMBDA_VALUES}, got {self.lambda_values!r}")
+        if not 0.0 <= self.p_ends <= 1.0:
+            raise ValueError(f"p_ends must be in [0, 1], got {self.p_ends}")
+        if self.n_critic < 1:
+            raise ValueError(f"n_critic must be >= 1, got {self.n_critic}")
+
+    @property
+    def channels(self) -> int:
+        return latent_channels(self.size, self.width)
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return chunk_sizes(self.channels, self.n_chunks)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return (LATENT_HW, LATENT_HW, self.channels)
+
+    def nets(self) -> tuple[Encoder, Generator, Discriminator]:
+        dt = jnp.dtype(self.dtype)
+        return (Encoder(self.width, dt), Generator(self.size, self.width, dt),
+                Discriminator(self.width, self.d_norm, dt))
+
+    def tx(self) -> optax.GradientTransformation:
+        return optax.adam(self.lr, b1=self.b1, b2=self.b2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "FusionConfig":
+        d = dict(d)
+        loss = {k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("loss", {}).items()}
+        return cls(**d, loss=fl.FusionLoss(**loss))
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint folder whose contents do not fit the networks this code and config build."""
+
+
+def _restore(restore_fn: Callable[[], Any], directory: pathlib.Path) -> Any:
+    try:
+        return restore_fn()
+    except (ValueError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointMismatch(f"the checkpoint in {directory} does not fit the networks of its "
+                                 f"{CONFIG_FILE} (written by another version?): {first}") from None
+
+
+@struct.dataclass
+class Net:
+    """One optimised part: params, BatchNorm statistics ({} without BN) and its Adam state."""
+
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+
+
+@struct.dataclass
+class FusionState:
+    """Everything a resumed run needs: the global step, the stage (1 or 2), (E, G) as one optimised
+    part (params {"E", "G"}), the critic, and the base PRNG key (raw uint32 key data)."""
+
+    step: jax.Array
+    stage: jax.Array
+    eg: Net
+    d: Net
+    key: jax.Array
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def init_state(cfg: FusionConfig, seed: int = 0) -> FusionState:
+    """Fresh networks (flax default initialisers) and Adam states; stage 1, step 0."""
+    enc, gen, disc = cfg.nets()
+    # the "rbg" generator compiles ~10x faster than threefry for the many initialisers
+    ke, kg, kd = jax.random.split(jax.random.key(seed, impl="rbg"), 3)
+    x = jnp.zeros((1, cfg.size, cfg.size, 3))
+    ve = enc.init(ke, x, train=False)
+    vg = gen.init(kg, jnp.zeros((1,) + cfg.latent_shape), train=False)
+    vd = disc.init(kd, x, train=False)
+    tx = cfg.tx()
+    eg_params = {"E": ve["params"], "G": vg["params"]}
+    eg = Net(eg_params, {"E": ve["batch_stats"], "G": vg["batch_stats"]}, tx.init(eg_params))
+    d = Net(vd["params"], vd.get("batch_stats", {}), tx.init(vd["params"]))
+    return FusionState(step=jnp.zeros((), jnp.int32), stage=jnp.ones((), jnp.int32), eg=eg, d=d,
+                       key=jax.random.key_data(jax.random.key(seed + 1)))
+
+
+def begin_stage2(cfg: FusionConfig, state: FusionState) -> FusionState:
+    """Stage 2 starts from the pretrained E, G with fresh Adam moments."""
+    return state.replace(stage=jnp.full_like(state.stage, 2),
+                         eg=state.eg.replace(opt_state=cfg.tx().init(state.eg.params)))
+
+
+def _apply(module, params, stats, x, train: bool):
+    """(output, new batch_stats); the stats pass through unchanged outside training or without BN."""
+    if not stats:
+        return module.apply({"params": params}, x, train=train), stats
+    if not train:
+        return module.apply({"params": params, "batch_stats": stats}, x, train=False), stats
+    out, upd = module.apply({"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
+    return out, upd["batch_stats"]
+
+
+def sample_lambda(cfg: FusionConfig, rng: jax.Array, n: int) -> jax.Array:
+    """n training Λ maps, [n, 4, 4, C] float32 (see the module docstring for the scheme)."""
+    k_val, k_end, k_which = jax.random.split(rng, 3)
+    shape = {"chunk": (n, 1, 1, cfg.n_chunks), "channel": (n, 1, 1, cfg.channels),
+             "spatial": (n, LATENT_HW, LATENT_HW, cfg.n_chunks)}[cfg.lambda_kind]
+    if cfg.lambda_values == "binary":
+        lam = jax.random.bernoulli(k_val, 0.5, shape).astype(jnp.float32)
+    else:
+        lam = jax.random.uniform(k_val, shape)
+    if cfg.lambda_kind != "channel":
+        lam = chunk_lambda(lam, cfg.chunks)
+    lam = jnp.broadcast_to(lam, (n,) + cfg.latent_shape)
+    end = jax.random.bernoulli(k_end, cfg.p_ends, (n, 1, 1, 1))
+    ones = jax.random.bernoulli(k_which, 0.5, (n, 1, 1, 1)).astype(jnp.float32)
+    return jnp.where(end, ones, lam)
+
+
+def lambda_map(cfg: FusionConfig, lam: Any) -> jax.Array:
+    """A user's Λ -> [4, 4, C]: a scalar, per chunk [N], per channel [C], or spatial [4, 4, N | C | 1];
+    values must lie in [0, 1]."""
+    lam = jnp.asarray(lam, jnp.float32)
+    n, c = cfg.n_chunks, cfg.channels
+    if lam.ndim == 0 or lam.shape in ((n,), (c,), (LATENT_HW, LATENT_HW, n), (LATENT_HW, LATENT_HW, c),
+                                      (LATENT_HW, LATENT_HW, 1)):
+        if lam.ndim and lam.shape[-1] == n:
+            lam = chunk_lambda(lam, cfg.chunks)
+        return jnp.broadcast_to(lam, cfg.latent_shape)
+    raise ValueError(f"Λ of shape {lam.shape}: give one value, {n} per-chunk values, {c} per-channel values, "
+                     f"or a spatial map [4, 4, {n} | {c} | 1]")
+
+
+def _forward(cfg: FusionConfig, eg: Net, params, x: jax.Array, lam: jax.Array, train: bool = True):
+    """A' and C for a batch of A = x [B, S, S, 3] and B = roll(x, 1): (A', C, new eg batch_stats)."""
+    enc, gen, _ = cfg.nets()
+    za, se = _apply(enc, params["E"], eg.batch_stats["E"], x, train)
+    zc = mix(za, jnp.roll(za, 1, axis=0), lam)
+    out, sg = _apply(gen, params["G"], eg.batch_stats["G"], jnp.concatenate([za, zc]), train)
+    n = x.shape[0]
+    return out[:n], out[n:], {"E": se, "G": sg}
+
+
+def _rngs(rng: jax.Array, n: int) -> list[jax.Array]:
+    return [jax.random.fold_in(rng, i) for i in range(n)]
+
+
+@functools.lru_cache(maxsize=16)
+def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
+    """(ae_step, d_step, eg_step), each jitted `(state, batch [B, S, S, 3] in [-1, 1], rng, vgg variables)
+    -> (state, metrics)` with the state donated. A non-finite loss or gradient leaves that part of the
+    state unchanged (metrics["finite"] = 0). ae_step and eg_step advance state.step; d_step does not."""
+    enc, gen, disc = cfg.nets()
+    tx = cfg.tx()
+    lc = cfg.loss
+    vgg = VGG19(dtype=jnp.dtype(cfg.dtype))
+    donate = training.donate_argnums(0)
+
+    def update(net: Net, grads, new_stats, value, clip=None) -> tuple[Net, jax.Array]:
+        upd, opt = tx.update(grads, net.opt_state, net.params)
+        params = optax.apply_updates(net.params, upd)
+        if clip is not None:
+            params = jax.tree.map(lambda p: jnp.clip(p, -clip, clip), params)
+        ok = jnp.isfinite(value) & training.all_finite(grads)
+        return training.nan_guard(Net(params, new_stats, opt), net, ok), ok
+
+    def ae_step(state: FusionState, x, rng, vgg_vars):
+        def objective(params):
+            z, se = _apply(enc, params["E"], state.eg.batch_stats["E"], x, True)
+            rec, sg = _apply(gen, params["G"], state.eg.batch_stats["G"], z, True)
+            return fl.l1(rec, x), {"E": se, "G": sg}
+
+        (loss, stats), grads = jax.value_and_grad(objective, has_aux=True)(state.eg.params)
+        eg, ok = update(state.eg, grads, stats, loss)
+        return state.replace(eg=eg, step=state.step + 1), {"l1": loss, "finite": ok.astype(jnp.float32)}
+
+    def critic(params, stats, x):
+        return _apply(disc, params, stats, x, True)
+
+    def d_step(state: FusionState, x, rng, vgg_vars):
+        k_lam, k_eps = _rngs(rng, 2)
+        lam = sample_lambda(cfg, k_lam, x.shape[0])
+        _, c, _ = _forward(cfg, state.eg, state.eg.params, x, lam)
+        c = jax.lax.stop_gradient(c)
+        eps = jax.random.uniform(k_eps, (x.shape[0],))
+
+        def objective(params):
+            scores, stats = critic(params, state.d.batch_stats, jnp.concatenate([x, c]))
+            w = fl.wasserstein(scores[: x.shape[0]], scores[x.shape[0]:])
+            gp = (fl.gradient_penalty(lambda y: critic(params, state.d.batch_stats, y)[0], x, c, eps)
+                  if lc.gp_weight > 0 else jnp.zeros(()))
+            return -w + lc.gp_weight * gp, (stats, w, gp)
+
+        (loss, (stats, w, gp)), grads = jax.value_and_grad(objective, has_aux=True)(state.d.params)
+        d, ok = update(state.d, grads, stats, loss, cfg.clip)
+        return state.replace(d=d), {"d_loss": loss, "wdist": w, "gp": gp, "d_finite": ok.astype(jnp.float32)}
+
+    def eg_step(state: FusionState, x, rng, vgg_vars):
+        n = x.shape[0]
+        lam = sample_lambda(cfg, _rngs(rng, 1)[0], n)
+        lam_bar = jnp.mean(lam, axis=(1, 2, 3))
+        fx = vgg.apply(vgg_vars, fl.to_unit(x), taps=lc.taps)  # A's features; B's are the same rolled
+        fb = {k: jnp.roll(v, 1, axis=0) for k, v in fx.items()}
+        b = jnp.roll(x, 1, axis=0)
+
+        def objective(params):
+            a_rec, c, stats = _forward(cfg, state.eg, params, x, lam)
+            b_rec = jnp.roll(a_rec, 1, axis=0)
+            adv = -jnp.mean(critic(state.d.params, state.d.batch_stats, c)[0])
+            fc = vgg.apply(vgg_vars, fl.to_unit(c), taps=lc.taps)
+            cont, sty = jax.vmap(lambda f, fa_, fb_, lb: fl.mixed_perceptual(f, fa_, fb_, lb, lc))(fc, fx, fb, lam_bar)
+            rec = jax.vmap(fl.reconstruction)(x, a_rec, b, b_rec, c, lam)
+            tv = jax.vmap(fl.total_variation)(c, a_rec, b_rec)
+            parts = {"adv": adv, "content": jnp.mean(cont), "style": jnp.mean(sty), "recon": jnp.mean(rec),
+                     "tv": jnp.mean(tv), "l1": fl.l1(a_rec, x)}
+            total = (lc.w_adv * adv + lc.w_content * parts["content"] + lc.w_style * parts["style"]
+                     + lc.w_recon * parts["recon"] + lc.w_tv * parts["tv"])
+            return total, (stats, parts)
+
+        (loss, (stats, parts)), grads = jax.value_and_grad(objective, has_aux=True)(state.eg.params)
+        eg, ok = update(state.eg, grads, stats, loss)
+        return state.replace(eg=eg, step=state.step + 1), {"loss": loss, **parts, "finite": ok.astype(jnp.float32)}
+
+    return tuple(jax.jit(f, donate_argnums=donate) for f in (ae_step, d_step, eg_step))
+
+
+def run_step(cfg: FusionConfig, state: FusionState, step: int, batch: jax.Array, vgg_vars: Any,
+             stage1_steps: int) -> tuple[FusionState, dict[str, jax.Array]]:
+    """Global step `step` (= state.step, passed so that nothing waits on the device): an autoencoder
+    update in stage 1, else n_critic critic updates and one (E, G) update on the same batch. The caller
+    shards batch, replicates state/vgg_vars, and calls `begin_stage2` first at the switch."""
+    ae_step, d_step, eg_step = make_steps(cfg)
+    rng = jax.random.fold_in(jax.random.wrap_key_data(state.key), step)
+    if step < stage1_steps:
+        return ae_step(state, batch, rng, vgg_vars)
+    metrics = {}
+    for i in range(cfg.n_critic):
+        state, metrics = d_step(state, batch, jax.random.fold_in(rng, i), vgg_vars)
+    state, m = eg_step(state, batch, jax.random.fold_in(rng, cfg.n_critic), vgg_vars)
+    return state, {**metrics, **m}
+
+
+def save_config(directory: str | os.PathLike, cfg: FusionConfig, stage1_steps: int) -> None:
+    path = pathlib.Path(directory) / CONFIG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"config": cfg.to_dict(), "stage1_steps": stage1_steps}, indent=2))
+
+
+def load_config(directory: str | os.PathLike) -> tuple[FusionConfig, int]:
+    """(config, stage-1 steps) saved by `train` in a checkpoint folder."""
+    path = pathlib.Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {directory} a folder written by experiments.train_fusion?")
+    d = json.loads(path.read_text())
+    return FusionConfig.from_dict(d["config"]), int(d["stage1_steps"])
+
+
+def _check_same(directory: pathlib.Path, cfg: FusionConfig, stage1_steps: int) -> None:
+    """A folder's checkpoints resume only under the settings they were trained with."""
+    old, old_s1 = load_config(directory)
+    diff = [f"{k} {v!r} (now {cfg.to_dict()[k]!r})" for k, v in old.to_dict().items() if cfg.to_dict()[k] != v]
+    if old_s1 != stage1_steps:
+        diff.append(f"stage-1 steps {old_s1} (now {stage1_steps})")
+    if diff:
+        raise CheckpointMismatch(f"{directory} holds checkpoints trained with other settings: " + ", ".join(diff))
+
+
+def train(cfg: FusionConfig, batches: Callable[[int], np.ndarray], vgg_vars: Any, stage1_steps: int,
+          stage2_steps: int, ckpt_dir: str | os.PathLike, *, seed: int = 0, save_every: int = 100, keep: int = 3,
+          log_every: int = 10, mesh: jax.sharding.Mesh | None = None,
+          callback: Callable[[int, FusionState, dict | None], None] | None = None) -> tuple[FusionState, int]:
+    """Train to stage1_steps + stage2_steps global steps, resuming from the newest checkpoint in ckpt_dir.
+
+    batches(step) -> [B, S, S, 3] float32 in [-1, 1], a pure function of the step; B must divide over
+    the mesh's devices (default: all local ones; parameters are replicated, the batch is split).
+    Checkpoints every save_every steps, at the end of stage 1 and at the end (keep the newest `keep`);
+    metrics (with "stage") every log_every steps to ckpt_dir/metrics.jsonl. callback(step, state,
+    record or None) after every step (for progress and samples). Returns (state, the step it resumed
+    from)."""
+    mesh = mesh or training.data_mesh()
+    total = stage1_steps + stage2_steps
+    ckpt = training.Checkpointer(ckpt_dir, keep=keep, save_every=save_every)
+    if ckpt.latest_step is not None and (ckpt.directory / CONFIG_FILE).is_file():
+        _check_same(ckpt.directory, cfg, stage1_steps)
+    save_config(ckpt.directory, cfg, stage1_steps)
+    state, start = _restore(lambda: ckpt.restore_or(training.replicate(init_state(cfg, seed), mesh)), ckpt.directory)
+    vgg_vars = training.replicate(vgg_vars, mesh)
+    log = training.MetricsLog(ckpt.directory / "metrics.jsonl")
+    with ckpt:
+        for step in range(start, total):
+            if step == stage1_steps and int(state.stage) == 1:
+                state = training.replicate(begin_stage2(cfg, state), mesh)
+            state, m = run_step(cfg, state, step, training.shard_batch(batches(step), mesh), vgg_vars, stage1_steps)
+            rec = None
+            if (step + 1) % log_every == 0 or step + 1 in (stage1_steps, total):
+                rec = log.write(step + 1, {"stage": 1 if step < stage1_steps else 2, **m})
+            ckpt.maybe_save(step + 1, state, final=step + 1 in (stage1_steps, total))
+            if callback:
+                callback(step + 1, state, rec)
+    return state, start
+
+
+def restore(ckpt_dir: str | os.PathLike) -> tuple[FusionConfig, FusionState, int]:
+    """(config, newest checkpointed state, its step) from a folder written by `train`. One-line errors:
+    FileNotFoundError (no folder, config or checkpoint), CheckpointMismatch (another version's)."""
+    import orbax.checkpoint as ocp
+
+    ckpt_dir = pathlib.Path(ckpt_dir).absolute()
+    if not ckpt_dir.is_dir():
+        raise FileNotFoundError(f"no checkpoint folder {ckpt_dir}; train one with python -m experiments.train_fusion")
+    cfg, _ = load_config(ckpt_dir)
+    mngr = ocp.CheckpointManager(ckpt_dir)
+    step = mngr.latest_step()
+    if step is None:
+        raise FileNotFoundError(f"{ckpt_dir} holds no checkpoint; train one with python -m experiments.train_fusion")
+    try:
+        state = _restore(lambda: mngr.restore(step, args=ocp.args.StandardRestore(init_state(cfg))), ckpt_dir)
+    finally:
+        mngr.close()
+    return cfg, state, int(step)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _fuse(cfg: FusionConfig, eg: Net, a: jax.Array, b: jax.Array, lams: jax.Array) -> jax.Array:
+    enc, gen, _ = cfg.nets()
+    z, _ = _apply(enc, eg.params["E"], eg.batch_stats["E"], jnp.stack([a, b]), False)
+    zc = jax.vmap(lambda l: mix(z[0], z[1], l))(lams)
+    return _apply(gen, eg.params["G"], eg.batch_stats["G"], zc, False)[0]
+
+
+def fuse(cfg: FusionConfig, eg: Net, a: jax.Array, b: jax.Array, lams: Any) -> jax.Array:
+    """G(Λ∘E(A) + (1 − Λ)∘E(B)) for each Λ in lams (BatchNorm in inference mode).
+
+    a, b: [S, S, 3] float32 in [-1, 1]; lams: a list of Λ (each as `lambda_map` accepts).
+    Returns [K, S, S, 3] in [-1, 1]."""
+    maps = jnp.stack([lambda_map(cfg, l) for l in lams])
+    if float(jnp.min(maps)) < 0.0 or float(jnp.max(maps)) > 1.0:
+        raise ValueError("Λ values must lie in [0, 1]")
+    return _fuse(cfg, eg, jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32), maps)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def reconstruct(cfg: FusionConfig, eg: Net, x: jax.Array) -> jax.Array:
+    """G(E(x)) in inference mode, [B, S, S, 3] in [-1, 1] -> same."""
+    enc, gen, _ = cfg.nets()
+    z, _ = _apply(enc, eg.params["E"], eg.batch_stats["E"], x, False)
+    return _apply(gen, eg.params["G"], eg.batch_stats["G"], z, False)[0]

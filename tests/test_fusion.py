@@ -1,0 +1,254 @@
+"""Fusion GAN: shapes and chunks, mixing, the loss terms' values, training (stage-1 L1 falls, exact
+resume after a kill, 8 devices == 1 device) and the two experiments with their bad-input messages.
+
+One tiny config (32 px, width 8, shallow VGG taps) everywhere, so the jitted steps compile once per
+mesh for the whole file."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from dfijax import losses as core
+from dfijax import training
+from dfijax.data.synthetic_faces import synthetic_faces
+from dfijax.fusion import losses as fl
+from dfijax.fusion import model
+from dfijax.fusion import train as ft
+from dfijax.fusion.data import Batches
+from dfijax.vgg import VGG19
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TINY_LOSS = fl.FusionLoss(content_layers=("conv2_1",), style_layers=("conv1_1",))
+TINY = ft.FusionConfig(size=32, width=8, loss=TINY_LOSS)
+TINY_ARGS = ["--size", "32", "--width", "8", "--batch", "8", "--content-layers", "conv2_1",
+             "--style-layers", "conv1_1", "--n-synthetic", "64"]
+
+
+def _isolated(monkeypatch, tmp_path):
+    import dfijax.weights
+
+    monkeypatch.delenv("DFIJAX_WEIGHTS", raising=False)
+    monkeypatch.setattr(dfijax.weights, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "jaxcache"))
+    monkeypatch.setenv("DFIJAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+def test_paper_shapes_and_chunk_rule(key):
+    cfg = ft.FusionConfig()  # the paper's: 128 px, width 64
+    state = jax.eval_shape(lambda: ft.init_state(cfg))
+    enc, gen, disc = cfg.nets()
+    x = jax.ShapeDtypeStruct((2, 128, 128, 3), jnp.float32)
+    z = jax.eval_shape(lambda p, s, x: enc.apply({"params": p["E"], "batch_stats": s["E"]}, x, train=False),
+                       state.eg.params, state.eg.batch_stats, x)
+    chex.assert_shape(z, (2, 4, 4, 1024))
+    y = jax.eval_shape(lambda p, s, z: gen.apply({"params": p["G"], "batch_stats": s["G"]}, z, train=False),
+                       state.eg.params, state.eg.batch_stats, z)
+    chex.assert_shape(y, (2, 128, 128, 3))
+    chex.assert_shape(jax.eval_shape(lambda p, x: disc.apply({"params": p}, x, train=False), state.d.params, x), (2,))
+    # Table 1: E 64..1024 channels with 4x4 kernels; D has no norm on its first block, then a linear output
+    assert [state.eg.params["E"][f"conv{i}"]["kernel"].shape for i in range(5)] == [
+        (4, 4, 3, 64), (4, 4, 64, 128), (4, 4, 128, 256), (4, 4, 256, 512), (4, 4, 512, 1024)]
+    assert "norm0" not in state.d.params and state.d.params["out"]["kernel"].shape == (4 * 4 * 1024, 1)
+    assert cfg.chunks == (204, 204, 204, 204, 208)
+    # the rule: N-1 chunks of floor(C/N), the last takes the rest
+    assert model.chunk_sizes(64) == (12, 12, 12, 12, 16) and TINY.chunks == (6, 6, 6, 6, 8)
+    assert model.chunk_sizes(1024, 4) == (256,) * 4 and sum(model.chunk_sizes(100, 7)) == 100
+    assert TINY.latent_shape == (4, 4, 32) and ft.FusionConfig(size=64, width=16).latent_shape == (4, 4, 128)
+    with pytest.raises(ValueError, match="power of two"):
+        ft.FusionConfig(size=48)
+    with pytest.raises(ValueError, match="chunks"):
+        model.chunk_sizes(4, 5)
+
+
+def test_mixing_is_exact_at_the_ends(key):
+    ka, kb = jax.random.split(key)
+    za, zb = jax.random.normal(ka, (4, 4, 32)), jax.random.normal(kb, (4, 4, 32))
+    sizes = TINY.chunks
+    np.testing.assert_array_equal(model.mix(za, zb, model.chunk_lambda(jnp.ones(5), sizes)), za)
+    np.testing.assert_array_equal(model.mix(za, zb, model.chunk_lambda(jnp.zeros(5), sizes)), zb)
+    lam = model.chunk_lambda(jnp.array([1.0, 0.0, 1.0, 0.0, 0.5]), sizes)
+    chex.assert_shape(lam, (32,))
+    zc = model.mix(za, zb, lam)
+    np.testing.assert_array_equal(zc[..., :6], za[..., :6])
+    np.testing.assert_array_equal(zc[..., 6:12], zb[..., 6:12])
+    np.testing.assert_allclose(zc[..., 24:], 0.5 * (za[..., 24:] + zb[..., 24:]), rtol=1e-6)
+    # a spatial Λ: the left half of the 4x4 grid from A
+    spatial = jnp.zeros((4, 4, 1)).at[:, :2].set(1.0)
+    zs = model.mix(za, zb, spatial)
+    np.testing.assert_array_equal(zs[:, :2], za[:, :2])
+    np.testing.assert_array_equal(zs[:, 2:], zb[:, 2:])
+    chex.assert_shape(ft.lambda_map(TINY, [1, 0, 1, 0, 1]), (4, 4, 32))
+    chex.assert_shape(ft.lambda_map(TINY, np.ones((4, 4, 1))), (4, 4, 32))
+    with pytest.raises(ValueError, match="per-chunk"):
+        ft.lambda_map(TINY, [1, 0, 1])
+    # training Λ: binary, constant within each chunk, about p_ends of the pairs all 1 or all 0
+    lam = np.asarray(ft.sample_lambda(TINY, key, 2000))
+    chex.assert_shape(lam, (2000, 4, 4, 32))
+    assert set(np.unique(lam)) == {0.0, 1.0}
+    starts = np.cumsum((0,) + TINY.chunks[:-1])
+    for s, n in zip(starts, TINY.chunks):
+        assert np.all(lam[..., s:s + n] == lam[..., s:s + 1])
+    ends = np.mean(np.all(lam == 1, axis=(1, 2, 3)) | np.all(lam == 0, axis=(1, 2, 3)))
+    assert abs(ends - (0.2 + 0.8 * 2 / 32)) < 0.04
+
+
+def test_loss_terms(random_vgg, images):
+    x = jnp.asarray(images(3, 32, 32, seed=4)) * 2 - 1  # A, B, C in [-1, 1]
+    feats = VGG19().apply(random_vgg.variables, fl.to_unit(x), taps=TINY_LOSS.taps)
+    fa, fb, fc = ({k: v[i] for k, v in feats.items()} for i in range(3))
+    # content = the paper's sum of squares; style = Frobenius distance of Gram / (C·H·W)
+    want_c = float(jnp.sum((fc["conv2_1"] - fa["conv2_1"]) ** 2))
+    np.testing.assert_allclose(fl.content(fc, fa, ("conv2_1",)), want_c, rtol=1e-5)
+    h, w, c = fc["conv1_1"].shape
+    g = lambda f: f.reshape(-1, c).T @ f.reshape(-1, c) / (h * w * c)  # noqa: E731
+    want_s = float(jnp.sum((g(fc["conv1_1"]) - g(fa["conv1_1"])) ** 2))
+    np.testing.assert_allclose(fl.style(fc, fa, ("conv1_1",)), want_s, rtol=1e-4)
+    np.testing.assert_allclose(core.gram(fc["conv1_1"], "hwc"), g(fc["conv1_1"]), rtol=1e-5, atol=1e-7)
+    # Λ-weighted: the A-loss at Λ = 1, the B-loss at Λ = 0, linear between
+    at = {lb: fl.mixed_perceptual(fc, fa, fb, jnp.float32(lb), TINY_LOSS) for lb in (1.0, 0.0, 0.25)}
+    np.testing.assert_allclose(at[1.0], (fl.content(fc, fa, ("conv2_1",)), fl.style(fc, fa, ("conv1_1",))), rtol=1e-6)
+    np.testing.assert_allclose(at[0.0], (fl.content(fc, fb, ("conv2_1",)), fl.style(fc, fb, ("conv1_1",))), rtol=1e-6)
+    np.testing.assert_allclose(at[0.25], 0.25 * np.array(at[1.0]) + 0.75 * np.array(at[0.0]), rtol=1e-5)
+    assert at[1.0][0] != at[0.0][0]
+    # reconstruction: R(I) only when Λ is all ones (C vs A) or all zeros (C vs B)
+    a, b, cc = x
+    base = fl.l1(a * 0.9, a) + fl.l1(b * 0.9, b)
+    ones, zeros, mixed = jnp.ones((4, 4, 32)), jnp.zeros((4, 4, 32)), jnp.zeros((4, 4, 32)).at[..., 0].set(1)
+    np.testing.assert_allclose(fl.reconstruction(a, a * 0.9, b, b * 0.9, cc, ones), base + fl.l1(cc, a), rtol=1e-6)
+    np.testing.assert_allclose(fl.reconstruction(a, a * 0.9, b, b * 0.9, cc, zeros), base + fl.l1(cc, b), rtol=1e-6)
+    np.testing.assert_allclose(fl.reconstruction(a, a * 0.9, b, b * 0.9, cc, mixed), base, rtol=1e-6)
+    np.testing.assert_allclose(fl.total_variation(a, a, b), 2 * core.tv_squared(a) + core.tv_squared(b), rtol=1e-6)
+
+
+def test_gradient_penalty_on_a_linear_critic(key):
+    w = jax.random.normal(key, (8, 8, 3))
+    critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))  # noqa: E731  (gradient w everywhere)
+    real, fake = jnp.ones((4, 8, 8, 3)), jnp.zeros((4, 8, 8, 3))
+    eps = jnp.linspace(0, 1, 4)
+    norm = float(jnp.linalg.norm(w))
+    np.testing.assert_allclose(fl.gradient_penalty(critic, real, fake, eps), (norm - 1) ** 2, rtol=1e-5)
+    unit = lambda x: jnp.sum(x * w / norm, axis=(1, 2, 3))  # noqa: E731
+    assert float(fl.gradient_penalty(unit, real, fake, eps)) < 1e-8
+    np.testing.assert_allclose(fl.wasserstein(critic(real), critic(fake)), float(jnp.sum(w)), rtol=1e-5)
+
+
+class Killed(Exception):
+    pass
+
+
+def _params(state):
+    return jax.device_get({"eg": state.eg.params, "stats": state.eg.batch_stats, "d": state.d.params,
+                           "opt": state.d.opt_state})
+
+
+def test_training_resumes_exactly_and_shards(random_vgg, tmp_path):
+    batches = Batches(synthetic_faces(40, 0), 32, 8, seed=1)
+    np.testing.assert_array_equal(batches(3), batches(3))
+    kw = dict(save_every=2, log_every=1)
+    v = random_vgg.variables
+    assert len(jax.devices()) == 8
+    full, start = ft.train(TINY, batches, v, 2, 4, tmp_path / "a", **kw)  # 2 autoencoder + 4 GAN steps
+    assert start == 0 and int(full.step) == 6 and int(full.stage) == 2
+    recs = training.MetricsLog(tmp_path / "a" / "metrics.jsonl").records()
+    assert [r["stage"] for r in recs] == [1, 1, 2, 2, 2, 2]
+    assert all(r["finite"] == 1.0 for r in recs) and all(r["d_finite"] == 1.0 for r in recs[2:])
+    assert {"l1", "wdist", "gp", "adv", "content", "style", "recon", "tv"} <= set(recs[-1])
+
+    def kill(step, state, rec):
+        if step == 5:  # mid stage 2: after the checkpoint at 4, before the one at 6
+            raise Killed()
+
+    with pytest.raises(Killed):
+        ft.train(TINY, batches, v, 2, 4, tmp_path / "b", callback=kill, **kw)
+    resumed, start = ft.train(TINY, batches, v, 2, 4, tmp_path / "b", **kw)  # new objects, same folder
+    assert start == 4 and int(resumed.step) == 6
+    chex.assert_trees_all_close(_params(resumed), _params(full), rtol=1e-6, atol=1e-7)
+    cfg, restored, step = ft.restore(tmp_path / "a")
+    assert cfg == TINY and step == 6
+    chex.assert_trees_all_close(jax.device_get(restored.eg.params), _params(full)["eg"])
+
+    # GAN steps on 8 devices and on one: the same losses (BatchNorm statistics are over the global
+    # batch). Parameters agree loosely only: Adam divides float-rounding-sized gradients by their own size.
+    runs = {}
+    for n in (8, 1):
+        runs[n], _ = ft.train(TINY, batches, v, 0, 2, tmp_path / f"c{n}", mesh=training.data_mesh(jax.devices()[:n]),
+                              save_every=100, log_every=1)
+    r8, r1 = (training.MetricsLog(tmp_path / f"c{n}" / "metrics.jsonl").records() for n in (8, 1))
+    assert len(r8) == len(r1) == 2
+    for a, b in zip(r8, r1):
+        for k in a:
+            np.testing.assert_allclose(b[k], a[k], rtol=2e-4, atol=1e-5, err_msg=k)
+    chex.assert_trees_all_close(_params(runs[1]), _params(runs[8]), rtol=1e-2, atol=5e-4)
+
+
+def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys):
+    from experiments import fuse, train_fusion
+
+    _isolated(monkeypatch, tmp_path)
+    out = tmp_path / "run"
+    rc = train_fusion.main(TINY_ARGS + ["--stage1-steps", "60", "--stage2-steps", "2", "--log-every", "5",
+                                        "--sample-every", "30", "--save-every", "30", "--out", str(out)])
+    assert rc == 0
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["weights_pretrained"] is False and "NOT pretrained" in info["weights"]
+    assert "random (NOT pretrained)" in capsys.readouterr().err
+    assert info["config"]["size"] == 32 and info["config"]["loss"]["w_recon"] == 30.0
+    recs = training.MetricsLog(out / "metrics.jsonl").records()
+    l1 = [r["l1"] for r in recs if r["stage"] == 1]
+    assert l1[-1] < 0.75 * l1[0], l1  # stage 1: the autoencoder learns
+    assert info["final_stage2"]["step"] == 62 and np.isfinite(info["final_stage2"]["loss"])
+    assert 0 < info["held_out"]["recon_l1"] < 0.5 and info["held_out"]["recon_psnr_db"] > 10
+    assert {"step_000030.png", "step_000060.png", "step_000062.png"} <= {p.name for p in (out / "samples").iterdir()}
+    grid = np.asarray(Image.open(out / "samples.png"))
+    assert grid.shape[0] > 3 * 32 and grid.shape[1] > 6 * 32
+    assert Image.open(out / "loss.png").size == (560, 280)
+
+    fo = tmp_path / "fused"
+    assert fuse.main(["--ckpt", str(out), "--lambda", "1,1,0,0,0.5", "--out", str(fo)]) == 0
+    res = json.loads((fo / "results.json").read_text())
+    assert res["checkpoint_step"] == 62 and res["lambda"] == [1, 1, 0, 0, 0.5]
+    # Λ = 1 reconstructs A and Λ = 0 reconstructs B better than either matches the other image
+    assert res["l1_lambda1_vs_a"] < res["l1_lambda1_vs_b"] and res["l1_lambda0_vs_b"] < res["l1_lambda0_vs_a"]
+    fig = np.asarray(Image.open(fo / "fusion.png"))
+    assert fig.shape[0] > 3 * 32 and fig.shape[1] > 6 * 32  # A, B / 6 Λ columns / the custom Λ
+    assert (fo / "fused_custom.png").is_file() and (fo / "fused_0.4.png").is_file()
+
+    # bad inputs: exactly one "error: " line each, rc 1
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    (tmp_path / "empty").mkdir()
+    cases = [(fuse, ["--ckpt", str(tmp_path / "none")], "no checkpoint folder"),
+             (fuse, ["--ckpt", str(tmp_path / "empty")], "fusion_config.json"),
+             (fuse, ["--ckpt", str(out), "--lambda", "1,0,1"], "needs 5 values"),
+             (fuse, ["--ckpt", str(out), "--lambda", "1,1,1,1,1.5"], "[0, 1]"),
+             (fuse, ["--ckpt", str(out), "--a", str(bad), "--b", str(bad)], "cannot read"),
+             (fuse, ["--ckpt", str(out), "--a", str(bad)], "both --a and --b"),
+             (train_fusion, [*TINY_ARGS[:2], "--width", "16", *TINY_ARGS[4:], "--out", str(out)],
+              "trained with other settings: width 8 (now 16)"),
+             (train_fusion, ["--size", "48"], "power of two"),
+             (train_fusion, ["--data", "celeba"], "--data-dir"),
+             (train_fusion, ["--data", "celeba", "--data-dir", str(tmp_path / "nowhere")], "CelebA not found")]
+    for mod, args, msg in cases:
+        capsys.readouterr()
+        extra = ["--out", str(tmp_path / "o")] if mod is train_fusion and "--out" not in args else []
+        assert mod.main(args + extra) == 1, args
+        err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")]
+        assert len(err) == 1 and msg in err[0], (args, err)
+
+
+def test_fuse_cli_missing_checkpoint_is_one_line(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "experiments.fuse", "--ckpt", str(tmp_path / "nothing")], cwd=ROOT,
+                       capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "DFIJAX_JAX_CACHE": str(tmp_path / "c")})
+    assert p.returncode == 1, p.stderr
+    err = [l for l in p.stderr.splitlines() if l.startswith("error: ")]
+    assert len(err) == 1 and "no checkpoint folder" in err[0] and "Traceback" not in p.stderr, p.stderr
