@@ -1,0 +1,110 @@
+"""The DTN's three networks (flax linen, used through pure `apply`), sized for 32×32 digits.
+
+Images everywhere are [B, 32, 32, 3] float32 RGB in [0, 1] (the project's convention); each network
+maps them to [-1, 1] first. Normalisation is GroupNorm instead of the paper's batch norm, so no
+network carries batch statistics: an output depends on its own input only, and train states are
+just parameters and optimiser state.
+
+- `DigitClassifier`: three 3×3 stride-2 convolutions (w, 2w, 4w channels) and a dense tanh
+  feature layer; f's architecture, and the target-domain evaluation classifier's.
+  `features` -> [B, feat_dim] in (-1, 1) (tanh), `__call__` -> [B, 10] logits (a linear head on the
+  features). f is trained as a classifier on the source domain, then frozen; the DTN uses only
+  `features`.
+- `Generator` g: [B, feat_dim] features -> [B, 32, 32, 3] in [0, 1] (DCGAN-style: a dense layer to
+  4×4×4w, then sub-pixel 2x upsamplings (3×3 convolution + depth-to-space) to 8×8×2w, 16×16×w and
+  32×32; `out_channels=1`
+  produces grey, repeated to RGB, for grey target domains such as MNIST).
+- `Discriminator` D: [B, 32, 32, 3] in [0, 1] -> [B, num_classes] logits; 3 classes for the DTN
+  (G(source), G(target), real target), 2 for the ablation (G(anything), real target).
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+SIZE = 32
+
+
+def _gn(c: int, name: str) -> nn.GroupNorm:
+    return nn.GroupNorm(num_groups=math.gcd(8, c), name=name)  # any width works
+
+
+class Encoder(nn.Module):
+    """[B, 32, 32, 3] in [0, 1] -> [B, feat_dim] in (-1, 1)."""
+
+    width: int = 32
+    feat_dim: int = 128
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = x * 2.0 - 1.0
+        for i, mult in enumerate((1, 2, 4)):
+            h = nn.Conv(self.width * mult, (3, 3), strides=(2, 2), name=f"conv{i}")(h)
+            h = nn.relu(_gn(self.width * mult, f"norm{i}")(h))
+        h = h.reshape(h.shape[0], -1)
+        return jnp.tanh(nn.Dense(self.feat_dim, name="feat")(h))
+
+
+class DigitClassifier(nn.Module):
+    """f and the evaluation classifier: `features(x)` [B, feat_dim], `__call__(x)` [B, 10] logits."""
+
+    width: int = 32
+    feat_dim: int = 128
+    num_classes: int = 10
+
+    def setup(self):
+        self.encoder = Encoder(self.width, self.feat_dim)
+        self.head = nn.Dense(self.num_classes)
+
+    def features(self, x: jax.Array) -> jax.Array:
+        return self.encoder(x)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.encoder(x))
+
+
+def _up(h: jax.Array, ch: int, name: str) -> jax.Array:
+    """2x upsampling by a 3×3 convolution to 4·ch channels and depth-to-space (sub-pixel convolution;
+    several times faster than a transposed convolution on XLA:CPU)."""
+    b, hh, ww, _ = h.shape
+    h = nn.Conv(4 * ch, (3, 3), name=name)(h)
+    return h.reshape(b, hh, ww, 2, 2, ch).transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * hh, 2 * ww, ch)
+
+
+class Generator(nn.Module):
+    """g: [B, F] -> [B, 32, 32, 3] in [0, 1]."""
+
+    width: int = 32
+    out_channels: int = 3
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        c = 4 * self.width
+        h = nn.Dense(4 * 4 * c, name="proj")(z).reshape(z.shape[0], 4, 4, c)
+        h = nn.relu(_gn(c, "norm_proj")(h))
+        for i, mult in enumerate((2, 1)):
+            h = nn.relu(_gn(self.width * mult, f"norm{i}")(_up(h, self.width * mult, f"up{i}")))
+        h = _up(h, self.out_channels, "out")
+        h = nn.sigmoid(h)
+        return jnp.repeat(h, 3, axis=-1) if self.out_channels == 1 else h
+
+
+class Discriminator(nn.Module):
+    """D: [B, 32, 32, 3] in [0, 1] -> [B, num_classes] logits (conv stride 2, leaky ReLU 0.2)."""
+
+    width: int = 32
+    num_classes: int = 3
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = x * 2.0 - 1.0
+        for i, mult in enumerate((1, 2, 4)):
+            h = nn.Conv(self.width * mult, (4, 4), strides=(2, 2), name=f"conv{i}")(h)
+            if i:
+                h = _gn(self.width * mult, f"norm{i}")(h)
+            h = nn.leaky_relu(h, 0.2)
+        return nn.Dense(self.num_classes, name="logits")(h.reshape(h.shape[0], -1))

@@ -1,0 +1,294 @@
+"""Domain Transfer Network: losses on hand-made values, the digit sets, the D/G steps (f frozen, each
+lowers its own loss, NaN guard), exact resume, missing data, and the experiment's smoke and bad input."""
+
+import json
+import subprocess
+import sys
+import pathlib
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dfijax import dtn as D
+from dfijax.data import DataError
+from dfijax.data import digits as dg
+from dfijax.dtn import losses as L
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _log_softmax(z):
+    z = np.asarray(z, np.float64)
+    return z - np.log(np.sum(np.exp(z), -1, keepdims=True))
+
+
+def test_d_loss_and_gang_equal_hand_computed_cross_entropies():
+    gs = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.5]], np.float32)
+    gt = np.array([[0.0, 3.0, 0.0], [1.0, -2.0, 0.0]], np.float32)
+    t = np.array([[0.0, 0.0, 4.0], [-1.0, 1.0, 2.0]], np.float32)
+    ce = lambda z, k: -np.mean(_log_softmax(z)[:, k])
+    # 3-class: G(s) -> 0, G(t) -> 1, real target -> 2
+    chex.assert_trees_all_close(L.d_loss(gs, gt, t), ce(gs, 0) + ce(gt, 1) + ce(t, 2), rtol=1e-5)
+    chex.assert_trees_all_close(L.gan_g_loss(gs, gt), ce(gs, 2) + ce(gt, 2), rtol=1e-5)
+    # the uniform row costs log 3 whatever its label
+    chex.assert_trees_all_close(L.d_loss(gs[1:], gs[1:], gs[1:]), 3 * np.log(3.0), rtol=1e-5)
+    # 2-class ablation: both generated sets -> 0, real -> 1
+    g2, t2 = gs[:, :2], t[:, :2]
+    chex.assert_trees_all_close(L.d_loss(g2, g2, t2, three_class=False), 2 * ce(g2, 0) + ce(t2, 1), rtol=1e-5)
+    chex.assert_trees_all_close(L.gan_g_loss(g2, g2, three_class=False), 2 * ce(g2, 1), rtol=1e-5)
+
+
+def test_const_tid_tv_and_total():
+    a = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+    b = jnp.array([[0.0, 1.0], [0.0, 1.0]])
+    chex.assert_trees_all_close(L.const_loss(a, b, "mse"), (1 + 1 + 0 + 1) / 4.0)
+    chex.assert_trees_all_close(L.const_loss(a, b, "cosine"), ((1 - 0) + (1 - 1)) / 2.0, atol=1e-6)
+    chex.assert_trees_all_close(L.const_loss(a, 3 * a, "cosine"), 0.0, atol=1e-6)  # scale-free
+    with pytest.raises(ValueError, match="mse' or 'cosine"):
+        L.const_loss(a, b, "l1")
+    t = jnp.zeros((1, 4, 4, 1))
+    g = t.at[0, :, 2:, 0].set(1.0)  # a vertical edge: |Δx| = 1 on 1 of 3 column pairs
+    chex.assert_trees_all_close(L.tid_loss(t, g), 0.5)
+    chex.assert_trees_all_close(L.tv_loss(g), 1.0 / 3.0, rtol=1e-6)
+    w = L.DTNWeights(alpha=2.0, beta=3.0, gamma=5.0)
+    z = jnp.zeros((1, 3))
+    total, parts = L.g_loss(w, z, z, a, b, t, g, g)
+    chex.assert_trees_all_close(parts["gang"], 2 * np.log(3.0), rtol=1e-6)
+    chex.assert_trees_all_close(total, 2 * np.log(3.0) + 2 * 0.75 + 3 * 0.5 + 5 / 3.0, rtol=1e-6)
+
+
+def test_presets_and_bad_weights():
+    assert (L.PRESETS["faces"].alpha, L.PRESETS["faces"].beta, L.PRESETS["faces"].gamma) == (100.0, 1.0, 0.05)
+    assert (L.PRESETS["digits"].alpha, L.PRESETS["digits"].beta, L.PRESETS["digits"].gamma) == (15.0, 15.0, 0.0)
+    assert L.preset("digits").three_class and L.preset("digits").num_classes == 3
+    assert L.preset("digits").replace(three_class=False).num_classes == 2
+    for kw, msg in [({"alpha": -1.0}, "alpha must be"), ({"gamma": float("nan")}, "gamma must be"),
+                    ({"const": "hinge"}, "const distance")]:
+        with pytest.raises(ValueError, match=msg):
+            L.DTNWeights(**kw)
+    with pytest.raises(ValueError, match="unknown DTN preset"):
+        L.preset("emoji")
+    with pytest.raises(ValueError, match="3 classes"):
+        D.DTN(D.DigitClassifier(), D.Generator(), D.Discriminator(num_classes=3), L.DTNWeights(three_class=False))
+
+
+def test_street_digits_deterministic_labelled_varied():
+    x, y = dg.street_digits(60, seed=3)
+    chex.assert_shape(x, (60, 32, 32, 3))
+    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    assert y.dtype == np.int32 and set(y.tolist()) <= set(range(10)) and len(set(y.tolist())) == 10
+    x2, y2 = dg.street_digits(60, seed=3)
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+    tail, ytail = dg.street_digits(5, seed=3, start=55)  # image i depends on (seed, i) only
+    np.testing.assert_array_equal(tail, x[55:])
+    np.testing.assert_array_equal(ytail, y[55:])
+    x3, _ = dg.street_digits(60, seed=4)
+    assert np.abs(x - x3).mean() > 0.1
+    # varied: mean colours, contrasts and textures differ a lot from image to image
+    means, stds = x.mean(axis=(1, 2)), x.std(axis=(1, 2, 3))
+    assert means.std(0).min() > 0.1 and stds.std() > 0.02 and stds.min() > 0.03  # no blank images
+    sat = (x.max(-1) - x.min(-1)).mean(axis=(1, 2))
+    assert sat.max() > 3 * sat.min()  # grey-ish and colourful images
+    xtr, _ = dg.street_digits_split("train", 4)
+    xte, _ = dg.street_digits_split("test", 4)
+    assert not np.allclose(xtr, xte)
+    with pytest.raises(ValueError, match="split"):
+        dg.street_digits_split("val", 4)
+
+
+def test_sklearn_target_range_shape_split():
+    xtr, ytr = dg.sklearn_digits("train")
+    xte, yte = dg.sklearn_digits("test")
+    chex.assert_shape(xtr, (1437, 32, 32, 3))
+    chex.assert_shape(xte, (360, 32, 32, 3))
+    assert xtr.min() >= 0.0 and xtr.max() <= 1.0 and xtr.max() > 0.9
+    np.testing.assert_array_equal(xtr[..., 0], xtr[..., 2])  # grey as RGB
+    assert np.all(xtr[:, :4] == 0) and np.all(xtr[:, :, -4:] == 0)  # the 4 px black frame
+    assert set(ytr.tolist()) == set(range(10)) and len(ytr) + len(yte) == 1797
+    np.testing.assert_array_equal(dg.sklearn_digits("test")[1], yte)
+    up = dg.upscale_8x8(np.full((1, 8, 8), 16.0))
+    chex.assert_trees_all_close(up[0, 4:28, 4:28], np.ones((24, 24, 3), np.float32), atol=1e-5)
+
+
+def test_missing_tfds_data_says_what_to_prepare(tmp_path):
+    empty = tmp_path / "tfds"
+    empty.mkdir()
+    for load, name in ((dg.load_svhn, "svhn_cropped"), (dg.load_mnist, "mnist")):
+        with pytest.raises(DataError) as e:
+            load(empty, "train")
+        msg = str(e.value)
+        assert "\n" not in msg and f"tfds build {name} --file_format array_record --data_dir {empty}" in msg
+        assert f"not prepared in {empty}" in msg and "--data digits" in msg
+
+
+def test_tfds_loaders_convert_with_a_fake_source(monkeypatch):
+    rng = np.random.default_rng(0)
+    fake = {"mnist": [{"image": rng.integers(0, 256, (28, 28, 1), dtype=np.uint8), "label": i % 10} for i in range(6)],
+            "svhn_cropped": [{"image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "label": 9 - i}
+                             for i in range(5)]}
+    monkeypatch.setattr(dg, "_tfds_source", lambda name, split, data_dir: (fake[name], len(fake[name])))
+    x, y = dg.load_mnist("somewhere", "train", limit=4)
+    chex.assert_shape(x, (4, 32, 32, 3))
+    assert x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1 and len(set(y.tolist())) == 4
+    np.testing.assert_array_equal(x[..., 0], x[..., 2])
+    x, y = dg.load_svhn("somewhere", "train+extra")  # both parts, concatenated
+    chex.assert_shape(x, (10, 32, 32, 3))
+    np.testing.assert_allclose(x[0], fake["svhn_cropped"][0]["image"] / 255.0, atol=1e-6)
+    assert y.tolist() == [9, 8, 7, 6, 5] * 2
+
+
+def test_check_images_mismatched_sizes():
+    with pytest.raises(ValueError, match=r"shape \(2, 28, 28, 1\).*\[N, 32, 32, 3\]"):
+        D.check_images(np.zeros((2, 28, 28, 1), np.float32), "target")
+    with pytest.raises(ValueError, match="expected floats in"):
+        D.check_images(np.full((2, 32, 32, 3), 255.0, np.float32), "source")
+    D.check_images(np.zeros((2, 32, 32, 3), np.float32), "ok")
+
+
+# A tiny problem: narrow networks, 8 source and 8 target images.
+TINY_F = D.DigitClassifier(width=8, feat_dim=16)
+XS, YS = dg.street_digits(16, seed=11)
+XT = dg.sklearn_digits("test")[0][:8]
+
+
+@pytest.fixture(scope="module")
+def tiny_f():
+    params, metrics, _ = D.train_classifier(TINY_F, XS, YS, D.ClassifierConfig(steps=30, batch=16, lr=3e-3, shift=1),
+                                            eval_set=(XS, YS))
+    return params, metrics
+
+
+def test_classifier_learns_and_is_cached(tiny_f, tmp_path):
+    params, metrics = tiny_f
+    assert metrics["test_accuracy"] > 0.5 and metrics["steps"] == 30  # fits its 16 training images
+    cfg = D.ClassifierConfig(steps=3, batch=8)
+    p1, m1, c1 = D.train_classifier(TINY_F, XS, YS, cfg, cache_dir=tmp_path, cache_key="k")
+    p2, m2, c2 = D.train_classifier(TINY_F, XS, YS, cfg, cache_dir=tmp_path, cache_key="k")
+    assert (c1, c2) == (False, True) and m1 == m2
+    chex.assert_trees_all_close(p1, p2)
+
+
+def test_d_and_g_steps_lower_their_losses_and_keep_f_frozen(tiny_f):
+    f_params = tiny_f[0]
+    frozen = jax.tree.map(np.array, f_params)
+    dtn = D.make_dtn(D.preset("digits"), TINY_F, width=8, d_width=8, out_channels=1)
+    state = D.init_state(dtn, lr=1e-3, seed=0)
+    assert set(jax.tree.leaves(jax.tree.map(lambda _: 0, state))) == {0}  # only g, D and optimiser arrays
+    assert "encoder" not in state.g.params and "encoder" not in state.d.params
+    batch = (jnp.asarray(XS[:8]), jnp.asarray(XT))
+    d_step, g_step = D.make_d_step(dtn), D.make_g_step(dtn)
+    rng = jax.random.key(0)
+    g_before = state.g.params
+    d_losses = []
+    for i in range(8):
+        state, m = d_step(state, batch, rng, f_params)
+        d_losses.append(float(m["d_loss"]))
+    chex.assert_trees_all_close(state.g.params, g_before)  # the D step leaves g alone
+    assert d_losses[-1] < 0.8 * d_losses[0], d_losses
+    d_before = state.d.params
+    g_losses = []
+    for i in range(8):
+        state, m = g_step(state, batch, rng, f_params)
+        g_losses.append(float(m["g_loss"]))
+    chex.assert_trees_all_close(state.d.params, d_before)  # the G step leaves D alone
+    assert g_losses[-1] < 0.8 * g_losses[0], g_losses
+    chex.assert_trees_all_close(f_params, frozen)  # f untouched by either step
+    out = D.translate(dtn, f_params, state.g.params, XT[:3])
+    chex.assert_shape(out, (3, 32, 32, 3))
+    assert out.min() >= 0 and out.max() <= 1
+    np.testing.assert_array_equal(out[..., 0], out[..., 1])  # out_channels=1: grey
+    # NaN guard: a poisoned batch leaves the state as it was
+    s2, m = g_step(state, (batch[0] * jnp.nan, batch[1]), rng, f_params)
+    assert m["g_finite"] == 0.0
+    chex.assert_trees_all_close(s2.g.params, state.g.params)
+    s3, m = d_step(state, (batch[0], batch[1] * jnp.nan), rng, f_params)
+    assert m["d_finite"] == 0.0
+    chex.assert_trees_all_close(s3.d.params, state.d.params)
+
+
+def _batches(step):
+    r = np.random.default_rng([5, step])
+    return XS[r.integers(0, 16, 8)], XT[r.integers(0, 8, 8)]
+
+
+def test_training_resumes_exactly(tiny_f, tmp_path):
+    f_params = tiny_f[0]
+    dtn = D.make_dtn(D.preset("digits"), TINY_F, width=8, d_width=8, out_channels=1)
+    kw = dict(lr=1e-3, save_every=2, log_every=1)
+    full, start = D.train_dtn(dtn, f_params, _batches, 4, tmp_path / "a", **kw)
+    assert start == 0 and int(full.g.step) == 4 and int(full.d.step) == 4
+    D.train_dtn(dtn, f_params, _batches, 2, tmp_path / "b", **kw)  # "killed" after 2 iterations
+    resumed, start = D.train_dtn(dtn, f_params, _batches, 4, tmp_path / "b", **kw)
+    assert start == 2 and int(resumed.g.step) == 4
+    chex.assert_trees_all_close(resumed.g.params, full.g.params, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(resumed.d.params, full.d.params, rtol=1e-5, atol=1e-6)
+    recs = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [1, 2, 3, 4]
+    assert {"d_loss", "g_loss", "gang", "const", "tid", "tv", "d_finite", "g_finite"} <= set(recs[-1])
+    with pytest.raises(ValueError, match="g_steps"):
+        D.train_dtn(dtn, f_params, _batches, 4, tmp_path / "c", g_steps=0)
+
+
+def _isolated(monkeypatch, tmp_path):
+    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "jaxcache"))
+    monkeypatch.setenv("DFIJAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+TINY_RUN = ["--n-source", "64", "--n-test", "24", "--steps", "3", "--ablation-steps", "2", "--batch", "8",
+            "--width", "8", "--d-width", "8", "--f-width", "8", "--feat-dim", "16", "--f-steps", "4",
+            "--clf-steps", "4", "--clf-batch", "16", "--save-every", "2", "--lr", "1e-3"]
+
+
+def test_train_dtn_smoke(tmp_path, monkeypatch):
+    from experiments import train_dtn
+
+    _isolated(monkeypatch, tmp_path)
+    out = tmp_path / "run"
+    assert train_dtn.main(TINY_RUN + ["--out", str(out)]) == 0
+    assert not (tmp_path / "runs").exists()
+    res = json.loads((out / "results.json").read_text())
+    for k in ("f_source_test_accuracy", "target_classifier_test_accuracy", "no_transfer_accuracy"):
+        assert 0.0 <= res[k] <= 1.0
+    assert set(res["runs"]) == {"dtn", "no_tid", "two_class"}
+    assert res["runs"]["no_tid"]["weights"]["beta"] == 0.0 and res["runs"]["two_class"]["weights"]["d_classes"] == 2
+    assert res["runs"]["dtn"]["weights"] == {"alpha": 15.0, "beta": 15.0, "gamma": 0.0, "const": "mse", "d_classes": 3}
+    for name, r in res["runs"].items():
+        assert 0.0 <= r["transfer_accuracy"] <= 1.0 and r["steps"] == (3 if name == "dtn" else 2)
+        assert (out / r["samples"]).stat().st_size > 0 and (out / r["loss_plot"]).is_file()
+    page = (out / "report.html").read_text()
+    assert "samples_dtn.png" in page and "2-class D" in page
+    assert f"{res['runs']['dtn']['transfer_accuracy']:.4f}" in page
+    assert not res["classifiers"]["f"]["cached"]
+    # a rerun resumes (nothing left to train) and reuses the cached classifiers
+    assert train_dtn.main(TINY_RUN + ["--out", str(out), "--no-ablations"]) == 0
+    res2 = json.loads((out / "results.json").read_text())
+    assert res2["classifiers"]["f"]["cached"] and res2["classifiers"]["target"]["cached"]
+    assert res2["runs"]["dtn"]["resumed_from"] == 3
+    assert res2["runs"]["dtn"]["transfer_accuracy"] == res["runs"]["dtn"]["transfer_accuracy"]
+
+
+def test_train_dtn_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
+    from experiments import train_dtn
+
+    _isolated(monkeypatch, tmp_path)
+    (tmp_path / "empty").mkdir()
+    for args, msg in [(["--alpha", "-1"], "alpha must be a finite number >= 0"),
+                      (["--lr", "0"], "--lr must be a positive"),
+                      (["--batch", "0"], "--batch must be at least 1"),
+                      (["--data", "svhn-mnist"], "needs --data-dir"),
+                      (["--data", "svhn-mnist", "--data-dir", str(tmp_path / "empty")], "tfds build svhn_cropped")]:
+        assert train_dtn.main(args + ["--out", str(tmp_path / "o")]) == 1
+        err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")]
+        assert len(err) == 1 and msg in err[0], (args, err)
+    # and from the command line: exactly one line, no traceback
+    p = subprocess.run([sys.executable, "-m", "experiments.train_dtn", "--gamma", "-0.5", "--out", str(tmp_path / "o")],
+                       cwd=ROOT, capture_output=True, text=True,
+                       env={"DFIJAX_JAX_CACHE": str(tmp_path / "c"), "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"})
+    assert p.returncode == 1, p.stderr
+    err = [l for l in p.stderr.splitlines() if l.startswith("error: ")]
+    assert len(err) == 1 and "gamma must be" in err[0] and "Traceback" not in p.stderr, p.stderr
