@@ -252,3 +252,40 @@ def test_fuse_cli_missing_checkpoint_is_one_line(tmp_path):
     assert p.returncode == 1, p.stderr
     err = [l for l in p.stderr.splitlines() if l.startswith("error: ")]
     assert len(err) == 1 and "no checkpoint folder" in err[0] and "Traceback" not in p.stderr, p.stderr
+
+
+def test_train_fusion_survives_sigkill(tmp_path):
+    """A real kill: the experiment runs in its own process, gets SIGKILL mid-run (perhaps mid-save),
+    and a rerun with the same --out finishes from the last checkpoint with the same parameters as an
+    uninterrupted run (started alongside; one CPU device each, so the two runs are comparable)."""
+    import os
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "experiments.train_fusion", *TINY_ARGS, "--stage1-steps", "120", "--stage2-steps", "0",
+            "--save-every", "20", "--log-every", "20", "--sample-every", "1000"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT), "XLA_FLAGS": "",
+           "DFIJAX_JAX_CACHE": str(tmp_path / "jaxcache"), "DFIJAX_CACHE": str(tmp_path / "cache")}
+    quiet = dict(cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    straight = subprocess.Popen(args + ["--out", str(tmp_path / "straight")], **quiet)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--out", str(killed)], **quiet)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if killed.is_dir() and any(p.name.isdigit() and int(p.name) >= 40 for p in killed.iterdir()):
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    again = subprocess.run(args + ["--out", str(killed)], **{**quiet, "stderr": subprocess.PIPE})
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert straight.wait() == 0
+    info = json.loads((killed / "train_info.json").read_text())
+    assert 40 <= info["resumed_from"] < 120, info["resumed_from"]
+    steps = [r["step"] for r in training.MetricsLog(killed / "metrics.jsonl").records()]
+    assert steps == list(range(20, 121, 20))
+    _, a, sa = ft.restore(tmp_path / "straight")
+    _, b, sb = ft.restore(killed)
+    assert sa == sb == 120
+    chex.assert_trees_all_close(jax.device_get(b.eg.params), jax.device_get(a.eg.params), rtol=1e-5, atol=1e-6)
