@@ -13,9 +13,12 @@ just parameters and optimiser state.
 - `Generator` g: [B, feat_dim] features -> [B, 32, 32, 3] in [0, 1] (DCGAN-style: a dense layer to
   4×4×4w, then sub-pixel 2x upsamplings (3×3 convolution + depth-to-space) to 8×8×2w, 16×16×w and
   32×32; `out_channels=1`
-  produces grey, repeated to RGB, for grey target domains such as MNIST).
+  produces grey, repeated to RGB, for grey target domains such as MNIST). `size=64` (the faces
+  setting) adds one upsampling.
 - `Discriminator` D: [B, 32, 32, 3] in [0, 1] -> [B, num_classes] logits; 3 classes for the DTN
-  (G(source), G(target), real target), 2 for the ablation (G(anything), real target).
+  (G(source), G(target), real target), 2 for the ablation (G(anything), real target). Larger inputs
+  (64×64) get one more stride-2 convolution.
+- f can also be a frozen VGG-19 (`dfijax.dtn.faces.VGGFeatures`), for the faces setting.
 """
 
 from __future__ import annotations
@@ -75,18 +78,28 @@ def _up(h: jax.Array, ch: int, name: str) -> jax.Array:
     return h.reshape(b, hh, ww, 2, 2, ch).transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * hh, 2 * ww, ch)
 
 
+def _levels(size: int, what: str) -> int:
+    """log2(size) for a power of two >= 32 (a one-line ValueError otherwise)."""
+    if size < SIZE or size & (size - 1):
+        raise ValueError(f"{what} size must be a power of two >= {SIZE}, got {size}")
+    return size.bit_length() - 1
+
+
 class Generator(nn.Module):
-    """g: [B, F] -> [B, 32, 32, 3] in [0, 1]."""
+    """g: [B, F] -> [B, size, size, 3] in [0, 1] (size a power of two >= 32; 64 adds one 4w-channel
+    upsampling at 8×8 before the 2w and w ones)."""
 
     width: int = 32
     out_channels: int = 3
+    size: int = SIZE
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
         c = 4 * self.width
         h = nn.Dense(4 * 4 * c, name="proj")(z).reshape(z.shape[0], 4, 4, c)
         h = nn.relu(_gn(c, "norm_proj")(h))
-        for i, mult in enumerate((2, 1)):
+        n = _levels(self.size, "generator") - 3  # hidden upsamplings: 2 for 32×32 (up0: 2w, up1: w)
+        for i, mult in enumerate(min(4, 2 ** k) for k in reversed(range(n))):
             h = nn.relu(_gn(self.width * mult, f"norm{i}")(_up(h, self.width * mult, f"up{i}")))
         h = _up(h, self.out_channels, "out")
         h = nn.sigmoid(h)
@@ -94,7 +107,8 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D: [B, 32, 32, 3] in [0, 1] -> [B, num_classes] logits (conv stride 2, leaky ReLU 0.2)."""
+    """D: [B, S, S, 3] in [0, 1] -> [B, num_classes] logits (conv stride 2, leaky ReLU 0.2) down to
+    4×4: three convolutions (w, 2w, 4w) for S = 32, four (w, 2w, 4w, 8w) for S = 64."""
 
     width: int = 32
     num_classes: int = 3
@@ -102,7 +116,8 @@ class Discriminator(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         h = x * 2.0 - 1.0
-        for i, mult in enumerate((1, 2, 4)):
+        n = _levels(x.shape[1], "discriminator input") - 2
+        for i, mult in enumerate(2 ** k for k in range(n)):
             h = nn.Conv(self.width * mult, (4, 4), strides=(2, 2), name=f"conv{i}")(h)
             if i:
                 h = _gn(self.width * mult, f"norm{i}")(h)

@@ -1,7 +1,8 @@
 """Training and evaluating a DTN: the classifiers (f on the source domain; the evaluation classifier
 on the target domain), pure jitted D and G steps, the resumable DTN loop, and transfer accuracy.
 
-Images are [B, 32, 32, 3] float32 in [0, 1]; labels [B] int32 0-9. f's parameters are an argument
+Images are [B, 32, 32, 3] float32 in [0, 1] (digits; [B, S, S, 3] with S = g.size for the faces
+setting, where f is a frozen VGG-19, `dfijax.dtn.faces`); labels [B] int32 0-9. f's parameters are an argument
 of the steps, never part of the trained state, so no optimiser ever sees them (f stays frozen); G's
 objective still differentiates through f into G(s) for L_CONST.
 """
@@ -15,6 +16,7 @@ import pathlib
 from typing import Any, Callable
 
 import flax
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,12 +31,12 @@ TrainState = train_state.TrainState
 Batch = tuple[jax.Array, jax.Array]
 
 
-def check_images(x: np.ndarray, name: str) -> None:
-    """Raise ValueError unless x is [N, 32, 32, 3] float with values in [0, 1]."""
+def check_images(x: np.ndarray, name: str, size: int = SIZE) -> None:
+    """Raise ValueError unless x is [N, size, size, 3] float with values in [0, 1]."""
     shape = tuple(np.shape(x))
-    if len(shape) != 4 or shape[1:] != (SIZE, SIZE, 3):
-        raise ValueError(f"{name} images have shape {shape}; the DTN takes [N, {SIZE}, {SIZE}, 3] "
-                         f"(resize to {SIZE}x{SIZE} and repeat grey to RGB first)")
+    if len(shape) != 4 or shape[1:] != (size, size, 3):
+        raise ValueError(f"{name} images have shape {shape}; the DTN takes [N, {size}, {size}, 3] "
+                         f"(resize to {size}x{size} and repeat grey to RGB first)")
     if shape[0] == 0:
         raise ValueError(f"{name} holds no images")
     lo, hi = float(np.min(x)), float(np.max(x))
@@ -159,9 +161,14 @@ def train_classifier(model: DigitClassifier, x: np.ndarray, y: np.ndarray,
 
 @dataclasses.dataclass(frozen=True)
 class DTN:
-    """G = g ∘ f with f frozen, and D. weights: the loss weights and D's class count."""
+    """G = g ∘ f with f frozen, and D. weights: the loss weights and D's class count.
 
-    f: DigitClassifier
+    f: a `DigitClassifier` (f_params = its params; the digits setting) or any hashable object with
+    `feat_dim` and `features(f_params, x) -> [B, feat_dim]` (e.g. `dfijax.dtn.faces.VGGFeatures`,
+    f_params = the frozen VGG-19 variables and feature statistics). Images are [B, S, S, 3] with
+    S = g.size (32 for digits)."""
+
+    f: Any
     g: Generator
     d: Discriminator
     weights: L.DTNWeights
@@ -171,10 +178,12 @@ class DTN:
             raise ValueError(f"D has {self.d.num_classes} classes but the weights ask for {self.weights.num_classes}")
 
     def features(self, f_params: Any, x: jax.Array) -> jax.Array:
-        return self.f.apply({"params": f_params}, x, method="features")
+        if isinstance(self.f, nn.Module):
+            return self.f.apply({"params": f_params}, x, method="features")
+        return self.f.features(f_params, x)
 
     def generate(self, f_params: Any, g_params: Any, x: jax.Array) -> jax.Array:
-        """G(x) = g(f(x)): [B, 32, 32, 3] in [0, 1] -> [B, 32, 32, 3] in [0, 1]."""
+        """G(x) = g(f(x)): [B, S, S, 3] in [0, 1] -> [B, S, S, 3] in [0, 1] (S = g.size)."""
         return self.g.apply({"params": g_params}, self.features(f_params, x))
 
 
@@ -219,7 +228,7 @@ def _adam(lr: float, b1: float) -> optax.GradientTransformation:
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _init_params(g: Generator, d: Discriminator, feat_dim: int, seed: jax.Array):
     kg, kd = jax.random.split(jax.random.key(seed, impl="rbg"))
-    return (g.init(kg, jnp.zeros((1, feat_dim)))["params"], d.init(kd, jnp.zeros((1, SIZE, SIZE, 3)))["params"])
+    return (g.init(kg, jnp.zeros((1, feat_dim)))["params"], d.init(kd, jnp.zeros((1, g.size, g.size, 3)))["params"])
 
 
 def _split3(logits: jax.Array, n: int) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -337,10 +346,10 @@ _generate_jit = jax.jit(lambda dtn, f_params, g_params, x: dtn.generate(f_params
 
 
 def translate(dtn: DTN, f_params: Any, g_params: Any, x: np.ndarray, batch: int = 250) -> np.ndarray:
-    """G(x) for [N, 32, 32, 3] in [0, 1], in batches -> [N, 32, 32, 3] in [0, 1]."""
+    """G(x) for [N, S, S, 3] in [0, 1], in batches -> [N, S, S, 3] in [0, 1] (S = dtn.g.size)."""
     net = _structure(dtn)  # the loss weights do not change G
     out = [np.asarray(_generate_jit(net, f_params, g_params, c))[:n] for c, n in _padded_batches(x, batch)]
-    return np.concatenate(out) if out else np.zeros((0, SIZE, SIZE, 3), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, dtn.g.size, dtn.g.size, 3), np.float32)
 
 
 def transfer_accuracy(dtn: DTN, f_params: Any, g_params: Any, clf: DigitClassifier, clf_params: Any,

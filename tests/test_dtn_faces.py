@@ -1,0 +1,137 @@
+"""The DTN faces setting: the cartoon target domain, f = frozen VGG-19 features, and the experiment."""
+
+import json
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dfijax import dtn as D
+from dfijax.data.cartoon_faces import ATTRIBUTES, HAIR, HAIR_STYLES, cartoon_faces
+from dfijax.data.synthetic_faces import synthetic_faces
+from dfijax.dtn import faces as F
+
+
+def test_cartoon_faces_deterministic_shape_range_varied():
+    ds = cartoon_faces(24, seed=1)
+    x = ds.images(range(24), 32)
+    chex.assert_shape(x, (24, 32, 32, 3))
+    assert x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 1.0
+    np.testing.assert_array_equal(x, cartoon_faces(24, seed=1).images(range(24), 32))
+    np.testing.assert_array_equal(ds.load(5, 32), x[5])  # image i depends on (seed, i) only
+    np.testing.assert_array_equal(cartoon_faces(30, seed=1).images([7], 32)[0], x[7])
+    assert np.abs(x - cartoon_faces(24, seed=2).images(range(24), 32)).mean() > 0.05
+    assert cartoon_faces(2).images([0], 64).shape == (1, 64, 64, 3)
+    # flat rendering: the outline is near-black and most pixels take one of a few colours
+    assert x.min() < 0.12 and np.mean([len(np.unique(im.reshape(-1, 3), axis=0)) for im in x]) < 200
+    # varied: every pair of faces differs, and the attribute table is ±1, one hair colour and style each
+    diff = np.abs(x[:, None] - x[None]).mean(axis=(2, 3, 4))
+    assert diff[~np.eye(24, dtype=bool)].min() > 0.01
+    a = cartoon_faces(400, seed=0).attrs
+    assert set(np.unique(a).tolist()) == {-1.0, 1.0} and a.shape == (400, len(ATTRIBUTES))
+    col = {k: a[:, ATTRIBUTES.index(k)] > 0 for k in ATTRIBUTES}
+    assert np.all(sum(col[h].astype(int) for h in HAIR) == 1)
+    assert np.all(sum(col[s].astype(int) for s in HAIR_STYLES) == 1)
+    for k in ("Smiling", "Mouth_Open", "Eyeglasses", "Pale_Skin", "Bald", "Long_Hair", "Blond_Hair", "Red_Hair"):
+        assert 0.05 < col[k].mean() < 0.95, k
+    # sampled independently: no pair of non-exclusive attributes is correlated beyond sampling noise (≈ 3/√400)
+    free = [k for k in ("Smiling", "Mouth_Open", "Eyeglasses", "Pale_Skin", "Long_Hair", "Black_Hair")]
+    corr = np.corrcoef(np.stack([col[k] for k in free]).astype(float))
+    assert np.abs(corr[~np.eye(len(free), dtype=bool)]).max() < 0.15
+    with pytest.raises(ValueError, match="at least one"):
+        cartoon_faces(0)
+    with pytest.raises(IndexError):
+        ds.load(24, 32)
+
+
+# A tiny problem: 32 px, narrow g and D, a shallow tap (relu2_1), 8 sources and 8 cartoons. The smoke
+# test below uses the same structure, batch and lr, so it reuses these compilations.
+TINY_F = F.VGGFeatures(("relu2_1",), grid=2)
+XS = synthetic_faces(8, seed=4).images(range(8), 32)
+XT = cartoon_faces(8, seed=4).images(range(8), 32)
+
+
+def test_vgg_f_standardised_and_checked(random_vgg):
+    assert TINY_F.feat_dim == 128 * 4 and F.VGGFeatures().feat_dim == (256 + 512) * 4
+    fp = F.make_f_params(TINY_F, random_vgg.variables, XS)
+    z = F.features(TINY_F, fp, XS)
+    chex.assert_shape(z, (8, 512))
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-3)  # source-standardised
+    np.testing.assert_allclose(z.var(0).mean(), 1.0, rtol=1e-3)
+    with pytest.raises(ValueError, match="at least 32"):
+        F.make_faces_dtn(f=TINY_F, size=16)
+    with pytest.raises(ValueError, match="power of two"):
+        F.make_faces_dtn(f=TINY_F, size=48)
+    with pytest.raises(ValueError, match="not divisible"):
+        F.VGGFeatures(("relu5_1",), grid=4).check_size(32)  # relu5_1 is 2x2 at 32 px
+    with pytest.raises(ValueError, match="unknown VGG-19 tap"):
+        F.VGGFeatures(("relu9_1",))
+
+
+def test_vgg_f_dtn_g_step_lowers_l_g_and_keeps_vgg_frozen(random_vgg):
+    f_params = F.make_f_params(TINY_F, random_vgg.variables, XS)
+    frozen = jax.tree.map(np.array, f_params)
+    dtn = F.make_faces_dtn(D.preset("faces"), TINY_F, size=32, width=8, d_width=8)
+    state = D.init_state(dtn, lr=1e-3, seed=0)
+    n_vgg = sum(x.size for x in jax.tree.leaves(f_params["vgg"]))
+    assert sum(x.size for x in jax.tree.leaves(state)) < n_vgg / 4  # no VGG arrays in the trained state
+    batch, rng = (jnp.asarray(XS), jnp.asarray(XT)), jax.random.key(0)
+    g_before = state.g.params
+    state, md = D.make_d_step(dtn)(state, batch, rng, f_params)
+    assert np.isfinite(float(md["d_loss"]))
+    chex.assert_trees_all_close(state.g.params, g_before)
+    g_step, d_before, losses = D.make_g_step(dtn), state.d.params, []
+    for _ in range(6):
+        state, m = g_step(state, batch, rng, f_params)
+        losses.append(float(m["g_loss"]))
+    assert losses[-1] < 0.8 * losses[0], losses
+    chex.assert_trees_all_close(state.d.params, d_before)
+    chex.assert_trees_all_close(f_params, frozen)  # VGG variables and f's statistics untouched
+    out = D.translate(dtn, f_params, state.g.params, XT[:3])
+    chex.assert_shape(out, (3, 32, 32, 3))
+    assert 0 <= out.min() and out.max() <= 1
+    c = F.constancy(dtn, f_params, state.g.params, XS)
+    assert c["n"] == 8 and all(np.isfinite(v) for v in c.values()) and c["retrieval_chance"] == 1 / 8
+
+
+TINY_RUN = ["--n-train", "16", "--n-test", "8", "--n-target", "16", "--taps", "relu2_1", "--calib", "8",
+            "--size", "32", "--steps", "3", "--batch", "8", "--lr", "1e-3", "--width", "8", "--d-width", "8",
+            "--save-every", "2", "--log-every", "1"]
+
+
+def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsys):
+    from experiments import train_dtn_faces
+
+    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "jaxcache"))
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert train_dtn_faces.main(TINY_RUN + ["--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["weights"]["pretrained"] is False and "NOT pretrained" in res["weights"]["description"]
+    assert res["loss_weights"] == {"alpha": 100.0, "beta": 1.0, "gamma": 0.05, "const": "mse", "d_classes": 3}
+    assert res["steps"] == 3 and res["resumed_from"] == 0 and res["f"]["feat_dim"] == 512
+    for k in ("d_loss", "g_loss", "gang", "const", "tid", "tv"):
+        assert np.isfinite(res["final_metrics"][k]), k
+    for part in ("constancy", "constancy_untrained_g"):
+        assert all(np.isfinite(v) for v in res[part].values()) and res[part]["n"] == 8
+    assert (out / "samples.png").stat().st_size > 0 and (out / "loss.png").is_file()
+    assert "NOT pretrained" in (out / "report.html").read_text()
+    assert any(p.name.isdigit() for p in (out / "dtn").iterdir())  # orbax step folders
+    # a rerun resumes (nothing left to train); other settings in the same --out are refused
+    assert train_dtn_faces.main(TINY_RUN + ["--out", str(out)]) == 0
+    res2 = json.loads((out / "results.json").read_text())
+    assert res2["resumed_from"] == 3 and res2["constancy"] == res["constancy"]
+    capsys.readouterr()
+    for args, msg in [(["--size", "16"], "--size must be a power of two >= 32"),
+                      (["--alpha", "-1"], "alpha must be a finite number >= 0"),
+                      (["--lr", "0"], "--lr must be a positive"),
+                      (["--taps", "relu9_9"], "unknown VGG-19 tap"),
+                      (["--data", "celeba"], "needs --data-dir"),
+                      (["--data", "celeba", "--data-dir", str(tmp_path / "nowhere")], "CelebA not found"),
+                      (["--width", "16"], "other settings (--width)")]:
+        o = out if args == ["--width", "16"] else tmp_path / "bad"
+        assert train_dtn_faces.main(TINY_RUN + args + ["--out", str(o)]) == 1, args
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+        assert len(err) == 1 and msg in err[0], (args, err)
