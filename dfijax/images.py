@@ -131,3 +131,10 @@ def resize_array(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """[H, W, 3] in [0, 1] -> [h, w, 3] (LANCZOS)."""
     im = Image.fromarray(to_uint8(x)).resize((hw[1], hw[0]), Image.LANCZOS)
     return np.asarray(im, np.float32) / 255.0
+
+
+def upscale_nearest(x: np.ndarray, min_size: int = 96) -> np.ndarray:
+    """[H, W, C] -> nearest-neighbour upscaled by the smallest integer factor that makes H >= min_size
+    (for viewing tiny samples in grids)."""
+    k = max(1, -(-min_size // x.shape[0]))
+    return np.repeat(np.repeat(x, k, axis=0), k, axis=1)

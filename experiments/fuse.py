@@ -87,16 +87,16 @@ def main(argv=None) -> int:
            "sweep": list(SWEEP),
            "l1_lambda1_vs_a": l1(first, a), "l1_lambda0_vs_b": l1(last, b),
            "l1_lambda1_vs_b": l1(first, b), "l1_lambda0_vs_a": l1(last, a), "l1_a_vs_b": l1(a, b)}
-    from experiments.train_fusion import enlarge, ends
+    from experiments.train_fusion import ends
 
-    rows = [ends(enlarge(to_unit(a)), enlarge(to_unit(b)), len(SWEEP)),
-            [enlarge(y) for y in to_unit(fused[:len(SWEEP)])]]
+    rows = [ends(im.upscale_nearest(to_unit(a)), im.upscale_nearest(to_unit(b)), len(SWEEP)),
+            [im.upscale_nearest(y) for y in to_unit(fused[:len(SWEEP)])]]
     for lam, y in zip(SWEEP, fused):
         im.save_image(out / f"fused_{lam:.1f}.png", to_unit(y))
     if custom:
         res["lambda"] = custom
         res["l1_custom_vs_a"], res["l1_custom_vs_b"] = l1(fused[-1], a), l1(fused[-1], b)
-        rows.append([enlarge(to_unit(fused[-1]))])
+        rows.append([im.upscale_nearest(to_unit(fused[-1]))])
         im.save_image(out / "fused_custom.png", to_unit(fused[-1]))
     im.save_image(out / "fusion.png", im.make_grid(rows, col_labels=[f"{l:.1f}" for l in SWEEP]))
     common.write_json(out / "results.json", res)

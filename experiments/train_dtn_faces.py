@@ -126,11 +126,6 @@ def load_targets(args):
     return x[:args.n_target], x[args.n_target:], desc
 
 
-def enlarge(x: np.ndarray, min_size: int = 64) -> np.ndarray:
-    k = max(1, -(-min_size // x.shape[0]))
-    return np.repeat(np.repeat(x, k, axis=0), k, axis=1)
-
-
 def main(argv=None) -> int:
     args = parse(argv)
     from dfijax import dtn as D
@@ -200,7 +195,7 @@ def main(argv=None) -> int:
     show = np.arange(min(SHOW, len(xs_test)))
     g_src = D.translate(dtn, f_params, state.g.params, xs_test[show])
     g_tgt = D.translate(dtn, f_params, state.g.params, xt_show)
-    grid = im.make_grid([[enlarge(x) for x in row] for row in (xs_test[show], g_src, xt_show, g_tgt)])
+    grid = im.make_grid([[im.upscale_nearest(x, 64) for x in row] for row in (xs_test[show], g_src, xt_show, g_tgt)])
     im.save_image(out / "samples.png", grid)
     tid_show = float(np.mean(np.square(g_tgt - xt_show)))
     seconds["total"] = time.perf_counter() - t_start

@@ -117,20 +117,15 @@ def sample_grid(cfg, eg, pair: np.ndarray) -> np.ndarray:
 
     rec = np.asarray(ft.reconstruct(cfg, eg, pair))
     fused = np.asarray(ft.fuse(cfg, eg, pair[0], pair[1], [[l] * cfg.n_chunks for l in LAMBDAS]))
-    rows = [ends(enlarge(to_unit(r[0])), enlarge(to_unit(r[1])), len(LAMBDAS)) for r in (pair, rec)]
-    rows.append([enlarge(to_unit(y)) for y in fused])
+    up = im.upscale_nearest
+    rows = [ends(up(to_unit(r[0])), up(to_unit(r[1])), len(LAMBDAS)) for r in (pair, rec)]
+    rows.append([im.upscale_nearest(to_unit(y)) for y in fused])
     return im.make_grid(rows, col_labels=[f"{l:.1f}" for l in LAMBDAS])
 
 
 def ends(a: np.ndarray, b: np.ndarray, n: int) -> list[np.ndarray]:
     """[a, blank, …, blank, b]: n cells, so that A and B sit above the Λ = 1 and Λ = 0 columns."""
     return [a] + [np.ones_like(a)] * (n - 2) + [b]
-
-
-def enlarge(x: np.ndarray, min_size: int = 96) -> np.ndarray:
-    """Nearest-neighbour upscale of a small [S, S, 3] image for viewing (32 px samples are tiny)."""
-    k = max(1, -(-min_size // x.shape[0]))
-    return np.repeat(np.repeat(x, k, axis=0), k, axis=1)
 
 
 def evaluate(cfg, eg, held: np.ndarray) -> dict:

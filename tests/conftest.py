@@ -40,6 +40,18 @@ def smooth_images(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(np.stack(out), 0, 1).astype(np.float32)
 
 
+def isolate(monkeypatch, tmp_path) -> None:
+    """Run an experiment in tmp_path with no real weights (the seeded random VGG-19) and private
+    compilation/feature caches, so tests never touch the user's weights/ or ~/.cache."""
+    import dfijax.weights
+
+    monkeypatch.delenv("DFIJAX_WEIGHTS", raising=False)
+    monkeypatch.setattr(dfijax.weights, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "jaxcache"))
+    monkeypatch.setenv("DFIJAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def images():
     return smooth_images

@@ -16,6 +16,7 @@ from dfijax import dtn as D
 from dfijax.data import DataError
 from dfijax.data import digits as dg
 from dfijax.dtn import losses as L
+from tests.conftest import isolate as _isolated
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -233,10 +234,6 @@ def test_training_resumes_exactly(tiny_f, tmp_path):
         D.train_dtn(dtn, f_params, _batches, 4, tmp_path / "c", g_steps=0)
 
 
-def _isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "jaxcache"))
-    monkeypatch.setenv("DFIJAX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
 
 
 TINY_RUN = ["--n-source", "64", "--n-test", "24", "--steps", "3", "--ablation-steps", "2", "--batch", "8",

@@ -12,6 +12,7 @@ from dfijax import dtn as D
 from dfijax.data.cartoon_faces import ATTRIBUTES, HAIR, HAIR_STYLES, cartoon_faces
 from dfijax.data.synthetic_faces import synthetic_faces
 from dfijax.dtn import faces as F
+from tests.conftest import isolate
 
 
 def test_cartoon_faces_deterministic_shape_range_varied():
@@ -104,8 +105,7 @@ TINY_RUN = ["--n-train", "16", "--n-test", "8", "--n-target", "16", "--taps", "r
 def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsys):
     from experiments import train_dtn_faces
 
-    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "jaxcache"))
-    monkeypatch.chdir(tmp_path)
+    isolate(monkeypatch, tmp_path)
     out = tmp_path / "run"
     assert train_dtn_faces.main(TINY_RUN + ["--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())

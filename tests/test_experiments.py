@@ -7,6 +7,7 @@ import pathlib
 
 import numpy as np
 from PIL import Image
+from tests.conftest import isolate as _isolated
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -50,14 +51,6 @@ def test_invert_features_bad_input_is_one_line(tmp_path):
         assert len(err) == 1 and msg in err[0] and "Traceback" not in p.stderr, p.stderr
 
 
-def _isolated(monkeypatch, tmp_path):
-    import dfijax.weights
-
-    monkeypatch.delenv("DFIJAX_WEIGHTS", raising=False)
-    monkeypatch.setattr(dfijax.weights, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
-    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "jaxcache"))
-    monkeypatch.setenv("DFIJAX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
 
 
 TINY_SWEEP = ["--n-synthetic", "300", "--k", "10", "--inputs", "2", "--alphas", "0.2,0.6", "--iters", "6",

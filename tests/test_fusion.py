@@ -24,6 +24,7 @@ from dfijax.fusion import model
 from dfijax.fusion import train as ft
 from dfijax.fusion.data import Batches
 from dfijax.vgg import VGG19
+from tests.conftest import isolate as _isolated
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY_LOSS = fl.FusionLoss(content_layers=("conv2_1",), style_layers=("conv1_1",))
@@ -32,14 +33,6 @@ TINY_ARGS = ["--size", "32", "--width", "8", "--batch", "8", "--content-layers",
              "--style-layers", "conv1_1", "--n-synthetic", "64"]
 
 
-def _isolated(monkeypatch, tmp_path):
-    import dfijax.weights
-
-    monkeypatch.delenv("DFIJAX_WEIGHTS", raising=False)
-    monkeypatch.setattr(dfijax.weights, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
-    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "jaxcache"))
-    monkeypatch.setenv("DFIJAX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
 
 
 def test_paper_shapes_and_chunk_rule(key):

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from dfijax import video as vid
+from tests.conftest import isolate as _isolated
 
 
 def test_warp_shifts_by_integer_flow_and_clamps_edges():
@@ -121,13 +122,6 @@ def test_read_and_write_frames(tmp_path):
             vid.read_frames(path)
 
 
-def _isolated(monkeypatch, tmp_path):
-    import dfijax.weights
-
-    monkeypatch.delenv("DFIJAX_WEIGHTS", raising=False)
-    monkeypatch.setattr(dfijax.weights, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
-    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "jaxcache"))
-    monkeypatch.chdir(tmp_path)
 
 
 TINY = ["--size", "40", "--frames", "4", "--iters-first", "20", "--iters", "10"]
