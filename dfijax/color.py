@@ -51,8 +51,10 @@ def _invsqrtm(c: jnp.ndarray, eps: float) -> jnp.ndarray:
 def match_color_histogram(source: jnp.ndarray, target: jnp.ndarray, mode: str = "chol", eps: float = 1e-5) -> jnp.ndarray:
     """Transform source's colours linearly so their mean and covariance match target's.
 
-    mode: "chol" (Cholesky factors), "pca" (eigen-decomposition), "sym" (the symmetric matrix square
-    root solution of A Σs A = Σt). Used to recolour the style image to the content's palette.
+    mode: "chol": A = L_t L_s⁻¹ (Cholesky factors); "pca": A = Σt^½ Σs^-½ with the symmetric square
+    roots Q Λ^½ Qᵀ (Gatys et al.; eigenvector signs cancel, so the result is unique); "sym": the
+    symmetric solution Σs^-½ (Σs^½ Σt Σs^½)^½ Σs^-½ of A Σs Aᵀ = Σt (Monge–Kantorovich). Used to recolour
+    the style image to the content's palette.
     """
     xs, xt = source.reshape(-1, 3), target.reshape(-1, 3)
     ms, mt = xs.mean(0), xt.mean(0)
@@ -60,10 +62,8 @@ def match_color_histogram(source: jnp.ndarray, target: jnp.ndarray, mode: str = 
     ct = jnp.cov((xt - mt).T) + eps * jnp.eye(3)
     if mode == "chol":
         a = jnp.linalg.cholesky(ct) @ jnp.linalg.inv(jnp.linalg.cholesky(cs))
-    elif mode == "pca":  # map eigenbases: A = Qt Λt^½ Λs^-½ Qs^T
-        ws, vs = jnp.linalg.eigh(cs)
-        wt, vt = jnp.linalg.eigh(ct)
-        a = (vt * jnp.sqrt(wt)) @ (vs / jnp.sqrt(ws)).T
+    elif mode == "pca":
+        a = _sqrtm(ct) @ _invsqrtm(cs, 0.0)
     elif mode == "sym":
         cs_h = _sqrtm(cs)
         cs_ih = _invsqrtm(cs, 0.0)

@@ -59,15 +59,28 @@ class TransformNet(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class PerceptualLoss:
-    """Johnson's losses on VGG-19 (analogues of his VGG-16 taps): content relu2_2, style Gram
-    matrices (divided by h·w·C) at relu1_2, relu2_2, relu3_4, relu4_4, plus TV²."""
+    """Johnson's perceptual losses on the shared VGG: content (feature MSE at `content_layer`), style
+    (Gram matrices divided by h·w·C, squared Frobenius distance summed over `style_layers`) and TV.
+
+    normalize:
+      "relative" (default): content ÷ mean(φ_c²), each layer's style term ÷ ‖G_style‖², TV = mean
+        squared neighbour difference on [0, 1] pixels. Every term is then a unit-free ratio, so the
+        same weights train on pretrained and on random weights (whose activations are ~100x smaller).
+      "absolute": the paper's unnormalised terms (TV = Σ squared differences on 0–255 pixels); its
+        weights (1, 5, 1e-6) assume pretrained Caffe-scale activations.
+    """
 
     model: VGG19 = VGG19()
     content_layer: str = "relu2_2"
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_4", "relu4_4")
     content_weight: float = 1.0
-    style_weight: float = 5.0
-    tv_weight: float = 1e-6
+    style_weight: float = 0.5
+    tv_weight: float = 1e-4
+    normalize: str = "relative"
+
+    def __post_init__(self):
+        if self.normalize not in ("relative", "absolute"):
+            raise ValueError(f"normalize must be 'relative' or 'absolute', got {self.normalize!r}")
 
     @property
     def taps(self) -> tuple[str, ...]:
@@ -79,13 +92,19 @@ class PerceptualLoss:
         return {t: losses.gram(f[t][0], "hwc") for t in self.style_layers}
 
     def __call__(self, out: jax.Array, content: jax.Array, variables: Mapping, grams: Mapping[str, jax.Array]):
-        """out, content: [B, H, W, 3]. Returns (total, {content, style, tv})."""
+        """out, content: [B, H, W, 3]. Returns (total, {content, style, tv}), each a batch mean."""
+        rel = self.normalize == "relative"
         fo = self.model.apply(variables, out, taps=self.taps)
-        fc = self.model.apply(variables, content, taps=(self.content_layer,))
-        c = jnp.mean(jnp.square(fo[self.content_layer] - jax.lax.stop_gradient(fc[self.content_layer])))
-        s = sum(jnp.mean(jnp.square(jax.vmap(lambda f: losses.gram(f, "hwc"))(fo[t]) - grams[t][None]))
-                for t in self.style_layers) / len(self.style_layers)
-        tv = jnp.mean(jax.vmap(lambda z: losses.tv_beta(z, 2.0))(out))
+        target = jax.lax.stop_gradient(self.model.apply(variables, content, taps=(self.content_layer,)))
+        c = losses.feature_mse(fo, target, (self.content_layer,))
+        if rel:
+            c = c / (jnp.mean(jnp.square(target[self.content_layer])) + 1e-12)
+        s = jnp.zeros((), jnp.float32)
+        for t in self.style_layers:
+            d = jnp.sum(jnp.square(jax.vmap(lambda f: losses.gram(f, "hwc"))(fo[t]) - grams[t][None])) / out.shape[0]
+            s = s + (d / (jnp.sum(jnp.square(grams[t])) + 1e-20) if rel else d)
+        tv_fn = losses.tv_squared if rel else lambda z: losses.tv_beta(z, 2.0)
+        tv = jnp.mean(jax.vmap(tv_fn)(out))
         total = self.content_weight * c + self.style_weight * s + self.tv_weight * tv
         return total, {"content": c, "style": s, "tv": tv}
 
@@ -105,7 +124,9 @@ def make_train_step(loss: PerceptualLoss, donate: bool = True) -> Callable:
     def step(state: TrainState, batch: jax.Array, variables, grams):
         def objective(params):
             out = state.apply_fn({"params": params}, batch)
-            return loss(out, batch, variables, grams)
+            total, parts = loss(out, batch, variables, grams)
+            # a collapsed network (constant output) shows up here before anyone looks at a sample
+            return total, {**parts, "out_std": jnp.mean(jnp.std(out, axis=(1, 2, 3)))}
 
         (total, parts), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         new = state.apply_gradients(grads=grads)

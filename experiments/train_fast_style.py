@@ -34,9 +34,12 @@ def parse(argv):
     p.add_argument("--steps", type=int, default=40000 if gpu else 200)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--width", type=int, default=32, help="network width (32 = Johnson)")
-    p.add_argument("--style-weight", type=float, default=5.0)
+    p.add_argument("--style-weight", type=float, default=0.5)
     p.add_argument("--content-weight", type=float, default=1.0)
-    p.add_argument("--tv", type=float, default=1e-6)
+    p.add_argument("--tv", type=float, default=1e-4)
+    p.add_argument("--loss-normalize", choices=("relative", "absolute"), default="relative",
+                   help="relative (default): unit-free terms, the same weights work on pretrained and random VGG "
+                        "weights; absolute: the paper's terms (use --style-weight 5 --tv 1e-6 with pretrained weights)")
     p.add_argument("--save-every", type=int, default=500 if gpu else 50)
     p.add_argument("--weights", help="converted VGG-19 weights; default: weights/ or a seeded random net")
     p.add_argument("--seed", type=int, default=0)
@@ -85,7 +88,8 @@ def main(argv=None) -> int:
     out = pathlib.Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     net = fs.TransformNet(width=args.width)
-    loss = fs.PerceptualLoss(content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv)
+    loss = fs.PerceptualLoss(content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv,
+                             normalize=args.loss_normalize)
     print(f"device: {device}; training to step {args.steps} (batch {args.batch}, {args.size}px); output {out}",
           file=sys.stderr)
     with tqdm(total=args.steps, desc="train", unit="step", file=sys.stderr) as bar:

@@ -10,7 +10,7 @@ from dfijax import fast_style as fs
 from dfijax.images import synthetic_painting, synthetic_scene
 
 NET = fs.TransformNet(width=8, blocks=2)
-LOSS = fs.PerceptualLoss(content_layer="relu2_2", style_layers=("relu1_2", "relu2_2"), style_weight=50.0)
+LOSS = fs.PerceptualLoss(content_layer="relu2_2", style_layers=("relu1_2", "relu2_2"))
 SIZE = 32
 
 
@@ -55,7 +55,7 @@ def test_training_lowers_the_loss_and_resumes_exactly(random_vgg, tmp_path):
 def test_train_step_reduces_the_perceptual_loss(random_vgg):
     style = jnp.asarray(synthetic_painting(SIZE, SIZE, seed=3))
     grams = LOSS.style_grams(random_vgg.variables, style)
-    state = fs.create_state(NET, SIZE, 1e-2, 0)
+    state = fs.create_state(NET, SIZE, 3e-3, 0)
     step = fs.make_train_step(LOSS)
     batch = jnp.asarray(batches(0))
     losses = []
@@ -63,6 +63,7 @@ def test_train_step_reduces_the_perceptual_loss(random_vgg):
         state, m = step(state, batch, random_vgg.variables, grams)
         losses.append(float(m["loss"]))
     assert losses[-1] < 0.7 * losses[0], losses
+    assert float(m["out_std"]) > 0.05  # not collapsing to a constant image
     # NaN guard: a poisoned batch leaves the state as it was
     before = state.params
     state2, m = step(state, batch * jnp.nan, random_vgg.variables, grams)
@@ -70,3 +71,26 @@ def test_train_step_reduces_the_perceptual_loss(random_vgg):
     chex.assert_trees_all_close(state2.params, before)
     out = fs.stylize(NET, state.params, np.asarray(batches(1))[:, :30, :26], batch=1)  # odd sizes are padded
     chex.assert_shape(out, (2, 30, 26, 3))
+
+
+def test_relative_loss_is_unit_free_and_absolute_is_not(random_vgg):
+    """Zero biases and preprocessing offset, conv1_1 scaled by k: every feature scales by k (ReLU and
+    max pooling are positively homogeneous). The relative terms must not move; the paper's absolute
+    terms scale as k² (content) and k⁴ (style)."""
+    v = jax.tree_util.tree_map(jnp.asarray, random_vgg.variables)
+    params = {n: {"kernel": p["kernel"], "bias": jnp.zeros_like(p["bias"])} for n, p in v["params"].items()}
+    base = {"params": params, "preprocess": {**v["preprocess"], "offset": jnp.zeros_like(v["preprocess"]["offset"])}}
+    k = 7.0
+    scaled = {**base, "params": {**params, "conv1_1": {**params["conv1_1"], "kernel": k * params["conv1_1"]["kernel"]}}}
+    content = jnp.asarray(batches(0))
+    out = jnp.clip(content + 0.1 * jax.random.normal(jax.random.key(1), content.shape), 0, 1)
+    style = jnp.asarray(synthetic_painting(SIZE, SIZE, seed=3))
+    for norm, powers in (("relative", (0, 0)), ("absolute", (2, 4))):
+        loss = fs.PerceptualLoss(content_layer="relu2_2", style_layers=("relu1_2", "relu2_2"), normalize=norm)
+        _, a = loss(out, content, base, loss.style_grams(base, style))
+        _, b = loss(out, content, scaled, loss.style_grams(scaled, style))
+        np.testing.assert_allclose(float(b["content"]), k ** powers[0] * float(a["content"]), rtol=1e-3)
+        np.testing.assert_allclose(float(b["style"]), k ** powers[1] * float(a["style"]), rtol=1e-3)
+        assert float(a["content"]) > 0 and float(a["style"]) > 0
+    with pytest.raises(ValueError, match="normalize"):
+        fs.PerceptualLoss(normalize="mean")
