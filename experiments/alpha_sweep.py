@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import html
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm import tqdm
 
 from experiments import common
 
@@ -99,9 +96,9 @@ def load_dataset(args):
     return load_lfw_folder(args.data_dir)
 
 
-def parse_alphas(text: str) -> list[float]:
+def parse_alphas(text: str) -> tuple[float, ...]:
     try:
-        alphas = [float(a) for a in text.split(",") if a.strip()]
+        alphas = tuple(float(a) for a in text.split(",") if a.strip())
     except ValueError:
         raise ValueError(f"--alphas must be comma-separated numbers, got {text!r}") from None
     if not alphas or not all(np.isfinite(alphas)):
@@ -109,183 +106,51 @@ def parse_alphas(text: str) -> list[float]:
     return alphas
 
 
+def config_from(args) -> "SweepConfig":
+    from dfijax.dfi import SweepConfig
+
+    return SweepConfig(
+        edits=tuple(e.strip() for e in args.edit.split(";") if e.strip()), alphas=parse_alphas(args.alphas),
+        k=args.k, allow_fewer=args.allow_fewer, same_gender=args.same_gender, scaling=args.scaling,
+        taps=tuple(t.strip() for t in args.taps.split(",") if t.strip()), size=args.size, iters=args.iters,
+        tv=args.tv, color_match=args.color_match, residual=args.residual, dtype=args.dtype, shard=not args.no_shard,
+        batch=args.batch, feature_cache=not args.no_feature_cache, probe=not args.no_probe,
+        probe_steps=args.probe_steps, probe_train=args.probe_train, seed=args.seed)
+
+
 def main(argv=None) -> int:
     args = parse(argv)
-    from dfijax import dfi, sweep
+    from dfijax import dfi
     from dfijax import images as im
-    from dfijax import invert as inv
     from dfijax.data import DataError
-    from dfijax.vgg import VGG19, layer_index
 
     device = common.setup()
-    t_start = time.perf_counter()
     try:
-        alphas = parse_alphas(args.alphas)
-        taps = tuple(t.strip() for t in args.taps.split(",") if t.strip())
-        for t in taps:
-            layer_index(t)
-        if args.size < 32:
-            raise ValueError(f"--size must be at least 32 for VGG-19, got {args.size}")
-        if args.k < 1 or args.iters < 1:
-            raise ValueError("--k and --iters must be positive")
+        cfg = config_from(args)
         data = load_dataset(args)
-        edit_names = [e.strip() for e in args.edit.split(";") if e.strip()]
-        if not edit_names:
-            raise ValueError("--edit is empty; e.g. --edit Smiling+")
-        edit_specs = [dfi.parse_edit(e, data.attr_names) for e in edit_names]
-        edit_spec = edit_specs[0]  # chooses the default inputs
-        gender = data.attr_index(data.gender) if (args.same_gender and data.gender) else None
-        lacks = -0.5
         if args.images:
             if not args.attrs:
                 raise ValueError("own photos need their attributes: --attrs Young=1,Male=-1 (names from the dataset)")
-            query = dfi.parse_attrs(args.attrs, data.attr_names)
-            inputs = np.stack([im.load_image(p, (args.size, args.size)) for p in args.images])
-            queries, excludes, labels = [query] * len(inputs), [None] * len(inputs), list(args.images)
+            photos = np.stack([im.load_image(p, (cfg.size, cfg.size)) for p in args.images])
+            inputs = dfi.photo_inputs(photos, args.attrs, data, args.images)
         else:
-            if args.indices:
-                idx = [int(i) for i in args.indices.split(",")]
-                bad = [i for i in idx if not 0 <= i < len(data)]
-                if bad:
-                    raise ValueError(f"--indices {bad} out of range: the dataset has {len(data)} images")
-            else:  # the first faces that lack the edit
-                lacking = np.ones(len(data), bool)
-                for i, sign in edit_spec:
-                    lacking &= (data.attrs[:, i] < lacks) if sign > 0 else (data.attrs[:, i] >= 0.5)
-                idx = np.flatnonzero(lacking)[: args.inputs].tolist()
-                if not idx:
-                    raise ValueError(f"no face in {data.name} lacks the edit {args.edit!r}")
-            inputs = data.images(idx, args.size)
-            queries, excludes, labels = [data.attrs[i] for i in idx], idx, [data.ids[i] for i in idx]
-        mask = im.load_image(args.mask, (args.size, args.size)).mean(-1) if args.mask else None
+            indices = [int(i) for i in args.indices.split(",")] if args.indices else None
+            inputs = dfi.dataset_inputs(data, cfg.edits[0], cfg.size, args.inputs, indices)
+        mask = im.load_image(args.mask, (cfg.size, cfg.size)).mean(-1) if args.mask else None
+        out = common.out_dir(args.out, "alpha_sweep")
         weights = common.load_weights(args.weights, args.seed)
-        rows = [(i, e) for i in range(len(inputs)) for e in range(len(edit_specs))]  # input-major
-        neighbours = []
-        for i, e in rows:
-            n = dfi.select_neighbours(data.attrs, queries[i], edit_specs[e], args.k,
-                                      metric="hamming" if data.binary else "l2", same=gender, exclude=excludes[i],
-                                      allow_fewer=args.allow_fewer)
-            if min(len(n.target), len(n.source)) < args.k:
-                print(f"warning: only {len(n.target)} target / {len(n.source)} source neighbours (K = {args.k})",
-                      file=sys.stderr)
-            neighbours.append(n)
+        print(f"device: {device}; data: {data.describe()}; {len(inputs.images)} inputs x {len(cfg.edits)} edits x "
+              f"{len(cfg.alphas)} alphas at {cfg.size}px, {cfg.iters} iterations, TV {cfg.tv_weight(weights.pretrained):g}; "
+              f"output {out}", file=sys.stderr)
+        with common.Bars() as bars:
+            result = dfi.run_sweep(cfg, data, weights, inputs, mask=mask, cache_root=common.cache_root(),
+                                   progress=bars.update)
     except (ValueError, FileNotFoundError, DataError, im.ImageError) as e:
         return common.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-
-    if args.tv is None:
-        args.tv = 1e-3 if weights.pretrained else 1e-6
-        print(f"TV weight {args.tv:g} (auto for {'pretrained' if weights.pretrained else 'random'} weights)",
-              file=sys.stderr)
-    out = common.out_dir(args.out, "alpha_sweep")
-    print(f"device: {device}; data: {data.describe()}; {len(inputs)} inputs x {len(edit_specs)} edits x "
-          f"{len(alphas)} alphas at "
-          f"{args.size}px, {args.iters} iterations; output {out}", file=sys.stderr)
-    model = VGG19(dtype=jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32)
-    loss = inv.FeatureLoss(model=model, taps=taps, tv_weight=args.tv)
-    cache = common.cache_dir("attrvec")
-    fcache = None if args.no_feature_cache else sweep.feature_cache_dir(common.cache_dir("features"), loss,
-                                                                         weights.meta, data, args.size)
-    t0 = time.perf_counter()
-    ws, cached = [], 0
-    n_imgs = sum(len(n.target) + len(n.source) for n in neighbours)
-    with tqdm(total=n_imgs, desc="neighbour features", unit="img", file=sys.stderr) as bar:
-        for n in neighbours:
-            w, hit = sweep.attribute_vector_cached(loss, weights.variables, weights.meta, data, n, args.size,
-                                                   args.scaling, cache, args.batch, bar.update, fcache)
-            if hit:
-                bar.update(len(n.target) + len(n.source))
-            ws.append(w)
-            cached += hit
-    t_features = time.perf_counter() - t0
-    w = {t: jnp.asarray(np.stack([wi[t] for wi in ws])) for t in taps}
-    run_alphas = ([0.0] if args.residual else []) + alphas
-    cfg = inv.SolverConfig(maxiter=args.iters, bounds=None)
-    t0 = time.perf_counter()
-    with tqdm(total=args.iters, desc="L-BFGS", unit="it", file=sys.stderr) as bar:
-        def progress(k, losses):
-            bar.update(k - bar.n)
-            bar.set_postfix(loss=f"{float(jnp.mean(losses)):.4g}")
-
-        row_inputs = jnp.asarray(inputs[[i for i, _ in rows]])
-        edited, result = dfi.edit(loss, weights.variables, row_inputs, w, run_alphas, cfg, args.scaling,
-                                  progress=progress, check_every=5,
-                                  shard=jax.local_device_count() > 1 and not args.no_shard)
-        edited.block_until_ready()
-    t_edit = time.perf_counter() - t0
-    x = row_inputs
-    if args.residual:
-        recon, edited = edited[:, :1], edited[:, 1:]
-        edited = dfi.subtract_residual(edited, recon, x[:, None])
-    if args.color_match:
-        edited = jax.vmap(lambda e, r: jax.vmap(lambda z: dfi.match_color(z, r))(e))(edited, x)
-    if mask is not None:
-        edited = dfi.mask_blend(edited, x[:, None], jnp.asarray(mask))
-    edited = np.clip(np.asarray(edited), 0, 1)
-
-    b, a = len(rows), len(alphas)
-    flat = jnp.asarray(edited.reshape((b * a,) + edited.shape[2:]))
-    ref = jnp.repeat(x, a, axis=0)
-    pix = np.sqrt(np.mean((np.asarray(flat) - np.asarray(ref)) ** 2, axis=(1, 2, 3))).reshape(b, a)
-    feat = sweep.feature_distance(loss, weights.variables, flat, ref).reshape(b, a)
-    def table(sel):
-        return [{"alpha": al, "pixel_rmse_to_input": float(pix[sel, j].mean()),
-                 "vgg_feature_distance_to_input": float(feat[sel, j].mean())} for j, al in enumerate(alphas)]
-
-    edit_of_row = np.array([e for _, e in rows])
-    per_alpha = table(slice(None))
-    per_edit = {name: table(edit_of_row == e) for e, name in enumerate(edit_names)}
-    probe_info = None
-    if not args.no_probe:
-        from dfijax.probe import ProbeConfig, train_probe
-
-        pc = ProbeConfig(size=min(64, args.size), steps=args.probe_steps, n_train=args.probe_train, seed=args.seed)
-        with tqdm(total=pc.steps, desc="attribute probe", unit="step", file=sys.stderr) as bar:
-            probe, probe_cached = train_probe(data, pc, common.cache_dir("probe"),
-                                              progress=lambda i, m: bar.update(i - bar.n))
-            bar.update(pc.steps - bar.n)
-
-        def target_score(p, spec):  # probability of the edit's direction, averaged over its attributes
-            return np.mean([p[..., i] if sign > 0 else 1 - p[..., i] for i, sign in spec], axis=0)
-
-        p_in = probe.scores(np.asarray(x))
-        p_out = probe.scores(np.asarray(flat)).reshape(b, a, -1)
-        s_in = np.array([target_score(p_in[r], edit_specs[e]) for r, (_, e) in enumerate(rows)])
-        s_out = np.stack([target_score(p_out[r], edit_specs[e]) for r, (_, e) in enumerate(rows)])
-        for j, m in enumerate(per_alpha):
-            m["target_attribute_score"] = float(s_out[:, j].mean())
-        for e, name in enumerate(edit_names):
-            for j, m in enumerate(per_edit[name]):
-                m["target_attribute_score"] = float(s_out[edit_of_row == e, j].mean())
-        probe_info = {"input_target_attribute_score": float(s_in.mean()), "cached": probe_cached,
-                      "metrics": probe.metrics, "config": dataclasses.asdict(pc)}
-    originals = [im.load_image(p) for p in args.images] if (args.images and args.full_res) else None
-    for r, (i, e) in enumerate(rows):
-        stem = f"img{i}" if len(edit_specs) == 1 else f"img{i}_e{e}"
-        for j, al in enumerate(alphas):
-            im.save_image(out / f"{stem}_a{al:g}.png", edited[r, j])
-            if originals is not None:
-                full = dfi.apply_at_full_resolution(jnp.asarray(originals[i]), x[r], jnp.asarray(edited[r, j]))
-                im.save_image(out / f"{stem}_a{al:g}_full.png", np.asarray(full))
-    grid = im.make_grid([[np.asarray(x[r])] + [edited[r, j] for j in range(a)] for r in range(b)],
-                        col_labels=["input"] + [f"a={al:g}" for al in alphas])
-    im.save_image(out / "grid.png", grid)
-    results = {
-        "experiment": "alpha_sweep", "settings": vars(args), "device": device, "data": data.describe(),
-        "weights": weights.description, "weights_pretrained": weights.pretrained, "weights_meta": weights.meta,
-        "edit": args.edit, "edits": edit_names, "alphas": alphas, "inputs": labels,
-        "rows": [{"input": labels[i], "edit": edit_names[e]} for i, e in rows],
-        "neighbours": [{"target": n.target.tolist(), "source": n.source.tolist(),
-                        "target_available": n.n_target_available, "source_available": n.n_source_available}
-                       for n in neighbours],
-        "attribute_vectors_from_cache": cached, "seconds": {"neighbour_features": t_features,
-                                                            "edit_including_compile": t_edit,
-                                                            "total": time.perf_counter() - t_start},
-        "final_loss": np.asarray(result.final_loss).tolist(), "metrics_per_alpha": per_alpha,
-        "metrics_per_edit": per_edit, "probe": probe_info,
-    }
-    common.write_json(out / "results.json", results)
-    write_report(out / "report.html", results)
-    for m in per_alpha:
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    write_outputs(out, args, result, data, weights, device)
+    for m in result.metrics_per_alpha:
         score = f", target attribute score {m['target_attribute_score']:.3f}" if "target_attribute_score" in m else ""
         print(f"alpha {m['alpha']:g}: pixel RMSE {m['pixel_rmse_to_input']:.4f}, "
               f"VGG distance {m['vgg_feature_distance_to_input']:.4f}{score}", file=sys.stderr)
@@ -293,33 +158,57 @@ def main(argv=None) -> int:
     return 0
 
 
-def write_report(path, r) -> None:
-    notice = "" if r["weights_pretrained"] else (
-        "<p style='color:#a00'><b>Weights are a seeded random VGG-19, not pretrained:</b> these pictures show "
-        "what the method does, not what trained features give.</p>")
-    has_probe = r.get("probe") is not None
-    rows = "".join(f"<tr><td>{html.escape(edit)}</td><td>{m['alpha']:g}</td><td>{m['pixel_rmse_to_input']:.4f}</td>"
-                   f"<td>{m['vgg_feature_distance_to_input']:.4f}</td>"
-                   + (f"<td>{m['target_attribute_score']:.3f}</td>" if has_probe else "") + "</tr>"
-                   for edit, table in r["metrics_per_edit"].items() for m in table)
-    probe_th = "<th>target attribute score (probe)</th>" if has_probe else ""
-    probe_p = (f"<p>Attribute probe: a small CNN trained on the dataset's attributes (held-out accuracy "
-               f"{html.escape(str({k: round(v, 3) for k, v in r['probe']['metrics'].get('val_accuracy', {}).items()}))}); "
-               f"the inputs score {r['probe']['input_target_attribute_score']:.3f} for the edit.</p>") if has_probe else ""
-    settings = html.escape(str(r["settings"]))
-    path.write_text(f"""<!doctype html><meta charset="utf-8"><title>DFI alpha sweep: {html.escape(r['edit'])}</title>
-<body style="font-family:sans-serif;max-width:1100px;margin:auto">
-<h1>DFI alpha sweep: {html.escape(r['edit'])}</h1>
-<p>Data: {html.escape(r['data'])}. Weights: {html.escape(r['weights'])}. Device: {html.escape(r['device'])}.</p>
-{notice}
-<img src="grid.png" style="image-rendering:pixelated;width:100%">
-<h2>Per edit and alpha (mean over inputs)</h2>
-<p>Grid rows: {html.escape(", ".join(f"{x['input']} / {x['edit']}" for x in r["rows"]))}.</p>
-<table border=1 cellpadding=4><tr><th>edit</th><th>alpha</th><th>pixel RMSE to input</th><th>VGG feature distance to input</th>{probe_th}</tr>{rows}</table>
-{probe_p}
-<h2>Timing</h2><p>{html.escape(str({k: round(v, 1) for k, v in r['seconds'].items()}))} seconds</p>
-<h2>Settings</h2><pre style="white-space:pre-wrap">{settings}</pre>
-</body>""")
+def write_outputs(out, args, r, data, weights, device) -> None:
+    """Per-image PNGs (and full-resolution ones for own photos), grid.png, results.json, report.html."""
+    from dfijax import dfi
+    from dfijax import images as im
+    from experiments import report
+
+    cfg, alphas = r.config, r.config.alphas
+    multi = len(cfg.edits) > 1
+    originals = [im.load_image(p) for p in args.images] if (args.images and args.full_res) else None
+    for row, (i, e) in enumerate(r.rows):
+        stem = f"img{i}_e{e}" if multi else f"img{i}"
+        for j, al in enumerate(alphas):
+            im.save_image(out / f"{stem}_a{al:g}.png", r.edited[row, j])
+            if originals is not None:
+                full = dfi.apply_at_full_resolution(jnp.asarray(originals[i]), r.inputs[row], jnp.asarray(r.edited[row, j]))
+                im.save_image(out / f"{stem}_a{al:g}_full.png", np.asarray(full))
+    grid = im.make_grid([[r.inputs[row]] + list(r.edited[row]) for row in range(len(r.rows))],
+                        col_labels=["input"] + [f"a={al:g}" for al in alphas])
+    im.save_image(out / "grid.png", grid)
+    rows = [{"input": r.labels[i], "edit": cfg.edits[e]} for i, e in r.rows]
+    results = {
+        "experiment": "alpha_sweep", "settings": vars(args), "config": dataclasses.asdict(cfg), "device": device,
+        "data": data.describe(), "weights": weights.description, "weights_pretrained": weights.pretrained,
+        "weights_meta": weights.meta, "edit": args.edit, "edits": list(cfg.edits), "alphas": list(alphas),
+        "inputs": list(r.labels), "rows": rows, "tv_weight": r.tv_weight,
+        "neighbours": [{"target": n.target.tolist(), "source": n.source.tolist(),
+                        "target_available": n.n_target_available, "source_available": n.n_source_available}
+                       for n in r.neighbours],
+        "attribute_vectors_from_cache": r.vectors_from_cache, "seconds": r.seconds,
+        "final_loss": r.final_loss.tolist(), "metrics_per_alpha": r.metrics_per_alpha,
+        "metrics_per_edit": r.metrics_per_edit, "probe": r.probe, "warnings": r.warnings,
+    }
+    common.write_json(out / "results.json", results)
+    has_probe = r.probe is not None
+    table = {"headers": ["edit", "alpha", "pixel RMSE to input", "VGG feature distance to input"]
+             + (["target attribute score (probe)"] if has_probe else []),
+             "rows": [[edit, m["alpha"], m["pixel_rmse_to_input"], m["vgg_feature_distance_to_input"]]
+                      + ([m["target_attribute_score"]] if has_probe else [])
+                      for edit, ms in r.metrics_per_edit.items() for m in ms]}
+    probe_text = ""
+    if has_probe:
+        acc = {k: round(v, 3) for k, v in r.probe["metrics"].get("val_accuracy", {}).items()}
+        probe_text = (f"Attribute probe: a small CNN trained on the dataset's attributes (held-out accuracy {acc}); "
+                      f"the inputs score {r.probe['input_target_attribute_score']:.3f} for the edit.")
+    report.write_report(
+        out / "report.html", f"DFI alpha sweep: {args.edit}", weights=weights.description,
+        pretrained=weights.pretrained, device=device, data=data.describe(), seconds=r.seconds,
+        config=dataclasses.asdict(cfg),
+        sections=[{"title": "Inputs × alphas", "images": ["grid.png"],
+                   "text": "Rows: " + ", ".join(f"{x['input']} / {x['edit']}" for x in rows) + "."},
+                  {"title": "Per edit and alpha (mean over inputs)", "table": table, "text": probe_text}])
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def test_post_processing():
 
 
 def test_mean_features_cache_gives_the_same_means_without_the_network(random_vgg, tmp_path, monkeypatch):
-    from dfijax import sweep
+    from dfijax.dfi import features as sweep
     from dfijax.data.synthetic_faces import synthetic_faces
 
     data = synthetic_faces(20)

@@ -63,7 +63,7 @@ def test_alpha_sweep_smoke(tmp_path, monkeypatch):
     _isolated(monkeypatch, tmp_path)
     assert alpha_sweep.main(TINY_SWEEP + ["--out", str(tmp_path / "a")]) == 0
     res = json.loads((tmp_path / "a" / "results.json").read_text())
-    assert res["weights_pretrained"] is False and res["settings"]["tv"] == 1e-6
+    assert res["weights_pretrained"] is False and res["tv_weight"] == 1e-6
     assert res["alphas"] == [0.2, 0.6] and len(res["inputs"]) == 2
     assert all(len(n["target"]) == 10 and len(n["source"]) == 10 for n in res["neighbours"])
     m = res["metrics_per_alpha"]

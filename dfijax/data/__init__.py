@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import difflib
 from typing import Sequence
 
 import numpy as np
@@ -17,6 +18,13 @@ import numpy as np
 
 class DataError(ValueError):
     """Missing or malformed dataset files; the message names the expected files and how to get them."""
+
+
+def unknown_attribute(name: str, names: Sequence[str]) -> ValueError:
+    """The error for an attribute name the dataset does not have, with close matches."""
+    close = difflib.get_close_matches(name, names, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return ValueError(f"unknown attribute {name!r}{hint}; valid: {', '.join(names)}")
 
 
 @dataclasses.dataclass
@@ -44,10 +52,8 @@ class FaceDataset(abc.ABC):
         return np.stack([self.load(int(i), size) for i in indices]).astype(np.float32)
 
     def attr_index(self, name: str) -> int:
-        from dfijax.dfi import _unknown
-
         if name not in self.attr_names:
-            raise _unknown(name, self.attr_names)
+            raise unknown_attribute(name, self.attr_names)
         return self.attr_names.index(name)
 
     def describe(self) -> str:

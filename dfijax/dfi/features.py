@@ -1,4 +1,5 @@
-"""The DFI sweep pipeline: neighbours -> attribute vector (cached on disk) -> one batched edit."""
+"""Features of neighbour sets: mean features in batches, per-image and per-vector disk caches, and
+the VGG-feature distance used to report how far an edit moved an image."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfijax import dfi
 from dfijax import invert as inv
 from dfijax.data import FaceDataset
+from dfijax.dfi.neighbours import Neighbours
+from dfijax.dfi.vectors import attribute_vector, uses_normalized_features
 
 
 def mean_features(loss: inv.FeatureLoss, variables: Mapping, dataset: FaceDataset, indices: Sequence[int], size: int,
@@ -86,14 +88,14 @@ def weights_id(meta: Mapping[str, str]) -> str:
 
 
 def attribute_vector_cached(loss: inv.FeatureLoss, variables: Mapping, weights_meta: Mapping[str, str],
-                            dataset: FaceDataset, neighbours: dfi.Neighbours, size: int, scaling: str,
+                            dataset: FaceDataset, neighbours: Neighbours, size: int, scaling: str,
                             cache_dir: str | os.PathLike | None, batch: int = 32,
                             progress: Callable[[int], None] | None = None,
                             feature_cache: str | os.PathLike | None = None) -> tuple[dict[str, np.ndarray], bool]:
     """w = mean φ(target set) − mean φ(source set) for these neighbours, from the cache when the same
     weights, taps, pooling, data, size, neighbour sets and normalisation were seen before.
     Returns (w, whether it came from the cache)."""
-    normalize = dfi.uses_normalized_features(scaling)
+    normalize = uses_normalized_features(scaling)
     key = cache_key(weights=weights_id(weights_meta), taps=loss.taps, pooling=loss.model.pooling, data=dataset.name,
                     crop=getattr(dataset, "crop", None),
                     size=size, normalize=normalize,

@@ -1,0 +1,20 @@
+"""Deep Feature Interpolation (Upchurch et al. 2016; chainer-dfi): edit specs, neighbour sets,
+attribute vectors in VGG feature space, edits by inverting φ(x) + α·w, post-processing, the attribute
+probe that scores edits, and the sweep pipeline that ties them together.
+
+Modules: `specs` (edit specs, hand-given attributes), `neighbours`, `vectors` (attribute vectors,
+edit targets, the batched edit), `postprocess`, `features` (neighbour-set features and caches),
+`probe`, `sweep` (`run_sweep`).
+"""
+
+from dfijax.dfi.neighbours import NeighbourError, Neighbours, select_neighbours
+from dfijax.dfi.postprocess import apply_at_full_resolution, mask_blend, match_color, subtract_residual
+from dfijax.dfi.specs import parse_attrs, parse_edit
+from dfijax.dfi.sweep import SweepConfig, SweepInputs, SweepResult, dataset_inputs, photo_inputs, run_sweep
+from dfijax.dfi.vectors import SCALINGS, attribute_vector, edit, edit_targets, uses_normalized_features
+
+__all__ = [
+    "NeighbourError", "Neighbours", "select_neighbours", "apply_at_full_resolution", "mask_blend", "match_color",
+    "subtract_residual", "parse_attrs", "parse_edit", "SweepConfig", "SweepInputs", "SweepResult", "dataset_inputs",
+    "photo_inputs", "run_sweep", "SCALINGS", "attribute_vector", "edit", "edit_targets", "uses_normalized_features",
+]

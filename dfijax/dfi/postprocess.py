@@ -1,0 +1,33 @@
+"""Post-processing of DFI edits: colour match, reconstruction-residual correction, mask blend and
+full-resolution application. Images are [H, W, 3] float32 in [0, 1]."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def match_color(img: jax.Array, ref: jax.Array, eps: float = 1e-6) -> jax.Array:
+    """Per-channel mean/std colour match of img to ref ([H, W, 3]), as chainer-dfi does."""
+    mu, sd = img.mean((0, 1)), img.std((0, 1))
+    rmu, rsd = ref.mean((0, 1)), ref.std((0, 1))
+    return (img - mu) / (sd + eps) * rsd + rmu
+
+
+def subtract_residual(edited: jax.Array, reconstruction: jax.Array, original: jax.Array) -> jax.Array:
+    """Remove what inversion alone changes: edited − (reconstruction − original), where reconstruction
+    inverts the unedited φ(original) under the same settings."""
+    return edited - (reconstruction - original)
+
+
+def mask_blend(edited: jax.Array, original: jax.Array, mask: jax.Array) -> jax.Array:
+    """mask [H, W] or [H, W, 1] in [0, 1]: 1 takes the edit, 0 keeps the original."""
+    m = mask if mask.ndim == 3 else mask[..., None]
+    return m * edited + (1.0 - m) * original
+
+
+def apply_at_full_resolution(original_full: jax.Array, original_small: jax.Array, edited_small: jax.Array) -> jax.Array:
+    """Add the edit computed at working size (edited − original, upsampled) to the full-size original."""
+    delta = edited_small - original_small
+    up = jax.image.resize(delta, original_full.shape, method="linear")
+    return jnp.clip(original_full + up, 0.0, 1.0)

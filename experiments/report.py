@@ -1,0 +1,90 @@
+"""One report.html for every experiment (jinja2), and matplotlib figures for them.
+
+Every report opens with the same header: what ran, on which weights (and whether they are pretrained),
+device, data, timings, then the experiment's sections (pictures, tables, text), then the full config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any, Mapping, Sequence
+
+import jinja2
+
+_TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
+<html><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>
+body { font-family: sans-serif; max-width: 1100px; margin: auto; padding: 0 1em; }
+table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #bbb; padding: 3px 7px; }
+th { background: #eee; } img { max-width: 100%; } .pix { image-rendering: pixelated; width: 100%; }
+.notice { color: #a00; } dt { font-weight: bold; float: left; width: 7em; } dd { margin-left: 8em; }
+</style></head><body>
+<h1>{{ title }}</h1>
+<dl>
+<dt>weights</dt><dd>{{ weights }}</dd>
+<dt>device</dt><dd>{{ device }}</dd>
+{% if data %}<dt>data</dt><dd>{{ data }}</dd>{% endif %}
+{% if seconds %}<dt>time</dt><dd>{% for k, v in seconds.items() %}{{ k }} {{ "%.1f"|format(v) }} s{% if not loop.last %}, {% endif %}{% endfor %}</dd>{% endif %}
+</dl>
+{% if not pretrained %}<p class="notice"><b>The weights are a seeded random network, not pretrained:</b> these
+results show what the method does, not what trained features give.</p>{% endif %}
+{% for s in sections %}
+<h2>{{ s.title }}</h2>
+{% if s.text %}<p>{{ s.text }}</p>{% endif %}
+{% for img in s.get("images", []) %}<p><img src="{{ img }}" class="{{ 'pix' if s.get('pixelated', True) else '' }}"></p>{% endfor %}
+{% if s.table %}<table><tr>{% for h in s.table.headers %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in s.table.rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
+{% endfor %}
+<h2>Config</h2><pre style="white-space:pre-wrap">{{ config }}</pre>
+</body></html>
+""")
+
+
+def fmt(x: Any) -> str:
+    """Table cell text: 4 significant digits for floats."""
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+def write_report(path: str | os.PathLike, title: str, *, weights: str, pretrained: bool, device: str,
+                 config: Mapping[str, Any], sections: Sequence[Mapping[str, Any]], data: str | None = None,
+                 seconds: Mapping[str, float] | None = None) -> pathlib.Path:
+    """sections: [{"title", "text"?, "images"? [relative paths], "pixelated"? (default True),
+    "table"? {"headers": [...], "rows": [[...], ...]}}]."""
+    sections = [dict(s, table={"headers": s["table"]["headers"], "rows": [[fmt(c) for c in r] for r in s["table"]["rows"]]})
+                if s.get("table") else dict(s) for s in sections]
+    page = _TEMPLATE.render(title=title, weights=weights, pretrained=pretrained, device=device, data=data,
+                            seconds=dict(seconds or {}), sections=sections,
+                            config=json.dumps(dict(config), indent=2, default=str))
+    path = pathlib.Path(path)
+    path.write_text(page)
+    return path
+
+
+def plot_curves(path: str | os.PathLike, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
+                xlabel: str, ylabel: str, title: str = "", log_y: bool = False,
+                markers: bool = False) -> pathlib.Path:
+    """Line plot of {label: (x, y)} with axes, labels and a legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    for label, (x, y) in series.items():
+        ax.plot(list(x), list(y), marker="o" if markers else None, ms=3, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if log_y:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(series) > 1 or markers:
+        ax.legend()
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
