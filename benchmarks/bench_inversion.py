@@ -145,6 +145,11 @@ def main(argv=None) -> int:
     weights = random_weights(0)
     x0, targets = build_problem(a.images, alphas, a.size, weights.variables)
     flop_per_problem = 2 * macs_to("conv5_1", a.size) * 2 * a.iters  # forward + input gradient
+    from benchmarks.cost_analysis import memory_note  # the memory needed, predicted before anything runs
+
+    note = memory_note(a.size, len(x0))
+    if note:
+        print(note, file=sys.stderr)
     rows = []
     n_ref = min(a.torch_subset, a.images) * len(alphas)  # problems every variant solves (the first ones)
 
