@@ -46,27 +46,36 @@ else:
 
 `celeb_a` downloads from Google Drive, which sometimes refuses (quota); if it fails, put the CelebA
 folder (`img_align_celeba/`, `list_attr_celeba.txt`) on Drive and use `--dataset celeba --data-dir`."""),
-    new_code_cell("""data_args = ["--dataset", "synthetic", "--n-synthetic", "600"]
-if not SMALL:
+    new_code_cell("""from dfijax.data.synthetic_faces import synthetic_faces
+if SMALL:
+    data = synthetic_faces(600)
+else:
     import tensorflow_datasets as tfds
+    from dfijax.data.celeba import load_celeba_tfds
     tfds.builder("celeb_a", data_dir="/content/tfds").download_and_prepare()
-    data_args = ["--dataset", "celeba-tfds", "--data-dir", "/content/tfds"]"""),
+    data = load_celeba_tfds("/content/tfds")
+print(data.describe())"""),
     new_markdown_cell("## The sweep: inputs × alphas in one compiled, sharded L-BFGS call"),
-    new_code_cell("""from experiments import alpha_sweep
-out = pathlib.Path(os.environ.get("DFIJAX_NOTEBOOK_OUT", "runs/colab_sweep")).absolute()
-settings = (["--size", "200", "--iters", "500", "--inputs", "8"] if not SMALL else
-            ["--size", "32", "--iters", "5", "--inputs", "2", "--k", "10", "--alphas", "0.2,0.5",
-             "--no-probe", "--batch", "8"])
-args = data_args + settings + ["--edit", "Smiling+", "--out", str(out)]
-if weights:
-    args += ["--weights", weights]
-assert alpha_sweep.main(args) == 0"""),
+    new_code_cell("""from dfijax import dfi
+from dfijax.weights import load_vgg19
+vgg = load_vgg19(weights)
+print(vgg.description)
+config = (dfi.SweepConfig(edits=("Smiling+",), size=200, iters=500) if not SMALL else
+          dfi.SweepConfig(edits=("Smiling+",), size=32, iters=5, k=10, alphas=(0.2, 0.5), probe=False, batch=8))
+inputs = dfi.dataset_inputs(data, "Smiling+", config.size, count=8 if not SMALL else 2)
+result = dfi.run_sweep(config, data, vgg, inputs, cache_root=pathlib.Path(os.environ.get("DFIJAX_CACHE", "~/.cache/dfijax")).expanduser())"""),
     new_code_cell("""import json
 from IPython.display import Image, display
+from dfijax import images as im
+out = pathlib.Path(os.environ.get("DFIJAX_NOTEBOOK_OUT", "runs/colab_sweep")).absolute()
+grid = im.make_grid([[x] + list(e) for x, e in zip(result.inputs, result.edited)],
+                    col_labels=["input"] + [f"a={a:g}" for a in config.alphas])
+im.save_image(out / "grid.png", grid)
 display(Image(filename=str(out / "grid.png")))
-results = json.loads((out / "results.json").read_text())
-print(results["weights"])
-for m in results["metrics_per_alpha"]:
+summary = {"weights": vgg.description, "weights_pretrained": vgg.pretrained, "alphas": list(config.alphas),
+           "metrics_per_alpha": result.metrics_per_alpha}
+(out / "results.json").write_text(json.dumps(summary, indent=2))
+for m in result.metrics_per_alpha:
     print(m)"""),
 ]
 
