@@ -1,7 +1,7 @@
 """Fusion GAN training throughput: stage-2 images per second (one critic update + one (E, G) update
 per step), data parallel over all local devices.
 
-    python -m benchmarks.bench_fusion                       # the issue's setting: 128×128, batch 100, width 64
+    python -m benchmarks.bench_fusion                       # the paper's setting: 128×128, batch 100, width 64
     python -m benchmarks.bench_fusion --size 32 --batch 8 --width 8 --steps 3     # a CPU-sized run
 
 The steps are the library's jitted `d_step` and `eg_step` (gradient penalty on, VGG-19 content taps
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     dev = jax.devices()[0]
     info = {"date": datetime.date.today().isoformat(),
             "device": f"{n_dev} x {getattr(dev, 'device_kind', dev.platform)}",
-            "jax": jax.__version__, "python": platform.python_version(), "command": " ".join(sys.argv),
+            "jax": jax.__version__, "python": platform.python_version(), "command": "python -m benchmarks.bench_fusion " + " ".join(sys.argv[1:] if argv is None else argv),
             "settings": {**vars(a), "batch": batch, "latent": list(cfg.latent_shape), "chunks": list(cfg.chunks),
                          "content_layers": list(cfg.loss.content_layers), "style_layers": list(cfg.loss.style_layers),
                          "gp_weight": cfg.loss.gp_weight},

@@ -1,6 +1,6 @@
 """DFI-shaped inversion benchmark: dfijax's engine against plain PyTorch, same weights and targets.
 
-    python -m benchmarks.bench_inversion                    # the issue's setting (run it on a GPU)
+    python -m benchmarks.bench_inversion                    # the DFI-shaped setting: 200², 300 it., 8 images × 5 alphas (on a GPU)
     python -m benchmarks.bench_inversion --size 64 --iters 30 --images 2   # a CPU-sized run
     python -m benchmarks.bench_inversion --tiny             # seconds; the smoke test uses it
 
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
         r["loss_ratio_vs_torch_image"] = r["final_loss_ref_problems"] / ref["final_loss_ref_problems"] if ref else None
     device = jax.devices()[0]
     info = {"date": datetime.date.today().isoformat(), "jax_device": f"{device.platform} {getattr(device, 'device_kind', '')}",
-            "jax": jax.__version__, "python": platform.python_version(), "command": " ".join(sys.argv),
+            "jax": jax.__version__, "python": platform.python_version(), "command": "python -m benchmarks.bench_inversion " + " ".join(sys.argv[1:] if argv is None else argv),
             "settings": {k: getattr(a, k) for k in ("size", "iters", "images", "alphas", "history", "tv", "repeats", "torch_subset", "loop")},
             "flop_per_image_alpha": flop_per_problem, "rows": rows}
     if have_torch:
