@@ -25,7 +25,7 @@ import dfijax  # noqa: F401  (filters jaxopt's import warning)
 import jaxopt
 import optax
 
-from dfijax import losses
+from dfijax import losses, mesh
 from dfijax.vgg import VGG19, check_image_batch, layer_index
 
 BACKENDS = ("jaxopt", "optax")
@@ -359,10 +359,9 @@ def invert(loss: Any, variables: Mapping, targets: Mapping[str, jax.Array], x0: 
         if pad:
             targets = {t: jnp.concatenate([v, jnp.repeat(v[-1:], pad, 0)]) for t, v in targets.items()}
             x0 = jnp.concatenate([x0, jnp.repeat(x0[-1:], pad, 0)])
-        mesh = jax.make_mesh((n_dev,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
-        batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
-        targets, x0 = jax.device_put((targets, x0), batch_sharding)
-        variables = jax.device_put(variables, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+        m = mesh.data_mesh()
+        targets, x0 = mesh.shard_batch((targets, x0), m)
+        variables = mesh.replicate(variables, m)
         r = invert(loss, variables, targets, x0, config, loop=loop, progress=progress, check_every=check_every)
         return jax.tree.map(lambda a: a[:b], r)
     if loop == "device":

@@ -16,8 +16,8 @@ from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+
+from dfijax.mesh import data_mesh, replicate, shard_batch  # noqa: F401  (the loops' mesh helpers)
 
 
 def nan_guard(new: Any, old: Any, ok: jax.Array) -> Any:
@@ -82,17 +82,39 @@ class Checkpointer:
 
 
 class MetricsLog:
-    """Append-only JSON lines: one {"step": s, name: value, ...} per record."""
+    """Append-only JSON lines, one {"step": s, name: value, ...} per record, and the same scalars as
+    TensorBoard event files in `<folder>/tb` (tensorboard=False to skip); `image` adds samples there."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, tensorboard: bool = True):
         self.path = pathlib.Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.path.parent / "tb"), flush_secs=30)
 
     def write(self, step: int, metrics: dict[str, Any]) -> dict[str, Any]:
         rec = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(rec) + "\n")
+        if self._tb is not None:
+            for k, v in rec.items():
+                if k != "step":
+                    self._tb.add_scalar(k, v, rec["step"])
         return rec
+
+    def image(self, step: int, name: str, image: Any) -> None:
+        """A sample picture, [H, W, 3] float in [0, 1], in the TensorBoard log."""
+        if self._tb is not None:
+            import numpy as np
+
+            self._tb.add_image(name, np.clip(np.asarray(image, np.float32), 0, 1), int(step), dataformats="HWC")
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
 
     def records(self) -> list[dict[str, Any]]:
         """All records, the last one per step (a resumed run may have rewritten a few)."""
@@ -107,28 +129,3 @@ class MetricsLog:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.records())
-
-
-def data_mesh(devices: list | None = None) -> jax.sharding.Mesh:
-    """A 1-D ("data",) mesh over the given (default: all local) devices."""
-    devices = devices or jax.local_devices()
-    return jax.make_mesh((len(devices),), ("data",), devices=devices,
-                         axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def shard_batch(batch: Any, mesh: jax.sharding.Mesh) -> Any:
-    """Split every leaf's leading (batch) axis over the mesh; the batch must divide evenly."""
-    n = mesh.devices.size
-
-    def put(x):
-        x = np.asarray(x)
-        if x.shape[0] % n:
-            raise ValueError(f"batch of {x.shape[0]} does not split over {n} devices; use a multiple of {n}")
-        return jax.device_put(x, NamedSharding(mesh, P("data")))
-
-    return jax.tree.map(put, batch)
-
-
-def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
-    """Put a pytree (parameters, optimizer state) on every device of the mesh."""
-    return jax.device_put(tree, NamedSharding(mesh, P()))

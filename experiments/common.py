@@ -51,38 +51,21 @@ def cache_dir(kind: str) -> pathlib.Path:
     return (base / kind).absolute()
 
 
-_COLOURS = [(30, 90, 200), (200, 60, 40), (40, 150, 60), (150, 60, 170), (220, 140, 20), (20, 160, 170)]
-
-
 def plot_losses(path: str | os.PathLike, records: list[dict[str, Any]], keys: tuple[str, ...] = ("loss",),
                 log: bool = True) -> None:
-    """Loss curves (one per key in `records`, x = record["step"]) drawn with PIL into a PNG."""
-    from PIL import Image, ImageDraw
+    """Loss curves (one per key in `records`, x = record["step"]): a matplotlib figure with axes and a
+    legend. Values are plotted as |value| on a log axis when log is set."""
     import numpy as np
 
-    w, h, pad = 560, 280, 34
-    im = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(im)
-    series = []
+    from experiments import report
+
+    series = {}
     for k in keys:
-        pts = [(r["step"], r[k]) for r in records if k in r and r[k] is not None and np.isfinite(r[k])]
+        pts = [(r["step"], r[k]) for r in records if r.get(k) is not None and np.isfinite(r[k])]
         if len(pts) >= 2:
             xs, ys = np.array(pts, float).T
-            series.append((k, xs, np.log10(np.maximum(np.abs(ys), 1e-30)) if log else ys))
-    if series:
-        x_all = np.concatenate([s[1] for s in series])
-        y_all = np.concatenate([s[2] for s in series])
-        for i, (k, xs, ys) in enumerate(series):
-            sx = (xs - x_all.min()) / max(np.ptp(x_all), 1) * (w - 2 * pad) + pad
-            sy = h - pad - (ys - y_all.min()) / max(np.ptp(y_all), 1e-12) * (h - 2 * pad)
-            c = _COLOURS[i % len(_COLOURS)]
-            d.line(list(zip(sx, sy)), fill=c, width=2)
-            d.text((pad + 110 * i, h - 14), k, fill=c)
-        scale = "log10 |value|" if log else "value"
-        d.text((pad, 5), f"{scale}: {y_all.max():.3g} .. {y_all.min():.3g}", fill="black")
-        d.text((w - pad - 120, 5), f"step {int(x_all.min())} .. {int(x_all.max())}", fill="black")
-    d.rectangle([pad, pad, w - pad, h - pad], outline="gray")
-    im.save(path)
+            series[k] = (xs, np.maximum(np.abs(ys), 1e-30) if log else ys)
+    report.plot_curves(path, series, xlabel="step", ylabel="|value| (log scale)" if log else "value", log_y=log)
 
 
 def cache_root() -> pathlib.Path:

@@ -71,7 +71,7 @@ def plot_curves(path: str | os.PathLike, series: Mapping[str, tuple[Sequence[flo
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=80)  # 560 × 280 px
     for label, (x, y) in series.items():
         ax.plot(list(x), list(y), marker="o" if markers else None, ms=3, label=label)
     ax.set_xlabel(xlabel)
@@ -85,6 +85,9 @@ def plot_curves(path: str | os.PathLike, series: Mapping[str, tuple[Sequence[flo
         ax.legend()
     fig.tight_layout()
     path = pathlib.Path(path)
-    fig.savefig(path)
+    fig.savefig(path, facecolor="white")
     plt.close(fig)
+    from PIL import Image
+
+    Image.open(path).convert("RGB").save(path)  # no alpha channel: plain RGB like every other picture
     return path

@@ -51,3 +51,35 @@ def test_shard_batch_splits_over_the_mesh():
     assert p.addressable_shards[0].data.shape == (3,)
     with pytest.raises(ValueError, match="does not split over 8 devices"):
         training.shard_batch(np.zeros((5, 2)), mesh)
+
+
+def _tb_events(folder):
+    """(tag, step, scalar or image size) from TensorBoard event files (TFRecord framing)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out = []
+    for f in sorted(folder.glob("events.out.tfevents.*")):
+        data = f.read_bytes()
+        i = 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            ev = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            i += 12 + n + 4
+            for v in ev.summary.value:
+                out.append((v.tag, ev.step, v.simple_value if v.HasField("simple_value") else (v.image.height, v.image.width)))
+    return out
+
+
+def test_metrics_log_writes_tensorboard_scalars_and_images(tmp_path):
+    log = training.MetricsLog(tmp_path / "run" / "metrics.jsonl")
+    log.write(10, {"loss": 0.5, "acc": jnp.array(0.25)})
+    log.image(10, "samples", np.full((6, 9, 3), 0.5, np.float32))
+    log.close()
+    events = _tb_events(tmp_path / "run" / "tb")
+    assert ("loss", 10, 0.5) in events and ("acc", 10, 0.25) in events
+    assert ("samples", 10, (6, 9)) in events
+    off = training.MetricsLog(tmp_path / "quiet" / "metrics.jsonl", tensorboard=False)
+    off.write(1, {"loss": 1.0})
+    assert not (tmp_path / "quiet" / "tb").exists()
