@@ -1,4 +1,4 @@
-"""A plain PyTorch VGG-19 and L-BFGS feature inversion, written independently of dfijax.
+"""A plain PyTorch VGG-16 / VGG-19 and L-BFGS feature inversion, written independently of dfijax.
 
 Used two ways: the weight-conversion cross-check (tests save this net in each source layout and
 compare every tap with dfijax's output), and the speed reference of benchmarks/bench_inversion.py.
@@ -11,13 +11,17 @@ import numpy as np
 import torch
 from torch import nn
 
-# torchvision's layer list: numbers are conv widths, "M" a 2x2 max pool.
-CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+# torchvision's layer lists: numbers are conv widths, "M" a 2x2 max pool.
+CFGS = {
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+CFG = CFGS[19]
 
 
-def _names() -> list[str]:
+def _names(cfg: list = CFG) -> list[str]:
     names, block, conv = [], 1, 1
-    for v in CFG:
+    for v in cfg:
         if v == "M":
             names.append(f"pool{block}")
             block, conv = block + 1, 1
@@ -27,17 +31,20 @@ def _names() -> list[str]:
     return names
 
 
-NAMES = _names()  # index i of `features` produces NAMES[i]
+NAMES = _names()  # index i of VGG-19's `features` produces NAMES[i]
 CONVS = [n for n in NAMES if n.startswith("conv")]
 
 
-class TorchVGG19(nn.Module):
-    """VGG-19 features as torchvision lays them out (`features.N`), NCHW, returning named taps."""
+class TorchVGG(nn.Module):
+    """VGG-16/19 features as torchvision lays them out (`features.N`), NCHW, returning named taps.
+    `names[i]` is the tap that features[i] produces; `convs` the convolution names in order."""
 
-    def __init__(self, pooling: str = "max"):
+    def __init__(self, pooling: str = "max", depth: int = 19):
         super().__init__()
+        self.depth, self.names = depth, _names(CFGS[depth])
+        self.convs = [n for n in self.names if n.startswith("conv")]
         layers, cin = [], 3
-        for v in CFG:
+        for v in CFGS[depth]:
             if v == "M":
                 layers.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
             else:
@@ -46,19 +53,29 @@ class TorchVGG19(nn.Module):
         self.features = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, taps: list[str]) -> dict[str, torch.Tensor]:
-        last = max(NAMES.index(t) for t in taps)
+        last = max(self.names.index(t) for t in taps)
         out = {}
         for i in range(last + 1):
             x = self.features[i](x)
-            if NAMES[i] in taps:
-                out[NAMES[i]] = x
+            if self.names[i] in taps:
+                out[self.names[i]] = x
         return out
 
 
-def seeded_vgg19(seed: int = 0, pooling: str = "max") -> TorchVGG19:
+class TorchVGG19(TorchVGG):
+    def __init__(self, pooling: str = "max"):
+        super().__init__(pooling, 19)
+
+
+def seeded_vgg19(seed: int = 0, pooling: str = "max") -> TorchVGG:
     """Random VGG-19 from torch's own RNG (kaiming fan-out weights, small random biases)."""
+    return seeded_vgg(seed, pooling, depth=19)
+
+
+def seeded_vgg(seed: int = 0, pooling: str = "max", depth: int = 19) -> TorchVGG:
+    """Random VGG-`depth` from torch's own RNG (kaiming fan-out weights, small random biases)."""
     g = torch.Generator().manual_seed(seed)
-    net = TorchVGG19(pooling)
+    net = TorchVGG(pooling, depth)
     with torch.no_grad():
         for m in net.features:
             if isinstance(m, nn.Conv2d):
@@ -68,34 +85,34 @@ def seeded_vgg19(seed: int = 0, pooling: str = "max") -> TorchVGG19:
     return net.eval()
 
 
-def load_hwio(net: TorchVGG19, params: dict) -> TorchVGG19:
+def load_hwio(net: TorchVGG, params: dict) -> TorchVGG:
     """Copy {conv: {"kernel": HWIO, "bias"}} numpy weights into the net (for same-weights benchmarks)."""
     convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
     with torch.no_grad():
-        for name, m in zip(CONVS, convs):
+        for name, m in zip(net.convs, convs):
             m.weight.copy_(torch.from_numpy(np.transpose(np.asarray(params[name]["kernel"]), (3, 2, 0, 1)).copy()))
             m.bias.copy_(torch.from_numpy(np.asarray(params[name]["bias"]).copy()))
     return net
 
 
-def torchvision_state_dict(net: TorchVGG19) -> dict[str, torch.Tensor]:
+def torchvision_state_dict(net: TorchVGG) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in net.state_dict().items()}
 
 
-def gatys_state_dict(net: TorchVGG19) -> dict[str, torch.Tensor]:
+def gatys_state_dict(net: TorchVGG) -> dict[str, torch.Tensor]:
     convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
     sd = {}
-    for name, m in zip(CONVS, convs):
+    for name, m in zip(net.convs, convs):
         sd[f"{name}.weight"] = m.weight.detach().clone()
         sd[f"{name}.bias"] = m.bias.detach().clone()
     return sd
 
 
-def keras_arrays(net: TorchVGG19) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def keras_arrays(net: TorchVGG) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{block{b}_conv{l}: (HWIO kernel, bias)} as Keras stores them."""
     convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
     out = {}
-    for name, m in zip(CONVS, convs):
+    for name, m in zip(net.convs, convs):
         b, l = name[4], name[6]
         out[f"block{b}_conv{l}"] = (m.weight.detach().numpy().transpose(2, 3, 1, 0).copy(), m.bias.detach().numpy().copy())
     return out
@@ -122,7 +139,7 @@ def tv_beta2(x: torch.Tensor, scale: float = 255.0) -> torch.Tensor:
     return (dx.square() + dy.square()).sum()
 
 
-def invert_lbfgs(net: TorchVGG19, targets: dict[str, torch.Tensor], x0: torch.Tensor, iters: int,
+def invert_lbfgs(net: TorchVGG, targets: dict[str, torch.Tensor], x0: torch.Tensor, iters: int,
                  history_size: int = 10, tv_weight: float = 0.0, autocast_bf16: bool = False,
                  preprocess_kind: str = "torchvision") -> tuple[torch.Tensor, list[float]]:
     """Minimise Σ_taps ½‖φ(x) − t‖² + tv_weight·TV(x) over x (NHWC in [0, 1]) jointly with

@@ -1,9 +1,11 @@
 """Fast feed-forward style transfer (Johnson et al. 2016): an image transformation network trained
 with perceptual losses from the shared VGG-19, with a pure train step and orbax auto-resume.
 
-Network: c9s1-32, d64, d128, 5 residual blocks of 128, u64, u32, c9s1-3, instance norm. The
-up-sampling layers are nearest-neighbour resize + 3x3 conv instead of fractionally strided
-convolutions (same shapes; avoids checkerboard artefacts). Output: sigmoid, RGB in [0, 1].
+Network: c9s1-32, d64, d128, 5 residual blocks of 128, u64, u32, c9s1-3, instance norm. By default
+the up-sampling layers are nearest-neighbour resize + 3x3 conv (same shapes as the paper's
+fractionally strided convolutions, without their checkerboard artefacts) and the output a sigmoid;
+`upsample="transpose"` and `output="tanh"` give the paper's layers. Loss network: VGG-16 as in the
+paper (`johnson_loss(16)`), or VGG-19 with the analogous layers.
 """
 
 from __future__ import annotations
@@ -21,7 +23,18 @@ import optax
 from flax.training import train_state
 
 from dfijax import losses, training
-from dfijax.vgg import VGG19
+from dfijax.vgg import CAFFE_MEAN_BGR, VGG, VGG19
+
+# Johnson et al.'s loss layers on VGG-16 and their VGG-19 analogues (each block's last ReLU): content, style.
+JOHNSON_LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
+    16: ("relu2_2", ("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
+    19: ("relu2_2", ("relu1_2", "relu2_2", "relu3_4", "relu4_4")),
+}
+OUTPUTS = ("sigmoid", "tanh")
+UPSAMPLES = ("resize", "transpose")
+# The paper's output is 150·tanh(a) added to the Caffe mean on the 0-255 scale; in [0, 1] RGB that is:
+TANH_CENTER = (CAFFE_MEAN_BGR[::-1] / 255.0).copy()  # the ImageNet mean, RGB: 0.485, 0.458, 0.408
+TANH_SCALE = 150.0 / 255.0
 
 
 def _conv(x, features, k, stride=1, name=None, dtype=None):
@@ -31,16 +44,38 @@ def _conv(x, features, k, stride=1, name=None, dtype=None):
 
 
 class TransformNet(nn.Module):
-    """[B, H, W, 3] in [0, 1] -> [B, H, W, 3] in [0, 1] (H, W multiples of 4). width scales every layer
-    (32 is Johnson's); blocks is the number of residual blocks (5); dtype: compute dtype (e.g.
-    bfloat16; parameters stay float32, the output is float32)."""
+    """[B, H, W, 3] RGB in [0, 1] -> [B, H, W, 3] RGB (H, W multiples of 4).
+
+    width scales every layer (32 is Johnson's); blocks is the number of residual blocks (5); dtype:
+    compute dtype (e.g. bfloat16; parameters stay float32, the output is float32).
+
+    output:
+      "sigmoid" (default): sigmoid(a), strictly inside (0, 1).
+      "tanh": the paper's 150·tanh(a) on the 0-255, mean-subtracted (Caffe VGG) scale, mapped to
+        [0, 1] RGB: y_c = m_c + (150/255)·tanh(a_c) with m = the ImageNet mean (0.485, 0.458, 0.408),
+        i.e. y_c in (m_c - 0.588, m_c + 0.588): up to about -0.18..1.07, slightly beyond [0, 1]
+        like the paper's (the loss sees it unclipped; `stylize` clips to [0, 1] as the paper's
+        deprocessing does).
+    upsample:
+      "resize" (default): nearest-neighbour 2x resize + 3x3 conv.
+      "transpose": the paper's fractionally strided 3x3 convolutions, stride 1/2 (torch's
+        padding 1, output_padding 1: exactly 2x).
+    Both upsample choices have the same parameter names and shapes, so the choice must be stored
+    with a checkpoint (train_fast_style writes it to train_info.json).
+    """
 
     width: int = 32
     blocks: int = 5
     dtype: Any = None
+    output: str = "sigmoid"
+    upsample: str = "resize"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"upsample must be one of {UPSAMPLES}, got {self.upsample!r}")
         w, dt = self.width, self.dtype
         h = (x - 0.5).astype(dt) if dt is not None else x - 0.5
         norm = lambda name: nn.InstanceNorm(name=name, dtype=dt)
@@ -51,10 +86,16 @@ class TransformNet(nn.Module):
             r = norm(f"res{i}_in2")(_conv(r, 4 * w, 3, name=f"res{i}_conv2", dtype=dt))
             h = h + r
         for i, f in enumerate((2 * w, w)):
-            b, hh, ww, c = h.shape
-            h = jax.image.resize(h, (b, 2 * hh, 2 * ww, c), "nearest")
-            h = nn.relu(norm(f"in_up{i}")(_conv(h, f, 3, name=f"up{i}", dtype=dt)))
-        return nn.sigmoid(_conv(h, 3, 9, name="out", dtype=dt)).astype(jnp.float32)
+            if self.upsample == "transpose":
+                h = nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)), name=f"up{i}", dtype=dt)(h)
+            else:
+                b, hh, ww, c = h.shape
+                h = _conv(jax.image.resize(h, (b, 2 * hh, 2 * ww, c), "nearest"), f, 3, name=f"up{i}", dtype=dt)
+            h = nn.relu(norm(f"in_up{i}")(h))
+        a = _conv(h, 3, 9, name="out", dtype=dt).astype(jnp.float32)
+        if self.output == "tanh":
+            return jnp.asarray(TANH_CENTER) + TANH_SCALE * jnp.tanh(a)
+        return nn.sigmoid(a)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +150,16 @@ class PerceptualLoss:
         return total, {"content": c, "style": s, "tv": tv}
 
 
+def johnson_loss(depth: int = 16, **kwargs: Any) -> PerceptualLoss:
+    """PerceptualLoss on VGG-`depth` with Johnson's layers (VGG-16: content relu2_2, style relu1_2,
+    relu2_2, relu3_3, relu4_3) or their VGG-19 analogues (relu3_4, relu4_4); kwargs: weights etc."""
+    if depth not in JOHNSON_LAYERS:
+        raise ValueError(f"VGG depth must be 16 or 19, got {depth!r}")
+    content, style = JOHNSON_LAYERS[depth]
+    model = kwargs.pop("model", VGG(depth=depth))
+    return PerceptualLoss(model=model, content_layer=content, style_layers=style, **kwargs)
+
+
 TrainState = train_state.TrainState
 
 
@@ -144,7 +195,8 @@ def stylize(net: TransformNet, params: Any, images: jax.Array, batch: int = 16) 
     outs = []
     for s in range(0, n, batch):
         x = np.pad(images[s:s + batch], ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
-        outs.append(np.asarray(_apply_jit(net, params, jnp.asarray(x)))[:, :h, :w])
+        # clipped: output="tanh" reaches slightly past [0, 1]
+        outs.append(np.clip(np.asarray(_apply_jit(net, params, jnp.asarray(x)))[:, :h, :w], 0.0, 1.0))
     return np.concatenate(outs)
 
 

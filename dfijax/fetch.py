@@ -1,4 +1,4 @@
-"""Resumable, checksum-verified downloads of pretrained VGG19 weight files.
+"""Resumable, checksum-verified downloads of pretrained VGG-19 and VGG-16 weight files.
 
 A pure library: no printing; progress is reported through a callback and every
 failure is a :class:`FetchError` with a one-line message that names the
@@ -63,6 +63,13 @@ class KnownFile:
     sha256: str | None = None
     md5: str | None = None
     note: str = ""
+    depth: int = 19
+
+    @property
+    def converted_name(self) -> str:
+        """Default converted file: vgg{depth}_<family>.safetensors (what find_weights looks for)."""
+        family = self.name[: -len(str(self.depth))] if self.name.endswith(str(self.depth)) else self.name
+        return f"vgg{self.depth}_{family}.safetensors"
 
 
 KNOWN_FILES: dict[str, KnownFile] = {
@@ -94,6 +101,29 @@ KNOWN_FILES: dict[str, KnownFile] = {
         source_format="gatys_pth",
         note="Gatys et al. normalised VGG19 (conv layers only) from "
         "leongatys/PytorchNeuralStyleTransfer; no published checksum",
+    ),
+    "torchvision16": KnownFile(
+        name="torchvision16",
+        url="https://download.pytorch.org/models/vgg16-397923af.pth",
+        filename="vgg16-397923af.pth",
+        source_format="torchvision_pth",
+        size=553433881,
+        sha256="397923af",
+        note="torchvision.models.vgg16 ImageNet weights (IMAGENET1K_V1), the loss network of "
+        "Johnson et al.'s fast style transfer",
+        depth=16,
+    ),
+    "keras16": KnownFile(
+        name="keras16",
+        url="https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        filename="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        source_format="keras_h5",
+        size=58889256,
+        md5="6d6bbae143d832006294945121d1f1fc",
+        note="keras.applications.VGG16(include_top=False) weights (first published in "
+        "fchollet/deep-learning-models release v0.1); md5 is Keras' file_hash",
+        depth=16,
     ),
 }
 

@@ -1,9 +1,9 @@
-"""A pure-function VGG-19 in Flax that returns named activations.
+"""A pure-function VGG-16 / VGG-19 in Flax that returns named activations.
 
-`VGG19().apply(variables, x, taps=("relu3_1", "relu4_1"))` returns a dict of the requested taps and
-computes nothing past the deepest one. The preprocessing a weight file expects (torchvision's RGB
-mean/std, or Caffe's BGR 0-255 minus mean) lives in the variables, under the `preprocess`
-collection, so weights and preprocessing cannot be mismatched by the caller.
+`VGG19().apply(variables, x, taps=("relu3_1", "relu4_1"))` (or `VGG16()`, i.e. `VGG(depth=16)`) returns
+a dict of the requested taps and computes nothing past the deepest one. The preprocessing a weight
+file expects (torchvision's RGB mean/std, or Caffe's BGR 0-255 minus mean) lives in the variables,
+under the `preprocess` collection, so weights and preprocessing cannot be mismatched by the caller.
 """
 
 from __future__ import annotations
@@ -15,24 +15,52 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# (block, convs, channels) of VGG-19's feature extractor.
-BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
-CONV_NAMES: tuple[str, ...] = tuple(f"conv{b}_{l}" for b, n, _ in BLOCKS for l in range(1, n + 1))
-CONV_CHANNELS: dict[str, tuple[int, int]] = {}
-_cin = 3
-for _b, _n, _c in BLOCKS:
-    for _l in range(1, _n + 1):
-        CONV_CHANNELS[f"conv{_b}_{_l}"] = (_cin, _c)
-        _cin = _c
+# (block, convs, channels) of each net's feature extractor.
+ARCHS: dict[int, tuple[tuple[int, int, int], ...]] = {
+    16: ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)),
+    19: ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512)),
+}
+DEPTHS = tuple(ARCHS)
 
-# Every tap in forward order: conv (pre-ReLU), relu, and a pool after each block's last conv.
-LAYERS: tuple[str, ...] = tuple(
-    name
-    for b, n, _ in BLOCKS
-    for l in range(1, n + 1)
-    for name in ((f"conv{b}_{l}", f"relu{b}_{l}") + ((f"pool{b}",) if l == n else ()))
-)
-_LAYER_INDEX = {name: i for i, name in enumerate(LAYERS)}
+
+def _check_depth(depth: int) -> int:
+    if depth not in ARCHS:
+        raise ValueError(f"VGG depth must be one of {DEPTHS}, got {depth!r}")
+    return depth
+
+
+def conv_names(depth: int = 19) -> tuple[str, ...]:
+    """conv1_1, ..., conv5_3 (VGG-16) or conv5_4 (VGG-19)."""
+    return tuple(f"conv{b}_{l}" for b, n, _ in ARCHS[_check_depth(depth)] for l in range(1, n + 1))
+
+
+def conv_channels(depth: int = 19) -> dict[str, tuple[int, int]]:
+    """{conv name: (Cin, Cout)}."""
+    out, cin = {}, 3
+    for b, n, c in ARCHS[_check_depth(depth)]:
+        for l in range(1, n + 1):
+            out[f"conv{b}_{l}"] = (cin, c)
+            cin = c
+    return out
+
+
+def layers(depth: int = 19) -> tuple[str, ...]:
+    """Every tap in forward order: conv (pre-ReLU), relu, and a pool after each block's last conv."""
+    return tuple(
+        name
+        for b, n, _ in ARCHS[_check_depth(depth)]
+        for l in range(1, n + 1)
+        for name in ((f"conv{b}_{l}", f"relu{b}_{l}") + ((f"pool{b}",) if l == n else ()))
+    )
+
+
+_LAYER_INDEX = {d: {name: i for i, name in enumerate(layers(d))} for d in DEPTHS}
+
+# VGG-19's tables, the project's default net.
+BLOCKS = ARCHS[19]
+CONV_NAMES: tuple[str, ...] = conv_names(19)
+CONV_CHANNELS: dict[str, tuple[int, int]] = conv_channels(19)
+LAYERS: tuple[str, ...] = layers(19)
 
 MIN_SIZE = 32
 
@@ -60,17 +88,18 @@ def preprocess_constants(kind: str) -> dict[str, np.ndarray]:
     return {"matrix": matrix, "offset": offset.astype(np.float32)}
 
 
-def layer_index(name: str) -> int:
-    """Position of a tap in forward order; a clear error for unknown names."""
+def layer_index(name: str, depth: int = 19) -> int:
+    """Position of a tap in forward order in VGG-`depth`; a clear error for unknown names."""
     try:
-        return _LAYER_INDEX[name]
+        return _LAYER_INDEX[_check_depth(depth)][name]
     except KeyError:
+        last = conv_names(depth)[-1][4:]
         raise ValueError(
-            f"unknown VGG-19 tap {name!r}; valid taps are conv1_1..conv5_4, relu1_1..relu5_4, pool1..pool5"
+            f"unknown VGG-{depth} tap {name!r}; valid taps are conv1_1..conv{last}, relu1_1..relu{last}, pool1..pool5"
         ) from None
 
 
-def check_image_batch(x: jax.Array | np.ndarray, what: str = "images") -> None:
+def check_image_batch(x: jax.Array | np.ndarray, what: str = "images", net: str = "VGG-19") -> None:
     """Raise a one-line ValueError unless x is [B, H, W, 3] with H, W >= 32."""
     shape = tuple(x.shape)
     if len(shape) != 4 or shape[-1] != 3:
@@ -79,19 +108,21 @@ def check_image_batch(x: jax.Array | np.ndarray, what: str = "images") -> None:
             "add a batch axis with x[None] or convert greyscale/RGBA to RGB"
         )
     if shape[1] < MIN_SIZE or shape[2] < MIN_SIZE:
-        raise ValueError(f"{what} must be at least {MIN_SIZE}x{MIN_SIZE} pixels for VGG-19, got {shape[1]}x{shape[2]}")
+        raise ValueError(f"{what} must be at least {MIN_SIZE}x{MIN_SIZE} pixels for {net}, got {shape[1]}x{shape[2]}")
 
 
-class VGG19(nn.Module):
-    """VGG-19 feature extractor.
+class VGG(nn.Module):
+    """VGG-16 or VGG-19 feature extractor.
 
     Attributes:
+      depth: 16 (conv1_1..conv5_3) or 19 (conv1_1..conv5_4).
       pooling: "max" (the classifier's) or "avg" (Gatys et al. prefer it for synthesis).
       dtype: compute dtype of the convolutions (float32 or bfloat16); taps come back float32.
     """
 
     pooling: str = "max"
     dtype: jnp.dtype = jnp.float32
+    depth: int = 19  # last, so VGG19("avg") keeps meaning pooling="avg"
 
     @nn.compact
     def __call__(self, x: jax.Array, taps: Sequence[str] = ("relu5_4",)) -> dict[str, jax.Array]:
@@ -101,8 +132,8 @@ class VGG19(nn.Module):
         wanted = set(taps)
         if not wanted:
             raise ValueError("ask for at least one tap, e.g. taps=('relu4_1',)")
-        last = max(layer_index(t) for t in wanted)
-        check_image_batch(x)
+        last = max(layer_index(t, self.depth) for t in wanted)
+        check_image_batch(x, net=f"VGG-{self.depth}")
         if self.pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', got {self.pooling!r}")
 
@@ -112,11 +143,12 @@ class VGG19(nn.Module):
         h = jnp.einsum("bhwc,dc->bhwd", x.astype(jnp.float32), matrix) + offset
         h = h.astype(self.dtype)
 
+        channels = conv_channels(self.depth)
         out: dict[str, jax.Array] = {}
-        for i, name in enumerate(LAYERS[: last + 1]):
+        for name in layers(self.depth)[: last + 1]:
             kind = name.rstrip("0123456789_")
             if kind == "conv":
-                _, cout = CONV_CHANNELS[name]
+                _, cout = channels[name]
                 h = nn.Conv(cout, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype, name=name)(h)
             elif kind == "relu":
                 h = nn.relu(h)
@@ -128,14 +160,29 @@ class VGG19(nn.Module):
         return out
 
 
-def tap_shapes(image_hw: tuple[int, int], taps: Iterable[str]) -> dict[str, tuple[int, int, int]]:
+class VGG16(VGG):
+    """VGG-16 feature extractor (Johnson et al.'s loss network); see VGG."""
+
+    depth: int = 16
+
+
+class VGG19(VGG):
+    """VGG-19 feature extractor; see VGG."""
+
+    depth: int = 19
+
+
+def tap_shapes(image_hw: tuple[int, int], taps: Iterable[str], depth: int = 19) -> dict[str, tuple[int, int, int]]:
     """Spatial size and channels of each tap for an H x W input (pools floor odd sizes)."""
     h, w = image_hw
     shapes, c = {}, 3
-    for name in LAYERS:
+    channels = conv_channels(depth)
+    for name in layers(depth):
         if name.startswith("conv"):
-            c = CONV_CHANNELS[name][1]
+            c = channels[name][1]
         elif name.startswith("pool"):
             h, w = h // 2, w // 2
         shapes[name] = (h, w, c)
+    for t in taps:
+        layer_index(t, depth)
     return {t: shapes[t] for t in taps}

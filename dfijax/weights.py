@@ -1,14 +1,18 @@
-"""VGG-19 weights: convert the standard files into one format, load it, or build a seeded random net.
+"""VGG-16 / VGG-19 weights: convert the standard files into one format, load it, or build a seeded
+random net.
 
 The converted format is a safetensors file: tensors `conv{b}_{l}.kernel` ([3, 3, Cin, Cout], HWIO) and
-`conv{b}_{l}.bias`, and string metadata: `format`, `source_format`, `source_name`, `source_sha256`,
-`preprocess` ("torchvision" or "caffe") and `pretrained` ("true"/"false").
+`conv{b}_{l}.bias`, and string metadata: `format`, `depth` ("16" or "19"), `source_format`,
+`source_name`, `source_sha256`, `preprocess` ("torchvision" or "caffe") and `pretrained` ("true"/"false").
+Files written before VGG-16 support (format dfijax-vgg19/1, no `depth`) load as VGG-19.
 
-Sources read (see REFERENCE in the README):
-  torchvision_pth  vgg19-dcbb9e9d.pth, OIHW, keys features.N.{weight,bias}; RGB mean/std.  Needs torch.
-  gatys_pth        vgg_conv.pth, OIHW, keys conv{b}_{l}.{weight,bias}; Caffe BGR 0-255.     Needs torch.
+Sources read (see REFERENCE in the README); the depth is detected from the layers present:
+  torchvision_pth  vgg19-dcbb9e9d.pth / vgg16-397923af.pth, OIHW, keys features.N.{weight,bias};
+                   RGB mean/std.  Needs torch.
+  gatys_pth        vgg_conv.pth, OIHW, keys conv{b}_{l}.{weight,bias}; Caffe BGR 0-255.  Needs torch.
   safetensors      either key layout above (torchvision's -> torchvision preprocessing, Gatys' -> caffe).
-  keras_h5         vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5, HWIO, groups block{b}_conv{l}; caffe.
+  keras_h5         vgg{16,19}_weights_tf_dim_ordering_tf_kernels_notop.h5, HWIO, groups block{b}_conv{l};
+                   caffe.
 """
 
 from __future__ import annotations
@@ -21,13 +25,22 @@ from typing import Any, Mapping
 import numpy as np
 
 from dfijax.fetch import sha256_file
-from dfijax.vgg import CONV_CHANNELS, CONV_NAMES, PREPROCESS_KINDS, preprocess_constants
+from dfijax.vgg import DEPTHS, PREPROCESS_KINDS, VGG, conv_channels, conv_names, layers, preprocess_constants
 
-FORMAT = "dfijax-vgg19/1"
+FORMAT = "dfijax-vgg/2"
+READ_FORMATS = (FORMAT, "dfijax-vgg19/1")  # the second: VGG-19-only files written before VGG-16 support
 SOURCE_FORMATS = ("torchvision_pth", "gatys_pth", "safetensors", "keras_h5", "random")
 
-# torchvision's nn.Sequential indices of the 16 convolutions.
-TORCHVISION_INDEX = dict(zip(CONV_NAMES, (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)))
+
+def _torchvision_index(depth: int) -> dict[str, int]:
+    # torchvision's nn.Sequential holds one module per tap (conv, ReLU, pool), in forward order.
+    return {name: i for i, name in enumerate(layers(depth)) if name.startswith("conv")}
+
+
+# torchvision's nn.Sequential indices of the convolutions (VGG-19: 0, 2, 5, ..., 34; VGG-16: 0, ..., 28).
+TORCHVISION_INDICES = {d: _torchvision_index(d) for d in DEPTHS}
+TORCHVISION_INDEX = TORCHVISION_INDICES[19]
+FETCH_NAME = {16: "torchvision16", 19: "torchvision"}  # scripts/fetch_vgg19.py's name for the default file
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS_DIR = REPO_ROOT / "weights"
@@ -40,10 +53,10 @@ class WeightsError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class VGGWeights:
-    """Variables for `VGG19.apply` and what they are.
+    """Variables for `VGG(depth).apply` (`VGG19`, `VGG16`) and what they are.
 
     variables: {"params": {conv: {"kernel", "bias"}}, "preprocess": {"matrix", "offset"}}.
-    meta: the string metadata of the converted file.
+    meta: the string metadata of the converted file (`depth` "16" or "19").
     """
 
     variables: dict
@@ -54,14 +67,23 @@ class VGGWeights:
         return self.meta.get("pretrained") == "true"
 
     @property
+    def depth(self) -> int:
+        return int(self.meta.get("depth", "19"))
+
+    def module(self, pooling: str = "max", dtype: Any = None) -> VGG:
+        """The VGG module these weights fit."""
+        kw = {"dtype": dtype} if dtype is not None else {}
+        return VGG(pooling=pooling, depth=self.depth, **kw)
+
+    @property
     def description(self) -> str:
-        m = self.meta
+        m, net = self.meta, f"VGG-{self.depth}"
         if not self.pretrained:
             return (
-                f"seeded random VGG-19 (seed {m.get('seed', '?')}), NOT pretrained: features carry no "
-                "natural-image knowledge; run scripts/fetch_vgg19.py for real weights"
+                f"seeded random {net} (seed {m.get('seed', '?')}), NOT pretrained: features carry no "
+                f"natural-image knowledge; run scripts/fetch_vgg19.py {FETCH_NAME[self.depth]} for real weights"
             )
-        return f"pretrained VGG-19 from {m.get('source_name', '?')} ({m.get('source_format')}, {m.get('preprocess')} preprocessing)"
+        return f"pretrained {net} from {m.get('source_name', '?')} ({m.get('source_format')}, {m.get('preprocess')} preprocessing)"
 
 
 def _variables(params: Mapping[str, Mapping[str, np.ndarray]], preprocess: str) -> dict:
@@ -72,29 +94,38 @@ def _variables(params: Mapping[str, Mapping[str, np.ndarray]], preprocess: str) 
     }
 
 
-def _check_params(params: Mapping[str, Mapping[str, np.ndarray]], source: str) -> None:
-    missing = [n for n in CONV_NAMES if n not in params]
+def _depth_of_names(names: set[str]) -> int:
+    """19 when any VGG-19-only convolution is there, else 16."""
+    return 19 if names & {"conv3_4", "conv4_4", "conv5_4"} else 16
+
+
+def _check_depth_wanted(found: int, depth: int | None, source: str) -> None:
+    if depth is not None and found != depth:
+        raise WeightsError(f"{source} holds VGG-{found} weights, expected VGG-{depth}; pass a VGG-{depth} file")
+
+
+def _check_params(params: Mapping[str, Mapping[str, np.ndarray]], source: str, depth: int = 19) -> None:
+    names = conv_names(depth)
+    missing = [n for n in names if n not in params]
     if missing:
-        raise WeightsError(f"{source}: missing VGG-19 layers {missing}; is this a VGG-19 (not VGG-16) file?")
-    for name in CONV_NAMES:
-        cin, cout = CONV_CHANNELS[name]
+        raise WeightsError(f"{source}: missing VGG-{depth} layers {missing}; is this a complete VGG-{depth} file?")
+    for name, (cin, cout) in conv_channels(depth).items():
         k, b = params[name]["kernel"], params[name]["bias"]
         if tuple(k.shape) != (3, 3, cin, cout) or tuple(b.shape) != (cout,):
             raise WeightsError(
                 f"{source}: layer {name} has kernel {tuple(k.shape)} / bias {tuple(b.shape)}, "
-                f"expected (3, 3, {cin}, {cout}) / ({cout},); not a standard VGG-19 file"
+                f"expected (3, 3, {cin}, {cout}) / ({cout},); not a standard VGG-{depth} file"
             )
 
 
-def random_params(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
-    """Seeded random ("untrained") VGG-19 convolutions, He-normal (fan-out) like torchvision's init.
+def random_params(seed: int = 0, depth: int = 19) -> dict[str, dict[str, np.ndarray]]:
+    """Seeded random ("untrained") VGG-`depth` convolutions, He-normal (fan-out) like torchvision's init.
 
     Biases are small and non-zero so that layouts that drop or permute them are caught by tests.
     """
     rng = np.random.default_rng(seed)
     params = {}
-    for name in CONV_NAMES:
-        cin, cout = CONV_CHANNELS[name]
+    for name, (cin, cout) in conv_channels(depth).items():
         std = np.sqrt(2.0 / (9 * cout))
         params[name] = {
             "kernel": (rng.standard_normal((3, 3, cin, cout)) * std).astype(np.float32),
@@ -103,23 +134,29 @@ def random_params(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     return params
 
 
-def random_weights(seed: int = 0, preprocess: str = "torchvision") -> VGGWeights:
-    """A seeded random VGG-19 that says so in its metadata (never passes for pretrained)."""
-    meta = {"format": FORMAT, "source_format": "random", "source_name": f"random(seed={seed})",
+def random_weights(seed: int = 0, preprocess: str = "torchvision", depth: int = 19) -> VGGWeights:
+    """A seeded random VGG-`depth` that says so in its metadata (never passes for pretrained)."""
+    meta = {"format": FORMAT, "depth": str(depth), "source_format": "random", "source_name": f"random(seed={seed})",
             "source_sha256": "", "preprocess": preprocess, "pretrained": "false", "seed": str(seed)}
-    return VGGWeights(_variables(random_params(seed), preprocess), meta)
+    return VGGWeights(_variables(random_params(seed, depth), preprocess), meta)
 
 
 # ---------------------------------------------------------------- readers (all return HWIO params)
 
 
-def params_from_state_dict(sd: Mapping[str, Any], source: str) -> tuple[dict, str]:
+def params_from_state_dict(sd: Mapping[str, Any], source: str, depth: int | None = None) -> tuple[dict, str]:
     """Map a torch-style state dict (OIHW) to params; returns (params, layout) with layout
-    "torchvision" (features.N.*) or "gatys" (conv{b}_{l}.*)."""
+    "torchvision" (features.N.*) or "gatys" (conv{b}_{l}.*). depth None: detected from the keys
+    (torchvision: VGG-16 when the conv indices are exactly VGG-16's)."""
     keys = set(sd)
     if f"features.0.weight" in keys:
-        layout, key = "torchvision", lambda n, p: f"features.{TORCHVISION_INDEX[n]}.{p}"
+        if depth is None:
+            convs = {k for k in keys if k.startswith("features.") and k.endswith(".weight") and np.ndim(sd[k]) == 4}
+            depth = 16 if convs == {f"features.{i}.weight" for i in TORCHVISION_INDICES[16].values()} else 19
+        layout, key = "torchvision", lambda n, p: f"features.{TORCHVISION_INDICES[depth][n]}.{p}"
     elif "conv1_1.weight" in keys:
+        if depth is None:
+            depth = _depth_of_names({k.split(".")[0] for k in keys})
         layout, key = "gatys", lambda n, p: f"{n}.{p}"
     else:
         sample = sorted(keys)[:4]
@@ -128,11 +165,11 @@ def params_from_state_dict(sd: Mapping[str, Any], source: str) -> tuple[dict, st
             "'features.N.weight' or Gatys 'conv1_1.weight'"
         )
     params = {}
-    for name in CONV_NAMES:
+    for name in conv_names(depth):
         try:
             w, b = np.asarray(sd[key(name, "weight")]), np.asarray(sd[key(name, "bias")])
         except KeyError as e:
-            raise WeightsError(f"{source}: missing {e.args[0]} for {name}; is this a VGG-19 file?") from None
+            raise WeightsError(f"{source}: missing {e.args[0]} for {name}; is this a VGG-{depth} file?") from None
         if w.ndim != 4:
             raise WeightsError(f"{source}: {key(name, 'weight')} has shape {w.shape}, expected OIHW 4-d")
         params[name] = {"kernel": np.transpose(w, (2, 3, 1, 0)).astype(np.float32), "bias": b.astype(np.float32)}
@@ -171,8 +208,9 @@ def read_safetensors_source(path: str | os.PathLike) -> tuple[dict[str, np.ndarr
         raise WeightsError(f"cannot read {path} as safetensors: {e}") from None
 
 
-def read_keras_h5(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
-    """Keras VGG19 .h5 (groups block{b}_conv{l}, datasets *_W_1:0 / *_b_1:0 or kernel:0 / bias:0)."""
+def read_keras_h5(path: str | os.PathLike, depth: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Keras VGG16/VGG19 .h5 (groups block{b}_conv{l}, datasets *_W_1:0 / *_b_1:0 or kernel:0 / bias:0);
+    depth None: 19 when a block{3,4,5}_conv4 group is there, else 16."""
     import h5py
 
     try:
@@ -182,11 +220,13 @@ def read_keras_h5(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
     params = {}
     with f:
         root = f["model_weights"] if "model_weights" in f else f
-        for name in CONV_NAMES:
+        if depth is None:
+            depth = _depth_of_names({f"conv{g[5]}_{g[-1]}" for g in root if g.startswith("block") and "_conv" in g})
+        for name in conv_names(depth):
             b, l = name[4], name[6]
             group_name = f"block{b}_conv{l}"
             if group_name not in root:
-                raise WeightsError(f"{path}: no group {group_name}; is this Keras' VGG19 (not VGG16) file?")
+                raise WeightsError(f"{path}: no group {group_name}; is this Keras' VGG{depth} file?")
             datasets: list[tuple[str, np.ndarray]] = []
             root[group_name].visititems(
                 lambda n, obj: datasets.append((n, np.asarray(obj))) if isinstance(obj, h5py.Dataset) else None
@@ -206,9 +246,23 @@ def detect_format(path: str | os.PathLike) -> str:
     )
 
 
-def read_source(path: str | os.PathLike, source_format: str | None = None, preprocess: str | None = None
-                ) -> tuple[dict, str, str]:
-    """Read any supported source file. Returns (params HWIO, source_format, preprocess)."""
+def _converted_params(tensors: Mapping[str, np.ndarray], meta: Mapping[str, str]) -> tuple[dict, int]:
+    depth = int(meta["depth"]) if "depth" in meta else _depth_of_names({k.split(".")[0] for k in tensors})
+    if depth not in DEPTHS:
+        raise WeightsError(f"converted file says depth {depth}; only VGG-{DEPTHS[0]} and VGG-{DEPTHS[1]} are known")
+    names = [n for n in conv_names(depth) if f"{n}.kernel" in tensors and f"{n}.bias" in tensors]
+    return {n: {"kernel": tensors[f"{n}.kernel"], "bias": tensors[f"{n}.bias"]} for n in names}, depth
+
+
+def params_depth(params: Mapping[str, Any]) -> int:
+    """16 or 19, from the convolutions present."""
+    return _depth_of_names(set(params))
+
+
+def read_source(path: str | os.PathLike, source_format: str | None = None, preprocess: str | None = None,
+                depth: int | None = None) -> tuple[dict, str, str]:
+    """Read any supported source file. Returns (params HWIO, source_format, preprocess); the net's
+    depth is `params_depth(params)`. depth: require VGG-16 or VGG-19 (None: detect it)."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weight file {path} not found; run scripts/fetch_vgg19.py or pass the right path")
@@ -218,8 +272,8 @@ def read_source(path: str | os.PathLike, source_format: str | None = None, prepr
         fmt, default_pre = f"{layout}_pth", ("torchvision" if layout == "torchvision" else "caffe")
     elif fmt == "safetensors":
         tensors, meta = read_safetensors_source(path)
-        if meta.get("format") == FORMAT:
-            params = {n: {"kernel": tensors[f"{n}.kernel"], "bias": tensors[f"{n}.bias"]} for n in CONV_NAMES}
+        if meta.get("format") in READ_FORMATS:
+            params, _ = _converted_params(tensors, meta)
             default_pre = meta.get("preprocess", "torchvision")
         else:
             params, layout = params_from_state_dict(tensors, str(path))
@@ -231,7 +285,9 @@ def read_source(path: str | os.PathLike, source_format: str | None = None, prepr
             f"cannot tell the format of {path.name}; pass source_format as one of "
             "torchvision_pth, gatys_pth, safetensors, keras_h5"
         )
-    _check_params(params, str(path))
+    found = params_depth(params)
+    _check_params(params, str(path), found)
+    _check_depth_wanted(found, depth, path.name)
     pre = preprocess or default_pre
     if pre not in PREPROCESS_KINDS:
         raise WeightsError(f"unknown preprocessing {pre!r}; use one of {PREPROCESS_KINDS}")
@@ -239,69 +295,119 @@ def read_source(path: str | os.PathLike, source_format: str | None = None, prepr
 
 
 def save_converted(path: str | os.PathLike, params: Mapping, meta: Mapping[str, str]) -> pathlib.Path:
+    """Write params (a VGG-16 or VGG-19) and meta; `format` and `depth` are filled in when absent."""
     from safetensors.numpy import save_file
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    depth = params_depth(params)
     tensors = {}
-    for name in CONV_NAMES:
+    for name in conv_names(depth):
         tensors[f"{name}.kernel"] = np.ascontiguousarray(params[name]["kernel"], np.float32)
         tensors[f"{name}.bias"] = np.ascontiguousarray(params[name]["bias"], np.float32)
+    meta = {"format": FORMAT, **{k: str(v) for k, v in meta.items()}, "depth": str(depth)}
     tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(tensors, str(tmp), metadata={k: str(v) for k, v in meta.items()})
+    save_file(tensors, str(tmp), metadata=meta)
     os.replace(tmp, path)
     return path
 
 
-def convert_file(src: str | os.PathLike, dst: str | os.PathLike, source_format: str | None = None,
-                 preprocess: str | None = None, pretrained: bool = True) -> dict[str, str]:
-    """Convert a source weight file into the dfijax format at dst. Returns the metadata written."""
-    params, fmt, pre = read_source(src, source_format, preprocess)
-    meta = {"format": FORMAT, "source_format": fmt, "source_name": pathlib.Path(src).name,
-            "source_sha256": sha256_file(src), "preprocess": pre, "pretrained": "true" if pretrained else "false"}
+def default_converted_name(src: str | os.PathLike, depth: int) -> str:
+    """vgg{depth}_<stem>.safetensors, or <stem>.safetensors when the stem already starts vgg{depth}
+    (find_weights looks for weights/vgg{depth}*.safetensors)."""
+    stem = pathlib.Path(src).stem
+    return f"{stem if stem.startswith(f'vgg{depth}') else f'vgg{depth}_{stem}'}.safetensors"
+
+
+def convert_params(src: str | os.PathLike, dst: str | os.PathLike, params: Mapping, source_format: str,
+                   preprocess: str, pretrained: bool = True) -> dict[str, str]:
+    """Write params read from src (see read_source) to dst. Returns the metadata written."""
+    meta = {"format": FORMAT, "depth": str(params_depth(params)), "source_format": source_format,
+            "source_name": pathlib.Path(src).name, "source_sha256": sha256_file(src), "preprocess": preprocess,
+            "pretrained": "true" if pretrained else "false"}
     save_converted(dst, params, meta)
     return meta
 
 
+def convert_file(src: str | os.PathLike, dst: str | os.PathLike, source_format: str | None = None,
+                 preprocess: str | None = None, pretrained: bool = True, depth: int | None = None) -> dict[str, str]:
+    """Convert a source weight file (VGG-16 or VGG-19, detected; or required by depth) into the
+    dfijax format at dst. Returns the metadata written."""
+    params, fmt, pre = read_source(src, source_format, preprocess, depth)
+    return convert_params(src, dst, params, fmt, pre, pretrained)
+
+
+def converted_depth(path: str | os.PathLike) -> int | None:
+    """The depth a converted file declares (reads only its header); None if it is not one."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta, keys = dict(f.metadata() or {}), set(f.keys())
+    except Exception:  # missing, unreadable or not safetensors: the caller falls back
+        return None
+    if meta.get("format") not in READ_FORMATS:
+        return None
+    return int(meta["depth"]) if "depth" in meta else _depth_of_names({k.split(".")[0] for k in keys})
+
+
 def load_converted(path: str | os.PathLike) -> VGGWeights:
-    """Load a converted file (dfijax format)."""
+    """Load a converted file (dfijax format, VGG-16 or VGG-19)."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weight file {path} not found; run scripts/fetch_vgg19.py or scripts/convert_vgg19.py")
     tensors, meta = read_safetensors_source(path)
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in READ_FORMATS:
         raise WeightsError(f"{path} is not a converted dfijax file; convert it with scripts/convert_vgg19.py {path}")
-    params = {n: {"kernel": tensors[f"{n}.kernel"], "bias": tensors[f"{n}.bias"]} for n in CONV_NAMES}
-    _check_params(params, str(path))
-    return VGGWeights(_variables(params, meta["preprocess"]), meta)
+    params, depth = _converted_params(tensors, meta)
+    _check_params(params, str(path), depth)
+    return VGGWeights(_variables(params, meta["preprocess"]), {**meta, "depth": str(depth)})
 
 
-def find_weights(search_dirs: tuple[pathlib.Path, ...] | None = None) -> pathlib.Path | None:
-    """The converted file to use by default: $DFIJAX_WEIGHTS, else the first weights/vgg19*.safetensors."""
+def find_weights(search_dirs: tuple[pathlib.Path, ...] | None = None, depth: int = 19) -> pathlib.Path | None:
+    """The converted file to use by default: $DFIJAX_WEIGHTS, else the first weights/vgg{depth}*.safetensors.
+
+    For VGG-19 (the project's default net) $DFIJAX_WEIGHTS is always taken; for VGG-16 only when
+    it is a converted VGG-16 file."""
     env = os.environ.get(ENV_VAR)
-    if env:
+    if env and (depth == 19 or converted_depth(env) == depth):
         return pathlib.Path(env)
     dirs = search_dirs if search_dirs is not None else (pathlib.Path.cwd() / "weights", DEFAULT_WEIGHTS_DIR)
     for d in dirs:
-        found = sorted(pathlib.Path(d).glob("vgg19*.safetensors"))
+        found = sorted(pathlib.Path(d).glob(f"vgg{depth}*.safetensors"))
         if found:
             return found[0]
     return None
 
 
-def load_vgg19(path: str | os.PathLike | None = None, *, allow_random: bool = True, seed: int = 0) -> VGGWeights:
-    """Load converted weights from `path` (or the default location); with none found and
-    allow_random, a seeded random net whose `description` says it is not pretrained."""
+def load_vgg(path: str | os.PathLike | None = None, *, depth: int | None = None, allow_random: bool = True,
+             seed: int = 0) -> VGGWeights:
+    """Load converted weights from `path` (its depth read from the file; with `depth` given, a file of
+    the other depth is an error) or from the default location for VGG-`depth` (19 when None); with
+    none found and allow_random, a seeded random VGG-`depth` whose `description` says it is not
+    pretrained."""
     if path is None:
-        path = find_weights()
+        d = 19 if depth is None else depth
+        if d not in DEPTHS:
+            raise WeightsError(f"VGG depth must be one of {DEPTHS}, got {d!r}")
+        path = find_weights(depth=d)
         if path is None:
             if not allow_random:
                 raise FileNotFoundError(
-                    "no VGG-19 weights found (weights/vgg19*.safetensors or $DFIJAX_WEIGHTS); "
-                    "run: python scripts/fetch_vgg19.py torchvision"
+                    f"no VGG-{d} weights found (weights/vgg{d}*.safetensors or $DFIJAX_WEIGHTS); "
+                    f"run: python scripts/fetch_vgg19.py {FETCH_NAME[d]}"
                 )
-            return random_weights(seed)
+            return random_weights(seed, depth=d)
     path = pathlib.Path(path)
     if path.suffix.lower() != ".safetensors":
         raise WeightsError(f"{path.name} is a source file; convert it first: python scripts/convert_vgg19.py {path}")
-    return load_converted(path)
+    w = load_converted(path)
+    _check_depth_wanted(w.depth, depth, path.name)
+    return w
+
+
+def load_vgg19(path: str | os.PathLike | None = None, *, allow_random: bool = True, seed: int = 0) -> VGGWeights:
+    """Load converted VGG-19 weights from `path` (or the default location); with none found and
+    allow_random, a seeded random net whose `description` says it is not pretrained. A VGG-16 file
+    is a clear error (use load_vgg for either)."""
+    return load_vgg(path, depth=19, allow_random=allow_random, seed=seed)

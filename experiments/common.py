@@ -11,7 +11,7 @@ from typing import Any
 
 import dfijax  # noqa: F401  (filters jaxopt's import warning)
 from dfijax import runtime
-from dfijax.weights import VGGWeights, load_vgg19
+from dfijax.weights import VGGWeights, load_vgg
 
 
 def out_dir(base: str | None, name: str) -> pathlib.Path:
@@ -22,9 +22,10 @@ def out_dir(base: str | None, name: str) -> pathlib.Path:
     return path
 
 
-def load_weights(path: str | None, seed: int = 0) -> VGGWeights:
-    """Load weights and say plainly what they are (a random net is announced, never hidden)."""
-    w = load_vgg19(path, seed=seed)
+def load_weights(path: str | None, seed: int = 0, depth: int | None = 19) -> VGGWeights:
+    """Load weights and say plainly what they are (a random net is announced, never hidden).
+    depth: the VGG the caller builds (None: whatever `path` holds; VGG-19 when no path)."""
+    w = load_vgg(path, depth=depth, seed=seed)
     note = "" if w.pretrained else "  <-- NOTICE: results show what the method does, not what trained features give"
     print(f"weights: {w.description}{note}", file=sys.stderr)
     return w

@@ -8,6 +8,12 @@ Content images: random crops of a folder's images at --size (a pure function of 
 resumed run sees the same data), or embedded procedural scenes. Checkpoints (orbax, keep 3) and
 metrics.jsonl go to --out; rerunning the same command resumes from the newest checkpoint.
 Writes loss.png (the loss curve) and samples.png (content / stylised) at the end.
+
+Loss network (--vgg): VGG-16 as in the paper (content relu2_2; style relu1_2, relu2_2, relu3_3,
+relu4_3) when VGG-16 weights are there (weights/vgg16_*.safetensors, or --weights of depth 16),
+else VGG-19 with the analogous layers (relu3_4, relu4_4). --vgg 16 with no VGG-16 file uses a seeded
+random VGG-16, announced as such. The choice, the network options (--output, --upsample) and the
+layers go to train_info.json; experiments.stylize rebuilds the same network from it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,12 @@ def parse(argv):
     p.add_argument("--steps", type=int, default=40000 if gpu else 200)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--width", type=int, default=32, help="network width (32 = Johnson)")
+    p.add_argument("--output", choices=("sigmoid", "tanh"), default="sigmoid",
+                   help="output layer: sigmoid (default) or the paper's scaled tanh")
+    p.add_argument("--upsample", choices=("resize", "transpose"), default="resize",
+                   help="resize+conv (default) or the paper's fractionally strided (transposed) convolutions")
+    p.add_argument("--vgg", type=int, choices=(16, 19),
+                   help="loss network (default: 16 if VGG-16 weights are found, else 19)")
     p.add_argument("--style-weight", type=float, default=0.5)
     p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--tv", type=float, default=1e-4)
@@ -41,10 +53,19 @@ def parse(argv):
                    help="relative (default): unit-free terms, the same weights work on pretrained and random VGG "
                         "weights; absolute: the paper's terms (use --style-weight 5 --tv 1e-6 with pretrained weights)")
     p.add_argument("--save-every", type=int, default=500 if gpu else 50)
-    p.add_argument("--weights", help="converted VGG-19 weights; default: weights/ or a seeded random net")
+    p.add_argument("--weights", help="converted VGG-16 or VGG-19 weights; default: weights/ or a seeded random net")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/fast_style/default", help="checkpoint and output folder (resumes)")
     return p.parse_args(argv)
+
+
+def loss_depth(args) -> int | None:
+    """--vgg, else the depth of --weights (None: read from the file), else 16 if VGG-16 weights are found."""
+    from dfijax.weights import find_weights
+
+    if args.vgg or args.weights:
+        return args.vgg
+    return 16 if find_weights(depth=16) is not None else 19
 
 
 def content_stream(args):
@@ -82,14 +103,19 @@ def main(argv=None) -> int:
             raise ValueError(f"--size must be a multiple of 4 and at least 32, got {args.size}")
         batches = content_stream(args)
         style = im.load_image(args.style, args.size) if args.style else im.synthetic_painting(args.size, args.size, 3)
-        weights = common.load_weights(args.weights, args.seed)
+        weights = common.load_weights(args.weights, args.seed, depth=loss_depth(args))
     except (ValueError, FileNotFoundError, im.ImageError) as e:
         return common.fail(str(e))
     out = pathlib.Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
-    net = fs.TransformNet(width=args.width)
-    loss = fs.PerceptualLoss(content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv,
-                             normalize=args.loss_normalize)
+    net = fs.TransformNet(width=args.width, output=args.output, upsample=args.upsample)
+    loss = fs.johnson_loss(weights.depth, content_weight=args.content_weight, style_weight=args.style_weight,
+                           tv_weight=args.tv, normalize=args.loss_normalize)
+    loss_net = {"vgg": weights.depth, "content_layer": loss.content_layer, "style_layers": list(loss.style_layers),
+                "weights": weights.description}
+    print(f"loss network: VGG-{weights.depth}{'' if weights.pretrained else ' (seeded random, NOT pretrained)'}, "
+          f"content {loss.content_layer}, style {', '.join(loss.style_layers)}; "
+          f"network output {args.output}, upsampling {args.upsample}", file=sys.stderr)
     print(f"device: {device}; training to step {args.steps} (batch {args.batch}, {args.size}px); output {out}",
           file=sys.stderr)
     with tqdm(total=args.steps, desc="train", unit="step", file=sys.stderr) as bar:
@@ -107,7 +133,10 @@ def main(argv=None) -> int:
     styled = fs.stylize(net, state.params, sample)
     im.save_image(out / "samples.png", im.make_grid([list(sample), list(styled)]))
     common.write_json(out / "train_info.json", {"settings": vars(args), "device": device, "weights": weights.description,
-                                                "weights_pretrained": weights.pretrained, "resumed_from": start,
+                                                "weights_pretrained": weights.pretrained, "loss_network": loss_net,
+                                                "network": {"width": args.width, "output": args.output,
+                                                            "upsample": args.upsample},
+                                                "resumed_from": start,
                                                 "final": records[-1] if records else None})
     print(f"wrote {out / 'loss.png'}, {out / 'samples.png'}; checkpoints in {out}")
     return 0

@@ -1,10 +1,12 @@
-"""Download pretrained VGG19 weights and convert them to the dfijax format.
+"""Download pretrained VGG19 (or VGG16) weights and convert them to the dfijax format.
 
 Usage (from the repository root)::
 
     python scripts/fetch_vgg19.py torchvision            # torchvision ImageNet VGG19
     python scripts/fetch_vgg19.py keras                  # keras-applications notop .h5
     python scripts/fetch_vgg19.py gatys                  # Gatys' normalised VGG19
+    python scripts/fetch_vgg19.py torchvision16          # torchvision ImageNet VGG16 (fast style's loss net)
+    python scripts/fetch_vgg19.py keras16                # keras-applications VGG16 notop .h5
     python scripts/fetch_vgg19.py keras --dest weights --out weights/vgg19.safetensors
     python scripts/fetch_vgg19.py torchvision --no-convert
     python -m scripts.fetch_vgg19 torchvision            # same thing, as a module
@@ -12,7 +14,7 @@ Usage (from the repository root)::
 Downloads resume from ``<dest>/<file>.part`` when interrupted; run the command
 again to continue. The file is checked against its known size and checksum.
 Unless ``--no-convert`` is given, it is then converted to
-``<dest>/vgg19_<name>.safetensors`` (or ``--out``).
+``<dest>/vgg19_<name>.safetensors`` (VGG16: ``<dest>/vgg16_<torchvision|keras>.safetensors``), or ``--out``.
 
 ``--url URL`` fetches from a mirror instead. ``--sha256 HEX`` and ``--size N``
 (not listed in ``--help``) override the expected checksum/size, e.g. for a
@@ -45,7 +47,7 @@ from dfijax.fetch import (  # noqa: E402  (needs the sys.path entry above)
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fetch_vgg19.py",
-        description="Download pretrained VGG19 weights (resumable, checksum-verified) "
+        description="Download pretrained VGG19/VGG16 weights (resumable, checksum-verified) "
         "and convert them to the dfijax safetensors format.",
     )
     parser.add_argument("name", choices=sorted(KNOWN_FILES), help="which published weights")
@@ -53,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="download from this URL (a mirror) instead")
     parser.add_argument("--no-convert", action="store_true", help="only download, do not convert")
     parser.add_argument(
-        "--out", help="converted file (default: <dest>/vgg19_<name>.safetensors)"
+        "--out", help="converted file (default: <dest>/vgg19_<name>.safetensors; VGG16: vgg16_<family>)"
     )
     parser.add_argument("--timeout", type=float, default=60.0, help=argparse.SUPPRESS)
     # Override the expected checksum/size, e.g. for a mirror.
@@ -117,14 +119,14 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.no_convert:
             return 0
-        out = pathlib.Path(args.out) if args.out else dest_dir / f"vgg19_{args.name}.safetensors"
+        out = pathlib.Path(args.out) if args.out else dest_dir / known.converted_name
         try:
             from dfijax.weights import convert_file
         except ImportError as exc:
             raise FetchError(
                 f"cannot import dfijax.weights ({exc}); rerun with --no-convert and convert later"
             ) from None
-        meta = convert_file(path, out, source_format=known.source_format)
+        meta = convert_file(path, out, source_format=known.source_format, depth=known.depth)
         summary = ", ".join(f"{k}={v}" for k, v in meta.items() if k != "source_sha256")
         print(f"wrote {out} ({summary})")
         return 0

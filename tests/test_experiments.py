@@ -215,17 +215,29 @@ def test_train_fast_style_resumes_and_stylize_applies(tmp_path, monkeypatch, cap
 
     _isolated(monkeypatch, tmp_path)
     ck = tmp_path / "fs"
-    args = ["--size", "32", "--batch", "2", "--width", "8", "--save-every", "2", "--out", str(ck)]
+    args = ["--size", "32", "--batch", "2", "--width", "8", "--save-every", "2", "--out", str(ck),
+            "--vgg", "16", "--output", "tanh", "--upsample", "transpose"]  # the paper's choices
     assert train_fast_style.main(args + ["--steps", "2"]) == 0
+    assert "loss network: VGG-16 (seeded random, NOT pretrained), content relu2_2" in capsys.readouterr().err
     assert train_fast_style.main(args + ["--steps", "4"]) == 0  # resumes at 2
     info = json.loads((ck / "train_info.json").read_text())
     assert info["resumed_from"] == 2 and info["final"]["step"] == 4
+    assert info["network"] == {"width": 8, "output": "tanh", "upsample": "transpose"}
+    assert info["loss_network"]["vgg"] == 16 and "NOT pretrained" in info["loss_network"]["weights"]
+    assert info["loss_network"]["style_layers"] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
     assert np.asarray(Image.open(ck / "loss.png")).shape == (280, 560, 3)
     assert (ck / "samples.png").is_file()
     img = tmp_path / "photo.png"
     Image.fromarray((np.random.default_rng(0).uniform(size=(30, 42, 3)) * 255).astype(np.uint8)).save(img)
     assert stylize.main(["--ckpt", str(ck), "--width", "8", "--images", str(img), "--out", str(tmp_path / "st")]) == 0
-    assert np.asarray(Image.open(tmp_path / "st" / "photo_styled.png")).shape == (30, 42, 3)
+    styled = np.asarray(Image.open(tmp_path / "st" / "photo_styled.png"))
+    assert styled.shape == (30, 42, 3)
+    from dfijax import fast_style as fs  # stylize rebuilt the trained network from train_info.json
+
+    net = fs.TransformNet(width=8, output="tanh", upsample="transpose")
+    photo = np.asarray(Image.open(img), np.float32)[None] / 255
+    expect = fs.stylize(net, fs.restore_params(ck, net), photo)[0] * 255
+    assert np.abs(styled.astype(np.float32) - expect).max() <= 1.0
     assert "images/s" in capsys.readouterr().out
     assert stylize.main(["--ckpt", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
     assert "no checkpoint folder" in capsys.readouterr().err

@@ -34,6 +34,43 @@ def test_transform_net_shapes_and_range(key):
     assert yb.dtype == jnp.float32 and float(jnp.abs(yb - y).max()) < 0.05
 
 
+@pytest.mark.parametrize("output", fs.OUTPUTS)
+@pytest.mark.parametrize("upsample", fs.UPSAMPLES)
+def test_transform_net_options_shapes_and_output_range(key, output, upsample):
+    x = jax.random.uniform(key, (2, 36, 44, 3))
+    net = fs.TransformNet(width=4, blocks=1, output=output, upsample=upsample)
+    params = net.init(key, x)["params"]
+    y = net.apply({"params": params}, x)
+    chex.assert_shape(y, x.shape)
+    chex.assert_type(y, jnp.float32)
+    # same parameter tree for every option (the choice lives in train_info.json, not in the checkpoint)
+    chex.assert_trees_all_equal_shapes(params, fs.TransformNet(width=4, blocks=1).init(key, x)["params"])
+    # saturate the last layer: the output reaches the bounds the docstring gives, never past them
+    big = {**params, "out": {**params["out"], "kernel": params["out"]["kernel"] * 1e4}}
+    ys = np.asarray(net.apply({"params": big}, x)).reshape(-1, 3)
+    lo, hi = (fs.TANH_CENTER - 150 / 255, fs.TANH_CENTER + 150 / 255) if output == "tanh" else (np.zeros(3), np.ones(3))
+    assert np.all(ys >= lo - 1e-6) and np.all(ys <= hi + 1e-6)
+    np.testing.assert_allclose(ys.min(0), lo, atol=1e-3)
+    np.testing.assert_allclose(ys.max(0), hi, atol=1e-3)
+    if output == "tanh":
+        np.testing.assert_allclose(fs.TANH_CENTER, np.array([123.68, 116.779, 103.939]) / 255, rtol=1e-6)
+        assert ys.min() < -0.15 and ys.max() > 1.05  # slightly beyond [0, 1], as documented
+        out = fs.stylize(net, big, np.asarray(x[:1, :30, :26]))  # stylize clips to [0, 1]
+        chex.assert_shape(out, (1, 30, 26, 3))
+        assert out.min() == 0.0 and out.max() == 1.0
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        fs.TransformNet(upsample="bilinear").init(key, x)
+
+
+def test_johnson_layers_on_vgg16_and_vgg19():
+    l16, l19 = fs.johnson_loss(16, style_weight=2.0), fs.johnson_loss(19)
+    assert (l16.model.depth, l16.content_layer, l16.style_layers, l16.style_weight) == (
+        16, "relu2_2", ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), 2.0)
+    assert (l19.model.depth, l19.style_layers) == (19, ("relu1_2", "relu2_2", "relu3_4", "relu4_4"))
+    with pytest.raises(ValueError, match="depth must be 16 or 19"):
+        fs.johnson_loss(11)
+
+
 def test_training_lowers_the_loss_and_resumes_exactly(random_vgg, tmp_path):
     style = synthetic_painting(SIZE, SIZE, seed=3)
     a, b = tmp_path / "a", tmp_path / "b"

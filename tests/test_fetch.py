@@ -273,6 +273,17 @@ def test_known_files_table() -> None:
     gatys = KNOWN_FILES["gatys"]
     assert gatys.url == "https://bethgelab.org/media/uploads/pytorch_models/vgg_conv.pth"
     assert (gatys.sha256, gatys.md5, gatys.source_format) == (None, None, "gatys_pth")
+    assert {k.depth for n, k in KNOWN_FILES.items() if not n.endswith("16")} == {19}
+    tv16 = KNOWN_FILES["torchvision16"]
+    assert tv16.url == "https://download.pytorch.org/models/vgg16-397923af.pth"
+    assert (tv16.size, tv16.sha256, tv16.source_format, tv16.depth) == (553433881, "397923af", "torchvision_pth", 16)
+    keras16 = KNOWN_FILES["keras16"]
+    assert keras16.url.endswith("/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    assert (keras16.size, keras16.md5, keras16.source_format, keras16.depth) == (
+        58889256, "6d6bbae143d832006294945121d1f1fc", "keras_h5", 16)
+    # converted names: VGG-16 files never match the VGG-19 default glob weights/vgg19*.safetensors
+    assert (tv16.converted_name, keras16.converted_name, tv.converted_name) == (
+        "vgg16_torchvision.safetensors", "vgg16_keras.safetensors", "vgg19_torchvision.safetensors")
 
 
 def test_fetch_known_with_url_override(server: Server, tmp_path: pathlib.Path) -> None:
@@ -390,5 +401,43 @@ def test_fetch_then_convert_end_to_end(server: Server, tmp_path: pathlib.Path) -
     with torch.no_grad():
         ref = net(tr.preprocess(x, "torchvision"), ["relu2_2", "relu5_1"])
     for t in ("relu2_2", "relu5_1"):
+        r = ref[t].permute(0, 2, 3, 1).numpy()
+        assert np.linalg.norm(np.asarray(ours[t]) - r) / np.linalg.norm(r) < 1e-4
+
+
+def test_fetch_then_convert_vgg16_keras_end_to_end(server: Server, tmp_path: pathlib.Path) -> None:
+    """A seeded torch VGG-16 in Keras' .h5 layout, served on loopback, fetched as keras16 and converted to
+    vgg16_keras.safetensors: a VGG-16 file whose features match the torch net (Caffe preprocessing)."""
+    import h5py
+    import jax.numpy as jnp
+    import numpy as np
+    import torch
+
+    from benchmarks import torch_reference as tr
+    from dfijax.vgg import VGG16
+    from dfijax.weights import load_vgg
+    from tests.conftest import smooth_images
+
+    net = tr.seeded_vgg(seed=8, depth=16)
+    src = tmp_path / "src.h5"
+    with h5py.File(src, "w") as f:
+        for group, (k, b) in tr.keras_arrays(net).items():
+            f.create_dataset(f"{group}/{group}_W_1:0", data=k)
+            f.create_dataset(f"{group}/{group}_b_1:0", data=b)
+    blob = src.read_bytes()
+    url = server.add(f"/vgg16/{KNOWN_FILES['keras16'].filename}", blob)
+    dest = tmp_path / "weights"
+    proc = _run_script("keras16", "--url", url, "--dest", str(dest), "--sha256", _sha(blob)[:8], "--size", str(len(blob)))
+    assert proc.returncode == 0, proc.stderr
+    out = dest / "vgg16_keras.safetensors"
+    assert f"wrote {out}" in proc.stdout and "depth=16" in proc.stdout
+    w = load_vgg(out)
+    assert (w.depth, w.meta["source_format"], w.meta["preprocess"]) == (16, "keras_h5", "caffe")
+    x = smooth_images(1, 33, 35, seed=3)
+    taps = ["relu2_2", "relu4_3"]
+    ours = VGG16().apply(w.variables, jnp.asarray(x), taps=taps)
+    with torch.no_grad():
+        ref = net(tr.preprocess(x, "caffe"), taps)
+    for t in taps:
         r = ref[t].permute(0, 2, 3, 1).numpy()
         assert np.linalg.norm(np.asarray(ours[t]) - r) / np.linalg.norm(r) < 1e-4

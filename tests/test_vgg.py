@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dfijax.vgg import LAYERS, VGG19, preprocess_constants, tap_shapes
+from dfijax.vgg import LAYERS, VGG, VGG16, VGG19, conv_names, layers, preprocess_constants, tap_shapes
 from tests.conftest import smooth_images
 
 _apply = jax.jit(lambda model, v, x, taps: model.apply(v, x, taps=taps), static_argnums=(0, 3))
@@ -74,7 +74,7 @@ def test_preprocessing_comes_from_the_variables(random_vgg):
         ((1, 32, 32, 4), ("relu1_1",), r"\[B, H, W, 3\]"),
         ((1, 3, 32, 32), ("relu1_1",), r"\[B, H, W, 3\]"),
         ((1, 31, 40, 3), ("relu1_1",), "at least 32x32"),
-        ((1, 32, 32, 3), ("relu6_1",), "unknown VGG-19 tap 'relu6_1'"),
+        ((1, 32, 32, 3), ("relu6_1",), "unknown VGG-19 tap 'relu6_1'; valid taps are conv1_1..conv5_4"),
         ((1, 32, 32, 3), (), "at least one tap"),
     ],
 )
@@ -82,3 +82,23 @@ def test_bad_input_gets_a_one_line_error(random_vgg, shape, taps, match):
     with pytest.raises(ValueError, match=match) as e:
         VGG19().apply(random_vgg.variables, jnp.zeros(shape), taps=taps)
     assert "\n" not in str(e.value)
+
+
+def test_vgg16_has_johnsons_layers_and_shapes():
+    from dfijax.weights import random_weights
+
+    assert conv_names(16) == tuple(f"conv{b}_{l}" for b, n in zip(range(1, 6), (2, 2, 3, 3, 3)) for l in range(1, n + 1))
+    assert layers(19) == LAYERS and VGG16().depth == 16 and VGG19().depth == 19
+    hw = (37, 45)
+    w = random_weights(0, depth=16)
+    out = _apply(VGG16(), w.variables, jnp.asarray(smooth_images(1, *hw)), layers(16))
+    expected = {k: (1,) + s for k, s in tap_shapes(hw, layers(16), depth=16).items()}
+    chex.assert_trees_all_equal_shapes_and_dtypes(out, {k: jnp.zeros(s, jnp.float32) for k, s in expected.items()})
+    assert expected["relu4_3"] == (1, 4, 5, 512) and expected["pool5"] == (1, 1, 1, 512)
+    with pytest.raises(ValueError, match=r"unknown VGG-16 tap 'relu3_4'; valid taps are conv1_1..conv5_3") as e:
+        VGG16().apply(w.variables, jnp.zeros((1, 32, 32, 3)), taps=("relu3_4",))
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="at least 32x32 pixels for VGG-16"):
+        VGG16().apply(w.variables, jnp.zeros((1, 16, 32, 3)), taps=("relu1_1",))
+    with pytest.raises(ValueError, match="depth must be one of"):
+        VGG(depth=11).apply(w.variables, jnp.zeros((1, 32, 32, 3)), taps=("relu1_1",))

@@ -1,10 +1,11 @@
-"""Weight conversion: an independent torch VGG-19 saved in every source layout must give the same taps."""
+"""Weight conversion: an independent torch VGG-19 (and VGG-16) saved in every source layout must give the same taps."""
 
 import hashlib
 import pathlib
 import subprocess
 import sys
 
+import chex
 import h5py
 import jax
 import jax.numpy as jnp
@@ -15,11 +16,12 @@ from safetensors.numpy import save_file
 
 from benchmarks import torch_reference as tr
 from dfijax import weights as W
-from dfijax.vgg import LAYERS, VGG19
+from dfijax.vgg import LAYERS, VGG16, VGG19, layers
 from tests.conftest import smooth_images
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 _apply_all = jax.jit(lambda v, x: VGG19().apply(v, x, taps=LAYERS))
+_apply_all16 = jax.jit(lambda v, x: VGG16().apply(v, x, taps=layers(16)))
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +31,16 @@ def torch_net():
 
 def _save(kind: str, net, d: pathlib.Path) -> pathlib.Path:
     if kind == "torchvision_pth":
-        p = d / "vgg19-test.pth"
+        p = d / f"vgg{net.depth}-test.pth"
         torch.save(tr.torchvision_state_dict(net), p)
     elif kind == "gatys_pth":
         p = d / "vgg_conv.pth"
         torch.save(tr.gatys_state_dict(net), p)
     elif kind == "safetensors":
-        p = d / "vgg19.safetensors"
+        p = d / f"vgg{net.depth}.safetensors"
         save_file({k: v.numpy() for k, v in tr.torchvision_state_dict(net).items()}, str(p))
     elif kind in ("keras_h5", "keras_h5_nested"):
-        p = d / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+        p = d / f"vgg{net.depth}_weights_tf_dim_ordering_tf_kernels_notop.h5"
         with h5py.File(p, "w") as f:
             names = []
             for group, (k, b) in tr.keras_arrays(net).items():
@@ -78,6 +80,72 @@ def test_converted_weights_match_an_independent_torch_vgg19(torch_net, tmp_path,
             assert ours[tap].shape == r.shape, tap
             rel = float(np.linalg.norm(np.asarray(ours[tap]) - r) / np.linalg.norm(r))
             assert rel < 1e-4, (kind, hw, tap, rel)
+
+
+def test_converted_vgg16_matches_an_independent_torch_vgg16(tmp_path):
+    """torchvision's vgg16-397923af layout and both Keras .h5 layouts; the depth comes from the file."""
+    net = tr.seeded_vgg(seed=321, depth=16)
+    taps = layers(16)
+    xs = {hw: smooth_images(1, *hw, seed=hw[0]) for hw in [(32, 32), (41, 37)]}
+    with torch.no_grad():
+        refs = {(hw, pre): net(tr.preprocess(x, pre), taps) for hw, x in xs.items() for pre in ("torchvision", "caffe")}
+    converted = {}
+    for kind in ("torchvision_pth", "keras_h5", "keras_h5_nested"):
+        (tmp_path / kind).mkdir()
+        src = _save(kind, net, tmp_path / kind)
+        out = tmp_path / kind / "out.safetensors"
+        meta = W.convert_file(src, out)
+        assert (meta["depth"], meta["preprocess"]) == ("16", PREPROCESS[kind])
+        assert W.converted_depth(out) == 16
+        loaded = converted[kind] = W.load_vgg(out)
+        assert loaded.depth == 16 and loaded.pretrained and "VGG-16" in loaded.description
+        assert set(loaded.variables["params"]) == {t for t in taps if t.startswith("conv")}
+        if kind == "keras_h5_nested":  # same arrays as the flat layout: no second forward pass needed
+            chex.assert_trees_all_equal(loaded.variables, converted["keras_h5"].variables)
+            continue
+        for hw, x in xs.items():
+            ours = _apply_all16(loaded.variables, jnp.asarray(x))
+            for tap in taps:
+                r = refs[hw, PREPROCESS[kind]][tap].permute(0, 2, 3, 1).numpy()
+                assert ours[tap].shape == r.shape, tap
+                rel = float(np.linalg.norm(np.asarray(ours[tap]) - r) / np.linalg.norm(r))
+                assert rel < 1e-4, (kind, hw, tap, rel)
+    # a VGG-16 file where VGG-19 is required (and the other way round) is a one-line error
+    with pytest.raises(W.WeightsError, match="holds VGG-16 weights, expected VGG-19"):
+        W.load_vgg19(out)
+    with pytest.raises(W.WeightsError, match="holds VGG-16 weights, expected VGG-19"):
+        W.convert_file(src, tmp_path / "x.safetensors", depth=19)
+    assert W.default_converted_name(src, 16) == "vgg16_weights_tf_dim_ordering_tf_kernels_notop.safetensors"
+    assert W.default_converted_name("vgg_conv.pth", 19) == "vgg19_vgg_conv.safetensors"
+
+
+def test_vgg16_and_vgg19_files_are_found_by_depth(tmp_path, monkeypatch):
+    monkeypatch.delenv(W.ENV_VAR, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(W, "DEFAULT_WEIGHTS_DIR", tmp_path / "nothing")
+    r16 = W.load_vgg(depth=16, seed=2)
+    assert (r16.depth, r16.pretrained) == (16, False) and "seeded random VGG-16 (seed 2), NOT pretrained" in r16.description
+    assert "fetch_vgg19.py torchvision16" in r16.description
+    np.testing.assert_array_equal(r16.variables["params"]["conv5_3"]["kernel"], W.random_params(2, 16)["conv5_3"]["kernel"])
+    assert "conv5_4" not in r16.variables["params"]
+    with pytest.raises(FileNotFoundError, match="no VGG-16 weights found.*fetch_vgg19.py torchvision16"):
+        W.load_vgg(depth=16, allow_random=False)
+    W.save_converted(tmp_path / "weights" / "vgg16_t.safetensors", W.random_params(4, 16),
+                     {"preprocess": "torchvision", "pretrained": "true", "source_name": "t.pth"})
+    assert W.find_weights(depth=16) == pathlib.Path("weights/vgg16_t.safetensors").absolute()
+    assert W.find_weights() is None  # a VGG-16 file never becomes the VGG-19 default
+    assert W.load_vgg(depth=16).depth == 16 and not W.load_vgg19().pretrained
+    # $DFIJAX_WEIGHTS counts for VGG-16 only when it is a VGG-16 file
+    monkeypatch.setenv(W.ENV_VAR, str(tmp_path / "weights" / "vgg16_t.safetensors"))
+    assert W.find_weights(depth=16) == tmp_path / "weights" / "vgg16_t.safetensors"
+    monkeypatch.setenv(W.ENV_VAR, str(tmp_path / "elsewhere.safetensors"))
+    assert W.find_weights(depth=16) == pathlib.Path("weights/vgg16_t.safetensors").absolute()
+    # files written before VGG-16 support (format dfijax-vgg19/1, no depth) load as VGG-19
+    p19 = W.random_params(5)
+    save_file({f"{n}.{k}": p19[n][k] for n in p19 for k in ("kernel", "bias")}, str(tmp_path / "old.safetensors"),
+              metadata={"format": "dfijax-vgg19/1", "preprocess": "caffe", "pretrained": "true"})
+    old = W.load_vgg(tmp_path / "old.safetensors")
+    assert old.depth == 19 and W.converted_depth(tmp_path / "old.safetensors") == 19
 
 
 def test_non_torch_formats_convert_without_torch(torch_net, tmp_path):
@@ -150,7 +218,7 @@ def test_convert_script(torch_net, tmp_path):
     out = subprocess.run([sys.executable, "scripts/convert_vgg19.py", str(src), "--out", str(tmp_path / "g.safetensors")],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "caffe preprocessing" in out.stdout
+    assert "VGG-19, gatys_pth, caffe preprocessing" in out.stdout
     assert W.load_vgg19(tmp_path / "g.safetensors").meta["source_format"] == "gatys_pth"
     out = subprocess.run([sys.executable, "scripts/convert_vgg19.py", str(tmp_path / "nope.pth")], cwd=ROOT,
                          capture_output=True, text=True)
