@@ -1,5 +1,6 @@
 """Style transfer for videos (Ruder, Dosovitskiy, Brox 2016): frames in and out, dense optical flow
-(OpenCV), reliability masks, a short-term temporal loss on the shared engine, and a flicker metric.
+(OpenCV), reliability masks, short- and long-term temporal losses on the shared engine, the single-pass
+and multi-pass algorithms, and flicker metrics.
 
 Flow convention: `flow = optical_flow(a, b)` is [H, W, 2] (dx, dy) in pixels with a(p) ≈ b(p + flow(p)),
 so `warp(b, flow)` (b sampled at p + flow(p)) lines b up with a. For frame t, the backward flow
@@ -174,33 +175,94 @@ def frame_pairs(frames: np.ndarray, method: str = "dis") -> list[FramePair]:
     return out
 
 
+def check_offsets(offsets: Sequence[int]) -> tuple[int, ...]:
+    """The earlier-frame offsets J of the long-term loss, sorted, e.g. (1, 2, 5). Must contain 1."""
+    try:
+        j = tuple(sorted({int(o) for o in offsets}))
+    except (TypeError, ValueError):
+        raise VideoError(f"frame offsets must be positive integers, got {offsets!r}") from None
+    if not j or j[0] != 1:
+        raise VideoError(f"frame offsets must be positive integers including 1 (the previous frame), e.g. 1,2,5; "
+                         f"got {list(offsets)}")
+    return j
+
+
+def offset_pairs(frames: np.ndarray, offsets: Sequence[int] = (1,), method: str = "dis",
+                 following: bool = False) -> dict[tuple[int, int], FramePair]:
+    """Flow and reliability that carry frame s onto frame t, keyed (t, s): for every t and s = t − j
+    (j in offsets), computed directly between the two frames (no chained flows), and with
+    following=True also s = t + 1 (the backward passes of the multi-pass algorithm)."""
+    out: dict[tuple[int, int], FramePair] = {}
+    for j in check_offsets(offsets):
+        for t in range(j, len(frames)):
+            fwd = optical_flow(frames[t - j], frames[t], method)  # t−j -> t
+            bwd = optical_flow(frames[t], frames[t - j], method)  # t -> t−j
+            out[(t, t - j)] = FramePair(bwd, reliability(fwd, bwd))
+            if following and j == 1:
+                out[(t - 1, t)] = FramePair(fwd, reliability(bwd, fwd))
+    return out
+
+
+def long_term_weights(masks: np.ndarray) -> np.ndarray:
+    """Ruder et al.'s long-term weights ("closest first"): masks [K, H, W] are the reliabilities
+    c(i−j, i) for the offsets j in increasing order; returns [K, H, W] with
+    c_long(i−j, i) = max(c(i−j, i) − Σ_{k<j} c(i−k, i), 0), so each pixel is tied to the closest
+    earlier frame in which it was visible."""
+    masks = np.asarray(masks, np.float32)
+    if masks.ndim != 3:
+        raise VideoError(f"masks must be [K, H, W], got shape {masks.shape}")
+    closer = np.cumsum(masks, axis=0) - masks  # Σ over the closer frames
+    return np.maximum(masks - closer, 0.0)
+
+
+def pair_error(frames: np.ndarray, t: int, s: int, pair: FramePair) -> float:
+    """Mean squared difference between frame t and frame s warped onto it, over the pixels reliable
+    between them (RGB in [0, 1])."""
+    warped = np.asarray(warp(jnp.asarray(frames[s]), jnp.asarray(pair.backward)))
+    d2 = np.sum((np.asarray(frames[t]) - warped) ** 2, -1)
+    return float(np.sum(pair.mask * d2) / max(3.0 * pair.mask.sum(), 1.0))
+
+
 def warping_errors(frames: np.ndarray, pairs: Sequence[FramePair]) -> np.ndarray:
     """Flicker: for t = 1…T-1, the mean squared difference between frame t and frame t-1 warped onto
     it, over reliable pixels (RGB in [0, 1]). [T - 1] float64; lower is steadier."""
-    errs = []
-    for t, p in enumerate(pairs, start=1):
-        warped = np.asarray(warp(jnp.asarray(frames[t - 1]), jnp.asarray(p.backward)))
-        d2 = np.sum((np.asarray(frames[t]) - warped) ** 2, -1)
-        errs.append(float(np.sum(p.mask * d2) / max(3.0 * p.mask.sum(), 1.0)))
-    return np.asarray(errs)
+    return np.asarray([pair_error(frames, t, t - 1, p) for t, p in enumerate(pairs, start=1)])
+
+
+def long_range_errors(frames: np.ndarray, pairs: Mapping[tuple[int, int], FramePair], offset: int) -> np.ndarray:
+    """Long-term consistency: for t = j…T-1 (j = offset), the warping error between frame t and frame
+    t − j over the pixels reliable between those two frames (flow computed directly between them).
+    [T - j] float64."""
+    return np.asarray([pair_error(frames, t, t - offset, pairs[(t, t - offset)])
+                       for t in range(offset, len(frames))])
 
 
 @dataclasses.dataclass(frozen=True)
 class TemporalLoss:
-    """base(x) + temporal_weight · (1/D) Σ c ⊙ (255·(x − ω))² for one frame x [H, W, 3] in [0, 1], where
-    ω is the previous stylised frame warped onto this one, c the reliability mask and D = H·W·3
-    (the 0–255 pixel scale as Ruder et al.'s code). Targets: base's plus "warped" [H, W, 3] and
-    "reliability" [H, W]."""
+    """base(x) + temporal_weight · Σ_k (1/D) Σ c_k ⊙ (s·(x − ω_k))² for one frame x [H, W, 3] in [0, 1]:
+    ω_k are earlier (or, in backward passes, later) stylised frames warped onto this one, c_k their
+    weights (reliability, or the long-term weights), D = H·W·3 and s = pixel_scale.
+
+    Units (Ruder et al.'s code, artistic-videos): each term is torch's size-averaged MSECriterion on
+    the Caffe-preprocessed image, whose pixels are 0–256, times temporal_weight; with s = 255 (our
+    VGG's Caffe preprocessing scale) a weight of 1e3 here is theirs, up to (256/255)² = 1.008,
+    whenever base uses neural-style's normalisation (content MSE × 5, Gram/(C·H·W) MSE × 100).
+    Targets: base's plus "warped" [K, H, W, 3] (or [H, W, 3]) and "reliability" [K, H, W] (or [H, W]);
+    a slot with weight 0 everywhere does nothing (unused long-term slots)."""
 
     base: Any
     temporal_weight: float = 1e3
+    pixel_scale: float = 255.0
 
     def target_names(self) -> tuple[str, ...]:
         return tuple(self.base.target_names()) + ("warped", "reliability")
 
     def temporal(self, x: jax.Array, targets: Mapping[str, jax.Array]) -> jax.Array:
-        d = 255.0 * (x - targets["warped"])
-        return jnp.mean(targets["reliability"][..., None] * d * d)
+        w, c = targets["warped"], targets["reliability"]
+        if w.ndim == 3:
+            w, c = w[None], c[None]
+        d = self.pixel_scale * (x[None] - w)
+        return jnp.sum(jnp.mean(c[..., None] * d * d, axis=(1, 2, 3)))
 
     def __call__(self, x: jax.Array, variables: Mapping, targets: Mapping[str, jax.Array]) -> jax.Array:
         return self.base(x, variables, targets) + self.temporal_weight * self.temporal(x, targets)
@@ -230,22 +292,69 @@ def synthetic_clip(n_frames: int, h: int, w: int, seed: int = 0, speed: float = 
     return np.clip(np.stack(frames), 0, 1).astype(np.float32)
 
 
+def occlusion_clip(n_frames: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A deterministic clip for long-term consistency, [T, h, w, 3] in [0, 1]: a still camera on a
+    procedural scene with a disc in it, and a striped bar sweeping left to right in front of it, so
+    every part of the scene it passes is hidden for about two frames and then reappears."""
+    scene = im.synthetic_scene(h, w, seed)
+    rng = np.random.default_rng(seed + 2)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    disc = (xx - 0.45 * w) ** 2 + (yy - 0.5 * h) ** 2 < (0.22 * min(h, w)) ** 2
+    scene = np.where(disc[..., None], rng.uniform(0.3, 0.9, 3) * (0.8 + 0.2 * np.cos(yy / 2.0))[..., None], scene)
+    bar_col = rng.uniform(0.0, 0.4, 3)
+    speed, width = 0.1 * w, 0.25 * w
+    frames = []
+    for t in range(n_frames):
+        x0 = 0.1 * w + speed * t
+        bar = (xx >= x0) & (xx < x0 + width)
+        stripes = 0.7 + 0.3 * np.sin((xx - x0) * 1.7 + yy * 0.6)[..., None]
+        frames.append(np.where(bar[..., None], bar_col * stripes + 0.1, scene))
+    return np.clip(np.stack(frames), 0, 1).astype(np.float32)
+
+
+def _as_pair_map(pairs: Sequence[FramePair] | Mapping[tuple[int, int], FramePair]) -> dict[tuple[int, int], FramePair]:
+    if isinstance(pairs, Mapping):
+        return dict(pairs)
+    return {(t, t - 1): p for t, p in enumerate(pairs, start=1)}
+
+
+def temporal_targets(outs: Sequence[np.ndarray], t: int, offsets: Sequence[int],
+                     pairs: Mapping[tuple[int, int], FramePair]) -> tuple[jax.Array, jax.Array]:
+    """The long-term loss targets of frame t: the outputs of frames t − j (j in offsets) warped onto
+    it, [K, H, W, 3], and their long-term weights, [K, H, W] (zero for offsets before the start)."""
+    h, w = outs[0].shape[:2]
+    warped = np.zeros((len(offsets), h, w, 3), np.float32)
+    masks = np.zeros((len(offsets), h, w), np.float32)
+    for k, j in enumerate(offsets):
+        if t - j >= 0:
+            p = pairs[(t, t - j)]
+            warped[k] = np.asarray(warp(jnp.asarray(outs[t - j]), jnp.asarray(p.backward)))
+            masks[k] = p.mask
+    return jnp.asarray(warped), jnp.asarray(long_term_weights(masks))
+
+
 def stylize_sequence(loss: Any, variables: Mapping, frames: np.ndarray, targets: Mapping[str, jax.Array],
-                     pairs: Sequence[FramePair], first_config: Any, config: Any, temporal_weight: float = 1e3,
-                     done: Sequence[np.ndarray] = (), on_frame=None, **invert_kwargs) -> list[np.ndarray]:
-    """Stylise frames in order with the short-term temporal loss (Ruder et al.): frame 0 from its
-    content with first_config; frame t with config, pulled towards the previous output warped onto
-    it where the reliability mask is 1, and started from it there (from frame t's content elsewhere:
-    Ruder et al. start from the warped frame everywhere, which leaves smears in disoccluded regions
-    when iterations are few).
+                     pairs: Sequence[FramePair] | Mapping[tuple[int, int], FramePair], first_config: Any, config: Any,
+                     temporal_weight: float = 1e3, done: Sequence[np.ndarray] = (), on_frame=None,
+                     offsets: Sequence[int] = (1,), **invert_kwargs) -> list[np.ndarray]:
+    """Stylise frames in order, the single-pass algorithm (Ruder et al.): frame 0 from its content
+    with first_config; frame t with config, pulled towards the outputs of frames t − j (j in offsets:
+    (1,) is the short-term loss, e.g. (1, 2, 4) the long-term one) warped onto it, each weighted by
+    its long-term weight, and started from the previous output warped onto it where that is reliable
+    (from frame t's content elsewhere: Ruder et al. start from the warped frame everywhere, which
+    leaves smears in disoccluded regions when iterations are few).
 
     loss: a per-frame objective (style.StyleLoss); targets: its targets for all T frames ([T, ...]);
-    done: frames already finished (a resumed run continues after them); on_frame(t, image, result)
-    is called after each frame (save it there). Returns all T outputs, [H, W, 3] in [0, 1] each."""
+    pairs: the consecutive FramePairs (frame_pairs) or offset_pairs(frames, offsets) for long-term
+    offsets; done: frames already finished (a resumed run continues after them); on_frame(t, image,
+    result) is called after each frame (save it there). Returns all T outputs, [H, W, 3] in [0, 1]."""
     from dfijax.invert import invert
 
-    if len(pairs) != len(frames) - 1:
-        raise VideoError(f"{len(frames)} frames need {len(frames) - 1} flow pairs, got {len(pairs)}")
+    offsets = check_offsets(offsets)
+    pairs = _as_pair_map(pairs)
+    missing = [(t, t - j) for j in offsets for t in range(j, len(frames)) if (t, t - j) not in pairs]
+    if missing:
+        raise VideoError(f"no flow for frame pairs {missing[:3]}...; compute them with offset_pairs(frames, {offsets})")
     outs = [np.asarray(d, np.float32) for d in done]
     temporal = TemporalLoss(loss, temporal_weight)
     for t in range(len(outs), len(frames)):
@@ -253,14 +362,82 @@ def stylize_sequence(loss: Any, variables: Mapping, frames: np.ndarray, targets:
         if t == 0:
             r = invert(loss, variables, tg, jnp.asarray(frames[:1]), first_config, **invert_kwargs)
         else:
-            p = pairs[t - 1]
-            warped = warp(jnp.asarray(outs[t - 1]), jnp.asarray(p.backward))
-            mask = jnp.asarray(p.mask)
-            tg.update(warped=warped[None], reliability=mask[None])
+            warped, weights = temporal_targets(outs, t, offsets, pairs)
+            tg.update(warped=warped[None], reliability=weights[None])
             # unreliable pixels (disoccluded, entered over the edge) start from this frame's content
-            x0 = mask[..., None] * warped + (1 - mask[..., None]) * jnp.asarray(frames[t])
+            mask = jnp.asarray(pairs[(t, t - 1)].mask)[..., None]
+            x0 = mask * warped[0] + (1 - mask) * jnp.asarray(frames[t])
             r = invert(temporal, variables, tg, x0[None], config, **invert_kwargs)
         outs.append(np.clip(np.asarray(r.images[0]), 0.0, 1.0))
         if on_frame is not None:
             on_frame(t, outs[-1], r)
+    return outs
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiPass:
+    """Settings of the multi-pass algorithm (artistic-videos' defaults): `passes` alternating passes
+    (1 forward, 2 backward, …) of `config` iterations per frame; the temporal loss (towards the
+    neighbour the pass comes from) from pass `temporal_after` on, with `temporal_weight`; each frame
+    starts from (x + blend·c·ω) / (1 + blend·c), x its current result, ω the neighbour warped onto it,
+    c the reliability: blend 1 gives δ = 0.5 on reliable pixels."""
+
+    config: Any
+    passes: int = 15
+    temporal_after: int = 8
+    temporal_weight: float = 5e2
+    blend: float = 1.0
+
+    def __post_init__(self):
+        if self.passes < 1 or self.temporal_after < 1 or self.blend < 0 or self.temporal_weight < 0:
+            raise VideoError(f"multi-pass needs passes >= 1, temporal_after >= 1, blend >= 0 and temporal_weight "
+                             f">= 0; got {self.passes}, {self.temporal_after}, {self.blend}, {self.temporal_weight}")
+
+
+def stylize_multipass(loss: Any, variables: Mapping, frames: np.ndarray, targets: Mapping[str, jax.Array],
+                      pairs: Mapping[tuple[int, int], FramePair], settings: MultiPass,
+                      first: np.ndarray | None = None, on_pass=None, **invert_kwargs) -> list[np.ndarray]:
+    """The multi-pass algorithm of Ruder et al.: pass 1 stylises every frame independently (or takes
+    `first`, [T, H, W, 3], e.g. a per-frame stylisation already made); later passes sweep the
+    sequence alternately backward and forward, blending each frame's start with the neighbour the
+    pass comes from and, from pass settings.temporal_after on, adding the temporal loss towards it.
+
+    pairs: offset_pairs(frames, (1,), following=True) (both neighbours of every frame).
+    on_pass(p, outputs) is called after each pass. Returns the T outputs of the last pass."""
+    from dfijax.invert import invert
+
+    n = len(frames)
+    missing = [k for t in range(1, n) for k in ((t, t - 1), (t - 1, t)) if k not in pairs]
+    if missing:
+        raise VideoError(f"no flow for frame pairs {missing[:3]}...; use offset_pairs(frames, following=True)")
+    if first is None:
+        r = invert(loss, variables, dict(targets), jnp.asarray(frames), settings.config, **invert_kwargs)
+        first = np.asarray(r.images)
+    if np.shape(first) != np.shape(frames):
+        raise VideoError(f"first-pass frames have shape {np.shape(first)}, the video {np.shape(frames)}")
+    outs = [np.clip(np.asarray(f, np.float32), 0.0, 1.0) for f in first]
+    if on_pass is not None:
+        on_pass(1, outs)
+    temporal = TemporalLoss(loss, settings.temporal_weight)
+    for p in range(2, settings.passes + 1):
+        forward = p % 2 == 1
+        for t in (range(n) if forward else range(n - 1, -1, -1)):
+            nb = t - 1 if forward else t + 1
+            tg = {k: v[t:t + 1] for k, v in targets.items()}
+            x = jnp.asarray(outs[t])
+            if not 0 <= nb < n:
+                r = invert(loss, variables, tg, x[None], settings.config, **invert_kwargs)
+            else:
+                pair = pairs[(t, nb)]
+                warped = warp(jnp.asarray(outs[nb]), jnp.asarray(pair.backward))
+                c = settings.blend * jnp.asarray(pair.mask)[..., None]
+                x0 = (x + c * warped) / (1.0 + c)
+                if p >= settings.temporal_after and settings.temporal_weight > 0:
+                    tg.update(warped=warped[None], reliability=jnp.asarray(pair.mask)[None])
+                    r = invert(temporal, variables, tg, x0[None], settings.config, **invert_kwargs)
+                else:
+                    r = invert(loss, variables, tg, x0[None], settings.config, **invert_kwargs)
+            outs[t] = np.clip(np.asarray(r.images[0]), 0.0, 1.0)
+        if on_pass is not None:
+            on_pass(p, outs)
     return outs
