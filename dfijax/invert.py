@@ -223,13 +223,17 @@ def _optax_steps(sfun, config: SolverConfig):
 # ------------------------------------------------------------------------------------ feature inversion
 
 
+TV_FORMS = ("beta", "squared", "per-pixel")
+
+
 @dataclasses.dataclass(frozen=True)
 class FeatureLoss:
     """Objective Σ_l w_l · d(φ_l(x), t_l) + tv_weight · TV(x) for one image x: [H, W, 3] in [0, 1].
 
     model: the VGG19 module (its pooling and compute dtype). taps: the layers compared.
     layer_weights: one per tap (default 1). reduction: "sum" (½‖·‖², DFI code) or "mean" (Chainer).
-    tv: "beta" (Σ(Δ²)^(β/2) on the 0-255 scale, see losses.tv_beta) or "squared" (losses.tv_squared).
+    tv: "beta" (Σ(Δ²)^(β/2) on the 0-255 scale, see losses.tv_beta), "squared" (losses.tv_squared) or
+      "per-pixel" (ΣΔ² / (H·W·C) on the 0-255 scale, losses.tv_per_pixel).
     """
 
     model: VGG19 = VGG19()
@@ -247,8 +251,8 @@ class FeatureLoss:
             layer_index(t)
         if self.layer_weights is not None and len(self.layer_weights) != len(self.taps):
             raise ValueError(f"{len(self.layer_weights)} layer weights for taps {self.taps}")
-        if self.tv not in ("beta", "squared"):
-            raise ValueError(f"tv must be 'beta' or 'squared', got {self.tv!r}")
+        if self.tv not in TV_FORMS:
+            raise ValueError(f"tv must be one of {TV_FORMS}, got {self.tv!r}")
         if self.reduction not in ("sum", "mean"):
             raise ValueError(f"reduction must be 'sum' or 'mean', got {self.reduction!r}")
 
@@ -266,7 +270,8 @@ class FeatureLoss:
         loss = losses.feature_mse(self.features(variables, x), targets, self.taps, self.layer_weights,
                                   self.reduction)
         if self.tv_weight:
-            tv = losses.tv_beta(x, self.tv_beta) if self.tv == "beta" else losses.tv_squared(x)
+            tv = (losses.tv_beta(x, self.tv_beta) if self.tv == "beta" else
+                  losses.tv_squared(x) if self.tv == "squared" else losses.tv_per_pixel(x))
             loss = loss + self.tv_weight * tv
         return loss
 

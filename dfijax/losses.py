@@ -118,6 +118,13 @@ def tv_beta(x: jax.Array, beta: float = 2.0, scale: float = 255.0, eps: float = 
     return jnp.sum(jnp.power(sq + eps, beta / 2.0))
 
 
+def tv_per_pixel(x: jax.Array, scale: float = 255.0) -> jax.Array:
+    """(Σ Δx² + Σ Δy²) / (H·W·C) on the image times `scale` (chainer-dfi's total variation: squared
+    neighbour differences summed, divided by the image's element count, on 0-255 values)."""
+    d = x.astype(jnp.float32) * scale
+    return (jnp.sum(jnp.square(d[:, 1:] - d[:, :-1])) + jnp.sum(jnp.square(d[1:] - d[:-1]))) / x.size
+
+
 def tv_anisotropic(x: jax.Array) -> jax.Array:
     """Σ |Δx| + |Δy| mean-normalised (the DTN paper's L_TV)."""
     return jnp.mean(jnp.abs(x[:, 1:] - x[:, :-1])) + jnp.mean(jnp.abs(x[1:] - x[:-1]))

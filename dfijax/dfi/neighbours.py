@@ -24,10 +24,12 @@ class Neighbours:
 
 def select_neighbours(attrs: np.ndarray, query: np.ndarray, edit: Sequence[tuple[int, int]], k: int = 100, *,
                       has: float = 0.5, lacks: float = -0.5, metric: str = "l2", same: int | None = None,
-                      exclude: int | None = None, allow_fewer: bool = False) -> Neighbours:
+                      exclude: int | None = None, allow_fewer: bool = False, rank: str = "other") -> Neighbours:
     """Target set: images with the edit (for each (i, +1): attr_i >= has; for (i, −1): attr_i < lacks);
-    source set: images with the opposite. Both ranked by the distance of the remaining attributes to
-    the query (L2, or Hamming on signs for binary attributes; NaN query entries are ignored).
+    source set: images with the opposite. Both ranked by the distance of the attributes to the query
+    (L2, or Hamming on signs; NaN query entries are ignored): rank="other" leaves the edited
+    attributes out of the distance, rank="all" uses every attribute (as chainer-dfi and the official
+    code do; with Hamming distance the edited ones add the same amount to every candidate of a set).
 
     attrs: [N, A]; query: [A]. same: an attribute index (e.g. Male) whose sign must match the query's.
     exclude: a dataset index never chosen (the input itself). Fewer than k qualifying images raise
@@ -39,6 +41,8 @@ def select_neighbours(attrs: np.ndarray, query: np.ndarray, edit: Sequence[tuple
         raise ValueError(f"attrs must be [N, A] and query [A], got {attrs.shape} and {query.shape}")
     if metric not in ("l2", "hamming"):
         raise ValueError(f"metric must be 'l2' or 'hamming', got {metric!r}")
+    if rank not in ("other", "all"):
+        raise ValueError(f"rank must be 'other' or 'all', got {rank!r}")
     want = np.ones(len(attrs), bool)
     oppo = np.ones(len(attrs), bool)
     for i, sign in edit:
@@ -54,7 +58,8 @@ def select_neighbours(attrs: np.ndarray, query: np.ndarray, edit: Sequence[tuple
     if exclude is not None:
         want[exclude] = oppo[exclude] = False
     rest = np.ones(attrs.shape[1], bool)
-    rest[[i for i, _ in edit]] = False
+    if rank == "other":
+        rest[[i for i, _ in edit]] = False
     rest &= ~np.isnan(query)
     if metric == "l2":
         dist = np.sqrt(np.sum((attrs[:, rest] - query[rest]) ** 2, axis=1))

@@ -7,10 +7,12 @@ import jax
 import jax.numpy as jnp
 
 
-def match_color(img: jax.Array, ref: jax.Array, eps: float = 1e-6) -> jax.Array:
-    """Per-channel mean/std colour match of img to ref ([H, W, 3]), as chainer-dfi does."""
-    mu, sd = img.mean((0, 1)), img.std((0, 1))
-    rmu, rsd = ref.mean((0, 1)), ref.std((0, 1))
+def match_color(img: jax.Array, ref: jax.Array, eps: float = 1e-6, per_channel: bool = True) -> jax.Array:
+    """Mean/std colour match of img to ref ([H, W, 3]): per channel (chainer-dfi), or one mean and std
+    over all pixels and channels (per_channel=False, the official DFI code's color_match)."""
+    axes = (0, 1) if per_channel else (0, 1, 2)
+    mu, sd = img.mean(axes), img.std(axes)
+    rmu, rsd = ref.mean(axes), ref.std(axes)
     return (img - mu) / (sd + eps) * rsd + rmu
 
 

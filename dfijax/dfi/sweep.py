@@ -29,8 +29,19 @@ Progress = Callable[[str, int, int, dict], None]
 
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
-    """Everything that decides a sweep's result. tv=None: DFI's 1e-3 with pretrained weights, 1e-6
-    with the random net (whose activations are ~100x smaller)."""
+    """Everything that decides a sweep's result (`presets` holds the references' settings).
+
+    Objective: Σ_taps d(φ(z), φ(x) + α·w) + tv · TV(z), d = ½‖·‖² (reduction "sum") or the mean of
+    squares ("mean"); tv_form see invert.FeatureLoss; tv=None: 1e-3 with pretrained weights, 1e-6
+    with the random net (whose activations are ~100x smaller).
+    Solve: L-BFGS, `history` pairs, no line search; bounds "none", "lbfgsb" (true L-BFGS-B, jaxopt)
+    or "project" (clip to [0, 1] after each step); init "input" or "noise" (chainer-dfi's uniform ±10/255
+    around the Caffe mean colour); alpha_mode "parallel" (every alpha in one call) or "warm" (alphas in
+    order, each later one from the previous result with half the iterations, as the official demo).
+    Neighbours: metric "auto" (Hamming for binary datasets, else L2), "hamming" or "l2"; rank "other"
+    or "all" attributes; include_input lets the input be its own neighbour (chainer-dfi does).
+    Post-processing: color_match "none", "channel" (per-channel mean/std) or "global" (official).
+    """
 
     edits: tuple[str, ...] = ("Smiling+",)
     alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -42,7 +53,16 @@ class SweepConfig:
     size: int = 64
     iters: int = 100
     tv: float | None = None
-    color_match: bool = False
+    tv_form: str = "beta"
+    reduction: str = "sum"
+    bounds: str = "none"
+    history: int = 10
+    init: str = "input"
+    alpha_mode: str = "parallel"
+    metric: str = "auto"
+    rank: str = "other"
+    include_input: bool = False
+    color_match: str = "none"
     residual: bool = False
     dtype: str = "float32"
     shard: bool = True
@@ -66,10 +86,28 @@ class SweepConfig:
             raise ValueError("k and iters must be positive")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+        for name, allowed in (("tv_form", inv.TV_FORMS), ("reduction", ("sum", "mean")),
+                              ("bounds", ("none", "lbfgsb", "project")), ("init", ("input", "noise")),
+                              ("alpha_mode", ("parallel", "warm")), ("metric", ("auto", "hamming", "l2")),
+                              ("rank", ("other", "all")), ("color_match", ("none", "channel", "global"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.history < 1:
+            raise ValueError(f"history must be >= 1, got {self.history}")
         vectors.uses_normalized_features(self.scaling)  # validates the name
 
     def tv_weight(self, pretrained: bool) -> float:
         return self.tv if self.tv is not None else (1e-3 if pretrained else 1e-6)
+
+    def feature_loss(self, pretrained: bool) -> inv.FeatureLoss:
+        model = VGG19(dtype=jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32)
+        return inv.FeatureLoss(model=model, taps=self.taps, reduction=self.reduction,
+                               tv_weight=self.tv_weight(pretrained), tv=self.tv_form)
+
+    def solver(self, iters: int | None = None) -> inv.SolverConfig:
+        return inv.SolverConfig(maxiter=iters or self.iters, history_size=self.history,
+                                backend="optax" if self.bounds == "project" else "jaxopt",
+                                bounds=None if self.bounds == "none" else (0.0, 1.0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,17 +190,16 @@ def run_sweep(config: SweepConfig, data: FaceDataset, weights: VGGWeights, input
     gender = data.attr_index(data.gender) if (config.same_gender and data.gender) else None
     rows = [(i, e) for i in range(len(inputs.images)) for e in range(len(edit_specs))]
     warnings, sets = [], []
+    metric = ("hamming" if data.binary else "l2") if config.metric == "auto" else config.metric
     for i, e in rows:
-        n = nb.select_neighbours(data.attrs, inputs.queries[i], edit_specs[e], config.k,
-                                 metric="hamming" if data.binary else "l2", same=gender, exclude=inputs.excludes[i],
-                                 allow_fewer=config.allow_fewer)
+        n = nb.select_neighbours(data.attrs, inputs.queries[i], edit_specs[e], config.k, metric=metric, same=gender,
+                                 exclude=None if config.include_input else inputs.excludes[i],
+                                 allow_fewer=config.allow_fewer, rank=config.rank)
         if min(len(n.target), len(n.source)) < config.k:
             warnings.append(f"only {len(n.target)} target / {len(n.source)} source neighbours (K = {config.k})")
         sets.append(n)
 
-    tv = config.tv_weight(weights.pretrained)
-    model = VGG19(dtype=jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32)
-    loss = inv.FeatureLoss(model=model, taps=config.taps, tv_weight=tv)
+    loss = config.feature_loss(weights.pretrained)
     root = pathlib.Path(cache_root) if cache_root is not None else None
     vec_cache = root / "attrvec" if root else None
     fcache = (features.feature_cache_dir(root / "features", loss, weights.meta, data, config.size)
@@ -190,17 +227,15 @@ def run_sweep(config: SweepConfig, data: FaceDataset, weights: VGGWeights, input
     run_alphas = ([0.0] if config.residual else []) + alphas
     x = jnp.asarray(inputs.images[[i for i, _ in rows]], jnp.float32)
     t0 = time.perf_counter()
-    edited, result = vectors.edit(
-        loss, weights.variables, x, w, run_alphas, inv.SolverConfig(maxiter=config.iters, bounds=None),
-        config.scaling, check_every=5, shard=config.shard and jax.local_device_count() > 1,
-        progress=lambda k, losses: progress("solve", k, config.iters, {"loss": float(jnp.mean(losses))}))
-    edited.block_until_ready()
+    edited, final_loss = solve_alphas(config, loss, weights.variables, x, w, run_alphas, progress)
     t_edit = time.perf_counter() - t0
     if config.residual:
         recon, edited = edited[:, :1], edited[:, 1:]
         edited = postprocess.subtract_residual(edited, recon, x[:, None])
-    if config.color_match:
-        edited = jax.vmap(lambda e, r: jax.vmap(lambda z: postprocess.match_color(z, r))(e))(edited, x)
+    if config.color_match != "none":
+        per_channel = config.color_match == "channel"
+        edited = jax.vmap(lambda e, r: jax.vmap(lambda z: postprocess.match_color(z, r, per_channel=per_channel))(e))(
+            edited, x)
     if mask is not None:
         edited = postprocess.mask_blend(edited, x[:, None], jnp.asarray(mask))
     edited = np.clip(np.asarray(edited), 0, 1)
@@ -217,10 +252,48 @@ def run_sweep(config: SweepConfig, data: FaceDataset, weights: VGGWeights, input
     edit_of_row = np.array([e for _, e in rows])
     per_alpha = _metrics(pix, feat, score, alphas, slice(None))
     per_edit = {name: _metrics(pix, feat, score, alphas, edit_of_row == e) for e, name in enumerate(config.edits)}
-    return SweepResult(config, edited, np.asarray(x), rows, inputs.labels, sets, np.asarray(result.final_loss),
-                       per_alpha, per_edit, probe_info, tv, cached,
+    return SweepResult(config, edited, np.asarray(x), rows, inputs.labels, sets, final_loss,
+                       per_alpha, per_edit, probe_info, loss.tv_weight, cached,
                        {"neighbour_features": t_features, "edit_including_compile": t_edit,
                         "total": time.perf_counter() - t_start}, warnings)
+
+
+def initial_images(config: SweepConfig, images: jax.Array) -> jax.Array:
+    """Where the solve starts, [B, H, W, 3]: the inputs, or chainer-dfi's noise: uniform ±10 (0-255
+    scale) around the Caffe mean colour (RGB 124, 117, 104), seeded by config.seed."""
+    if config.init == "input":
+        return images
+    noise = jax.random.uniform(jax.random.key(config.seed), images.shape, jnp.float32, -10.0, 10.0)
+    return (jnp.array([124.0, 117.0, 104.0]) + noise) / 255.0
+
+
+def solve_alphas(config: SweepConfig, loss: inv.FeatureLoss, variables, x: jax.Array, w, alphas: Sequence[float],
+                 progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+    """Invert φ(x) + α·w for B rows × A alphas. "parallel": one engine call for all; "warm": one call
+    per alpha over all rows, each later alpha starting from the previous one's result with half the
+    iterations. Returns ([B, A, H, W, 3] images, [B, A] final losses)."""
+    shard = config.shard and jax.local_device_count() > 1
+    x0 = initial_images(config, x)
+    if config.alpha_mode == "parallel":
+        def report(k, losses):
+            progress("solve", k, config.iters, {"loss": float(jnp.mean(losses))})
+
+        out, r = vectors.edit(loss, variables, x, w, alphas, config.solver(), config.scaling, x0=x0,
+                              check_every=5, shard=shard, progress=report)
+        return np.asarray(out), np.asarray(r.final_loss).reshape(len(x), len(alphas))
+    iters = [config.iters] + [max(1, config.iters // 2)] * (len(alphas) - 1)
+    total, done, outs, finals = sum(iters), 0, [], []
+    for a, n in zip(alphas, iters):
+        def report(k, losses, done=done):
+            progress("solve", done + k, total, {"loss": float(jnp.mean(losses)), "alpha": a})
+
+        out, r = vectors.edit(loss, variables, x, w, [a], config.solver(n), config.scaling, x0=x0,
+                              check_every=5, shard=shard, progress=report)
+        x0 = out[:, 0]
+        done += n
+        outs.append(np.asarray(out[:, 0]))
+        finals.append(np.asarray(r.final_loss))
+    return np.stack(outs, 1), np.stack(finals, 1)
 
 
 def _probe_scores(config, data, edit_specs, rows, x, flat, b, a, root, progress):
