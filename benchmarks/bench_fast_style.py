@@ -26,7 +26,7 @@ import dfijax  # noqa: F401
 import jax
 import jax.numpy as jnp
 
-from dfijax import fast_style as fs
+from dfijax.style import fast as fs
 
 
 def bench_jax(size: int, batch: int, batches: int, reps: int, dtype) -> dict:

@@ -14,9 +14,10 @@ class ImageError(ValueError):
     """An image that cannot be used; the message names the file and the problem."""
 
 
-def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None) -> np.ndarray:
+def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None, fit: str = "crop") -> np.ndarray:
     """Read an image as [H, W, 3] float32 in [0, 1]. Greyscale, palette and RGBA (composited on white)
-    become RGB. size: an int resizes the short side, (H, W) resizes exactly."""
+    become RGB. Never stretches: size an int resizes the short side (aspect kept); (H, W) first
+    centre-crops (fit="crop") or pads with edge pixels (fit="pad") to H:W, then resizes."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise ImageError(f"image {path} not found")
@@ -32,11 +33,30 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageError(f"cannot read {path} as an image ({type(e).__name__}); is the file corrupt or not an image?") from None
     if size is not None:
+        if not isinstance(size, int):
+            im = Image.fromarray(fit_aspect(np.asarray(im), size[0] / size[1], fit))
         im = resize(im, size)
     return np.asarray(im, np.float32) / 255.0
 
 
+def fit_aspect(x: np.ndarray, aspect: float, fit: str = "crop") -> np.ndarray:
+    """[H, W, C] -> the centred H':W' = aspect (height / width) part (fit="crop"), or x padded with its
+    edge pixels to that aspect (fit="pad"); never stretched."""
+    if fit not in ("crop", "pad"):
+        raise ValueError(f"fit must be 'crop' or 'pad', got {fit!r}")
+    h, w = x.shape[:2]
+    if fit == "crop":
+        ch, cw = (h, max(1, round(h / aspect))) if w / h > 1 / aspect else (max(1, round(w * aspect)), w)
+        top, left = (h - ch) // 2, (w - cw) // 2
+        return x[top:top + ch, left:left + cw]
+    ph, pw = (max(h, round(w * aspect)), w) if h / w < aspect else (h, max(w, round(h / aspect)))
+    top, left = (ph - h) // 2, (pw - w) // 2
+    pads = ((top, ph - h - top), (left, pw - w - left)) + ((0, 0),) * (x.ndim - 2)
+    return np.pad(x, pads, mode="edge")
+
+
 def resize(im: Image.Image, size: int | tuple[int, int]) -> Image.Image:
+    """Short side to `size` (int, aspect kept) or exactly (H, W)."""
     if isinstance(size, int):
         w, h = im.size
         s = size / min(w, h)

@@ -39,10 +39,12 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--out", help="output folder (default runs/stylize/<time>)")
     args = p.parse_args(argv)
-    from dfijax import fast_style as fs
+    if err := common.out_error(args.out):
+        return common.fail(err)
+    from dfijax.style import fast as fs
     from dfijax import images as im
 
-    from dfijax import video as vid
+    from dfijax.style import video as vid
 
     common.setup()
     try:

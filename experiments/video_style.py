@@ -23,7 +23,7 @@ report.html and results.json. Rerunning with the same --out resumes after the la
 temporal loss from pass 8), 350 px short side. Explicit flags override the preset.
 
 --temporal-weight auto is Ruder's 1e3 (multi-pass: 5e2) with pretrained weights: our temporal loss
-is theirs, the size-averaged MSE on 0-255 pixels (see dfijax.video.TemporalLoss). With the seeded
+is theirs, the size-averaged MSE on 0-255 pixels (see dfijax.style.video.TemporalLoss). With the seeded
 random VGG-19, whose style losses are ~1e8 smaller, 1e3 freezes the warped frame; auto is then
 1e-6 (multi-pass 5e-7), set on the embedded clips (flicker /100 and more at a style objective
 within ~1.7x of per-frame stylisation).
@@ -117,10 +117,12 @@ def write_report(out: pathlib.Path, res: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    if err := common.out_error(args.out):
+        return common.fail(err)
     from dfijax import images as im
     from dfijax import invert as inv
     from dfijax import style
-    from dfijax import video as vid
+    from dfijax.style import video as vid
     from dfijax.vgg import VGG19
 
     device = common.setup()
@@ -232,7 +234,7 @@ def main(argv=None) -> int:
         "weights_pretrained": weights.pretrained, "temporal_weight": tw, "offsets": list(offsets),
         "multipass": ({**dataclasses.asdict(multi), "config": None, "pass_iters": args.pass_iters}
                       if multi is not None else None),
-        "video": args.video or f"embedded procedural clip ({args.clip}, dfijax.video)",
+        "video": args.video or f"embedded procedural clip ({args.clip}, dfijax.style.video)",
         "style": args.style or ["embedded procedural painting (dfijax.images.synthetic_painting, seed 3)"],
         "n_frames": n, "frame_size": [h, w], "resumed_after_frames": len(done),
         "reliable_fraction": [float(p.mask.mean()) for p in consecutive],

@@ -56,7 +56,7 @@ def test_torch_and_jax_fast_style_nets_have_the_same_size():
     import jax.numpy as jnp
 
     from benchmarks.bench_fast_style import torch_net
-    from dfijax.fast_style import TransformNet
+    from dfijax.style.fast import TransformNet
 
     params = TransformNet().init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
     n_jax = sum(x.size for x in jax.tree.leaves(params))

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from dfijax import color
+from dfijax.style import color
 
 
 def _pair(seed=0):

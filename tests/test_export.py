@@ -14,7 +14,7 @@ import pytest
 from flax.training import train_state
 
 from dfijax import export as E
-from dfijax import fast_style as fs
+from dfijax.style import fast as fs
 from dfijax import invert as inv
 from dfijax.dfi import probe as pr
 from dfijax.dtn import train as dt

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dfijax import fast_style as fs
+from dfijax.style import fast as fs
 from dfijax.images import synthetic_painting, synthetic_scene
 
 NET = fs.TransformNet(width=8, blocks=2)

@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dfijax import color, losses, style
+from dfijax import losses, style
+from dfijax.style import color
 from dfijax import invert as I
 from dfijax.vgg import VGG19
 from tests.conftest import smooth_images
@@ -121,3 +122,108 @@ def test_colour_histogram_matching_matches_mean_and_covariance(mode):
     np.testing.assert_allclose(np.cov(o.T), np.cov(t.T), atol=2e-4)
     with pytest.raises(ValueError, match="mode must be"):
         color.match_color_histogram(src, tgt, "lab")
+
+
+def test_neural_style_loss_equals_hand_computed_numpy(random_vgg):
+    """jcjohnson/neural-style: 5·mean((F−P)²) + Σ_l 100·mean((FᵀF/(C·h·w) − SᵀS/(C·h'·w'))²)
+    + 1e-3·½·Σ(Δx² + Δy²) on 0-255, max pooling, content relu4_2, style relu1_1…relu5_1."""
+    loss = style.style_loss_preset("neural-style")
+    assert (loss.normalize, loss.model.pooling, loss.content_weight, loss.tv_weight) == ("neural-style", "max", 5.0, 1e-3)
+    assert loss.weights == (100.0,) * 5 and loss.content_layers == ("relu4_2",)
+    assert loss.style_layers == style.GATYS_STYLE_LAYERS
+    c = smooth_images(1, 32, 40, seed=7)[0]
+    s = smooth_images(1, 36, 32, seed=8)[0]
+    x = np.clip(c + 0.1 * np.random.default_rng(0).standard_normal(c.shape), 0, 1).astype(np.float32)
+    t = style.style_targets(loss, random_vgg.variables, c[None], [s])
+    value = float(loss(jnp.asarray(x), random_vgg.variables, {k: v[0] for k, v in t.items()}))
+
+    taps = loss.taps
+    feats = lambda im: {k: np.asarray(v[0], np.float64)
+                        for k, v in VGG19(pooling="max").apply(random_vgg.variables, jnp.asarray(im)[None], taps=taps).items()}
+    fx, fc, fs = feats(x), feats(c), feats(s)
+
+    def gram(f):
+        h, w, ch = f.shape
+        m = f.reshape(h * w, ch)
+        return m.T @ m / (ch * h * w)
+
+    content = np.mean((fx["relu4_2"] - fc["relu4_2"]) ** 2)
+    style_term = sum(100.0 * np.mean((gram(fx[l]) - gram(fs[l])) ** 2) for l in style.GATYS_STYLE_LAYERS)
+    d = x.astype(np.float64) * 255
+    tv = 0.5 * (np.sum((d[:-1, 1:] - d[:-1, :-1]) ** 2) + np.sum((d[1:, :-1] - d[:-1, :-1]) ** 2))
+    expect = 5.0 * content + style_term + 1e-3 * tv
+    assert style_term > 0 and tv > 0 and content > 0
+    np.testing.assert_allclose(value, expect, rtol=1e-4)
+    # the Gatys convention on the same problem differs (Gram / (h·w), weights 1e3/n², no TV)
+    gatys = style.style_loss_preset("gatys")
+    assert gatys.model.pooling == "avg" and gatys.weights == style.StyleLoss().weights and gatys.tv_weight == 0
+    with pytest.raises(ValueError, match="unknown normalize"):
+        style.StyleLoss(normalize="johnson")
+    with pytest.raises(ValueError, match="unknown style loss preset"):
+        style.style_loss_preset("paper")
+
+
+def test_coarse_to_fine_second_stage_starts_from_upsampled_first(random_vgg):
+    """Two stages (32 then 48 px short side) on a 3:4 content: aspect kept, the last stage's shape,
+    and stage 2 starts exactly at the upsampled stage-1 result, which beats starting from the content."""
+    c = smooth_images(1, 60, 80, seed=9)  # 3:4, any resolution
+    s = smooth_images(1, 50, 50, seed=10)[0][:, ::-1] ** 0.5
+    loss = dataclass_replace(SMALL, content_weight=1e-2)
+    r = style.coarse_to_fine(loss, random_vgg.variables, c, [s], sizes=(32, 48), iters=(12, 3))
+    assert r.shapes == ((32, 43), (48, 64)) and len(r.stages) == 2 and r.index == [(0, 0, 0)]
+    chex.assert_shape(r.stages[0].images, (1, 32, 43, 3))
+    chex.assert_shape(r.images, (1, 48, 64, 3))
+    t = {k: v[0] for k, v in r.targets.items()}
+    chex.assert_shape(t["content/relu2_1"], (24, 32, 128))
+    up = style.upsample(r.stages[0].images, (48, 64))[0]
+    start = float(r.stages[1].loss_history[0, 0])
+    np.testing.assert_allclose(start, float(loss(up, random_vgg.variables, t)), rtol=1e-5)
+    from_content = float(loss(style.resize_images(c[0], (48, 64)), random_vgg.variables, t))
+    assert start < 0.5 * from_content
+    assert float(r.stages[1].final_loss[0]) <= start
+    with pytest.raises(ValueError, match="one iteration count per stage"):
+        style.coarse_to_fine(loss, random_vgg.variables, c, [s], sizes=(32, 48), iters=(3,))
+
+
+def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
+    """Presets resolve with explicit flags overriding; contents keep their aspect (two shapes -> two
+    batched calls) and results.json records the resolved config."""
+    import json
+
+    from PIL import Image
+
+    from dfijax.images import save_image, synthetic_scene
+    from experiments import style_transfer as st
+    from tests.conftest import isolate
+
+    paper = st.resolve(st.parse(["--preset", "paper"]))
+    assert paper["stages"] == [(512, 500), (800, 200)] and paper["history_size"] == 100
+    assert paper["loss"] == style.StyleLoss() and paper["init"] == "content"
+    ns = st.resolve(st.parse(["--preset", "neural-style", "--tv", "0", "--iters", "50"]))
+    assert ns["stages"] == [(512, 50)] and ns["init"] == "noise"
+    assert (ns["loss"].normalize, ns["loss"].content_weight, ns["loss"].tv_weight, ns["loss"].model.pooling) == \
+        ("neural-style", 5.0, 0.0, "max")
+    assert st.resolve(st.parse([]))["stages"] == [(96, 100)]
+    with pytest.raises(ValueError, match="--stages or --size"):
+        st.resolve(st.parse(["--stages", "32:2", "--size", "40"]))
+    with pytest.raises(ValueError, match="must look like"):
+        st.resolve(st.parse(["--stages", "32x2"]))
+
+    isolate(monkeypatch, tmp_path)
+    save_image(tmp_path / "wide.png", synthetic_scene(40, 60, seed=1))
+    save_image(tmp_path / "square.png", synthetic_scene(50, 50, seed=2))
+    out = tmp_path / "o"
+    assert st.main(["--content", str(tmp_path / "wide.png"), str(tmp_path / "square.png"), "--stages", "32:3",
+                    "--normalize", "neural-style", "--out", str(out)]) == 0
+    assert np.asarray(Image.open(out / "content0_painting_x1.png")).shape == (32, 48, 3)
+    assert np.asarray(Image.open(out / "content1_painting_x1.png")).shape == (32, 32, 3)
+    res = json.loads((out / "results.json").read_text())
+    cfg = res["config"]
+    assert cfg["preset"] == "quick" and cfg["stages"] == [[32, 3]] and cfg["init"] == "content"
+    assert cfg["loss"]["normalize"] == "neural-style" and cfg["loss"]["style_weights"] == [100.0] * 5
+    assert cfg["loss"]["content_weight"] == 5.0 and cfg["loss"]["pooling"] == "max"
+    assert [g["stage_shapes"] for g in cfg["aspect_groups"]] == [[[32, 48]], [[32, 32]]]
+    assert [r["shape"] for r in res["results"]] == [[32, 48], [32, 32]]
+    for r in res["results"]:
+        assert r["final_loss"] < r["initial_loss"]
+    assert np.asarray(Image.open(out / "grid.png")).shape[0] > 32  # cells of both shapes in one grid

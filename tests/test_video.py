@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dfijax import video as vid
+from dfijax.style import video as vid
 from dfijax.invert import SolverConfig
 from tests.conftest import isolate as _isolated
 
