@@ -1,17 +1,26 @@
 """Domain Transfer Network, faces setting (Taigman et al. 2016, section 5.2): face photos -> cartoon
 faces with f = frozen VGG-19 features (the paper's f is the DeepFace network).
 
-    python -m experiments.train_dtn_faces                   # offline, CPU: 32 px, a few minutes
-    python -m experiments.train_dtn_faces --data celeba --data-dir ~/data/celeba --out runs/dtn_faces/celeba
-                                                            # GPU defaults: 64 px, width 64, batch 64
+    python -m experiments.train_dtn_faces                   # --nets small: offline, CPU, 32 px, minutes
+    python -m experiments.train_dtn_faces --nets paper --data celeba --data-dir ~/data/celeba \
+        --out runs/dtn_faces/celeba                         # the paper's networks (a GPU run)
+
+Networks (--nets, a named preset; explicit flags override its values, and results.json records the
+preset, the overridden flags and the resolved settings):
+  paper  the paper's faces networks (dfijax.dtn.model.PaperGenerator / PaperDiscriminator): g from f's
+         features to 64×64 in 5 upscaling blocks with 1×1 convolutions (9 layers), D of 6 stride-2
+         blocks on 152×152 (its inputs bilinearly scaled up from 64×64), batch norm, width 64; run
+         settings 64 px, 20000 iterations, batch 64, lr 2e-4, 20000 source and target images.
+  small  the light CPU networks (GroupNorm, Generator / Discriminator of base width 32 on 32×32):
+         600 iterations, batch 16, lr 1e-3, 2000 source and target images.
 
 Setting: L_G = L_GANG + α L_CONST + β L_TID + γ L_TV with the paper's faces weights α = 100, β = 1,
 γ = 0.05 (the `faces` preset; override with --alpha/--beta/--gamma), 3-class D. f(x): VGG-19 taps
 (--taps, default relu3_1,relu4_1), each average-pooled to a --grid × --grid map (default 2), flattened,
 concatenated and standardised with statistics of --calib source training images, fixed before
-training (dfijax.dtn.faces); f is never trained. g decodes f(x) to --size × --size (default 64 on
-a GPU, 32 on CPU); D sees the target domain at the same size (the paper's D saw 152×152 and its g
-made 64×64). With no converted VGG-19 weights (weights/), f is a seeded random VGG-19, NOT
+training (dfijax.dtn.faces); f is never trained. g decodes f(x) to --size × --size (64 for
+--nets paper, 32 for small); D sees the target domain at that size (scaled up to 152×152 inside the
+paper's D). With no converted VGG-19 weights (weights/), f is a seeded random VGG-19, NOT
 pretrained, and every output says so.
 
 Data: source (--data) "synthetic" (default, offline): dfijax.data.synthetic_faces, procedural
@@ -43,18 +52,30 @@ from tqdm import tqdm
 from experiments import common
 
 SHOW = 12
-CONFIG_KEYS = ("data", "data_dir", "n_train", "size", "taps", "grid", "calib", "width", "d_width", "weights", "seed")
+CONFIG_KEYS = ("data", "data_dir", "n_train", "size", "taps", "grid", "calib", "nets", "width", "d_width", "weights",
+               "seed")
+# --nets presets: the networks and the run settings that suit them (explicit flags override)
+NET_PRESETS = {
+    "paper": {"size": 64, "width": 64, "d_width": 64, "n_train": 20000, "n_target": 20000, "steps": 20000,
+              "batch": 64, "lr": 2e-4, "save_every": 1000},
+    "small": {"size": 32, "width": 32, "d_width": 32, "n_train": 2000, "n_target": 2000, "steps": 600,
+              "batch": 16, "lr": 1e-3, "save_every": 200},
+}
 
 
 def parse(argv):
-    gpu = jax.default_backend() != "cpu"
+    """Parsed flags with the --nets preset filled in where a flag was not given (args.overridden: the
+    preset's keys that were given explicitly)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nets", choices=sorted(NET_PRESETS), default="small",
+                   help="networks and run-size preset: paper (the paper's faces nets, 64 px g, 152 px D) or small "
+                        "(light CPU nets, 32 px); explicit flags override")
     p.add_argument("--data", choices=["synthetic", "celeba"], default="synthetic", help="source domain")
     p.add_argument("--data-dir", help="CelebA folder (list_attr_celeba.txt + img_align_celeba/), for --data celeba")
-    p.add_argument("--n-train", type=int, default=20000 if gpu else 2000, help="source training images")
+    p.add_argument("--n-train", type=int, help="source training images (preset: paper 20000, small 2000)")
     p.add_argument("--n-test", type=int, default=64, help="held-out source images (constancy measure)")
-    p.add_argument("--n-target", type=int, default=20000 if gpu else 2000, help="cartoon training images")
-    p.add_argument("--size", type=int, default=64 if gpu else 32, help="image size of g's output, D and the data")
+    p.add_argument("--n-target", type=int, help="cartoon training images (preset: paper 20000, small 2000)")
+    p.add_argument("--size", type=int, help="image size of g's output, D and the data (preset: paper 64, small 32)")
     p.add_argument("--taps", default="relu3_1,relu4_1", help="VGG-19 taps that make f")
     p.add_argument("--grid", type=int, default=2, help="each tap average-pooled to grid x grid")
     p.add_argument("--calib", type=int, default=256, help="source training images that fix f's standardisation")
@@ -65,18 +86,24 @@ def parse(argv):
     p.add_argument("--beta", type=float, help="L_TID weight (overrides the preset)")
     p.add_argument("--gamma", type=float, help="L_TV weight (overrides the preset)")
     p.add_argument("--const", choices=["mse", "cosine"], default="mse", help="distance for L_CONST")
-    p.add_argument("--steps", type=int, default=20000 if gpu else 600, help="iterations (one D + g-steps G steps)")
-    p.add_argument("--batch", type=int, default=64 if gpu else 16)
-    p.add_argument("--lr", type=float, default=2e-4 if gpu else 1e-3,
-                   help="Adam learning rate of g and D (b1 = 0.5); CPU default higher for its short run")
+    p.add_argument("--steps", type=int, help="iterations (one D + g-steps G steps; preset: paper 20000, small 600)")
+    p.add_argument("--batch", type=int, help="batch size (preset: paper 64, small 16)")
+    p.add_argument("--lr", type=float, help="Adam learning rate of g and D (b1 = 0.5; preset: paper 2e-4, small 1e-3, "
+                                            "higher for its short run)")
     p.add_argument("--g-steps", type=int, default=1, help="G steps per D step")
-    p.add_argument("--width", type=int, default=64 if gpu else 32, help="base width of g")
-    p.add_argument("--d-width", type=int, default=64 if gpu else 32, help="base width of D")
-    p.add_argument("--save-every", type=int, default=1000 if gpu else 200)
+    p.add_argument("--width", type=int, help="base width of g (preset: paper 64, small 32)")
+    p.add_argument("--d-width", type=int, help="base width of D (preset: paper 64, small 32)")
+    p.add_argument("--save-every", type=int, help="checkpoint period (preset: paper 1000, small 200)")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/dtn_faces/default", help="output and checkpoint folder (resumes)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    preset = NET_PRESETS[args.nets]
+    args.overridden = sorted(k for k in preset if getattr(args, k) is not None)
+    for k, v in preset.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    return args
 
 
 def check_args(args) -> None:
@@ -91,6 +118,8 @@ def check_args(args) -> None:
         raise ValueError(f"--lr must be a positive number, got {args.lr}")
     if args.size < 32 or args.size & (args.size - 1):
         raise ValueError(f"--size must be a power of two >= 32 (VGG-19 and g need it), got {args.size}")
+    if args.nets == "paper" and args.size != 64:
+        raise ValueError(f"--nets paper makes 64x64 images, got --size {args.size}; drop --size or use --nets small")
     if args.data == "celeba" and not args.data_dir:
         raise ValueError("--data celeba needs --data-dir (the folder with list_attr_celeba.txt and img_align_celeba/)")
 
@@ -128,6 +157,8 @@ def load_targets(args):
 
 def main(argv=None) -> int:
     args = parse(argv)
+    if err := common.out_error(args.out):
+        return common.fail(err)
     from dfijax import dtn as D
     from dfijax import images as im
     from dfijax.data import DataError
@@ -142,7 +173,7 @@ def main(argv=None) -> int:
         over = {k: getattr(args, k) for k in ("alpha", "beta", "gamma") if getattr(args, k) is not None}
         loss_w = weights_l.replace(const=args.const, **over)
         f = F.VGGFeatures(F.parse_taps(args.taps), args.grid)
-        dtn = F.make_faces_dtn(loss_w, f, args.size, width=args.width, d_width=args.d_width)
+        dtn = F.make_faces_dtn(loss_w, f, args.size, width=args.width, d_width=args.d_width, nets=args.nets)
         out = pathlib.Path(args.out).absolute()
         config = {k: getattr(args, k) for k in CONFIG_KEYS}
         old = out / "config.json"
@@ -163,8 +194,8 @@ def main(argv=None) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     common.write_json(out / "config.json", config)
-    print(f"device: {device}; {src_desc}; {tgt_desc}; {args.size}px; f: VGG-19 {','.join(f.taps)} pooled "
-          f"{args.grid}x{args.grid} ({f.feat_dim} features); output {out}", file=sys.stderr)
+    print(f"device: {device}; {args.nets} networks; {src_desc}; {tgt_desc}; {args.size}px; f: VGG-19 "
+          f"{','.join(f.taps)} pooled {args.grid}x{args.grid} ({f.feat_dim} features); output {out}", file=sys.stderr)
     seconds = {}
     t0 = time.perf_counter()
     calib = xs[np.random.default_rng([args.seed, 3]).choice(len(xs), min(args.calib, len(xs)), replace=False)]
@@ -176,7 +207,7 @@ def main(argv=None) -> int:
         return xs[r.integers(0, len(xs), args.batch)], xt[r.integers(0, len(xt), args.batch)]
 
     untrained = D.init_state(dtn, args.lr, args.seed)
-    before = F.constancy(dtn, f_params, untrained.g.params, xs_test, args.seed)
+    before = F.constancy(dtn, f_params, untrained.g.params, xs_test, args.seed, g_stats=untrained.g_stats)
     t0 = time.perf_counter()
     with tqdm(total=args.steps, desc="dtn_faces", unit="it", file=sys.stderr) as bar:
         def log(i, rec):
@@ -188,13 +219,13 @@ def main(argv=None) -> int:
                                    log=log)
         bar.update(args.steps - bar.n)
     seconds["train"] = time.perf_counter() - t0
-    after = F.constancy(dtn, f_params, state.g.params, xs_test, args.seed)
+    after = F.constancy(dtn, f_params, state.g.params, xs_test, args.seed, g_stats=state.g_stats)
 
     records = MetricsLog(out / "dtn" / "metrics.jsonl").records()
     common.plot_losses(out / "loss.png", records, keys=("d_loss", "gang", "const", "tid", "tv"))
     show = np.arange(min(SHOW, len(xs_test)))
-    g_src = D.translate(dtn, f_params, state.g.params, xs_test[show])
-    g_tgt = D.translate(dtn, f_params, state.g.params, xt_show)
+    g_src = D.translate(dtn, f_params, state.g.params, xs_test[show], g_stats=state.g_stats)
+    g_tgt = D.translate(dtn, f_params, state.g.params, xt_show, g_stats=state.g_stats)
     grid = im.make_grid([[im.upscale_nearest(x, 64) for x in row] for row in (xs_test[show], g_src, xt_show, g_tgt)])
     im.save_image(out / "samples.png", grid)
     tid_show = float(np.mean(np.square(g_tgt - xt_show)))
@@ -203,6 +234,9 @@ def main(argv=None) -> int:
     results = {
         "experiment": "train_dtn_faces", "device": device, "data": {"source": src_desc, "target": tgt_desc},
         "settings": vars(args),
+        "config": {"nets": args.nets, "preset": NET_PRESETS[args.nets], "overridden": args.overridden,
+                   "resolved": {k: getattr(args, k) for k in NET_PRESETS[args.nets]}},
+        "networks": networks_summary(dtn, state),
         "weights": {"description": vgg.description, "pretrained": vgg.pretrained},
         "f": {"kind": "frozen VGG-19 features", "taps": list(f.taps), "grid": f.grid, "feat_dim": f.feat_dim,
               "standardisation": f"per-feature mean and per-tap scale of {len(calib)} source training images"},
@@ -231,6 +265,20 @@ def main(argv=None) -> int:
     return 0
 
 
+def networks_summary(dtn, state) -> dict:
+    """g's and D's class, widths, normalisation, parameter and batch-statistic counts, and image sizes."""
+    from dfijax.dtn import uses_batch_stats
+
+    def count(tree):
+        return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
+
+    return {"g": type(dtn.g).__name__, "d": type(dtn.d).__name__, "g_width": dtn.g.width, "d_width": dtn.d.width,
+            "g_output_size": dtn.g.size, "d_input_size": getattr(dtn.d, "input_size", dtn.g.size),
+            "norm": "batch" if uses_batch_stats(dtn.g) else "group",
+            "g_params": count(state.g.params), "d_params": count(state.d.params),
+            "g_batch_stats": count(state.g_stats), "d_batch_stats": count(state.d_stats)}
+
+
 def write_report(path, r) -> None:
     esc = html.escape
     rows = "".join(
@@ -239,6 +287,7 @@ def write_report(path, r) -> None:
         for name, c in (("trained G", r["constancy"]), ("untrained g (initialisation)", r["constancy_untrained_g"])))
     c = r["constancy"]
     w = r["loss_weights"]
+    n = r["networks"]
     fm = r["final_metrics_mean_last_10pct"] or {}
     losses = ", ".join(f"{k} {fm[k]:.4g}" for k in ("d_loss", "g_loss", "gang", "const", "tid", "tv") if k in fm)
     note = "" if r["weights"]["pretrained"] else (
@@ -251,6 +300,9 @@ def write_report(path, r) -> None:
 <p>f: {esc(r['f']['kind'])} {esc(', '.join(r['f']['taps']))}, each pooled to {r['f']['grid']}×{r['f']['grid']}
 ({r['f']['feat_dim']} features, {esc(r['f']['standardisation'])}); weights: {esc(r['weights']['description'])}.</p>
 {note}
+<p>Networks ({esc(r['config']['nets'])}): g {esc(n['g'])} (width {n['g_width']}, {n['g_params']:,} parameters) to
+{n['g_output_size']}×{n['g_output_size']}; D {esc(n['d'])} (width {n['d_width']}, {n['d_params']:,} parameters) on
+{n['d_input_size']}×{n['d_input_size']}; {esc(n['norm'])} norm.</p>
 <p>L_G = L_GANG + {w['alpha']:g} L_CONST + {w['beta']:g} L_TID + {w['gamma']:g} L_TV (d = {esc(w['const'])},
 {w['d_classes']}-class D), {r['steps']} iterations. Mean of the last 10% of logged losses: {esc(losses)}.</p>
 <h2>Identity keeping (f-constancy) on {c['n']} held-out sources</h2>

@@ -112,6 +112,11 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
     assert res["weights"]["pretrained"] is False and "NOT pretrained" in res["weights"]["description"]
     assert res["loss_weights"] == {"alpha": 100.0, "beta": 1.0, "gamma": 0.05, "const": "mse", "d_classes": 3}
     assert res["steps"] == 3 and res["resumed_from"] == 0 and res["f"]["feat_dim"] == 512
+    assert res["config"]["nets"] == "small" and res["config"]["resolved"]["width"] == 8
+    assert res["config"]["overridden"] == ["batch", "d_width", "lr", "n_target", "n_train", "save_every", "size",
+                                           "steps", "width"]
+    assert res["config"]["preset"]["width"] == 32 and res["networks"]["g"] == "Generator"
+    assert res["networks"]["norm"] == "group" and res["networks"]["g_batch_stats"] == 0
     for k in ("d_loss", "g_loss", "gang", "const", "tid", "tv"):
         assert np.isfinite(res["final_metrics"][k]), k
     for part in ("constancy", "constancy_untrained_g"):
@@ -135,3 +140,115 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
         assert train_dtn_faces.main(TINY_RUN + args + ["--out", str(o)]) == 1, args
         err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
         assert len(err) == 1 and msg in err[0], (args, err)
+
+
+# --- the paper's faces networks (section 5.2) -----------------------------------------------------------
+# Hand count from the layer table in dfijax/dtn/model.py, width w = 64, F = 256 features. BN layers hold
+# a scale and a bias per channel (and a running mean and variance); convolutions before a BN have no bias.
+W, FEAT = 64, 256
+PAPER_G_TABLE = {  # layer: kernel shape (bias only on "out")
+    "up0": (4, 4, FEAT, 8 * W), "mix0": (1, 1, 8 * W, 8 * W),
+    "up1": (4, 4, 8 * W, 4 * W), "mix1": (1, 1, 4 * W, 4 * W),
+    "up2": (4, 4, 4 * W, 2 * W), "mix2": (1, 1, 2 * W, 2 * W),
+    "up3": (4, 4, 2 * W, W), "mix3": (1, 1, W, W),
+    "out": (4, 4, W, 3),
+}
+PAPER_D_TABLE = {"conv0": (4, 4, 3, W), "conv1": (4, 4, W, 2 * W), "conv2": (4, 4, 2 * W, 4 * W),
+                 "conv3": (4, 4, 4 * W, 8 * W), "conv4": (4, 4, 8 * W, 8 * W), "conv5": (4, 4, 8 * W, 8 * W),
+                 "logits": (3 * 3 * 8 * W, 3)}  # 152 -> 76 -> 38 -> 19 -> 10 -> 5 -> 3, then dense
+# g: 16·256·512 + 512² + 16·512·256 + 256² + 16·256·128 + 128² + 16·128·64 + 64² + (16·64·3 + 3) weights
+#    + 2·(512 + 512 + 256 + 256 + 128 + 128 + 64 + 64) BN scale/bias = 5 200 899 + 3 840
+PAPER_G_PARAMS = 5_204_739
+# D: 16·(3·64 + 64·128 + 128·256 + 256·512 + 2·512²) + (4608·3 + 3) + 2·(64 + 128 + 256 + 3·512) = 11 161 987
+PAPER_D_PARAMS = 11_161_987
+
+
+def _size(tree):
+    return sum(int(np.size(x)) for x in jax.tree.leaves(tree))
+
+
+def _tables_of(variables):
+    """({layer: kernel shape}, {layers with a bias}, {layers followed by a BN}) of a paper net's variables."""
+    p = variables["params"]
+    kernels = {k: tuple(v["kernel"].shape) for k, v in p.items() if "kernel" in v}
+    return kernels, {k for k in kernels if "bias" in p[k]}, {k[: -len("_bn")] for k in p if k.endswith("_bn")}
+
+
+def test_paper_nets_layer_table():
+    g, d = D.PaperGenerator(W), D.PaperDiscriminator(W, num_classes=3)
+    assert D.uses_batch_stats(g) and D.uses_batch_stats(d) and not D.uses_batch_stats(D.Generator())
+    key = jax.random.key(0, impl="rbg")
+    gv = jax.eval_shape(g.init, key, jnp.zeros((1, FEAT)))
+    dv = jax.eval_shape(d.init, key, jnp.zeros((1, 152, 152, 3)))
+    # 9 weight layers in g (5 upscaling + 4 1×1), 6 stride-2 convolutions + a dense layer in D; every
+    # hidden layer batch-normalised, biases only on the output layers
+    assert len(PAPER_G_TABLE) == 9 and len(PAPER_D_TABLE) == 7
+    assert _tables_of(gv) == (PAPER_G_TABLE, {"out"}, set(PAPER_G_TABLE) - {"out"})
+    assert _tables_of(dv) == (PAPER_D_TABLE, {"logits"}, set(PAPER_D_TABLE) - {"logits"})
+    assert _size(gv["params"]) == PAPER_G_PARAMS and _size(dv["params"]) == PAPER_D_PARAMS
+    assert _size(gv["batch_stats"]) == 2 * 1920 and _size(dv["batch_stats"]) == 2 * 1984  # mean + var
+    chex.assert_shape(jax.eval_shape(g.apply, gv, jnp.zeros((5, FEAT))), (5, 64, 64, 3))
+    chex.assert_shape(jax.eval_shape(d.apply, dv, jnp.zeros((5, 64, 64, 3))), (5, 3))  # scaled up inside
+    with pytest.raises(ValueError, match="64x64 RGB"):
+        jax.eval_shape(D.PaperGenerator(W, size=32).init, key, jnp.zeros((1, FEAT)))
+    with pytest.raises(ValueError, match="size 64 or the small"):
+        F.make_faces_dtn(f=TINY_F, size=32, nets="paper")
+    with pytest.raises(ValueError, match="unknown DTN networks"):
+        F.make_faces_dtn(f=TINY_F, size=32, nets="big")
+
+
+@pytest.mark.slow
+def test_paper_preset_one_training_step(random_vgg):
+    """The paper's nets at full width (g from a 256-D f to 64 px, D at 152 px) on a batch of 2: their
+    shapes, then one D step and one G step."""
+    f = F.VGGFeatures(("relu3_1",), grid=1)  # 256-D, the size of the paper's f
+    assert f.feat_dim == FEAT
+    xs = synthetic_faces(4, seed=5).images(range(4), 64)
+    xt = cartoon_faces(4, seed=5).images(range(4), 64)
+    f_params = F.make_f_params(f, random_vgg.variables, xs)
+    dtn = F.make_faces_dtn(D.preset("faces"), f, size=64, width=W, d_width=W, nets="paper")
+    assert (type(dtn.g), type(dtn.d), dtn.d.input_size) == (D.PaperGenerator, D.PaperDiscriminator, 152)
+    state = D.init_state(dtn, lr=1e-4, seed=0)
+    assert _size(state.g.params) == PAPER_G_PARAMS and _size(state.d.params) == PAPER_D_PARAMS
+    z = F.features(f, f_params, xs[:2])
+    chex.assert_shape(z, (2, FEAT))
+    img = dtn.g.apply({"params": state.g.params, "batch_stats": state.g_stats}, jnp.asarray(z))
+    chex.assert_shape(img, (2, 64, 64, 3))
+    assert 0.0 <= float(img.min()) and float(img.max()) <= 1.0 and float(img.std()) > 0
+    logits = dtn.d.apply({"params": state.d.params, "batch_stats": state.d_stats},
+                         jax.random.uniform(jax.random.key(2), (2, 152, 152, 3)))
+    chex.assert_shape(logits, (2, 3))
+    chex.assert_tree_all_finite(logits)
+
+    batch, rng = (jnp.asarray(xs[:2]), jnp.asarray(xt[:2])), jax.random.key(0)
+    s0 = jax.tree.map(np.array, state)
+    state, md = D.make_d_step(dtn)(state, batch, rng, f_params)
+    assert np.isfinite(float(md["d_loss"])) and float(md["d_loss"]) > 0 and float(md["d_finite"]) == 1.0
+    chex.assert_trees_all_close((state.g.params, state.g_stats), (s0.g.params, s0.g_stats))  # g left alone
+    for name in PAPER_D_TABLE:
+        assert not np.allclose(state.d.params[name]["kernel"], s0.d.params[name]["kernel"]), name
+    assert not np.allclose(state.d_stats["conv5_bn"]["var"], s0.d_stats["conv5_bn"]["var"])
+    s1 = jax.tree.map(np.array, state)
+    state, mg = D.make_g_step(dtn)(state, batch, rng, f_params)
+    for k in ("g_loss", "gang", "const", "tid", "tv"):
+        assert np.isfinite(float(mg[k])), k
+    assert float(mg["g_finite"]) == 1.0 and float(mg["const"]) > 0
+    chex.assert_trees_all_close((state.d.params, state.d_stats), (s1.d.params, s1.d_stats))  # D left alone
+    for name in PAPER_G_TABLE:
+        assert not np.allclose(state.g.params[name]["kernel"], s1.g.params[name]["kernel"]), name
+    assert not np.allclose(state.g_stats["mix0_bn"]["mean"], s1.g_stats["mix0_bn"]["mean"])
+    with pytest.raises(ValueError, match="pass g_stats"):  # eval mode needs g's running statistics
+        D.translate(dtn, f_params, state.g.params, xt[:3])
+
+
+def test_train_dtn_faces_net_presets_resolve():
+    from experiments import train_dtn_faces as E
+
+    a = E.parse(["--nets", "paper"])
+    assert (a.size, a.width, a.d_width, a.batch, a.lr, a.steps, a.overridden) == (64, 64, 64, 64, 2e-4, 20000, [])
+    a = E.parse(["--nets", "paper", "--steps", "5", "--batch", "2"])
+    assert (a.steps, a.batch, a.size, a.overridden) == (5, 2, 64, ["batch", "steps"])
+    a = E.parse([])
+    assert (a.nets, a.size, a.width, a.d_width, a.batch, a.lr, a.steps) == ("small", 32, 32, 32, 16, 1e-3, 600)
+    with pytest.raises(ValueError, match="--nets paper makes 64x64"):
+        E.check_args(E.parse(["--nets", "paper", "--size", "32"]))

@@ -15,6 +15,12 @@ optimised state). With no converted weights the VGG-19 is a seeded random net, N
 constancy then holds in a random-feature space, which says what the method does, not what a trained
 face network gives.
 
+`make_faces_dtn(nets=...)` picks g and D: "paper" (the paper's faces networks: g from f's features to
+64×64 in 5 upscaling blocks with 1×1 convolutions, D of 6 stride-2 blocks on 152×152, batch norm;
+`dfijax.dtn.model`) or "small" (light GroupNorm networks for CPU runs). With the paper's nets f
+still sees the 64×64 images (the paper's DeepFace saw 152×152) and g's input is f's size (256 in the
+paper; `VGGFeatures(("relu3_1",), grid=1)` is 256-D).
+
 `constancy` measures identity keeping on held-out sources: L_CONST and the cosine similarity of f(s)
 with f(G(s)), against f(s) with f(s') and with f(G(s')) for a random other source s', and the rate at
 which f(s) is closest to f(G(s)) among all the G(s') (retrieval, chance = 1 / n).
@@ -31,7 +37,7 @@ import numpy as np
 
 from dfijax import vgg as vgg_lib
 from dfijax.dtn import losses as L
-from dfijax.dtn.model import Discriminator, Generator, _levels
+from dfijax.dtn.model import PAPER_G_SIZE, Discriminator, Generator, PaperDiscriminator, PaperGenerator, _levels
 from dfijax.dtn.train import DTN, _padded_batches, translate
 
 
@@ -118,13 +124,27 @@ def features(f: VGGFeatures, f_params: Any, x: np.ndarray, batch: int = 64) -> n
     return _batched(lambda c: _features_jit(f, f_params, c), x, batch)
 
 
+NETS = ("paper", "small")
+
+
 def make_faces_dtn(weights: L.DTNWeights = L.PRESETS["faces"], f: VGGFeatures = VGGFeatures(), size: int = 64,
-                   width: int = 32, d_width: int = 32) -> DTN:
-    """A DTN for size × size RGB faces (g: f's features -> size × size; D on size × size targets)."""
+                   width: int = 32, d_width: int = 32, nets: str = "small") -> DTN:
+    """A DTN for size × size RGB faces (g: f's features -> size × size; D on size × size targets).
+
+    nets: "small" (the project's light GroupNorm nets, `Generator` and `Discriminator`, any power-of-two
+    size >= 32) or "paper" (the paper's faces nets, `PaperGenerator` to 64×64 and `PaperDiscriminator`
+    on 152×152 with batch norm; size must be 64, the paper's widths are width = d_width = 64)."""
+    if nets not in NETS:
+        raise ValueError(f"unknown DTN networks {nets!r}; choose from {', '.join(NETS)}")
     if width < 1 or d_width < 1:
         raise ValueError(f"widths must be positive, got {width}, {d_width}")
     f.check_size(size)
     _levels(size, "image")  # a power of two >= 32
+    if nets == "paper":
+        if size != PAPER_G_SIZE:
+            raise ValueError(f"the paper's networks make {PAPER_G_SIZE}x{PAPER_G_SIZE} images, got size {size}; "
+                             f"use size {PAPER_G_SIZE} or the small networks")
+        return DTN(f, PaperGenerator(width), PaperDiscriminator(d_width, weights.num_classes), weights)
     return DTN(f, Generator(width, 3, size), Discriminator(d_width, weights.num_classes), weights)
 
 
@@ -133,19 +153,19 @@ def _unit(a: np.ndarray) -> np.ndarray:
 
 
 def constancy(dtn: DTN, f_params: Any, g_params: Any, sources: np.ndarray, seed: int = 0,
-              batch: int = 64) -> dict[str, float]:
+              batch: int = 64, g_stats: Any = None) -> dict[str, float]:
     """Identity keeping on sources [N, S, S, 3] (N >= 2), in f's space:
 
     const_mse: mean (f(s) - f(G(s)))² (held-out L_CONST with d = MSE), const_mse_random_pair: the
     same between f(s) and f(s') for a random other source s' (a deranged pairing); cos_s_gs: mean
     cosine(f(s), f(G(s))), against cos_s_other_s (f(s), f(s')) and cos_s_other_gs (f(s), f(G(s')));
     retrieval_top1: how often G(s) is, of all the G(s'), the one whose f is closest (cosine) to f(s);
-    chance = 1 / N."""
+    chance = 1 / N. g_stats: g's running batch statistics when g has batch norm (`DTNState.g_stats`)."""
     n = len(sources)
     if n < 2:
         raise ValueError(f"need at least 2 sources, got {n}")
     f_s = features(dtn.f, f_params, sources, batch).astype(np.float64)
-    gs = translate(dtn, f_params, g_params, sources, batch)
+    gs = translate(dtn, f_params, g_params, sources, batch, g_stats)
     f_gs = features(dtn.f, f_params, gs, batch).astype(np.float64)
     r = np.random.default_rng(seed)
     order = r.permutation(n)

@@ -1,8 +1,9 @@
-"""The DTN's three networks (flax linen, used through pure `apply`), sized for 32×32 digits.
+"""The DTN's networks (flax linen, used through pure `apply`): small ones sized for 32×32 digits (and
+64×64 faces on CPU), and the paper's faces networks.
 
 Images everywhere are [B, 32, 32, 3] float32 RGB in [0, 1] (the project's convention); each network
-maps them to [-1, 1] first. Normalisation is GroupNorm instead of the paper's batch norm, so no
-network carries batch statistics: an output depends on its own input only, and train states are
+maps them to [-1, 1] first. In the small networks normalisation is GroupNorm instead of the paper's
+batch norm, so none carries batch statistics: an output depends on its own input only, and train states are
 just parameters and optimiser state.
 
 - `DigitClassifier`: three 3×3 stride-2 convolutions (w, 2w, 4w channels) and a dense tanh
@@ -19,6 +20,24 @@ just parameters and optimiser state.
   (G(source), G(target), real target), 2 for the ablation (G(anything), real target). Larger inputs
   (64×64) get one more stride-2 convolution.
 - f can also be a frozen VGG-19 (`dfijax.dtn.faces.VGGFeatures`), for the faces setting.
+
+The paper's faces networks (section 5.2; `PaperGenerator`, `PaperDiscriminator`) use batch
+normalisation as the paper does, so they carry batch statistics ("batch_stats", running averages
+with momentum 0.9) beside their parameters and take `train`: batch statistics (and updated running
+averages, with `mutable=["batch_stats"]`) when True, the running averages when False. Their layer
+table, with w the base width (64 in the paper preset), F the feature size, BN = batch norm (scale and
+bias per channel), convolutions before a BN carry no bias:
+
+    PaperGenerator g: [B, F] -> [B, 64, 64, 3] in [0, 1]; 5 upscaling blocks, 9 weight layers
+      block 1  4×4 transposed conv, VALID, on the 1×1 map  F -> 8w   4×4    BN, ReLU
+               1×1 conv                                    8w -> 8w  4×4    BN, ReLU
+      block 2  4×4 transposed conv, stride 2               8w -> 4w  8×8    BN, ReLU; 1×1 conv 4w, BN, ReLU
+      block 3  4×4 transposed conv, stride 2               4w -> 2w  16×16  BN, ReLU; 1×1 conv 2w, BN, ReLU
+      block 4  4×4 transposed conv, stride 2               2w -> w   32×32  BN, ReLU; 1×1 conv w, BN, ReLU
+      block 5  4×4 transposed conv, stride 2, with bias    w -> 3    64×64  sigmoid
+    PaperDiscriminator D: [B, S, S, 3] in [0, 1], bilinearly resized to 152×152 -> [B, num_classes]
+      6 blocks of 4×4 conv stride 2 (SAME) + BN + leaky ReLU 0.2, widths w, 2w, 4w, 8w, 8w, 8w:
+      152 -> 76 -> 38 -> 19 -> 10 -> 5 -> 3; then a dense layer on the 3×3×8w map -> num_classes.
 """
 
 from __future__ import annotations
@@ -123,3 +142,62 @@ class Discriminator(nn.Module):
                 h = _gn(self.width * mult, f"norm{i}")(h)
             h = nn.leaky_relu(h, 0.2)
         return nn.Dense(self.num_classes, name="logits")(h.reshape(h.shape[0], -1))
+
+
+# --- the paper's faces networks (Taigman et al. 2016, section 5.2) ---------------------------------------
+
+PAPER_G_SIZE = 64
+PAPER_D_SIZE = 152
+BN_MOMENTUM = 0.9
+
+
+def _bn(train: bool, name: str) -> nn.BatchNorm:
+    return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, name=name)
+
+
+class PaperGenerator(nn.Module):
+    """The paper's faces g: [B, F] -> [B, 64, 64, 3] in [0, 1] (see the module docstring's table)."""
+
+    width: int = 64
+    size: int = PAPER_G_SIZE
+    out_channels: int = 3
+    uses_batch_stats = True  # a class constant, not a field: the training steps carry "batch_stats"
+
+    @nn.compact
+    def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
+        if self.size != PAPER_G_SIZE or self.out_channels != 3:
+            raise ValueError(f"the paper's g makes {PAPER_G_SIZE}x{PAPER_G_SIZE} RGB images, got size "
+                             f"{self.size} with {self.out_channels} channels; use Generator for other sizes")
+        h = z.reshape(z.shape[0], 1, 1, -1)
+        for i, mult in enumerate((8, 4, 2, 1)):
+            c = self.width * mult
+            if i == 0:
+                h = nn.ConvTranspose(c, (4, 4), padding="VALID", use_bias=False, name="up0")(h)  # 1×1 -> 4×4
+            else:
+                h = nn.ConvTranspose(c, (4, 4), strides=(2, 2), padding="SAME", use_bias=False, name=f"up{i}")(h)
+            h = nn.relu(_bn(train, f"up{i}_bn")(h))
+            h = nn.Conv(c, (1, 1), use_bias=False, name=f"mix{i}")(h)
+            h = nn.relu(_bn(train, f"mix{i}_bn")(h))
+        h = nn.ConvTranspose(3, (4, 4), strides=(2, 2), padding="SAME", name="out")(h)
+        return nn.sigmoid(h)
+
+
+class PaperDiscriminator(nn.Module):
+    """The paper's faces D: [B, S, S, 3] in [0, 1] -> [B, num_classes] logits; any S, bilinearly
+    resized to input_size (152) first (see the module docstring's table)."""
+
+    width: int = 64
+    num_classes: int = 3
+    input_size: int = PAPER_D_SIZE
+    uses_batch_stats = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        b, h_in, w_in, c_in = x.shape
+        if (h_in, w_in) != (self.input_size, self.input_size):
+            x = jax.image.resize(x, (b, self.input_size, self.input_size, c_in), "bilinear")
+        h = x * 2.0 - 1.0
+        for i, mult in enumerate((1, 2, 4, 8, 8, 8)):
+            h = nn.Conv(self.width * mult, (4, 4), strides=(2, 2), padding="SAME", use_bias=False, name=f"conv{i}")(h)
+            h = nn.leaky_relu(_bn(train, f"conv{i}_bn")(h), 0.2)
+        return nn.Dense(self.num_classes, name="logits")(h.reshape(b, -1))

@@ -5,6 +5,13 @@ Images are [B, 32, 32, 3] float32 in [0, 1] (digits; [B, S, S, 3] with S = g.siz
 setting, where f is a frozen VGG-19, `dfijax.dtn.faces`); labels [B] int32 0-9. f's parameters are an argument
 of the steps, never part of the trained state, so no optimiser ever sees them (f stays frozen); G's
 objective still differentiates through f into G(s) for L_CONST.
+
+Networks with batch normalisation (the paper's faces nets, `uses_batch_stats`) keep their running
+statistics in `DTNState.g_stats` / `d_stats` ({} for the other nets), outside the optimiser. In
+training every network uses batch statistics: g on the source and target features together, D on
+[G(s); G(t); t] in its step and on [G(s); G(t)] in G's. Only g's step updates g's running averages and
+only D's step D's (a D step leaves g's state alone and a G step D's). `translate` uses g's running
+averages.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from flax.training import train_state
 
 from dfijax import training
 from dfijax.dtn import losses as L
-from dfijax.dtn.model import SIZE, DigitClassifier, Discriminator, Generator
+from dfijax.dtn.model import SIZE, DigitClassifier, Discriminator, Generator, PaperDiscriminator, PaperGenerator
 
 TrainState = train_state.TrainState
 Batch = tuple[jax.Array, jax.Array]
@@ -169,8 +176,8 @@ class DTN:
     S = g.size (32 for digits)."""
 
     f: Any
-    g: Generator
-    d: Discriminator
+    g: Generator | PaperGenerator
+    d: Discriminator | PaperDiscriminator
     weights: L.DTNWeights
 
     def __post_init__(self):
@@ -182,9 +189,30 @@ class DTN:
             return self.f.apply({"params": f_params}, x, method="features")
         return self.f.features(f_params, x)
 
-    def generate(self, f_params: Any, g_params: Any, x: jax.Array) -> jax.Array:
-        """G(x) = g(f(x)): [B, S, S, 3] in [0, 1] -> [B, S, S, 3] in [0, 1] (S = g.size)."""
-        return self.g.apply({"params": g_params}, self.features(f_params, x))
+    def generate(self, f_params: Any, g_params: Any, x: jax.Array, g_stats: Any = None) -> jax.Array:
+        """G(x) = g(f(x)): [B, S, S, 3] in [0, 1] -> [B, S, S, 3] in [0, 1] (S = g.size); g_stats:
+        g's running batch statistics (`DTNState.g_stats`), needed when g has batch norm."""
+        return apply_net(self.g, g_params, g_stats, self.features(f_params, x), train=False)[0]
+
+
+def uses_batch_stats(net: Any) -> bool:
+    """Whether a network has batch norm (and so "batch_stats" and a `train` argument)."""
+    return bool(getattr(net, "uses_batch_stats", False))
+
+
+def apply_net(net: Any, params: Any, stats: Any, x: jax.Array, train: bool) -> tuple[jax.Array, Any]:
+    """(net(x), its batch statistics afterwards): batch statistics and updated running averages when
+    train, the running averages otherwise; nets without batch norm ignore stats and train."""
+    if not uses_batch_stats(net):
+        return net.apply({"params": params}, x), stats
+    if not stats:
+        raise ValueError(f"{type(net).__name__} has batch norm: pass its running statistics (DTNState.g_stats "
+                         "or d_stats)")
+    variables = {"params": params, "batch_stats": stats}
+    if not train:
+        return net.apply(variables, x, train=False), stats
+    out, upd = net.apply(variables, x, train=True, mutable=["batch_stats"])
+    return out, upd["batch_stats"]
 
 
 def make_dtn(weights: L.DTNWeights = L.PRESETS["digits"], f: DigitClassifier = DigitClassifier(),
@@ -198,22 +226,28 @@ def make_dtn(weights: L.DTNWeights = L.PRESETS["digits"], f: DigitClassifier = D
 
 @flax.struct.dataclass
 class DTNState:
+    """g's and D's train states, and their batch-norm running statistics ({} for nets without)."""
+
     g: TrainState
     d: TrainState
+    g_stats: Any = flax.struct.field(default_factory=dict)
+    d_stats: Any = flax.struct.field(default_factory=dict)
 
 
 def init_state(dtn: DTN, lr: float = 3e-4, seed: int = 0, b1: float = 0.5) -> DTNState:
     """g and D initialised from the seed, each with its own Adam(lr, b1)."""
     if not lr > 0:
         raise ValueError(f"learning rate must be positive, got {lr}")
-    g_params, d_params = _init_params(dtn.g, dtn.d, dtn.f.feat_dim, seed)
+    g_vars, d_vars = _init_params(dtn.g, dtn.d, dtn.f.feat_dim, seed)
+    g_params, d_params = g_vars["params"], d_vars["params"]
     tx = _adam(float(lr), float(b1))
     zero = jnp.zeros((), jnp.int32)
     # apply_fn=None: a bound method compares by identity, so it would make equal networks' states
     # differ in tree structure and compile again. Steps strongly typed and arrays committed to one
     # device, as a restored checkpoint has them, for the same reason.
     state = DTNState(g=TrainState.create(apply_fn=None, params=g_params, tx=tx).replace(step=zero),
-                     d=TrainState.create(apply_fn=None, params=d_params, tx=tx).replace(step=zero))
+                     d=TrainState.create(apply_fn=None, params=d_params, tx=tx).replace(step=zero),
+                     g_stats=dict(g_vars.get("batch_stats", {})), d_stats=dict(d_vars.get("batch_stats", {})))
     return jax.device_put(state, jax.local_devices()[0])
 
 
@@ -226,36 +260,47 @@ def _adam(lr: float, b1: float) -> optax.GradientTransformation:
 
 # Jitted inits with the "rbg" PRNG: on XLA:CPU, compiling threefry for every parameter takes seconds.
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _init_params(g: Generator, d: Discriminator, feat_dim: int, seed: jax.Array):
+def _init_params(g: Generator | PaperGenerator, d: Discriminator | PaperDiscriminator, feat_dim: int, seed: jax.Array):
+    """(g's variables, D's variables): {"params": ...} plus "batch_stats" for batch-norm nets."""
     kg, kd = jax.random.split(jax.random.key(seed, impl="rbg"))
-    return (g.init(kg, jnp.zeros((1, feat_dim)))["params"], d.init(kd, jnp.zeros((1, g.size, g.size, 3)))["params"])
+    return (dict(g.init(kg, jnp.zeros((1, feat_dim)))), dict(d.init(kd, jnp.zeros((1, g.size, g.size, 3)))))
 
 
 def _split3(logits: jax.Array, n: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     return logits[:n], logits[n:2 * n], logits[2 * n:]
 
 
-def d_objective(dtn: DTN, d_params: Any, g_s: jax.Array, g_t: jax.Array, t: jax.Array) -> tuple[jax.Array, dict]:
-    """L_D on fixed G(s), G(t) and real t (all [B, 32, 32, 3])."""
-    logits = dtn.d.apply({"params": d_params}, jnp.concatenate([g_s, g_t, t]))
+def d_objective(dtn: DTN, d_params: Any, g_s: jax.Array, g_t: jax.Array, t: jax.Array, d_stats: Any = None
+                ) -> tuple[jax.Array, tuple[dict, Any]]:
+    """L_D on fixed G(s), G(t) and real t (all [B, S, S, 3]) -> (loss, (metrics, D's updated batch
+    statistics)); D sees the three as one batch."""
+    logits, d_stats = apply_net(dtn.d, d_params, d_stats, jnp.concatenate([g_s, g_t, t]), train=True)
     ls, lt, lr = _split3(logits, g_s.shape[0])
     loss = L.d_loss(ls, lt, lr, dtn.weights.three_class)
     real = L.REAL3 if dtn.weights.three_class else L.REAL2
-    return loss, {"d_loss": loss, "d_acc_real": jnp.mean(jnp.argmax(lr, -1) == real),
-                  "d_acc_fake": jnp.mean(jnp.concatenate([jnp.argmax(ls, -1), jnp.argmax(lt, -1)]) != real)}
+    return loss, ({"d_loss": loss, "d_acc_real": jnp.mean(jnp.argmax(lr, -1) == real),
+                   "d_acc_fake": jnp.mean(jnp.concatenate([jnp.argmax(ls, -1), jnp.argmax(lt, -1)]) != real)}, d_stats)
+
+
+def _generate_pair(dtn: DTN, f_params: Any, g_params: Any, g_stats: Any, s: jax.Array, t: jax.Array
+                   ) -> tuple[jax.Array, jax.Array, jax.Array, Any]:
+    """(f(s), G(s), G(t), g's updated batch statistics): g in training mode on f(s) and f(t) together."""
+    f_s = jax.lax.stop_gradient(dtn.features(f_params, s))
+    f_t = jax.lax.stop_gradient(dtn.features(f_params, t))
+    out, g_stats = apply_net(dtn.g, g_params, g_stats, jnp.concatenate([f_s, f_t]), train=True)
+    return f_s, out[: s.shape[0]], out[s.shape[0]:], g_stats
 
 
 def g_objective(dtn: DTN, g_params: Any, d_params: Any, f_params: Any, s: jax.Array, t: jax.Array,
-                coef: jax.Array | None = None) -> tuple[jax.Array, dict]:
-    """L_G for source batch s and target batch t ([B, 32, 32, 3] each); coef: (α, β, γ) overriding
-    dtn.weights' numbers."""
-    f_s = jax.lax.stop_gradient(dtn.features(f_params, s))
-    f_t = jax.lax.stop_gradient(dtn.features(f_params, t))
-    g_s = dtn.g.apply({"params": g_params}, f_s)
-    g_t = dtn.g.apply({"params": g_params}, f_t)
-    logits = dtn.d.apply({"params": d_params}, jnp.concatenate([g_s, g_t]))
+                coef: jax.Array | None = None, g_stats: Any = None, d_stats: Any = None
+                ) -> tuple[jax.Array, tuple[dict, Any]]:
+    """L_G for source batch s and target batch t ([B, S, S, 3] each) -> (loss, (metrics, g's updated
+    batch statistics)); coef: (α, β, γ) overriding dtn.weights' numbers."""
+    f_s, g_s, g_t, g_stats = _generate_pair(dtn, f_params, g_params, g_stats, s, t)
+    logits, _ = apply_net(dtn.d, d_params, d_stats, jnp.concatenate([g_s, g_t]), train=True)
     f_gs = dtn.features(f_params, g_s)
-    return L.g_loss(dtn.weights, logits[: s.shape[0]], logits[s.shape[0]:], f_s, f_gs, t, g_t, g_s, coef)
+    loss, m = L.g_loss(dtn.weights, logits[: s.shape[0]], logits[s.shape[0]:], f_s, f_gs, t, g_t, g_s, coef)
+    return loss, (m, g_stats)
 
 
 def _coef(w: L.DTNWeights) -> jax.Array:
@@ -271,12 +316,13 @@ def _structure(dtn: DTN) -> DTN:
 def _d_step_jit(dtn: DTN) -> Callable:
     def step(state: DTNState, batch: Batch, rng: jax.Array, f_params: Any):
         s, t = batch
-        g_s = jax.lax.stop_gradient(dtn.generate(f_params, state.g.params, s))
-        g_t = jax.lax.stop_gradient(dtn.generate(f_params, state.g.params, t))
-        (loss, m), grads = jax.value_and_grad(
-            lambda p: d_objective(dtn, p, g_s, g_t, t), has_aux=True)(state.d.params)
+        _, g_s, g_t, _ = _generate_pair(dtn, f_params, state.g.params, state.g_stats, s, t)
+        g_s, g_t = jax.lax.stop_gradient(g_s), jax.lax.stop_gradient(g_t)
+        (loss, (m, d_stats)), grads = jax.value_and_grad(
+            lambda p: d_objective(dtn, p, g_s, g_t, t, state.d_stats), has_aux=True)(state.d.params)
         ok = training.all_finite(loss, grads)
-        new = state.replace(d=training.nan_guard(state.d.apply_gradients(grads=grads), state.d, ok))
+        new = state.replace(d=training.nan_guard(state.d.apply_gradients(grads=grads), state.d, ok),
+                            d_stats=training.nan_guard(d_stats, state.d_stats, ok))
         return new, {**m, "d_finite": ok.astype(jnp.float32)}
 
     return jax.jit(step, donate_argnums=training.donate_argnums(0))
@@ -286,10 +332,12 @@ def _d_step_jit(dtn: DTN) -> Callable:
 def _g_step_jit(dtn: DTN) -> Callable:
     def step(state: DTNState, batch: Batch, rng: jax.Array, f_params: Any, coef: jax.Array):
         s, t = batch
-        (loss, m), grads = jax.value_and_grad(
-            lambda p: g_objective(dtn, p, state.d.params, f_params, s, t, coef), has_aux=True)(state.g.params)
+        (loss, (m, g_stats)), grads = jax.value_and_grad(
+            lambda p: g_objective(dtn, p, state.d.params, f_params, s, t, coef, state.g_stats, state.d_stats),
+            has_aux=True)(state.g.params)
         ok = training.all_finite(loss, grads)
-        new = state.replace(g=training.nan_guard(state.g.apply_gradients(grads=grads), state.g, ok))
+        new = state.replace(g=training.nan_guard(state.g.apply_gradients(grads=grads), state.g, ok),
+                            g_stats=training.nan_guard(g_stats, state.g_stats, ok))
         return new, {**m, "g_finite": ok.astype(jnp.float32)}
 
     return jax.jit(step, donate_argnums=training.donate_argnums(0))
@@ -342,13 +390,18 @@ def train_dtn(dtn: DTN, f_params: Any, batches: Callable[[int], tuple[np.ndarray
     return state, start
 
 
-_generate_jit = jax.jit(lambda dtn, f_params, g_params, x: dtn.generate(f_params, g_params, x), static_argnums=(0,))
+_generate_jit = jax.jit(lambda dtn, f_params, g_params, g_stats, x: dtn.generate(f_params, g_params, x, g_stats),
+                        static_argnums=(0,))
 
 
-def translate(dtn: DTN, f_params: Any, g_params: Any, x: np.ndarray, batch: int = 250) -> np.ndarray:
-    """G(x) for [N, S, S, 3] in [0, 1], in batches -> [N, S, S, 3] in [0, 1] (S = dtn.g.size)."""
+def translate(dtn: DTN, f_params: Any, g_params: Any, x: np.ndarray, batch: int = 250, g_stats: Any = None
+              ) -> np.ndarray:
+    """G(x) for [N, S, S, 3] in [0, 1], in batches -> [N, S, S, 3] in [0, 1] (S = dtn.g.size); g_stats:
+    g's running batch statistics (`DTNState.g_stats`) when g has batch norm."""
     net = _structure(dtn)  # the loss weights do not change G
-    out = [np.asarray(_generate_jit(net, f_params, g_params, c))[:n] for c, n in _padded_batches(x, batch)]
+    if uses_batch_stats(dtn.g) and not g_stats:
+        raise ValueError(f"{type(dtn.g).__name__} has batch norm: pass g_stats=state.g_stats to translate")
+    out = [np.asarray(_generate_jit(net, f_params, g_params, g_stats, c))[:n] for c, n in _padded_batches(x, batch)]
     return np.concatenate(out) if out else np.zeros((0, dtn.g.size, dtn.g.size, 3), np.float32)
 
 
