@@ -8,6 +8,13 @@ Images are centre-cropped to a square and resized to the checkpoint's size. Writ
 --lambda a third row with the per-chunk result), fused_<Λ>.png per column, and results.json with the L1 errors (on
 [-1, 1]) of Λ = 1 against A and of Λ = 0 against B (these should be small: reconstructions), the
 cross errors (Λ = 1 against B, Λ = 0 against A) for scale, and the checkpoint it used.
+
+--show-features also writes <out>/features.png, the paper's Fig. 6 for A, B and their fusion C (the
+--lambda Λ, or 1,0,1,0,… per chunk without it): rows A, B, C, each with all channels and then the first
+four enlarged; columns the image, the VGG-19 maps at conv1_1 … conv5_1 (--weights: the same VGG-19 as
+training, default weights/ or the seeded random net) and the latent chunks z_1 … z_N.
+
+    python -m experiments.fuse --ckpt runs/fusion/default --show-features
 """
 
 from __future__ import annotations
@@ -56,8 +63,13 @@ def main(argv=None) -> int:
     p.add_argument("--b", help="image B (default: another embedded synthetic face)")
     p.add_argument("--lambda", dest="lam", help="per-chunk Λ, e.g. 1,1,0,0,0.5 (one value per latent chunk)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the default synthetic faces")
+    p.add_argument("--show-features", action="store_true",
+                   help="also write features.png: VGG-19 feature maps and latent chunks of A, B and C (Fig. 6)")
+    p.add_argument("--weights", help="VGG-19 for --show-features; default: weights/ or a seeded random net")
     p.add_argument("--out", help="output folder (default runs/fuse/<time>)")
     args = p.parse_args(argv)
+    if err := common.out_error(args.out):
+        return common.fail(err)
     if (args.a is None) != (args.b is None):
         return common.fail("give both --a and --b, or neither (two synthetic faces)")
     from dfijax import images as im
@@ -99,6 +111,19 @@ def main(argv=None) -> int:
         rows.append([im.upscale_nearest(to_unit(fused[-1]))])
         im.save_image(out / "fused_custom.png", to_unit(fused[-1]))
     im.save_image(out / "fusion.png", im.make_grid(rows, col_labels=[f"{l:.1f}" for l in SWEEP]))
+    if args.show_features:
+        from dfijax.fusion import figures
+
+        feat_lam = custom or [float((n + 1) % 2) for n in range(cfg.n_chunks)]
+        try:
+            weights = common.load_weights(args.weights)
+        except (ValueError, FileNotFoundError) as e:
+            return common.fail(str(e))
+        imgs, lat, feats = figures.fusion_features(cfg, state.eg, weights.variables, a, b, feat_lam)
+        res["features_png"] = str(out / "features.png")
+        res["features_lambda"] = feat_lam
+        size = figures.feature_figure(out / "features.png", imgs, lat, feats, cfg.chunks, feat_lam)
+        res["features_size"] = list(size)
     common.write_json(out / "results.json", res)
     print(f"Λ=1 vs A: L1 {res['l1_lambda1_vs_a']:.4f}; Λ=0 vs B: L1 {res['l1_lambda0_vs_b']:.4f} "
           f"(cross: Λ=1 vs B {res['l1_lambda1_vs_b']:.4f}, A vs B {res['l1_a_vs_b']:.4f}); wrote {out / 'fusion.png'}")

@@ -108,7 +108,7 @@ if not SMALL:
     out = pathlib.Path("/content/drive/MyDrive/dfijax/fusion")"""),
     new_markdown_cell("## Train: stage 1 (autoencoder), then stage 2 (the full objective); rerun this cell to resume"),
     new_code_cell("""from experiments import train_fusion
-settings = (["--size", "128", "--width", "64", "--batch", "128", "--stage1-steps", "5000", "--stage2-steps", "30000"]
+settings = (["--preset", "paper_gp", "--batch", "128"]  # the paper's 128 px, width 64, schedule; batch fits a TPU
             if not SMALL else
             ["--size", "32", "--width", "8", "--batch", "8", "--stage1-steps", "20", "--stage2-steps", "2",
              "--content-layers", "conv2_1", "--style-layers", "conv1_1", "--save-every", "10", "--sample-every", "10"])

@@ -1,5 +1,7 @@
-"""Fusion GAN: shapes and chunks, mixing, the loss terms' values, training (stage-1 L1 falls, exact
-resume after a kill, 8 devices == 1 device) and the two experiments with their bad-input messages.
+"""Fusion GAN: shapes and chunks, mixing, the loss terms' values (the paper's per-chunk λ_n split by
+hand), the paper preset's BatchNorm critic and weight clipping, the CelebA hold-out splits, training
+(stage-1 L1 falls, exact resume after a kill, 8 devices == 1 device) and the two experiments with their
+bad-input messages and the feature-map figure.
 
 One tiny config (32 px, width 8, shallow VGG taps) everywhere, so the jitted steps compile once per
 mesh for the whole file."""
@@ -122,6 +124,132 @@ def test_loss_terms(random_vgg, images):
     np.testing.assert_allclose(fl.total_variation(a, a, b), 2 * core.tv_squared(a) + core.tv_squared(b), rtol=1e-6)
 
 
+def test_paper_perceptual_split_by_hand():
+    # tiny feature maps [2, 2, 2]: C = 1, A = 0, B = 3 everywhere
+    one = jnp.ones((2, 2, 2))
+    fc, fa, fb = ({"conv2_1": v * one, "conv1_1": v * one} for v in (1.0, 0.0, 3.0))
+    # content Σ(C − X)² over 8 values: vs A 8·1 = 8, vs B 8·(1 − 3)² = 32
+    # style: Gram / (C·H·W) of v·ones has every entry v²·4 / 8, so C: 0.5, A: 0, B: 4.5;
+    # ‖ψ(C) − ψ(X)‖²_F over 4 entries: vs A 4·0.25 = 1, vs B 4·16 = 64
+    lam = jnp.array([1.0, 0.0, 1.0, 0.0, 0.5])
+    c, s = fl.paper_perceptual(fc, fa, fb, lam, TINY_LOSS)
+    chex.assert_shape((c, s), (5,))
+    np.testing.assert_allclose(c, [8, 32, 8, 32, 0], rtol=1e-6)
+    np.testing.assert_allclose(s, [1, 64, 1, 64, 0], rtol=1e-6)
+    # λ_n = 1: both terms of that chunk are against A only (B does not enter); λ_n = 0: against B only
+    c2, s2 = fl.paper_perceptual(fc, fa, {k: v * 10 for k, v in fb.items()}, lam, TINY_LOSS)
+    np.testing.assert_array_equal(c2[::2][:2], c[::2][:2])
+    np.testing.assert_array_equal(s2[::2][:2], s[::2][:2])
+    assert float(c2[1]) != float(c[1]) and float(s2[1]) != float(s[1])
+    c3, s3 = fl.paper_perceptual(fc, {k: v + 5 for k, v in fa.items()}, fb, lam, TINY_LOSS)
+    np.testing.assert_array_equal(c3[1::2][:2], c[1::2][:2])
+    np.testing.assert_array_equal(s3[1::2][:2], s[1::2][:2])
+    # Λ all ones / all zeros: the chunk mean is exactly the paper's single case of eqs. (4), (5)
+    for v, want in ((1.0, (8.0, 1.0)), (0.0, (32.0, 64.0))):
+        c, s = fl.paper_perceptual(fc, fa, fb, jnp.full(5, v), TINY_LOSS)
+        np.testing.assert_allclose((jnp.mean(c), jnp.mean(s)), want, rtol=1e-6)
+    # the training step reads λ_n at each chunk's first channel
+    assert TINY.chunk_starts == (0, 6, 12, 18, 24)
+    with pytest.raises(ValueError, match="lambda_values 'binary'"):
+        ft.FusionConfig(size=32, width=8, perceptual="paper", lambda_values="uniform")
+
+
+def test_holdout_splits(tmp_path):
+    from dfijax.data import DataError, celeba
+    from dfijax.fusion.data import HELD_OUT_LAST, PAPER_TEST_COUNT, PAPER_TRAIN_COUNT, holdout_split
+
+    parts = [0, 0, 0, 1, 1, 2, 2, 0, 2, 1]
+    names = [f"{i:06d}.jpg" for i in range(1, 11)]
+    (tmp_path / "list_eval_partition.txt").write_text("".join(f"{n} {p}\n" for n, p in zip(names, parts)))
+    part = celeba.load_celeba_partition(tmp_path)
+    assert part == dict(zip(names, parts))
+    train, held = holdout_split(names, "celeba-test", part)
+    np.testing.assert_array_equal(train, [0, 1, 2, 7])  # partition 0; validation (1) unused
+    np.testing.assert_array_equal(held, [5, 6, 8])
+    # a subset in another order (e.g. --limit or a sorted listing): indices into that list
+    train, held = holdout_split(names[8:2:-1], "celeba-test", part)  # 9, 8, 7, 6, 5, 4
+    assert [names[8:2:-1][i] for i in held] == ["000009.jpg", "000007.jpg", "000006.jpg"]
+    assert [names[8:2:-1][i] for i in train] == ["000008.jpg"]
+    # Kaggle's csv gives the same
+    (tmp_path / "k").mkdir()
+    (tmp_path / "k" / "list_eval_partition.csv").write_text(
+        "image_id,partition\n" + "".join(f"{n},{p}\n" for n, p in zip(names, parts)))
+    assert celeba.load_celeba_partition(tmp_path / "k") == part
+    # the paper's split by file number: 200,000 train, the remaining 2,599 held out
+    assert (PAPER_TRAIN_COUNT, PAPER_TEST_COUNT) == (200_000, 2_599) and celeba.PARTITION_COUNTS["test"] == 19_962
+    assert PAPER_TRAIN_COUNT + PAPER_TEST_COUNT == sum(celeba.PARTITION_COUNTS.values()) == 202_599
+    ids = ["000001.jpg", "199999.jpg", "200000.jpg", "200001.jpg", "202599.jpg"]
+    train, held = holdout_split(ids, "paper-count")
+    np.testing.assert_array_equal(train, [0, 1, 2])
+    np.testing.assert_array_equal(held, [3, 4])
+    train, held = holdout_split(names * 2, "last")
+    assert len(held) == HELD_OUT_LAST == 16 and held[0] == 4 and len(train) == 4
+    with pytest.raises(ValueError, match="not in the CelebA partition"):
+        holdout_split(names + ["999999.jpg"], "celeba-test", part)
+    with pytest.raises(ValueError, match="list_eval_partition"):
+        holdout_split(names, "celeba-test")
+    with pytest.raises(ValueError, match="no held-out images"):
+        holdout_split(ids[:3], "paper-count")
+    with pytest.raises(ValueError, match="file names"):
+        holdout_split(["face000001"], "paper-count")
+    with pytest.raises(DataError, match="partition not found"):
+        celeba.load_celeba_partition(tmp_path / "nowhere")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "list_eval_partition.txt").write_text("000001.jpg 7\n")
+    with pytest.raises(DataError, match="line 1"):
+        celeba.load_celeba_partition(tmp_path / "bad")
+
+
+def test_paper_preset_critic_batchnorm_and_clipping(random_vgg, tmp_path):
+    from dfijax.fusion import presets
+    from experiments import train_fusion
+
+    small = {"size": 32, "width": 8, "content_layers": "conv2_1", "style_layers": "conv1_1"}
+    s = presets.resolve("paper", small)
+    cfg = train_fusion.build_config(s)
+    clip = 0.01
+    assert (cfg.d_norm, cfg.clip, cfg.d_optimizer, cfg.d_lr, cfg.n_critic, cfg.loss.gp_weight, cfg.perceptual) == (
+        "batch", clip, "rmsprop", 5e-5, 5, 0.0, "paper")
+    assert (s["holdout"], s["batch"], cfg.lr, cfg.loss.w_recon, cfg.lambda_values) == ("celeba-test", 100, 1e-3, 30.0,
+                                                                                        "binary")
+    default = presets.resolve(presets.DEFAULT, {})
+    assert presets.DEFAULT == "cpu_small"
+    assert (default["d_norm"], default["gp"], default["clip"]) == ("layer", 10.0, None)
+    state = ft.init_state(cfg)
+    init = jax.device_get(state.d)
+    # Table 1's critic: BatchNorm on every block but the first (no bias before it), a linear output
+    assert set(init.batch_stats) == {"norm1", "norm2"} and set(init.params["norm1"]) == {"scale", "bias"}
+    assert "bias" not in init.params["conv1"] and "bias" in init.params["conv0"]
+    assert max(float(np.abs(p).max()) for p in jax.tree.leaves(init.params)) <= clip  # clipped from the start
+    assert "ScaleByRms" in type(init.opt_state[0]).__name__
+
+    # one critic step (RMSProp 5e-5, then clipping): every parameter stays within ±clip
+    _, d_step, eg_step = ft.make_steps(cfg)
+    x = jnp.asarray(Batches(synthetic_faces(40, 0), 32, 8, seed=1)(0))
+    state, m = d_step(state, x, jax.random.key(1), random_vgg.variables)
+    d = jax.device_get(state.d)
+    leaves = jax.tree.leaves(d.params)
+    assert max(float(np.abs(p).max()) for p in leaves) <= clip
+    assert any(np.any(np.abs(p) == np.float32(clip)) for p in leaves)  # the bound is active
+    moved = [float(np.abs(a - b).max()) for a, b in zip(leaves, jax.tree.leaves(init.params))]
+    assert 0 < max(moved) <= 2 * clip
+    assert not np.allclose(d.batch_stats["norm1"]["mean"], init.batch_stats["norm1"]["mean"])
+    assert float(m["d_finite"]) == 1.0 and float(m["gp"]) == 0.0 and np.isfinite(float(m["wdist"]))
+    # the (E, G) step with the per-chunk perceptual split traces to scalar losses
+    out = jax.eval_shape(eg_step, state, x, jax.random.key(2), random_vgg.variables)[1]
+    assert out["content"].shape == out["style"].shape == ()
+
+    # the CLI: --preset paper with explicit flags over it (what run_config.json records)
+    argv = ["--preset", "paper", "--holdout", "last", "--clip", "0.02"]
+    for k, v in small.items():
+        argv += ["--" + k.replace("_", "-"), str(v)]
+    settings, overrides = train_fusion.resolve(train_fusion.parse(argv))
+    assert overrides == sorted(["holdout", "clip", *small]) and settings["clip"] == 0.02
+    assert {k: v for k, v in settings.items() if k not in overrides} == {
+        k: v for k, v in presets.PRESETS["paper"].items() if k not in overrides}
+    assert train_fusion.resolve(train_fusion.parse(["--preset", "paper", "--clip", "0"]))[0]["clip"] is None
+
+
 def test_gradient_penalty_on_a_linear_critic(key):
     w = jax.random.normal(key, (8, 8, 3))
     critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))  # noqa: E731  (gradient w everywhere)
@@ -183,7 +311,7 @@ def test_training_resumes_exactly_and_shards(random_vgg, tmp_path):
     chex.assert_trees_all_close(_params(runs[1]), _params(runs[8]), rtol=1e-2, atol=5e-4)
 
 
-def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys):
+def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
     from experiments import fuse, train_fusion
 
     _isolated(monkeypatch, tmp_path)
@@ -195,6 +323,11 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys):
     assert info["weights_pretrained"] is False and "NOT pretrained" in info["weights"]
     assert "random (NOT pretrained)" in capsys.readouterr().err
     assert info["config"]["size"] == 32 and info["config"]["loss"]["w_recon"] == 30.0
+    rc = json.loads((out / "run_config.json").read_text())  # the default preset, resolved
+    assert rc["preset"] == info["preset"] == "cpu_small" and "size" in rc["overrides"] and "gp" not in rc["overrides"]
+    assert (rc["settings"]["d_norm"], rc["settings"]["gp"], rc["settings"]["clip"], rc["settings"]["batch"]) == (
+        "layer", 10.0, None, 8)
+    assert rc["holdout"]["kind"] == "last" and rc["holdout"]["evaluated"][0] == "face000048"
     recs = training.MetricsLog(out / "metrics.jsonl").records()
     l1 = [r["l1"] for r in recs if r["stage"] == 1]
     assert l1[-1] < 0.75 * l1[0], l1  # stage 1: the autoencoder learns
@@ -215,6 +348,27 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys):
     assert fig.shape[0] > 3 * 32 and fig.shape[1] > 6 * 32  # A, B / 6 Λ columns / the custom Λ
     assert (fo / "fused_custom.png").is_file() and (fo / "fused_0.4.png").is_file()
 
+    # --show-features: the Fig. 6 grid (rows A, B, C × all maps / first 4; columns image, 5 VGG layers,
+    # 5 latent chunks) at its fixed size, not blank, with C's latent chunks taken from A or B as Λ says
+    from dfijax.fusion import figures
+
+    ff = tmp_path / "feat"
+    assert fuse.main(["--ckpt", str(out), "--show-features", "--out", str(ff)]) == 0
+    res = json.loads((ff / "results.json").read_text())
+    assert res["features_lambda"] == [1, 0, 1, 0, 1]
+    png = np.asarray(Image.open(ff / "features.png").convert("RGB"), np.float32)
+    assert png.shape == (6 * 160 + 60, 11 * 160, 3) and tuple(res["features_size"]) == (11 * 160, 6 * 160 + 60)
+    assert png.std() > 20 and len(np.unique(png.reshape(-1, 3), axis=0)) > 100
+    cfg, st, _ = ft.restore(out)
+    a, b = (jnp.asarray(v) * 2 - 1 for v in synthetic_faces(2, 12345).images([0, 1], 32))
+    imgs, lat, feats = figures.fusion_features(cfg, st.eg, random_vgg.variables, a, b, [1, 0, 1, 0, 1])
+    chex.assert_shape(imgs, (3, 32, 32, 3))
+    chex.assert_shape(lat, (3, 4, 4, 32))
+    assert [feats[k].shape for k in figures.FIG6_LAYERS] == [(3, 32, 32, 64), (3, 16, 16, 128), (3, 8, 8, 256),
+                                                              (3, 4, 4, 512), (3, 2, 2, 512)]
+    np.testing.assert_array_equal(lat[2, ..., :6], lat[0, ..., :6])  # z_1 from A
+    np.testing.assert_array_equal(lat[2, ..., 6:12], lat[1, ..., 6:12])  # z_2 from B
+
     # bad inputs: exactly one "error: " line each, rc 1
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
@@ -228,6 +382,9 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys):
              (train_fusion, [*TINY_ARGS[:2], "--width", "16", *TINY_ARGS[4:], "--out", str(out)],
               "trained with other settings: width 8 (now 16)"),
              (train_fusion, ["--size", "48"], "power of two"),
+             (train_fusion, ["--holdout", "celeba-test"], "list_eval_partition"),
+             (train_fusion, ["--preset", "paper", "--lambda-values", "uniform", "--holdout", "last"],
+              "perceptual 'mean'"),
              (train_fusion, ["--data", "celeba"], "--data-dir"),
              (train_fusion, ["--data", "celeba", "--data-dir", str(tmp_path / "nowhere")], "CelebA not found")]
     for mod, args, msg in cases:

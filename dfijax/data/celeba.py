@@ -6,7 +6,9 @@ square box and resized):
 - `load_celeba_folder(root)`: the official download, `root/img_align_celeba/*.jpg` plus
   `root/list_attr_celeba.txt` (line 1: image count, line 2: the 40 names, then
   `000001.jpg  -1  1 ...`). Also accepted: the Google Drive tree (`Img/`, `Anno/`) and Kaggle's
-  "celeba-dataset" (`img_align_celeba/img_align_celeba/`, `list_attr_celeba.csv`).
+  "celeba-dataset" (`img_align_celeba/img_align_celeba/`, `list_attr_celeba.csv`). The official
+  train/validation/test partition, `list_eval_partition.txt` (or Kaggle's .csv), is read separately
+  by `load_celeba_partition(root)`.
 - `load_celeba_tfds(data_dir)`: a `tfds` celeb_a prepared in the array_record format, read through
   `tfds.data_source` (no TensorFlow needed to read).
 """
@@ -146,6 +148,53 @@ def parse_celeba_attributes(path: str | pathlib.Path, limit: int | None = None
     if not rows:
         raise DataError(f"CelebA attribute file {path} lists no images")
     return tuple(names), tuple(files), np.asarray(rows, np.float32).reshape(len(rows), len(names))
+
+
+PARTITION_NAMES = ("train", "valid", "test")  # list_eval_partition's 0, 1, 2
+# CelebA's official list_eval_partition.txt: 162,770 train, 19,867 validation, 19,962 test images
+PARTITION_COUNTS = {"train": 162_770, "valid": 19_867, "test": 19_962}
+
+
+def find_celeba_partition(root: str | pathlib.Path) -> pathlib.Path | None:
+    """list_eval_partition.txt (official, also under Eval/ in the Google Drive tree) or Kaggle's
+    list_eval_partition.csv in root, or None."""
+    root = pathlib.Path(root).expanduser()
+    return next((p for p in (root / "list_eval_partition.txt", root / "Eval" / "list_eval_partition.txt",
+                             root / "list_eval_partition.csv") if p.is_file()), None)
+
+
+def parse_celeba_partition(path: str | pathlib.Path) -> dict[str, int]:
+    """Read list_eval_partition.txt (rows `000001.jpg 0`) or Kaggle's .csv (header 'image_id,partition',
+    rows `000001.jpg,0`): file name -> 0 (train), 1 (validation) or 2 (test)."""
+    path = pathlib.Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as e:
+        raise DataError(f"cannot read CelebA partition file {path} ({type(e).__name__})") from None
+    csv = path.suffix.lower() == ".csv"
+    out: dict[str, int] = {}
+    for lineno, line in enumerate(lines, 1):
+        fields = [f.strip() for f in line.split(",")] if csv else line.split()
+        if not fields or (csv and lineno == 1 and not fields[-1].isdigit()):
+            continue
+        if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+            raise DataError(f"malformed CelebA partition file {path}: line {lineno} should be '<file> <0|1|2>', "
+                            f"got {line.strip()[:40]!r}")
+        out[fields[0]] = int(fields[1])
+    if not out:
+        raise DataError(f"CelebA partition file {path} lists no images")
+    return out
+
+
+def load_celeba_partition(root: str | pathlib.Path) -> dict[str, int]:
+    """The partition of the CelebA folder `root` (see `parse_celeba_partition`); DataError naming the
+    expected file when it is missing."""
+    path = find_celeba_partition(root)
+    if path is None:
+        expected = pathlib.Path(root).expanduser() / "list_eval_partition.txt"
+        raise DataError(f"CelebA partition not found: expected {expected} ('Train/Val/Test Partitions' on the "
+                        "CelebA website, or Kaggle's list_eval_partition.csv)")
+    return parse_celeba_partition(path)
 
 
 def load_celeba_folder(root: str | pathlib.Path, crop: tuple[int, int, int, int] | None = DEFAULT_CROP,

@@ -7,9 +7,18 @@ C·H·W (eqs. 5, 6) — which is what the paper's small weights (1e-6, 5e-5) bri
 pixel losses (L1 of eq. 7, TV of eq. 8) are per-pixel means, since their sums at 128 px (×49,152)
 would drown every other term under the paper's w4 = 30, w5 = 1.
 
-Fractional Λ: the paper defines the perceptual losses for λ_n ∈ {0, 1} (C against A, or against B).
-Here they are weighted by λ̄, the mean of Λ over the latent's elements: λ̄·L(C, A) + (1 − λ̄)·L(C, B),
-which is the A-loss at Λ = 1 and the B-loss at Λ = 0.
+Two ways to tie the perceptual terms to Λ (`FusionConfig.perceptual`):
+
+- "paper" (`paper_perceptual`): eqs. (4) and (5) per chunk. Chunk n with λ_n = 1 contributes the
+  content and style terms of C against A, with λ_n = 0 those of C against B (both terms switch
+  together: the equations' cases select the target image, not the term); the loss is the mean over
+  the N chunks, so that Λ = 1 (or 0) gives exactly the paper's single case. The paper defines no
+  case for a fractional λ_n: such a chunk contributes nothing (the config admits only binary
+  per-chunk Λ with this split).
+- "mean" (`mixed_perceptual`, the default): weighted by λ̄, the mean of Λ over the latent's
+  elements: λ̄·L(C, A) + (1 − λ̄)·L(C, B), which is the A-loss at Λ = 1 and the B-loss at Λ = 0, is
+  defined for any Λ (fractional, per channel, spatial) and for binary per-chunk Λ differs from
+  "paper" only in weighting chunks by their channel count (204 vs 208).
 """
 
 from __future__ import annotations
@@ -69,6 +78,19 @@ def mixed_perceptual(fc: Features, fa: Features, fb: Features, lam_bar: jax.Arra
     c = lam_bar * content(fc, fa, cfg.content_layers) + (1 - lam_bar) * content(fc, fb, cfg.content_layers)
     s = lam_bar * style(fc, fa, cfg.style_layers) + (1 - lam_bar) * style(fc, fb, cfg.style_layers)
     return c, s
+
+
+def paper_perceptual(fc: Features, fa: Features, fb: Features, lam_n: jax.Array,
+                     cfg: FusionLoss) -> tuple[jax.Array, jax.Array]:
+    """Eqs. (4), (5) per chunk for one image: (content [N], style [N]).
+
+    lam_n: [N] the pair's per-chunk λ. Entry n is L(C, A) when λ_n = 1, L(C, B) when λ_n = 0 and 0
+    otherwise (no case in the paper); the training loss is their mean over the chunks."""
+    lam_n = jnp.asarray(lam_n, jnp.float32)
+    to_a, to_b = (lam_n == 1.0).astype(jnp.float32), (lam_n == 0.0).astype(jnp.float32)
+    ca, cb = content(fc, fa, cfg.content_layers), content(fc, fb, cfg.content_layers)
+    sa, sb = style(fc, fa, cfg.style_layers), style(fc, fb, cfg.style_layers)
+    return to_a * ca + to_b * cb, to_a * sa + to_b * sb
 
 
 def l1(x: jax.Array, y: jax.Array) -> jax.Array:

@@ -11,6 +11,9 @@ encoder pass serves both and G runs once on [Z_A; Z_C]. Λ for training (the pap
 per chunk, λ_n ∈ {0, 1} with probability ½ each ("binary", the cases the paper's losses define) or
 uniform in [0, 1] ("uniform"); per channel or per (4×4 cell, chunk) with `lambda_kind`; with
 probability `p_ends` a pair's Λ is all ones or all zeros instead, so that R(I) of eq. (7) is trained.
+
+Named settings (the default WGAN-GP one, the paper's with a BatchNorm critic and weight clipping) are
+in `dfijax.fusion.presets`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import functools
 import json
 import os
 import pathlib
+import zlib
 from typing import Any, Callable, Mapping
 
 import jax
@@ -28,14 +32,18 @@ import numpy as np
 import optax
 from flax import struct
 
+from dfijax import distributed as dist
 from dfijax import training
 from dfijax.fusion import losses as fl
 from dfijax.fusion.model import (LATENT_HW, NORMS, Discriminator, Encoder, Generator, chunk_lambda, chunk_sizes,
                                  depth_for, latent_channels, mix)
+from dfijax.mesh import AXIS
 from dfijax.vgg import VGG19
 
 LAMBDA_KINDS = ("chunk", "channel", "spatial")
 LAMBDA_VALUES = ("binary", "uniform")
+PERCEPTUAL = ("mean", "paper")
+OPTIMIZERS = ("adam", "rmsprop")
 CONFIG_FILE = "fusion_config.json"
 
 
@@ -44,9 +52,13 @@ class FusionConfig:
     """Everything that shapes the networks and the steps (hashable: compiled steps are cached on it).
 
     size, width: 128 and 64 are the paper's (latent 4×4×1024). d_norm: the critic's norm ("layer" by
-    default, see `Discriminator`). clip: WGAN weight clipping of the critic's parameters to
-    [−clip, clip] after each update (None: off; then usually loss.gp_weight > 0). lr, b1, b2: Adam
-    (the paper: lr 1e-3; β1 = 0.5 as in DCGAN). dtype: the networks' compute dtype."""
+    default, see `Discriminator`). clip: WGAN weight clipping of every critic parameter (BatchNorm
+    scale and offset included, as in the WGAN reference code) to [−clip, clip] after each update
+    (None: off; then usually loss.gp_weight > 0). lr, b1, b2: Adam for (E, G) (the paper: lr 1e-3).
+    d_optimizer, d_lr: the critic's optimizer, "adam" (lr, b1, b2 as above) or "rmsprop" (decay 0.99,
+    eps 1e-8 outside the square root: PyTorch's RMSprop, which the WGAN reference code uses); d_lr
+    None means lr. perceptual: how Λ selects the perceptual targets, "mean" or "paper" (eqs. 4, 5 per
+    chunk; needs binary per-chunk Λ), see `dfijax.fusion.losses`. dtype: the networks' compute dtype."""
 
     size: int = 128
     width: int = 64
@@ -61,6 +73,9 @@ class FusionConfig:
     lr: float = 1e-3
     b1: float = 0.5
     b2: float = 0.999
+    d_optimizer: str = "adam"
+    d_lr: float | None = None
+    perceptual: str = "mean"
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -78,6 +93,16 @@ class FusionConfig:
             raise ValueError(f"p_ends must be in [0, 1], got {self.p_ends}")
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {self.n_critic}")
+        if self.clip is not None and not self.clip > 0:
+            raise ValueError(f"clip must be positive (or None for no clipping), got {self.clip}")
+        if self.d_optimizer not in OPTIMIZERS:
+            raise ValueError(f"d_optimizer must be one of {OPTIMIZERS}, got {self.d_optimizer!r}")
+        if self.perceptual not in PERCEPTUAL:
+            raise ValueError(f"perceptual must be one of {PERCEPTUAL}, got {self.perceptual!r}")
+        if self.perceptual == "paper" and (self.lambda_kind, self.lambda_values) != ("chunk", "binary"):
+            raise ValueError("the paper's perceptual split (eqs. 4, 5) is defined for λ_n in {0, 1} per chunk: "
+                             f"use lambda_kind 'chunk' and lambda_values 'binary' (got {self.lambda_kind!r}, "
+                             f"{self.lambda_values!r}) or perceptual 'mean'")
 
     @property
     def channels(self) -> int:
@@ -96,8 +121,21 @@ class FusionConfig:
         return (Encoder(self.width, dt), Generator(self.size, self.width, dt),
                 Discriminator(self.width, self.d_norm, dt))
 
+    @property
+    def chunk_starts(self) -> tuple[int, ...]:
+        """First channel of each latent chunk."""
+        return tuple(int(v) for v in np.cumsum((0,) + self.chunks[:-1]))
+
     def tx(self) -> optax.GradientTransformation:
+        """(E, G)'s optimizer: Adam."""
         return optax.adam(self.lr, b1=self.b1, b2=self.b2)
+
+    def d_tx(self) -> optax.GradientTransformation:
+        """The critic's optimizer (see d_optimizer, d_lr)."""
+        lr = self.lr if self.d_lr is None else self.d_lr
+        if self.d_optimizer == "rmsprop":
+            return optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False)
+        return optax.adam(lr, b1=self.b1, b2=self.b2)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -145,7 +183,8 @@ class FusionState:
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def init_state(cfg: FusionConfig, seed: int = 0) -> FusionState:
-    """Fresh networks (flax default initialisers) and Adam states; stage 1, step 0."""
+    """Fresh networks (flax default initialisers; the critic's clipped to ±clip when set) and optimizer
+    states; stage 1, step 0."""
     enc, gen, disc = cfg.nets()
     # the "rbg" generator compiles ~10x faster than threefry for the many initialisers
     ke, kg, kd = jax.random.split(jax.random.key(seed, impl="rbg"), 3)
@@ -153,10 +192,12 @@ def init_state(cfg: FusionConfig, seed: int = 0) -> FusionState:
     ve = enc.init(ke, x, train=False)
     vg = gen.init(kg, jnp.zeros((1,) + cfg.latent_shape), train=False)
     vd = disc.init(kd, x, train=False)
-    tx = cfg.tx()
     eg_params = {"E": ve["params"], "G": vg["params"]}
-    eg = Net(eg_params, {"E": ve["batch_stats"], "G": vg["batch_stats"]}, tx.init(eg_params))
-    d = Net(vd["params"], vd.get("batch_stats", {}), tx.init(vd["params"]))
+    eg = Net(eg_params, {"E": ve["batch_stats"], "G": vg["batch_stats"]}, cfg.tx().init(eg_params))
+    d_params = vd["params"]
+    if cfg.clip is not None:  # WGAN clips before the first critic update too
+        d_params = jax.tree.map(lambda p: jnp.clip(p, -cfg.clip, cfg.clip), d_params)
+    d = Net(d_params, vd.get("batch_stats", {}), cfg.d_tx().init(d_params))
     return FusionState(step=jnp.zeros((), jnp.int32), stage=jnp.ones((), jnp.int32), eg=eg, d=d,
                        key=jax.random.key_data(jax.random.key(seed + 1)))
 
@@ -228,13 +269,13 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
     -> (state, metrics)` with the state donated. A non-finite loss or gradient leaves that part of the
     state unchanged (metrics["finite"] = 0). ae_step and eg_step advance state.step; d_step does not."""
     enc, gen, disc = cfg.nets()
-    tx = cfg.tx()
+    tx, d_tx = cfg.tx(), cfg.d_tx()
     lc = cfg.loss
     vgg = VGG19(dtype=jnp.dtype(cfg.dtype))
     donate = training.donate_argnums(0)
 
-    def update(net: Net, grads, new_stats, value, clip=None) -> tuple[Net, jax.Array]:
-        upd, opt = tx.update(grads, net.opt_state, net.params)
+    def update(net: Net, grads, new_stats, value, clip=None, opt_tx=tx) -> tuple[Net, jax.Array]:
+        upd, opt = opt_tx.update(grads, net.opt_state, net.params)
         params = optax.apply_updates(net.params, upd)
         if clip is not None:
             params = jax.tree.map(lambda p: jnp.clip(p, -clip, clip), params)
@@ -262,20 +303,23 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
         eps = jax.random.uniform(k_eps, (x.shape[0],))
 
         def objective(params):
-            scores, stats = critic(params, state.d.batch_stats, jnp.concatenate([x, c]))
-            w = fl.wasserstein(scores[: x.shape[0]], scores[x.shape[0]:])
+            # real and fake in separate passes (separate BatchNorm batches, as in the WGAN reference code)
+            real, stats = critic(params, state.d.batch_stats, x)
+            fake, stats = critic(params, stats, c)
+            w = fl.wasserstein(real, fake)
             gp = (fl.gradient_penalty(lambda y: critic(params, state.d.batch_stats, y)[0], x, c, eps)
                   if lc.gp_weight > 0 else jnp.zeros(()))
             return -w + lc.gp_weight * gp, (stats, w, gp)
 
         (loss, (stats, w, gp)), grads = jax.value_and_grad(objective, has_aux=True)(state.d.params)
-        d, ok = update(state.d, grads, stats, loss, cfg.clip)
+        d, ok = update(state.d, grads, stats, loss, cfg.clip, d_tx)
         return state.replace(d=d), {"d_loss": loss, "wdist": w, "gp": gp, "d_finite": ok.astype(jnp.float32)}
 
     def eg_step(state: FusionState, x, rng, vgg_vars):
         n = x.shape[0]
         lam = sample_lambda(cfg, _rngs(rng, 1)[0], n)
         lam_bar = jnp.mean(lam, axis=(1, 2, 3))
+        lam_n = lam[:, 0, 0, jnp.asarray(cfg.chunk_starts)]  # [n, N]: per-chunk λ (with lambda_kind "chunk")
         fx = vgg.apply(vgg_vars, fl.to_unit(x), taps=lc.taps)  # A's features; B's are the same rolled
         fb = {k: jnp.roll(v, 1, axis=0) for k, v in fx.items()}
         b = jnp.roll(x, 1, axis=0)
@@ -285,7 +329,12 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
             b_rec = jnp.roll(a_rec, 1, axis=0)
             adv = -jnp.mean(critic(state.d.params, state.d.batch_stats, c)[0])
             fc = vgg.apply(vgg_vars, fl.to_unit(c), taps=lc.taps)
-            cont, sty = jax.vmap(lambda f, fa_, fb_, lb: fl.mixed_perceptual(f, fa_, fb_, lb, lc))(fc, fx, fb, lam_bar)
+            if cfg.perceptual == "paper":  # eqs. (4), (5) per chunk, averaged over the chunks
+                split = jax.vmap(lambda f, fa_, fb_, ln: fl.paper_perceptual(f, fa_, fb_, ln, lc))
+                cont, sty = (jnp.mean(t, axis=-1) for t in split(fc, fx, fb, lam_n))
+            else:
+                weighted = jax.vmap(lambda f, fa_, fb_, lb: fl.mixed_perceptual(f, fa_, fb_, lb, lc))
+                cont, sty = weighted(fc, fx, fb, lam_bar)
             rec = jax.vmap(fl.reconstruction)(x, a_rec, b, b_rec, c, lam)
             tv = jax.vmap(fl.total_variation)(c, a_rec, b_rec)
             parts = {"adv": adv, "content": jnp.mean(cont), "style": jnp.mean(sty), "recon": jnp.mean(rec),
@@ -342,39 +391,108 @@ def _check_same(directory: pathlib.Path, cfg: FusionConfig, stage1_steps: int) -
         raise CheckpointMismatch(f"{directory} holds checkpoints trained with other settings: " + ", ".join(diff))
 
 
-def train(cfg: FusionConfig, batches: Callable[[int], np.ndarray], vgg_vars: Any, stage1_steps: int,
+DATA_LOG = "data.jsonl"  # {"step", "ids": the global batch's dataset indices} at each logged step
+
+
+def _process_rows(mesh: jax.sharding.Mesh, batch: int) -> range:
+    """The rows of a [batch] array split over the mesh that this process's devices hold."""
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
+    rows = sorted({r for idx in sharding.addressable_devices_indices_map((batch,)).values()
+                   for r in range(*idx[0].indices(batch))})
+    return range(rows[0], rows[-1] + 1) if rows and len(rows) == rows[-1] - rows[0] + 1 else range(0)
+
+
+def _put_global(x: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
+    """A global batch known to every process -> one array split over the mesh (each process puts its rows)."""
+    if jax.process_count() == 1:
+        return training.shard_batch(x, mesh)
+    x = np.asarray(x)
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def train(cfg: FusionConfig, batches: Any, vgg_vars: Any, stage1_steps: int,
           stage2_steps: int, ckpt_dir: str | os.PathLike, *, seed: int = 0, save_every: int = 100, keep: int = 3,
           log_every: int = 10, mesh: jax.sharding.Mesh | None = None,
           callback: Callable[[int, FusionState, dict | None], None] | None = None) -> tuple[FusionState, int]:
     """Train to stage1_steps + stage2_steps global steps, resuming from the newest checkpoint in ckpt_dir.
 
-    batches(step) -> [B, S, S, 3] float32 in [-1, 1], a pure function of the step; B must divide over
-    the mesh's devices (default: all local ones; parameters are replicated, the batch is split).
-    Checkpoints every save_every steps, at the end of stage 1 and at the end (keep the newest `keep`);
-    metrics (with "stage") every log_every steps to ckpt_dir/metrics.jsonl. callback(step, state,
-    record or None) after every step (for progress and samples). Returns (state, the step it resumed
-    from)."""
-    mesh = mesh or training.data_mesh()
+    batches: a `dfijax.fusion.data.ShardedLoader` (grain: this process's rows of each global batch; its
+    iterator position is saved in every checkpoint and restored with the state, and each logged step's
+    global batch ids go to ckpt_dir/data.jsonl with "data_crc" in the metrics), or a pure function
+    batches(step) -> the global batch [B, S, S, 3] float32 in [-1, 1] (every process computes it and puts
+    its rows). B must divide over the mesh's devices (default: all devices of all processes; parameters
+    are replicated, the batch is split). Every process of a multi-process job calls train with the same
+    arguments; only process 0 writes the logs and the config. Checkpoints every save_every steps, at the
+    end of stage 1 and at the end (keep the newest `keep`); metrics (with "stage") every log_every steps
+    to ckpt_dir/metrics.jsonl. callback(step, state, record or None) after every step (for progress and
+    samples). Returns (state, the step it resumed from)."""
+    from dfijax.fusion.data import ShardedLoader
+
+    mesh = mesh or training.global_mesh()
     total = stage1_steps + stage2_steps
+    loader = batches if isinstance(batches, ShardedLoader) else None
+    if loader is not None:
+        mine = _process_rows(mesh, loader.batch)
+        p = loader.shard_options.shard_index
+        want = range(p * loader.local_batch, (p + 1) * loader.local_batch)
+        if mine != want:
+            raise ValueError(f"the mesh gives process {p} rows {mine} of each batch of {loader.batch}, the loader "
+                             f"reads rows {want}: order the mesh's devices by process (dfijax.distributed.global_mesh)")
     ckpt = training.Checkpointer(ckpt_dir, keep=keep, save_every=save_every)
     if ckpt.latest_step is not None and (ckpt.directory / CONFIG_FILE).is_file():
         _check_same(ckpt.directory, cfg, stage1_steps)
-    save_config(ckpt.directory, cfg, stage1_steps)
-    state, start = _restore(lambda: ckpt.restore_or(training.replicate(init_state(cfg, seed), mesh)), ckpt.directory)
+    dist.barrier("fusion-config-checked")
+    if training.is_main():
+        save_config(ckpt.directory, cfg, stage1_steps)
+    it = iter(loader) if loader is not None else None
+    template = training.replicate(init_state(cfg, seed), mesh)
+    if it is None:
+        restore = lambda: ckpt.restore_or(template)  # noqa: E731
+    else:
+        restore = lambda: ckpt.restore_or(template, data=it,  # noqa: E731
+                                          reposition=lambda s: it.set_state(loader.state_at(s)))
+    state, start = _restore(restore, ckpt.directory)
     vgg_vars = training.replicate(vgg_vars, mesh)
     log = training.MetricsLog(ckpt.directory / "metrics.jsonl")
     with ckpt:
         for step in range(start, total):
             if step == stage1_steps and int(state.stage) == 1:
                 state = training.replicate(begin_stage2(cfg, state), mesh)
-            state, m = run_step(cfg, state, step, training.shard_batch(batches(step), mesh), vgg_vars, stage1_steps)
+            ids = None
+            if it is not None:
+                local = next(it)
+                x, ids = training.global_batch(local["image"], mesh), local["id"]
+            else:
+                x = _put_global(batches(step), mesh)
+            state, m = run_step(cfg, state, step, x, vgg_vars, stage1_steps)
             rec = None
             if (step + 1) % log_every == 0 or step + 1 in (stage1_steps, total):
-                rec = log.write(step + 1, {"stage": 1 if step < stage1_steps else 2, **m})
-            ckpt.maybe_save(step + 1, state, final=step + 1 in (stage1_steps, total))
+                extra = {}
+                if ids is not None:
+                    all_ids = dist.allgather(ids).reshape(-1)  # process-major = the global batch's rows
+                    extra["data_crc"] = zlib.crc32(all_ids.astype("<i8").tobytes())
+                    if log.enabled:
+                        with open(ckpt.directory / DATA_LOG, "a") as f:
+                            f.write(json.dumps({"step": step + 1, "ids": all_ids.tolist()}) + "\n")
+                rec = log.write(step + 1, {"stage": 1 if step < stage1_steps else 2, **m, **extra})
+            ckpt.maybe_save(step + 1, state, final=step + 1 in (stage1_steps, total), data=it)
             if callback:
                 callback(step + 1, state, rec)
+    log.close()
     return state, start
+
+
+def data_log(ckpt_dir: str | os.PathLike) -> dict[int, list[int]]:
+    """step -> the global batch's dataset indices, from ckpt_dir/data.jsonl (the last record per step)."""
+    path = pathlib.Path(ckpt_dir) / DATA_LOG
+    out: dict[int, list[int]] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                out[rec["step"]] = rec["ids"]
+    return dict(sorted(out.items()))
 
 
 def restore(ckpt_dir: str | os.PathLike) -> tuple[FusionConfig, FusionState, int]:
@@ -391,7 +509,11 @@ def restore(ckpt_dir: str | os.PathLike) -> tuple[FusionConfig, FusionState, int
     if step is None:
         raise FileNotFoundError(f"{ckpt_dir} holds no checkpoint; train one with python -m experiments.train_fusion")
     try:
-        state = _restore(lambda: mngr.restore(step, args=ocp.args.StandardRestore(init_state(cfg))), ckpt_dir)
+        if (ckpt_dir / str(step) / training.STATE).is_dir():  # saved with its data position
+            args = ocp.args.Composite(**{training.STATE: ocp.args.StandardRestore(init_state(cfg))})
+            state = _restore(lambda: mngr.restore(step, args=args)[training.STATE], ckpt_dir)
+        else:
+            state = _restore(lambda: mngr.restore(step, args=ocp.args.StandardRestore(init_state(cfg))), ckpt_dir)
     finally:
         mngr.close()
     return cfg, state, int(step)
