@@ -5,6 +5,7 @@
     python -m experiments.alpha_sweep --edit "Smiling+ Mouth_Open+" --inputs 4 --alphas 0.1,0.3,0.5
     python -m experiments.alpha_sweep --dataset celeba --data-dir data/celeba --preset official --edit Smiling+
     python -m experiments.alpha_sweep --dataset celeba --data-dir data/celeba --images me.jpg --attrs Young=1,Male=-1
+    python -m experiments.alpha_sweep --images me.jpg --eyes 412,530,590,522 --attrs auto,Male=-1 --full-res
     python -m experiments.alpha_sweep --config runs/alpha_sweep/<time>/config.json   # repeat a run
 
 For every input it picks K neighbours with and without the edit (nearest in the attributes), forms
@@ -19,7 +20,12 @@ Writes, under runs/alpha_sweep/<time>/ (or --out):
                target attribute's probability under an attribute probe trained on the dataset) and settings
   results.json every setting, the weights and data used, neighbours, timings, metrics
   config.json  the sweep's config (--config repeats it)
-  img<i>_a<alpha>.png for each output.
+  img<i>_a<alpha>.png for each output (and img<i>_a<alpha>_full.png for own photos with --full-res).
+Own photos (--images) are never stretched: without --eyes they are centre-cropped to the dataset's
+square face crop (--fit pad: padded with their edge pixels instead); with --eyes (or --eyes auto) they
+are rotated, scaled uniformly and shifted so that the eyes land where the dataset's aligned faces
+have theirs. --full-res adds the edit back to the whole original photo through the inverse transform
+under a feathered mask: outside the face crop the photo's pixels are unchanged.
 With the seeded random VGG-19 (no weights in weights/) it says so.
 """
 
@@ -29,8 +35,6 @@ import argparse
 import dataclasses
 import sys
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
@@ -46,8 +50,18 @@ def parse(argv):
                         "separated by ';', e.g. 'Smiling+;Eyeglasses+' (rows = input x edit); default Smiling+")
     p.add_argument("--inputs", type=int, default=3, help="how many dataset faces lacking the edit to edit")
     p.add_argument("--indices", help="comma-separated dataset indices to edit instead")
-    p.add_argument("--images", nargs="*", help="own photos to edit (aligned, face-centred); needs --attrs")
-    p.add_argument("--attrs", help="the photos' attributes by hand, e.g. Young=1,Male=-1")
+    p.add_argument("--images", nargs="*",
+                   help="own photos to edit, any size; never stretched: centre-cropped to the dataset's square face "
+                        "crop (or padded, --fit pad), or aligned by --eyes; needs --attrs")
+    p.add_argument("--attrs",
+                   help="the photos' attributes: by hand, e.g. Young=1,Male=-1; 'auto': predicted by the attribute "
+                        "probe (printed with their probabilities); 'auto,Male=-1': predicted, with single overrides")
+    p.add_argument("--eyes",
+                   help="align own photos to the dataset's face template: eye positions in pixels of each photo, "
+                        "'x1,y1,x2,y2' (';' between photos), or 'auto' (OpenCV Haar cascades: the largest face)")
+    p.add_argument("--fit", choices=["crop", "pad"], default="crop",
+                   help="own photos without --eyes: centre-crop to the dataset's square aspect (default) or pad with "
+                        "edge pixels; never stretched")
     p.add_argument("--alphas", help="comma-separated strengths (default 0.1,0.2,0.3,0.4,0.5)")
     p.add_argument("--preset", choices=["dfijax", "official", "chainer"], default="dfijax",
                    help="the objective, solver, neighbour and post-processing settings of a reference (official: "
@@ -156,6 +170,8 @@ def config_from(args) -> "SweepConfig":
 
 def main(argv=None) -> int:
     args = parse(argv)
+    if err := common.out_error(args.out):
+        return common.fail(err)
     from dfijax import dfi
     from dfijax import images as im
     from dfijax.data import DataError
@@ -164,11 +180,16 @@ def main(argv=None) -> int:
     try:
         cfg = config_from(args)
         data = load_dataset(args)
+        photos = None
+        if args.eyes and not args.images:
+            raise ValueError("--eyes is for own photos: give them with --images")
         if args.images:
             if not args.attrs:
-                raise ValueError("own photos need their attributes: --attrs Young=1,Male=-1 (names from the dataset)")
-            photos = np.stack([im.load_image(p, (cfg.size, cfg.size)) for p in args.images])
-            inputs = dfi.photo_inputs(photos, args.attrs, data, args.images)
+                raise ValueError("own photos need their attributes: --attrs Young=1,Male=-1 or --attrs auto "
+                                 "(names from the dataset)")
+            originals, crops = load_photos(args, cfg, data)
+            inputs, probs = photo_inputs(args, cfg, data, crops)
+            photos = (originals, crops, inputs.queries, probs)
         else:
             indices = [int(i) for i in args.indices.split(",")] if args.indices else None
             inputs = dfi.dataset_inputs(data, cfg.edits[0], cfg.size, args.inputs, indices)
@@ -185,7 +206,7 @@ def main(argv=None) -> int:
         return common.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    write_outputs(out, args, result, data, weights, device)
+    write_outputs(out, args, result, data, weights, device, photos)
     for m in result.metrics_per_alpha:
         score = f", target attribute score {m['target_attribute_score']:.3f}" if "target_attribute_score" in m else ""
         print(f"alpha {m['alpha']:g}: pixel RMSE {m['pixel_rmse_to_input']:.4f}, "
@@ -194,22 +215,70 @@ def main(argv=None) -> int:
     return 0
 
 
-def write_outputs(out, args, r, data, weights, device) -> None:
-    """Per-image PNGs (and full-resolution ones for own photos), grid.png, results.json, report.html."""
-    from dfijax import dfi
+def load_photos(args, cfg, data):
+    """The own photos at full resolution and brought to the working crop (--eyes / --fit)."""
     from dfijax import images as im
+    from dfijax.dfi import align
+    from dfijax.dfi.sweep import prepare_photos
+
+    originals = [im.load_image(p) for p in args.images]
+    eyes = None
+    if args.eyes:
+        given = align.parse_eyes(args.eyes, len(originals))
+        eyes = ["auto"] * len(originals) if given is None else given
+    crops = prepare_photos(originals, data, cfg.size, eyes, args.fit)
+    if args.eyes:
+        for path, e in zip(args.images, crops.eyes):
+            print(f"{path}: eyes at ({e[0, 0]:.0f}, {e[0, 1]:.0f}) and ({e[1, 0]:.0f}, {e[1, 1]:.0f})", file=sys.stderr)
+    return originals, crops
+
+
+def photo_inputs(args, cfg, data, crops):
+    """SweepInputs for the photos: --attrs by hand, or predicted by the attribute probe ('auto');
+    and the probe's probabilities [N, A] (None when not predicted)."""
+    from dfijax.dfi import sweep
+
+    predicted = probs = None
+    if sweep.wants_predicted_attrs(args.attrs):
+        with common.Bars() as bars:
+            probe = sweep.photo_probe(cfg, data, common.cache_root(), bars.update)
+        predicted, probs = sweep.predict_photo_attrs(probe, crops.images, data)
+        for path, p in zip(args.images, probs):
+            print(f"{path}: predicted attributes (probability): "
+                  + ", ".join(f"{n} {q:.2f}" for n, q in zip(data.attr_names, p)), file=sys.stderr)
+    inputs = sweep.photo_inputs(crops.images, args.attrs, data, args.images, predicted)
+    if predicted is not None:
+        for path, q in zip(args.images, inputs.queries):
+            print(f"{path}: neighbour search with " + ",".join(f"{n}={v:g}" for n, v in zip(data.attr_names, q)
+                                                                 if np.isfinite(v)), file=sys.stderr)
+    return inputs, probs
+
+
+TRADEOFF_BLEND = (0.1, 0.2, 0.3, 0.45, 0.6)
+TRADEOFF_TEXT = ("One point per input × alpha. Attribute gain: the attribute probe's score for the edit's direction, "
+                 "minus the input's. Identity drift: distance from the input in the probe's penultimate features (a "
+                 "network apart from the VGG being edited) with the edited attributes' read-out directions projected "
+                 "out, in units of the median distance between two different faces of the dataset. Baseline: the "
+                 "input blended in pixels towards the mean of its target neighbours, (1 - t)·x + t·mean, "
+                 "t = 0.1 … 0.6. Up and to the left is better.")
+
+
+def write_outputs(out, args, r, data, weights, device, photos=None) -> None:
+    """Per-image PNGs (and full-resolution ones for own photos), grid.png, results.json, report.html."""
+    from dfijax import images as im
+    from dfijax.dfi import align
     from experiments import report
 
     cfg, alphas = r.config, r.config.alphas
     multi = len(cfg.edits) > 1
-    originals = [im.load_image(p) for p in args.images] if (args.images and args.full_res) else None
+    originals, crops, queries, probs = photos if photos is not None else (None,) * 4
     for row, (i, e) in enumerate(r.rows):
         stem = f"img{i}_e{e}" if multi else f"img{i}"
         for j, al in enumerate(alphas):
             im.save_image(out / f"{stem}_a{al:g}.png", r.edited[row, j])
-            if originals is not None:
-                full = dfi.apply_at_full_resolution(jnp.asarray(originals[i]), r.inputs[row], jnp.asarray(r.edited[row, j]))
-                im.save_image(out / f"{stem}_a{al:g}_full.png", np.asarray(full))
+            if originals is not None and args.full_res:  # the edit through the inverse transform, feathered
+                full = align.paste_back(originals[i], r.inputs[row], r.edited[row, j], crops.matrices[i])
+                im.save_image(out / f"{stem}_a{al:g}_full.png", full)
     grid = im.make_grid([[r.inputs[row]] + list(r.edited[row]) for row in range(len(r.rows))],
                         col_labels=["input"] + [f"a={al:g}" for al in alphas])
     im.save_image(out / "grid.png", grid)
@@ -219,6 +288,12 @@ def write_outputs(out, args, r, data, weights, device) -> None:
         "data": data.describe(), "weights": weights.description, "weights_pretrained": weights.pretrained,
         "weights_meta": weights.meta, "edit": ";".join(cfg.edits), "edits": list(cfg.edits), "alphas": list(alphas),
         "inputs": list(r.labels), "rows": rows, "tv_weight": r.tv_weight,
+        "photos": None if crops is None else [
+            {"path": p, "size": list(o.shape[:2]), "eyes": None if np.isnan(e).any() else e.tolist(),
+             "matrix": m.tolist(), "fit": "eyes" if not np.isnan(e).any() else args.fit,
+             "attributes": {n: float(v) for n, v in zip(data.attr_names, q) if np.isfinite(v)},
+             "attribute_probabilities": None if probs is None else dict(zip(data.attr_names, map(float, probs[k])))}
+            for k, (p, o, e, m, q) in enumerate(zip(args.images, originals, crops.eyes, crops.matrices, queries))],
         "neighbours": [{"target": n.target.tolist(), "source": n.source.tolist(),
                         "target_available": n.n_target_available, "source_available": n.n_source_available}
                        for n in r.neighbours],
@@ -226,6 +301,19 @@ def write_outputs(out, args, r, data, weights, device) -> None:
         "final_loss": r.final_loss.tolist(), "metrics_per_alpha": r.metrics_per_alpha,
         "metrics_per_edit": r.metrics_per_edit, "probe": r.probe, "warnings": r.warnings,
     }
+    trade = None
+    if r.probe_model is not None:  # the main figure: attribute gain against identity drift, with a pixel baseline
+        from dfijax.dfi import specs, tradeoff
+
+        edit_specs = [specs.parse_edit(cfg.edits[e], data.attr_names) for _, e in r.rows]
+        trade = tradeoff.measure(r.probe_model, data, r.inputs, r.edited, edit_specs, r.neighbours, alphas, cfg.size,
+                                 blend_t=TRADEOFF_BLEND)
+        tradeoff.plot(out / "tradeoff.png", trade, f"{';'.join(cfg.edits)}: attribute gain vs identity drift")
+        results["tradeoff"] = {"summary": trade.summary(), "stranger_distance": trade.stranger_distance,
+                               "dfi_gain": trade.dfi_gain, "dfi_drift": trade.dfi_drift, "blend_t": trade.blend_t,
+                               "blend_gain": trade.blend_gain, "blend_drift": trade.blend_drift,
+                               "identity_space": "attribute probe's penultimate features, edited attributes' read-out "
+                                                 "directions projected out, / median distance between two dataset faces"}
     common.write_json(out / "results.json", results)
     common.write_json(out / "config.json", dataclasses.asdict(cfg))  # --config repeats the run
     has_probe = r.probe is not None
@@ -243,7 +331,9 @@ def write_outputs(out, args, r, data, weights, device) -> None:
         out / "report.html", f"DFI alpha sweep: {';'.join(cfg.edits)} ({args.preset} preset)", weights=weights.description,
         pretrained=weights.pretrained, device=device, data=data.describe(), seconds=r.seconds,
         config=dataclasses.asdict(cfg),
-        sections=[{"title": "Inputs × alphas", "images": ["grid.png"],
+        sections=([{"title": "Attribute gain against identity drift", "images": ["tradeoff.png"], "pixelated": False,
+                    "text": TRADEOFF_TEXT}] if trade is not None else []) + [
+                  {"title": "Inputs × alphas", "images": ["grid.png"],
                    "text": "Rows: " + ", ".join(f"{x['input']} / {x['edit']}" for x in rows) + "."},
                   {"title": "Per edit and alpha (mean over inputs)", "table": table, "text": probe_text}])
 

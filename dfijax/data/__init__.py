@@ -1,5 +1,7 @@
-"""Face datasets with attributes for DFI: one small interface over CelebA, LFW and the embedded
-synthetic faces.
+"""Datasets, by kind. Faces with attributes (DFI, the probe, the fusion GAN): `celeba` (folder or
+tfds), `lfw` (folder + lfw_attributes.txt), `synthetic_faces` (embedded, procedural, offline), all
+behind the `FaceDataset` interface below. Digits (DTN): `digits` (generated street-number digits,
+scikit-learn digits, SVHN/MNIST via tfds). Cartoon faces (DTN faces target): `cartoon_faces`.
 
 A `FaceDataset` holds the attribute table in memory and loads images by index, aligned and cropped
 to a square working size. Attributes are float32 [N, A]: CelebA's are ±1 (binary), LFW's are

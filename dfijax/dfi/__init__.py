@@ -4,10 +4,13 @@ probe that scores edits, and the sweep pipeline that ties them together.
 
 Modules: `specs` (edit specs, hand-given attributes), `neighbours`, `vectors` (attribute vectors,
 edit targets, the batched edit), `postprocess`, `features` (neighbour-set features and caches),
-`probe`, `sweep` (`run_sweep`).
+`probe`, `sweep` (`run_sweep`), `presets` (the references' exact settings), `align` (own photos to the
+dataset's face template and back), `tradeoff` (attribute gain against identity drift, with a
+pixel-blend baseline), `dataset_job` (a whole dataset, sharded over processes and devices, resumable).
 """
 
 from dfijax.dfi.neighbours import NeighbourError, Neighbours, select_neighbours
+from dfijax.dfi.presets import PRESETS, preset
 from dfijax.dfi.postprocess import apply_at_full_resolution, mask_blend, match_color, subtract_residual
 from dfijax.dfi.specs import parse_attrs, parse_edit
 from dfijax.dfi.sweep import SweepConfig, SweepInputs, SweepResult, dataset_inputs, photo_inputs, run_sweep
@@ -16,5 +19,5 @@ from dfijax.dfi.vectors import SCALINGS, attribute_vector, edit, edit_targets, u
 __all__ = [
     "NeighbourError", "Neighbours", "select_neighbours", "apply_at_full_resolution", "mask_blend", "match_color",
     "subtract_residual", "parse_attrs", "parse_edit", "SweepConfig", "SweepInputs", "SweepResult", "dataset_inputs",
-    "photo_inputs", "run_sweep", "SCALINGS", "attribute_vector", "edit", "edit_targets", "uses_normalized_features",
+    "photo_inputs", "run_sweep", "PRESETS", "preset", "SCALINGS", "attribute_vector", "edit", "edit_targets", "uses_normalized_features",
 ]

@@ -21,10 +21,12 @@ from dfijax.data import FaceDataset
 
 
 class ProbeCNN(nn.Module):
-    """[B, S, S, 3] in [0, 1] -> [B, A] attribute logits."""
+    """[B, S, S, 3] in [0, 1] -> [B, A] attribute logits (or, features_only, the pooled [B, 4·width]
+    penultimate features the head reads)."""
 
     num_attrs: int
     width: int = 32
+    features_only: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -33,6 +35,8 @@ class ProbeCNN(nn.Module):
             h = nn.Conv(self.width * mult, (3, 3), strides=(2, 2), name=f"conv{i}")(h)
             h = nn.gelu(h)
         h = jnp.mean(h, axis=(1, 2))
+        if self.features_only:
+            return h
         return nn.Dense(self.num_attrs, name="head")(h)
 
 
@@ -82,9 +86,21 @@ class Probe:
     def scores(self, images: np.ndarray | jax.Array) -> np.ndarray:
         """[B, H, W, 3] in [0, 1] -> [B, A] probabilities (images resized to the probe's size)."""
         x = jnp.asarray(images, jnp.float32)
+        return np.asarray(jax.nn.sigmoid(_apply_jit(self.model, self.params, self._resized(x))))
+
+    def embed(self, images: np.ndarray | jax.Array) -> np.ndarray:
+        """[B, H, W, 3] in [0, 1] -> [B, 4·width] penultimate features (before the attribute head)."""
+        model = self.model.clone(features_only=True)
+        return np.asarray(_apply_jit(model, self.params, self._resized(jnp.asarray(images, jnp.float32))))
+
+    def head(self) -> tuple[np.ndarray, np.ndarray]:
+        """The attribute head: kernel [F, A] and bias [A] (logits = embed(x) @ kernel + bias)."""
+        return np.asarray(self.params["head"]["kernel"]), np.asarray(self.params["head"]["bias"])
+
+    def _resized(self, x: jax.Array) -> jax.Array:
         if x.shape[1:3] != (self.size, self.size):
             x = jax.image.resize(x, (x.shape[0], self.size, self.size, 3), "linear")
-        return np.asarray(jax.nn.sigmoid(_apply_jit(self.model, self.params, x)))
+        return x
 
 
 def train_probe(data: FaceDataset, config: ProbeConfig = ProbeConfig(), cache_dir: str | pathlib.Path | None = None,

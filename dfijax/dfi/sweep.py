@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +22,9 @@ from dfijax.data import FaceDataset
 from dfijax.dfi import features, neighbours as nb, postprocess, specs, vectors
 from dfijax.vgg import VGG19, layer_index
 from dfijax.weights import VGGWeights
+
+if TYPE_CHECKING:
+    from dfijax.dfi.probe import Probe
 
 # progress(stage, done, total, info): stage is "features", "solve" or "probe"; done counts up to total.
 Progress = Callable[[str, int, int, dict], None]
@@ -139,12 +142,96 @@ def dataset_inputs(data: FaceDataset, edit: str, size: int, count: int = 3,
     return SweepInputs(data.images(idx, size), data.attrs[idx], tuple(idx), tuple(data.ids[i] for i in idx))
 
 
-def photo_inputs(images: np.ndarray, attrs: str, data: FaceDataset, labels: Sequence[str]) -> SweepInputs:
-    """Photos of one's own ([N, size, size, 3], aligned and face-centred) with attributes given by hand
-    ('Young=1,Male=-1', names from the dataset)."""
-    query = specs.parse_attrs(attrs, data.attr_names)
+@dataclasses.dataclass(frozen=True)
+class PhotoCrops:
+    """Own photos brought to the dataset's working crop: images [N, size, size, 3] in [0, 1];
+    matrices [N, 2, 3] (photo pixels -> crop pixels, see dfijax.dfi.align); eyes [N, 2, 2] the
+    photo's eye positions used (NaN where the photo was centre-cropped or padded instead)."""
+
+    images: np.ndarray
+    matrices: np.ndarray
+    eyes: np.ndarray
+
+
+def prepare_photos(photos: Sequence[np.ndarray], data: FaceDataset, size: int,
+                   eyes: Sequence[np.ndarray | str | None] | None = None, fit: str = "crop") -> PhotoCrops:
+    """Photos [H_i, W_i, 3] in [0, 1] (any sizes) -> the dataset's size×size crop, never stretched.
+    eyes[i]: [2, 2] (x, y) eye positions in photo i -> aligned to the dataset's eye template by a
+    similarity transform; "auto" -> the same with eyes found by OpenCV's Haar cascades; None (or
+    eyes None) -> centre-cropped to the square (fit="crop") or padded with edge pixels (fit="pad")."""
+    from dfijax import images as im
+    from dfijax.dfi import align
+
+    eyes = [None] * len(photos) if eyes is None else list(eyes)
+    if len(eyes) != len(photos):
+        raise ValueError(f"{len(eyes)} eye pairs for {len(photos)} photos: give one per photo")
+    out, mats, used = [], [], []
+    for photo, e in zip(photos, eyes):
+        photo = np.asarray(photo, np.float32)
+        if e is None:
+            m = align.fit_matrix(photo.shape[:2], (size, size), fit)
+            out.append(im.resize_array(im.fit_aspect(photo, 1.0, fit), (size, size)))  # as load_image does
+            used.append(np.full((2, 2), np.nan))
+        else:
+            e = align.detect_eyes(photo) if isinstance(e, str) else align.order_eyes(e)
+            m = align.similarity_from_eyes(e, align.template_eyes(data, size))
+            out.append(align.align(photo, m, (size, size)))
+            used.append(e)
+        mats.append(m)
+    return PhotoCrops(np.clip(np.stack(out), 0, 1).astype(np.float32), np.stack(mats), np.stack(used))
+
+
+def photo_probe(config: SweepConfig, data: FaceDataset, cache_root: str | pathlib.Path | None = None,
+                progress: Progress | None = None) -> "Probe":
+    """The attribute probe the sweep scores with (same settings, so the same cached probe): a
+    dfijax.dfi.probe.Probe, trained on first use."""
+    from dfijax.dfi.probe import ProbeConfig, train_probe
+
+    progress = progress or (lambda *a: None)
+    pc = ProbeConfig(size=min(64, config.size), steps=config.probe_steps, n_train=config.probe_train, seed=config.seed)
+    root = pathlib.Path(cache_root) if cache_root is not None else None
+    probe, _ = train_probe(data, pc, root / "probe" if root else None,
+                           progress=lambda i, m: progress("probe", i, pc.steps, {}))
+    return probe
+
+
+def predict_photo_attrs(probe: "Probe", images: np.ndarray, data: FaceDataset) -> tuple[np.ndarray, np.ndarray]:
+    """The probe's reading of photos [N, S, S, 3]: (values [N, A], probabilities [N, A]). A value is
+    the dataset's mean attribute among its faces on the predicted side (p > 0.5 or not): ±1 for
+    binary attributes, a typical score for continuous ones (LFW)."""
+    probs = probe.scores(np.asarray(images, np.float32))
+    a = np.asarray(data.attrs, np.float32)
+    pos, neg = a > 0, a <= 0
+    pos_mean = np.where(pos.any(0), np.nansum(np.where(pos, a, 0), 0) / np.maximum(pos.sum(0), 1), 1.0)
+    neg_mean = np.where(neg.any(0), np.nansum(np.where(neg, a, 0), 0) / np.maximum(neg.sum(0), 1), -1.0)
+    return np.where(probs > 0.5, pos_mean, neg_mean).astype(np.float32), probs
+
+
+def wants_predicted_attrs(attrs: str) -> bool:
+    """Whether an --attrs text asks for the probe's prediction ('auto' or 'auto,Male=-1')."""
+    return "auto" in [t.strip().lower() for t in attrs.replace(" ", ",").split(",")]
+
+
+def photo_inputs(images: np.ndarray, attrs: str, data: FaceDataset, labels: Sequence[str],
+                 predicted: np.ndarray | None = None) -> SweepInputs:
+    """Photos of one's own ([N, size, size, 3], aligned or face-centred, see `prepare_photos`) with
+    attributes given by hand ('Young=1,Male=-1', names from the dataset; the rest unknown), or
+    predicted: 'auto' takes predicted [N, A] (see `predict_photo_attrs`), 'auto,Male=-1' overrides
+    single attributes of the prediction."""
     n = len(images)
-    return SweepInputs(np.asarray(images, np.float32), np.repeat(query[None], n, 0), (None,) * n, tuple(labels))
+    tokens = [t for t in attrs.replace(" ", ",").split(",") if t.strip()]
+    auto = any(t.strip().lower() == "auto" for t in tokens)
+    given = specs.parse_attrs(",".join(t for t in tokens if t.strip().lower() != "auto"), data.attr_names)
+    if auto:
+        if predicted is None:
+            raise ValueError("--attrs auto needs the probe's predictions (predict_photo_attrs)")
+        predicted = np.asarray(predicted, np.float32)
+        if predicted.shape != (n, len(data.attr_names)):
+            raise ValueError(f"predicted attributes have shape {predicted.shape}, expected {(n, len(data.attr_names))}")
+        query = np.where(np.isnan(given)[None], predicted, given[None]).astype(np.float32)
+    else:
+        query = np.repeat(given[None], n, 0)
+    return SweepInputs(np.asarray(images, np.float32), query, (None,) * n, tuple(labels))
 
 
 @dataclasses.dataclass
@@ -166,6 +253,7 @@ class SweepResult:
     vectors_from_cache: int
     seconds: dict[str, float]
     warnings: list[str]
+    probe_model: Any = None  # the attribute probe (dfi.probe.Probe) that scored the edits
 
 
 def _metrics(pix: np.ndarray, feat: np.ndarray, score: np.ndarray | None, alphas, sel) -> list[dict[str, float]]:
@@ -245,9 +333,9 @@ def run_sweep(config: SweepConfig, data: FaceDataset, weights: VGGWeights, input
     ref = jnp.repeat(x, a, axis=0)
     pix = np.sqrt(np.mean((np.asarray(flat) - np.asarray(ref)) ** 2, axis=(1, 2, 3))).reshape(b, a)
     feat = features.feature_distance(loss, weights.variables, flat, ref).reshape(b, a)
-    score, probe_info = None, None
+    score, probe_info, probe_model = None, None, None
     if config.probe:
-        score, probe_info = _probe_scores(config, data, edit_specs, rows, np.asarray(x), np.asarray(flat), b, a,
+        score, probe_info, probe_model = _probe_scores(config, data, edit_specs, rows, np.asarray(x), np.asarray(flat), b, a,
                                           root, progress)
     edit_of_row = np.array([e for _, e in rows])
     per_alpha = _metrics(pix, feat, score, alphas, slice(None))
@@ -255,7 +343,7 @@ def run_sweep(config: SweepConfig, data: FaceDataset, weights: VGGWeights, input
     return SweepResult(config, edited, np.asarray(x), rows, inputs.labels, sets, final_loss,
                        per_alpha, per_edit, probe_info, loss.tv_weight, cached,
                        {"neighbour_features": t_features, "edit_including_compile": t_edit,
-                        "total": time.perf_counter() - t_start}, warnings)
+                        "total": time.perf_counter() - t_start}, warnings, probe_model)
 
 
 def initial_images(config: SweepConfig, images: jax.Array) -> jax.Array:
@@ -312,4 +400,4 @@ def _probe_scores(config, data, edit_specs, rows, x, flat, b, a, root, progress)
     s_out = np.stack([target_score(p_out[r], edit_specs[e]) for r, (_, e) in enumerate(rows)])
     info = {"input_target_attribute_score": float(s_in.mean()), "cached": probe_cached,
             "metrics": probe.metrics, "config": dataclasses.asdict(pc)}
-    return s_out, info
+    return s_out, info, probe
