@@ -14,7 +14,31 @@ from dfijax import runtime
 from dfijax.weights import VGGWeights, load_vgg
 
 
+def check_out(base: str | os.PathLike | None) -> None:
+    """Raise ValueError (one line naming --out) when the output folder cannot be a folder: the path, or
+    a folder above it, is an existing file. None (the default folder) passes. Cheap: call it first."""
+    if base is None:
+        return
+    path = pathlib.Path(base)
+    for p in (path, *path.parents):
+        if p.exists():
+            if p.is_dir():
+                return
+            where = f"--out {base} is a file" if p == path else f"--out {base}: {p} is a file, not a folder"
+            raise ValueError(f"{where}; give a folder")
+
+
+def out_error(base: str | os.PathLike | None) -> str | None:
+    """check_out's message, or None when `base` can be the output folder."""
+    try:
+        check_out(base)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def out_dir(base: str | None, name: str) -> pathlib.Path:
+    check_out(base)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = pathlib.Path(base) if base else pathlib.Path("runs") / name / stamp
     path = path.absolute()
@@ -100,3 +124,15 @@ class Bars:
     def __exit__(self, *exc) -> None:
         for bar in self.bars.values():
             bar.close()
+
+
+def apply_preset(args, presets: dict[str, dict[str, Any]], key: str = "preset"):
+    """Fill every flag the user left unset (None) from the named preset (args.<key>); explicit flags win.
+    Records which flags came from the preset in args.preset_filled."""
+    filled = []
+    for name, value in presets[getattr(args, key)].items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+            filled.append(name)
+    args.preset_filled = filled
+    return args

@@ -26,24 +26,30 @@ from tqdm import tqdm
 from experiments import common
 
 
+PRESETS = {"quick": dict(size=64, iters=100), "paper": dict(size=224, iters=500)}
+
+
 def parse(argv):
-    gpu = jax.default_backend() != "cpu"
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", nargs="*", help="image files (default: two embedded procedural scenes)")
-    p.add_argument("--size", type=int, default=224 if gpu else 64, help="square working size in pixels")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
+                   help="quick: 64 px, 100 iterations; paper: 224 px, 500 iterations; flags override")
+    p.add_argument("--size", type=int, help="square working size in pixels (preset; photos are centre-cropped)")
     p.add_argument("--layers", default="relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", help="comma-separated taps")
-    p.add_argument("--iters", type=int, default=500 if gpu else 100)
+    p.add_argument("--iters", type=int, help="L-BFGS iterations (preset)")
     p.add_argument("--tv", type=float, default=1e-5, help="TV^2 weight on the 0-255 scale (losses.tv_beta)")
     p.add_argument("--backend", choices=["jaxopt", "optax"], default="jaxopt")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--weights", help="converted weights (.safetensors); default: weights/ or a seeded random net")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output folder (default runs/invert_features/<time>)")
-    return p.parse_args(argv)
+    return common.apply_preset(p.parse_args(argv), PRESETS)
 
 
 def main(argv=None) -> int:
     args = parse(argv)
+    if err := common.out_error(args.out):
+        return common.fail(err)
     from dfijax import images as im
     from dfijax import invert as inv
     from dfijax.losses import psnr

@@ -41,8 +41,13 @@ from tqdm import tqdm
 from experiments import common
 
 
+SCALES = {  # the same command means the same run on every device
+    "quick": dict(steps=600, batch=64, f_steps=500, clf_steps=400),
+    "paper": dict(steps=20000, batch=100, f_steps=5000, clf_steps=3000),
+}
+
+
 def parse(argv):
-    gpu = jax.default_backend() != "cpu"
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=["digits", "svhn-mnist"], default="digits")
     p.add_argument("--data-dir", help="tfds data_dir holding svhn_cropped and mnist (for --data svhn-mnist)")
@@ -56,24 +61,27 @@ def parse(argv):
     p.add_argument("--beta", type=float, help="L_TID weight (overrides the preset)")
     p.add_argument("--gamma", type=float, help="L_TV weight (overrides the preset)")
     p.add_argument("--const", choices=["mse", "cosine"], default="mse", help="distance for L_CONST")
-    p.add_argument("--steps", type=int, default=20000 if gpu else 600, help="DTN iterations (one D + G step each)")
+    p.add_argument("--scale", choices=sorted(SCALES), default="quick",
+                   help="run length: quick (600 DTN steps, batch 64: minutes on a CPU) or paper (20000, batch 100); "
+                        "flags override")
+    p.add_argument("--steps", type=int, help="DTN iterations (one D + G step each; --scale)")
     p.add_argument("--ablation-steps", type=int, default=None,
                    help="iterations per ablation (default: --steps / 2); the full DTN is also evaluated there")
     p.add_argument("--no-ablations", action="store_true")
-    p.add_argument("--batch", type=int, default=100 if gpu else 64)
+    p.add_argument("--batch", type=int, help="batch size (--scale)")
     p.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate of g and D (b1 = 0.5)")
     p.add_argument("--g-steps", type=int, default=1, help="G steps per D step")
     p.add_argument("--width", type=int, default=32, help="base width of g")
     p.add_argument("--d-width", type=int, default=16, help="base width of D")
     p.add_argument("--f-width", type=int, default=32, help="base width of f and the evaluation classifier")
     p.add_argument("--feat-dim", type=int, default=128, help="f's feature size")
-    p.add_argument("--f-steps", type=int, default=5000 if gpu else 500, help="training steps of f")
-    p.add_argument("--clf-steps", type=int, default=3000 if gpu else 400, help="steps of the evaluation classifier")
+    p.add_argument("--f-steps", type=int, help="training steps of f (--scale)")
+    p.add_argument("--clf-steps", type=int, help="steps of the evaluation classifier (--scale)")
     p.add_argument("--clf-batch", type=int, default=64)
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/dtn/default", help="output and checkpoint folder (resumes)")
-    return p.parse_args(argv)
+    return common.apply_preset(p.parse_args(argv), SCALES, key="scale")
 
 
 def check_args(args) -> None:
@@ -119,6 +127,8 @@ RUN_TITLES = {"dtn": "DTN (full)", "no_tid": "without L_TID (β = 0)", "two_clas
 
 def main(argv=None) -> int:
     args = parse(argv)
+    if err := common.out_error(args.out):
+        return common.fail(err)
     from dfijax import dtn as D
     from dfijax import images as im
     from dfijax.data import DataError

@@ -30,14 +30,21 @@ from tqdm import tqdm
 from experiments import common
 
 
+PRESETS = {  # the same command means the same run on every device
+    "quick": dict(size=64, steps=200, save_every=50),
+    "paper": dict(size=256, steps=40000, save_every=500),  # Johnson et al.: 256 px, 40k steps of batch 4
+}
+
+
 def parse(argv):
-    gpu = jax.default_backend() != "cpu"
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--content-dir", help="folder of content images (default: embedded procedural scenes)")
     p.add_argument("--style", help="style image (default: an embedded procedural painting)")
-    p.add_argument("--size", type=int, default=256 if gpu else 64)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
+                   help="quick: 64 px, 200 steps (minutes on a CPU); paper: 256 px, 40000 steps; flags override")
+    p.add_argument("--size", type=int, help="training crop size (preset)")
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--steps", type=int, default=40000 if gpu else 200)
+    p.add_argument("--steps", type=int, help="training steps (preset)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--width", type=int, default=32, help="network width (32 = Johnson)")
     p.add_argument("--output", choices=("sigmoid", "tanh"), default="sigmoid",
@@ -52,11 +59,11 @@ def parse(argv):
     p.add_argument("--loss-normalize", choices=("relative", "absolute"), default="relative",
                    help="relative (default): unit-free terms, the same weights work on pretrained and random VGG "
                         "weights; absolute: the paper's terms (use --style-weight 5 --tv 1e-6 with pretrained weights)")
-    p.add_argument("--save-every", type=int, default=500 if gpu else 50)
+    p.add_argument("--save-every", type=int, help="checkpoint interval (preset)")
     p.add_argument("--weights", help="converted VGG-16 or VGG-19 weights; default: weights/ or a seeded random net")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/fast_style/default", help="checkpoint and output folder (resumes)")
-    return p.parse_args(argv)
+    return common.apply_preset(p.parse_args(argv), PRESETS)
 
 
 def loss_depth(args) -> int | None:
@@ -94,7 +101,9 @@ def content_stream(args):
 
 def main(argv=None) -> int:
     args = parse(argv)
-    from dfijax import fast_style as fs
+    if err := common.out_error(args.out):
+        return common.fail(err)
+    from dfijax.style import fast as fs
     from dfijax import images as im
 
     device = common.setup()

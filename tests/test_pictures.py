@@ -1,0 +1,265 @@
+"""Every experiment: --out naming a file is a one-line error; the pictures each one writes at a tiny
+default-like config are not degenerate and, where the method keeps the content, keep its structure."""
+
+import importlib
+import subprocess
+import sys
+import pathlib
+
+import numpy as np
+import pytest
+
+from tests.conftest import isolate
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+EXPERIMENTS = ["alpha_sweep", "invert_features", "style_transfer", "stylize", "video_style", "train_fast_style",
+               "train_fusion", "fuse", "train_dtn", "train_dtn_faces", "dfi_dataset"]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+@pytest.mark.parametrize("where", ["file", "below a file"])
+def test_out_that_is_a_file_is_one_line_error(name, where, tmp_path, monkeypatch, capsys):
+    """Refused before any work: setup, weights and data are never reached."""
+    from experiments import common
+
+    isolate(monkeypatch, tmp_path)
+
+    def never(*a, **k):
+        raise AssertionError("reached work before checking --out")
+
+    monkeypatch.setattr(common, "setup", never)
+    monkeypatch.setattr(common, "load_weights", never)
+    f = tmp_path / "x.png"
+    f.write_bytes(b"\x89PNG not a folder")
+    out = f if where == "file" else f / "sub"
+    argv = (["--ckpt", str(tmp_path / "ck")] if name in ("stylize", "fuse") else []) + ["--out", str(out)]
+    rc = importlib.import_module(f"experiments.{name}").main(argv)
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --out ") and "give a folder" in lines[0], err
+    assert str(f) in lines[0] and "Traceback" not in err
+    assert f.read_bytes() == b"\x89PNG not a folder" and not (tmp_path / "runs").exists()
+
+
+def test_out_that_is_a_file_from_the_command_line(tmp_path):
+    f = tmp_path / "x.png"
+    f.write_text("a file")
+    p = subprocess.run([sys.executable, "-m", "experiments.train_fast_style", "--out", str(f)], cwd=ROOT,
+                       capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "DFIJAX_JAX_CACHE": str(tmp_path / "c")})
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip() == f"error: --out {f} is a file; give a folder", p.stderr
+
+
+def test_check_out_accepts_folders_and_new_paths(tmp_path):
+    from experiments import common
+
+    (tmp_path / "d").mkdir()
+    for ok in (None, str(tmp_path / "d"), str(tmp_path / "new" / "deeper"), "relative/new"):
+        common.check_out(ok)
+        assert common.out_error(ok) is None
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ValueError, match=r"^--out .*f is a file; give a folder$"):
+        common.check_out(tmp_path / "f")
+    with pytest.raises(ValueError, match=r"^--out .*: .*f is a file, not a folder; give a folder$"):
+        common.out_dir(str(tmp_path / "f" / "a" / "b"), "x")
+
+
+# ---- pictures: each experiment at a tiny default-like config ------------------------------------
+#
+# Floors come from values measured on CPU with the seeded random VGG-19, noted beside each check. For
+# scale: uniform noise scores |structure similarity| < 0.22 against a 32 px reference (300 draws) and
+# < 0.06 at 128 px; a constant picture scores 0 and fails assert_not_degenerate.
+
+from tests import pictures as P  # noqa: E402
+
+
+def _scenes(size, seeds):
+    from dfijax.images import synthetic_scene
+
+    return [synthetic_scene(size, size, seed=s) for s in seeds]
+
+
+def test_picture_checks_fail_constant_and_noise():
+    from dfijax.images import make_grid
+
+    ref = _scenes(32, [1])[0]
+    rng = np.random.default_rng(0)
+    constant, noise = np.full_like(ref, 0.5), rng.uniform(size=ref.shape).astype(np.float32)
+    blurred = P.gaussian_blur(P.grey(ref), 1.0)
+    P.assert_not_degenerate([ref, noise, blurred])
+    assert P.structure_similarity(ref, ref) == pytest.approx(1.0)
+    assert P.structure_similarity(blurred, ref) > 0.9
+    assert P.structure_similarity(_scenes(64, [1])[0], ref) > 0.8  # resized to the smaller size
+    with pytest.raises(AssertionError, match="flat"):
+        P.assert_not_degenerate(constant)
+    with pytest.raises(AssertionError, match="non-finite"):
+        P.assert_not_degenerate(np.where(ref > 0.5, np.nan, ref))
+    with pytest.raises(AssertionError, match="values in"):
+        P.assert_not_degenerate(ref * 2)
+    assert P.structure_similarity(constant, ref) == 0.0
+    for bad in (constant, noise):
+        with pytest.raises(AssertionError, match="structure similarity"):
+            P.assert_keeps_structure(bad, ref, 0.3)
+    # one template drawn for every input: input-independent, and not matching its own input
+    refs = _scenes(32, [1, 2, 3])
+    with pytest.raises(AssertionError, match="barely depend"):
+        P.assert_input_dependent([refs[0]] * 3, 0.02)
+    with pytest.raises(AssertionError, match="match their own inputs"):
+        P.assert_matches_own_input([refs[0]] * 3, refs, 0.05)
+    assert P.assert_matches_own_input(refs, refs, 0.3) > 0.3
+    cells = P.grid_cells(make_grid([refs], col_labels=["a", "b", "c"]), 32, 32, 1, 3, top=14)
+    assert all(np.abs(c - r).max() <= 0.5 / 255 + 1e-6 for c, r in zip(cells[0], refs))  # 8-bit rounding
+
+
+def _real_output_passes_where_constant_and_noise_fail(out, ref, floor):
+    P.assert_not_degenerate(out)
+    P.assert_keeps_structure(out, ref, floor)
+    with pytest.raises(AssertionError, match="flat"):
+        P.assert_not_degenerate(np.full_like(out, float(out.mean())))
+    with pytest.raises(AssertionError, match="structure similarity"):
+        P.assert_keeps_structure(np.full_like(out, float(out.mean())), ref, floor)
+    with pytest.raises(AssertionError, match="structure similarity"):
+        P.assert_keeps_structure(np.random.default_rng(0).uniform(size=out.shape), ref, floor)
+
+
+def test_invert_features_pictures(tmp_path, monkeypatch):
+    from experiments import invert_features
+
+    isolate(monkeypatch, tmp_path)
+    out = tmp_path / "inv"
+    assert invert_features.main(["--size", "32", "--iters", "8", "--layers", "relu1_1,relu2_1", "--out", str(out)]) == 0
+    refs = _scenes(32, [1, 2])
+    for layer in ("relu1_1", "relu2_1"):  # seen: relu1_1 1.00, 1.00; relu2_1 0.96, 0.90
+        rec = P.load_all(P.pngs(out, f"{layer}_*.png"))
+        P.assert_not_degenerate(rec, min_std=0.1)  # seen: std 0.18-0.22
+        P.assert_keeps_structure(rec, refs, 0.5, f"{layer} reconstruction")
+    _real_output_passes_where_constant_and_noise_fail(P.load_png(out / "relu2_1_0.png"), refs[0], 0.5)
+    originals = [row[0] for row in P.grid_cells(P.load_png(out / "grid.png"), 32, 32, 2, 3, top=14)]
+    P.assert_keeps_structure(originals, refs, 0.95, "grid original")
+
+
+def test_style_transfer_pictures(tmp_path, monkeypatch):
+    from experiments import style_transfer
+
+    isolate(monkeypatch, tmp_path)
+    out = tmp_path / "st"
+    assert style_transfer.main(["--size", "40", "--iters", "8", "--out", str(out)]) == 0
+    res = P.load_all(P.pngs(out, "content*_painting_x1.png"))
+    assert len(res) == 2
+    P.assert_not_degenerate(res, min_std=0.1)  # seen: std 0.21, 0.23
+    P.assert_keeps_structure(res, _scenes(40, [1, 2]), 0.4, "stylised content")  # seen: 0.71, 0.89
+
+
+def test_alpha_sweep_pictures(tmp_path, monkeypatch):
+    from experiments import alpha_sweep
+
+    isolate(monkeypatch, tmp_path)
+    out = tmp_path / "a"
+    assert alpha_sweep.main(["--n-synthetic", "120", "--k", "8", "--inputs", "2", "--alphas", "0.2", "--iters", "6",
+                             "--size", "32", "--batch", "8", "--no-probe", "--out", str(out)]) == 0
+    edited = P.load_all([out / "img0_a0.2.png", out / "img1_a0.2.png"])
+    inputs = [row[0] for row in P.grid_cells(P.load_png(out / "grid.png"), 32, 32, 2, 2, top=14)]
+    P.assert_not_degenerate(edited + inputs, min_std=0.1)  # seen: std 0.21, 0.22
+    P.assert_keeps_structure(edited, inputs, 0.6, "edit at alpha 0.2")  # seen: 0.99, 0.99
+    P.assert_matches_own_input(edited, inputs, 0.2, "edit")  # seen: 0.54
+
+
+def test_video_style_pictures(tmp_path, monkeypatch):
+    from dfijax.style import video as vid
+    from experiments import video_style
+
+    isolate(monkeypatch, tmp_path)
+    out = tmp_path / "v"
+    assert video_style.main(["--size", "40", "--frames", "3", "--iters-first", "10", "--iters", "5",
+                             "--out", str(out)]) == 0
+    frames = list(vid.synthetic_clip(3, 40, 40, seed=0))
+    for kind in ("temporal", "per_frame"):  # seen: temporal 0.70, 0.51, 0.51; per-frame 0.70, 0.89, 0.54
+        styled = P.load_all(P.pngs(out / "frames", f"{kind}_*.png"))
+        assert len(styled) == 3
+        P.assert_not_degenerate(styled, min_std=0.1)
+        P.assert_keeps_structure(styled, frames, 0.3, f"{kind} frame")
+
+
+def test_fast_style_pictures(tmp_path, monkeypatch):
+    """30 steps at 32 px: the network already keeps the scene (sun, house, hills) under its texture.
+    Checked through stylize's default input, the 4 embedded scenes at 128 px (noise < 0.06 there)."""
+    from experiments import stylize, train_fast_style
+
+    isolate(monkeypatch, tmp_path)
+    ck = tmp_path / "fs"
+    assert train_fast_style.main(["--size", "32", "--batch", "2", "--width", "8", "--steps", "30",
+                                  "--save-every", "30", "--out", str(ck)]) == 0
+    rows = P.grid_cells(P.load_png(ck / "samples.png"), 32, 32, 2, 2)
+    P.assert_not_degenerate(rows[0] + rows[1], min_std=0.1)  # seen: styled std 0.19-0.22
+    P.assert_input_dependent(rows[1], 0.05, "sample")
+    out = tmp_path / "st"
+    assert stylize.main(["--ckpt", str(ck), "--out", str(out)]) == 0
+    styled = P.load_all(P.pngs(out, "scene*_styled.png"))
+    assert len(styled) == 4 and styled[0].shape == (128, 128, 3)
+    P.assert_not_degenerate(styled, min_std=0.1)
+    scenes = _scenes(128, range(4))
+    P.assert_keeps_structure(styled, scenes, 0.15, "stylised scene")  # seen: 0.29, 0.34, 0.33, 0.22
+    P.assert_matches_own_input(styled, scenes, 0.05, "stylised scene")  # seen: 0.12
+
+
+def test_fusion_pictures(tmp_path, monkeypatch):
+    from dfijax.data.synthetic_faces import synthetic_faces
+    from experiments import fuse, train_fusion
+
+    isolate(monkeypatch, tmp_path)
+    ck = tmp_path / "run"
+    assert train_fusion.main(["--size", "32", "--width", "8", "--batch", "8", "--content-layers", "conv2_1",
+                              "--style-layers", "conv1_1", "--n-synthetic", "64", "--stage1-steps", "60",
+                              "--stage2-steps", "2", "--log-every", "5", "--sample-every", "1000",
+                              "--save-every", "1000", "--out", str(ck)]) == 0
+    P.assert_not_degenerate(P.load_png(ck / "samples.png"), min_std=0.1)
+    out = tmp_path / "fused"
+    assert fuse.main(["--ckpt", str(ck), "--out", str(out)]) == 0
+    fused = P.load_all(P.pngs(out, "fused_*.png"))
+    assert len(fused) == 6
+    P.assert_not_degenerate(fused, min_std=0.05)  # seen: std 0.12-0.15
+    a, b = synthetic_faces(2, 12345).images([0, 1], 32)
+    keep_a = P.load_png(out / "fused_1.0.png")
+    s = P.assert_keeps_structure(keep_a, a, 0.35, "fused at lambda 1")[0]  # seen: 0.61 (vs B: 0.24)
+    assert s > P.structure_similarity(keep_a, b) + 0.15
+
+
+def test_train_dtn_pictures(tmp_path, monkeypatch):
+    """Long enough (600 cheap steps, f trained 300) for G to depend on its input: with f barely trained
+    (4 steps) G drew one template for every input (spread 0.011, own-input gap 0.005), which these
+    checks catch although the template scored 0.65 against the targets."""
+    from experiments import train_dtn
+
+    isolate(monkeypatch, tmp_path)
+    out = tmp_path / "dtn"
+    assert train_dtn.main(["--n-source", "512", "--n-test", "24", "--steps", "600", "--no-ablations", "--batch", "16",
+                           "--width", "8", "--d-width", "8", "--f-width", "8", "--feat-dim", "16", "--f-steps", "300",
+                           "--clf-steps", "4", "--clf-batch", "16", "--save-every", "1000", "--lr", "1e-3",
+                           "--out", str(out)]) == 0
+    src, g_src, tgt, g_tgt = P.grid_cells(P.load_png(out / "samples_dtn.png"), 32, 32, 4, 12, top=14)
+    P.assert_not_degenerate(src + g_src + tgt + g_tgt, min_std=0.1)  # seen: G std 0.25-0.29
+    P.assert_input_dependent(g_src, 0.04, "G(source)")  # seen: 0.082
+    P.assert_input_dependent(g_tgt, 0.04, "G(target)")  # seen: 0.087
+    P.assert_keeps_structure(g_tgt, tgt, 0.5, "G(target)")  # seen: 0.68-0.93
+    P.assert_matches_own_input(g_tgt, tgt, 0.06, "G(target)")  # seen: 0.16
+
+
+def test_train_dtn_faces_pictures(tmp_path, monkeypatch):
+    """Tiny run (3 steps): G is still untrained (its outputs are noise-like textures, structure
+    similarity 0.0-0.2; 300 steps do not change that at this width), so only the pictures' range and
+    variation are checked; the source and target faces in the figure must be real pictures."""
+    from experiments import train_dtn_faces
+
+    isolate(monkeypatch, tmp_path)
+    out = tmp_path / "faces"
+    assert train_dtn_faces.main(["--n-train", "16", "--n-test", "8", "--n-target", "16", "--taps", "relu2_1",
+                                 "--calib", "8", "--size", "32", "--steps", "3", "--batch", "8", "--lr", "1e-3",
+                                 "--width", "8", "--d-width", "8", "--save-every", "2", "--log-every", "1",
+                                 "--out", str(out)]) == 0
+    src, g_src, tgt, g_tgt = P.grid_cells(P.load_png(out / "samples.png"), 64, 64, 4, 8)
+    P.assert_not_degenerate(src + g_src + tgt + g_tgt, min_std=0.05)
+    P.assert_input_dependent(src, 0.05, "source face")
+    P.assert_input_dependent(tgt, 0.05, "target face")
