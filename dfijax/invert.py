@@ -24,8 +24,10 @@ import jax.numpy as jnp
 import dfijax  # noqa: F401  (filters jaxopt's import warning)
 import jaxopt
 import optax
+from jaxtyping import Array, Float
 
 from dfijax import losses, mesh
+from dfijax.shapes import Image, Images, Scalar
 from dfijax.vgg import VGG19, check_image_batch, layer_index
 
 BACKENDS = ("jaxopt", "optax")
@@ -266,7 +268,7 @@ class FeatureLoss:
         feats = self.model.apply(variables, x[None], taps=self.taps)
         return {k: v[0] for k, v in feats.items()}
 
-    def __call__(self, x: jax.Array, variables: Mapping, targets: Mapping[str, jax.Array]) -> jax.Array:
+    def __call__(self, x: Image, variables: Mapping, targets: Mapping[str, jax.Array]) -> Scalar:
         loss = losses.feature_mse(self.features(variables, x), targets, self.taps, self.layer_weights,
                                   self.reduction)
         if self.tv_weight:
@@ -291,7 +293,7 @@ def _features_batch(loss: FeatureLoss, variables, images):
     return jax.vmap(lambda x: loss.features(variables, x))(images)
 
 
-def feature_targets(loss: FeatureLoss, variables: Mapping, images: jax.Array) -> dict[str, jax.Array]:
+def feature_targets(loss: FeatureLoss, variables: Mapping, images: Images) -> dict[str, jax.Array]:
     """φ(images) at the loss's taps: images [B, H, W, 3] -> {tap: [B, h, w, C]} (one compile per shape)."""
     check_image_batch(images)
     return _features_batch(loss, variables, jnp.asarray(images, jnp.float32))
@@ -319,7 +321,7 @@ _step_batch_jit = jax.jit(_step_batch, static_argnums=(0, 1))
 _step_batch_donating_jit = jax.jit(_step_batch, static_argnums=(0, 1), donate_argnums=(4,))
 
 
-def invert(loss: Any, variables: Mapping, targets: Mapping[str, jax.Array], x0: jax.Array,
+def invert(loss: Any, variables: Mapping, targets: Mapping[str, jax.Array], x0: Images,
            config: SolverConfig = SolverConfig(), *, loop: str = "auto",
            progress: Callable[[int, jax.Array], None] | None = None, check_every: int = 10,
            shard: bool = False) -> InversionResult:
@@ -384,6 +386,6 @@ def invert(loss: Any, variables: Mapping, targets: Mapping[str, jax.Array], x0: 
     return InversionResult(state.best_x, state.history, state.k, state.best_f)
 
 
-def noise_init(key: jax.Array, shape: Sequence[int], low: float = 0.0, high: float = 1.0) -> jax.Array:
+def noise_init(key: jax.Array, shape: Sequence[int], low: float = 0.0, high: float = 1.0) -> Float[Array, "..."]:
     """Uniform noise images in [low, high] (e.g. shape [B, H, W, 3])."""
     return jax.random.uniform(key, tuple(shape), jnp.float32, low, high)

@@ -10,6 +10,8 @@ from typing import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
+from dfijax.shapes import FeatureMap, GramMatrix, Image, Scalar, Vector
+
 Features = Mapping[str, jax.Array]
 
 
@@ -24,7 +26,7 @@ def _weights(layers: Sequence[str], weights: Sequence[float] | Mapping[str, floa
 
 
 def feature_mse(feats: Features, targets: Features, layers: Sequence[str],
-                weights: Sequence[float] | Mapping[str, float] | None = None, reduction: str = "mean") -> jax.Array:
+                weights: Sequence[float] | Mapping[str, float] | None = None, reduction: str = "mean") -> Scalar:
     """Σ_l w_l · d(φ_l, t_l) with d the mean ("mean", Chainer DFI) or half the sum ("sum": ½‖·‖², DFI
     paper / official code) of squared differences."""
     if reduction not in ("mean", "sum"):
@@ -36,12 +38,12 @@ def feature_mse(feats: Features, targets: Features, layers: Sequence[str],
     return total
 
 
-def content_loss(feats: Features, targets: Features, layer: str = "relu4_2", weight: float = 1.0) -> jax.Array:
+def content_loss(feats: Features, targets: Features, layer: str = "relu4_2", weight: float = 1.0) -> Scalar:
     """Gatys' content loss: ½ Σ (F − P)² on one layer."""
     return weight * feature_mse(feats, targets, (layer,), reduction="sum")
 
 
-def feature_vector(feats: Features, layers: Sequence[str], normalize: bool = False, eps: float = 1e-12) -> jax.Array:
+def feature_vector(feats: Features, layers: Sequence[str], normalize: bool = False, eps: float = 1e-12) -> Vector:
     """The DFI feature vector φ(x): the layers flattened and concatenated, [D].
 
     normalize=True divides each layer's block by its L2 norm first (the DFI paper's variant), so that
@@ -56,7 +58,7 @@ def feature_vector(feats: Features, layers: Sequence[str], normalize: bool = Fal
     return jnp.concatenate(parts)
 
 
-def gram(feat: jax.Array, normalize: str = "hw") -> jax.Array:
+def gram(feat: FeatureMap, normalize: str = "hw") -> GramMatrix:
     """Gram matrix of a [h, w, C] feature map, [C, C].
 
     normalize: "hw" divides by h·w (Gatys' reference notebook, where the 1/n² is folded into the layer
@@ -94,7 +96,7 @@ def _diffs(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return dx, dy
 
 
-def tv_squared(x: jax.Array) -> jax.Array:
+def tv_squared(x: Image) -> Scalar:
     """Mean of squared horizontal and vertical neighbour differences, [H, W, C] -> scalar (Chainer DFI).
 
     Pixel scale: whatever x is in ([0, 1] here); Chainer's weight 100 was for 0-255 inputs
@@ -103,7 +105,7 @@ def tv_squared(x: jax.Array) -> jax.Array:
     return jnp.mean(jnp.square(x[:, 1:] - x[:, :-1])) + jnp.mean(jnp.square(x[1:] - x[:-1]))
 
 
-def tv_beta(x: jax.Array, beta: float = 2.0, scale: float = 255.0, eps: float = 1e-8) -> jax.Array:
+def tv_beta(x: Image, beta: float = 2.0, scale: float = 255.0, eps: float = 1e-8) -> Scalar:
     """Σ_ij ((x_i,j+1 − x_ij)² + (x_i+1,j − x_ij)²)^(β/2) on the image times `scale` (Mahendran &
     Vedaldi's TV^β as used by the official DFI code).
 
@@ -118,19 +120,19 @@ def tv_beta(x: jax.Array, beta: float = 2.0, scale: float = 255.0, eps: float = 
     return jnp.sum(jnp.power(sq + eps, beta / 2.0))
 
 
-def tv_per_pixel(x: jax.Array, scale: float = 255.0) -> jax.Array:
+def tv_per_pixel(x: Image, scale: float = 255.0) -> Scalar:
     """(Σ Δx² + Σ Δy²) / (H·W·C) on the image times `scale` (chainer-dfi's total variation: squared
     neighbour differences summed, divided by the image's element count, on 0-255 values)."""
     d = x.astype(jnp.float32) * scale
     return (jnp.sum(jnp.square(d[:, 1:] - d[:, :-1])) + jnp.sum(jnp.square(d[1:] - d[:-1]))) / x.size
 
 
-def tv_anisotropic(x: jax.Array) -> jax.Array:
+def tv_anisotropic(x: Image) -> Scalar:
     """Σ |Δx| + |Δy| mean-normalised (the DTN paper's L_TV)."""
     return jnp.mean(jnp.abs(x[:, 1:] - x[:, :-1])) + jnp.mean(jnp.abs(x[1:] - x[:-1]))
 
 
-def psnr(x: jax.Array, y: jax.Array, max_value: float = 1.0) -> jax.Array:
+def psnr(x: jax.Array, y: jax.Array, max_value: float = 1.0) -> Scalar:
     """Peak signal-to-noise ratio in dB over all axes."""
     mse = jnp.mean(jnp.square(x.astype(jnp.float32) - y.astype(jnp.float32)))
     return 10.0 * jnp.log10(max_value**2 / jnp.maximum(mse, 1e-20))

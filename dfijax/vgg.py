@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dfijax.shapes import Images
+
 # (block, convs, channels) of each net's feature extractor.
 ARCHS: dict[int, tuple[tuple[int, int, int], ...]] = {
     16: ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)),
@@ -125,7 +127,7 @@ class VGG(nn.Module):
     depth: int = 19  # last, so VGG19("avg") keeps meaning pooling="avg"
 
     @nn.compact
-    def __call__(self, x: jax.Array, taps: Sequence[str] = ("relu5_4",)) -> dict[str, jax.Array]:
+    def __call__(self, x: Images, taps: Sequence[str] = ("relu5_4",)) -> dict[str, jax.Array]:
         """x: [B, H, W, 3] float32 RGB in [0, 1], H, W >= 32. Returns {tap: [B, h, w, C] float32}."""
         if isinstance(taps, str):
             taps = (taps,)
