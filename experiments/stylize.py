@@ -7,14 +7,13 @@
 Images: writes <out>/<name>_styled.png per image and grid.png. Video (a file or a folder of frames):
 writes stylized.gif (or .mp4 with --format mp4) and compare.gif, and reports the flicker (mean squared
 warping error over reliable pixels, see experiments.video_style) of the input and the output. Reports
-images per second. The network (width, output layer, upsampling) is read from the checkpoint folder's
-train_info.json; the flags override it.
+images per second. The network (width, output layer, upsampling) is rebuilt from the run's settings
+saved beside its checkpoints.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import time
@@ -32,10 +31,6 @@ def main(argv=None) -> int:
     p.add_argument("--video", help="a video file or folder of frames to stylise instead of images")
     p.add_argument("--frames", type=int, help="at most this many video frames")
     p.add_argument("--format", choices=["gif", "mp4"], default="gif")
-    p.add_argument("--width", type=int, help="the network width it was trained with (default: from train_info.json, else 32)")
-    p.add_argument("--output", choices=("sigmoid", "tanh"), help="its output layer (default: from train_info.json, else sigmoid)")
-    p.add_argument("--upsample", choices=("resize", "transpose"),
-                   help="its upsampling (default: from train_info.json, else resize)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--out", help="output folder (default runs/stylize/<time>)")
     args = p.parse_args(argv)
@@ -48,12 +43,8 @@ def main(argv=None) -> int:
 
     common.setup()
     try:
-        info = pathlib.Path(args.ckpt) / "train_info.json"
-        settings = json.loads(info.read_text())["settings"] if info.is_file() else {}
-        net = fs.TransformNet(width=args.width or settings.get("width", 32),
-                              output=args.output or settings.get("output", "sigmoid"),
-                              upsample=args.upsample or settings.get("upsample", "resize"))
-        params = fs.restore_params(args.ckpt, net)
+        cfg, params = fs.restore(args.ckpt)
+        net = cfg.net()
         if args.video:
             frames = vid.read_frames(args.video, args.size, args.frames)
             pics, names = list(frames), None

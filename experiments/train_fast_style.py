@@ -13,7 +13,9 @@ Loss network (--vgg): VGG-16 as in the paper (content relu2_2; style relu1_2, re
 relu4_3) when VGG-16 weights are there (weights/vgg16_*.safetensors, or --weights of depth 16),
 else VGG-19 with the analogous layers (relu3_4, relu4_4). --vgg 16 with no VGG-16 file uses a seeded
 random VGG-16, announced as such. The choice, the network options (--output, --upsample) and the
-layers go to train_info.json; experiments.stylize rebuilds the same network from it.
+layers are the run's settings, saved beside the checkpoints (config.json; also in train_info.json);
+experiments.stylize rebuilds the same network from them. Resuming with settings that change the
+network or the loss is refused; --steps and --save-every may change.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ import json
 import pathlib
 import sys
 
-import jax
-import numpy as np
 from tqdm import tqdm
 
 from experiments import common
@@ -75,78 +75,48 @@ def loss_depth(args) -> int | None:
     return 16 if find_weights(depth=16) is not None else 19
 
 
-def content_stream(args):
-    from dfijax import images as im
-
-    if not args.content_dir:
-        return lambda step: np.stack([im.synthetic_scene(args.size, args.size, seed=10_000 + step * args.batch + i)
-                                      for i in range(args.batch)])
-    files = sorted(p for p in pathlib.Path(args.content_dir).rglob("*")
-                   if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp"))
-    if not files:
-        raise ValueError(f"no images (.jpg/.png/...) under {args.content_dir}")
-
-    def batch(step):
-        rng = np.random.default_rng([args.seed, step])
-        out = []
-        for i in rng.integers(0, len(files), args.batch):
-            x = im.load_image(files[i], args.size)  # short side = size, then a random square crop
-            h0 = rng.integers(0, x.shape[0] - args.size + 1)
-            w0 = rng.integers(0, x.shape[1] - args.size + 1)
-            out.append(x[h0:h0 + args.size, w0:w0 + args.size])
-        return np.stack(out)
-
-    return batch
-
-
 def main(argv=None) -> int:
     args = parse(argv)
     if err := common.out_error(args.out):
         return common.fail(err)
-    from dfijax.style import fast as fs
     from dfijax import images as im
+    from dfijax.style import fast as fs
 
     device = common.setup()
     try:
-        if args.size < 32 or args.size % 4:
-            raise ValueError(f"--size must be a multiple of 4 and at least 32, got {args.size}")
-        batches = content_stream(args)
-        style = im.load_image(args.style, args.size) if args.style else im.synthetic_painting(args.size, args.size, 3)
         weights = common.load_weights(args.weights, args.seed, depth=loss_depth(args))
+        cfg = fs.FastStyleConfig.johnson(
+            weights.depth, width=args.width, output=args.output, upsample=args.upsample, size=args.size,
+            batch=args.batch, lr=args.lr, content_weight=args.content_weight, style_weight=args.style_weight,
+            tv_weight=args.tv, normalize=args.loss_normalize, seed=args.seed, steps=args.steps,
+            save_every=args.save_every)
+        batches = fs.content_batches(args.content_dir, cfg.size, cfg.batch, cfg.seed)
+        style = im.load_image(args.style, args.size) if args.style else im.synthetic_painting(args.size, args.size, 3)
     except (ValueError, FileNotFoundError, im.ImageError) as e:
         return common.fail(str(e))
     out = pathlib.Path(args.out).absolute()
-    out.mkdir(parents=True, exist_ok=True)
-    net = fs.TransformNet(width=args.width, output=args.output, upsample=args.upsample)
-    loss = fs.johnson_loss(weights.depth, content_weight=args.content_weight, style_weight=args.style_weight,
-                           tv_weight=args.tv, normalize=args.loss_normalize)
-    loss_net = {"vgg": weights.depth, "content_layer": loss.content_layer, "style_layers": list(loss.style_layers),
-                "weights": weights.description}
     print(f"loss network: VGG-{weights.depth}{'' if weights.pretrained else ' (seeded random, NOT pretrained)'}, "
-          f"content {loss.content_layer}, style {', '.join(loss.style_layers)}; "
-          f"network output {args.output}, upsampling {args.upsample}", file=sys.stderr)
-    print(f"device: {device}; training to step {args.steps} (batch {args.batch}, {args.size}px); output {out}",
-          file=sys.stderr)
-    with tqdm(total=args.steps, desc="train", unit="step", file=sys.stderr) as bar:
-        def log(step, rec):
-            bar.update(step - bar.n)
-            bar.set_postfix(loss=f"{rec['loss']:.4g}")
-
-        state, start = fs.train(net, loss, weights.variables, style, batches, args.steps, out, lr=args.lr,
-                                seed=args.seed, save_every=args.save_every, size=args.size, log=log)
+          f"content {cfg.content_layer}, style {', '.join(cfg.style_layers)}; network output {cfg.output}, "
+          f"upsampling {cfg.upsample}\ndevice: {device}; training to step {cfg.steps} (batch {cfg.batch}, "
+          f"{cfg.size}px); output {out}", file=sys.stderr)
+    with tqdm(total=cfg.steps, desc="train", unit="step", file=sys.stderr) as bar:
+        try:
+            state, start = fs.train(cfg, weights.variables, style, batches, out,
+                                    progress=lambda step, rec: bar.update(step - bar.n))
+        except ValueError as e:  # a folder trained with other settings
+            return common.fail(str(e))
     if start:
         print(f"resumed from step {start}", file=sys.stderr)
     records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     common.plot_losses(out / "loss.png", records)
-    sample = batches(10**6)[: min(4, args.batch)]
-    styled = fs.stylize(net, state.params, sample)
-    im.save_image(out / "samples.png", im.make_grid([list(sample), list(styled)]))
-    common.write_json(out / "train_info.json", {"settings": vars(args), "device": device, "weights": weights.description,
-                                                "weights_pretrained": weights.pretrained, "loss_network": loss_net,
-                                                "network": {"width": args.width, "output": args.output,
-                                                            "upsample": args.upsample},
-                                                "resumed_from": start,
-                                                "final": records[-1] if records else None})
+    sample = batches(10**6)[: min(4, cfg.batch)]
+    im.save_image(out / "samples.png", im.make_grid([list(sample), list(fs.stylize(cfg.net(), state.params, sample))]))
+    loss_net = {"vgg": cfg.vgg, "content_layer": cfg.content_layer, "style_layers": list(cfg.style_layers),
+                "weights": weights.description}
+    common.write_json(out / "train_info.json", {
+        "settings": vars(args), "device": device, "weights": weights.description, "weights_pretrained":
+        weights.pretrained, "loss_network": loss_net, "resumed_from": start, "final": records[-1] if records else None,
+        "network": {"width": cfg.width, "output": cfg.output, "upsample": cfg.upsample}})
     print(f"wrote {out / 'loss.png'}, {out / 'samples.png'}; checkpoints in {out}")
     return 0
 

@@ -299,7 +299,7 @@ def main(argv=None) -> int:
                                     save_every=settings["save_every"], keep=args.keep,
                                     log_every=settings["log_every"], callback=callback)
     except ft.CheckpointMismatch as e:
-        return common.fail(f"{e}; use another --out or the settings it was trained with")
+        return common.fail(str(e))
     except Stopped:
         say(f"stopped after step {args.stop_after} (--stop-after); rerun the command to resume")
         return 0

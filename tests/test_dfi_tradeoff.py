@@ -62,3 +62,26 @@ def test_tradeoff_plot_has_axes(faces_and_probe, tmp_path):
     img = np.asarray(Image.open(tmp_path / "t.png"))
     chex.assert_shape(img, (360, 560, 3))
     assert img.std() > 10  # drawn, not blank
+
+
+def test_probe_is_trained_once_per_setting_and_cached(tmp_path):
+    import json
+
+    import chex
+
+    data = synthetic_faces(40, seed=1)
+    cfg = ProbeConfig(size=32, steps=4, batch=8, n_train=30)
+    seen = []
+    first, cached = train_probe(data, cfg, tmp_path, progress=lambda i, r: seen.append(i))
+    assert not cached and seen == [4] and set(first.metrics) == {"train_loss", "steps", "val_accuracy"}
+    folder = tmp_path / f"{data.name}-s32-t4-b8-n30-seed0-v2"
+    assert json.loads((folder / "config.json").read_text())["steps"] == 4
+    assert sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) == [4]
+    again, cached = train_probe(data, cfg, tmp_path)
+    assert cached and again.metrics == first.metrics
+    chex.assert_trees_all_equal(again.params, first.params)
+    uncached, cached = train_probe(data, cfg)  # the same training without a cache: the same probe
+    assert not cached
+    chex.assert_trees_all_close(uncached.params, first.params, rtol=1e-6, atol=1e-7)
+    _, cached = train_probe(data, ProbeConfig(size=32, steps=5, batch=8, n_train=30), tmp_path)
+    assert not cached  # another setting, another cache entry

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import chex
@@ -8,6 +9,7 @@ import pytest
 
 from dfijax.style import fast as fs
 from dfijax.images import synthetic_painting, synthetic_scene
+from dfijax.vgg import VGG
 
 NET = fs.TransformNet(width=8, blocks=2)
 LOSS = fs.PerceptualLoss(content_layer="relu2_2", style_layers=("relu1_2", "relu2_2"))
@@ -71,22 +73,28 @@ def test_johnson_layers_on_vgg16_and_vgg19():
         fs.johnson_loss(11)
 
 
-def test_training_lowers_the_loss_and_resumes_exactly(random_vgg, tmp_path):
+def test_training_resumes_exactly_and_restores_the_network(random_vgg, tmp_path):
     style = synthetic_painting(SIZE, SIZE, seed=3)
     a, b = tmp_path / "a", tmp_path / "b"
-    kw = dict(lr=1e-2, save_every=3, size=SIZE)
-    full, start = fs.train(NET, LOSS, random_vgg.variables, style, batches, 6, a, **kw)
+    cfg = fs.FastStyleConfig(width=NET.width, blocks=NET.blocks, size=SIZE, batch=2, lr=1e-2,
+                             style_layers=LOSS.style_layers, save_every=3, steps=6)
+    assert cfg.loss() == dataclasses.replace(LOSS, model=VGG(depth=19)) and cfg.net() == NET
+    full, start = fs.train(cfg, random_vgg.variables, style, batches, a)
     assert start == 0
-    fs.train(NET, LOSS, random_vgg.variables, style, batches, 3, b, **kw)  # "killed" after step 3
-    resumed, start = fs.train(NET, LOSS, random_vgg.variables, style, batches, 6, b, **kw)
-    assert start == 3 and int(resumed.step) == 6
+    logged = []
+    fs.train(dataclasses.replace(cfg, steps=3), random_vgg.variables, style, batches, b)  # "killed" after step 3
+    resumed, start = fs.train(cfg, random_vgg.variables, style, batches, b, progress=lambda s, r: logged.append(s))
+    assert start == 3 and int(resumed.step) == 6 and logged == [4, 5, 6]
     chex.assert_trees_all_close(resumed.params, full.params, rtol=1e-5, atol=1e-6)
     recs = [json.loads(l) for l in (a / "metrics.jsonl").read_text().splitlines()]
     assert recs[-1]["step"] == 6 and recs[-1]["finite"] == 1.0
-    params = fs.restore_params(a, NET, SIZE)
+    got, params = fs.restore(a)  # the network comes back from the saved settings
+    assert got == cfg
     chex.assert_trees_all_close(params, full.params)
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        fs.restore_params(tmp_path / "none", NET)
+    with pytest.raises(FileNotFoundError, match="no checkpoint folder"):
+        fs.restore(tmp_path / "none")
+    with pytest.raises(ValueError, match=r"other settings: width 8 \(now 16\)"):
+        fs.train(dataclasses.replace(cfg, width=16), random_vgg.variables, style, batches, b)
 
 
 def test_train_step_reduces_the_perceptual_loss(random_vgg):

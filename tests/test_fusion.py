@@ -380,7 +380,7 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
              (fuse, ["--ckpt", str(out), "--a", str(bad), "--b", str(bad)], "cannot read"),
              (fuse, ["--ckpt", str(out), "--a", str(bad)], "both --a and --b"),
              (train_fusion, [*TINY_ARGS[:2], "--width", "16", *TINY_ARGS[4:], "--out", str(out)],
-              "trained with other settings: width 8 (now 16)"),
+              "trained with other settings: config.width 8 (now 16)"),
              (train_fusion, ["--size", "48"], "power of two"),
              (train_fusion, ["--holdout", "celeba-test"], "list_eval_partition"),
              (train_fusion, ["--preset", "paper", "--lambda-values", "uniform", "--holdout", "last"],

@@ -1,4 +1,8 @@
-"""The shared training utilities: NaN guard, checkpoints with resume, metrics log, data sharding."""
+"""The shared training utilities: NaN guard, checkpoints with resume, metrics log, data sharding, the
+one training loop (fit), its schedule (due) and the run settings saved beside the checkpoints."""
+
+import dataclasses
+import json
 
 import chex
 import jax
@@ -83,3 +87,119 @@ def test_metrics_log_writes_tensorboard_scalars_and_images(tmp_path):
     off = training.MetricsLog(tmp_path / "quiet" / "metrics.jsonl", tensorboard=False)
     off.write(1, {"loss": 1.0})
     assert not (tmp_path / "quiet" / "tb").exists()
+
+
+# ------------------------------------------------------------------------------------------------ fit
+
+
+@dataclasses.dataclass(frozen=True)
+class Inner:
+    depth: int = 2
+    every: int = training.resumable(5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cfg:
+    width: int = 3
+    layers: tuple[str, ...] = ("a", "b")
+    inner: Inner = Inner()
+    steps: int = training.resumable(7)
+
+
+def _template(cfg: Cfg):
+    return {"w": jnp.zeros(cfg.width), "step": jnp.zeros((), jnp.int32)}
+
+
+@jax.jit
+def _step(state, batch, rng):
+    """A pure step whose result depends on the batch, the rng and the order of the steps."""
+    noise = jax.random.normal(rng, state["w"].shape)
+    w = 0.9 * state["w"] + batch + 0.1 * noise
+    return {"w": w, "step": state["step"] + 1}, {"loss": jnp.sum(w ** 2), "first": w[0]}
+
+
+def _batches(i: int) -> np.ndarray:
+    return np.full(3, float(i), np.float32)
+
+
+def test_due_schedule():
+    assert [s for s in range(1, 9) if training.due(s, 3, 8)] == [3, 6, 8]
+    assert [s for s in range(1, 9) if training.due(s, None, 8)] == [8]
+    assert [s for s in range(1, 9) if training.due(s, 0, 8, at=(2,))] == [2, 8]
+    assert [s for s in range(1, 9) if training.due(s, 4, 8, at=(3,))] == [3, 4, 8]
+
+
+class Stop(Exception):
+    pass
+
+
+def test_fit_resumes_exactly_and_schedules_logs_saves_and_hooks(tmp_path):
+    rng = jax.random.key(4)
+    full, recs = training.fit(_step, _template(Cfg()), _batches, 7, rng=rng, log_every=2)
+    assert [r["step"] for r in recs] == [2, 4, 6, 7] and int(full["step"]) == 7
+    seen, progress = [], []
+
+    def sample(step, state, rec):
+        seen.append((step, int(state["step"]), rec is not None))
+        return {"eval": float(state["w"][1]) * 2}
+
+    def stop(step, state, rec):
+        if step == 5:
+            raise Stop()
+
+    log = training.MetricsLog(tmp_path / "run" / "metrics.jsonl", tensorboard=False)
+    with training.Checkpointer(tmp_path / "run", save_every=3, config=Cfg()) as ck:
+        with pytest.raises(Stop):
+            training.fit(_step, _template(Cfg()), _batches, 7, ck, rng=rng, log=log, log_every=2,
+                         hooks=[(3, sample), (1, stop)])
+        assert sorted(ck.manager.all_steps()) == [3]  # step 4 was no save step, 5 never finished
+    assert seen == [(3, 3, False)]
+    with training.Checkpointer(tmp_path / "run", save_every=3, config=Cfg()) as ck:
+        resumed, recs = training.fit(_step, _template(Cfg()), _batches, 7, ck, rng=rng, log=log, log_every=2,
+                                     hooks=[(3, sample)], progress=lambda s, r: progress.append((s, r is not None)))
+        assert sorted(ck.manager.all_steps()) == [3, 6, 7]
+    chex.assert_trees_all_equal(resumed, full)  # the same batches and rngs as the uninterrupted run
+    assert seen == [(3, 3, False), (6, 6, True), (7, 7, True)]
+    assert progress == [(4, True), (5, False), (6, True), (7, True)]
+    assert [r["step"] for r in recs] == [4, 6, 7] and recs[-1]["eval"] == float(full["w"][1]) * 2
+    logged = log.records()  # steps 2, 4 before the stop; 4 again, 6, 7 after; hook values joined their step
+    assert [r["step"] for r in logged] == [2, 3, 4, 6, 7] and "loss" not in logged[1] and "loss" in logged[2]
+    assert logged[-1]["first"] == pytest.approx(float(full["w"][0]))
+    # nothing left to do: a rerun restores step 7 and returns it untouched
+    with training.Checkpointer(tmp_path / "run", config=Cfg(steps=7)) as ck:
+        again, recs = training.fit(_step, _template(Cfg()), _batches, 7, ck, rng=rng)
+    assert recs == [] and int(again["step"]) == 7
+    # start= skips the restore: two calls of 3 + 4 steps are one of 7
+    half, _ = training.fit(_step, _template(Cfg()), _batches, 3, rng=rng)
+    rest, _ = training.fit(_step, half, _batches, 7, rng=rng, start=3)
+    chex.assert_trees_all_equal(rest, full)
+
+
+def test_config_is_saved_checked_on_resume_and_restored(tmp_path):
+    d = tmp_path / "run"
+    with training.Checkpointer(d, config=Cfg(layers=("x", "y", "z"))) as ck:
+        ck.maybe_save(2, {"w": jnp.arange(3.0), "step": jnp.array(2, jnp.int32)}, final=True)
+    saved = json.loads((d / "config.json").read_text())
+    assert saved == {"width": 3, "layers": ["x", "y", "z"], "inner": {"depth": 2, "every": 5}, "steps": 7}
+    # resumable fields may change (nested ones too); the new settings are written
+    training.Checkpointer(d, config=Cfg(layers=("x", "y", "z"), steps=50, inner=Inner(every=1))).close()
+    assert json.loads((d / "config.json").read_text())["steps"] == 50
+    with pytest.raises(training.CheckpointMismatch) as e:
+        training.Checkpointer(d, config=Cfg(width=4, inner=Inner(depth=3)))
+    msg = str(e.value)
+    assert "\n" not in msg and "other settings: width 3 (now 4), layers ['x', 'y', 'z'] (now ['a', 'b']), " \
+                               "inner.depth 2 (now 3)" in msg and "steps" not in msg
+    cfg, state = training.restore(d, Cfg, template=_template)
+    assert cfg == Cfg(layers=("x", "y", "z"), steps=50, inner=Inner(every=1))
+    chex.assert_trees_all_equal(state, {"w": jnp.arange(3.0), "step": jnp.array(2, jnp.int32)})
+    _, again = training.restore(d, Cfg, template=_template(cfg))  # a template state works too
+    chex.assert_trees_all_equal(again, state)
+    (tmp_path / "empty").mkdir()
+    with training.Checkpointer(tmp_path / "nockpt", config=Cfg()):
+        pass
+    for folder, msg in [(tmp_path / "none", "no checkpoint folder"), (tmp_path / "empty", "config.json not found"),
+                        (tmp_path / "nockpt", "holds no checkpoint")]:
+        with pytest.raises(FileNotFoundError, match=msg):
+            training.restore(folder, Cfg, _template)
+    with pytest.raises(training.CheckpointMismatch, match="does not fit the state"):
+        training.restore(d, Cfg, template=lambda c: {"w": jnp.zeros(5), "step": jnp.zeros((), jnp.int32)})

@@ -7,6 +7,7 @@ from how far the image moved. Trained once per (dataset, size, steps, seed) and 
 from __future__ import annotations
 
 import dataclasses
+import json
 import pathlib
 from typing import Any, Callable
 
@@ -17,7 +18,10 @@ import numpy as np
 import optax
 from flax.training import train_state
 
+from dfijax import training
 from dfijax.data import FaceDataset
+
+METRICS_FILE = "metrics.json"
 
 
 class ProbeCNN(nn.Module):
@@ -42,6 +46,8 @@ class ProbeCNN(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class ProbeConfig:
+    """Probe training: image size, steps, batch, Adam's lr, training images (the first n_train), seed."""
+
     size: int = 64
     steps: int = 300
     batch: int = 64
@@ -56,11 +62,12 @@ def _loss(params, apply, x, y):
 
 
 def make_train_step(model: ProbeCNN):
-    """Pure (state, batch, rng) -> (state, metrics); a non-finite loss leaves the state unchanged."""
+    """Pure (state, (images [B, S, S, 3], attributes [B, A] in {0, 1}), rng) -> (state, metrics), rng
+    already folded with the step (random left-right flips); a non-finite loss leaves the state unchanged."""
 
     def step(state: train_state.TrainState, batch: tuple[jax.Array, jax.Array], rng: jax.Array):
         x, y = batch
-        flip = jax.random.bernoulli(jax.random.fold_in(rng, state.step), 0.5, (x.shape[0], 1, 1, 1))
+        flip = jax.random.bernoulli(rng, 0.5, (x.shape[0], 1, 1, 1))
         x = jnp.where(flip, x[:, :, ::-1], x)  # faces are left-right symmetric in their attributes
         (loss, logits), grads = jax.value_and_grad(_loss, has_aux=True)(state.params, model.apply, x, y)
         new = state.apply_gradients(grads=grads)
@@ -107,43 +114,47 @@ def train_probe(data: FaceDataset, config: ProbeConfig = ProbeConfig(), cache_di
                 progress: Callable[[int, dict], None] | None = None) -> tuple[Probe, bool]:
     """Train (or restore from cache_dir) a probe on the dataset's attributes. Returns (probe, cached).
 
-    Trains on the first n_train images, holds out the next 10% for the reported accuracy.
+    Trains on the first n_train images (a batch of random ones per step, a pure function of the step),
+    holds out the next 10% for the reported accuracy. The cache holds one folder per (dataset, size,
+    steps, batch, training images, seed); an interrupted training resumes there. progress(step, record)
+    every 25 steps.
     """
-    import orbax.checkpoint as ocp
-
     model = ProbeCNN(len(data.attr_names))
     n_train = min(config.n_train, len(data))
     n_val = max(1, min(len(data) - n_train, n_train // 10)) if len(data) > n_train else 0
     init = model.init(jax.random.key(config.seed), jnp.zeros((1, config.size, config.size, 3)))["params"]
     state = train_state.TrainState.create(apply_fn=model.apply, params=init, tx=optax.adam(config.lr))
-    key = f"{data.name}-s{config.size}-t{config.steps}-b{config.batch}-n{n_train}-seed{config.seed}"
-    mngr = None
+    key = f"{data.name}-s{config.size}-t{config.steps}-b{config.batch}-n{n_train}-seed{config.seed}-v2"
+    ck = None
     if cache_dir is not None:
-        path = (pathlib.Path(cache_dir) / key).absolute()
-        mngr = ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
-        if mngr.latest_step() is not None:
-            restored = mngr.restore(mngr.latest_step(), args=ocp.args.Composite(
-                params=ocp.args.StandardRestore(init), metrics=ocp.args.JsonRestore()))
-            return Probe(model, restored["params"], data.attr_names, config.size, restored["metrics"]), True
+        ck = training.Checkpointer(pathlib.Path(cache_dir) / key, keep=1, save_every=None, config=config)
+        metrics_file = ck.directory / METRICS_FILE
+        if ck.latest_step == config.steps and metrics_file.is_file():
+            state, _ = ck.restore_or(state)
+            ck.close()
+            return Probe(model, state.params, data.attr_names, config.size, json.loads(metrics_file.read_text())), True
     x_all = data.images(range(n_train + n_val), config.size)
     y_all = (data.attrs[: n_train + n_val] > 0).astype(np.float32)
-    step = make_train_step(model)
-    rng = np.random.default_rng(config.seed)
-    key_j = jax.random.key(config.seed)
-    m = {}
-    for i in range(config.steps):
-        idx = rng.integers(0, n_train, config.batch)
-        state, m = step(state, (jnp.asarray(x_all[idx]), jnp.asarray(y_all[idx])), key_j)
-        if progress and (i + 1) % 25 == 0:
-            progress(i + 1, {k: float(v) for k, v in m.items()})
-    metrics = {"train_loss": float(m["loss"]), "steps": config.steps}
+
+    def batches(i: int) -> tuple[jax.Array, jax.Array]:
+        idx = np.random.default_rng([config.seed, i]).integers(0, n_train, config.batch)
+        return jnp.asarray(x_all[idx]), jnp.asarray(y_all[idx])
+
+    try:
+        state, records = training.fit(make_train_step(model), state, batches, config.steps, ck,
+                                      rng=jax.random.key(config.seed), log_every=25,
+                                      progress=(lambda i, r: r and progress(i, r)) if progress else None)
+    finally:
+        if ck is not None:
+            ck.close()
+    # the last step's loss (recomputed after the step when a resumed run had no step left to take)
+    last = records[-1]["loss"] if records else float(_loss(state.params, model.apply, *batches(config.steps - 1))[0])
+    metrics = {"train_loss": last, "steps": config.steps}
     if n_val:
         p = Probe(model, state.params, data.attr_names, config.size, {})
         pred = p.scores(x_all[n_train:]) > 0.5
         acc = (pred == (y_all[n_train:] > 0.5)).mean(0)
         metrics["val_accuracy"] = {a: float(v) for a, v in zip(data.attr_names, acc)}
-    if mngr is not None:
-        mngr.save(config.steps, args=ocp.args.Composite(params=ocp.args.StandardSave(state.params),
-                                                        metrics=ocp.args.JsonSave(metrics)))
-        mngr.wait_until_finished()
+    if ck is not None and training.is_main():
+        metrics_file.write_text(json.dumps(metrics, indent=2))
     return Probe(model, state.params, data.attr_names, config.size, metrics), False

@@ -147,17 +147,19 @@ class FusionConfig:
         return cls(**d, loss=fl.FusionLoss(**loss))
 
 
-class CheckpointMismatch(ValueError):
-    """A checkpoint folder whose contents do not fit the networks this code and config build."""
+CheckpointMismatch = training.CheckpointMismatch  # a folder trained with other settings, or another version's
 
 
-def _restore(restore_fn: Callable[[], Any], directory: pathlib.Path) -> Any:
-    try:
-        return restore_fn()
-    except (ValueError, KeyError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointMismatch(f"the checkpoint in {directory} does not fit the networks of its "
-                                 f"{CONFIG_FILE} (written by another version?): {first}") from None
+@dataclasses.dataclass(frozen=True)
+class FusionRun:
+    """A training run's settings, saved beside its checkpoints (fusion_config.json): the networks and
+    steps (config) and the stage-1 length; stage2_steps may change when the run resumes."""
+
+    CONFIG_FILE = "fusion_config.json"  # not a field: the file name (training.config_file)
+
+    config: FusionConfig
+    stage1_steps: int
+    stage2_steps: int = training.resumable(0)
 
 
 @struct.dataclass
@@ -351,12 +353,14 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
 
 
 def run_step(cfg: FusionConfig, state: FusionState, step: int, batch: jax.Array, vgg_vars: Any,
-             stage1_steps: int) -> tuple[FusionState, dict[str, jax.Array]]:
+             stage1_steps: int, rng: jax.Array | None = None) -> tuple[FusionState, dict[str, jax.Array]]:
     """Global step `step` (= state.step, passed so that nothing waits on the device): an autoencoder
     update in stage 1, else n_critic critic updates and one (E, G) update on the same batch. The caller
-    shards batch, replicates state/vgg_vars, and calls `begin_stage2` first at the switch."""
+    shards batch, replicates state/vgg_vars, and calls `begin_stage2` first at the switch. rng: the
+    step's key, fold_in(state.key, step) (computed when not given)."""
     ae_step, d_step, eg_step = make_steps(cfg)
-    rng = jax.random.fold_in(jax.random.wrap_key_data(state.key), step)
+    if rng is None:
+        rng = jax.random.fold_in(jax.random.wrap_key_data(state.key), step)
     if step < stage1_steps:
         return ae_step(state, batch, rng, vgg_vars)
     metrics = {}
@@ -366,29 +370,10 @@ def run_step(cfg: FusionConfig, state: FusionState, step: int, batch: jax.Array,
     return state, {**metrics, **m}
 
 
-def save_config(directory: str | os.PathLike, cfg: FusionConfig, stage1_steps: int) -> None:
-    path = pathlib.Path(directory) / CONFIG_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"config": cfg.to_dict(), "stage1_steps": stage1_steps}, indent=2))
-
-
 def load_config(directory: str | os.PathLike) -> tuple[FusionConfig, int]:
     """(config, stage-1 steps) saved by `train` in a checkpoint folder."""
-    path = pathlib.Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {directory} a folder written by experiments.train_fusion?")
-    d = json.loads(path.read_text())
-    return FusionConfig.from_dict(d["config"]), int(d["stage1_steps"])
-
-
-def _check_same(directory: pathlib.Path, cfg: FusionConfig, stage1_steps: int) -> None:
-    """A folder's checkpoints resume only under the settings they were trained with."""
-    old, old_s1 = load_config(directory)
-    diff = [f"{k} {v!r} (now {cfg.to_dict()[k]!r})" for k, v in old.to_dict().items() if cfg.to_dict()[k] != v]
-    if old_s1 != stage1_steps:
-        diff.append(f"stage-1 steps {old_s1} (now {stage1_steps})")
-    if diff:
-        raise CheckpointMismatch(f"{directory} holds checkpoints trained with other settings: " + ", ".join(diff))
+    run = training.load_config(directory, FusionRun)
+    return run.config, run.stage1_steps
 
 
 DATA_LOG = "data.jsonl"  # {"step", "ids": the global batch's dataset indices} at each logged step
@@ -439,48 +424,41 @@ def train(cfg: FusionConfig, batches: Any, vgg_vars: Any, stage1_steps: int,
         if mine != want:
             raise ValueError(f"the mesh gives process {p} rows {mine} of each batch of {loader.batch}, the loader "
                              f"reads rows {want}: order the mesh's devices by process (dfijax.distributed.global_mesh)")
-    ckpt = training.Checkpointer(ckpt_dir, keep=keep, save_every=save_every)
-    if ckpt.latest_step is not None and (ckpt.directory / CONFIG_FILE).is_file():
-        _check_same(ckpt.directory, cfg, stage1_steps)
-    dist.barrier("fusion-config-checked")
-    if training.is_main():
-        save_config(ckpt.directory, cfg, stage1_steps)
     it = iter(loader) if loader is not None else None
     template = training.replicate(init_state(cfg, seed), mesh)
-    if it is None:
-        restore = lambda: ckpt.restore_or(template)  # noqa: E731
-    else:
-        restore = lambda: ckpt.restore_or(template, data=it,  # noqa: E731
-                                          reposition=lambda s: it.set_state(loader.state_at(s)))
-    state, start = _restore(restore, ckpt.directory)
     vgg_vars = training.replicate(vgg_vars, mesh)
-    log = training.MetricsLog(ckpt.directory / "metrics.jsonl")
-    with ckpt:
-        for step in range(start, total):
-            if step == stage1_steps and int(state.stage) == 1:
-                state = training.replicate(begin_stage2(cfg, state), mesh)
-            ids = None
-            if it is not None:
-                local = next(it)
-                x, ids = training.global_batch(local["image"], mesh), local["id"]
-            else:
-                x = _put_global(batches(step), mesh)
-            state, m = run_step(cfg, state, step, x, vgg_vars, stage1_steps)
-            rec = None
-            if (step + 1) % log_every == 0 or step + 1 in (stage1_steps, total):
-                extra = {}
-                if ids is not None:
-                    all_ids = dist.allgather(ids).reshape(-1)  # process-major = the global batch's rows
-                    extra["data_crc"] = zlib.crc32(all_ids.astype("<i8").tobytes())
-                    if log.enabled:
-                        with open(ckpt.directory / DATA_LOG, "a") as f:
-                            f.write(json.dumps({"step": step + 1, "ids": all_ids.tolist()}) + "\n")
-                rec = log.write(step + 1, {"stage": 1 if step < stage1_steps else 2, **m, **extra})
-            ckpt.maybe_save(step + 1, state, final=step + 1 in (stage1_steps, total), data=it)
-            if callback:
-                callback(step + 1, state, rec)
+    directory = pathlib.Path(ckpt_dir).absolute()
+    log = training.MetricsLog(directory / "metrics.jsonl")
+
+    def batch_at(i: int) -> tuple[int, jax.Array, np.ndarray | None]:
+        if it is None:
+            return i, _put_global(batches(i), mesh), None
+        local = next(it)
+        return i, training.global_batch(local["image"], mesh), local["id"]
+
+    def step(state: FusionState, batch: tuple, rng: jax.Array) -> tuple[FusionState, dict]:
+        i, x, ids = batch
+        if i == stage1_steps and int(state.stage) == 1:
+            state = training.replicate(begin_stage2(cfg, state), mesh)
+        state, m = run_step(cfg, state, i, x, vgg_vars, stage1_steps, rng)
+        extra = {"stage": 1 if i < stage1_steps else 2}
+        if ids is not None and training.due(i + 1, log_every, total, (stage1_steps,)):
+            all_ids = dist.allgather(ids).reshape(-1)  # process-major = the global batch's rows
+            extra["data_crc"] = zlib.crc32(all_ids.astype("<i8").tobytes())
+            if log.enabled:
+                with open(directory / DATA_LOG, "a") as f:
+                    f.write(json.dumps({"step": i + 1, "ids": all_ids.tolist()}) + "\n")
+        return state, {**m, **extra}
+
+    run = FusionRun(cfg, stage1_steps, stage2_steps)
+    with training.Checkpointer(directory, keep=keep, save_every=save_every, config=run) as ck:
+        start = ck.latest_step or 0
+        reposition = (lambda s: it.set_state(loader.state_at(s))) if it is not None else None
+        state, _ = training.fit(step, template, batch_at, total, ck, rng=jax.random.wrap_key_data(template.key),
+                                log=log, log_every=log_every, milestones=(stage1_steps,), data=it,
+                                reposition=reposition, hooks=[(1, callback)] if callback else ())
     log.close()
-    return state, start
+    return state, min(start, total)
 
 
 def data_log(ckpt_dir: str | os.PathLike) -> dict[int, list[int]]:
@@ -498,25 +476,11 @@ def data_log(ckpt_dir: str | os.PathLike) -> dict[int, list[int]]:
 def restore(ckpt_dir: str | os.PathLike) -> tuple[FusionConfig, FusionState, int]:
     """(config, newest checkpointed state, its step) from a folder written by `train`. One-line errors:
     FileNotFoundError (no folder, config or checkpoint), CheckpointMismatch (another version's)."""
-    import orbax.checkpoint as ocp
-
-    ckpt_dir = pathlib.Path(ckpt_dir).absolute()
-    if not ckpt_dir.is_dir():
-        raise FileNotFoundError(f"no checkpoint folder {ckpt_dir}; train one with python -m experiments.train_fusion")
-    cfg, _ = load_config(ckpt_dir)
-    mngr = ocp.CheckpointManager(ckpt_dir)
-    step = mngr.latest_step()
-    if step is None:
-        raise FileNotFoundError(f"{ckpt_dir} holds no checkpoint; train one with python -m experiments.train_fusion")
     try:
-        if (ckpt_dir / str(step) / training.STATE).is_dir():  # saved with its data position
-            args = ocp.args.Composite(**{training.STATE: ocp.args.StandardRestore(init_state(cfg))})
-            state = _restore(lambda: mngr.restore(step, args=args)[training.STATE], ckpt_dir)
-        else:
-            state = _restore(lambda: mngr.restore(step, args=ocp.args.StandardRestore(init_state(cfg))), ckpt_dir)
-    finally:
-        mngr.close()
-    return cfg, state, int(step)
+        run, state = training.restore(ckpt_dir, FusionRun, lambda r: init_state(r.config))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e}; train one with python -m experiments.train_fusion") from None
+    return run.config, state, int(state.step)
 
 
 @functools.partial(jax.jit, static_argnums=(0,))

@@ -1,5 +1,6 @@
 """Fast feed-forward style transfer (Johnson et al. 2016): an image transformation network trained
-with perceptual losses from the shared VGG-19, with a pure train step and orbax auto-resume.
+with perceptual losses from the shared VGG, with a pure train step, trained by `training.fit` (orbax
+auto-resume; the run's `FastStyleConfig` saved beside the checkpoints).
 
 Network: c9s1-32, d64, d128, 5 residual blocks of 128, u64, u32, c9s1-3, instance norm. By default
 the up-sampling layers are nearest-neighbour resize + 3x3 conv (same shapes as the paper's
@@ -13,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -61,7 +62,7 @@ class TransformNet(nn.Module):
       "transpose": the paper's fractionally strided 3x3 convolutions, stride 1/2 (torch's
         padding 1, output_padding 1: exactly 2x).
     Both upsample choices have the same parameter names and shapes, so the choice must be stored
-    with a checkpoint (train_fast_style writes it to train_info.json).
+    with a checkpoint (`FastStyleConfig`, saved beside it by `train`).
     """
 
     width: int = 32
@@ -163,9 +164,65 @@ def johnson_loss(depth: int = 16, **kwargs: Any) -> PerceptualLoss:
 TrainState = train_state.TrainState
 
 
+@dataclasses.dataclass(frozen=True)
+class FastStyleConfig:
+    """One fast-style run: the network (width, blocks, output, upsample), the training crops (size,
+    batch), Adam's lr, the loss (VGG depth, layers, weights, normalisation) and the seed; saved beside
+    the checkpoints, so that `restore` rebuilds the same network. steps, save_every, log_every and keep
+    may change when a run resumes."""
+
+    width: int = 32
+    blocks: int = 5
+    output: str = "sigmoid"
+    upsample: str = "resize"
+    size: int = 256
+    batch: int = 4
+    lr: float = 1e-3
+    vgg: int = 19
+    content_layer: str = JOHNSON_LAYERS[19][0]
+    style_layers: tuple[str, ...] = JOHNSON_LAYERS[19][1]
+    content_weight: float = 1.0
+    style_weight: float = 0.5
+    tv_weight: float = 1e-4
+    normalize: str = "relative"
+    seed: int = 0
+    steps: int = training.resumable(40000)
+    save_every: int = training.resumable(100)
+    log_every: int = training.resumable(10)
+    keep: int = training.resumable(3)
+
+    def __post_init__(self):
+        if self.size < 32 or self.size % 4:
+            raise ValueError(f"size must be a multiple of 4 and at least 32, got {self.size}")
+        if self.vgg not in JOHNSON_LAYERS:
+            raise ValueError(f"VGG depth must be 16 or 19, got {self.vgg!r}")
+
+    @classmethod
+    def johnson(cls, vgg: int = 16, **kwargs: Any) -> "FastStyleConfig":
+        """Johnson's loss layers on VGG-`vgg` (see JOHNSON_LAYERS); kwargs: any other field."""
+        if vgg not in JOHNSON_LAYERS:
+            raise ValueError(f"VGG depth must be 16 or 19, got {vgg!r}")
+        content, style = JOHNSON_LAYERS[vgg]
+        return cls(vgg=vgg, content_layer=content, style_layers=style, **kwargs)
+
+    def net(self, dtype: Any = None) -> TransformNet:
+        return TransformNet(width=self.width, blocks=self.blocks, dtype=dtype, output=self.output,
+                            upsample=self.upsample)
+
+    def loss(self) -> PerceptualLoss:
+        return PerceptualLoss(model=VGG(depth=self.vgg), content_layer=self.content_layer,
+                              style_layers=tuple(self.style_layers), content_weight=self.content_weight,
+                              style_weight=self.style_weight, tv_weight=self.tv_weight, normalize=self.normalize)
+
+
 def create_state(net: TransformNet, size: int, lr: float, seed: int) -> TrainState:
     params = net.init(jax.random.key(seed), jnp.zeros((1, size, size, 3)))["params"]
     return TrainState.create(apply_fn=net.apply, params=params, tx=optax.adam(lr))
+
+
+def initial_state(config: FastStyleConfig) -> TrainState:
+    """The untrained network and Adam state of a run (also the template its checkpoints restore into)."""
+    return create_state(config.net(), config.size, config.lr, config.seed)
 
 
 def make_train_step(loss: PerceptualLoss, donate: bool = True) -> Callable:
@@ -203,40 +260,60 @@ def stylize(net: TransformNet, params: Any, images: jax.Array, batch: int = 16) 
 _apply_jit = jax.jit(lambda net, params, x: net.apply({"params": params}, x), static_argnums=(0,))
 
 
-def train(net: TransformNet, loss: PerceptualLoss, variables: Mapping, style: np.ndarray,
-          batches: Callable[[int], np.ndarray], steps: int, ckpt_dir: str | os.PathLike, *, lr: float = 1e-3,
-          seed: int = 0, save_every: int = 100, keep: int = 3, size: int = 256,
-          log: Callable[[int, dict], None] | None = None) -> tuple[TrainState, int]:
-    """Train to `steps`, resuming from the newest checkpoint in ckpt_dir (absolute path made here).
+def train(config: FastStyleConfig, variables: Mapping, style: np.ndarray, batches: Callable[[int], np.ndarray],
+          directory: str | os.PathLike, *, hooks: Sequence[training.Hook] = (),
+          progress: Callable[[int, dict | None], None] | None = None) -> tuple[TrainState, int]:
+    """Train to config.steps, resuming from the newest checkpoint in `directory` (its settings must
+    agree with config, see `training.Checkpointer`).
 
-    batches(step) -> [B, size, size, 3]: a pure function of the step, so a resumed run sees exactly
-    the data the uninterrupted one would. Metrics go to ckpt_dir/metrics.jsonl. Returns (state,
-    the step it resumed from)."""
-    ckpt = training.Checkpointer(ckpt_dir, keep=keep, save_every=save_every)
-    state, start = ckpt.restore_or(create_state(net, size, lr, seed))
+    variables: the loss VGG's (depth config.vgg); style: [H, W, 3] in [0, 1]; batches(step) -> [batch,
+    size, size, 3] in [0, 1], a pure function of the step, so a resumed run sees exactly the data the
+    uninterrupted one would. Metrics every log_every steps go to directory/metrics.jsonl (and
+    progress(step, record)); hooks as in `training.fit`. Returns (state, the step it resumed from)."""
+    loss = config.loss()
     grams = jax.jit(loss.style_grams)(variables, jnp.asarray(style, jnp.float32))
     step_fn = make_train_step(loss)
-    metrics = training.MetricsLog(ckpt.directory / "metrics.jsonl")
-    with ckpt:
-        for step in range(start, steps):
-            state, m = step_fn(state, jnp.asarray(batches(step)), variables, grams)
-            if (step + 1) % 10 == 0 or step + 1 == steps:
-                rec = metrics.write(step + 1, m)
-                if log:
-                    log(step + 1, rec)
-            ckpt.maybe_save(step + 1, state, final=step + 1 == steps)
-    return state, start
+    log = training.MetricsLog(pathlib.Path(directory).absolute() / "metrics.jsonl")
+    with training.Checkpointer(directory, keep=config.keep, save_every=config.save_every, config=config) as ck:
+        start = ck.latest_step or 0
+        state, _ = training.fit(lambda st, batch, rng: step_fn(st, jnp.asarray(batch), variables, grams),
+                                initial_state(config), batches, config.steps, ck, rng=jax.random.key(config.seed),
+                                log=log, log_every=config.log_every, hooks=hooks, progress=progress)
+    log.close()
+    return state, min(start, config.steps)
 
 
-def restore_params(ckpt_dir: str | os.PathLike, net: TransformNet, size: int = 256) -> Any:
-    """The newest checkpoint's network parameters; a clear error when there is none."""
-    import orbax.checkpoint as ocp
+def content_batches(folder: str | os.PathLike | None, size: int, batch: int,
+                    seed: int = 0) -> Callable[[int], np.ndarray]:
+    """batches(step) -> [batch, size, size, 3] in [0, 1], a pure function of the step: random square
+    crops (short side resized to size) of a folder's images, or embedded procedural scenes (None)."""
+    from dfijax import images as im
 
-    ckpt_dir = pathlib.Path(ckpt_dir).absolute()
-    if not ckpt_dir.is_dir():
-        raise FileNotFoundError(f"no checkpoint folder {ckpt_dir}; train one with python -m experiments.train_fast_style")
-    mngr = ocp.CheckpointManager(ckpt_dir)
-    if mngr.latest_step() is None:
-        raise FileNotFoundError(f"{ckpt_dir} holds no checkpoint; train one with python -m experiments.train_fast_style")
-    state = create_state(net, size, 1e-3, 0)
-    return mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore(state)).params
+    if folder is None:
+        return lambda step: np.stack([im.synthetic_scene(size, size, seed=10_000 + step * batch + i)
+                                      for i in range(batch)])
+    files = sorted(p for p in pathlib.Path(folder).rglob("*")
+                   if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp"))
+    if not files:
+        raise ValueError(f"no images (.jpg/.png/...) under {folder}")
+
+    def crops(step: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, step])
+        out = []
+        for i in rng.integers(0, len(files), batch):
+            x = im.load_image(files[i], size)
+            h0, w0 = rng.integers(0, x.shape[0] - size + 1), rng.integers(0, x.shape[1] - size + 1)
+            out.append(x[h0:h0 + size, w0:w0 + size])
+        return np.stack(out)
+
+    return crops
+
+
+def restore(directory: str | os.PathLike) -> tuple[FastStyleConfig, Any]:
+    """(the run's settings, the newest checkpoint's network parameters) from a folder written by
+    `train`; one-line FileNotFoundError / CheckpointMismatch."""
+    try:
+        config, state = training.restore(directory, FastStyleConfig, initial_state)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e}; train one with python -m experiments.train_fast_style") from None
+    return config, state.params
