@@ -2,6 +2,7 @@
 
 Every report opens with the same header: what ran, on which weights (and whether they are pretrained),
 device, data, timings, then the experiment's sections (pictures, tables, text), then the full config.
+Every run also saves that config (`save_config`); `load_config` reads it back for --config.
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ def write_report(path: str | os.PathLike, title: str, *, weights: str, pretraine
 
 def plot_curves(path: str | os.PathLike, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
                 xlabel: str, ylabel: str, title: str = "", log_y: bool = False,
-                markers: bool = False) -> pathlib.Path:
-    """Line plot of {label: (x, y)} with axes, labels and a legend."""
+                markers: bool = False, integer_x: bool = False) -> pathlib.Path:
+    """Line plot of {label: (x, y)} with axes, labels and a legend; integer_x: ticks on whole numbers
+    only (frames, steps)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,6 +80,10 @@ def plot_curves(path: str | os.PathLike, series: Mapping[str, tuple[Sequence[flo
     ax.set_ylabel(ylabel)
     if log_y:
         ax.set_yscale("log")
+    if integer_x:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -91,3 +97,22 @@ def plot_curves(path: str | os.PathLike, series: Mapping[str, tuple[Sequence[flo
 
     Image.open(path).convert("RGB").save(path)  # no alpha channel: plain RGB like every other picture
     return path
+
+
+def save_config(out: str | os.PathLike, config: Mapping[str, Any]) -> pathlib.Path:
+    """Write a run's resolved config to <out>/config.json; `load_config` (--config) reads it back."""
+    path = pathlib.Path(out) / "config.json"
+    path.write_text(json.dumps(dict(config), indent=2))
+    return path
+
+
+def load_config(path: str | os.PathLike) -> dict[str, Any]:
+    """A saved config: a config.json, or a results.json holding it under "config" (one-line
+    ValueError when the file cannot be read)."""
+    try:
+        saved = json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read --config {path}: {e}") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"--config {path} holds no config object; give a run's config.json")
+    return saved.get("config", saved)

@@ -196,18 +196,20 @@ def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
     from experiments import style_transfer as st
     from tests.conftest import isolate
 
-    paper = st.resolve(st.parse(["--preset", "paper"]))
-    assert paper["stages"] == [(512, 500), (800, 200)] and paper["history_size"] == 100
-    assert paper["loss"] == style.StyleLoss() and paper["init"] == "content"
-    ns = st.resolve(st.parse(["--preset", "neural-style", "--tv", "0", "--iters", "50"]))
-    assert ns["stages"] == [(512, 50)] and ns["init"] == "noise"
-    assert (ns["loss"].normalize, ns["loss"].content_weight, ns["loss"].tv_weight, ns["loss"].model.pooling) == \
+    paper = st.config_from(st.parse(["--preset", "paper"]))
+    assert paper.stages == ((512, 500), (800, 200)) and paper.history == 100
+    assert paper.loss() == style.StyleLoss() and paper.init == "content"
+    ns = st.config_from(st.parse(["--preset", "neural-style", "--tv", "0", "--iters", "50"]))
+    assert ns.stages == ((512, 50),) and ns.init == "noise"
+    assert (ns.loss().normalize, ns.loss().content_weight, ns.loss().tv_weight, ns.loss().model.pooling) == \
         ("neural-style", 5.0, 0.0, "max")
-    assert st.resolve(st.parse([]))["stages"] == [(96, 100)]
+    assert st.config_from(st.parse([])).stages == ((96, 100),)
     with pytest.raises(ValueError, match="--stages or --size"):
-        st.resolve(st.parse(["--stages", "32:2", "--size", "40"]))
+        st.config_from(st.parse(["--stages", "32:2", "--size", "40"]))
     with pytest.raises(ValueError, match="must look like"):
-        st.resolve(st.parse(["--stages", "32x2"]))
+        st.config_from(st.parse(["--stages", "32x2"]))
+    with pytest.raises(ValueError, match="stage sizes must be >= 32"):
+        st.config_from(st.parse(["--size", "16"]))
 
     isolate(monkeypatch, tmp_path)
     save_image(tmp_path / "wide.png", synthetic_scene(40, 60, seed=1))
@@ -220,10 +222,49 @@ def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
     res = json.loads((out / "results.json").read_text())
     cfg = res["config"]
     assert cfg["preset"] == "quick" and cfg["stages"] == [[32, 3]] and cfg["init"] == "content"
-    assert cfg["loss"]["normalize"] == "neural-style" and cfg["loss"]["style_weights"] == [100.0] * 5
-    assert cfg["loss"]["content_weight"] == 5.0 and cfg["loss"]["pooling"] == "max"
-    assert [g["stage_shapes"] for g in cfg["aspect_groups"]] == [[[32, 48]], [[32, 32]]]
+    assert cfg["normalize"] == "neural-style" and res["loss"]["style_weights"] == [100.0] * 5
+    assert res["loss"]["content_weight"] == 5.0 and res["loss"]["pooling"] == "max"
+    assert [g["stage_shapes"] for g in res["aspect_groups"]] == [[[32, 48]], [[32, 32]]]
     assert [r["shape"] for r in res["results"]] == [[32, 48], [32, 32]]
     for r in res["results"]:
         assert r["final_loss"] < r["initial_loss"]
     assert np.asarray(Image.open(out / "grid.png")).shape[0] > 32  # cells of both shapes in one grid
+    # --config repeats the run: the same resolved config, the same pictures (same shapes: no new compile)
+    again = tmp_path / "again"
+    assert st.main(["--content", str(tmp_path / "wide.png"), str(tmp_path / "square.png"),
+                    "--config", str(out / "config.json"), "--out", str(again)]) == 0
+    assert (again / "config.json").read_text() == (out / "config.json").read_text()
+    np.testing.assert_allclose(np.asarray(Image.open(again / "content0_painting_x1.png"), np.float32),
+                               np.asarray(Image.open(out / "content0_painting_x1.png"), np.float32), atol=1)
+    assert json.loads((again / "results.json").read_text())["config"] == cfg
+    # a flag given with --config overrides it; an unknown saved setting is a one-line error
+    assert st.config_from(st.parse(["--config", str(out / "config.json"), "--iters", "5"])).stages == ((32, 5),)
+    (tmp_path / "bad.json").write_text(json.dumps({**cfg, "colour": "blue"}))
+    with pytest.raises(ValueError, match=r"unknown style transfer settings \['colour'\]"):
+        st.config_from(st.parse(["--config", str(tmp_path / "bad.json")]))
+
+
+def test_run_style_transfer_preserves_the_contents_colour(random_vgg):
+    """The pipeline with luminance-only transfer: the result's chroma (YIQ I, Q) is the content's, its
+    luminance changed; with "chol" the colours are free to move (the style was recoloured instead)."""
+    import chex
+
+    from dfijax.images import synthetic_painting, synthetic_scene
+    from dfijax.style import color
+
+    # the shapes and objective of test_cli_presets_aspect_groups_and_stages' wide content: no new compile
+    content, painting = synthetic_scene(32, 48, seed=1), synthetic_painting(48, 48, seed=3)
+    calls = []
+    cfg = style.style_config("quick", stages=((32, 3),), normalize="neural-style", preserve_color="luminance")
+    r = style.run_style_transfer(cfg, random_vgg, [content], [painting], progress=lambda *a: calls.append(a))
+    assert len(r.images) == 1
+    chex.assert_shape(r.images[0], (32, 48, 3))
+    assert r.index == [(0, 0, 0)] and r.problems_in_one_call == 1 and r.config is cfg
+    yiq_out, yiq_in = np.asarray(color.rgb_to_yiq(r.images[0])), np.asarray(color.rgb_to_yiq(content))
+    chroma_err = np.abs(yiq_out[..., 1:] - yiq_in[..., 1:])  # only clipping to [0, 1] moves a few pixels
+    assert np.mean(chroma_err < 0.01) > 0.98 and chroma_err.mean() < 0.005, (chroma_err.mean(), chroma_err.max())
+    assert np.abs(yiq_out[..., 0] - yiq_in[..., 0]).mean() > 0.005  # the luminance was stylised
+    assert r.problems[0]["final_loss"] < r.problems[0]["initial_loss"]
+    assert calls[-1][:3] == ("solve", 3, 3) and np.isfinite(calls[-1][3]["loss"])
+    with pytest.raises(ValueError, match="unknown colour preservation 'hue'"):
+        style.style_config(preserve_color="hue")

@@ -242,12 +242,21 @@ def test_video_style_temporal_loss_cuts_flicker_and_resumes(tmp_path, monkeypatc
     assert res["long_range_error"]["j=2"]["with temporal loss"] < 0.2 * res["long_range_error"]["j=2"]["per-frame"]
     assert Image.open(out / "compare.gif").n_frames == 4 and Image.open(out / "compare.gif").size == (3 * 40, 40)
     assert (out / "frames" / "temporal_0003.png").is_file() and (out / "flicker.png").is_file()
-    assert "not pretrained" in (out / "report.html").read_text()
-    # a rerun into the same folder resumes after the finished frames (no frame is recomputed)
+    page = (out / "report.html").read_text()  # written by experiments/report.py: its common header and config
+    assert "not pretrained" in page and "<dt>weights</dt>" in page and "<dt>device</dt>" in page
+    assert "<h2>Config</h2>" in page and '<img src="flicker.png"' in page and '<img src="compare.gif"' in page
+    assert json.loads((out / "config.json").read_text()) == res["config"] and res["config"]["offsets"] == [1, 2]
+    flicker_png = np.asarray(Image.open(out / "flicker.png"))
+    assert flicker_png.ndim == 3 and flicker_png.shape[2] == 3 and flicker_png.std() > 10  # a real figure
+    # a rerun into the same folder resumes after the finished frames (no frame is recomputed); --config
+    # repeats the saved settings (here with one flag overriding them)
     first = np.load(out / "frames" / "temporal_0002.npy")
     (out / "frames" / "temporal_0003.npy").unlink()
-    assert video_style.main(TINY + ["--out", str(out), "--no-baseline"]) == 0
+    (tmp_path / "saved.json").write_text((out / "config.json").read_text())
+    assert video_style.main(["--frames", "4", "--config", str(tmp_path / "saved.json"), "--out", str(out),
+                             "--no-baseline"]) == 0
     res2 = json.loads((out / "results.json").read_text())
+    assert res2["config"] == {**res["config"], "baseline": False}
     assert res2["resumed_after_frames"] == 3 and "per-frame" not in res2["flicker"]
     np.testing.assert_array_equal(np.load(out / "frames" / "temporal_0002.npy"), first)
     assert (out / "frames" / "temporal_0003.npy").is_file()
@@ -265,8 +274,36 @@ def test_video_style_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
     cases = [(["--video", str(bad)], "cannot decode"), (["--video", str(one)], "at least 2"),
              (["--temporal-weight", "-1"], "non-negative"), (["--style", str(bad)], "cannot read"),
              (["--video", str(tmp_path / "nope")], "not found"), (["--offsets", "2,3"], "including 1"),
-             (["--multipass", "1"], "--multipass")]
+             (["--multipass", "1"], "multipass must be 0 (off) or >= 2"),
+             (["--preserve-color", "none", "--config", str(bad)], "cannot read --config")]
     for extra, msg in cases:
         assert video_style.main(TINY + extra + ["--out", str(tmp_path / "o")]) == 1, extra
         err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")]
         assert len(err) == 1 and msg in err[0], (extra, err)
+
+
+def test_run_video_style_preserves_the_clips_colour(random_vgg):
+    """The pipeline with luminance-only transfer: every output frame has its input frame's chroma
+    (YIQ I, Q) while its luminance is stylised; progress and on_frame report every frame."""
+    from dfijax import style
+    from dfijax.images import synthetic_painting
+    from dfijax.style import color
+
+    frames = vid.synthetic_clip(4, 40, 40)  # the shapes and solver of TINY above: no new compile
+    cfg = style.video_config("quick", size=40, iters_first=20, iters=10, offsets=(1, 2), baseline=False,
+                             preserve_color="luminance")
+    seen, calls = [], []
+    r = style.run_video_style(cfg, random_vgg, frames, [synthetic_painting(40, 40, seed=3)],
+                              progress=lambda *a: calls.append(a[:3]), on_frame=lambda t, x, _r: seen.append(t))
+    assert set(r.videos) == {"input video", "with temporal loss"} and r.temporal_weight == 1e-6
+    out = r.videos["with temporal loss"]
+    chex.assert_shape([out, r.raw["with temporal loss"]], frames.shape)
+    yiq_out, yiq_in = np.asarray(color.rgb_to_yiq(out)), np.asarray(color.rgb_to_yiq(frames))
+    chroma_err = np.abs(yiq_out[..., 1:] - yiq_in[..., 1:])  # only clipping to [0, 1] moves a few pixels
+    assert np.mean(chroma_err < 0.01) > 0.98 and chroma_err.mean() < 0.005, (chroma_err.mean(), chroma_err.max())
+    assert np.abs(yiq_out[..., 0] - yiq_in[..., 0]).mean() > 0.005  # the luminance was stylised
+    assert seen == [0, 1, 2, 3] and calls[-1] == ("single pass", 4, 4)
+    chex.assert_shape(r.flicker["with temporal loss"], (3,))
+    assert len(r.style_objective["with temporal loss"]) == 4 and set(r.long_range["j=2"]) == set(r.videos)
+    with pytest.raises(vid.VideoError, match="at least 2 frames"):
+        style.run_video_style(cfg, random_vgg, frames[:1], [frames[0]])

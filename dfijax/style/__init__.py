@@ -2,6 +2,13 @@
 `style.coarse_to_fine`, ...), colour preservation (`color`), video with temporal consistency (`video`,
 Ruder et al.) and fast feed-forward stylisation (`fast`, Johnson et al.).
 
+The pipelines (no printing; progress through a callback, files are the caller's):
+
+    cfg = style.style_config("quick", preserve_color="luminance")
+    result = style.run_style_transfer(cfg, weights, contents, styles)      # -> StyleResult
+    vcfg = video.video_config("quick", offsets=(1, 2), preserve_color="luminance")
+    clip = video.run_video_style(vcfg, weights, frames, styles)            # -> VideoResult
+
     from dfijax import style
     from dfijax.style import color, fast, video
 """
@@ -22,7 +29,14 @@ from dfijax.style.gatys import (
     upsample,
     StagedResult,
     coarse_to_fine,
+    INITS,
+    STYLE_PRESETS,
+    StyleConfig,
+    StyleResult,
+    style_config,
+    run_style_transfer,
 )
+from dfijax.style.video import VideoConfig, VideoResult, VIDEO_PRESETS, video_config, run_video_style
 
 __all__ = [
     "GATYS_STYLE_LAYERS",
@@ -40,4 +54,15 @@ __all__ = [
     "upsample",
     "StagedResult",
     "coarse_to_fine",
+    "INITS",
+    "STYLE_PRESETS",
+    "StyleConfig",
+    "StyleResult",
+    "style_config",
+    "run_style_transfer",
+    "VideoConfig",
+    "VideoResult",
+    "VIDEO_PRESETS",
+    "video_config",
+    "run_video_style",
 ]

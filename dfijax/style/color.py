@@ -1,10 +1,14 @@
 """Colour control for style transfer (Gatys et al. 2016, "Preserving Color in Neural Artistic Style
 Transfer"): luminance-only transfer and colour histogram (mean/covariance) matching. Images are
-[H, W, 3] float32 RGB in [0, 1]."""
+[H, W, 3] float32 RGB in [0, 1]. `preserving_inputs` / `restore_color` wrap a whole run for any of
+the modes in PRESERVE_COLOR (images and videos alike)."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import jax.numpy as jnp
+import numpy as np
 
 # NTSC YIQ; Y = .299R + .587G + .114B.
 _RGB2YIQ = jnp.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])
@@ -72,3 +76,48 @@ def match_color_histogram(source: jnp.ndarray, target: jnp.ndarray, mode: str = 
         raise ValueError(f"mode must be 'chol', 'pca' or 'sym', got {mode!r}")
     out = (xs - ms) @ a.T + mt
     return out.reshape(source.shape)
+
+
+PRESERVE_COLOR = ("none", "luminance", "chol", "pca", "sym")
+
+
+def check_preserve_color(mode: str) -> str:
+    """mode if it is one of PRESERVE_COLOR, else a one-line ValueError."""
+    if mode not in PRESERVE_COLOR:
+        raise ValueError(f"unknown colour preservation {mode!r}; use one of {', '.join(PRESERVE_COLOR)}")
+    return mode
+
+
+def preserving_inputs(mode: str, content: np.ndarray, styles: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """What the network sees when colour is preserved (Gatys et al. 2016): (content, styles) as
+    float32 numpy arrays in [0, 1].
+
+    content: [H, W, 3] (or [T, H, W, 3], a clip: its statistics are pooled over all frames);
+    styles: [h_i, w_i, 3] each. "none": unchanged; "luminance": the content's luminance and each
+    style's luminance matched to the content's mean/std, grey in all channels (`restore_color` puts
+    the chroma back); "chol" / "pca" / "sym": the content unchanged and each style recoloured to the
+    content's colour mean and covariance (`match_color_histogram`)."""
+    check_preserve_color(mode)
+    content = np.asarray(content, np.float32)
+    flat = content.reshape((-1,) + content.shape[-2:])  # [T·H, W, 3]: statistics over every frame
+    if mode == "luminance":
+        grey = np.repeat(np.asarray(luminance(jnp.asarray(content)))[..., None], 3, -1)
+        return grey.astype(np.float32), [np.asarray(match_luminance(jnp.asarray(s), jnp.asarray(flat)), np.float32)
+                                         for s in styles]
+    if mode in ("chol", "pca", "sym"):
+        return content, [np.clip(np.asarray(match_color_histogram(jnp.asarray(s), jnp.asarray(flat), mode)), 0, 1)
+                         .astype(np.float32) for s in styles]
+    return content, [np.asarray(s, np.float32) for s in styles]
+
+
+def restore_color(mode: str, stylised: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """The final picture(s) from the network's result: with "luminance" the result's luminance with
+    the content's chroma (I, Q), else the result itself; clipped to [0, 1]. stylised and content have
+    the same shape, [..., H, W, 3]."""
+    check_preserve_color(mode)
+    x = np.asarray(stylised, np.float32)
+    if mode == "luminance":
+        if np.shape(content) != x.shape:
+            raise ValueError(f"content {np.shape(content)} and result {x.shape} differ in shape; resize the content first")
+        x = np.asarray(recombine_luminance(jnp.asarray(x), jnp.asarray(content, jnp.float32)))
+    return np.clip(x, 0.0, 1.0)

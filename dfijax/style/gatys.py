@@ -205,6 +205,30 @@ def style_problems(loss: StyleLoss, variables: Mapping, contents: jax.Array,
     return {name: jnp.concatenate([r[name] for r in rows]) for name in rows[0]}, index
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _batched(loss: StyleLoss, method: str, variables, x, targets):
+    f = loss.parts if method == "parts" else loss
+    return jax.vmap(lambda xi, ti: f(xi, variables, ti))(x, targets)
+
+
+def loss_parts(loss: StyleLoss, variables: Mapping, images: jax.Array | np.ndarray,
+               targets: Mapping[str, jax.Array]) -> dict[str, np.ndarray]:
+    """StyleLoss.parts for P images [P, H, W, 3] with their targets {name: [P, ...]}, in one compiled
+    call: {"content", "style", "tv": [P]}."""
+    names = loss.target_names()
+    out = _batched(loss, "parts", variables, jnp.asarray(images, jnp.float32), {n: targets[n] for n in names})
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def loss_values(loss: Any, variables: Mapping, images: jax.Array | np.ndarray,
+                targets: Mapping[str, jax.Array]) -> np.ndarray:
+    """The objective of P images [P, H, W, 3] with their targets {name: [P, ...]}, in one compiled
+    call: [P]. loss: any hashable objective with target_names() (StyleLoss, video.TemporalLoss)."""
+    names = loss.target_names()
+    return np.asarray(_batched(loss, "call", variables, jnp.asarray(images, jnp.float32),
+                               {n: targets[n] for n in names}))
+
+
 def stage_shape(hw: tuple[int, int], size: int) -> tuple[int, int]:
     """(H, W) scaled so that the short side is `size`, aspect kept (the rounding of images.resize)."""
     h, w = int(hw[0]), int(hw[1])
@@ -294,3 +318,231 @@ def coarse_to_fine(loss: StyleLoss, variables: Mapping, contents: jax.Array | np
         shapes.append(shape)
         x = r.images
     return StagedResult(x, tuple(stages), tuple(shapes), targets, index)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The style transfer pipeline: a config in, stylised pictures and their measurements out.
+
+# progress(stage, done, total, info): stage "solve"; done counts L-BFGS iterations up to total
+# (every stage of every aspect group); info {"loss": mean loss, "stage": stage index}.
+Progress = Callable[[str, int, int, dict], None]
+
+INITS = ("content", "style", "noise")
+
+STYLE_PRESETS: dict[str, dict[str, Any]] = {
+    # 96 px, 100 iterations, Gatys objective, from the content, L-BFGS history 10
+    "quick": dict(stages=((96, 100),), normalize="gatys", init="content", history=10),
+    # the Gatys reference notebook: 512 px x 500, then 800 px x 200 from the upsampled first result
+    "paper": dict(stages=((512, 500), (800, 200)), normalize="gatys", init="content", history=100),
+    # jcjohnson/neural-style: 512 px, 1000 iterations, its objective, noise init
+    "neural-style": dict(stages=((512, 1000),), normalize="neural-style", init="noise", history=100),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class StyleConfig:
+    """Everything that decides a style transfer run (`style_config` fills it from a preset).
+
+    stages: (short side in px, L-BFGS iterations) per stage, coarse to fine; each later stage starts
+      from the upsampled result of the one before. normalize: the objective ("gatys" or
+      "neural-style", see StyleLoss); pooling / content_weight / tv: None takes the objective's.
+    init: "content", "style" (the first style image cropped to the content's aspect) or "noise"
+      (uniform in [0, 1], seeded by seed). history: L-BFGS memory.
+    style_scales: style-weight multipliers, one result each. blend: weights of several style images
+      (None: equal); separate_styles: one result per style image instead of blending them.
+    preserve_color: "none", "luminance" (transfer on luminance, the content's chroma put back), or
+      "chol" / "pca" / "sym" (style recoloured to the content's colour mean and covariance first).
+    """
+
+    preset: str = "quick"
+    stages: tuple[tuple[int, int], ...] = ((96, 100),)
+    normalize: str = "gatys"
+    pooling: str | None = None
+    content_weight: float | None = None
+    tv: float | None = None
+    init: str = "content"
+    history: int = 10
+    style_scales: tuple[float, ...] = (1.0,)
+    blend: tuple[float, ...] | None = None
+    separate_styles: bool = False
+    preserve_color: str = "none"
+    check_every: int = 5
+    seed: int = 0
+
+    def __post_init__(self):
+        from dfijax.style import color
+
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # frozen: normalise JSON lists
+        try:
+            set_("stages", tuple((int(s), int(n)) for s, n in self.stages))
+        except (TypeError, ValueError):
+            raise ValueError(f"stages must be (size, iterations) pairs, e.g. ((512, 500), (800, 200)), "
+                             f"got {self.stages!r}") from None
+        set_("style_scales", tuple(float(s) for s in self.style_scales))
+        if self.blend is not None:
+            set_("blend", tuple(float(b) for b in self.blend))
+        if not self.stages or any(s < 32 for s, _ in self.stages) or any(n < 1 for _, n in self.stages):
+            raise ValueError(f"stage sizes must be >= 32 px and iterations >= 1, got {[list(s) for s in self.stages]}")
+        if not self.style_scales or any(not s > 0 for s in self.style_scales):
+            raise ValueError(f"style scales must be positive numbers, got {list(self.style_scales)}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalize {self.normalize!r}; use one of {NORMALIZATIONS}")
+        if self.pooling not in (None, "avg", "max"):
+            raise ValueError(f"pooling must be 'avg' or 'max', got {self.pooling!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.history < 1 or self.check_every < 1:
+            raise ValueError(f"history and check_every must be >= 1, got {self.history} and {self.check_every}")
+        color.check_preserve_color(self.preserve_color)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(s for s, _ in self.stages)
+
+    @property
+    def iters(self) -> tuple[int, ...]:
+        return tuple(n for _, n in self.stages)
+
+    @property
+    def top_size(self) -> int:
+        """The largest stage's size: load images at this short side (each stage resizes them)."""
+        return max(self.sizes)
+
+    def loss(self) -> StyleLoss:
+        """The objective: the normalize preset with pooling / content_weight / tv overridden where set."""
+        over: dict[str, Any] = {k: v for k, v in (("content_weight", self.content_weight), ("tv_weight", self.tv))
+                                if v is not None}
+        if self.pooling is not None:
+            over["model"] = VGG19(pooling=self.pooling)
+        return style_loss_preset(self.normalize, **over)
+
+    def solver(self) -> Any:
+        from dfijax.invert import SolverConfig
+
+        return SolverConfig(history_size=self.history)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (tuples as lists); `from_dict` reads them back."""
+        return json_ready(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "StyleConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(d) - fields)
+        if bad:
+            raise ValueError(f"unknown style transfer settings {bad} in the saved config")
+        return cls(**d)
+
+
+def json_ready(x: Any) -> Any:
+    """Tuples -> lists, recursively (for config files)."""
+    if isinstance(x, dict):
+        return {k: json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_ready(v) for v in x]
+    return x
+
+
+def style_config(preset: str = "quick", **overrides: Any) -> StyleConfig:
+    """The named preset ("quick", "paper", "neural-style") with any field overridden (None values are
+    ignored, so unset command-line flags can be passed straight through)."""
+    if preset not in STYLE_PRESETS:
+        raise ValueError(f"unknown style preset {preset!r}; use one of {', '.join(STYLE_PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(StyleConfig)}
+    bad = sorted(set(overrides) - fields)
+    if bad:
+        raise ValueError(f"unknown style transfer settings {bad}")
+    return StyleConfig(preset=preset, **{**STYLE_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}})
+
+
+@dataclasses.dataclass
+class StyleResult:
+    """images[p]: [h, w, 3] in [0, 1], the final picture of problem p (colour restored), for the
+    problems index[p] = (content i, style set j, style scale k), sorted; a style set is the blend
+    of all style images, or with separate_styles style image j. problems[p]: its measurements
+    (shape, initial/final loss of the last stage, loss parts, per stage with its loss history). groups: contents solved together (one shape)."""
+
+    config: StyleConfig
+    images: list[np.ndarray]
+    index: list[tuple[int, int, int]]
+    problems: list[dict[str, Any]]
+    groups: list[dict[str, Any]]
+    loss: dict[str, Any]
+    seconds: dict[str, float]
+
+    @property
+    def problems_in_one_call(self) -> int:
+        return max(g["problems"] for g in self.groups)
+
+
+def run_style_transfer(config: StyleConfig, weights: Any, contents: Sequence[np.ndarray],
+                       styles: Sequence[np.ndarray], progress: Progress | None = None) -> StyleResult:
+    """Stylise every content image ([H_i, W_i, 3] in [0, 1], any sizes; load them at config.top_size)
+    with the style images ([h, w, 3] each), at every style scale, as the config says. Contents of one
+    shape are solved together: one batched, compiled call per aspect group and stage. Colour
+    preservation wraps the solve (dfijax.style.color). weights: a dfijax.weights.VGGWeights."""
+    import time
+
+    from dfijax import images as im
+    from dfijax import invert as inv
+    from dfijax.style import color
+
+    progress = progress or (lambda *a: None)
+    t_start = time.perf_counter()
+    contents = [np.asarray(c, np.float32) for c in contents]
+    styles = [np.asarray(s, np.float32) for s in styles]
+    if not contents or not styles:
+        raise ValueError(f"give at least one content and one style image, got {len(contents)} and {len(styles)}")
+    for c in contents:
+        check_image_batch(c[None], "content image")
+    loss, variables, scales = config.loss(), weights.variables, config.style_scales
+    prepared = [color.preserving_inputs(config.preserve_color, c, styles) for c in contents]
+    if config.separate_styles:
+        sets = [[([s], None) for s in ps] for _, ps in prepared]
+    else:
+        sets = [[(list(ps), config.blend)] for _, ps in prepared]
+    groups: dict[tuple[int, int], list[int]] = {}  # contents of one shape are solved together
+    for i, c in enumerate(contents):
+        groups.setdefault(c.shape[:2], []).append(i)
+    offsets = np.cumsum((0,) + config.iters)
+    total = int(offsets[-1]) * len(groups)
+    found: dict[tuple[int, int, int], tuple[StagedResult, int, dict[str, float]]] = {}
+    group_info = []
+    for g, (hw, members) in enumerate(groups.items()):
+        index = [(i, j, k) for i in members for j in range(len(sets[i])) for k in range(len(scales))]
+        first = stage_shape(hw, config.sizes[0])
+        if config.init == "style":
+            init = np.stack([resize_images(im.fit_aspect(np.asarray(sets[i][j][0][0]), hw[0] / hw[1]), first)
+                             for i, j, _ in index])
+        elif config.init == "noise":
+            init = np.asarray(inv.noise_init(jax.random.fold_in(jax.random.key(config.seed), g),
+                                             (len(index),) + first + (3,)))
+        else:
+            init = None
+
+        def report(s, k, losses, base=g * int(offsets[-1])):
+            progress("solve", base + int(offsets[s]) + int(k), total, {"loss": float(jnp.mean(losses)), "stage": s})
+
+        r = coarse_to_fine(loss, variables, np.stack([prepared[i][0] for i in members]), sizes=config.sizes,
+                           iters=config.iters, style_sets=[sets[i] for i in members], scales=scales, init=init,
+                           config=config.solver(), check_every=config.check_every, progress=report)
+        parts = loss_parts(loss, variables, jnp.clip(r.images, 0, 1), r.targets)  # one compiled call per group
+        for p, (li, j, k) in enumerate(r.index):
+            found[(members[li], j, k)] = (r, p, {n: float(v[p]) for n, v in parts.items()})
+        group_info.append({"contents": members, "stage_shapes": [list(s) for s in r.shapes], "problems": len(r.index)})
+    t_solve = time.perf_counter() - t_start
+    images, index, problems = [], sorted(found), []
+    for i, j, k in index:
+        r, p, parts = found[(i, j, k)]
+        x = np.clip(np.asarray(r.images[p]), 0, 1)
+        images.append(color.restore_color(config.preserve_color, x, np.asarray(resize_images(contents[i], x.shape[:2]))))
+        last = r.stages[-1]
+        problems.append({
+            "content": i, "style_set": j, "style_scale": scales[k], "shape": list(x.shape[:2]),
+            "final_loss": float(last.final_loss[p]), "initial_loss": float(last.loss_history[p, 0]), "parts": parts,
+            "stages": [{"size": s, "shape": list(sh), "iterations": int(st.num_iters[p]),
+                        "initial_loss": float(st.loss_history[p, 0]), "final_loss": float(st.final_loss[p]),
+                        "loss_history": [float(v) for v in np.asarray(st.loss_history[p])[:int(st.num_iters[p]) + 1]]}
+                       for s, sh, st in zip(config.sizes, r.shapes, r.stages)]})
+    return StyleResult(config, images, index, problems, group_info, loss.config(),
+                       {"solve_including_compile": t_solve, "total": time.perf_counter() - t_start})

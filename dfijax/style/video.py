@@ -1,6 +1,7 @@
 """Style transfer for videos (Ruder, Dosovitskiy, Brox 2016): frames in and out, dense optical flow
 (OpenCV), reliability masks, short- and long-term temporal losses on the shared engine, the single-pass
-and multi-pass algorithms, and flicker metrics.
+and multi-pass algorithms, flicker metrics, and the whole pipeline (`run_video_style`, with colour
+preservation as for images).
 
 Flow convention: `flow = optical_flow(a, b)` is [H, W, 2] (dx, dy) in pixels with a(p) ≈ b(p + flow(p)),
 so `warp(b, flow)` (b sampled at p + flow(p)) lines b up with a. For frame t, the backward flow
@@ -12,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -441,3 +442,201 @@ def stylize_multipass(loss: Any, variables: Mapping, frames: np.ndarray, targets
         if on_pass is not None:
             on_pass(p, outs)
     return outs
+
+
+# ---------------------------------------------------------------------------------------------------
+# The video pipeline: a config in, stylised clips (per-frame, single-pass, multi-pass) and their
+# flicker out. It prints nothing: progress goes to a callback, files are the caller's.
+
+# progress(stage, done, total, info): stage "single pass" (frames), "per-frame" (L-BFGS iterations of
+# the all-frames call) or "multi-pass" (passes, info {"flicker"}).
+Progress = Callable[[str, int, int, dict], None]
+
+VIDEO_PRESETS: dict[str, dict[str, Any]] = {
+    # on any device: 64 px, 60 iterations for frame 0, 30 after, 20 per pass, temporal loss from pass 2
+    "quick": dict(size=64, iters_first=60, iters=30, pass_iters=20, temporal_after=2),
+    # artistic-videos' counts: 2000 for frame 0, 1000 after, 100 per pass, temporal loss from pass 8
+    "paper": dict(size=350, iters_first=2000, iters=1000, pass_iters=100, temporal_after=8),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoConfig:
+    """Everything that decides a video run (`video_config` fills it from a preset).
+
+    size: the frames' short side (the caller loads them so). iters_first: iterations of frame 0 and of
+    the per-frame baseline; iters: of each later frame. offsets: the earlier frames J of the temporal
+    loss ((1,) short-term, e.g. (1, 2, 4) long-term). temporal_weight: Ruder's units; None is 1e3 with
+    pretrained weights and 1e-6 with the seeded random VGG-19 (whose style losses are ~1e8 smaller).
+    multipass: 0 (off) or the passes of the multi-pass algorithm (pass_iters per frame and pass, the
+    temporal loss, at half the weight, from pass temporal_after on, blend_weight of the warped
+    neighbour in each start). flow: "dis" or "farneback". pooling / tv: the StyleLoss's. blend: weights
+    of several style images. preserve_color: as dfijax.style.color.PRESERVE_COLOR, the statistics
+    taken over the whole clip. baseline: also stylise every frame independently (all in one call).
+    """
+
+    preset: str = "quick"
+    size: int = 64
+    iters_first: int = 60
+    iters: int = 30
+    offsets: tuple[int, ...] = (1,)
+    temporal_weight: float | None = None
+    multipass: int = 0
+    pass_iters: int = 20
+    temporal_after: int = 2
+    blend_weight: float = 1.0
+    flow: str = "dis"
+    pooling: str = "avg"
+    tv: float = 0.0
+    blend: tuple[float, ...] | None = None
+    preserve_color: str = "none"
+    baseline: bool = True
+
+    def __post_init__(self):
+        from dfijax.style import color
+
+        object.__setattr__(self, "offsets", check_offsets(self.offsets))
+        if self.blend is not None:
+            object.__setattr__(self, "blend", tuple(float(b) for b in self.blend))
+        if self.size < 32 or min(self.iters, self.iters_first, self.pass_iters) < 1:
+            raise VideoError(f"size must be >= 32 and iters, iters_first, pass_iters >= 1; got {self.size}, "
+                             f"{self.iters}, {self.iters_first}, {self.pass_iters}")
+        if self.multipass < 0 or self.multipass == 1:
+            raise VideoError(f"multipass must be 0 (off) or >= 2 passes, got {self.multipass}")
+        if self.temporal_weight is not None and not (np.isfinite(self.temporal_weight) and self.temporal_weight >= 0):
+            raise VideoError(f"the temporal weight must be a non-negative number (or None: auto), got {self.temporal_weight}")
+        if self.flow not in ("dis", "farneback"):
+            raise VideoError(f"unknown flow method {self.flow!r}; use 'dis' or 'farneback'")
+        if self.pooling not in ("avg", "max"):
+            raise VideoError(f"pooling must be 'avg' or 'max', got {self.pooling!r}")
+        color.check_preserve_color(self.preserve_color)
+        MultiPass(None, max(self.multipass, 1), self.temporal_after, 0.0, self.blend_weight)  # validates
+
+    def temporal_weight_for(self, pretrained: bool) -> float:
+        if self.temporal_weight is not None:
+            return float(self.temporal_weight)
+        return 1e3 if pretrained else 1e-6
+
+    def loss(self) -> Any:
+        from dfijax import style
+        from dfijax.vgg import VGG19
+
+        return style.StyleLoss(model=VGG19(pooling=self.pooling), tv_weight=self.tv)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dfijax.style.gatys import json_ready
+
+        return json_ready(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "VideoConfig":
+        bad = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if bad:
+            raise VideoError(f"unknown video settings {bad} in the saved config")
+        return cls(**d)
+
+
+def video_config(preset: str = "quick", **overrides: Any) -> VideoConfig:
+    """The named preset ("quick", "paper") with any field overridden (None values are ignored)."""
+    if preset not in VIDEO_PRESETS:
+        raise VideoError(f"unknown video preset {preset!r}; use one of {', '.join(VIDEO_PRESETS)}")
+    bad = sorted(set(overrides) - {f.name for f in dataclasses.fields(VideoConfig)})
+    if bad:
+        raise VideoError(f"unknown video settings {bad}")
+    return VideoConfig(preset=preset, **{**VIDEO_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}})
+
+
+@dataclasses.dataclass
+class VideoResult:
+    """videos: {"input video", "with temporal loss", and where run "per-frame", "multi-pass"} ->
+    [T, H, W, 3] in [0, 1] (colour restored). raw: the same videos as the network made them (before
+    colour restoration; what `done` resumes from). flicker: {name: [T - 1]} warping errors between
+    consecutive frames over reliable pixels; long_range: {"j=<offset>": {name: mean error}} for the
+    offsets > 1; style_objective: {name: [T]} the per-frame objective (without the temporal term)."""
+
+    config: VideoConfig
+    videos: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]
+    temporal_weight: float
+    flicker: dict[str, np.ndarray]
+    long_range: dict[str, dict[str, float]]
+    multipass_flicker_per_pass: list[float]
+    reliable_fraction: list[float]
+    style_objective: dict[str, list[float]]
+    resumed_after_frames: int
+    seconds: dict[str, float | None]
+
+
+def run_video_style(config: VideoConfig, weights: Any, frames: np.ndarray, styles: Sequence[np.ndarray],
+                    progress: Progress | None = None, on_frame: Callable[[int, np.ndarray, Any], None] | None = None,
+                    done: Sequence[np.ndarray] = ()) -> VideoResult:
+    """Stylise a clip [T, H, W, 3] in [0, 1] (T >= 2, H, W >= 32) with style images ([h, w, 3] each):
+    the single-pass algorithm with the temporal loss (offsets as configured), the per-frame baseline
+    (config.baseline, or needed by multi-pass), the multi-pass algorithm (config.multipass), and
+    their flicker. on_frame(t, image, result) after each single-pass frame, image being the network's
+    output [H, W, 3] (save it: passing the saved frames back as `done` resumes after them). weights: a
+    dfijax.weights.VGGWeights."""
+    import time
+
+    from dfijax import invert as inv
+    from dfijax.style import color, gatys
+    from dfijax.vgg import check_image_batch
+
+    progress = progress or (lambda *a: None)
+    frames = np.asarray(frames, np.float32)
+    if frames.ndim != 4 or len(frames) < 2:
+        raise VideoError(f"a video needs at least 2 frames [T, H, W, 3], got shape {frames.shape}")
+    check_image_batch(frames, "frames")
+    if len(done) > len(frames):
+        raise VideoError(f"{len(done)} finished frames for a {len(frames)}-frame video; start a fresh run")
+    if any(np.shape(d) != frames.shape[1:] for d in done):
+        raise VideoError(f"finished frames of shape {np.shape(done[0])} for a video of {frames.shape[1:]} frames; "
+                         f"start a fresh run")
+    cfg, variables, n = config, weights.variables, len(frames)
+    tw, loss, mode = cfg.temporal_weight_for(weights.pretrained), cfg.loss(), cfg.preserve_color
+    net_frames, net_styles = color.preserving_inputs(mode, frames, styles)
+    targets = gatys.style_targets(loss, variables, net_frames, net_styles, cfg.blend)
+    t0 = time.perf_counter()
+    pairs = offset_pairs(frames, cfg.offsets, cfg.flow, following=cfg.multipass > 0)
+    consecutive = [pairs[(t, t - 1)] for t in range(1, n)]
+    seconds: dict[str, float | None] = {"flow": time.perf_counter() - t0}
+    first, later = inv.SolverConfig(maxiter=cfg.iters_first), inv.SolverConfig(maxiter=cfg.iters)
+
+    def finished(t, img, r):
+        if on_frame is not None:
+            on_frame(t, img, r)
+        progress("single pass", t + 1, n, {})
+
+    t0 = time.perf_counter()
+    progress("single pass", len(done), n, {})
+    raw = {"with temporal loss": np.stack(stylize_sequence(loss, variables, net_frames, targets, pairs, first, later, tw,
+                                                           done=done, on_frame=finished, offsets=cfg.offsets))}
+    seconds["temporal"] = time.perf_counter() - t0
+    seconds["per_frame"] = seconds["multipass"] = None
+    if cfg.baseline or cfg.multipass:
+        t0 = time.perf_counter()
+        r = inv.invert(loss, variables, targets, jnp.asarray(net_frames), first, check_every=5,
+                       progress=lambda k, l: progress("per-frame", int(k), cfg.iters_first, {"loss": float(jnp.mean(l))}))
+        raw["per-frame"] = np.clip(np.asarray(r.images), 0, 1)
+        seconds["per_frame"] = time.perf_counter() - t0
+    pass_flicker: list[float] = []
+    if cfg.multipass:
+        t0 = time.perf_counter()
+        settings = MultiPass(inv.SolverConfig(maxiter=cfg.pass_iters), cfg.multipass, cfg.temporal_after, tw / 2,
+                             cfg.blend_weight)
+
+        def passed(p, outs):
+            pass_flicker.append(float(warping_errors(color.restore_color(mode, np.stack(outs), frames), consecutive).mean()))
+            progress("multi-pass", p, cfg.multipass, {"flicker": pass_flicker[-1]})
+
+        raw["multi-pass"] = np.stack(stylize_multipass(loss, variables, net_frames, targets, pairs, settings,
+                                                       first=raw["per-frame"], on_pass=passed))
+        seconds["multipass"] = time.perf_counter() - t0
+    order = [k for k in ("with temporal loss", "per-frame", "multi-pass") if k in raw]
+    videos = {"input video": frames, **{k: color.restore_color(mode, raw[k], frames) for k in order}}
+    flicker = {k: warping_errors(v, consecutive) for k, v in videos.items()}
+    long_range = {f"j={j}": {k: float(long_range_errors(v, pairs, j).mean()) for k, v in videos.items()}
+                  for j in cfg.offsets if 1 < j < n}
+    objective = {k: gatys.loss_values(loss, variables, raw[k], targets).tolist() for k in order}
+    return VideoResult(cfg, videos, {k: raw[k] for k in order}, tw, flicker, long_range, pass_flicker,
+                       [float(p.mask.mean()) for p in consecutive], objective, len(done), seconds)
