@@ -50,26 +50,49 @@ def main(argv=None) -> int:
         r = inv.invert(loss, variables, targets, jnp.asarray(x0), cfg)
         r.images.block_until_ready()
         seconds = time.perf_counter() - t0
-        rows[name] = {"final_loss": np.asarray(r.final_loss), "history": np.asarray(r.loss_history),
-                      "seconds": seconds, "outside_box": int(np.sum((np.asarray(r.images) < 0) | (np.asarray(r.images) > 1)))}
+        rows[name] = {
+            "final_loss": np.asarray(r.final_loss),
+            "history": np.asarray(r.loss_history),
+            "seconds": seconds,
+            "outside_box": int(np.sum((np.asarray(r.images) < 0) | (np.asarray(r.images) > 1))),
+        }
     best = np.minimum(rows["lbfgsb"]["final_loss"], rows["project"]["final_loss"])
-    out = {"date": datetime.date.today().isoformat(), "device": jax.devices()[0].device_kind,
-           "jax": jax.__version__, "python": platform.python_version(),
-           "command": "python -m benchmarks.bench_bounds " + " ".join(sys.argv[1:] if argv is None else argv),
-           "problems": len(x0), "size": a.size, "iters": a.iters, "results": {}}
-    print("| solver | mean final loss | vs best | iterations to within 1 % of best (median) | s per problem | pixels outside [0, 1] |")
+    out = {
+        "date": datetime.date.today().isoformat(),
+        "device": jax.devices()[0].device_kind,
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "command": "python -m benchmarks.bench_bounds " + " ".join(sys.argv[1:] if argv is None else argv),
+        "problems": len(x0),
+        "size": a.size,
+        "iters": a.iters,
+        "results": {},
+    }
+    print(
+        "| solver | mean final loss | vs best | iterations to within 1 % of best (median) | s per problem "
+        "| pixels outside [0, 1] |"
+    )
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():
         h = r["history"]
-        reach = [int(np.argmax(h[i] <= 1.01 * best[i])) if np.any(h[i] <= 1.01 * best[i]) else None for i in range(len(h))]
+        reach = [
+            int(np.argmax(h[i] <= 1.01 * best[i])) if np.any(h[i] <= 1.01 * best[i]) else None for i in range(len(h))
+        ]
         hit = [k for k in reach if k is not None]
-        res = {"mean_final_loss": float(r["final_loss"].mean()), "ratio_to_best": float((r["final_loss"] / best).mean()),
-               "iters_to_1pct_median": float(np.median(hit)) if hit else None, "reached": len(hit),
-               "seconds_per_problem": r["seconds"] / len(x0), "outside_box": r["outside_box"]}
+        res = {
+            "mean_final_loss": float(r["final_loss"].mean()),
+            "ratio_to_best": float((r["final_loss"] / best).mean()),
+            "iters_to_1pct_median": float(np.median(hit)) if hit else None,
+            "reached": len(hit),
+            "seconds_per_problem": r["seconds"] / len(x0),
+            "outside_box": r["outside_box"],
+        }
         out["results"][name] = res
-        print(f"| {name} | {res['mean_final_loss']:.4g} | {res['ratio_to_best']:.3f} | "
-              f"{res['iters_to_1pct_median'] if hit else 'never'} ({len(hit)}/{len(h)}) | "
-              f"{res['seconds_per_problem']:.3f} | {res['outside_box']} |")
+        print(
+            f"| {name} | {res['mean_final_loss']:.4g} | {res['ratio_to_best']:.3f} | "
+            f"{res['iters_to_1pct_median'] if hit else 'never'} ({len(hit)}/{len(h)}) | "
+            f"{res['seconds_per_problem']:.3f} | {res['outside_box']} |"
+        )
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)

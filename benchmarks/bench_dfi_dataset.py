@@ -34,15 +34,31 @@ def _port() -> int:
 
 
 def run(n_proc: int, devices: int, args: list[str], out: str, cache: str, timeout: float) -> tuple[list[dict], float]:
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-           "DFIJAX_CACHE": cache, "DFIJAX_JAX_CACHE": os.path.join(cache, "jax")}
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "DFIJAX_CACHE": cache,
+        "DFIJAX_JAX_CACHE": os.path.join(cache, "jax"),
+    }
     port = _port()
-    extra = lambda i: (["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n_proc), "--process-id", str(i)]
-                       if n_proc > 1 else [])
+    extra = lambda i: (
+        ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n_proc), "--process-id", str(i)]
+        if n_proc > 1
+        else []
+    )
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "experiments.dfi_dataset", *args, "--out", out, *extra(i)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True) for i in range(n_proc)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "experiments.dfi_dataset", *args, "--out", out, *extra(i)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for i in range(n_proc)
+    ]
     try:
         outs = [p.communicate(timeout=timeout) for p in procs]
     finally:
@@ -67,9 +83,28 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=1200)
     p.add_argument("--json", help="also write the results here")
     a = p.parse_args(argv)
-    args = ["--n-synthetic", "400", "--k", "16", "--batch", "16", "--size", str(a.size), "--iters", str(a.iters),
-            "--limit", str(a.images), "--alphas", "0.4", "--probe-steps", "50", "--probe-train", "300",
-            "--chunk", str(a.devices * a.rows_per_device)]
+    args = [
+        "--n-synthetic",
+        "400",
+        "--k",
+        "16",
+        "--batch",
+        "16",
+        "--size",
+        str(a.size),
+        "--iters",
+        str(a.iters),
+        "--limit",
+        str(a.images),
+        "--alphas",
+        "0.4",
+        "--probe-steps",
+        "50",
+        "--probe-train",
+        "300",
+        "--chunk",
+        str(a.devices * a.rows_per_device),
+    ]
     scratch = tempfile.mkdtemp(prefix="bench_dfi_dataset-")
     results = []
     try:
@@ -78,15 +113,31 @@ def main(argv=None) -> int:
             run(n, a.devices, args, os.path.join(scratch, f"warm{n}"), cache, a.timeout)
             summaries, wall = run(n, a.devices, args, os.path.join(scratch, f"timed{n}"), cache, a.timeout)
             s = summaries[0]
-            results.append({"processes": n, "devices_per_process": a.devices, "images": s["images"],
-                            "images_per_s": s["images_per_s"], "images_per_s_steady": s["images_per_s_steady"],
-                            "solve_seconds": s["seconds"]["solve"], "command_seconds": round(wall, 2)})
+            results.append(
+                {
+                    "processes": n,
+                    "devices_per_process": a.devices,
+                    "images": s["images"],
+                    "images_per_s": s["images_per_s"],
+                    "images_per_s_steady": s["images_per_s_steady"],
+                    "solve_seconds": s["seconds"]["solve"],
+                    "command_seconds": round(wall, 2),
+                }
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    out = {"benchmark": "dfi_dataset", "date": datetime.date.today().isoformat(), "machine": platform.machine(),
-           "cpus": os.cpu_count(), "size": a.size, "iters": a.iters, "faces": a.images,
-           "rows_per_process_per_call": a.devices * a.rows_per_device, "runs": results,
-           "command": "python -m benchmarks.bench_dfi_dataset " + " ".join(argv if argv is not None else sys.argv[1:])}
+    out = {
+        "benchmark": "dfi_dataset",
+        "date": datetime.date.today().isoformat(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "size": a.size,
+        "iters": a.iters,
+        "faces": a.images,
+        "rows_per_process_per_call": a.devices * a.rows_per_device,
+        "runs": results,
+        "command": "python -m benchmarks.bench_dfi_dataset " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
     print(json.dumps(out, indent=2))
     if a.json:
         with open(a.json, "w") as f:

@@ -20,12 +20,10 @@ import platform
 import sys
 import time
 
-import numpy as np
-
-import dfijax  # noqa: F401
 import jax
 import jax.numpy as jnp
 
+import dfijax  # noqa: F401
 from dfijax.style import fast as fs
 
 
@@ -57,20 +55,37 @@ def torch_net(width: int = 32, blocks: int = 5):
     class Res(nn.Module):
         def __init__(self, c):
             super().__init__()
-            self.body = nn.Sequential(conv(c, c, 3), nn.InstanceNorm2d(c, affine=True), nn.ReLU(),
-                                      conv(c, c, 3), nn.InstanceNorm2d(c, affine=True))
+            self.body = nn.Sequential(
+                conv(c, c, 3),
+                nn.InstanceNorm2d(c, affine=True),
+                nn.ReLU(),
+                conv(c, c, 3),
+                nn.InstanceNorm2d(c, affine=True),
+            )
 
         def forward(self, x):
             return x + self.body(x)
 
     w = width
-    layers = [conv(3, w, 9), nn.InstanceNorm2d(w, affine=True), nn.ReLU(),
-              conv(w, 2 * w, 3, 2), nn.InstanceNorm2d(2 * w, affine=True), nn.ReLU(),
-              conv(2 * w, 4 * w, 3, 2), nn.InstanceNorm2d(4 * w, affine=True), nn.ReLU()]
+    layers = [
+        conv(3, w, 9),
+        nn.InstanceNorm2d(w, affine=True),
+        nn.ReLU(),
+        conv(w, 2 * w, 3, 2),
+        nn.InstanceNorm2d(2 * w, affine=True),
+        nn.ReLU(),
+        conv(2 * w, 4 * w, 3, 2),
+        nn.InstanceNorm2d(4 * w, affine=True),
+        nn.ReLU(),
+    ]
     layers += [Res(4 * w) for _ in range(blocks)]
     for cin, cout in ((4 * w, 2 * w), (2 * w, w)):
-        layers += [nn.Upsample(scale_factor=2, mode="nearest"), conv(cin, cout, 3), nn.InstanceNorm2d(cout, affine=True),
-                   nn.ReLU()]
+        layers += [
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv(cin, cout, 3),
+            nn.InstanceNorm2d(cout, affine=True),
+            nn.ReLU(),
+        ]
     layers += [conv(w, 3, 9), nn.Sigmoid()]
     torch.manual_seed(0)
     return nn.Sequential(*layers)
@@ -94,7 +109,7 @@ def bench_torch(size: int, batch: int, batches: int, reps: int, bf16: bool) -> d
         for _ in range(reps):
             t0 = time.perf_counter()
             for _ in range(batches):
-                y = net(x)
+                net(x)
             sync()
             best = min(best, time.perf_counter() - t0)
     return {"images_per_s": batch * batches / best, "compile_s": 0.0}
@@ -123,10 +138,15 @@ def main(argv=None) -> int:
         ratio = f"{r['ratio_vs_torch_bf16']:.2f}x" if ref else "-"
         print(f"| {r['variant']} | {r['images_per_s']:.1f} | {ratio} | {r['compile_s']:.1f} |")
     if args.json:
-        info = {"benchmark": "fast_style", "date": datetime.date.today().isoformat(),
-                "device": str(jax.devices()[0].device_kind), "platform": platform.platform(),
-                "command": "python -m benchmarks.bench_fast_style " + " ".join(argv if argv is not None else sys.argv[1:]),
-                "settings": vars(args), "rows": rows}
+        info = {
+            "benchmark": "fast_style",
+            "date": datetime.date.today().isoformat(),
+            "device": str(jax.devices()[0].device_kind),
+            "platform": platform.platform(),
+            "command": "python -m benchmarks.bench_fast_style " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "settings": vars(args),
+            "rows": rows,
+        }
         with open(args.json, "w") as f:
             json.dump(info, f, indent=2)
     return 0

@@ -23,11 +23,10 @@ import re
 import sys
 import time
 
+import jax
 import numpy as np
 
 import dfijax  # noqa: F401
-import jax
-
 from dfijax import training
 from dfijax.fusion import train as ft
 from dfijax.weights import random_weights
@@ -99,28 +98,50 @@ def main(argv=None) -> int:
     rows = {}
     if not a.no_stage1:
         first, per, state, flops = time_steps([ae_step], state, x, vgg, a.steps)
-        rows["stage1"] = {"compile_and_first_s": first, "sec_per_step": per, "images_per_s": batch / per,
-                          "images_per_s_per_device": batch / per / n_dev, "flops_per_step": flops}
+        rows["stage1"] = {
+            "compile_and_first_s": first,
+            "sec_per_step": per,
+            "images_per_s": batch / per,
+            "images_per_s_per_device": batch / per / n_dev,
+            "flops_per_step": flops,
+        }
     state = training.replicate(ft.begin_stage2(cfg, state), mesh)
     first, per, state, flops = time_steps([d_step, eg_step], state, x, vgg, a.steps)
-    rows["stage2"] = {"compile_and_first_s": first, "sec_per_step": per, "images_per_s": batch / per,
-                      "images_per_s_per_device": batch / per / n_dev, "flops_per_step": flops}
+    rows["stage2"] = {
+        "compile_and_first_s": first,
+        "sec_per_step": per,
+        "images_per_s": batch / per,
+        "images_per_s_per_device": batch / per / n_dev,
+        "flops_per_step": flops,
+    }
 
     dev = jax.devices()[0]
-    info = {"date": datetime.date.today().isoformat(),
-            "device": f"{n_dev} x {getattr(dev, 'device_kind', dev.platform)}",
-            "jax": jax.__version__, "python": platform.python_version(), "command": "python -m benchmarks.bench_fusion " + " ".join(sys.argv[1:] if argv is None else argv),
-            "settings": {**vars(a), "batch": batch, "latent": list(cfg.latent_shape), "chunks": list(cfg.chunks),
-                         "content_layers": list(cfg.loss.content_layers), "style_layers": list(cfg.loss.style_layers),
-                         "gp_weight": cfg.loss.gp_weight},
-            **rows}
+    info = {
+        "date": datetime.date.today().isoformat(),
+        "device": f"{n_dev} x {getattr(dev, 'device_kind', dev.platform)}",
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "command": "python -m benchmarks.bench_fusion " + " ".join(sys.argv[1:] if argv is None else argv),
+        "settings": {
+            **vars(a),
+            "batch": batch,
+            "latent": list(cfg.latent_shape),
+            "chunks": list(cfg.chunks),
+            "content_layers": list(cfg.loss.content_layers),
+            "style_layers": list(cfg.loss.style_layers),
+            "gp_weight": cfg.loss.gp_weight,
+        },
+        **rows,
+    }
     print(f"{info['device']}, {a.size}px, batch {batch}, width {a.width}, {a.dtype}:")
     print("| stage | s / step | images / s | images / s / device | compile + first s | TFLOP/s |")
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():
         tf = f"{r['flops_per_step'] / r['sec_per_step'] / 1e12:.2f}" if r["flops_per_step"] else "-"
-        print(f"| {name} | {r['sec_per_step']:.4f} | {r['images_per_s']:.1f} | {r['images_per_s_per_device']:.1f} | "
-              f"{r['compile_and_first_s']:.1f} | {tf} |")
+        print(
+            f"| {name} | {r['sec_per_step']:.4f} | {r['images_per_s']:.1f} | {r['images_per_s_per_device']:.1f} | "
+            f"{r['compile_and_first_s']:.1f} | {tf} |"
+        )
     out = pathlib.Path(a.json) if a.json else RESULTS / f"{info['date']}-{device_slug()}-fusion-{a.size}px.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(info, indent=2))

@@ -1,6 +1,6 @@
 """DFI-shaped inversion benchmark: dfijax's engine against plain PyTorch, same weights and targets.
 
-    python -m benchmarks.bench_inversion                    # the DFI-shaped setting: 200², 300 it., 8 images × 5 alphas (on a GPU)
+    python -m benchmarks.bench_inversion                    # DFI-shaped: 200², 300 it., 8 images × 5 alphas (GPU)
     python -m benchmarks.bench_inversion --size 64 --iters 30 --images 2   # a CPU-sized run
     python -m benchmarks.bench_inversion --tiny             # seconds; the smoke test uses it
 
@@ -25,12 +25,11 @@ import platform
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 import dfijax  # noqa: F401
-import jax
-import jax.numpy as jnp
-
 from dfijax import invert as inv
 from dfijax.images import synthetic_scene
 from dfijax.vgg import CONV_CHANNELS, CONV_NAMES, VGG19, tap_shapes
@@ -89,6 +88,7 @@ def run_jax(variables, x0, targets, iters, history, tv_weight, dtype, backend, r
 
 def run_torch(params, x0, targets, iters, history, tv_weight, mode, n_alphas, subset_images):
     import torch
+
     from benchmarks import torch_reference as tr
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -101,9 +101,12 @@ def run_torch(params, x0, targets, iters, history, tv_weight, mode, n_alphas, su
     tt = {k: torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2))).to(dev) for k, v in targets.items()}
     xt = torch.from_numpy(np.ascontiguousarray(x0)).to(dev)
     n = subset_images * n_alphas if mode in ("single", "image") else len(x0)
-    groups = {"single": [[k] for k in range(n)],
-              "image": [list(range(i * n_alphas, (i + 1) * n_alphas)) for i in range(subset_images)],
-              "all": [list(range(len(x0)))], "all_bf16": [list(range(len(x0)))]}[mode]
+    groups = {
+        "single": [[k] for k in range(n)],
+        "image": [list(range(i * n_alphas, (i + 1) * n_alphas)) for i in range(subset_images)],
+        "all": [list(range(len(x0)))],
+        "all_bf16": [list(range(len(x0)))],
+    }[mode]
     bf16 = mode == "all_bf16"
     # warm-up (cudnn autotuning) on the first group, 3 iterations
     g = groups[0]
@@ -129,11 +132,19 @@ def main(argv=None) -> int:
     p.add_argument("--history", type=int, default=10)
     p.add_argument("--tv", type=float, default=1e-3, help="TV^2 weight on the 0-255 scale")
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--torch-subset", type=int, default=1,
-                   help="images solved by the slow per-alpha and per-image PyTorch variants (time is per image-alpha)")
+    p.add_argument(
+        "--torch-subset",
+        type=int,
+        default=1,
+        help="images solved by the slow per-alpha and per-image PyTorch variants (time is per image-alpha)",
+    )
     p.add_argument("--skip", default="", help="comma list of variants to skip, e.g. torch_single,jax_optax_bf16")
-    p.add_argument("--loop", choices=["auto", "host", "device"], default="auto",
-                   help="engine loop mode (auto: host on CPU, device elsewhere)")
+    p.add_argument(
+        "--loop",
+        choices=["auto", "host", "device"],
+        default="auto",
+        help="engine loop mode (auto: host on CPU, device elsewhere)",
+    )
     p.add_argument("--tiny", action="store_true", help="a seconds-long smoke run: 32 px, 3 iterations, 2x2 problems")
     p.add_argument("--json", help="write all numbers here")
     a = p.parse_args(argv)
@@ -157,20 +168,33 @@ def main(argv=None) -> int:
         n = problems or len(x0)
         loss = score(weights.variables, {k: v[:n] for k, v in targets.items()}, images[:n], a.tv)
         loss_ref = score(weights.variables, {k: v[:n_ref] for k, v in targets.items()}, images[:n_ref], a.tv)
-        rows.append({"variant": name, "sec_per_image_alpha": sec, "final_loss": loss, "final_loss_ref_problems": loss_ref,
-                     "compile_s": compile_s, "tflops": flop_per_problem / sec / 1e12, "problems": n})
-        print(f"  {name}: {sec:.4f} s/problem, loss {loss:.5g} (first {n_ref} problems: {loss_ref:.5g})", file=sys.stderr)
+        rows.append(
+            {
+                "variant": name,
+                "sec_per_image_alpha": sec,
+                "final_loss": loss,
+                "final_loss_ref_problems": loss_ref,
+                "compile_s": compile_s,
+                "tflops": flop_per_problem / sec / 1e12,
+                "problems": n,
+            }
+        )
+        print(
+            f"  {name}: {sec:.4f} s/problem, loss {loss:.5g} (first {n_ref} problems: {loss_ref:.5g})", file=sys.stderr
+        )
 
     for backend in ("jaxopt", "optax"):
         for dname, dtype in (("f32", jnp.float32), ("bf16", jnp.bfloat16)):
             name = f"jax_{backend}_{dname}"
             if name in skip:
                 continue
-            imgs, sec, comp = run_jax(weights.variables, x0, targets, a.iters, a.history, a.tv, dtype, backend,
-                                      a.repeats, a.loop)
+            imgs, sec, comp = run_jax(
+                weights.variables, x0, targets, a.iters, a.history, a.tv, dtype, backend, a.repeats, a.loop
+            )
             add(name, imgs, sec / len(x0), comp)
     try:
         import torch  # noqa: F401
+
         have_torch = True
     except ImportError:
         have_torch = False
@@ -179,8 +203,17 @@ def main(argv=None) -> int:
             name = f"torch_{mode}"
             if name in skip:
                 continue
-            imgs, sec, n = run_torch(weights.variables["params"], x0, targets, a.iters, a.history, a.tv, mode,
-                                     len(alphas), min(a.torch_subset, a.images))
+            imgs, sec, n = run_torch(
+                weights.variables["params"],
+                x0,
+                targets,
+                a.iters,
+                a.history,
+                a.tv,
+                mode,
+                len(alphas),
+                min(a.torch_subset, a.images),
+            )
             add(name, imgs, sec, problems=n)
 
     ref = next((r for r in rows if r["variant"] == "torch_image"), None)
@@ -188,24 +221,40 @@ def main(argv=None) -> int:
         r["speedup_vs_torch_image"] = ref["sec_per_image_alpha"] / r["sec_per_image_alpha"] if ref else None
         r["loss_ratio_vs_torch_image"] = r["final_loss_ref_problems"] / ref["final_loss_ref_problems"] if ref else None
     device = jax.devices()[0]
-    info = {"date": datetime.date.today().isoformat(), "jax_device": f"{device.platform} {getattr(device, 'device_kind', '')}",
-            "jax": jax.__version__, "python": platform.python_version(), "command": "python -m benchmarks.bench_inversion " + " ".join(sys.argv[1:] if argv is None else argv),
-            "settings": {k: getattr(a, k) for k in ("size", "iters", "images", "alphas", "history", "tv", "repeats", "torch_subset", "loop")},
-            "flop_per_image_alpha": flop_per_problem, "rows": rows}
+    info = {
+        "date": datetime.date.today().isoformat(),
+        "jax_device": f"{device.platform} {getattr(device, 'device_kind', '')}",
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "command": "python -m benchmarks.bench_inversion " + " ".join(sys.argv[1:] if argv is None else argv),
+        "settings": {
+            k: getattr(a, k)
+            for k in ("size", "iters", "images", "alphas", "history", "tv", "repeats", "torch_subset", "loop")
+        },
+        "flop_per_image_alpha": flop_per_problem,
+        "rows": rows,
+    }
     if have_torch:
         import torch
+
         info["torch"] = torch.__version__
         info["torch_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    print(f"\n{info['date']} · JAX on {info['jax_device']} · torch on {info.get('torch_device', '-')} · "
-          f"{a.images} images x {len(alphas)} alphas, {a.size}px, {a.iters} iterations\n")
-    print(f"| variant | s / image-alpha | speed-up vs torch_image | loss ratio vs torch_image (first {n_ref}) "
-          "| final loss (own problems) | compile + first-call overhead s | TFLOP/s |")
+    print(
+        f"\n{info['date']} · JAX on {info['jax_device']} · torch on {info.get('torch_device', '-')} · "
+        f"{a.images} images x {len(alphas)} alphas, {a.size}px, {a.iters} iterations\n"
+    )
+    print(
+        f"| variant | s / image-alpha | speed-up vs torch_image | loss ratio vs torch_image (first {n_ref}) "
+        "| final loss (own problems) | compile + first-call overhead s | TFLOP/s |"
+    )
     print("|---|---|---|---|---|---|---|")
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     for r in rows:
-        print(f"| {r['variant']} | {r['sec_per_image_alpha']:.4f} | {fmt(r['speedup_vs_torch_image'], '.2f')}x "
-              f"| {fmt(r['loss_ratio_vs_torch_image'], '.3f')} | {r['final_loss']:.5g} ({r['problems']}) "
-              f"| {fmt(r['compile_s'], '.1f')} | {r['tflops']:.2f} |")
+        print(
+            f"| {r['variant']} | {r['sec_per_image_alpha']:.4f} | {fmt(r['speedup_vs_torch_image'], '.2f')}x "
+            f"| {fmt(r['loss_ratio_vs_torch_image'], '.3f')} | {r['final_loss']:.5g} ({r['problems']}) "
+            f"| {fmt(r['compile_s'], '.1f')} | {r['tflops']:.2f} |"
+        )
     if a.json:
         with open(a.json, "w") as f:
             json.dump(info, f, indent=2)

@@ -26,12 +26,11 @@ import sys
 import time
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 import dfijax  # noqa: F401
-import jax
-import jax.numpy as jnp
-
 from benchmarks.bench_inversion import TAPS, macs_to
 from dfijax import invert as inv
 from dfijax.vgg import VGG19
@@ -57,13 +56,25 @@ def _stats(compiled) -> dict[str, float]:
     out = {"flops": float(cost.get("flops", 0.0)), "bytes_accessed": float(cost.get("bytes accessed", 0.0))}
     for k in ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes", "alias_size_in_bytes"):
         out[k] = int(getattr(mem, k))
-    out["total_bytes"] = (out["argument_size_in_bytes"] + out["output_size_in_bytes"] + out["temp_size_in_bytes"]
-                          - out["alias_size_in_bytes"])
+    out["total_bytes"] = (
+        out["argument_size_in_bytes"]
+        + out["output_size_in_bytes"]
+        + out["temp_size_in_bytes"]
+        - out["alias_size_in_bytes"]
+    )
     return out
 
 
-def analyze(size: int, batch: int, dtype: str = "f32", mode: str = "host", iters: int = 300, history: int = 10,
-            tv: float = 1e-3, taps: tuple[str, ...] = TAPS) -> dict[str, Any]:
+def analyze(
+    size: int,
+    batch: int,
+    dtype: str = "f32",
+    mode: str = "host",
+    iters: int = 300,
+    history: int = 10,
+    tv: float = 1e-3,
+    taps: tuple[str, ...] = TAPS,
+) -> dict[str, Any]:
     """Lower and compile (never run) one loop mode of the solve for `batch` problems of size×size images.
 
     mode "host": one batched L-BFGS step (flops = one iteration of all `batch` problems); "device": the
@@ -84,8 +95,15 @@ def analyze(size: int, batch: int, dtype: str = "f32", mode: str = "host", iters
     t1 = time.perf_counter()
     compiled = lowered.compile()
     t2 = time.perf_counter()
-    return {"size": size, "batch": batch, "dtype": dtype, "mode": mode, **_stats(compiled),
-            "lower_s": round(t1 - t0, 2), "compile_s": round(t2 - t1, 2)}
+    return {
+        "size": size,
+        "batch": batch,
+        "dtype": dtype,
+        "mode": mode,
+        **_stats(compiled),
+        "lower_s": round(t1 - t0, 2),
+        "compile_s": round(t2 - t1, 2),
+    }
 
 
 def fit_line(batches: list[int], values: list[float]) -> tuple[float, float]:
@@ -114,8 +132,10 @@ def memory_note(size: int, problems: int, results: pathlib.Path = RESULTS) -> st
     for dt, s in info["summary"].items():
         need = (s["device_bytes_fixed"] + problems * s["device_bytes_per_problem"]) / GB
         parts.append(f"{dt} ~{need:.1f} GB, max batch {s['device_max_batch']}")
-    return (f"predicted device memory for {problems} problems at {size}px (device loop; {files[-1].name}, "
-            f"budget {budget:g} GB): " + "; ".join(parts))
+    return (
+        f"predicted device memory for {problems} problems at {size}px (device loop; {files[-1].name}, "
+        f"budget {budget:g} GB): " + "; ".join(parts)
+    )
 
 
 def main(argv=None) -> int:
@@ -126,8 +146,12 @@ def main(argv=None) -> int:
     p.add_argument("--batches", default="2,4,8", help="comma list of batch sizes to compile (>= 2 of them)")
     p.add_argument("--dtypes", default="f32,bf16")
     p.add_argument("--budget-gb", type=float, default=80.0, help="device memory in GB (1e9 bytes)")
-    p.add_argument("--mem-fraction", type=float, default=0.75,
-                   help="JAX's default GPU preallocation (XLA_PYTHON_CLIENT_MEM_FRACTION) for the second prediction")
+    p.add_argument(
+        "--mem-fraction",
+        type=float,
+        default=0.75,
+        help="JAX's default GPU preallocation (XLA_PYTHON_CLIENT_MEM_FRACTION) for the second prediction",
+    )
     p.add_argument("--json", help="write the numbers here (default: benchmarks/results/<date>-cpu-cost-<size>px.json)")
     a = p.parse_args(argv)
     try:
@@ -153,16 +177,23 @@ def main(argv=None) -> int:
             for b in batches:
                 r = analyze(a.size, b, dt, mode, a.iters, a.history)
                 rows.append(r)
-                print(f"  {dt} {mode} B={b}: {r['flops'] / 1e9:.1f} GFLOP, {r['total_bytes'] / GB:.3f} GB "
-                      f"(compile {r['compile_s']} s)", file=sys.stderr)
+                print(
+                    f"  {dt} {mode} B={b}: {r['flops'] / 1e9:.1f} GFLOP, {r['total_bytes'] / GB:.3f} GB "
+                    f"(compile {r['compile_s']} s)",
+                    file=sys.stderr,
+                )
         host = [r for r in rows if r["dtype"] == dt and r["mode"] == "host"]
         dev = [r for r in rows if r["dtype"] == dt and r["mode"] == "device"]
         step_flops = fit_line(batches, [r["flops"] for r in host])[1]
         init_flops = fit_line(batches, [r["flops"] for r in dev])[1] - step_flops
         per_solve = init_flops + a.iters * step_flops
-        s = {"flop_per_iteration_per_problem": step_flops, "flop_init_per_problem": init_flops,
-             "flop_per_image_alpha": per_solve, "tflop_per_image_alpha": per_solve / 1e12,
-             "xla_over_analytic_per_iteration": step_flops / analytic_step}
+        s = {
+            "flop_per_iteration_per_problem": step_flops,
+            "flop_init_per_problem": init_flops,
+            "flop_per_image_alpha": per_solve,
+            "tflop_per_image_alpha": per_solve / 1e12,
+            "xla_over_analytic_per_iteration": step_flops / analytic_step,
+        }
         for mode, rs in (("host", host), ("device", dev)):
             c, m = fit_line(batches, [r["total_bytes"] for r in rs])
             s[f"{mode}_bytes_fixed"], s[f"{mode}_bytes_per_problem"] = c, m
@@ -170,23 +201,41 @@ def main(argv=None) -> int:
             s[f"{mode}_max_batch_at_mem_fraction"] = max_batch(c, m, a.mem_fraction * a.budget_gb * GB)
         summary[dt] = s
 
-    info = {"date": datetime.date.today().isoformat(), "device": "CPU analysis (XLA:CPU cost/memory analysis; not run)",
-            "jax": jax.__version__, "python": platform.python_version(),
-            "command": "python -m benchmarks.cost_analysis " + " ".join(sys.argv[1:] if argv is None else argv),
-            "settings": {"size": a.size, "iters": a.iters, "history": a.history, "batches": batches, "taps": list(TAPS),
-                         "backend": "jaxopt", "budget_gb": a.budget_gb, "mem_fraction": a.mem_fraction},
-            "analytic_flop_per_iteration_per_problem": analytic_step,
-            "analytic_flop_per_image_alpha": analytic_step * a.iters, "summary": summary, "rows": rows}
+    info = {
+        "date": datetime.date.today().isoformat(),
+        "device": "CPU analysis (XLA:CPU cost/memory analysis; not run)",
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "command": "python -m benchmarks.cost_analysis " + " ".join(sys.argv[1:] if argv is None else argv),
+        "settings": {
+            "size": a.size,
+            "iters": a.iters,
+            "history": a.history,
+            "batches": batches,
+            "taps": list(TAPS),
+            "backend": "jaxopt",
+            "budget_gb": a.budget_gb,
+            "mem_fraction": a.mem_fraction,
+        },
+        "analytic_flop_per_iteration_per_problem": analytic_step,
+        "analytic_flop_per_image_alpha": analytic_step * a.iters,
+        "summary": summary,
+        "rows": rows,
+    }
     print(f"\n{info['date']} · {info['device']} · {a.size}×{a.size}, {a.iters} iterations, batches {batches}\n")
-    print("| compute | GFLOP / iteration / problem (XLA; analytic) | TFLOP / image-alpha | "
-          "GB / problem host step; device solve | fixed GB (device) | max batch in "
-          f"{a.budget_gb:g} GB (device; host) | at {a.mem_fraction:g} of it (device) |")
+    print(
+        "| compute | GFLOP / iteration / problem (XLA; analytic) | TFLOP / image-alpha | "
+        "GB / problem host step; device solve | fixed GB (device) | max batch in "
+        f"{a.budget_gb:g} GB (device; host) | at {a.mem_fraction:g} of it (device) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for dt, s in summary.items():
-        print(f"| {dt} | {s['flop_per_iteration_per_problem'] / 1e9:.2f}; {analytic_step / 1e9:.2f} "
-              f"| {s['tflop_per_image_alpha']:.2f} | {s['host_bytes_per_problem'] / GB:.3f}; "
-              f"{s['device_bytes_per_problem'] / GB:.3f} | {s['device_bytes_fixed'] / GB:.3f} "
-              f"| {s['device_max_batch']}; {s['host_max_batch']} | {s['device_max_batch_at_mem_fraction']} |")
+        print(
+            f"| {dt} | {s['flop_per_iteration_per_problem'] / 1e9:.2f}; {analytic_step / 1e9:.2f} "
+            f"| {s['tflop_per_image_alpha']:.2f} | {s['host_bytes_per_problem'] / GB:.3f}; "
+            f"{s['device_bytes_per_problem'] / GB:.3f} | {s['device_bytes_fixed'] / GB:.3f} "
+            f"| {s['device_max_batch']}; {s['host_max_batch']} | {s['device_max_batch_at_mem_fraction']} |"
+        )
     path = pathlib.Path(a.json) if a.json else RESULTS / f"{info['date']}-cpu-cost-{a.size}px.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(info, indent=2))

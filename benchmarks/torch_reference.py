@@ -114,7 +114,10 @@ def keras_arrays(net: TorchVGG) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for name, m in zip(net.convs, convs):
         b, l = name[4], name[6]
-        out[f"block{b}_conv{l}"] = (m.weight.detach().numpy().transpose(2, 3, 1, 0).copy(), m.bias.detach().numpy().copy())
+        out[f"block{b}_conv{l}"] = (
+            m.weight.detach().numpy().transpose(2, 3, 1, 0).copy(),
+            m.bias.detach().numpy().copy(),
+        )
     return out
 
 
@@ -139,14 +142,29 @@ def tv_beta2(x: torch.Tensor, scale: float = 255.0) -> torch.Tensor:
     return (dx.square() + dy.square()).sum()
 
 
-def invert_lbfgs(net: TorchVGG, targets: dict[str, torch.Tensor], x0: torch.Tensor, iters: int,
-                 history_size: int = 10, tv_weight: float = 0.0, autocast_bf16: bool = False,
-                 preprocess_kind: str = "torchvision") -> tuple[torch.Tensor, list[float]]:
+def invert_lbfgs(
+    net: TorchVGG,
+    targets: dict[str, torch.Tensor],
+    x0: torch.Tensor,
+    iters: int,
+    history_size: int = 10,
+    tv_weight: float = 0.0,
+    autocast_bf16: bool = False,
+    preprocess_kind: str = "torchvision",
+) -> tuple[torch.Tensor, list[float]]:
     """Minimise Σ_taps ½‖φ(x) − t‖² + tv_weight·TV(x) over x (NHWC in [0, 1]) jointly with
     torch.optim.LBFGS, no line search, exactly `iters` iterations. Returns (x, per-iteration losses)."""
     x = x0.clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=iters, max_eval=iters * 2, history_size=history_size,
-                            tolerance_grad=-1.0, tolerance_change=-1.0, line_search_fn=None)
+    opt = torch.optim.LBFGS(
+        [x],
+        lr=1.0,
+        max_iter=iters,
+        max_eval=iters * 2,
+        history_size=history_size,
+        tolerance_grad=-1.0,
+        tolerance_change=-1.0,
+        line_search_fn=None,
+    )
     mean = torch.tensor([0.485, 0.456, 0.406], device=x.device).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225], device=x.device).view(1, 3, 1, 1)
     losses: list[torch.Tensor] = []

@@ -18,7 +18,8 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from dfijax import mesh as mesh_lib
 
@@ -35,21 +36,29 @@ class ProcessInfo:
     global_devices: int
 
 
-def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None, *,
-               local_device_ids: list[int] | None = None, initialization_timeout: int = 300) -> ProcessInfo:
+def initialize(
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    local_device_ids: list[int] | None = None,
+    initialization_timeout: int = 300,
+) -> ProcessInfo:
     """Join the multi-controller job; call it before any other JAX call that touches a device.
 
     Explicit (GPU hosts, CPU tests): coordinator "HOST:PORT" (process 0's address, the same for all),
     num_processes and process_id. Automatic (all three None): whatever jax.distributed finds (Cloud TPU
     pod slices, SLURM, Open MPI, or the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID
     environment variables); when it finds nothing, or JAX already computed in this process, the process
-    runs as it is (alone). num_processes=1 runs alone without a coordinator. Calling it again after a successful join does nothing.
+    runs as it is (alone). num_processes=1 runs alone without a coordinator. Calling it again after a
+    successful join does nothing.
     On CPU, cross-process collectives use gloo unless another implementation was configured.
     """
     given = [v is not None for v in (coordinator, num_processes, process_id)]
     if any(given) and not all(given) and num_processes != 1:
-        raise ValueError("give coordinator, num_processes and process_id together (or none of them for automatic "
-                         "detection)")
+        raise ValueError(
+            "give coordinator, num_processes and process_id together (or none of them for automatic detection)"
+        )
     if num_processes is not None and num_processes < 1:
         raise ValueError(f"num_processes must be >= 1, got {num_processes}")
     if all(given) and not 0 <= process_id < num_processes:
@@ -106,8 +115,10 @@ def global_batch(local: Any, mesh: jax.sharding.Mesh, axis: str = AXIS) -> Any:
     def put(x):
         x = np.asarray(x)
         if x.ndim == 0 or x.shape[0] % n_dev:
-            raise ValueError(f"{x.shape[0] if x.ndim else 'scalar'} local rows do not split over {n_dev} local devices; "
-                             f"use a multiple of {n_dev} rows per process")
+            raise ValueError(
+                f"{x.shape[0] if x.ndim else 'scalar'} local rows do not split over {n_dev} local devices; "
+                f"use a multiple of {n_dev} rows per process"
+            )
         return jax.make_array_from_process_local_data(sharding, x)
 
     return jax.tree.map(put, local)

@@ -17,8 +17,9 @@ import numpy as np
 PLATFORMS = ("cpu", "cuda", "tpu")
 
 # custom calls every platform lowers (sharding annotations); anything else is platform code
-PORTABLE_CUSTOM_CALLS = frozenset({"Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape",
-                                   "annotate_device_placement", "shape_assertion"})
+PORTABLE_CUSTOM_CALLS = frozenset(
+    {"Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape", "annotate_device_placement", "shape_assertion"}
+)
 
 _CUSTOM_CALL = re.compile(r"custom_call\s*@([\w.$-]+)|call_target_name\s*=\s*\"([^\"]+)\"")
 _F64 = re.compile(r"\bf64\b|xf64\b|<f64>|complex<f64>")
@@ -27,6 +28,7 @@ _F64 = re.compile(r"\bf64\b|xf64\b|<f64>|complex<f64>")
 def specs(tree: Any) -> Any:
     """Arrays (anything with shape and dtype) -> jax.ShapeDtypeStruct leaves, same tree; typed PRNG keys
     keep their key dtype; other leaves (static arguments) pass through."""
+
     def one(x):
         if isinstance(x, jax.ShapeDtypeStruct) or not (hasattr(x, "shape") and hasattr(x, "dtype")):
             return x

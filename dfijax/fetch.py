@@ -134,9 +134,7 @@ def known_file(name: str) -> KnownFile:
         return KNOWN_FILES[name]
     except KeyError:
         names = ", ".join(sorted(KNOWN_FILES))
-        raise FetchError(
-            f"unknown weight file {name!r}; choose one of: {names}"
-        ) from None
+        raise FetchError(f"unknown weight file {name!r}; choose one of: {names}") from None
 
 
 def _hash_file(path: str | os.PathLike, algo: str, chunk_size: int = 1 << 20) -> str:
@@ -162,9 +160,7 @@ def _normalise_hex(value: str | None, what: str, max_len: int) -> str | None:
         return None
     value = value.strip().lower()
     if not value or len(value) > max_len or not _HEX.fullmatch(value):
-        raise FetchError(
-            f"invalid expected {what} {value!r}; give up to {max_len} hex digits"
-        )
+        raise FetchError(f"invalid expected {what} {value!r}; give up to {max_len} hex digits")
     return value
 
 
@@ -174,9 +170,7 @@ def _mismatch(name: str, algo: str, expected: str, got: str) -> str | None:
         return None
     kind = algo if len(expected) == len(got) else f"{algo} prefix"
     shown = got if len(expected) == len(got) else got[: len(expected)] + "…"
-    return (
-        f"checksum mismatch for {name}: expected {kind} {expected}, got {shown}"
-    )
+    return f"checksum mismatch for {name}: expected {kind} {expected}, got {shown}"
 
 
 def _verify(
@@ -204,9 +198,7 @@ def _verify(
 
 def _reason(exc: BaseException) -> str:
     """One-line description of a network error."""
-    if isinstance(exc, urllib.error.URLError) and not isinstance(
-        exc, urllib.error.HTTPError
-    ):
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
         inner = exc.reason
         if isinstance(inner, BaseException):
             return _reason(inner)
@@ -274,14 +266,10 @@ def _transfer(
                 return
             # The part does not fit what the server has: start over.
             part.unlink()
-            raise _Transient(
-                f"server rejected resuming {part.name} at byte {offset}", connected=True
-            )
+            raise _Transient(f"server rejected resuming {part.name} at byte {offset}", connected=True)
         if exc.code in (408, 425, 429) or exc.code >= 500:
             raise _Transient(f"HTTP {exc.code} {exc.reason}", connected=True) from None
-        raise FetchError(
-            f"HTTP {exc.code} {exc.reason} from {url}; check the URL or use a mirror"
-        ) from None
+        raise FetchError(f"HTTP {exc.code} {exc.reason} from {url}; check the URL or use a mirror") from None
     except ValueError as exc:
         raise FetchError(f"invalid URL {url!r}: {exc}; give a full http(s):// URL") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
@@ -296,9 +284,7 @@ def _transfer(
             start = int(match.group(1)) if match else offset
             if start != offset:
                 part.unlink(missing_ok=True)
-                raise _Transient(
-                    f"server resumed at byte {start} instead of {offset}", connected=True
-                )
+                raise _Transient(f"server resumed at byte {start} instead of {offset}", connected=True)
             total = _range_total(response.headers.get("Content-Range"))
             if total is None:
                 total = offset + length if length is not None else size
@@ -320,9 +306,7 @@ def _transfer(
         try:
             f = open(part, mode)
         except OSError as exc:
-            raise FetchError(
-                f"cannot write {part}: {_reason(exc)}; check the directory and its permissions"
-            ) from None
+            raise FetchError(f"cannot write {part}: {_reason(exc)}; check the directory and its permissions") from None
         with f:
             while True:
                 try:
@@ -337,17 +321,13 @@ def _transfer(
                 try:
                     f.write(chunk)
                 except OSError as exc:
-                    raise FetchError(
-                        f"cannot write {part}: {_reason(exc)}; check free disk space"
-                    ) from None
+                    raise FetchError(f"cannot write {part}: {_reason(exc)}; check free disk space") from None
                 done += len(chunk)
                 if progress is not None:
                     progress(done, total)
 
     if total is not None and done < total:
-        raise _Transient(
-            f"connection closed after {done} of {total} bytes", connected=True
-        )
+        raise _Transient(f"connection closed after {done} of {total} bytes", connected=True)
 
 
 def download(
@@ -383,9 +363,7 @@ def download(
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FetchError(
-            f"cannot create {dest.parent}: {_reason(exc)}; choose another destination"
-        ) from None
+        raise FetchError(f"cannot create {dest.parent}: {_reason(exc)}; choose another destination") from None
 
     attempt = 0
     while True:
@@ -405,12 +383,10 @@ def download(
             if attempt > retries:
                 if not exc.connected:
                     raise FetchError(
-                        f"cannot reach {url}: {exc}; check the network or download "
-                        f"the file by hand to {dest}"
+                        f"cannot reach {url}: {exc}; check the network or download the file by hand to {dest}"
                     ) from None
                 raise FetchError(
-                    f"download of {url} failed after {attempt} attempts: {exc}; "
-                    "run the command again to resume"
+                    f"download of {url} failed after {attempt} attempts: {exc}; run the command again to resume"
                 ) from None
             time.sleep(_BACKOFF_S * attempt)
 
@@ -421,9 +397,7 @@ def download(
     try:
         os.replace(part, dest)
     except OSError as exc:
-        raise FetchError(
-            f"cannot move {part.name} to {dest}: {_reason(exc)}; check permissions"
-        ) from None
+        raise FetchError(f"cannot move {part.name} to {dest}: {_reason(exc)}; check permissions") from None
     return dest
 
 

@@ -31,7 +31,9 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
             else:
                 im = im.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ImageError(f"cannot read {path} as an image ({type(e).__name__}); is the file corrupt or not an image?") from None
+        raise ImageError(
+            f"cannot read {path} as an image ({type(e).__name__}); is the file corrupt or not an image?"
+        ) from None
     if size is not None:
         if not isinstance(size, int):
             im = Image.fromarray(fit_aspect(np.asarray(im), size[0] / size[1], fit))
@@ -48,7 +50,7 @@ def fit_aspect(x: np.ndarray, aspect: float, fit: str = "crop") -> np.ndarray:
     if fit == "crop":
         ch, cw = (h, max(1, round(h / aspect))) if w / h > 1 / aspect else (max(1, round(w * aspect)), w)
         top, left = (h - ch) // 2, (w - cw) // 2
-        return x[top:top + ch, left:left + cw]
+        return x[top : top + ch, left : left + cw]
     ph, pw = (max(h, round(w * aspect)), w) if h / w < aspect else (h, max(w, round(h / aspect)))
     top, left = (ph - h) // 2, (pw - w) // 2
     pads = ((top, ph - h - top), (left, pw - w - left)) + ((0, 0),) * (x.ndim - 2)
@@ -76,8 +78,9 @@ def save_image(path: str | os.PathLike, x: np.ndarray) -> pathlib.Path:
     return path
 
 
-def make_grid(rows: Sequence[Sequence[np.ndarray]], col_labels: Sequence[str] | None = None,
-              pad: int = 4, label_h: int = 14) -> np.ndarray:
+def make_grid(
+    rows: Sequence[Sequence[np.ndarray]], col_labels: Sequence[str] | None = None, pad: int = 4, label_h: int = 14
+) -> np.ndarray:
     """Tile images (rows x columns, each [H, W, 3] in [0, 1], same size) into one image with white
     padding and optional column labels on top. Returns [H', W', 3] float32."""
     h, w, _ = np.asarray(rows[0][0]).shape
@@ -87,7 +90,7 @@ def make_grid(rows: Sequence[Sequence[np.ndarray]], col_labels: Sequence[str] | 
     for i, row in enumerate(rows):
         for j, img in enumerate(row):
             y, x = top + pad + i * (h + pad), pad + j * (w + pad)
-            grid[y:y + h, x:x + w] = np.clip(np.asarray(img, np.float32), 0, 1)
+            grid[y : y + h, x : x + w] = np.clip(np.asarray(img, np.float32), 0, 1)
     if col_labels:
         im = Image.fromarray(to_uint8(grid))
         draw = ImageDraw.Draw(im)
@@ -118,7 +121,7 @@ def synthetic_scene(h: int, w: int, seed: int = 0) -> np.ndarray:
     y0 = rng.uniform(0.45, 0.6)
     house = (xx > x0) & (xx < x1) & (yy > y0) & (yy < 0.92)
     stripes = 0.85 + 0.15 * np.sign(np.sin(xx * w / 3.0))
-    img[house] = (rng.uniform(0.4, 0.9, 3)[None] * stripes[house][:, None])
+    img[house] = rng.uniform(0.4, 0.9, 3)[None] * stripes[house][:, None]
     roof = (yy < y0) & (yy > y0 - 0.12) & (np.abs(xx - (x0 + x1) / 2) < (yy - (y0 - 0.12)) * (x1 - x0) / 0.24)
     img[roof] = np.array([0.55, 0.15, 0.1])
     win = (np.abs(xx - (x0 + x1) / 2) < 0.04) & (np.abs(yy - (y0 + 0.12)) < 0.04)

@@ -20,12 +20,11 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-
-import dfijax  # noqa: F401  (filters jaxopt's import warning)
 import jaxopt
 import optax
 from jaxtyping import Array, Float
 
+import dfijax  # noqa: F401  (filters jaxopt's import warning)
 from dfijax import losses, mesh
 from dfijax.shapes import Image, Images, Scalar
 from dfijax.vgg import VGG19, check_image_batch, layer_index
@@ -113,8 +112,9 @@ def _steps(fun, config: SolverConfig):
     return (_jaxopt_steps if config.backend == "jaxopt" else _optax_steps)(_scaled(fun), config)
 
 
-def minimize_init(fun: Callable[..., jax.Array], x0: jax.Array, args: tuple = (),
-                  config: SolverConfig = SolverConfig()) -> SolveState:
+def minimize_init(
+    fun: Callable[..., jax.Array], x0: jax.Array, args: tuple = (), config: SolverConfig = SolverConfig()
+) -> SolveState:
     """Start state for minimising fun(x, *args) -> scalar from x0 (one problem). Traceable."""
     if config.bounds is not None:
         x0 = jnp.clip(x0, *config.bounds)
@@ -123,12 +123,14 @@ def minimize_init(fun: Callable[..., jax.Array], x0: jax.Array, args: tuple = ()
     init, _ = _steps(fun, config)
     f0 = f0.astype(jnp.float32)
     history = jnp.full((config.maxiter + 1,), jnp.nan, jnp.float32).at[0].set(f0)
-    return SolveState(jnp.asarray(0), x0, init(x0, scale, args), scale, f0, x0, f0, history, jnp.asarray(0),
-                      ~jnp.isfinite(f0))
+    return SolveState(
+        jnp.asarray(0), x0, init(x0, scale, args), scale, f0, x0, f0, history, jnp.asarray(0), ~jnp.isfinite(f0)
+    )
 
 
-def minimize_step(fun: Callable[..., jax.Array], c: SolveState, args: tuple = (),
-                  config: SolverConfig = SolverConfig()) -> SolveState:
+def minimize_step(
+    fun: Callable[..., jax.Array], c: SolveState, args: tuple = (), config: SolverConfig = SolverConfig()
+) -> SolveState:
     """One L-BFGS iteration; a problem that has stopped (done, or maxiter reached) stays as it is."""
     _, step = _steps(fun, config)
     x, state, f_scaled = step(c.x, c.state, c.scale, args)
@@ -141,25 +143,44 @@ def minimize_step(fun: Callable[..., jax.Array], c: SolveState, args: tuple = ()
     done = ~finite
     if config.ftol > 0:
         done |= streak >= config.patience
-    new = SolveState(k, x, state, c.scale, f, jnp.where(better, x, c.best_x), jnp.where(better, f, c.best_f),
-                     c.history.at[k].set(f), streak, done)
+    new = SolveState(
+        k,
+        x,
+        state,
+        c.scale,
+        f,
+        jnp.where(better, x, c.best_x),
+        jnp.where(better, f, c.best_f),
+        c.history.at[k].set(f),
+        streak,
+        done,
+    )
     active = ~c.done & (c.k < config.maxiter)
     return jax.tree.map(lambda a, b: jnp.where(active, a, b), new, c)
 
 
-def minimize(fun: Callable[..., jax.Array], x0: jax.Array, args: tuple = (),
-             config: SolverConfig = SolverConfig()) -> MinimizeResult:
+def minimize(
+    fun: Callable[..., jax.Array], x0: jax.Array, args: tuple = (), config: SolverConfig = SolverConfig()
+) -> MinimizeResult:
     """Minimise fun(x, *args) -> scalar from x0 (one problem; vmap for many), as one traced while loop."""
-    out = jax.lax.while_loop(lambda c: (c.k < config.maxiter) & ~c.done,
-                             lambda c: minimize_step(fun, c, args, config),
-                             minimize_init(fun, x0, args, config))
+    out = jax.lax.while_loop(
+        lambda c: (c.k < config.maxiter) & ~c.done,
+        lambda c: minimize_step(fun, c, args, config),
+        minimize_init(fun, x0, args, config),
+    )
     return MinimizeResult(out.best_x, out.history, out.k, out.best_f)
 
 
 def _jaxopt_steps(sfun, config: SolverConfig):
     fixed = config.linesearch is None
-    kw = dict(fun=sfun, maxiter=config.maxiter, history_size=config.history_size,
-              stepsize=1.0 if fixed else 0.0, linesearch=config.linesearch or "zoom", implicit_diff=False)
+    kw = dict(
+        fun=sfun,
+        maxiter=config.maxiter,
+        history_size=config.history_size,
+        stepsize=1.0 if fixed else 0.0,
+        linesearch=config.linesearch or "zoom",
+        implicit_diff=False,
+    )
     if config.bounds is not None:
         lo, hi = config.bounds
         solver = jaxopt.LBFGSB(**kw)
@@ -184,8 +205,10 @@ def _jaxopt_steps(sfun, config: SolverConfig):
         if fixed:  # skip pairs without positive curvature (sᵀy <= 1e-10), as torch.optim.LBFGS does
             rho = new.rho_history[slot]
             ok = (rho > 0) & (rho < 1e10)
-            new = new._replace(rho_history=new.rho_history.at[slot].set(jnp.where(ok, rho, 0.0)),
-                               gamma=jnp.where(ok, new.gamma, state.gamma))
+            new = new._replace(
+                rho_history=new.rho_history.at[slot].set(jnp.where(ok, rho, 0.0)),
+                gamma=jnp.where(ok, new.gamma, state.gamma),
+            )
         return x, new, new.value
 
     return init, step
@@ -199,11 +222,14 @@ def _optax_steps(sfun, config: SolverConfig):
     if config.linesearch is None:
         opt = optax.lbfgs(learning_rate=1.0, memory_size=config.history_size, linesearch=None)
     elif config.linesearch == "zoom":
-        opt = optax.lbfgs(memory_size=config.history_size,
-                          linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=20))
+        opt = optax.lbfgs(
+            memory_size=config.history_size, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=20)
+        )
     else:
-        opt = optax.lbfgs(memory_size=config.history_size,
-                          linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=20))
+        opt = optax.lbfgs(
+            memory_size=config.history_size,
+            linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=20),
+        )
     vg = jax.value_and_grad(sfun)
 
     def init(x0, s, args):
@@ -269,11 +295,15 @@ class FeatureLoss:
         return {k: v[0] for k, v in feats.items()}
 
     def __call__(self, x: Image, variables: Mapping, targets: Mapping[str, jax.Array]) -> Scalar:
-        loss = losses.feature_mse(self.features(variables, x), targets, self.taps, self.layer_weights,
-                                  self.reduction)
+        loss = losses.feature_mse(self.features(variables, x), targets, self.taps, self.layer_weights, self.reduction)
         if self.tv_weight:
-            tv = (losses.tv_beta(x, self.tv_beta) if self.tv == "beta" else
-                  losses.tv_squared(x) if self.tv == "squared" else losses.tv_per_pixel(x))
+            tv = (
+                losses.tv_beta(x, self.tv_beta)
+                if self.tv == "beta"
+                else losses.tv_squared(x)
+                if self.tv == "squared"
+                else losses.tv_per_pixel(x)
+            )
             loss = loss + self.tv_weight * tv
         return loss
 
@@ -321,10 +351,18 @@ _step_batch_jit = jax.jit(_step_batch, static_argnums=(0, 1))
 _step_batch_donating_jit = jax.jit(_step_batch, static_argnums=(0, 1), donate_argnums=(4,))
 
 
-def invert(loss: Any, variables: Mapping, targets: Mapping[str, jax.Array], x0: Images,
-           config: SolverConfig = SolverConfig(), *, loop: str = "auto",
-           progress: Callable[[int, jax.Array], None] | None = None, check_every: int = 10,
-           shard: bool = False) -> InversionResult:
+def invert(
+    loss: Any,
+    variables: Mapping,
+    targets: Mapping[str, jax.Array],
+    x0: Images,
+    config: SolverConfig = SolverConfig(),
+    *,
+    loop: str = "auto",
+    progress: Callable[[int, jax.Array], None] | None = None,
+    check_every: int = 10,
+    shard: bool = False,
+) -> InversionResult:
     """Find images whose features match `targets`; all problems are solved together, vmapped.
 
     loss: a FeatureLoss, or any hashable objective with target_names() and __call__(x, variables,

@@ -25,8 +25,13 @@ def _weights(layers: Sequence[str], weights: Sequence[float] | Mapping[str, floa
     return [float(w) for w in weights]
 
 
-def feature_mse(feats: Features, targets: Features, layers: Sequence[str],
-                weights: Sequence[float] | Mapping[str, float] | None = None, reduction: str = "mean") -> Scalar:
+def feature_mse(
+    feats: Features,
+    targets: Features,
+    layers: Sequence[str],
+    weights: Sequence[float] | Mapping[str, float] | None = None,
+    reduction: str = "mean",
+) -> Scalar:
     """Σ_l w_l · d(φ_l, t_l) with d the mean ("mean", Chainer DFI) or half the sum ("sum": ½‖·‖², DFI
     paper / official code) of squared differences."""
     if reduction not in ("mean", "sum"):
@@ -76,8 +81,13 @@ def gram(feat: FeatureMap, normalize: str = "hw") -> GramMatrix:
     raise ValueError(f"gram normalize must be 'hw', 'hwc' or 'none', got {normalize!r}")
 
 
-def style_loss(feats: Features, target_grams: Mapping[str, jax.Array], layers: Sequence[str],
-               weights: Sequence[float] | Mapping[str, float] | None = None, normalize: str = "hw") -> jax.Array:
+def style_loss(
+    feats: Features,
+    target_grams: Mapping[str, jax.Array],
+    layers: Sequence[str],
+    weights: Sequence[float] | Mapping[str, float] | None = None,
+    normalize: str = "hw",
+) -> jax.Array:
     """Σ_l w_l · mean((G_l(x) − A_l)²), A_l the style image's Gram matrices (see `gram`)."""
     total = jnp.zeros((), jnp.float32)
     for layer, w in zip(layers, _weights(layers, weights)):

@@ -23,7 +23,7 @@ from dfijax.vgg import VGG19, check_image_batch, layer_index
 Progress = Callable[[str, int, int, dict], None]
 
 RECONSTRUCT_PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(size=64, iters=100),   # any device, about a minute on CPU
+    "quick": dict(size=64, iters=100),  # any device, about a minute on CPU
     "paper": dict(size=224, iters=500),
 }
 
@@ -87,8 +87,9 @@ def reconstruct_config(preset: str = "quick", **overrides: Any) -> ReconstructCo
     bad = sorted(set(overrides) - {f.name for f in dataclasses.fields(ReconstructConfig)})
     if bad:
         raise ValueError(f"unknown reconstruction settings {bad}")
-    return ReconstructConfig(preset=preset, **{**RECONSTRUCT_PRESETS[preset],
-                                               **{k: v for k, v in overrides.items() if v is not None}})
+    return ReconstructConfig(
+        preset=preset, **{**RECONSTRUCT_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    )
 
 
 @dataclasses.dataclass
@@ -107,8 +108,9 @@ class ReconstructResult:
     seconds: dict[str, float]
 
 
-def run_reconstruction(config: ReconstructConfig, weights: Any, images: np.ndarray | Sequence[np.ndarray],
-                       progress: Progress | None = None) -> ReconstructResult:
+def run_reconstruction(
+    config: ReconstructConfig, weights: Any, images: np.ndarray | Sequence[np.ndarray], progress: Progress | None = None
+) -> ReconstructResult:
     """Invert every layer's features of images [N, S, S, 3] in [0, 1] (S = config.size) from the same
     noise. weights: a dfijax.weights.VGGWeights."""
     progress = progress or (lambda *a: None)
@@ -124,8 +126,9 @@ def run_reconstruction(config: ReconstructConfig, weights: Any, images: np.ndarr
         def report(k, losses, layer=layer):
             progress(layer, int(k), config.iters, {"loss": float(jnp.mean(losses))})
 
-        r = inv.invert(loss, weights.variables, targets, x0, config.solver(), progress=report,
-                       check_every=config.check_every)
+        r = inv.invert(
+            loss, weights.variables, targets, x0, config.solver(), progress=report, check_every=config.check_every
+        )
         rec = np.clip(np.asarray(r.images), 0, 1)
         out.reconstructions[layer] = rec
         out.psnr_db[layer] = [float(psnr(rec[i], out.images[i])) for i in range(len(rec))]

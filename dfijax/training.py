@@ -74,8 +74,9 @@ def config_from_dict(config_cls: type, d: dict[str, Any]) -> Any:
     hints = typing.get_type_hints(config_cls)
     names = {f.name for f in dataclasses.fields(config_cls)}
     if unknown := sorted(set(d) - names):
-        raise ValueError(f"settings {', '.join(unknown)} are not fields of {config_cls.__name__} "
-                         "(written by another version?)")
+        raise ValueError(
+            f"settings {', '.join(unknown)} are not fields of {config_cls.__name__} (written by another version?)"
+        )
 
     def value(t: Any, v: Any) -> Any:
         if isinstance(v, dict) and dataclasses.is_dataclass(t):
@@ -161,8 +162,7 @@ class Checkpointer:
     settings saved there must agree with it in every field not marked `resumable` (else a one-line
     CheckpointMismatch naming the differing fields); it is then (re)written there as JSON (process 0)."""
 
-    def __init__(self, directory: str | os.PathLike, keep: int = 3, save_every: int | None = 100,
-                 config: Any = None):
+    def __init__(self, directory: str | os.PathLike, keep: int = 3, save_every: int | None = 100, config: Any = None):
         import orbax.checkpoint as ocp
 
         self._ocp = ocp
@@ -170,7 +170,8 @@ class Checkpointer:
         self.save_every = save_every
         self.config = config
         self.manager = ocp.CheckpointManager(
-            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        )
         if config is not None:
             self._check_and_write_config(config)
 
@@ -178,8 +179,10 @@ class Checkpointer:
         path = self.directory / config_file(type(config))
         if self.latest_step is not None and path.is_file():
             if diff := config_diff(json.loads(path.read_text()), config):
-                raise CheckpointMismatch(f"{self.directory} holds checkpoints trained with other settings: "
-                                         f"{', '.join(diff)}; resume with those or use another folder")
+                raise CheckpointMismatch(
+                    f"{self.directory} holds checkpoints trained with other settings: "
+                    f"{', '.join(diff)}; resume with those or use another folder"
+                )
         _dist.barrier("checkpointer-config-checked")
         if is_main():
             tmp = path.with_suffix(".tmp")
@@ -197,8 +200,10 @@ class Checkpointer:
             return self.manager.restore(step, args=ocp.args.StandardRestore(template))
         except (ValueError, KeyError, TypeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointMismatch(f"the checkpoint at step {step} in {self.directory} does not fit the state "
-                                     f"this code builds (written by another version?): {first}") from None
+            raise CheckpointMismatch(
+                f"the checkpoint at step {step} in {self.directory} does not fit the state "
+                f"this code builds (written by another version?): {first}"
+            ) from None
 
     @property
     def latest_step(self) -> int | None:
@@ -209,8 +214,9 @@ class Checkpointer:
         files = sorted((self.directory / str(step) / DATA).glob("process_*-of-*.json"))
         return int(files[0].stem.rsplit("-of-", 1)[1]) if files else None
 
-    def restore_or(self, template: Any, data: Any = None,
-                   reposition: Callable[[int], None] | None = None) -> tuple[Any, int]:
+    def restore_or(
+        self, template: Any, data: Any = None, reposition: Callable[[int], None] | None = None
+    ) -> tuple[Any, int]:
         """(newest saved state, its step), or (template, 0) when the folder holds none.
 
         data: the iterator saved with the state; restored in place when the checkpoint was written by as
@@ -223,13 +229,16 @@ class Checkpointer:
         composite = (self.directory / str(step) / STATE).is_dir()
         if not composite:
             if data is not None and reposition is None:
-                raise ValueError(f"the checkpoint at step {step} in {self.directory} holds no data position; "
-                                 "pass reposition to restore one")
+                raise ValueError(
+                    f"the checkpoint at step {step} in {self.directory} holds no data position; "
+                    "pass reposition to restore one"
+                )
         elif data is not None and self.data_processes(step) == jax.process_count():
             from grain import python as grain
 
-            args = ocp.args.Composite(**{STATE: ocp.args.StandardRestore(template),
-                                         DATA: grain.PyGrainCheckpointRestore(data)})
+            args = ocp.args.Composite(
+                **{STATE: ocp.args.StandardRestore(template), DATA: grain.PyGrainCheckpointRestore(data)}
+            )
             try:
                 got = self.manager.restore(step, args=args)
             except (ValueError, KeyError, TypeError):
@@ -237,8 +246,10 @@ class Checkpointer:
                 raise
             return got[STATE], int(step)
         elif data is not None and reposition is None:
-            raise ValueError(f"the data position at step {step} in {self.directory} was saved by "
-                             f"{self.data_processes(step)} processes, not {jax.process_count()}; pass reposition")
+            raise ValueError(
+                f"the data position at step {step} in {self.directory} was saved by "
+                f"{self.data_processes(step)} processes, not {jax.process_count()}; pass reposition"
+            )
         state = self.restore_state(step, template)
         if data is not None:
             reposition(int(step))
@@ -255,8 +266,9 @@ class Checkpointer:
                 else:
                     from grain import python as grain
 
-                    args = ocp.args.Composite(**{STATE: ocp.args.StandardSave(state),
-                                                 DATA: grain.PyGrainCheckpointSave(data)})
+                    args = ocp.args.Composite(
+                        **{STATE: ocp.args.StandardSave(state), DATA: grain.PyGrainCheckpointSave(data)}
+                    )
                 self.manager.save(step, args=args)
             return True
         return False
@@ -336,12 +348,23 @@ class MetricsLog:
 Hook = tuple[int | None, Callable[[int, Any, "dict[str, float] | None"], "dict[str, Any] | None"]]
 
 
-def fit(step: Callable[[Any, Any, jax.Array], tuple[Any, dict[str, Any]]], state: Any,
-        batches: Callable[[int], Any] | Iterator[Any], total: int, checkpointer: Checkpointer | None = None, *,
-        rng: jax.Array, start: int | None = None, log: MetricsLog | None = None, log_every: int | None = 10,
-        hooks: Sequence[Hook] = (), milestones: Iterable[int] = (), data: Any = None,
-        reposition: Callable[[int], None] | None = None,
-        progress: Callable[[int, dict[str, float] | None], None] | None = None) -> tuple[Any, list[dict[str, float]]]:
+def fit(
+    step: Callable[[Any, Any, jax.Array], tuple[Any, dict[str, Any]]],
+    state: Any,
+    batches: Callable[[int], Any] | Iterator[Any],
+    total: int,
+    checkpointer: Checkpointer | None = None,
+    *,
+    rng: jax.Array,
+    start: int | None = None,
+    log: MetricsLog | None = None,
+    log_every: int | None = 10,
+    hooks: Sequence[Hook] = (),
+    milestones: Iterable[int] = (),
+    data: Any = None,
+    reposition: Callable[[int], None] | None = None,
+    progress: Callable[[int, dict[str, float] | None], None] | None = None,
+) -> tuple[Any, list[dict[str, float]]]:
     """Train `state` to `total` steps with `step(state, batch, fold_in(rng, i)) -> (state, metrics)` for
     i = start … total − 1 (metrics: a dict of scalars). Returns (state, the records logged by this call).
 
@@ -358,8 +381,9 @@ def fit(step: Callable[[Any, Any, jax.Array], tuple[Any, dict[str, Any]]], state
     Nothing in here prints; a hook that raises stops training (the checkpoints saved so far remain)."""
     milestones = tuple(milestones)
     if start is None:
-        state, start = (checkpointer.restore_or(state, data=data, reposition=reposition)
-                        if checkpointer is not None else (state, 0))
+        state, start = (
+            checkpointer.restore_or(state, data=data, reposition=reposition) if checkpointer is not None else (state, 0)
+        )
     if callable(batches):
         batch_at = batches
     else:

@@ -83,13 +83,16 @@ class VGGWeights:
                 f"seeded random {net} (seed {m.get('seed', '?')}), NOT pretrained: features carry no "
                 f"natural-image knowledge; run scripts/fetch_vgg19.py {FETCH_NAME[self.depth]} for real weights"
             )
-        return f"pretrained {net} from {m.get('source_name', '?')} ({m.get('source_format')}, {m.get('preprocess')} preprocessing)"
+        src = f"{m.get('source_name', '?')} ({m.get('source_format')}, {m.get('preprocess')} preprocessing)"
+        return f"pretrained {net} from {src}"
 
 
 def _variables(params: Mapping[str, Mapping[str, np.ndarray]], preprocess: str) -> dict:
     return {
-        "params": {k: {"kernel": np.asarray(v["kernel"], np.float32), "bias": np.asarray(v["bias"], np.float32)}
-                   for k, v in params.items()},
+        "params": {
+            k: {"kernel": np.asarray(v["kernel"], np.float32), "bias": np.asarray(v["bias"], np.float32)}
+            for k, v in params.items()
+        },
         "preprocess": preprocess_constants(preprocess),
     }
 
@@ -136,8 +139,16 @@ def random_params(seed: int = 0, depth: int = 19) -> dict[str, dict[str, np.ndar
 
 def random_weights(seed: int = 0, preprocess: str = "torchvision", depth: int = 19) -> VGGWeights:
     """A seeded random VGG-`depth` that says so in its metadata (never passes for pretrained)."""
-    meta = {"format": FORMAT, "depth": str(depth), "source_format": "random", "source_name": f"random(seed={seed})",
-            "source_sha256": "", "preprocess": preprocess, "pretrained": "false", "seed": str(seed)}
+    meta = {
+        "format": FORMAT,
+        "depth": str(depth),
+        "source_format": "random",
+        "source_name": f"random(seed={seed})",
+        "source_sha256": "",
+        "preprocess": preprocess,
+        "pretrained": "false",
+        "seed": str(seed),
+    }
     return VGGWeights(_variables(random_params(seed, depth), preprocess), meta)
 
 
@@ -149,7 +160,7 @@ def params_from_state_dict(sd: Mapping[str, Any], source: str, depth: int | None
     "torchvision" (features.N.*) or "gatys" (conv{b}_{l}.*). depth None: detected from the keys
     (torchvision: VGG-16 when the conv indices are exactly VGG-16's)."""
     keys = set(sd)
-    if f"features.0.weight" in keys:
+    if "features.0.weight" in keys:
         if depth is None:
             convs = {k for k in keys if k.startswith("features.") and k.endswith(".weight") and np.ndim(sd[k]) == 4}
             depth = 16 if convs == {f"features.{i}.weight" for i in TORCHVISION_INDICES[16].values()} else 19
@@ -188,7 +199,9 @@ def read_pth(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad file
-        raise WeightsError(f"cannot read {path} as a PyTorch state dict: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+        raise WeightsError(
+            f"cannot read {path} as a PyTorch state dict: {type(e).__name__}: {str(e).splitlines()[0]}"
+        ) from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
@@ -234,7 +247,9 @@ def read_keras_h5(path: str | os.PathLike, depth: int | None = None) -> dict[str
             kernel = [a for n, a in datasets if a.ndim == 4]
             bias = [a for n, a in datasets if a.ndim == 1]
             if len(kernel) != 1 or len(bias) != 1:
-                raise WeightsError(f"{path}: group {group_name} holds {[n for n, _ in datasets]}, expected one kernel and one bias")
+                raise WeightsError(
+                    f"{path}: group {group_name} holds {[n for n, _ in datasets]}, expected one kernel and one bias"
+                )
             params[name] = {"kernel": kernel[0].astype(np.float32), "bias": bias[0].astype(np.float32)}
     return params
 
@@ -259,8 +274,9 @@ def params_depth(params: Mapping[str, Any]) -> int:
     return _depth_of_names(set(params))
 
 
-def read_source(path: str | os.PathLike, source_format: str | None = None, preprocess: str | None = None,
-                depth: int | None = None) -> tuple[dict, str, str]:
+def read_source(
+    path: str | os.PathLike, source_format: str | None = None, preprocess: str | None = None, depth: int | None = None
+) -> tuple[dict, str, str]:
     """Read any supported source file. Returns (params HWIO, source_format, preprocess); the net's
     depth is `params_depth(params)`. depth: require VGG-16 or VGG-19 (None: detect it)."""
     path = pathlib.Path(path)
@@ -319,18 +335,36 @@ def default_converted_name(src: str | os.PathLike, depth: int) -> str:
     return f"{stem if stem.startswith(f'vgg{depth}') else f'vgg{depth}_{stem}'}.safetensors"
 
 
-def convert_params(src: str | os.PathLike, dst: str | os.PathLike, params: Mapping, source_format: str,
-                   preprocess: str, pretrained: bool = True) -> dict[str, str]:
+def convert_params(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    params: Mapping,
+    source_format: str,
+    preprocess: str,
+    pretrained: bool = True,
+) -> dict[str, str]:
     """Write params read from src (see read_source) to dst. Returns the metadata written."""
-    meta = {"format": FORMAT, "depth": str(params_depth(params)), "source_format": source_format,
-            "source_name": pathlib.Path(src).name, "source_sha256": sha256_file(src), "preprocess": preprocess,
-            "pretrained": "true" if pretrained else "false"}
+    meta = {
+        "format": FORMAT,
+        "depth": str(params_depth(params)),
+        "source_format": source_format,
+        "source_name": pathlib.Path(src).name,
+        "source_sha256": sha256_file(src),
+        "preprocess": preprocess,
+        "pretrained": "true" if pretrained else "false",
+    }
     save_converted(dst, params, meta)
     return meta
 
 
-def convert_file(src: str | os.PathLike, dst: str | os.PathLike, source_format: str | None = None,
-                 preprocess: str | None = None, pretrained: bool = True, depth: int | None = None) -> dict[str, str]:
+def convert_file(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    source_format: str | None = None,
+    preprocess: str | None = None,
+    pretrained: bool = True,
+    depth: int | None = None,
+) -> dict[str, str]:
     """Convert a source weight file (VGG-16 or VGG-19, detected; or required by depth) into the
     dfijax format at dst. Returns the metadata written."""
     params, fmt, pre = read_source(src, source_format, preprocess, depth)
@@ -380,8 +414,9 @@ def find_weights(search_dirs: tuple[pathlib.Path, ...] | None = None, depth: int
     return None
 
 
-def load_vgg(path: str | os.PathLike | None = None, *, depth: int | None = None, allow_random: bool = True,
-             seed: int = 0) -> VGGWeights:
+def load_vgg(
+    path: str | os.PathLike | None = None, *, depth: int | None = None, allow_random: bool = True, seed: int = 0
+) -> VGGWeights:
     """Load converted weights from `path` (its depth read from the file; with `depth` given, a file of
     the other depth is an error) or from the default location for VGG-`depth` (19 when None); with
     none found and allow_random, a seeded random VGG-`depth` whose `description` says it is not

@@ -34,10 +34,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from experiments import common
+
+if TYPE_CHECKING:
+    from dfijax.dfi import SweepConfig
 
 
 def parse(argv):
@@ -45,63 +49,101 @@ def parse(argv):
     p.add_argument("--dataset", choices=["synthetic", "celeba", "celeba-tfds", "lfw"], default="synthetic")
     p.add_argument("--data-dir", help="dataset folder (celeba, lfw) or tfds data_dir (celeba-tfds)")
     p.add_argument("--n-synthetic", type=int, default=2000, help="size of the synthetic face set")
-    p.add_argument("--edit",
-                   help="attribute spec, e.g. 'Smiling+ Mouth_Open+' or 'Young-'; several edits in one call "
-                        "separated by ';', e.g. 'Smiling+;Eyeglasses+' (rows = input x edit); default Smiling+")
+    p.add_argument(
+        "--edit",
+        help="attribute spec, e.g. 'Smiling+ Mouth_Open+' or 'Young-'; several edits in one call "
+        "separated by ';', e.g. 'Smiling+;Eyeglasses+' (rows = input x edit); default Smiling+",
+    )
     p.add_argument("--inputs", type=int, default=3, help="how many dataset faces lacking the edit to edit")
     p.add_argument("--indices", help="comma-separated dataset indices to edit instead")
-    p.add_argument("--images", nargs="*",
-                   help="own photos to edit, any size; never stretched: centre-cropped to the dataset's square face "
-                        "crop (or padded, --fit pad), or aligned by --eyes; needs --attrs")
-    p.add_argument("--attrs",
-                   help="the photos' attributes: by hand, e.g. Young=1,Male=-1; 'auto': predicted by the attribute "
-                        "probe (printed with their probabilities); 'auto,Male=-1': predicted, with single overrides")
-    p.add_argument("--eyes",
-                   help="align own photos to the dataset's face template: eye positions in pixels of each photo, "
-                        "'x1,y1,x2,y2' (';' between photos), or 'auto' (OpenCV Haar cascades: the largest face)")
-    p.add_argument("--fit", choices=["crop", "pad"], default="crop",
-                   help="own photos without --eyes: centre-crop to the dataset's square aspect (default) or pad with "
-                        "edge pixels; never stretched")
+    p.add_argument(
+        "--images",
+        nargs="*",
+        help="own photos to edit, any size; never stretched: centre-cropped to the dataset's square face "
+        "crop (or padded, --fit pad), or aligned by --eyes; needs --attrs",
+    )
+    p.add_argument(
+        "--attrs",
+        help="the photos' attributes: by hand, e.g. Young=1,Male=-1; 'auto': predicted by the attribute "
+        "probe (printed with their probabilities); 'auto,Male=-1': predicted, with single overrides",
+    )
+    p.add_argument(
+        "--eyes",
+        help="align own photos to the dataset's face template: eye positions in pixels of each photo, "
+        "'x1,y1,x2,y2' (';' between photos), or 'auto' (OpenCV Haar cascades: the largest face)",
+    )
+    p.add_argument(
+        "--fit",
+        choices=["crop", "pad"],
+        default="crop",
+        help="own photos without --eyes: centre-crop to the dataset's square aspect (default) or pad with "
+        "edge pixels; never stretched",
+    )
     p.add_argument("--alphas", help="comma-separated strengths (default 0.1,0.2,0.3,0.4,0.5)")
-    p.add_argument("--preset", choices=["dfijax", "official", "chainer"], default="dfijax",
-                   help="the objective, solver, neighbour and post-processing settings of a reference (official: "
-                        "Upchurch et al.'s code; chainer: chainer-dfi; dfijax: this project's fast default); every "
-                        "flag below that is given overrides the preset (table in the README)")
+    p.add_argument(
+        "--preset",
+        choices=["dfijax", "official", "chainer"],
+        default="dfijax",
+        help="the objective, solver, neighbour and post-processing settings of a reference (official: "
+        "Upchurch et al.'s code; chainer: chainer-dfi; dfijax: this project's fast default); every "
+        "flag below that is given overrides the preset (table in the README)",
+    )
     p.add_argument("--config", help="repeat a run: its config.json (flags given here still override it)")
     p.add_argument("--k", type=int, help="neighbours in each of the target and source sets (presets: 100)")
     p.add_argument("--allow-fewer", action="store_true", help="go on with fewer than K neighbours")
     p.add_argument("--same-gender", action=argparse.BooleanOptionalAction, help="neighbours share the input's gender")
     p.add_argument("--metric", choices=["auto", "hamming", "l2"], help="neighbour ranking distance")
     p.add_argument("--rank", choices=["other", "all"], help="rank neighbours on the other attributes or on all")
-    p.add_argument("--include-input", action=argparse.BooleanOptionalAction,
-                   help="the input may be its own neighbour (chainer-dfi)")
+    p.add_argument(
+        "--include-input",
+        action=argparse.BooleanOptionalAction,
+        help="the input may be its own neighbour (chainer-dfi)",
+    )
     p.add_argument("--scaling", choices=["chainer", "paper", "beta", "none"])
     p.add_argument("--taps")
     p.add_argument("--size", type=int, help="working size in pixels (dfijax preset 64, the references 200)")
     p.add_argument("--iters", type=int, help="L-BFGS iterations (dfijax 100, official 500, chainer 1000)")
-    p.add_argument("--tv", type=float,
-                   help="TV weight (dfijax: 1e-3 with pretrained weights, 1e-6 with the random net, whose "
-                        "activations are ~100x smaller)")
+    p.add_argument(
+        "--tv",
+        type=float,
+        help="TV weight (dfijax: 1e-3 with pretrained weights, 1e-6 with the random net, whose "
+        "activations are ~100x smaller)",
+    )
     p.add_argument("--tv-form", choices=["beta", "squared", "per-pixel"], help="TV form (see invert.FeatureLoss)")
     p.add_argument("--loss-reduction", choices=["sum", "mean"], help="½‖·‖² per tap (sum) or mean of squares")
-    p.add_argument("--bounds", choices=["none", "lbfgsb", "project"],
-                   help="pixel box [0, 1] during the solve: true L-BFGS-B, or clipping after each step")
+    p.add_argument(
+        "--bounds",
+        choices=["none", "lbfgsb", "project"],
+        help="pixel box [0, 1] during the solve: true L-BFGS-B, or clipping after each step",
+    )
     p.add_argument("--history", type=int, help="L-BFGS history size")
     p.add_argument("--init", choices=["input", "noise"], help="start from the input or from noise")
-    p.add_argument("--alpha-mode", choices=["parallel", "warm"],
-                   help="all alphas in one call, or in order warm-started from the previous one with half the iterations")
-    p.add_argument("--color-match", choices=["none", "channel", "global"], help="match each output's colour to its input")
-    p.add_argument("--residual", action=argparse.BooleanOptionalAction,
-                   help="subtract what inverting φ(x) alone changes")
+    p.add_argument(
+        "--alpha-mode",
+        choices=["parallel", "warm"],
+        help="all alphas in one call, or in order warm-started from the previous one with half the iterations",
+    )
+    p.add_argument(
+        "--color-match", choices=["none", "channel", "global"], help="match each output's colour to its input"
+    )
+    p.add_argument(
+        "--residual", action=argparse.BooleanOptionalAction, help="subtract what inverting φ(x) alone changes"
+    )
     p.add_argument("--mask", help="greyscale mask image: white takes the edit, black keeps the input")
-    p.add_argument("--full-res", action="store_true",
-                   help="own photos: also add the edit (computed at --size) to the full-resolution original")
+    p.add_argument(
+        "--full-res",
+        action="store_true",
+        help="own photos: also add the edit (computed at --size) to the full-resolution original",
+    )
     p.add_argument("--no-shard", action="store_true", help="solve on one device even when there are several")
     p.add_argument("--dtype", choices=["float32", "bfloat16"])
     p.add_argument("--weights", help="converted weights (.safetensors); default: weights/ or a seeded random net")
-    p.add_argument("--no-feature-cache", action="store_true",
-                   help="do not keep per-image neighbour features (float16, ~200 KB per image at 64 px, "
-                        "~2 MB at 200 px) under ~/.cache/dfijax/features-*")
+    p.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        help="do not keep per-image neighbour features (float16, ~200 KB per image at 64 px, "
+        "~2 MB at 200 px) under ~/.cache/dfijax/features-*",
+    )
     p.add_argument("--no-probe", action="store_true", help="skip the attribute probe (trained once, cached)")
     p.add_argument("--probe-steps", type=int, help="probe training steps (300)")
     p.add_argument("--probe-train", type=int, help="probe training images (2000)")
@@ -147,17 +189,37 @@ def config_from(args) -> "SweepConfig":
 
     from dfijax.dfi import presets
 
-    given = dict(edits=tuple(e.strip() for e in args.edit.split(";") if e.strip()) if args.edit is not None else None,
-                 alphas=parse_alphas(args.alphas) if args.alphas is not None else None,
-                 k=args.k, allow_fewer=args.allow_fewer or None, same_gender=args.same_gender, metric=args.metric,
-                 rank=args.rank, include_input=args.include_input, scaling=args.scaling,
-                 taps=tuple(t.strip() for t in args.taps.split(",") if t.strip()) if args.taps else None,
-                 size=args.size, iters=args.iters, tv=args.tv, tv_form=args.tv_form, reduction=args.loss_reduction,
-                 bounds=args.bounds, history=args.history, init=args.init, alpha_mode=args.alpha_mode,
-                 color_match=args.color_match, residual=args.residual, dtype=args.dtype,
-                 shard=False if args.no_shard else None, batch=args.batch,
-                 feature_cache=False if args.no_feature_cache else None, probe=False if args.no_probe else None,
-                 probe_steps=args.probe_steps, probe_train=args.probe_train, seed=args.seed)
+    given = dict(
+        edits=tuple(e.strip() for e in args.edit.split(";") if e.strip()) if args.edit is not None else None,
+        alphas=parse_alphas(args.alphas) if args.alphas is not None else None,
+        k=args.k,
+        allow_fewer=args.allow_fewer or None,
+        same_gender=args.same_gender,
+        metric=args.metric,
+        rank=args.rank,
+        include_input=args.include_input,
+        scaling=args.scaling,
+        taps=tuple(t.strip() for t in args.taps.split(",") if t.strip()) if args.taps else None,
+        size=args.size,
+        iters=args.iters,
+        tv=args.tv,
+        tv_form=args.tv_form,
+        reduction=args.loss_reduction,
+        bounds=args.bounds,
+        history=args.history,
+        init=args.init,
+        alpha_mode=args.alpha_mode,
+        color_match=args.color_match,
+        residual=args.residual,
+        dtype=args.dtype,
+        shard=False if args.no_shard else None,
+        batch=args.batch,
+        feature_cache=False if args.no_feature_cache else None,
+        probe=False if args.no_probe else None,
+        probe_steps=args.probe_steps,
+        probe_train=args.probe_train,
+        seed=args.seed,
+    )
     if not args.config:
         return presets.preset(args.preset, **given)
     try:
@@ -185,8 +247,9 @@ def main(argv=None) -> int:
             raise ValueError("--eyes is for own photos: give them with --images")
         if args.images:
             if not args.attrs:
-                raise ValueError("own photos need their attributes: --attrs Young=1,Male=-1 or --attrs auto "
-                                 "(names from the dataset)")
+                raise ValueError(
+                    "own photos need their attributes: --attrs Young=1,Male=-1 or --attrs auto (names from the dataset)"
+                )
             originals, crops = load_photos(args, cfg, data)
             inputs, probs = photo_inputs(args, cfg, data, crops)
             photos = (originals, crops, inputs.queries, probs)
@@ -196,12 +259,17 @@ def main(argv=None) -> int:
         mask = im.load_image(args.mask, (cfg.size, cfg.size)).mean(-1) if args.mask else None
         out = common.out_dir(args.out, "alpha_sweep")
         weights = common.load_weights(args.weights, cfg.seed)
-        print(f"device: {device}; data: {data.describe()}; {len(inputs.images)} inputs x {len(cfg.edits)} edits x "
-              f"{len(cfg.alphas)} alphas at {cfg.size}px, {cfg.iters} iterations, TV {cfg.tv_weight(weights.pretrained):g}; "
-              f"output {out}", file=sys.stderr)
+        print(
+            f"device: {device}; data: {data.describe()}; {len(inputs.images)} inputs x {len(cfg.edits)} edits x "
+            f"{len(cfg.alphas)} alphas at {cfg.size}px, {cfg.iters} iterations, "
+            f"TV {cfg.tv_weight(weights.pretrained):g}; "
+            f"output {out}",
+            file=sys.stderr,
+        )
         with common.Bars() as bars:
-            result = dfi.run_sweep(cfg, data, weights, inputs, mask=mask, cache_root=common.cache_root(),
-                                   progress=bars.update)
+            result = dfi.run_sweep(
+                cfg, data, weights, inputs, mask=mask, cache_root=common.cache_root(), progress=bars.update
+            )
     except (ValueError, FileNotFoundError, DataError, im.ImageError) as e:
         return common.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     for w in result.warnings:
@@ -209,8 +277,11 @@ def main(argv=None) -> int:
     write_outputs(out, args, result, data, weights, device, photos)
     for m in result.metrics_per_alpha:
         score = f", target attribute score {m['target_attribute_score']:.3f}" if "target_attribute_score" in m else ""
-        print(f"alpha {m['alpha']:g}: pixel RMSE {m['pixel_rmse_to_input']:.4f}, "
-              f"VGG distance {m['vgg_feature_distance_to_input']:.4f}{score}", file=sys.stderr)
+        print(
+            f"alpha {m['alpha']:g}: pixel RMSE {m['pixel_rmse_to_input']:.4f}, "
+            f"VGG distance {m['vgg_feature_distance_to_input']:.4f}{score}",
+            file=sys.stderr,
+        )
     print(f"wrote {out / 'grid.png'}, {out / 'report.html'} and {out / 'results.json'}")
     return 0
 
@@ -244,23 +315,31 @@ def photo_inputs(args, cfg, data, crops):
             probe = sweep.photo_probe(cfg, data, common.cache_root(), bars.update)
         predicted, probs = sweep.predict_photo_attrs(probe, crops.images, data)
         for path, p in zip(args.images, probs):
-            print(f"{path}: predicted attributes (probability): "
-                  + ", ".join(f"{n} {q:.2f}" for n, q in zip(data.attr_names, p)), file=sys.stderr)
+            print(
+                f"{path}: predicted attributes (probability): "
+                + ", ".join(f"{n} {q:.2f}" for n, q in zip(data.attr_names, p)),
+                file=sys.stderr,
+            )
     inputs = sweep.photo_inputs(crops.images, args.attrs, data, args.images, predicted)
     if predicted is not None:
         for path, q in zip(args.images, inputs.queries):
-            print(f"{path}: neighbour search with " + ",".join(f"{n}={v:g}" for n, v in zip(data.attr_names, q)
-                                                                 if np.isfinite(v)), file=sys.stderr)
+            print(
+                f"{path}: neighbour search with "
+                + ",".join(f"{n}={v:g}" for n, v in zip(data.attr_names, q) if np.isfinite(v)),
+                file=sys.stderr,
+            )
     return inputs, probs
 
 
 TRADEOFF_BLEND = (0.1, 0.2, 0.3, 0.45, 0.6)
-TRADEOFF_TEXT = ("One point per input × alpha. Attribute gain: the attribute probe's score for the edit's direction, "
-                 "minus the input's. Identity drift: distance from the input in the probe's penultimate features (a "
-                 "network apart from the VGG being edited) with the edited attributes' read-out directions projected "
-                 "out, in units of the median distance between two different faces of the dataset. Baseline: the "
-                 "input blended in pixels towards the mean of its target neighbours, (1 - t)·x + t·mean, "
-                 "t = 0.1 … 0.6. Up and to the left is better.")
+TRADEOFF_TEXT = (
+    "One point per input × alpha. Attribute gain: the attribute probe's score for the edit's direction, "
+    "minus the input's. Identity drift: distance from the input in the probe's penultimate features (a "
+    "network apart from the VGG being edited) with the edited attributes' read-out directions projected "
+    "out, in units of the median distance between two different faces of the dataset. Baseline: the "
+    "input blended in pixels towards the mean of its target neighbours, (1 - t)·x + t·mean, "
+    "t = 0.1 … 0.6. Up and to the left is better."
+)
 
 
 def write_outputs(out, args, r, data, weights, device, photos=None) -> None:
@@ -279,63 +358,128 @@ def write_outputs(out, args, r, data, weights, device, photos=None) -> None:
             if originals is not None and args.full_res:  # the edit through the inverse transform, feathered
                 full = align.paste_back(originals[i], r.inputs[row], r.edited[row, j], crops.matrices[i])
                 im.save_image(out / f"{stem}_a{al:g}_full.png", full)
-    grid = im.make_grid([[r.inputs[row]] + list(r.edited[row]) for row in range(len(r.rows))],
-                        col_labels=["input"] + [f"a={al:g}" for al in alphas])
+    grid = im.make_grid(
+        [[r.inputs[row]] + list(r.edited[row]) for row in range(len(r.rows))],
+        col_labels=["input"] + [f"a={al:g}" for al in alphas],
+    )
     im.save_image(out / "grid.png", grid)
     rows = [{"input": r.labels[i], "edit": cfg.edits[e]} for i, e in r.rows]
     results = {
-        "experiment": "alpha_sweep", "settings": vars(args), "config": dataclasses.asdict(cfg), "device": device,
-        "data": data.describe(), "weights": weights.description, "weights_pretrained": weights.pretrained,
-        "weights_meta": weights.meta, "edit": ";".join(cfg.edits), "edits": list(cfg.edits), "alphas": list(alphas),
-        "inputs": list(r.labels), "rows": rows, "tv_weight": r.tv_weight,
-        "photos": None if crops is None else [
-            {"path": p, "size": list(o.shape[:2]), "eyes": None if np.isnan(e).any() else e.tolist(),
-             "matrix": m.tolist(), "fit": "eyes" if not np.isnan(e).any() else args.fit,
-             "attributes": {n: float(v) for n, v in zip(data.attr_names, q) if np.isfinite(v)},
-             "attribute_probabilities": None if probs is None else dict(zip(data.attr_names, map(float, probs[k])))}
-            for k, (p, o, e, m, q) in enumerate(zip(args.images, originals, crops.eyes, crops.matrices, queries))],
-        "neighbours": [{"target": n.target.tolist(), "source": n.source.tolist(),
-                        "target_available": n.n_target_available, "source_available": n.n_source_available}
-                       for n in r.neighbours],
-        "attribute_vectors_from_cache": r.vectors_from_cache, "seconds": r.seconds,
-        "final_loss": r.final_loss.tolist(), "metrics_per_alpha": r.metrics_per_alpha,
-        "metrics_per_edit": r.metrics_per_edit, "probe": r.probe, "warnings": r.warnings,
+        "experiment": "alpha_sweep",
+        "settings": vars(args),
+        "config": dataclasses.asdict(cfg),
+        "device": device,
+        "data": data.describe(),
+        "weights": weights.description,
+        "weights_pretrained": weights.pretrained,
+        "weights_meta": weights.meta,
+        "edit": ";".join(cfg.edits),
+        "edits": list(cfg.edits),
+        "alphas": list(alphas),
+        "inputs": list(r.labels),
+        "rows": rows,
+        "tv_weight": r.tv_weight,
+        "photos": None
+        if crops is None
+        else [
+            {
+                "path": p,
+                "size": list(o.shape[:2]),
+                "eyes": None if np.isnan(e).any() else e.tolist(),
+                "matrix": m.tolist(),
+                "fit": "eyes" if not np.isnan(e).any() else args.fit,
+                "attributes": {n: float(v) for n, v in zip(data.attr_names, q) if np.isfinite(v)},
+                "attribute_probabilities": None if probs is None else dict(zip(data.attr_names, map(float, probs[k]))),
+            }
+            for k, (p, o, e, m, q) in enumerate(zip(args.images, originals, crops.eyes, crops.matrices, queries))
+        ],
+        "neighbours": [
+            {
+                "target": n.target.tolist(),
+                "source": n.source.tolist(),
+                "target_available": n.n_target_available,
+                "source_available": n.n_source_available,
+            }
+            for n in r.neighbours
+        ],
+        "attribute_vectors_from_cache": r.vectors_from_cache,
+        "seconds": r.seconds,
+        "final_loss": r.final_loss.tolist(),
+        "metrics_per_alpha": r.metrics_per_alpha,
+        "metrics_per_edit": r.metrics_per_edit,
+        "probe": r.probe,
+        "warnings": r.warnings,
     }
     trade = None
     if r.probe_model is not None:  # the main figure: attribute gain against identity drift, with a pixel baseline
         from dfijax.dfi import specs, tradeoff
 
         edit_specs = [specs.parse_edit(cfg.edits[e], data.attr_names) for _, e in r.rows]
-        trade = tradeoff.measure(r.probe_model, data, r.inputs, r.edited, edit_specs, r.neighbours, alphas, cfg.size,
-                                 blend_t=TRADEOFF_BLEND)
+        trade = tradeoff.measure(
+            r.probe_model, data, r.inputs, r.edited, edit_specs, r.neighbours, alphas, cfg.size, blend_t=TRADEOFF_BLEND
+        )
         tradeoff.plot(out / "tradeoff.png", trade, f"{';'.join(cfg.edits)}: attribute gain vs identity drift")
-        results["tradeoff"] = {"summary": trade.summary(), "stranger_distance": trade.stranger_distance,
-                               "dfi_gain": trade.dfi_gain, "dfi_drift": trade.dfi_drift, "blend_t": trade.blend_t,
-                               "blend_gain": trade.blend_gain, "blend_drift": trade.blend_drift,
-                               "identity_space": "attribute probe's penultimate features, edited attributes' read-out "
-                                                 "directions projected out, / median distance between two dataset faces"}
+        results["tradeoff"] = {
+            "summary": trade.summary(),
+            "stranger_distance": trade.stranger_distance,
+            "dfi_gain": trade.dfi_gain,
+            "dfi_drift": trade.dfi_drift,
+            "blend_t": trade.blend_t,
+            "blend_gain": trade.blend_gain,
+            "blend_drift": trade.blend_drift,
+            "identity_space": "attribute probe's penultimate features, edited attributes' read-out "
+            "directions projected out, / median distance between two dataset faces",
+        }
     common.write_json(out / "results.json", results)
     common.write_json(out / "config.json", dataclasses.asdict(cfg))  # --config repeats the run
     has_probe = r.probe is not None
-    table = {"headers": ["edit", "alpha", "pixel RMSE to input", "VGG feature distance to input"]
-             + (["target attribute score (probe)"] if has_probe else []),
-             "rows": [[edit, m["alpha"], m["pixel_rmse_to_input"], m["vgg_feature_distance_to_input"]]
-                      + ([m["target_attribute_score"]] if has_probe else [])
-                      for edit, ms in r.metrics_per_edit.items() for m in ms]}
+    table = {
+        "headers": ["edit", "alpha", "pixel RMSE to input", "VGG feature distance to input"]
+        + (["target attribute score (probe)"] if has_probe else []),
+        "rows": [
+            [edit, m["alpha"], m["pixel_rmse_to_input"], m["vgg_feature_distance_to_input"]]
+            + ([m["target_attribute_score"]] if has_probe else [])
+            for edit, ms in r.metrics_per_edit.items()
+            for m in ms
+        ],
+    }
     probe_text = ""
     if has_probe:
         acc = {k: round(v, 3) for k, v in r.probe["metrics"].get("val_accuracy", {}).items()}
-        probe_text = (f"Attribute probe: a small CNN trained on the dataset's attributes (held-out accuracy {acc}); "
-                      f"the inputs score {r.probe['input_target_attribute_score']:.3f} for the edit.")
+        probe_text = (
+            f"Attribute probe: a small CNN trained on the dataset's attributes (held-out accuracy {acc}); "
+            f"the inputs score {r.probe['input_target_attribute_score']:.3f} for the edit."
+        )
     report.write_report(
-        out / "report.html", f"DFI alpha sweep: {';'.join(cfg.edits)} ({args.preset} preset)", weights=weights.description,
-        pretrained=weights.pretrained, device=device, data=data.describe(), seconds=r.seconds,
+        out / "report.html",
+        f"DFI alpha sweep: {';'.join(cfg.edits)} ({args.preset} preset)",
+        weights=weights.description,
+        pretrained=weights.pretrained,
+        device=device,
+        data=data.describe(),
+        seconds=r.seconds,
         config=dataclasses.asdict(cfg),
-        sections=([{"title": "Attribute gain against identity drift", "images": ["tradeoff.png"], "pixelated": False,
-                    "text": TRADEOFF_TEXT}] if trade is not None else []) + [
-                  {"title": "Inputs × alphas", "images": ["grid.png"],
-                   "text": "Rows: " + ", ".join(f"{x['input']} / {x['edit']}" for x in rows) + "."},
-                  {"title": "Per edit and alpha (mean over inputs)", "table": table, "text": probe_text}])
+        sections=(
+            [
+                {
+                    "title": "Attribute gain against identity drift",
+                    "images": ["tradeoff.png"],
+                    "pixelated": False,
+                    "text": TRADEOFF_TEXT,
+                }
+            ]
+            if trade is not None
+            else []
+        )
+        + [
+            {
+                "title": "Inputs × alphas",
+                "images": ["grid.png"],
+                "text": "Rows: " + ", ".join(f"{x['input']} / {x['edit']}" for x in rows) + ".",
+            },
+            {"title": "Per edit and alpha (mean over inputs)", "table": table, "text": probe_text},
+        ],
+    )
 
 
 if __name__ == "__main__":

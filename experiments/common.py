@@ -76,8 +76,9 @@ def cache_dir(kind: str) -> pathlib.Path:
     return (base / kind).absolute()
 
 
-def plot_losses(path: str | os.PathLike, records: list[dict[str, Any]], keys: tuple[str, ...] = ("loss",),
-                log: bool = True) -> None:
+def plot_losses(
+    path: str | os.PathLike, records: list[dict[str, Any]], keys: tuple[str, ...] = ("loss",), log: bool = True
+) -> None:
     """Loss curves (one per key in `records`, x = record["step"]): a matplotlib figure with axes and a
     legend. Values are plotted as |value| on a log axis when log is set."""
     import numpy as np

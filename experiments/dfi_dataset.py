@@ -1,7 +1,8 @@
 """Deep Feature Interpolation over a whole dataset, on every device of every process of a job.
 
     python -m experiments.dfi_dataset                      # embedded synthetic faces (64 of them), one process
-    python -m experiments.dfi_dataset --dataset celeba --data-dir data/celeba --edit Smiling+ --alphas 0.4 --out runs/smile
+    python -m experiments.dfi_dataset --dataset celeba --data-dir data/celeba --edit Smiling+ --alphas 0.4 \\
+        --out runs/smile
     # N processes (GPU hosts, or CPU processes for a test): the same command on each, its own --process-id
     python -m experiments.dfi_dataset ... --out /shared/smile --coordinator host0:1234 --num-processes N --process-id I
     # Cloud TPU pod slice: the same command on every worker, no coordinator flags (detected)
@@ -29,12 +30,19 @@ def parse(argv):
     p.add_argument("--n-synthetic", type=int, default=2000, help="size of the synthetic face set")
     p.add_argument("--edit", default="Smiling+", help="attribute spec, e.g. 'Smiling+'; several separated by ';'")
     p.add_argument("--alphas", default="0.4", help="comma-separated strengths (default 0.4)")
-    p.add_argument("--select", choices=["lacking", "all"], default="lacking",
-                   help="edit the faces lacking the edit (default) or every face")
+    p.add_argument(
+        "--select",
+        choices=["lacking", "all"],
+        default="lacking",
+        help="edit the faces lacking the edit (default) or every face",
+    )
     p.add_argument("--limit", type=int, help="at most this many faces per edit (default: all; synthetic: 64)")
-    p.add_argument("--chunk", type=int,
-                   help="rows per process per compiled call, a multiple of the local device count "
-                        "(default: local devices x --rows-per-device)")
+    p.add_argument(
+        "--chunk",
+        type=int,
+        help="rows per process per compiled call, a multiple of the local device count "
+        "(default: local devices x --rows-per-device)",
+    )
     p.add_argument("--rows-per-device", type=int, default=4, help="rows per device per call (default 4)")
     p.add_argument("--preset", choices=["dfijax", "official", "chainer"], default="dfijax")
     p.add_argument("--k", type=int, help="neighbours in each set (100)")
@@ -83,20 +91,33 @@ def main(argv=None) -> int:
     try:
         if info.count > 1 and not args.out:
             raise ValueError("several processes need one --out folder (the same path on every process)")
-        cfg = presets.preset(args.preset, edits=tuple(e.strip() for e in args.edit.split(";") if e.strip()),
-                             alphas=parse_alphas(args.alphas), k=args.k, allow_fewer=args.allow_fewer or None,
-                             size=args.size, iters=args.iters, tv=args.tv, dtype=args.dtype,
-                             batch=args.batch, probe=False if args.no_probe else None, probe_steps=args.probe_steps,
-                             probe_train=args.probe_train, seed=args.seed)
+        cfg = presets.preset(
+            args.preset,
+            edits=tuple(e.strip() for e in args.edit.split(";") if e.strip()),
+            alphas=parse_alphas(args.alphas),
+            k=args.k,
+            allow_fewer=args.allow_fewer or None,
+            size=args.size,
+            iters=args.iters,
+            tv=args.tv,
+            dtype=args.dtype,
+            batch=args.batch,
+            probe=False if args.no_probe else None,
+            probe_steps=args.probe_steps,
+            probe_train=args.probe_train,
+            seed=args.seed,
+        )
         limit = args.limit if (args.limit or args.dataset != "synthetic") else 64
         chunk = args.chunk or info.local_devices * args.rows_per_device
         job = dataset_job.JobConfig(cfg, chunk=chunk, select=args.select, limit=limit)
         data = load_dataset(args)
         out = common.out_dir(args.out, "dfi_dataset")
         weights = common.load_weights(args.weights, cfg.seed) if main_proc else _quiet_weights(args.weights, cfg.seed)
-        say(f"device: {device}; process {info.index} of {info.count} ({info.local_devices} local devices); "
+        say(
+            f"device: {device}; process {info.index} of {info.count} ({info.local_devices} local devices); "
             f"data: {data.describe()}; edits {list(cfg.edits)} x alphas {list(cfg.alphas)} at {cfg.size}px, "
-            f"{cfg.iters} iterations, {chunk} rows per process per call; output {out}")
+            f"{cfg.iters} iterations, {chunk} rows per process per call; output {out}"
+        )
         last = [time.perf_counter()]
 
         def progress(stage, done, total, extra):
@@ -105,19 +126,36 @@ def main(argv=None) -> int:
                 print(f"step {done}/{total} ({now - last[0]:.1f}s)", file=sys.stderr, flush=True)
                 last[0] = now
 
-        result = dataset_job.run_job(job, data, weights, out, cache_root=common.cache_root(),
-                                     stop_after_chunks=args.stop_after_chunks, progress=progress)
+        result = dataset_job.run_job(
+            job,
+            data,
+            weights,
+            out,
+            cache_root=common.cache_root(),
+            stop_after_chunks=args.stop_after_chunks,
+            progress=progress,
+        )
     except (ValueError, FileNotFoundError, DataError) as e:
         return common.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    summary = {"process": info.index, "processes": info.count, "devices": info.global_devices,
-               "rows": len(result.rows), "chunks": result.n_chunks, "solved": result.solved,
-               "skipped": result.skipped, "images": result.images, "images_per_s": round(result.images_per_s, 3),
-               "images_per_s_steady": None if result.images_per_s_steady is None
-               else round(result.images_per_s_steady, 3),
-               "seconds": {k: round(v, 3) for k, v in result.seconds.items()}, "out": str(out)}
+    summary = {
+        "process": info.index,
+        "processes": info.count,
+        "devices": info.global_devices,
+        "rows": len(result.rows),
+        "chunks": result.n_chunks,
+        "solved": result.solved,
+        "skipped": result.skipped,
+        "images": result.images,
+        "images_per_s": round(result.images_per_s, 3),
+        "images_per_s_steady": None if result.images_per_s_steady is None else round(result.images_per_s_steady, 3),
+        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+        "out": str(out),
+    }
     print(json.dumps(summary), flush=True)
-    say(f"{result.images} images in {result.seconds['solve']:.1f}s: {result.images_per_s:.2f} images/s; "
-        f"index: {out / 'index'}")
+    say(
+        f"{result.images} images in {result.seconds['solve']:.1f}s: {result.images_per_s:.2f} images/s; "
+        f"index: {out / 'index'}"
+    )
     return 0
 
 

@@ -52,7 +52,7 @@ def square(x: np.ndarray, size: int) -> np.ndarray:
     h, w, _ = x.shape
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
-    x = x[top:top + s, left:left + s]
+    x = x[top : top + s, left : left + s]
     return x if s == size else resize_array(x, (size, size))
 
 
@@ -63,8 +63,11 @@ def main(argv=None) -> int:
     p.add_argument("--b", help="image B (default: another embedded synthetic face)")
     p.add_argument("--lambda", dest="lam", help="per-chunk Λ, e.g. 1,1,0,0,0.5 (one value per latent chunk)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the default synthetic faces")
-    p.add_argument("--show-features", action="store_true",
-                   help="also write features.png: VGG-19 feature maps and latent chunks of A, B and C (Fig. 6)")
+    p.add_argument(
+        "--show-features",
+        action="store_true",
+        help="also write features.png: VGG-19 feature maps and latent chunks of A, B and C (Fig. 6)",
+    )
     p.add_argument("--weights", help="VGG-19 for --show-features; default: weights/ or a seeded random net")
     p.add_argument("--out", help="output folder (default runs/fuse/<time>)")
     args = p.parse_args(argv)
@@ -94,15 +97,26 @@ def main(argv=None) -> int:
     out = common.out_dir(args.out, "fuse")
     l1 = lambda x, y: float(np.mean(np.abs(x - y)))  # noqa: E731
     first, last = fused[0], fused[len(SWEEP) - 1]
-    res = {"checkpoint": str(args.ckpt), "checkpoint_step": step, "size": cfg.size, "chunks": list(cfg.chunks),
-           "a": args.a or f"synthetic face 0 (seed {args.seed})", "b": args.b or f"synthetic face 1 (seed {args.seed})",
-           "sweep": list(SWEEP),
-           "l1_lambda1_vs_a": l1(first, a), "l1_lambda0_vs_b": l1(last, b),
-           "l1_lambda1_vs_b": l1(first, b), "l1_lambda0_vs_a": l1(last, a), "l1_a_vs_b": l1(a, b)}
+    res = {
+        "checkpoint": str(args.ckpt),
+        "checkpoint_step": step,
+        "size": cfg.size,
+        "chunks": list(cfg.chunks),
+        "a": args.a or f"synthetic face 0 (seed {args.seed})",
+        "b": args.b or f"synthetic face 1 (seed {args.seed})",
+        "sweep": list(SWEEP),
+        "l1_lambda1_vs_a": l1(first, a),
+        "l1_lambda0_vs_b": l1(last, b),
+        "l1_lambda1_vs_b": l1(first, b),
+        "l1_lambda0_vs_a": l1(last, a),
+        "l1_a_vs_b": l1(a, b),
+    }
     from experiments.train_fusion import ends
 
-    rows = [ends(im.upscale_nearest(to_unit(a)), im.upscale_nearest(to_unit(b)), len(SWEEP)),
-            [im.upscale_nearest(y) for y in to_unit(fused[:len(SWEEP)])]]
+    rows = [
+        ends(im.upscale_nearest(to_unit(a)), im.upscale_nearest(to_unit(b)), len(SWEEP)),
+        [im.upscale_nearest(y) for y in to_unit(fused[: len(SWEEP)])],
+    ]
     for lam, y in zip(SWEEP, fused):
         im.save_image(out / f"fused_{lam:.1f}.png", to_unit(y))
     if custom:
@@ -125,8 +139,10 @@ def main(argv=None) -> int:
         size = figures.feature_figure(out / "features.png", imgs, lat, feats, cfg.chunks, feat_lam)
         res["features_size"] = list(size)
     common.write_json(out / "results.json", res)
-    print(f"Λ=1 vs A: L1 {res['l1_lambda1_vs_a']:.4f}; Λ=0 vs B: L1 {res['l1_lambda0_vs_b']:.4f} "
-          f"(cross: Λ=1 vs B {res['l1_lambda1_vs_b']:.4f}, A vs B {res['l1_a_vs_b']:.4f}); wrote {out / 'fusion.png'}")
+    print(
+        f"Λ=1 vs A: L1 {res['l1_lambda1_vs_a']:.4f}; Λ=0 vs B: L1 {res['l1_lambda0_vs_b']:.4f} "
+        f"(cross: Λ=1 vs B {res['l1_lambda1_vs_b']:.4f}, A vs B {res['l1_a_vs_b']:.4f}); wrote {out / 'fusion.png'}"
+    )
     return 0
 
 

@@ -1,7 +1,8 @@
 """Reconstruct images from their VGG-19 features, layer by layer (Mahendran & Vedaldi style).
 
     python -m experiments.invert_features                     # embedded scenes, CPU-sized defaults
-    python -m experiments.invert_features --images a.jpg b.png --preset paper --weights weights/vgg19_torchvision.safetensors
+    python -m experiments.invert_features --images a.jpg b.png --preset paper \\
+        --weights weights/vgg19_torchvision.safetensors
     python -m experiments.invert_features --config runs/invert_features/<time>/config.json   # repeat a run
 
 Expected result (default, ~1 min on CPU): relu1_1 and relu2_1 reconstruct the scenes almost exactly
@@ -32,8 +33,12 @@ from experiments import common
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", nargs="*", help="image files (default: two embedded procedural scenes)")
-    p.add_argument("--preset", choices=["quick", "paper"], default="quick",
-                   help="quick: 64 px, 100 iterations; paper: 224 px, 500 iterations; flags override")
+    p.add_argument(
+        "--preset",
+        choices=["quick", "paper"],
+        default="quick",
+        help="quick: 64 px, 100 iterations; paper: 224 px, 500 iterations; flags override",
+    )
     p.add_argument("--config", help="repeat a run: its config.json (flags given here still override it)")
     p.add_argument("--size", type=int, help="square working size in pixels (preset; photos are centre-cropped)")
     p.add_argument("--layers", help="comma-separated taps (default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
@@ -53,10 +58,20 @@ def config_from(args):
     from experiments import report
 
     layers = tuple(t.strip() for t in args.layers.split(",") if t.strip()) if args.layers else None
-    given = dict(size=args.size, iters=args.iters, layers=layers, tv=args.tv, backend=args.backend, dtype=args.dtype,
-                 seed=args.seed)
-    base = (reconstruct.ReconstructConfig.from_dict(report.load_config(args.config)) if args.config
-            else reconstruct.reconstruct_config(args.preset))
+    given = dict(
+        size=args.size,
+        iters=args.iters,
+        layers=layers,
+        tv=args.tv,
+        backend=args.backend,
+        dtype=args.dtype,
+        seed=args.seed,
+    )
+    base = (
+        reconstruct.ReconstructConfig.from_dict(report.load_config(args.config))
+        if args.config
+        else reconstruct.reconstruct_config(args.preset)
+    )
     return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -76,8 +91,10 @@ def main(argv=None) -> int:
         else:
             pics = np.stack([im.synthetic_scene(cfg.size, cfg.size, seed=s) for s in (1, 2)])
         out = common.out_dir(args.out, "invert_features")
-        print(f"device: {device}; {len(pics)} images at {cfg.size}px, {cfg.iters} iterations; output {out}",
-              file=sys.stderr)
+        print(
+            f"device: {device}; {len(pics)} images at {cfg.size}px, {cfg.iters} iterations; output {out}",
+            file=sys.stderr,
+        )
         with common.Bars() as bars:
             r = reconstruct.run_reconstruction(cfg, weights, pics, progress=bars.update)
     except (ValueError, FileNotFoundError) as e:  # ImageError is a ValueError
@@ -98,29 +115,74 @@ def write_outputs(out, args, r, weights, device) -> None:
     for layer, rec in r.reconstructions.items():
         for i in range(n):
             im.save_image(out / f"{layer}_{i}.png", rec[i])
-    im.save_image(out / "grid.png", im.make_grid([[r.images[i]] + [r.reconstructions[l][i] for l in cfg.layers]
-                                                  for i in range(n)], col_labels=["original", *cfg.layers]))
-    report.plot_curves(out / "loss.png", {l: (np.arange(h.shape[1]), np.nanmean(h, 0)) for l, h in r.loss_history.items()},
-                       xlabel="L-BFGS iteration", ylabel="feature loss (log scale, mean over images)", log_y=True,
-                       integer_x=True, title="reconstruction objective per layer")
-    source = list(args.images) if args.images else ["embedded procedural scene (dfijax.images.synthetic_scene, seeds 1, 2)"]
-    layers = {l: {"psnr_db": r.psnr_db[l], "final_loss": r.final_loss[l], "initial_loss": r.initial_loss[l],
-                  "loss_history": r.loss_history[l].tolist(), "seconds_including_compile": r.seconds[l]}
-              for l in cfg.layers}
-    common.write_json(out / "results.json", {
-        "experiment": "invert_features", "config": cfg.to_dict(), "settings": vars(args), "images": source,
-        "device": device, "weights": weights.description, "weights_pretrained": weights.pretrained,
-        "weights_meta": weights.meta, "solver": dataclasses.asdict(cfg.solver()), "layers": layers})
+    im.save_image(
+        out / "grid.png",
+        im.make_grid(
+            [[r.images[i]] + [r.reconstructions[l][i] for l in cfg.layers] for i in range(n)],
+            col_labels=["original", *cfg.layers],
+        ),
+    )
+    report.plot_curves(
+        out / "loss.png",
+        {l: (np.arange(h.shape[1]), np.nanmean(h, 0)) for l, h in r.loss_history.items()},
+        xlabel="L-BFGS iteration",
+        ylabel="feature loss (log scale, mean over images)",
+        log_y=True,
+        integer_x=True,
+        title="reconstruction objective per layer",
+    )
+    source = (
+        list(args.images) if args.images else ["embedded procedural scene (dfijax.images.synthetic_scene, seeds 1, 2)"]
+    )
+    layers = {
+        l: {
+            "psnr_db": r.psnr_db[l],
+            "final_loss": r.final_loss[l],
+            "initial_loss": r.initial_loss[l],
+            "loss_history": r.loss_history[l].tolist(),
+            "seconds_including_compile": r.seconds[l],
+        }
+        for l in cfg.layers
+    }
+    common.write_json(
+        out / "results.json",
+        {
+            "experiment": "invert_features",
+            "config": cfg.to_dict(),
+            "settings": vars(args),
+            "images": source,
+            "device": device,
+            "weights": weights.description,
+            "weights_pretrained": weights.pretrained,
+            "weights_meta": weights.meta,
+            "solver": dataclasses.asdict(cfg.solver()),
+            "layers": layers,
+        },
+    )
     report.save_config(out, cfg.to_dict())
-    table = {"headers": ["layer"] + [f"PSNR image {i} (dB)" for i in range(n)] + ["mean final loss"],
-             "rows": [[l, *r.psnr_db[l], float(np.mean(r.final_loss[l]))] for l in cfg.layers]}
+    table = {
+        "headers": ["layer"] + [f"PSNR image {i} (dB)" for i in range(n)] + ["mean final loss"],
+        "rows": [[l, *r.psnr_db[l], float(np.mean(r.final_loss[l]))] for l in cfg.layers],
+    }
     report.write_report(
-        out / "report.html", f"Feature inversion ({cfg.preset} preset)", weights=weights.description,
-        pretrained=weights.pretrained, device=device, data=", ".join(source), seconds=r.seconds, config=cfg.to_dict(),
-        sections=[{"title": "Originals and reconstructions", "images": ["grid.png"],
-                   "text": "Rows: images; columns: the original, then the reconstruction from each layer's features."},
-                  {"title": "PSNR to the original", "table": table},
-                  {"title": "Objective during the solve", "images": ["loss.png"], "pixelated": False}])
+        out / "report.html",
+        f"Feature inversion ({cfg.preset} preset)",
+        weights=weights.description,
+        pretrained=weights.pretrained,
+        device=device,
+        data=", ".join(source),
+        seconds=r.seconds,
+        config=cfg.to_dict(),
+        sections=[
+            {
+                "title": "Originals and reconstructions",
+                "images": ["grid.png"],
+                "text": "Rows: images; columns: the original, then the reconstruction from each layer's features.",
+            },
+            {"title": "PSNR to the original", "table": table},
+            {"title": "Objective during the solve", "images": ["loss.png"], "pixelated": False},
+        ],
+    )
 
 
 if __name__ == "__main__":

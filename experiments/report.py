@@ -27,14 +27,16 @@ th { background: #eee; } img { max-width: 100%; } .pix { image-rendering: pixela
 <dt>weights</dt><dd>{{ weights }}</dd>
 <dt>device</dt><dd>{{ device }}</dd>
 {% if data %}<dt>data</dt><dd>{{ data }}</dd>{% endif %}
-{% if seconds %}<dt>time</dt><dd>{% for k, v in seconds.items() %}{{ k }} {{ "%.1f"|format(v) }} s{% if not loop.last %}, {% endif %}{% endfor %}</dd>{% endif %}
+{% if seconds %}<dt>time</dt><dd>{% for k, v in seconds.items() -%}
+{{ k }} {{ "%.1f"|format(v) }} s{% if not loop.last %}, {% endif %}{% endfor %}</dd>{% endif %}
 </dl>
 {% if not pretrained %}<p class="notice"><b>The weights are a seeded random network, not pretrained:</b> these
 results show what the method does, not what trained features give.</p>{% endif %}
 {% for s in sections %}
 <h2>{{ s.title }}</h2>
 {% if s.text %}<p>{{ s.text }}</p>{% endif %}
-{% for img in s.get("images", []) %}<p><img src="{{ img }}" class="{{ 'pix' if s.get('pixelated', True) else '' }}"></p>{% endfor %}
+{% for img in s.get("images", []) -%}
+<p><img src="{{ img }}" class="{{ 'pix' if s.get('pixelated', True) else '' }}"></p>{% endfor %}
 {% if s.table %}<table><tr>{% for h in s.table.headers %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for row in s.table.rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
 {% endfor %}
@@ -48,24 +50,52 @@ def fmt(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
-def write_report(path: str | os.PathLike, title: str, *, weights: str, pretrained: bool, device: str,
-                 config: Mapping[str, Any], sections: Sequence[Mapping[str, Any]], data: str | None = None,
-                 seconds: Mapping[str, float] | None = None) -> pathlib.Path:
+def write_report(
+    path: str | os.PathLike,
+    title: str,
+    *,
+    weights: str,
+    pretrained: bool,
+    device: str,
+    config: Mapping[str, Any],
+    sections: Sequence[Mapping[str, Any]],
+    data: str | None = None,
+    seconds: Mapping[str, float] | None = None,
+) -> pathlib.Path:
     """sections: [{"title", "text"?, "images"? [relative paths], "pixelated"? (default True),
     "table"? {"headers": [...], "rows": [[...], ...]}}]."""
-    sections = [dict(s, table={"headers": s["table"]["headers"], "rows": [[fmt(c) for c in r] for r in s["table"]["rows"]]})
-                if s.get("table") else dict(s) for s in sections]
-    page = _TEMPLATE.render(title=title, weights=weights, pretrained=pretrained, device=device, data=data,
-                            seconds=dict(seconds or {}), sections=sections,
-                            config=json.dumps(dict(config), indent=2, default=str))
+    sections = [
+        dict(s, table={"headers": s["table"]["headers"], "rows": [[fmt(c) for c in r] for r in s["table"]["rows"]]})
+        if s.get("table")
+        else dict(s)
+        for s in sections
+    ]
+    page = _TEMPLATE.render(
+        title=title,
+        weights=weights,
+        pretrained=pretrained,
+        device=device,
+        data=data,
+        seconds=dict(seconds or {}),
+        sections=sections,
+        config=json.dumps(dict(config), indent=2, default=str),
+    )
     path = pathlib.Path(path)
     path.write_text(page)
     return path
 
 
-def plot_curves(path: str | os.PathLike, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
-                xlabel: str, ylabel: str, title: str = "", log_y: bool = False,
-                markers: bool = False, integer_x: bool = False) -> pathlib.Path:
+def plot_curves(
+    path: str | os.PathLike,
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    log_y: bool = False,
+    markers: bool = False,
+    integer_x: bool = False,
+) -> pathlib.Path:
     """Line plot of {label: (x, y)} with axes, labels and a legend; integer_x: ticks on whole numbers
     only (frames, steps)."""
     import matplotlib

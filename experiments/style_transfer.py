@@ -52,25 +52,47 @@ def parse(argv):
     p.add_argument("--content", nargs="*", help="content images (default: two embedded procedural scenes)")
     p.add_argument("--style", nargs="*", help="style images (default: an embedded procedural painting)")
     p.add_argument("--blend", help="weights for several style images, e.g. 0.7,0.3")
-    p.add_argument("--separate-styles", action="store_true",
-                   help="one result per style image (all in the same batched call) instead of blending them")
-    p.add_argument("--preset", choices=["quick", "paper", "neural-style"], default="quick",
-                   help="settings bundle (see above); default quick")
+    p.add_argument(
+        "--separate-styles",
+        action="store_true",
+        help="one result per style image (all in the same batched call) instead of blending them",
+    )
+    p.add_argument(
+        "--preset",
+        choices=["quick", "paper", "neural-style"],
+        default="quick",
+        help="settings bundle (see above); default quick",
+    )
     p.add_argument("--config", help="repeat a run: its config.json (flags given here still override it)")
-    p.add_argument("--stages", help="size:iterations per stage, coarse to fine, e.g. 512:500,800:200 "
-                                    "(each stage starts from the upsampled result of the previous one)")
-    p.add_argument("--size", type=int, help="content short side in px, aspect kept; --size/--iters replace the "
-                                            "preset's stages by one stage (a missing value from its first stage)")
+    p.add_argument(
+        "--stages",
+        help="size:iterations per stage, coarse to fine, e.g. 512:500,800:200 "
+        "(each stage starts from the upsampled result of the previous one)",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        help="content short side in px, aspect kept; --size/--iters replace the "
+        "preset's stages by one stage (a missing value from its first stage)",
+    )
     p.add_argument("--iters", type=int, help="L-BFGS iterations of that single stage")
-    p.add_argument("--normalize", choices=["gatys", "neural-style"], help="objective convention (default: the preset's)")
-    p.add_argument("--init", choices=["content", "style", "noise"],
-                   help="first stage's start (default: the preset's); style: the style image cropped to the "
-                        "content's aspect; noise: uniform in [0, 1]")
+    p.add_argument(
+        "--normalize", choices=["gatys", "neural-style"], help="objective convention (default: the preset's)"
+    )
+    p.add_argument(
+        "--init",
+        choices=["content", "style", "noise"],
+        help="first stage's start (default: the preset's); style: the style image cropped to the "
+        "content's aspect; noise: uniform in [0, 1]",
+    )
     p.add_argument("--pooling", choices=["avg", "max"], help="default: the objective's (gatys avg, neural-style max)")
     p.add_argument("--content-weight", type=float, help="default: the objective's (gatys 1, neural-style 5)")
-    p.add_argument("--style-scales", help="multipliers of the style weights, one result each, e.g. 0.1,1,10 (default 1)")
-    p.add_argument("--tv", type=float, help="TV weight on the 0-255 scale (default: the objective's, gatys 0, "
-                                            "neural-style 1e-3)")
+    p.add_argument(
+        "--style-scales", help="multipliers of the style weights, one result each, e.g. 0.1,1,10 (default 1)"
+    )
+    p.add_argument(
+        "--tv", type=float, help="TV weight on the 0-255 scale (default: the objective's, gatys 0, neural-style 1e-3)"
+    )
     p.add_argument("--history", type=int, help="L-BFGS memory (default: the preset's)")
     p.add_argument("--preserve-color", choices=["none", "luminance", "chol", "pca", "sym"], help="default none")
     p.add_argument("--weights", help="converted weights (.safetensors); default: weights/ or a seeded random net")
@@ -104,15 +126,31 @@ def config_from(args):
 
     if args.stages and (args.size is not None or args.iters is not None):
         raise ValueError("give either --stages or --size/--iters, not both")
-    base = style.StyleConfig.from_dict(report.load_config(args.config)) if args.config else style.style_config(args.preset)
+    base = (
+        style.StyleConfig.from_dict(report.load_config(args.config)) if args.config else style.style_config(args.preset)
+    )
     stages = parse_stages(args.stages) if args.stages else None
     if args.size is not None or args.iters is not None:
-        stages = [(args.size if args.size is not None else base.stages[0][0],
-                   args.iters if args.iters is not None else base.stages[0][1])]
-    given = dict(stages=stages, normalize=args.normalize, pooling=args.pooling, content_weight=args.content_weight,
-                 tv=args.tv, init=args.init, history=args.history, style_scales=floats(args.style_scales, "--style-scales"),
-                 blend=floats(args.blend, "--blend"), separate_styles=args.separate_styles or None,
-                 preserve_color=args.preserve_color, seed=args.seed)
+        stages = [
+            (
+                args.size if args.size is not None else base.stages[0][0],
+                args.iters if args.iters is not None else base.stages[0][1],
+            )
+        ]
+    given = dict(
+        stages=stages,
+        normalize=args.normalize,
+        pooling=args.pooling,
+        content_weight=args.content_weight,
+        tv=args.tv,
+        init=args.init,
+        history=args.history,
+        style_scales=floats(args.style_scales, "--style-scales"),
+        blend=floats(args.blend, "--blend"),
+        separate_styles=args.separate_styles or None,
+        preserve_color=args.preserve_color,
+        seed=args.seed,
+    )
     return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -127,15 +165,22 @@ def main(argv=None) -> int:
     try:
         cfg = config_from(args)
         top = cfg.top_size  # images are loaded at the largest stage's size; each stage resizes them
-        contents = ([im.load_image(p, top) for p in args.content] if args.content
-                    else [im.synthetic_scene(top, top, seed=s) for s in (1, 2)])
-        styles = [im.load_image(p, top) for p in args.style] if args.style else [im.synthetic_painting(top, top, seed=3)]
+        contents = (
+            [im.load_image(p, top) for p in args.content]
+            if args.content
+            else [im.synthetic_scene(top, top, seed=s) for s in (1, 2)]
+        )
+        styles = (
+            [im.load_image(p, top) for p in args.style] if args.style else [im.synthetic_painting(top, top, seed=3)]
+        )
         weights = common.load_weights(args.weights, cfg.seed)
         out = common.out_dir(args.out, "style_transfer")
         stage_text = " then ".join(f"{s}px x {n} it" for s, n in cfg.stages)
-        print(f"device: {device}; {len(contents)} contents x {len(styles)} styles x {len(cfg.style_scales)} style "
-              f"scales; {stage_text}; objective {cfg.normalize}; colour {cfg.preserve_color}; output {out}",
-              file=sys.stderr)
+        print(
+            f"device: {device}; {len(contents)} contents x {len(styles)} styles x {len(cfg.style_scales)} style "
+            f"scales; {stage_text}; objective {cfg.normalize}; colour {cfg.preserve_color}; output {out}",
+            file=sys.stderr,
+        )
         with common.Bars() as bars:
             result = style.run_style_transfer(cfg, weights, contents, styles, progress=bars.update)
     except (ValueError, FileNotFoundError) as e:  # ImageError is a ValueError
@@ -155,7 +200,7 @@ def _pad_to(x: np.ndarray, h: int, w: int) -> np.ndarray:
     """Centre x [h', w', 3] on a white h x w canvas (for grid cells of another aspect)."""
     out = np.ones((h, w, 3), np.float32)
     top, left = (h - x.shape[0]) // 2, (w - x.shape[1]) // 2
-    out[top:top + x.shape[0], left:left + x.shape[1]] = x
+    out[top : top + x.shape[0], left : left + x.shape[1]] = x
     return out
 
 
@@ -179,31 +224,82 @@ def write_outputs(out, args, r, contents, styles, set_names, weights, device) ->
         row = [np.asarray(style.resize_images(contents[i], hw))]
         row += [np.asarray(style.resize_images(im.fit_aspect(s, hw[0] / hw[1]), hw)) for s in styles]
         rows.append([_pad_to(c, hmax, wmax) for c in row + [imgs[(i, j, k)] for j, k in cols]])
-    im.save_image(out / "grid.png", im.make_grid(rows, col_labels=["content"] + [f"style{q}" for q in range(len(styles))]
-                                                 + [f"{set_names[j]} x{scales[k]:g}" for j, k in cols]))
-    curves = {p["name"]: (np.arange(len(h)), h) for p in r.problems
-              for h in [np.concatenate([s["loss_history"] for s in p["stages"]])]}
-    report.plot_curves(out / "loss.png", curves, xlabel="L-BFGS iteration (stages one after another)",
-                       ylabel="loss (log scale)", log_y=True, title="style transfer objective per result")
+    im.save_image(
+        out / "grid.png",
+        im.make_grid(
+            rows,
+            col_labels=["content"]
+            + [f"style{q}" for q in range(len(styles))]
+            + [f"{set_names[j]} x{scales[k]:g}" for j, k in cols],
+        ),
+    )
+    curves = {
+        p["name"]: (np.arange(len(h)), h)
+        for p in r.problems
+        for h in [np.concatenate([s["loss_history"] for s in p["stages"]])]
+    }
+    report.plot_curves(
+        out / "loss.png",
+        curves,
+        xlabel="L-BFGS iteration (stages one after another)",
+        ylabel="loss (log scale)",
+        log_y=True,
+        title="style transfer objective per result",
+    )
     content_text = ", ".join(args.content) if args.content else "embedded procedural scenes 1, 2"
     style_text = ", ".join(args.style) if args.style else "embedded procedural painting (seed 3)"
-    common.write_json(out / "results.json", {
-        "experiment": "style_transfer", "config": cfg.to_dict(), "loss": r.loss, "aspect_groups": r.groups,
-        "settings": vars(args), "device": device, "weights": weights.description,
-        "weights_pretrained": weights.pretrained, "content": content_text, "style": style_text,
-        "seconds": r.seconds, "problems_in_one_call": r.problems_in_one_call, "results": r.problems})
+    common.write_json(
+        out / "results.json",
+        {
+            "experiment": "style_transfer",
+            "config": cfg.to_dict(),
+            "loss": r.loss,
+            "aspect_groups": r.groups,
+            "settings": vars(args),
+            "device": device,
+            "weights": weights.description,
+            "weights_pretrained": weights.pretrained,
+            "content": content_text,
+            "style": style_text,
+            "seconds": r.seconds,
+            "problems_in_one_call": r.problems_in_one_call,
+            "results": r.problems,
+        },
+    )
     report.save_config(out, cfg.to_dict())
-    table = {"headers": ["result", "shape", "initial loss", "final loss", "content part", "style part"],
-             "rows": [[p["name"], "x".join(map(str, p["shape"])), p["initial_loss"], p["final_loss"],
-                       p["parts"]["content"], p["parts"]["style"]] for p in r.problems]}
+    table = {
+        "headers": ["result", "shape", "initial loss", "final loss", "content part", "style part"],
+        "rows": [
+            [
+                p["name"],
+                "x".join(map(str, p["shape"])),
+                p["initial_loss"],
+                p["final_loss"],
+                p["parts"]["content"],
+                p["parts"]["style"],
+            ]
+            for p in r.problems
+        ],
+    }
     report.write_report(
-        out / "report.html", f"Style transfer ({cfg.preset} preset, {cfg.normalize} objective)",
-        weights=weights.description, pretrained=weights.pretrained, device=device, seconds=r.seconds,
-        data=f"content: {content_text}; style: {style_text}", config={**cfg.to_dict(), "loss": r.loss},
-        sections=[{"title": "Content, style and results", "images": ["grid.png"],
-                   "text": f"Colour preservation: {cfg.preserve_color}. Columns: style set × style scale."},
-                  {"title": "Objective during the solve", "images": ["loss.png"], "pixelated": False},
-                  {"title": "Per result", "table": table}])
+        out / "report.html",
+        f"Style transfer ({cfg.preset} preset, {cfg.normalize} objective)",
+        weights=weights.description,
+        pretrained=weights.pretrained,
+        device=device,
+        seconds=r.seconds,
+        data=f"content: {content_text}; style: {style_text}",
+        config={**cfg.to_dict(), "loss": r.loss},
+        sections=[
+            {
+                "title": "Content, style and results",
+                "images": ["grid.png"],
+                "text": f"Colour preservation: {cfg.preserve_color}. Columns: style set × style scale.",
+            },
+            {"title": "Objective during the solve", "images": ["loss.png"], "pixelated": False},
+            {"title": "Per result", "table": table},
+        ],
+    )
 
 
 if __name__ == "__main__":

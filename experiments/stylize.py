@@ -36,9 +36,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if err := common.out_error(args.out):
         return common.fail(err)
-    from dfijax.style import fast as fs
     from dfijax import images as im
-
+    from dfijax.style import fast as fs
     from dfijax.style import video as vid
 
     common.setup()
@@ -70,19 +69,32 @@ def main(argv=None) -> int:
         vid.write_video(out / f"stylized.{args.format}", styled)
         vid.write_video(out / "compare.gif", [np.concatenate([a, b], 1) for a, b in zip(frames, styled)])
         pairs = vid.frame_pairs(frames) if len(frames) > 1 else []
-        flicker = {"input": float(vid.warping_errors(frames, pairs).mean()) if pairs else None,
-                   "stylized": float(vid.warping_errors(styled, pairs).mean()) if pairs else None}
-        common.write_json(out / "results.json", {"video": args.video, "frames": len(frames), "seconds": dt,
-                                                 "frames_per_second": len(frames) / dt, "flicker": flicker})
-        print(f"stylised {len(frames)} frames in {dt:.2f} s including compilation ({len(frames) / dt:.1f} images/s); "
-              f"flicker input {flicker['input']}, stylised {flicker['stylized']}; wrote {out}")
+        flicker = {
+            "input": float(vid.warping_errors(frames, pairs).mean()) if pairs else None,
+            "stylized": float(vid.warping_errors(styled, pairs).mean()) if pairs else None,
+        }
+        common.write_json(
+            out / "results.json",
+            {
+                "video": args.video,
+                "frames": len(frames),
+                "seconds": dt,
+                "frames_per_second": len(frames) / dt,
+                "flicker": flicker,
+            },
+        )
+        print(
+            f"stylised {len(frames)} frames in {dt:.2f} s including compilation ({len(frames) / dt:.1f} images/s); "
+            f"flicker input {flicker['input']}, stylised {flicker['stylized']}; wrote {out}"
+        )
         return 0
     for n, y in zip(names, styled):
         im.save_image(out / f"{n}_styled.png", y)
     if all(x.shape == pics[0].shape for x in pics):
         im.save_image(out / "grid.png", im.make_grid([pics, styled]))
-    print(f"stylised {len(pics)} images in {dt:.2f} s including compilation ({len(pics) / dt:.1f} images/s); "
-          f"wrote {out}")
+    print(
+        f"stylised {len(pics)} images in {dt:.2f} s including compilation ({len(pics) / dt:.1f} images/s); wrote {out}"
+    )
     return 0
 
 

@@ -29,7 +29,6 @@ from tqdm import tqdm
 
 from experiments import common
 
-
 PRESETS = {  # the same command means the same run on every device
     "quick": dict(size=64, steps=200, save_every=50),
     "paper": dict(size=256, steps=40000, save_every=500),  # Johnson et al.: 256 px, 40k steps of batch 4
@@ -40,25 +39,42 @@ def parse(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--content-dir", help="folder of content images (default: embedded procedural scenes)")
     p.add_argument("--style", help="style image (default: an embedded procedural painting)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
-                   help="quick: 64 px, 200 steps (minutes on a CPU); paper: 256 px, 40000 steps; flags override")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="quick",
+        help="quick: 64 px, 200 steps (minutes on a CPU); paper: 256 px, 40000 steps; flags override",
+    )
     p.add_argument("--size", type=int, help="training crop size (preset)")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--steps", type=int, help="training steps (preset)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--width", type=int, default=32, help="network width (32 = Johnson)")
-    p.add_argument("--output", choices=("sigmoid", "tanh"), default="sigmoid",
-                   help="output layer: sigmoid (default) or the paper's scaled tanh")
-    p.add_argument("--upsample", choices=("resize", "transpose"), default="resize",
-                   help="resize+conv (default) or the paper's fractionally strided (transposed) convolutions")
-    p.add_argument("--vgg", type=int, choices=(16, 19),
-                   help="loss network (default: 16 if VGG-16 weights are found, else 19)")
+    p.add_argument(
+        "--output",
+        choices=("sigmoid", "tanh"),
+        default="sigmoid",
+        help="output layer: sigmoid (default) or the paper's scaled tanh",
+    )
+    p.add_argument(
+        "--upsample",
+        choices=("resize", "transpose"),
+        default="resize",
+        help="resize+conv (default) or the paper's fractionally strided (transposed) convolutions",
+    )
+    p.add_argument(
+        "--vgg", type=int, choices=(16, 19), help="loss network (default: 16 if VGG-16 weights are found, else 19)"
+    )
     p.add_argument("--style-weight", type=float, default=0.5)
     p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--tv", type=float, default=1e-4)
-    p.add_argument("--loss-normalize", choices=("relative", "absolute"), default="relative",
-                   help="relative (default): unit-free terms, the same weights work on pretrained and random VGG "
-                        "weights; absolute: the paper's terms (use --style-weight 5 --tv 1e-6 with pretrained weights)")
+    p.add_argument(
+        "--loss-normalize",
+        choices=("relative", "absolute"),
+        default="relative",
+        help="relative (default): unit-free terms, the same weights work on pretrained and random VGG "
+        "weights; absolute: the paper's terms (use --style-weight 5 --tv 1e-6 with pretrained weights)",
+    )
     p.add_argument("--save-every", type=int, help="checkpoint interval (preset)")
     p.add_argument("--weights", help="converted VGG-16 or VGG-19 weights; default: weights/ or a seeded random net")
     p.add_argument("--seed", type=int, default=0)
@@ -86,23 +102,38 @@ def main(argv=None) -> int:
     try:
         weights = common.load_weights(args.weights, args.seed, depth=loss_depth(args))
         cfg = fs.FastStyleConfig.johnson(
-            weights.depth, width=args.width, output=args.output, upsample=args.upsample, size=args.size,
-            batch=args.batch, lr=args.lr, content_weight=args.content_weight, style_weight=args.style_weight,
-            tv_weight=args.tv, normalize=args.loss_normalize, seed=args.seed, steps=args.steps,
-            save_every=args.save_every)
+            weights.depth,
+            width=args.width,
+            output=args.output,
+            upsample=args.upsample,
+            size=args.size,
+            batch=args.batch,
+            lr=args.lr,
+            content_weight=args.content_weight,
+            style_weight=args.style_weight,
+            tv_weight=args.tv,
+            normalize=args.loss_normalize,
+            seed=args.seed,
+            steps=args.steps,
+            save_every=args.save_every,
+        )
         batches = fs.content_batches(args.content_dir, cfg.size, cfg.batch, cfg.seed)
         style = im.load_image(args.style, args.size) if args.style else im.synthetic_painting(args.size, args.size, 3)
     except (ValueError, FileNotFoundError, im.ImageError) as e:
         return common.fail(str(e))
     out = pathlib.Path(args.out).absolute()
-    print(f"loss network: VGG-{weights.depth}{'' if weights.pretrained else ' (seeded random, NOT pretrained)'}, "
-          f"content {cfg.content_layer}, style {', '.join(cfg.style_layers)}; network output {cfg.output}, "
-          f"upsampling {cfg.upsample}\ndevice: {device}; training to step {cfg.steps} (batch {cfg.batch}, "
-          f"{cfg.size}px); output {out}", file=sys.stderr)
+    print(
+        f"loss network: VGG-{weights.depth}{'' if weights.pretrained else ' (seeded random, NOT pretrained)'}, "
+        f"content {cfg.content_layer}, style {', '.join(cfg.style_layers)}; network output {cfg.output}, "
+        f"upsampling {cfg.upsample}\ndevice: {device}; training to step {cfg.steps} (batch {cfg.batch}, "
+        f"{cfg.size}px); output {out}",
+        file=sys.stderr,
+    )
     with tqdm(total=cfg.steps, desc="train", unit="step", file=sys.stderr) as bar:
         try:
-            state, start = fs.train(cfg, weights.variables, style, batches, out,
-                                    progress=lambda step, rec: bar.update(step - bar.n))
+            state, start = fs.train(
+                cfg, weights.variables, style, batches, out, progress=lambda step, rec: bar.update(step - bar.n)
+            )
         except ValueError as e:  # a folder trained with other settings
             return common.fail(str(e))
     if start:
@@ -111,12 +142,25 @@ def main(argv=None) -> int:
     common.plot_losses(out / "loss.png", records)
     sample = batches(10**6)[: min(4, cfg.batch)]
     im.save_image(out / "samples.png", im.make_grid([list(sample), list(fs.stylize(cfg.net(), state.params, sample))]))
-    loss_net = {"vgg": cfg.vgg, "content_layer": cfg.content_layer, "style_layers": list(cfg.style_layers),
-                "weights": weights.description}
-    common.write_json(out / "train_info.json", {
-        "settings": vars(args), "device": device, "weights": weights.description, "weights_pretrained":
-        weights.pretrained, "loss_network": loss_net, "resumed_from": start, "final": records[-1] if records else None,
-        "network": {"width": cfg.width, "output": cfg.output, "upsample": cfg.upsample}})
+    loss_net = {
+        "vgg": cfg.vgg,
+        "content_layer": cfg.content_layer,
+        "style_layers": list(cfg.style_layers),
+        "weights": weights.description,
+    }
+    common.write_json(
+        out / "train_info.json",
+        {
+            "settings": vars(args),
+            "device": device,
+            "weights": weights.description,
+            "weights_pretrained": weights.pretrained,
+            "loss_network": loss_net,
+            "resumed_from": start,
+            "final": records[-1] if records else None,
+            "network": {"width": cfg.width, "output": cfg.output, "upsample": cfg.upsample},
+        },
+    )
     print(f"wrote {out / 'loss.png'}, {out / 'samples.png'}; checkpoints in {out}")
     return 0
 

@@ -62,19 +62,32 @@ def parse(argv):
     from dfijax.fusion import presets
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(presets.PRESETS), default=presets.DEFAULT,
-                   help="named settings (see above); every flag below that is given overrides the preset")
+    p.add_argument(
+        "--preset",
+        choices=sorted(presets.PRESETS),
+        default=presets.DEFAULT,
+        help="named settings (see above); every flag below that is given overrides the preset",
+    )
     p.add_argument("--data", choices=["synthetic", "celeba", "celeba-tfds"], default="synthetic")
-    p.add_argument("--data-dir", help="CelebA folder (list_attr_celeba.txt + img_align_celeba/ [+ "
-                   "list_eval_partition.txt]) or tfds data_dir")
+    p.add_argument(
+        "--data-dir",
+        help="CelebA folder (list_attr_celeba.txt + img_align_celeba/ [+ list_eval_partition.txt]) or tfds data_dir",
+    )
     p.add_argument("--limit", type=int, help="use only the first N images of the dataset")
     p.add_argument("--n-synthetic", type=int, default=2000, help="synthetic faces to draw from")
-    p.add_argument("--holdout", choices=list(presets.HOLDOUTS), help="held-out images: last, celeba-test, "
-                   "paper-count (preset: paper celeba-test, else last)")
+    p.add_argument(
+        "--holdout",
+        choices=list(presets.HOLDOUTS),
+        help="held-out images: last, celeba-test, paper-count (preset: paper celeba-test, else last)",
+    )
     p.add_argument("--size", type=int, help="image size: 32, 64, 128 (paper), 256")
     p.add_argument("--width", type=int, help="first-layer channels (64 = paper)")
-    p.add_argument("--batch", type=int, help="global batch, split over all devices of all processes (preset "
-                   "value rounded down to a multiple of the device count)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        help="global batch, split over all devices of all processes (preset "
+        "value rounded down to a multiple of the device count)",
+    )
     p.add_argument("--stage1-steps", type=int, help="autoencoder pretraining")
     p.add_argument("--stage2-steps", type=int, help="full objective")
     p.add_argument("--lr", type=float, help="Adam learning rate of E and G (and of an Adam critic without --d-lr)")
@@ -82,17 +95,26 @@ def parse(argv):
     p.add_argument("--n-critic", type=int, help="critic updates per (E, G) update")
     p.add_argument("--gp", type=float, help="gradient-penalty weight (0: off)")
     p.add_argument("--clip", type=float, help="clip the critic's weights to [-c, c] (WGAN; 0: off)")
-    p.add_argument("--d-norm", choices=["layer", "batch", "none"],
-                   help="critic normalisation (batch = the paper's; layer suits the gradient penalty)")
+    p.add_argument(
+        "--d-norm",
+        choices=["layer", "batch", "none"],
+        help="critic normalisation (batch = the paper's; layer suits the gradient penalty)",
+    )
     p.add_argument("--d-optimizer", choices=["adam", "rmsprop"], help="the critic's optimizer")
     p.add_argument("--d-lr", type=float, help="the critic's learning rate (default: --lr)")
-    p.add_argument("--perceptual", choices=["mean", "paper"],
-                   help="Λ and the perceptual targets: mean (λ̄-weighted) or paper (eqs. 4, 5 per chunk)")
+    p.add_argument(
+        "--perceptual",
+        choices=["mean", "paper"],
+        help="Λ and the perceptual targets: mean (λ̄-weighted) or paper (eqs. 4, 5 per chunk)",
+    )
     p.add_argument("--loss-weights", help="w1..w5: adversarial, content, style, reconstruction, TV")
     p.add_argument("--content-layers")
     p.add_argument("--style-layers")
-    p.add_argument("--lambda-kind", choices=["chunk", "channel", "spatial"],
-                   help="training Λ: one per latent chunk (paper), per channel, or per (4x4 cell, chunk)")
+    p.add_argument(
+        "--lambda-kind",
+        choices=["chunk", "channel", "spatial"],
+        help="training Λ: one per latent chunk (paper), per channel, or per (4x4 cell, chunk)",
+    )
     p.add_argument("--lambda-values", choices=["binary", "uniform"])
     p.add_argument("--p-ends", type=float, help="share of pairs trained with Λ all 1 or all 0")
     p.add_argument("--chunks", type=int)
@@ -106,8 +128,11 @@ def parse(argv):
     p.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process runs without auto-detection)")
     p.add_argument("--num-processes", type=int, help="processes in the job")
     p.add_argument("--process-id", type=int, help="this process's id in [0, num-processes)")
-    p.add_argument("--stop-after", type=int, help="stop after this global step without a final checkpoint "
-                   "(as if killed; for testing resume)")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        help="stop after this global step without a final checkpoint (as if killed; for testing resume)",
+    )
     return p.parse_args(argv)
 
 
@@ -130,17 +155,37 @@ def build_config(s: dict):
     w = _floats(s["loss_weights"])
     if len(w) != 5:
         raise ValueError(f"--loss-weights needs 5 values (w1..w5), got {len(w)}")
-    loss = FusionLoss(w_adv=w[0], w_content=w[1], w_style=w[2], w_recon=w[3], w_tv=w[4], gp_weight=s["gp"],
-                      content_layers=tuple(s["content_layers"].split(",")),
-                      style_layers=tuple(s["style_layers"].split(",")))
+    loss = FusionLoss(
+        w_adv=w[0],
+        w_content=w[1],
+        w_style=w[2],
+        w_recon=w[3],
+        w_tv=w[4],
+        gp_weight=s["gp"],
+        content_layers=tuple(s["content_layers"].split(",")),
+        style_layers=tuple(s["style_layers"].split(",")),
+    )
     from dfijax.vgg import layer_index
 
     for layer in loss.taps:
         layer_index(layer)
-    return FusionConfig(size=s["size"], width=s["width"], n_chunks=s["chunks"], d_norm=s["d_norm"],
-                        lambda_kind=s["lambda_kind"], lambda_values=s["lambda_values"], p_ends=s["p_ends"],
-                        loss=loss, clip=s["clip"], n_critic=s["n_critic"], lr=s["lr"], b1=s["b1"],
-                        d_optimizer=s["d_optimizer"], d_lr=s["d_lr"], perceptual=s["perceptual"])
+    return FusionConfig(
+        size=s["size"],
+        width=s["width"],
+        n_chunks=s["chunks"],
+        d_norm=s["d_norm"],
+        lambda_kind=s["lambda_kind"],
+        lambda_values=s["lambda_values"],
+        p_ends=s["p_ends"],
+        loss=loss,
+        clip=s["clip"],
+        n_critic=s["n_critic"],
+        lr=s["lr"],
+        b1=s["b1"],
+        d_optimizer=s["d_optimizer"],
+        d_lr=s["d_lr"],
+        perceptual=s["perceptual"],
+    )
 
 
 def load_dataset(args, holdout: str):
@@ -163,16 +208,23 @@ def load_dataset(args, holdout: str):
         if holdout == "celeba-test":  # tfds celeb_a's splits are CelebA's partition
             train = celeba.load_celeba_tfds(args.data_dir, split="train", limit=args.limit)
             held = celeba.load_celeba_tfds(args.data_dir, split="test", limit=EVAL_IMAGES)
-            return (train, np.arange(len(train)), held, np.arange(len(held)),
-                    f"tfds celeb_a: train split ({len(train)}) for training, the first {len(held)} of the test "
-                    "split held out")
+            return (
+                train,
+                np.arange(len(train)),
+                held,
+                np.arange(len(held)),
+                f"tfds celeb_a: train split ({len(train)}) for training, the first {len(held)} of the test "
+                "split held out",
+            )
         data = celeba.load_celeba_tfds(args.data_dir, limit=args.limit)
         partition = None
     train_idx, held_idx = holdout_split(data.ids, holdout, partition)
-    desc = {"last": "the last {h} images held out",
-            "celeba-test": "CelebA's list_eval_partition: {t} train images for training, {h} test images held out "
-                           "(validation unused)",
-            "paper-count": "the paper's split: files up to 200000.jpg for training ({t}), {h} held out"}[holdout]
+    desc = {
+        "last": "the last {h} images held out",
+        "celeba-test": "CelebA's list_eval_partition: {t} train images for training, {h} test images held out "
+        "(validation unused)",
+        "paper-count": "the paper's split: files up to 200000.jpg for training ({t}), {h} held out",
+    }[holdout]
     return data, train_idx, data, held_idx, desc.format(t=len(train_idx), h=len(held_idx))
 
 
@@ -208,8 +260,11 @@ def evaluate(cfg, eg, held: np.ndarray) -> dict:
 
     rec = np.asarray(ft.reconstruct(cfg, eg, held))
     mse = float(np.mean((to_unit(rec) - to_unit(held)) ** 2))
-    return {"recon_l1": float(np.mean(np.abs(rec - held))), "recon_psnr_db": float(10 * np.log10(1 / max(mse, 1e-12))),
-            "images": int(held.shape[0])}
+    return {
+        "recon_l1": float(np.mean(np.abs(rec - held))),
+        "recon_psnr_db": float(10 * np.log10(1 / max(mse, 1e-12))),
+        "images": int(held.shape[0]),
+    }
 
 
 def main(argv=None) -> int:
@@ -243,8 +298,10 @@ def main(argv=None) -> int:
             raise ValueError("--stage1-steps and --stage2-steps must be >= 0, and not both 0")
         data, train_idx, held_data, held_idx, holdout_desc = load_dataset(args, settings["holdout"])
         if len(train_idx) < batch:
-            raise ValueError(f"{data.describe()}: {len(train_idx)} training images after the holdout, fewer than "
-                             f"the batch of {batch}")
+            raise ValueError(
+                f"{data.describe()}: {len(train_idx)} training images after the holdout, fewer than "
+                f"the batch of {batch}"
+            )
         if len(held_idx) < 2:
             raise ValueError(f"{held_data.describe()}: need at least 2 held-out images, got {len(held_idx)}")
         batches = ShardedLoader(data, cfg.size, batch, args.seed, indices=train_idx)
@@ -262,19 +319,33 @@ def main(argv=None) -> int:
     if main_proc:
         (out / "samples").mkdir(parents=True, exist_ok=True)
     total = s1 + s2
-    holdout = {"kind": settings["holdout"], "train_images": len(train_idx), "held_out_images": len(held_idx),
-               "description": holdout_desc, "evaluated": [held_data.ids[int(i)] for i in held_idx[:EVAL_IMAGES]]}
-    run_config = {"preset": args.preset, "overrides": overrides, "settings": settings, "config": cfg.to_dict(),
-                  "data": data.describe(), "holdout": holdout}
+    holdout = {
+        "kind": settings["holdout"],
+        "train_images": len(train_idx),
+        "held_out_images": len(held_idx),
+        "description": holdout_desc,
+        "evaluated": [held_data.ids[int(i)] for i in held_idx[:EVAL_IMAGES]],
+    }
+    run_config = {
+        "preset": args.preset,
+        "overrides": overrides,
+        "settings": settings,
+        "config": cfg.to_dict(),
+        "data": data.describe(),
+        "holdout": holdout,
+    }
     if main_proc:
         common.write_json(out / "run_config.json", run_config)
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if main_proc else (lambda msg: None)
-    say(f"device: {device}; preset {args.preset}" + (f" (overridden: {', '.join(overrides)})" if overrides else "")
-          + f"; {data.describe()}; {holdout_desc}; {cfg.size}px, width {cfg.width}, latent {cfg.latent_shape} in "
-          f"chunks {cfg.chunks}; critic {cfg.d_norm} norm, {cfg.d_optimizer}, "
-          + (f"clip {cfg.clip}" if cfg.clip else f"gradient penalty {cfg.loss.gp_weight:g}")
-          + f"; batch {batch} over {n_dev} device(s) of {proc.count} process(es); stage 1: {s1} steps, "
-          f"stage 2: {s2} steps; output {out}")
+    say(
+        f"device: {device}; preset {args.preset}"
+        + (f" (overridden: {', '.join(overrides)})" if overrides else "")
+        + f"; {data.describe()}; {holdout_desc}; {cfg.size}px, width {cfg.width}, latent {cfg.latent_shape} in "
+        f"chunks {cfg.chunks}; critic {cfg.d_norm} norm, {cfg.d_optimizer}, "
+        + (f"clip {cfg.clip}" if cfg.clip else f"gradient penalty {cfg.loss.gp_weight:g}")
+        + f"; batch {batch} over {n_dev} device(s) of {proc.count} process(es); stage 1: {s1} steps, "
+        f"stage 2: {s2} steps; output {out}"
+    )
     pair = held[:2]
     log = training.MetricsLog(out / "metrics.jsonl")
     keys = ("l1", "recon", "adv", "wdist", "content", "style", "tv")
@@ -295,9 +366,19 @@ def main(argv=None) -> int:
 
     try:
         with tqdm(total=total, desc="train", unit="step", file=sys.stderr, disable=not main_proc) as bar:
-            state, start = ft.train(cfg, batches, weights.variables, s1, s2, out, seed=args.seed,
-                                    save_every=settings["save_every"], keep=args.keep,
-                                    log_every=settings["log_every"], callback=callback)
+            state, start = ft.train(
+                cfg,
+                batches,
+                weights.variables,
+                s1,
+                s2,
+                out,
+                seed=args.seed,
+                save_every=settings["save_every"],
+                keep=args.keep,
+                log_every=settings["log_every"],
+                callback=callback,
+            )
     except ft.CheckpointMismatch as e:
         return common.fail(str(e))
     except Stopped:
@@ -314,18 +395,33 @@ def main(argv=None) -> int:
     im.save_image(out / "samples.png", sample_grid(cfg, state.eg, pair))
     quality = evaluate(cfg, state.eg, held)
     last = {s: next((r for r in reversed(records) if r.get("stage") == s), None) for s in (1, 2)}
-    info = {"preset": args.preset, "overrides": overrides, "settings": {**vars(args), **settings},
-            "config": cfg.to_dict(), "device": device, "devices": n_dev,
-            "processes": proc.count,
-            "data": data.describe(), "holdout": holdout, "weights": weights.description,
-            "weights_pretrained": weights.pretrained, "resumed_from": start, "seconds": dt, "steps_run": total - start,
-            "final_stage1": last[1], "final_stage2": last[2], "held_out": quality}
+    info = {
+        "preset": args.preset,
+        "overrides": overrides,
+        "settings": {**vars(args), **settings},
+        "config": cfg.to_dict(),
+        "device": device,
+        "devices": n_dev,
+        "processes": proc.count,
+        "data": data.describe(),
+        "holdout": holdout,
+        "weights": weights.description,
+        "weights_pretrained": weights.pretrained,
+        "resumed_from": start,
+        "seconds": dt,
+        "steps_run": total - start,
+        "final_stage1": last[1],
+        "final_stage2": last[2],
+        "held_out": quality,
+    }
     common.write_json(out / "train_info.json", info)
     if not weights.pretrained:
         print("note: the VGG-19 is random (NOT pretrained): content/style losses use random features", file=sys.stderr)
-    print(f"trained to step {total} in {dt:.0f} s; held-out reconstruction L1 {quality['recon_l1']:.4f} "
-          f"(on [-1, 1]), PSNR {quality['recon_psnr_db']:.2f} dB; wrote {out / 'loss.png'}, {out / 'samples.png'}, "
-          f"{out / 'train_info.json'}; checkpoints in {out}")
+    print(
+        f"trained to step {total} in {dt:.0f} s; held-out reconstruction L1 {quality['recon_l1']:.4f} "
+        f"(on [-1, 1]), PSNR {quality['recon_psnr_db']:.2f} dB; wrote {out / 'loss.png'}, {out / 'samples.png'}, "
+        f"{out / 'train_info.json'}; checkpoints in {out}"
+    )
     return 0
 
 

@@ -52,24 +52,38 @@ from experiments import common
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", help="video file or folder of frames (default: an embedded procedural clip)")
-    p.add_argument("--clip", choices=["pan", "occlusion"], default="pan",
-                   help="embedded clip: a camera pan with a moving ball, or a bar sweeping over a still scene")
+    p.add_argument(
+        "--clip",
+        choices=["pan", "occlusion"],
+        default="pan",
+        help="embedded clip: a camera pan with a moving ball, or a bar sweeping over a still scene",
+    )
     p.add_argument("--style", nargs="*", help="style images (default: an embedded procedural painting)")
     p.add_argument("--blend", help="weights for several style images, e.g. 0.7,0.3")
-    p.add_argument("--preset", choices=["quick", "paper"], default="quick", help="iteration counts and size (see above)")
+    p.add_argument(
+        "--preset", choices=["quick", "paper"], default="quick", help="iteration counts and size (see above)"
+    )
     p.add_argument("--config", help="repeat a run: its config.json (flags given here still override it)")
     p.add_argument("--size", type=int, help="frame short side in pixels (preset)")
-    p.add_argument("--frames", type=int, default=None, help="at most this many frames (default: all; 8 for the embedded clip)")
+    p.add_argument(
+        "--frames", type=int, default=None, help="at most this many frames (default: all; 8 for the embedded clip)"
+    )
     p.add_argument("--stride", type=int, default=1, help="use every n-th frame")
     p.add_argument("--iters-first", type=int, help="iterations for frame 0 and the per-frame baseline (preset)")
     p.add_argument("--iters", type=int, help="iterations for each later frame (preset)")
-    p.add_argument("--offsets", help="earlier frames J of the temporal loss: 1 (short-term, default) or e.g. 1,2,4 (long-term)")
+    p.add_argument(
+        "--offsets", help="earlier frames J of the temporal loss: 1 (short-term, default) or e.g. 1,2,4 (long-term)"
+    )
     p.add_argument("--temporal-weight", help="weight of the temporal loss (Ruder's units); auto (default): see above")
     p.add_argument("--multipass", type=int, help="also run the multi-pass algorithm with this many passes (0: off)")
     p.add_argument("--pass-iters", type=int, help="iterations per frame and pass (preset)")
     p.add_argument("--temporal-after", type=int, help="multi-pass: temporal loss from this pass on (preset; paper 8)")
-    p.add_argument("--blend-weight", type=float, help="multi-pass: weight of the warped neighbour in each "
-                   "frame's start (default 1: delta = 0.5 on reliable pixels)")
+    p.add_argument(
+        "--blend-weight",
+        type=float,
+        help="multi-pass: weight of the warped neighbour in each "
+        "frame's start (default 1: delta = 0.5 on reliable pixels)",
+    )
     p.add_argument("--flow", choices=["dis", "farneback"])
     p.add_argument("--pooling", choices=["avg", "max"])
     p.add_argument("--tv", type=float, help="TV^2 weight on the 0-255 scale (default 0)")
@@ -93,12 +107,22 @@ def config_from(args):
         tw = None if tw in (None, "auto") else float(tw)
     except ValueError:
         raise ValueError(f"--temporal-weight must be a non-negative number or auto, got {tw}") from None
-    given = dict(size=args.size, iters_first=args.iters_first, iters=args.iters, multipass=args.multipass,
-                 offsets=args.offsets.split(",") if args.offsets else None, pass_iters=args.pass_iters,
-                 temporal_after=args.temporal_after, blend_weight=args.blend_weight, flow=args.flow,
-                 pooling=args.pooling, tv=args.tv, preserve_color=args.preserve_color,
-                 blend=[float(b) for b in args.blend.split(",")] if args.blend else None,
-                 baseline=False if args.no_baseline else None)
+    given = dict(
+        size=args.size,
+        iters_first=args.iters_first,
+        iters=args.iters,
+        multipass=args.multipass,
+        offsets=args.offsets.split(",") if args.offsets else None,
+        pass_iters=args.pass_iters,
+        temporal_after=args.temporal_after,
+        blend_weight=args.blend_weight,
+        flow=args.flow,
+        pooling=args.pooling,
+        tv=args.tv,
+        preserve_color=args.preserve_color,
+        blend=[float(b) for b in args.blend.split(",")] if args.blend else None,
+        baseline=False if args.no_baseline else None,
+    )
     base = vid.VideoConfig.from_dict(report.load_config(args.config)) if args.config else vid.video_config(args.preset)
     cfg = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
     return dataclasses.replace(cfg, temporal_weight=tw) if args.temporal_weight is not None else cfg
@@ -121,8 +145,11 @@ def main(argv=None) -> int:
             frames = make(args.frames or 8, cfg.size, cfg.size, seed=args.seed)
         if len(frames) < 2:
             raise ValueError(f"{args.video} has {len(frames)} frame; a video needs at least 2")
-        styles = ([im.load_image(p, min(frames.shape[1:3])) for p in args.style] if args.style
-                  else [im.synthetic_painting(cfg.size, cfg.size, seed=3)])
+        styles = (
+            [im.load_image(p, min(frames.shape[1:3])) for p in args.style]
+            if args.style
+            else [im.synthetic_painting(cfg.size, cfg.size, seed=3)]
+        )
         weights = common.load_weights(args.weights, args.seed)
         out = common.out_dir(args.out, "video_style")
         fdir = out / "frames"
@@ -130,12 +157,22 @@ def main(argv=None) -> int:
         done = []
         while (fdir / f"temporal_{len(done):04d}.npy").exists() and len(done) < len(frames):
             done.append(np.load(fdir / f"temporal_{len(done):04d}.npy"))
-        print(f"device: {device}; {len(frames)} frames at {frames.shape[1]}x{frames.shape[2]}; offsets {cfg.offsets}; "
-              f"temporal weight {cfg.temporal_weight_for(weights.pretrained):g}; colour {cfg.preserve_color}; "
-              f"output {out}" + (f"; resuming after frame {len(done) - 1}" if done else ""), file=sys.stderr)
+        print(
+            f"device: {device}; {len(frames)} frames at {frames.shape[1]}x{frames.shape[2]}; offsets {cfg.offsets}; "
+            f"temporal weight {cfg.temporal_weight_for(weights.pretrained):g}; colour {cfg.preserve_color}; "
+            f"output {out}" + (f"; resuming after frame {len(done) - 1}" if done else ""),
+            file=sys.stderr,
+        )
         with common.Bars() as bars:
-            r = vid.run_video_style(cfg, weights, frames, styles, progress=bars.update, done=done,
-                                    on_frame=lambda t, x, _r: np.save(fdir / f"temporal_{t:04d}.npy", x))
+            r = vid.run_video_style(
+                cfg,
+                weights,
+                frames,
+                styles,
+                progress=bars.update,
+                done=done,
+                on_frame=lambda t, x, _r: np.save(fdir / f"temporal_{t:04d}.npy", x),
+            )
     except (ValueError, FileNotFoundError) as e:  # VideoError and ImageError are ValueErrors
         return common.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     write_outputs(out, args, r, weights, device)
@@ -163,37 +200,95 @@ def write_outputs(out, args, r, weights, device) -> None:
     vid.write_video(out / f"stylized.{args.format}", videos["with temporal loss"], args.fps)
     cols = [k for k in ("input video", "per-frame", "with temporal loss", "multi-pass") if k in videos]
     vid.write_video(out / "compare.gif", [np.concatenate([videos[k][t] for k in cols], 1) for t in range(n)], args.fps)
-    report.plot_curves(out / "flicker.png", {k: (np.arange(1, n), v) for k, v in r.flicker.items()}, markers=True,
-                       integer_x=True, xlabel="frame t", ylabel="warping error to frame t-1 (log scale)", log_y=True,
-                       title="flicker: mean squared difference to the previous frame warped, reliable pixels")
+    report.plot_curves(
+        out / "flicker.png",
+        {k: (np.arange(1, n), v) for k, v in r.flicker.items()},
+        markers=True,
+        integer_x=True,
+        xlabel="frame t",
+        ylabel="warping error to frame t-1 (log scale)",
+        log_y=True,
+        title="flicker: mean squared difference to the previous frame warped, reliable pixels",
+    )
     video_text = args.video or f"embedded procedural clip ({args.clip}, dfijax.style.video)"
-    flicker = {k: {"per_pair": v.tolist(), "mean": float(v.mean()), "rmse_255": float(255 * np.sqrt(v.mean()))}
-               for k, v in r.flicker.items()}
-    common.write_json(out / "results.json", {
-        "experiment": "video_style", "config": cfg.to_dict(), "settings": vars(args), "device": device,
-        "weights": weights.description, "weights_pretrained": weights.pretrained, "temporal_weight": r.temporal_weight,
-        "offsets": list(cfg.offsets), "video": video_text, "n_frames": n, "frame_size": [h, w],
-        "style": args.style or ["embedded procedural painting (dfijax.images.synthetic_painting, seed 3)"],
-        "resumed_after_frames": r.resumed_after_frames, "reliable_fraction": r.reliable_fraction, "flicker": flicker,
-        "long_range_error": r.long_range, "multipass_flicker_per_pass": r.multipass_flicker_per_pass,
-        "style_objective": r.style_objective, "seconds": r.seconds})
+    flicker = {
+        k: {"per_pair": v.tolist(), "mean": float(v.mean()), "rmse_255": float(255 * np.sqrt(v.mean()))}
+        for k, v in r.flicker.items()
+    }
+    common.write_json(
+        out / "results.json",
+        {
+            "experiment": "video_style",
+            "config": cfg.to_dict(),
+            "settings": vars(args),
+            "device": device,
+            "weights": weights.description,
+            "weights_pretrained": weights.pretrained,
+            "temporal_weight": r.temporal_weight,
+            "offsets": list(cfg.offsets),
+            "video": video_text,
+            "n_frames": n,
+            "frame_size": [h, w],
+            "style": args.style or ["embedded procedural painting (dfijax.images.synthetic_painting, seed 3)"],
+            "resumed_after_frames": r.resumed_after_frames,
+            "reliable_fraction": r.reliable_fraction,
+            "flicker": flicker,
+            "long_range_error": r.long_range,
+            "multipass_flicker_per_pass": r.multipass_flicker_per_pass,
+            "style_objective": r.style_objective,
+            "seconds": r.seconds,
+        },
+    )
     report.save_config(out, cfg.to_dict())
     long_rows = [[j, k, e] for j, v in r.long_range.items() for k, e in v.items()]
     report.write_report(
-        out / "report.html", "Video style transfer (Ruder et al.)", weights=weights.description,
-        pretrained=weights.pretrained, device=device, seconds={k: v for k, v in r.seconds.items() if v is not None},
-        data=f"{video_text}; {n} frames at {h}x{w}", config=cfg.to_dict(),
-        sections=[{"title": "Clips", "images": ["compare.gif"], "text": " | ".join(cols) + f"; temporal weight "
-                   f"{r.temporal_weight:g}, offsets J = {list(cfg.offsets)}, colour {cfg.preserve_color}."},
-                  {"title": "Flicker (warping error between consecutive frames, reliable pixels)",
-                   "images": ["flicker.png"], "pixelated": False,
-                   "table": {"headers": ["video", "mean squared error (RGB in [0, 1])", "RMSE on 0-255"],
-                             "rows": [[k, v["mean"], v["rmse_255"]] for k, v in flicker.items()]},
-                   "text": "Reliable pixels per pair: " + ", ".join(f"{m:.2f}" for m in r.reliable_fraction)}]
-        + ([{"title": "Long-range error (frames j apart)", "table": {"headers": ["offset", "video", "error"],
-                                                                     "rows": long_rows}}] if long_rows else [])
-        + ([{"title": "Multi-pass flicker per pass", "text": ", ".join(f"{f:.3g}" for f in r.multipass_flicker_per_pass)}]
-           if r.multipass_flicker_per_pass else []))
+        out / "report.html",
+        "Video style transfer (Ruder et al.)",
+        weights=weights.description,
+        pretrained=weights.pretrained,
+        device=device,
+        seconds={k: v for k, v in r.seconds.items() if v is not None},
+        data=f"{video_text}; {n} frames at {h}x{w}",
+        config=cfg.to_dict(),
+        sections=[
+            {
+                "title": "Clips",
+                "images": ["compare.gif"],
+                "text": " | ".join(cols) + f"; temporal weight "
+                f"{r.temporal_weight:g}, offsets J = {list(cfg.offsets)}, colour {cfg.preserve_color}.",
+            },
+            {
+                "title": "Flicker (warping error between consecutive frames, reliable pixels)",
+                "images": ["flicker.png"],
+                "pixelated": False,
+                "table": {
+                    "headers": ["video", "mean squared error (RGB in [0, 1])", "RMSE on 0-255"],
+                    "rows": [[k, v["mean"], v["rmse_255"]] for k, v in flicker.items()],
+                },
+                "text": "Reliable pixels per pair: " + ", ".join(f"{m:.2f}" for m in r.reliable_fraction),
+            },
+        ]
+        + (
+            [
+                {
+                    "title": "Long-range error (frames j apart)",
+                    "table": {"headers": ["offset", "video", "error"], "rows": long_rows},
+                }
+            ]
+            if long_rows
+            else []
+        )
+        + (
+            [
+                {
+                    "title": "Multi-pass flicker per pass",
+                    "text": ", ".join(f"{f:.3g}" for f in r.multipass_flicker_per_pass),
+                }
+            ]
+            if r.multipass_flicker_per_pass
+            else []
+        ),
+    )
 
 
 if __name__ == "__main__":

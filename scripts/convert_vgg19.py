@@ -33,10 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="source weight file (.pth, .safetensors, .h5)")
     p.add_argument("--out", help="output path (default: weights/vgg<depth>_<stem>.safetensors)")
-    p.add_argument("--format", dest="source_format", choices=["torchvision_pth", "gatys_pth", "safetensors", "keras_h5"],
-                   help="source format (default: from the extension and the key layout)")
-    p.add_argument("--preprocess", choices=["torchvision", "caffe"],
-                   help="override the preprocessing the weights expect (default: from the format)")
+    p.add_argument(
+        "--format",
+        dest="source_format",
+        choices=["torchvision_pth", "gatys_pth", "safetensors", "keras_h5"],
+        help="source format (default: from the extension and the key layout)",
+    )
+    p.add_argument(
+        "--preprocess",
+        choices=["torchvision", "caffe"],
+        help="override the preprocessing the weights expect (default: from the format)",
+    )
     p.add_argument("--depth", type=int, choices=[16, 19], help="require a VGG-16 or VGG-19 file (default: detect)")
     args = p.parse_args(argv)
     src = pathlib.Path(args.src)
@@ -48,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     except (WeightsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"wrote {out} (VGG-{depth}, {meta['source_format']}, {meta['preprocess']} preprocessing, "
-          f"source sha256 {meta['source_sha256'][:12]}…)")
+    print(
+        f"wrote {out} (VGG-{depth}, {meta['source_format']}, {meta['preprocess']} preprocessing, "
+        f"source sha256 {meta['source_sha256'][:12]}…)"
+    )
     return 0
 
 

@@ -111,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}: sha256 {digest} (not verified: no published checksum)")
         else:
             checks = ", ".join(
-                f"{algo} {value}"
-                for algo, value in (("sha256", known.sha256), ("md5", known.md5))
-                if value
+                f"{algo} {value}" for algo, value in (("sha256", known.sha256), ("md5", known.md5)) if value
             )
             print(f"{path}: verified ({checks})")
 

@@ -63,7 +63,8 @@ print(vgg.description)
 config = (dfi.SweepConfig(edits=("Smiling+",), size=200, iters=500) if not SMALL else
           dfi.SweepConfig(edits=("Smiling+",), size=32, iters=5, k=10, alphas=(0.2, 0.5), probe=False, batch=8))
 inputs = dfi.dataset_inputs(data, "Smiling+", config.size, count=8 if not SMALL else 2)
-result = dfi.run_sweep(config, data, vgg, inputs, cache_root=pathlib.Path(os.environ.get("DFIJAX_CACHE", "~/.cache/dfijax")).expanduser())"""),
+cache = pathlib.Path(os.environ.get("DFIJAX_CACHE", "~/.cache/dfijax")).expanduser()
+result = dfi.run_sweep(config, data, vgg, inputs, cache_root=cache)"""),
     new_code_cell("""import json
 from IPython.display import Image, display
 from dfijax import images as im
@@ -135,8 +136,14 @@ def build(name: str) -> nbformat.NotebookNode:
     cells = copy.deepcopy(NOTEBOOKS[name])
     for i, c in enumerate(cells):
         c["id"] = f"{name.split('_colab')[0]}-{i}"
-    return new_notebook(cells=cells, metadata={"accelerator": "TPU", "colab": {"provenance": []},
-                                             "kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    return new_notebook(
+        cells=cells,
+        metadata={
+            "accelerator": "TPU",
+            "colab": {"provenance": []},
+            "kernelspec": {"name": "python3", "display_name": "Python 3"},
+        },
+    )
 
 
 def main() -> None:

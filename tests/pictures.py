@@ -24,12 +24,20 @@ def load_png(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), np.float32) / 255.0
 
 
-def grid_cells(grid: np.ndarray, h: int, w: int, rows: int, cols: int, top: int = 0,
-               pad: int = 4) -> list[list[np.ndarray]]:
+def grid_cells(
+    grid: np.ndarray, h: int, w: int, rows: int, cols: int, top: int = 0, pad: int = 4
+) -> list[list[np.ndarray]]:
     """Cut the tiles back out of an images.make_grid picture: [rows][cols] of [h, w, 3]. top is the
     label strip's height (14 when the grid has column labels)."""
-    return [[grid[top + pad + i * (h + pad):top + pad + i * (h + pad) + h, pad + j * (w + pad):pad + j * (w + pad) + w]
-             for j in range(cols)] for i in range(rows)]
+    return [
+        [
+            grid[
+                top + pad + i * (h + pad) : top + pad + i * (h + pad) + h, pad + j * (w + pad) : pad + j * (w + pad) + w
+            ]
+            for j in range(cols)
+        ]
+        for i in range(rows)
+    ]
 
 
 def _as_list(images) -> list[np.ndarray]:
@@ -38,8 +46,7 @@ def _as_list(images) -> list[np.ndarray]:
     return [np.asarray(x, np.float32) for x in images]
 
 
-def assert_not_degenerate(images, min_std: float = 0.02, lo: float = 0.0, hi: float = 1.0,
-                          name: str = "image") -> None:
+def assert_not_degenerate(images, min_std: float = 0.02, lo: float = 0.0, hi: float = 1.0, name: str = "image") -> None:
     """Each picture ([H, W, C] or [H, W]; one, a list, or a stacked [N, H, W, C]) is finite, inside
     [lo, hi], and its pixel standard deviation is above min_std (not a solid colour)."""
     for k, x in enumerate(_as_list(images)):
@@ -72,8 +79,8 @@ def gaussian_blur(g: np.ndarray, sigma: float) -> np.ndarray:
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
     k /= k.sum()
     g = np.pad(np.asarray(g, np.float64), r, mode="reflect")
-    g = sum(k[i] * g[i:i + g.shape[0] - 2 * r] for i in range(2 * r + 1))
-    return np.asarray(sum(k[i] * g[:, i:i + g.shape[1] - 2 * r] for i in range(2 * r + 1)), np.float32)
+    g = sum(k[i] * g[i : i + g.shape[0] - 2 * r] for i in range(2 * r + 1))
+    return np.asarray(sum(k[i] * g[:, i : i + g.shape[1] - 2 * r] for i in range(2 * r + 1)), np.float32)
 
 
 def sobel_magnitude(g: np.ndarray) -> np.ndarray:
@@ -120,7 +127,9 @@ def assert_matches_own_input(outs, refs, margin: float, name: str = "output") ->
     n = len(m)
     assert n >= 2 and m.shape == (n, n), f"need >= 2 {name}s with one input each, got {m.shape}"
     gap = float(np.trace(m) / n - (m.sum() - np.trace(m)) / (n * n - n))
-    assert gap > margin, f"{name}s match their own inputs by {gap:.3f} <= {margin} (own {np.round(np.diag(m), 3).tolist()})"
+    assert gap > margin, (
+        f"{name}s match their own inputs by {gap:.3f} <= {margin} (own {np.round(np.diag(m), 3).tolist()})"
+    )
     return gap
 
 

@@ -14,14 +14,23 @@ def test_bench_inversion_tiny(tmp_path, capsys):
     assert bench_inversion.main(["--tiny", "--json", str(out), "--skip", "jax_optax_bf16,torch_all"]) == 0
     info = json.loads(out.read_text())
     rows = {r["variant"]: r for r in info["rows"]}
-    assert set(rows) == {"jax_jaxopt_f32", "jax_jaxopt_bf16", "jax_optax_f32", "torch_single", "torch_image", "torch_all_bf16"}
+    assert set(rows) == {
+        "jax_jaxopt_f32",
+        "jax_jaxopt_bf16",
+        "jax_optax_f32",
+        "torch_single",
+        "torch_image",
+        "torch_all_bf16",
+    }
     for r in rows.values():
         assert r["sec_per_image_alpha"] > 0 and np.isfinite(r["final_loss"]) and r["tflops"] > 0
     # one problem at a time on both sides: the same L-BFGS iterates, so the same final loss
-    np.testing.assert_allclose(rows["jax_jaxopt_f32"]["final_loss_ref_problems"],
-                               rows["torch_single"]["final_loss_ref_problems"], rtol=2e-3)
-    np.testing.assert_allclose(rows["jax_optax_f32"]["final_loss_ref_problems"],
-                               rows["jax_jaxopt_f32"]["final_loss_ref_problems"], rtol=2e-3)
+    np.testing.assert_allclose(
+        rows["jax_jaxopt_f32"]["final_loss_ref_problems"], rows["torch_single"]["final_loss_ref_problems"], rtol=2e-3
+    )
+    np.testing.assert_allclose(
+        rows["jax_optax_f32"]["final_loss_ref_problems"], rows["jax_jaxopt_f32"]["final_loss_ref_problems"], rtol=2e-3
+    )
     assert rows["torch_image"]["speedup_vs_torch_image"] == pytest.approx(1.0)
     # 2 images x 2 alphas at 32 px, 3 iterations: FLOPs = 2 * MACs(conv5_1) * 2 * 3
     assert info["flop_per_image_alpha"] == 2 * bench_inversion.macs_to("conv5_1", 32) * 2 * 3
@@ -40,7 +49,10 @@ def test_bench_fast_style_tiny(tmp_path, capsys):
     from benchmarks import bench_fast_style
 
     out = tmp_path / "fs.json"
-    assert bench_fast_style.main(["--size", "32", "--batch", "2", "--batches", "1", "--reps", "1", "--json", str(out)]) == 0
+    assert (
+        bench_fast_style.main(["--size", "32", "--batch", "2", "--batches", "1", "--reps", "1", "--json", str(out)])
+        == 0
+    )
     info = json.loads(out.read_text())
     rows = {r["variant"]: r for r in info["rows"]}
     assert set(rows) == {"jax_f32", "jax_bf16", "torch_tf32", "torch_bf16_autocast"}

@@ -17,7 +17,8 @@ CELEBA_ATTRS = (
     "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
     "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
     "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
-    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young").split()
+    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+).split()
 
 # The real lfw_attributes.txt header (73 attributes), as published with "Attribute and Simile Classifiers".
 LFW_ATTRS = (
@@ -29,7 +30,8 @@ LFW_ATTRS = (
     "Teeth Not Visible\tNo Beard\tGoatee\tRound Jaw\tDouble Chin\tWearing Hat\tOval Face\tSquare Face\tRound Face\t"
     "Color Photo\tPosed Photo\tAttractive Man\tAttractive Woman\tIndian\tGray Hair\tBags Under Eyes\tHeavy Makeup\t"
     "Rosy Cheeks\tShiny Skin\tPale Skin\t5 o' Clock Shadow\tStrong Nose-Mouth Lines\tWearing Lipstick\tFlushed Face\t"
-    "High Cheekbones\tBrown Eyes\tWearing Earrings\tWearing Necktie\tWearing Necklace").split("\t")
+    "High Cheekbones\tBrown Eyes\tWearing Earrings\tWearing Necktie\tWearing Necklace"
+).split("\t")
 
 RED, BLUE = (220, 30, 30), (30, 30, 220)
 
@@ -52,8 +54,9 @@ def make_celeba(root: pathlib.Path, n: int = 6) -> pathlib.Path:
     (root / "img_align_celeba").mkdir(parents=True)
     lines = [f"{n}", " ".join(CELEBA_ATTRS) + " "]  # the real file has a trailing space here
     for i in range(1, n + 1):
-        _face_image(178, 218, (left, top, left + ww, top + hh)).save(root / "img_align_celeba" / f"{i:06d}.jpg",
-                                                                      quality=95)
+        _face_image(178, 218, (left, top, left + ww, top + hh)).save(
+            root / "img_align_celeba" / f"{i:06d}.jpg", quality=95
+        )
         lines.append(f"{i:06d}.jpg " + "".join(f"{v:3d}" for v in _celeba_values(i)))
     (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
     return root
@@ -183,12 +186,15 @@ def _set_field(line: str, k: int, value: str | None, sep: str | None = None) -> 
     return (sep or " ").join(fields)
 
 
-@pytest.mark.parametrize("row, field, value, words", [
-    (4, 40, None, ["line 5", "40 fields", "expected 41"]),
-    (6, 7, "x", ["line 7", "non-numeric", "'x'"]),
-    (3, 12, "2", ["line 4", "value 2"]),
-    (0, 0, "count", ["line 1", "image count"]),
-])
+@pytest.mark.parametrize(
+    "row, field, value, words",
+    [
+        (4, 40, None, ["line 5", "40 fields", "expected 41"]),
+        (6, 7, "x", ["line 7", "non-numeric", "'x'"]),
+        (3, 12, "2", ["line 4", "value 2"]),
+        (0, 0, "count", ["line 1", "image count"]),
+    ],
+)
 def test_celeba_malformed_attr_file(tmp_path, row, field, value, words):
     root = make_celeba(tmp_path / "celeba")
     path = root / "list_attr_celeba.txt"
@@ -232,8 +238,14 @@ def test_celeba_tfds_conversion(tmp_path, monkeypatch):
     top, left, hh, ww = DEFAULT_CROP
     image = np.asarray(_face_image(178, 218, (left, top, left + ww, top + hh)))  # [218, 178, 3] uint8
     rng = np.random.default_rng(0)
-    examples = [{"image": image, "landmarks": {}, "attributes": {k: np.bool_(rng.random() < 0.5) for k in reversed(CELEBA_ATTRS)}}
-                for _ in range(5)]
+    examples = [
+        {
+            "image": image,
+            "landmarks": {},
+            "attributes": {k: np.bool_(rng.random() < 0.5) for k in reversed(CELEBA_ATTRS)},
+        }
+        for _ in range(5)
+    ]
     calls = []
 
     def data_source(name, *, split, data_dir=None, download=True):
@@ -264,8 +276,12 @@ def test_lfw_folder_table(tmp_path):
     assert len(ds.attr_names) == 73 and ds.attr_names[:3] == ("Male", "Asian", "White")
     assert "Middle_Aged" in ds.attr_names and "5_o'_Clock_Shadow" in ds.attr_names
     assert ds.attr_names.index("Smiling") == 17
-    assert ds.ids == ("lfw/Aaron_Eckhart/Aaron_Eckhart_0001.jpg", "lfw/Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
-                      "lfw/Aaron_Peirsol/Aaron_Peirsol_0002.jpg", "lfw/Abdullah_Gul/Abdullah_Gul_0001.jpg")
+    assert ds.ids == (
+        "lfw/Aaron_Eckhart/Aaron_Eckhart_0001.jpg",
+        "lfw/Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+        "lfw/Aaron_Peirsol/Aaron_Peirsol_0002.jpg",
+        "lfw/Abdullah_Gul/Abdullah_Gul_0001.jpg",
+    )
     assert ds.attrs.shape == (4, 73) and ds.attrs.dtype == np.float32
     np.testing.assert_allclose(ds.attrs, np.asarray([_lfw_values(i) for i in range(4)]), atol=1e-5)
 

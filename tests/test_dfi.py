@@ -14,7 +14,9 @@ NAMES = ["Male", "Smiling", "Mouth_Closed", "Young", "Eyeglasses"]
 def test_parse_edit_and_attrs():
     assert dfi.parse_edit("Smiling+ Mouth_Closed-", NAMES) == ((1, 1), (2, -1))
     assert dfi.parse_edit("Smiling,Young-", NAMES) == ((1, 1), (3, -1))
-    with pytest.raises(ValueError, match=r"unknown attribute 'Smilng' \(did you mean Smiling\?\); valid: Male, Smiling"):
+    with pytest.raises(
+        ValueError, match=r"unknown attribute 'Smilng' \(did you mean Smiling\?\); valid: Male, Smiling"
+    ):
         dfi.parse_edit("Smilng+", NAMES)
     with pytest.raises(ValueError, match="empty edit spec"):
         dfi.parse_edit("  ", NAMES)
@@ -31,16 +33,19 @@ def test_parse_edit_and_attrs():
 
 def _table():
     # columns: Male, Smiling, Mouth_Closed, Young, Eyeglasses
-    return np.array([
-        [1, 1, 1, 1, -1],     # 0 smiling, mouth closed
-        [1, -1, 1, 1, -1],    # 1 not smiling
-        [1, 1, -1, 1, -1],    # 2 smiling, open mouth
-        [-1, 1, -1, -1, 1],   # 3 smiling, open mouth, female, old, glasses
-        [1, -1, 1, -1, 1],    # 4 not smiling, closed
-        [-1, -1, 1, 1, -1],   # 5 not smiling, female
-        [1, 0, 1, 1, -1],     # 6 neutral: neither set
-        [1, 1, -1, 1, 1],     # 7 smiling open, glasses
-    ], np.float32)
+    return np.array(
+        [
+            [1, 1, 1, 1, -1],  # 0 smiling, mouth closed
+            [1, -1, 1, 1, -1],  # 1 not smiling
+            [1, 1, -1, 1, -1],  # 2 smiling, open mouth
+            [-1, 1, -1, -1, 1],  # 3 smiling, open mouth, female, old, glasses
+            [1, -1, 1, -1, 1],  # 4 not smiling, closed
+            [-1, -1, 1, 1, -1],  # 5 not smiling, female
+            [1, 0, 1, 1, -1],  # 6 neutral: neither set
+            [1, 1, -1, 1, 1],  # 7 smiling open, glasses
+        ],
+        np.float32,
+    )
 
 
 def test_select_neighbours_sets_ranking_and_restrictions():
@@ -162,8 +167,8 @@ def test_post_processing():
 
 
 def test_mean_features_cache_gives_the_same_means_without_the_network(random_vgg, tmp_path, monkeypatch):
-    from dfijax.dfi import features as sweep
     from dfijax.data.synthetic_faces import synthetic_faces
+    from dfijax.dfi import features as sweep
 
     data = synthetic_faces(20)
     loss = I.FeatureLoss(taps=("relu2_1", "relu3_1"))
@@ -178,7 +183,9 @@ def test_mean_features_cache_gives_the_same_means_without_the_network(random_vgg
     for t in loss.taps:
         np.testing.assert_allclose(first[t], plain[t], rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(again[t], plain[t], rtol=2e-3, atol=1e-4 * float(np.abs(plain[t]).max()))
-    norm = sweep.mean_features(loss, random_vgg.variables, data, range(12), 32, normalize=True, batch=5, feature_cache=fc)
+    norm = sweep.mean_features(
+        loss, random_vgg.variables, data, range(12), 32, normalize=True, batch=5, feature_cache=fc
+    )
     assert not calls
     assert abs(float(np.linalg.norm(norm["relu2_1"])) - 1.0) < 0.5  # a mean of unit vectors
     other = sweep.feature_cache_dir(tmp_path, I.FeatureLoss(taps=("relu3_1",)), random_vgg.meta, data, 32)

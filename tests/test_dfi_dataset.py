@@ -18,8 +18,28 @@ from dfijax import distributed as dist
 from dfijax.dfi import dataset_job
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ARGS = ["--n-synthetic", "300", "--k", "8", "--batch", "8", "--size", "32", "--iters", "4", "--limit", "6",
-        "--alphas", "0.2,0.4", "--probe-steps", "10", "--probe-train", "100", "--chunk", "2"]
+ARGS = [
+    "--n-synthetic",
+    "300",
+    "--k",
+    "8",
+    "--batch",
+    "8",
+    "--size",
+    "32",
+    "--iters",
+    "4",
+    "--limit",
+    "6",
+    "--alphas",
+    "0.2,0.4",
+    "--probe-steps",
+    "10",
+    "--probe-train",
+    "100",
+    "--chunk",
+    "2",
+]
 N_ROWS, N_CHUNKS, N_ALPHAS = 6, 3, 2
 
 
@@ -93,16 +113,42 @@ def _free_port() -> int:
 
 def _run_job(out: pathlib.Path, cache: pathlib.Path, *extra: str, timeout: float = 150) -> list[dict]:
     """The CLI as 2 processes of 2 CPU devices each; returns each process's summary line."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "DFIJAX_CACHE": str(cache), "DFIJAX_JAX_CACHE": str(cache / "jax")}
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "DFIJAX_CACHE": str(cache),
+        "DFIJAX_JAX_CACHE": str(cache / "jax"),
+    }
     port = _free_port()
     procs = []
     try:
         for i in range(2):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "experiments.dfi_dataset", *ARGS, "--out", str(out), *extra,
-                 "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
-                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "experiments.dfi_dataset",
+                        *ARGS,
+                        "--out",
+                        str(out),
+                        *extra,
+                        "--coordinator",
+                        f"127.0.0.1:{port}",
+                        "--num-processes",
+                        "2",
+                        "--process-id",
+                        str(i),
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+            )
         outs = [p.communicate(timeout=timeout) for p in procs]
     finally:
         for p in procs:
@@ -167,7 +213,9 @@ def test_stop_and_resume_redoes_nothing_and_matches(runs):
     assert len(after) == N_CHUNKS
     a, b = dataset_job.read_index(runs["base"] / "full"), dataset_job.read_index(runs["base"] / "resumed")
     strip = ("process",)
-    assert [{k: v for k, v in r.items() if k not in strip} for r in a] == \
-        [{k: v for k, v in r.items() if k not in strip} for r in b]
-    np.testing.assert_array_equal(dataset_job.load_images(runs["base"] / "full", a),
-                                  dataset_job.load_images(runs["base"] / "resumed", b))
+    assert [{k: v for k, v in r.items() if k not in strip} for r in a] == [
+        {k: v for k, v in r.items() if k not in strip} for r in b
+    ]
+    np.testing.assert_array_equal(
+        dataset_job.load_images(runs["base"] / "full", a), dataset_job.load_images(runs["base"] / "resumed", b)
+    )

@@ -120,8 +120,9 @@ def _drawn_face(h=240, w=320, eyes=((135, 110), (185, 110))):
     return img.astype(np.float32) / 255
 
 
-@pytest.mark.skipif(not align.haar_available(),
-                    reason="this OpenCV ships no Haar cascades (opencv-python-headless<5 does)")
+@pytest.mark.skipif(
+    not align.haar_available(), reason="this OpenCV ships no Haar cascades (opencv-python-headless<5 does)"
+)
 def test_eyes_auto_finds_drawn_eyes():
     for eyes in (((135, 110), (185, 110)), ((120, 100), (200, 104))):
         found = align.detect_eyes(_drawn_face(eyes=eyes))
@@ -147,11 +148,21 @@ def test_eyes_auto_error_is_one_line_saying_to_pass_eyes(monkeypatch, tmp_path, 
     assert "\n" not in str(e.value)
     isolate(monkeypatch, tmp_path)
     im.save_image(tmp_path / "flat.png", flat)
-    base = ["--n-synthetic", "20", "--images", str(tmp_path / "flat.png"), "--attrs", "Young=1",
-            "--out", str(tmp_path / "x")]
-    for extra, msg in ((["--eyes", "auto"], "--eyes x1,y1,x2,y2"),
-                       (["--eyes", "1,2,3,4;5,6,7,8"], "2 eye pairs for 1 photos"),
-                       (["--eyes", "1,2,1,2"], "different places")):
+    base = [
+        "--n-synthetic",
+        "20",
+        "--images",
+        str(tmp_path / "flat.png"),
+        "--attrs",
+        "Young=1",
+        "--out",
+        str(tmp_path / "x"),
+    ]
+    for extra, msg in (
+        (["--eyes", "auto"], "--eyes x1,y1,x2,y2"),
+        (["--eyes", "1,2,3,4;5,6,7,8"], "2 eye pairs for 1 photos"),
+        (["--eyes", "1,2,1,2"], "different places"),
+    ):
         capsys.readouterr()
         assert alpha_sweep.main(base + extra) == 1
         err = capsys.readouterr().err.strip()
@@ -209,6 +220,7 @@ def test_alpha_sweep_own_photo_aligned_by_eyes_attrs_predicted_full_res(tmp_path
     """A tilted synthetic face in a wide photo, aligned by its eyes, attributes from the real (tiny)
     probe with Male overridden, the edit pasted back into the full-size photo."""
     import cv2
+
     from experiments import alpha_sweep
 
     isolate(monkeypatch, tmp_path)
@@ -220,10 +232,36 @@ def test_alpha_sweep_own_photo_aligned_by_eyes_attrs_predicted_full_res(tmp_path
     eyes = align.transform_points(rot, align.template_eyes(synthetic_faces(1), 96) + [60, 12])
     path = tmp_path / "me.png"
     im.save_image(path, photo)
-    args = ["--n-synthetic", "300", "--k", "10", "--alphas", "0.4", "--iters", "4", "--size", "32", "--batch", "8",
-            "--probe-steps", "10", "--probe-train", "200", "--no-shard", "--edit", "Smiling+", "--images", str(path),
-            "--eyes", ",".join(f"{v:.2f}" for v in eyes.ravel()), "--attrs", "auto,Male=-1", "--full-res",
-            "--out", str(tmp_path / "run")]
+    args = [
+        "--n-synthetic",
+        "300",
+        "--k",
+        "10",
+        "--alphas",
+        "0.4",
+        "--iters",
+        "4",
+        "--size",
+        "32",
+        "--batch",
+        "8",
+        "--probe-steps",
+        "10",
+        "--probe-train",
+        "200",
+        "--no-shard",
+        "--edit",
+        "Smiling+",
+        "--images",
+        str(path),
+        "--eyes",
+        ",".join(f"{v:.2f}" for v in eyes.ravel()),
+        "--attrs",
+        "auto,Male=-1",
+        "--full-res",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert alpha_sweep.main(args) == 0
     err = capsys.readouterr().err
     assert "predicted attributes (probability): Male" in err and "Male=-1" in err

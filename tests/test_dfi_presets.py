@@ -5,7 +5,6 @@ import dataclasses
 import json
 
 import chex
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -29,7 +28,7 @@ def _hand_objective(name, x, t, variables):
         return feat + 1e-3 * tv
     # chainer: Σ_l mean((φ_l − t_l)²) + 100 (Σ Δx² + Σ Δy²) / (H W C) on 0-255 values
     feat = sum(np.mean((f[k] - t[k]) ** 2) for k in TAPS)
-    return feat + 100.0 * (np.sum(dx ** 2) + np.sum(dy ** 2)) / z.size
+    return feat + 100.0 * (np.sum(dx**2) + np.sum(dy**2)) / z.size
 
 
 @pytest.mark.parametrize("name", ["official", "chainer"])
@@ -47,10 +46,25 @@ def test_preset_objective_equals_the_hand_computed_value(name, random_vgg):
 def test_presets_set_what_the_references_do():
     off, ch = presets.preset("official"), presets.preset("chainer")
     assert (off.scaling, off.reduction, off.iters, off.alpha_mode, off.k, off.same_gender, off.metric) == (
-        "beta", "sum", 500, "warm", 100, True, "hamming")
+        "beta",
+        "sum",
+        500,
+        "warm",
+        100,
+        True,
+        "hamming",
+    )
     assert off.bounds != "none" and off.color_match == "global" and off.init == "input"
     assert (ch.scaling, ch.reduction, ch.iters, ch.history, ch.init, ch.tv, ch.metric, ch.rank) == (
-        "chainer", "mean", 1000, 5, "noise", 100.0, "l2", "all")
+        "chainer",
+        "mean",
+        1000,
+        5,
+        "noise",
+        100.0,
+        "l2",
+        "all",
+    )
     assert ch.include_input and ch.residual and ch.color_match == "channel"
     assert presets.preset("official", iters=20, tv=None).iters == 20  # flags override; None keeps the preset
     with pytest.raises(ValueError, match="unknown preset"):
@@ -72,13 +86,16 @@ def test_neighbour_rules_of_the_presets():
 
 def test_warm_mode_starts_each_alpha_from_the_previous_result(random_vgg):
     x = jnp.asarray(smooth_images(2, 32, 32, seed=5))
-    w = {t: 0.05 * jnp.ones((2,) + v.shape[1:]) for t, v in
-         VGG19().apply(random_vgg.variables, x, taps=("relu2_1",)).items()}
+    w = {
+        t: 0.05 * jnp.ones((2,) + v.shape[1:])
+        for t, v in VGG19().apply(random_vgg.variables, x, taps=("relu2_1",)).items()
+    }
     cfg = dfi.SweepConfig(taps=("relu2_1",), size=32, iters=4, alpha_mode="warm", shard=False)
     loss = cfg.feature_loss(pretrained=False)
     seen = []
-    out, final = sweep.solve_alphas(cfg, loss, random_vgg.variables, x, w, [0.2, 0.5],
-                                    lambda stage, done, total, info: seen.append((done, total)))
+    out, final = sweep.solve_alphas(
+        cfg, loss, random_vgg.variables, x, w, [0.2, 0.5], lambda stage, done, total, info: seen.append((done, total))
+    )
     chex.assert_shape(out, (2, 2, 32, 32, 3))
     chex.assert_shape(final, (2, 2))
     first, _ = dfi.edit(loss, random_vgg.variables, x, w, [0.2], cfg.solver(4), cfg.scaling)
@@ -101,8 +118,25 @@ def test_official_preset_runs_and_a_saved_config_repeats_the_run(tmp_path, monke
     from experiments import alpha_sweep
 
     isolate(monkeypatch, tmp_path)
-    tiny = ["--n-synthetic", "300", "--k", "10", "--inputs", "1", "--alphas", "0.2,0.4", "--iters", "4",
-            "--size", "32", "--batch", "8", "--no-probe", "--taps", "relu3_1,relu4_1"]
+    tiny = [
+        "--n-synthetic",
+        "300",
+        "--k",
+        "10",
+        "--inputs",
+        "1",
+        "--alphas",
+        "0.2,0.4",
+        "--iters",
+        "4",
+        "--size",
+        "32",
+        "--batch",
+        "8",
+        "--no-probe",
+        "--taps",
+        "relu3_1,relu4_1",
+    ]
     assert alpha_sweep.main(["--preset", "official", *tiny, "--out", str(tmp_path / "a")]) == 0
     res = json.loads((tmp_path / "a" / "results.json").read_text())
     cfg = json.loads((tmp_path / "a" / "config.json").read_text())

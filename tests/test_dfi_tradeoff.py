@@ -56,8 +56,15 @@ def test_blend_measured_as_an_edit_gives_the_blend_curve(faces_and_probe):
 
 
 def test_tradeoff_plot_has_axes(faces_and_probe, tmp_path):
-    r = tradeoff.TradeOff(np.array([0.2, 0.4]), np.array([[0.1, 0.3]]), np.array([[0.1, 0.2]]), np.array([0.1, 0.2]),
-                          np.array([[0.05, 0.1]]), np.array([[0.1, 0.3]]), {"+Smiling": 1.0})
+    r = tradeoff.TradeOff(
+        np.array([0.2, 0.4]),
+        np.array([[0.1, 0.3]]),
+        np.array([[0.1, 0.2]]),
+        np.array([0.1, 0.2]),
+        np.array([[0.05, 0.1]]),
+        np.array([[0.1, 0.3]]),
+        {"+Smiling": 1.0},
+    )
     tradeoff.plot(tmp_path / "t.png", r)
     img = np.asarray(Image.open(tmp_path / "t.png"))
     chex.assert_shape(img, (360, 560, 3))

@@ -2,9 +2,9 @@
 lowers its own loss, NaN guard), exact resume, missing data, and the experiment's smoke and bad input."""
 
 import json
+import pathlib
 import subprocess
 import sys
-import pathlib
 
 import chex
 import jax
@@ -66,8 +66,11 @@ def test_presets_and_bad_weights():
     assert (L.PRESETS["digits"].alpha, L.PRESETS["digits"].beta, L.PRESETS["digits"].gamma) == (15.0, 15.0, 0.0)
     assert L.preset("digits").three_class and L.preset("digits").num_classes == 3
     assert L.preset("digits").replace(three_class=False).num_classes == 2
-    for kw, msg in [({"alpha": -1.0}, "alpha must be"), ({"gamma": float("nan")}, "gamma must be"),
-                    ({"const": "hinge"}, "const distance")]:
+    for kw, msg in [
+        ({"alpha": -1.0}, "alpha must be"),
+        ({"gamma": float("nan")}, "gamma must be"),
+        ({"const": "hinge"}, "const distance"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             L.DTNWeights(**kw)
     with pytest.raises(ValueError, match="unknown DTN preset"):
@@ -128,9 +131,12 @@ def test_missing_tfds_data_says_what_to_prepare(tmp_path):
 
 def test_tfds_loaders_convert_with_a_fake_source(monkeypatch):
     rng = np.random.default_rng(0)
-    fake = {"mnist": [{"image": rng.integers(0, 256, (28, 28, 1), dtype=np.uint8), "label": i % 10} for i in range(6)],
-            "svhn_cropped": [{"image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "label": 9 - i}
-                             for i in range(5)]}
+    fake = {
+        "mnist": [{"image": rng.integers(0, 256, (28, 28, 1), dtype=np.uint8), "label": i % 10} for i in range(6)],
+        "svhn_cropped": [
+            {"image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "label": 9 - i} for i in range(5)
+        ],
+    }
     monkeypatch.setattr(dg, "_tfds_source", lambda name, split, data_dir: (fake[name], len(fake[name])))
     x, y = dg.load_mnist("somewhere", "train", limit=4)
     chex.assert_shape(x, (4, 32, 32, 3))
@@ -158,8 +164,9 @@ XT = dg.sklearn_digits("test")[0][:8]
 
 @pytest.fixture(scope="module")
 def tiny_f():
-    params, metrics, _ = D.train_classifier(TINY_F, XS, YS, D.ClassifierConfig(steps=30, batch=16, lr=3e-3, shift=1),
-                                            eval_set=(XS, YS))
+    params, metrics, _ = D.train_classifier(
+        TINY_F, XS, YS, D.ClassifierConfig(steps=30, batch=16, lr=3e-3, shift=1), eval_set=(XS, YS)
+    )
     return params, metrics
 
 
@@ -234,11 +241,36 @@ def test_training_resumes_exactly(tiny_f, tmp_path):
         D.train_dtn(dtn, f_params, _batches, 4, tmp_path / "c", g_steps=0)
 
 
-
-
-TINY_RUN = ["--n-source", "64", "--n-test", "24", "--steps", "3", "--ablation-steps", "2", "--batch", "8",
-            "--width", "8", "--d-width", "8", "--f-width", "8", "--feat-dim", "16", "--f-steps", "4",
-            "--clf-steps", "4", "--clf-batch", "16", "--save-every", "2", "--lr", "1e-3"]
+TINY_RUN = [
+    "--n-source",
+    "64",
+    "--n-test",
+    "24",
+    "--steps",
+    "3",
+    "--ablation-steps",
+    "2",
+    "--batch",
+    "8",
+    "--width",
+    "8",
+    "--d-width",
+    "8",
+    "--f-width",
+    "8",
+    "--feat-dim",
+    "16",
+    "--f-steps",
+    "4",
+    "--clf-steps",
+    "4",
+    "--clf-batch",
+    "16",
+    "--save-every",
+    "2",
+    "--lr",
+    "1e-3",
+]
 
 
 def test_train_dtn_smoke(tmp_path, monkeypatch):
@@ -274,18 +306,24 @@ def test_train_dtn_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
 
     _isolated(monkeypatch, tmp_path)
     (tmp_path / "empty").mkdir()
-    for args, msg in [(["--alpha", "-1"], "alpha must be a finite number >= 0"),
-                      (["--lr", "0"], "--lr must be a positive"),
-                      (["--batch", "0"], "--batch must be at least 1"),
-                      (["--data", "svhn-mnist"], "needs --data-dir"),
-                      (["--data", "svhn-mnist", "--data-dir", str(tmp_path / "empty")], "tfds build svhn_cropped")]:
+    for args, msg in [
+        (["--alpha", "-1"], "alpha must be a finite number >= 0"),
+        (["--lr", "0"], "--lr must be a positive"),
+        (["--batch", "0"], "--batch must be at least 1"),
+        (["--data", "svhn-mnist"], "needs --data-dir"),
+        (["--data", "svhn-mnist", "--data-dir", str(tmp_path / "empty")], "tfds build svhn_cropped"),
+    ]:
         assert train_dtn.main(args + ["--out", str(tmp_path / "o")]) == 1
         err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")]
         assert len(err) == 1 and msg in err[0], (args, err)
     # and from the command line: exactly one line, no traceback
-    p = subprocess.run([sys.executable, "-m", "experiments.train_dtn", "--gamma", "-0.5", "--out", str(tmp_path / "o")],
-                       cwd=ROOT, capture_output=True, text=True,
-                       env={"DFIJAX_JAX_CACHE": str(tmp_path / "c"), "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"})
+    p = subprocess.run(
+        [sys.executable, "-m", "experiments.train_dtn", "--gamma", "-0.5", "--out", str(tmp_path / "o")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"DFIJAX_JAX_CACHE": str(tmp_path / "c"), "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"},
+    )
     assert p.returncode == 1, p.stderr
     err = [l for l in p.stderr.splitlines() if l.startswith("error: ")]
     assert len(err) == 1 and "gamma must be" in err[0] and "Traceback" not in p.stderr, p.stderr

@@ -97,9 +97,34 @@ def test_vgg_f_dtn_g_step_lowers_l_g_and_keeps_vgg_frozen(random_vgg):
     assert c["n"] == 8 and all(np.isfinite(v) for v in c.values()) and c["retrieval_chance"] == 1 / 8
 
 
-TINY_RUN = ["--n-train", "16", "--n-test", "8", "--n-target", "16", "--taps", "relu2_1", "--calib", "8",
-            "--size", "32", "--steps", "3", "--batch", "8", "--lr", "1e-3", "--width", "8", "--d-width", "8",
-            "--save-every", "2", "--log-every", "1"]
+TINY_RUN = [
+    "--n-train",
+    "16",
+    "--n-test",
+    "8",
+    "--n-target",
+    "16",
+    "--taps",
+    "relu2_1",
+    "--calib",
+    "8",
+    "--size",
+    "32",
+    "--steps",
+    "3",
+    "--batch",
+    "8",
+    "--lr",
+    "1e-3",
+    "--width",
+    "8",
+    "--d-width",
+    "8",
+    "--save-every",
+    "2",
+    "--log-every",
+    "1",
+]
 
 
 def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsys):
@@ -113,8 +138,17 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
     assert res["loss_weights"] == {"alpha": 100.0, "beta": 1.0, "gamma": 0.05, "const": "mse", "d_classes": 3}
     assert res["steps"] == 3 and res["resumed_from"] == 0 and res["f"]["feat_dim"] == 512
     assert res["config"]["nets"] == "small" and res["config"]["resolved"]["width"] == 8
-    assert res["config"]["overridden"] == ["batch", "d_width", "lr", "n_target", "n_train", "save_every", "size",
-                                           "steps", "width"]
+    assert res["config"]["overridden"] == [
+        "batch",
+        "d_width",
+        "lr",
+        "n_target",
+        "n_train",
+        "save_every",
+        "size",
+        "steps",
+        "width",
+    ]
     assert res["config"]["preset"]["width"] == 32 and res["networks"]["g"] == "Generator"
     assert res["networks"]["norm"] == "group" and res["networks"]["g_batch_stats"] == 0
     for k in ("d_loss", "g_loss", "gang", "const", "tid", "tv"):
@@ -129,13 +163,15 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
     res2 = json.loads((out / "results.json").read_text())
     assert res2["resumed_from"] == 3 and res2["constancy"] == res["constancy"]
     capsys.readouterr()
-    for args, msg in [(["--size", "16"], "--size must be a power of two >= 32"),
-                      (["--alpha", "-1"], "alpha must be a finite number >= 0"),
-                      (["--lr", "0"], "--lr must be a positive"),
-                      (["--taps", "relu9_9"], "unknown VGG-19 tap"),
-                      (["--data", "celeba"], "needs --data-dir"),
-                      (["--data", "celeba", "--data-dir", str(tmp_path / "nowhere")], "CelebA not found"),
-                      (["--width", "16"], "other settings (--width)")]:
+    for args, msg in [
+        (["--size", "16"], "--size must be a power of two >= 32"),
+        (["--alpha", "-1"], "alpha must be a finite number >= 0"),
+        (["--lr", "0"], "--lr must be a positive"),
+        (["--taps", "relu9_9"], "unknown VGG-19 tap"),
+        (["--data", "celeba"], "needs --data-dir"),
+        (["--data", "celeba", "--data-dir", str(tmp_path / "nowhere")], "CelebA not found"),
+        (["--width", "16"], "other settings (--width)"),
+    ]:
         o = out if args == ["--width", "16"] else tmp_path / "bad"
         assert train_dtn_faces.main(TINY_RUN + args + ["--out", str(o)]) == 1, args
         err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
@@ -147,15 +183,25 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
 # a scale and a bias per channel (and a running mean and variance); convolutions before a BN have no bias.
 W, FEAT = 64, 256
 PAPER_G_TABLE = {  # layer: kernel shape (bias only on "out")
-    "up0": (4, 4, FEAT, 8 * W), "mix0": (1, 1, 8 * W, 8 * W),
-    "up1": (4, 4, 8 * W, 4 * W), "mix1": (1, 1, 4 * W, 4 * W),
-    "up2": (4, 4, 4 * W, 2 * W), "mix2": (1, 1, 2 * W, 2 * W),
-    "up3": (4, 4, 2 * W, W), "mix3": (1, 1, W, W),
+    "up0": (4, 4, FEAT, 8 * W),
+    "mix0": (1, 1, 8 * W, 8 * W),
+    "up1": (4, 4, 8 * W, 4 * W),
+    "mix1": (1, 1, 4 * W, 4 * W),
+    "up2": (4, 4, 4 * W, 2 * W),
+    "mix2": (1, 1, 2 * W, 2 * W),
+    "up3": (4, 4, 2 * W, W),
+    "mix3": (1, 1, W, W),
     "out": (4, 4, W, 3),
 }
-PAPER_D_TABLE = {"conv0": (4, 4, 3, W), "conv1": (4, 4, W, 2 * W), "conv2": (4, 4, 2 * W, 4 * W),
-                 "conv3": (4, 4, 4 * W, 8 * W), "conv4": (4, 4, 8 * W, 8 * W), "conv5": (4, 4, 8 * W, 8 * W),
-                 "logits": (3 * 3 * 8 * W, 3)}  # 152 -> 76 -> 38 -> 19 -> 10 -> 5 -> 3, then dense
+PAPER_D_TABLE = {
+    "conv0": (4, 4, 3, W),
+    "conv1": (4, 4, W, 2 * W),
+    "conv2": (4, 4, 2 * W, 4 * W),
+    "conv3": (4, 4, 4 * W, 8 * W),
+    "conv4": (4, 4, 8 * W, 8 * W),
+    "conv5": (4, 4, 8 * W, 8 * W),
+    "logits": (3 * 3 * 8 * W, 3),
+}  # 152 -> 76 -> 38 -> 19 -> 10 -> 5 -> 3, then dense
 # g: 16·256·512 + 512² + 16·512·256 + 256² + 16·256·128 + 128² + 16·128·64 + 64² + (16·64·3 + 3) weights
 #    + 2·(512 + 512 + 256 + 256 + 128 + 128 + 64 + 64) BN scale/bias = 5 200 899 + 3 840
 PAPER_G_PARAMS = 5_204_739
@@ -215,8 +261,10 @@ def test_paper_preset_one_training_step(random_vgg):
     img = dtn.g.apply({"params": state.g.params, "batch_stats": state.g_stats}, jnp.asarray(z))
     chex.assert_shape(img, (2, 64, 64, 3))
     assert 0.0 <= float(img.min()) and float(img.max()) <= 1.0 and float(img.std()) > 0
-    logits = dtn.d.apply({"params": state.d.params, "batch_stats": state.d_stats},
-                         jax.random.uniform(jax.random.key(2), (2, 152, 152, 3)))
+    logits = dtn.d.apply(
+        {"params": state.d.params, "batch_stats": state.d_stats},
+        jax.random.uniform(jax.random.key(2), (2, 152, 152, 3)),
+    )
     chex.assert_shape(logits, (2, 3))
     chex.assert_tree_all_finite(logits)
 

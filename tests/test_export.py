@@ -14,13 +14,13 @@ import pytest
 from flax.training import train_state
 
 from dfijax import export as E
-from dfijax.style import fast as fs
 from dfijax import invert as inv
 from dfijax.dfi import probe as pr
 from dfijax.dtn import train as dt
-from dfijax.dtn.model import DigitClassifier
 from dfijax.dtn.losses import preset
+from dfijax.dtn.model import DigitClassifier
 from dfijax.fusion import train as ft
+from dfijax.style import fast as fs
 from dfijax.vgg import VGG19, layer_index
 
 S, B = 32, 2
@@ -40,15 +40,16 @@ def assert_portable(fun_jit, *args):
     return exp
 
 
-@pytest.mark.parametrize("backend, dtype", [("jaxopt", jnp.bfloat16), ("optax", jnp.float32)],
-                         ids=["jaxopt-bf16", "optax-f32"])
+@pytest.mark.parametrize(
+    "backend, dtype", [("jaxopt", jnp.bfloat16), ("optax", jnp.float32)], ids=["jaxopt-bf16", "optax-f32"]
+)
 def test_inversion_solve_exports_in_both_loop_modes(backend, dtype):
     loss = inv.FeatureLoss(model=VGG19(dtype=dtype), tv_weight=1e-3)
     cfg = inv.SolverConfig(maxiter=5, backend=backend, ftol=1e-6)
     variables = vgg_spec("relu5_1")
     targets = jax.eval_shape(lambda v, x: jax.vmap(lambda z: loss.features(v, z))(x), variables, IMAGES)
     state = jax.eval_shape(lambda v, t, x: inv._init_batch(loss, cfg, v, t, x), variables, targets, IMAGES)
-    host = assert_portable(inv._step_batch_jit, loss, cfg, variables, targets, state)   # loop="host"
+    host = assert_portable(inv._step_batch_jit, loss, cfg, variables, targets, state)  # loop="host"
     device = assert_portable(inv._solve_batch_jit, loss, cfg, variables, targets, IMAGES)  # loop="device"
     # the device solve adds the iteration loop around the step's (L-BFGS two-loop recursion) loops
     assert device.mlir_module().count("stablehlo.while") > host.mlir_module().count("stablehlo.while")
@@ -83,9 +84,13 @@ def test_dtn_and_probe_steps_export():
     assert_portable(jax.jit(dt.make_g_step(dtn)), state, (IMAGES, IMAGES), KEY, f_params)
 
     model = pr.ProbeCNN(num_attrs=3, width=8)
-    pstate = jax.eval_shape(lambda: train_state.TrainState.create(
-        apply_fn=model.apply, params=model.init(jax.random.key(0), jnp.zeros((1, S, S, 3)))["params"],
-        tx=optax.adam(1e-3)))
+    pstate = jax.eval_shape(
+        lambda: train_state.TrainState.create(
+            apply_fn=model.apply,
+            params=model.init(jax.random.key(0), jnp.zeros((1, S, S, 3)))["params"],
+            tx=optax.adam(1e-3),
+        )
+    )
     assert_portable(pr.make_train_step(model), pstate, (IMAGES, jax.ShapeDtypeStruct((B, 3), jnp.float32)), KEY)
 
 
@@ -108,13 +113,15 @@ def test_portability_checks_flag_what_would_not_run_everywhere():
     def fake(text, platforms=E.PLATFORMS):
         return types.SimpleNamespace(mlir_module=lambda: text, platforms=platforms)
 
-    ok = 'stablehlo.custom_call @Sharding(%0) : (tensor<2xf32>) -> tensor<2xf32>'
+    ok = "stablehlo.custom_call @Sharding(%0) : (tensor<2xf32>) -> tensor<2xf32>"
     assert E.portability_problems(fake(ok)) == []
-    bad = E.portability_problems(fake('stablehlo.custom_call @xla_ffi_python_cpu_callback(%0) : (tensor<2xf64>)'
-                                      ' -> tensor<2xf64>', ("cpu",)))
+    bad = E.portability_problems(
+        fake("stablehlo.custom_call @xla_ffi_python_cpu_callback(%0) : (tensor<2xf64>) -> tensor<2xf64>", ("cpu",))
+    )
     assert len(bad) == 4 and "xla_ffi_python_cpu_callback" in bad[2], bad
-    assert E.custom_call_targets(fake('%1 = "stablehlo.custom_call"(%0) {call_target_name = "lapack_sgesdd_ffi"}')) \
-        == {"lapack_sgesdd_ffi"}
+    assert E.custom_call_targets(fake('%1 = "stablehlo.custom_call"(%0) {call_target_name = "lapack_sgesdd_ffi"}')) == {
+        "lapack_sgesdd_ffi"
+    }
     with jax.enable_x64(True):  # a real float64 module is caught too
         exp = jax.export.export(jax.jit(lambda x: x * 2), platforms=E.PLATFORMS)(jnp.ones(3, jnp.float64))
     assert any("float64" in p for p in E.portability_problems(exp))

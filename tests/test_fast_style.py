@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dfijax.style import fast as fs
 from dfijax.images import synthetic_painting, synthetic_scene
+from dfijax.style import fast as fs
 from dfijax.vgg import VGG
 
 NET = fs.TransformNet(width=8, blocks=2)
@@ -67,7 +67,11 @@ def test_transform_net_options_shapes_and_output_range(key, output, upsample):
 def test_johnson_layers_on_vgg16_and_vgg19():
     l16, l19 = fs.johnson_loss(16, style_weight=2.0), fs.johnson_loss(19)
     assert (l16.model.depth, l16.content_layer, l16.style_layers, l16.style_weight) == (
-        16, "relu2_2", ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), 2.0)
+        16,
+        "relu2_2",
+        ("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
+        2.0,
+    )
     assert (l19.model.depth, l19.style_layers) == (19, ("relu1_2", "relu2_2", "relu3_4", "relu4_4"))
     with pytest.raises(ValueError, match="depth must be 16 or 19"):
         fs.johnson_loss(11)
@@ -76,8 +80,16 @@ def test_johnson_layers_on_vgg16_and_vgg19():
 def test_training_resumes_exactly_and_restores_the_network(random_vgg, tmp_path):
     style = synthetic_painting(SIZE, SIZE, seed=3)
     a, b = tmp_path / "a", tmp_path / "b"
-    cfg = fs.FastStyleConfig(width=NET.width, blocks=NET.blocks, size=SIZE, batch=2, lr=1e-2,
-                             style_layers=LOSS.style_layers, save_every=3, steps=6)
+    cfg = fs.FastStyleConfig(
+        width=NET.width,
+        blocks=NET.blocks,
+        size=SIZE,
+        batch=2,
+        lr=1e-2,
+        style_layers=LOSS.style_layers,
+        save_every=3,
+        steps=6,
+    )
     assert cfg.loss() == dataclasses.replace(LOSS, model=VGG(depth=19)) and cfg.net() == NET
     full, start = fs.train(cfg, random_vgg.variables, style, batches, a)
     assert start == 0

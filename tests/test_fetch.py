@@ -280,10 +280,17 @@ def test_known_files_table() -> None:
     keras16 = KNOWN_FILES["keras16"]
     assert keras16.url.endswith("/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
     assert (keras16.size, keras16.md5, keras16.source_format, keras16.depth) == (
-        58889256, "6d6bbae143d832006294945121d1f1fc", "keras_h5", 16)
+        58889256,
+        "6d6bbae143d832006294945121d1f1fc",
+        "keras_h5",
+        16,
+    )
     # converted names: VGG-16 files never match the VGG-19 default glob weights/vgg19*.safetensors
     assert (tv16.converted_name, keras16.converted_name, tv.converted_name) == (
-        "vgg16_torchvision.safetensors", "vgg16_keras.safetensors", "vgg19_torchvision.safetensors")
+        "vgg16_torchvision.safetensors",
+        "vgg16_keras.safetensors",
+        "vgg19_torchvision.safetensors",
+    )
 
 
 def test_fetch_known_with_url_override(server: Server, tmp_path: pathlib.Path) -> None:
@@ -325,9 +332,7 @@ def test_existing_corrupt_dest_is_replaced(server: Server, tmp_path: pathlib.Pat
 
 
 def _run_script(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
 def test_script_downloads_with_overrides(server: Server, tmp_path: pathlib.Path) -> None:
@@ -336,8 +341,16 @@ def test_script_downloads_with_overrides(server: Server, tmp_path: pathlib.Path)
     url = server.add(f"/models/{filename}", blob)
     dest = tmp_path / "weights"
     proc = _run_script(
-        "torchvision", "--url", url, "--dest", str(dest), "--no-convert",
-        "--sha256", _sha(blob)[:8], "--size", str(len(blob)),
+        "torchvision",
+        "--url",
+        url,
+        "--dest",
+        str(dest),
+        "--no-convert",
+        "--sha256",
+        _sha(blob)[:8],
+        "--size",
+        str(len(blob)),
     )
     assert proc.returncode == 0, proc.stderr
     assert (dest / filename).read_bytes() == blob
@@ -350,8 +363,16 @@ def test_script_checksum_error_is_one_line(server: Server, tmp_path: pathlib.Pat
     filename = KNOWN_FILES["torchvision"].filename
     url = server.add(f"/models/{filename}", blob)
     proc = _run_script(
-        "torchvision", "--url", url, "--dest", str(tmp_path), "--no-convert",
-        "--sha256", "deadbeef", "--size", str(len(blob)),
+        "torchvision",
+        "--url",
+        url,
+        "--dest",
+        str(tmp_path),
+        "--no-convert",
+        "--sha256",
+        "deadbeef",
+        "--size",
+        str(len(blob)),
     )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
@@ -389,8 +410,9 @@ def test_fetch_then_convert_end_to_end(server: Server, tmp_path: pathlib.Path) -
     torch.save(tr.torchvision_state_dict(net), buf)
     blob = buf.getvalue()
     url = server.add(f"/models/{KNOWN_FILES['torchvision'].filename}", blob)
-    proc = _run_script("torchvision", "--url", url, "--dest", str(tmp_path), "--sha256", _sha(blob)[:8],
-                       "--size", str(len(blob)))
+    proc = _run_script(
+        "torchvision", "--url", url, "--dest", str(tmp_path), "--sha256", _sha(blob)[:8], "--size", str(len(blob))
+    )
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "vgg19_torchvision.safetensors"
     assert f"wrote {out}" in proc.stdout
@@ -427,7 +449,9 @@ def test_fetch_then_convert_vgg16_keras_end_to_end(server: Server, tmp_path: pat
     blob = src.read_bytes()
     url = server.add(f"/vgg16/{KNOWN_FILES['keras16'].filename}", blob)
     dest = tmp_path / "weights"
-    proc = _run_script("keras16", "--url", url, "--dest", str(dest), "--sha256", _sha(blob)[:8], "--size", str(len(blob)))
+    proc = _run_script(
+        "keras16", "--url", url, "--dest", str(dest), "--sha256", _sha(blob)[:8], "--size", str(len(blob))
+    )
     assert proc.returncode == 0, proc.stderr
     out = dest / "vgg16_keras.safetensors"
     assert f"wrote {out}" in proc.stdout and "depth=16" in proc.stdout

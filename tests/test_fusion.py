@@ -31,10 +31,20 @@ from tests.conftest import isolate as _isolated
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY_LOSS = fl.FusionLoss(content_layers=("conv2_1",), style_layers=("conv1_1",))
 TINY = ft.FusionConfig(size=32, width=8, loss=TINY_LOSS)
-TINY_ARGS = ["--size", "32", "--width", "8", "--batch", "8", "--content-layers", "conv2_1",
-             "--style-layers", "conv1_1", "--n-synthetic", "64"]
-
-
+TINY_ARGS = [
+    "--size",
+    "32",
+    "--width",
+    "8",
+    "--batch",
+    "8",
+    "--content-layers",
+    "conv2_1",
+    "--style-layers",
+    "conv1_1",
+    "--n-synthetic",
+    "64",
+]
 
 
 def test_paper_shapes_and_chunk_rule(key):
@@ -42,16 +52,29 @@ def test_paper_shapes_and_chunk_rule(key):
     state = jax.eval_shape(lambda: ft.init_state(cfg))
     enc, gen, disc = cfg.nets()
     x = jax.ShapeDtypeStruct((2, 128, 128, 3), jnp.float32)
-    z = jax.eval_shape(lambda p, s, x: enc.apply({"params": p["E"], "batch_stats": s["E"]}, x, train=False),
-                       state.eg.params, state.eg.batch_stats, x)
+    z = jax.eval_shape(
+        lambda p, s, x: enc.apply({"params": p["E"], "batch_stats": s["E"]}, x, train=False),
+        state.eg.params,
+        state.eg.batch_stats,
+        x,
+    )
     chex.assert_shape(z, (2, 4, 4, 1024))
-    y = jax.eval_shape(lambda p, s, z: gen.apply({"params": p["G"], "batch_stats": s["G"]}, z, train=False),
-                       state.eg.params, state.eg.batch_stats, z)
+    y = jax.eval_shape(
+        lambda p, s, z: gen.apply({"params": p["G"], "batch_stats": s["G"]}, z, train=False),
+        state.eg.params,
+        state.eg.batch_stats,
+        z,
+    )
     chex.assert_shape(y, (2, 128, 128, 3))
     chex.assert_shape(jax.eval_shape(lambda p, x: disc.apply({"params": p}, x, train=False), state.d.params, x), (2,))
     # Table 1: E 64..1024 channels with 4x4 kernels; D has no norm on its first block, then a linear output
     assert [state.eg.params["E"][f"conv{i}"]["kernel"].shape for i in range(5)] == [
-        (4, 4, 3, 64), (4, 4, 64, 128), (4, 4, 128, 256), (4, 4, 256, 512), (4, 4, 512, 1024)]
+        (4, 4, 3, 64),
+        (4, 4, 64, 128),
+        (4, 4, 128, 256),
+        (4, 4, 256, 512),
+        (4, 4, 512, 1024),
+    ]
     assert "norm0" not in state.d.params and state.d.params["out"]["kernel"].shape == (4 * 4 * 1024, 1)
     assert cfg.chunks == (204, 204, 204, 204, 208)
     # the rule: N-1 chunks of floor(C/N), the last takes the rest
@@ -91,7 +114,7 @@ def test_mixing_is_exact_at_the_ends(key):
     assert set(np.unique(lam)) == {0.0, 1.0}
     starts = np.cumsum((0,) + TINY.chunks[:-1])
     for s, n in zip(starts, TINY.chunks):
-        assert np.all(lam[..., s:s + n] == lam[..., s:s + 1])
+        assert np.all(lam[..., s : s + n] == lam[..., s : s + 1])
     ends = np.mean(np.all(lam == 1, axis=(1, 2, 3)) | np.all(lam == 0, axis=(1, 2, 3)))
     assert abs(ends - (0.2 + 0.8 * 2 / 32)) < 0.04
 
@@ -173,7 +196,8 @@ def test_holdout_splits(tmp_path):
     # Kaggle's csv gives the same
     (tmp_path / "k").mkdir()
     (tmp_path / "k" / "list_eval_partition.csv").write_text(
-        "image_id,partition\n" + "".join(f"{n},{p}\n" for n, p in zip(names, parts)))
+        "image_id,partition\n" + "".join(f"{n},{p}\n" for n, p in zip(names, parts))
+    )
     assert celeba.load_celeba_partition(tmp_path / "k") == part
     # the paper's split by file number: 200,000 train, the remaining 2,599 held out
     assert (PAPER_TRAIN_COUNT, PAPER_TEST_COUNT) == (200_000, 2_599) and celeba.PARTITION_COUNTS["test"] == 19_962
@@ -209,9 +233,21 @@ def test_paper_preset_critic_batchnorm_and_clipping(random_vgg, tmp_path):
     cfg = train_fusion.build_config(s)
     clip = 0.01
     assert (cfg.d_norm, cfg.clip, cfg.d_optimizer, cfg.d_lr, cfg.n_critic, cfg.loss.gp_weight, cfg.perceptual) == (
-        "batch", clip, "rmsprop", 5e-5, 5, 0.0, "paper")
-    assert (s["holdout"], s["batch"], cfg.lr, cfg.loss.w_recon, cfg.lambda_values) == ("celeba-test", 100, 1e-3, 30.0,
-                                                                                        "binary")
+        "batch",
+        clip,
+        "rmsprop",
+        5e-5,
+        5,
+        0.0,
+        "paper",
+    )
+    assert (s["holdout"], s["batch"], cfg.lr, cfg.loss.w_recon, cfg.lambda_values) == (
+        "celeba-test",
+        100,
+        1e-3,
+        30.0,
+        "binary",
+    )
     default = presets.resolve(presets.DEFAULT, {})
     assert presets.DEFAULT == "cpu_small"
     assert (default["d_norm"], default["gp"], default["clip"]) == ("layer", 10.0, None)
@@ -246,7 +282,8 @@ def test_paper_preset_critic_batchnorm_and_clipping(random_vgg, tmp_path):
     settings, overrides = train_fusion.resolve(train_fusion.parse(argv))
     assert overrides == sorted(["holdout", "clip", *small]) and settings["clip"] == 0.02
     assert {k: v for k, v in settings.items() if k not in overrides} == {
-        k: v for k, v in presets.PRESETS["paper"].items() if k not in overrides}
+        k: v for k, v in presets.PRESETS["paper"].items() if k not in overrides
+    }
     assert train_fusion.resolve(train_fusion.parse(["--preset", "paper", "--clip", "0"]))[0]["clip"] is None
 
 
@@ -267,8 +304,9 @@ class Killed(Exception):
 
 
 def _params(state):
-    return jax.device_get({"eg": state.eg.params, "stats": state.eg.batch_stats, "d": state.d.params,
-                           "opt": state.d.opt_state})
+    return jax.device_get(
+        {"eg": state.eg.params, "stats": state.eg.batch_stats, "d": state.d.params, "opt": state.d.opt_state}
+    )
 
 
 def test_training_resumes_exactly_and_shards(random_vgg, tmp_path):
@@ -301,8 +339,17 @@ def test_training_resumes_exactly_and_shards(random_vgg, tmp_path):
     # batch). Parameters agree loosely only: Adam divides float-rounding-sized gradients by their own size.
     runs = {}
     for n in (8, 1):
-        runs[n], _ = ft.train(TINY, batches, v, 0, 2, tmp_path / f"c{n}", mesh=training.data_mesh(jax.devices()[:n]),
-                              save_every=100, log_every=1)
+        runs[n], _ = ft.train(
+            TINY,
+            batches,
+            v,
+            0,
+            2,
+            tmp_path / f"c{n}",
+            mesh=training.data_mesh(jax.devices()[:n]),
+            save_every=100,
+            log_every=1,
+        )
     r8, r1 = (training.MetricsLog(tmp_path / f"c{n}" / "metrics.jsonl").records() for n in (8, 1))
     assert len(r8) == len(r1) == 2
     for a, b in zip(r8, r1):
@@ -316,8 +363,23 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
 
     _isolated(monkeypatch, tmp_path)
     out = tmp_path / "run"
-    rc = train_fusion.main(TINY_ARGS + ["--stage1-steps", "60", "--stage2-steps", "2", "--log-every", "5",
-                                        "--sample-every", "30", "--save-every", "30", "--out", str(out)])
+    rc = train_fusion.main(
+        TINY_ARGS
+        + [
+            "--stage1-steps",
+            "60",
+            "--stage2-steps",
+            "2",
+            "--log-every",
+            "5",
+            "--sample-every",
+            "30",
+            "--save-every",
+            "30",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     info = json.loads((out / "train_info.json").read_text())
     assert info["weights_pretrained"] is False and "NOT pretrained" in info["weights"]
@@ -326,7 +388,11 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
     rc = json.loads((out / "run_config.json").read_text())  # the default preset, resolved
     assert rc["preset"] == info["preset"] == "cpu_small" and "size" in rc["overrides"] and "gp" not in rc["overrides"]
     assert (rc["settings"]["d_norm"], rc["settings"]["gp"], rc["settings"]["clip"], rc["settings"]["batch"]) == (
-        "layer", 10.0, None, 8)
+        "layer",
+        10.0,
+        None,
+        8,
+    )
     assert rc["holdout"]["kind"] == "last" and rc["holdout"]["evaluated"][0] == "face000048"
     recs = training.MetricsLog(out / "metrics.jsonl").records()
     l1 = [r["l1"] for r in recs if r["stage"] == 1]
@@ -364,8 +430,13 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
     imgs, lat, feats = figures.fusion_features(cfg, st.eg, random_vgg.variables, a, b, [1, 0, 1, 0, 1])
     chex.assert_shape(imgs, (3, 32, 32, 3))
     chex.assert_shape(lat, (3, 4, 4, 32))
-    assert [feats[k].shape for k in figures.FIG6_LAYERS] == [(3, 32, 32, 64), (3, 16, 16, 128), (3, 8, 8, 256),
-                                                              (3, 4, 4, 512), (3, 2, 2, 512)]
+    assert [feats[k].shape for k in figures.FIG6_LAYERS] == [
+        (3, 32, 32, 64),
+        (3, 16, 16, 128),
+        (3, 8, 8, 256),
+        (3, 4, 4, 512),
+        (3, 2, 2, 512),
+    ]
     np.testing.assert_array_equal(lat[2, ..., :6], lat[0, ..., :6])  # z_1 from A
     np.testing.assert_array_equal(lat[2, ..., 6:12], lat[1, ..., 6:12])  # z_2 from B
 
@@ -373,20 +444,24 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     (tmp_path / "empty").mkdir()
-    cases = [(fuse, ["--ckpt", str(tmp_path / "none")], "no checkpoint folder"),
-             (fuse, ["--ckpt", str(tmp_path / "empty")], "fusion_config.json"),
-             (fuse, ["--ckpt", str(out), "--lambda", "1,0,1"], "needs 5 values"),
-             (fuse, ["--ckpt", str(out), "--lambda", "1,1,1,1,1.5"], "[0, 1]"),
-             (fuse, ["--ckpt", str(out), "--a", str(bad), "--b", str(bad)], "cannot read"),
-             (fuse, ["--ckpt", str(out), "--a", str(bad)], "both --a and --b"),
-             (train_fusion, [*TINY_ARGS[:2], "--width", "16", *TINY_ARGS[4:], "--out", str(out)],
-              "trained with other settings: config.width 8 (now 16)"),
-             (train_fusion, ["--size", "48"], "power of two"),
-             (train_fusion, ["--holdout", "celeba-test"], "list_eval_partition"),
-             (train_fusion, ["--preset", "paper", "--lambda-values", "uniform", "--holdout", "last"],
-              "perceptual 'mean'"),
-             (train_fusion, ["--data", "celeba"], "--data-dir"),
-             (train_fusion, ["--data", "celeba", "--data-dir", str(tmp_path / "nowhere")], "CelebA not found")]
+    cases = [
+        (fuse, ["--ckpt", str(tmp_path / "none")], "no checkpoint folder"),
+        (fuse, ["--ckpt", str(tmp_path / "empty")], "fusion_config.json"),
+        (fuse, ["--ckpt", str(out), "--lambda", "1,0,1"], "needs 5 values"),
+        (fuse, ["--ckpt", str(out), "--lambda", "1,1,1,1,1.5"], "[0, 1]"),
+        (fuse, ["--ckpt", str(out), "--a", str(bad), "--b", str(bad)], "cannot read"),
+        (fuse, ["--ckpt", str(out), "--a", str(bad)], "both --a and --b"),
+        (
+            train_fusion,
+            [*TINY_ARGS[:2], "--width", "16", *TINY_ARGS[4:], "--out", str(out)],
+            "trained with other settings: config.width 8 (now 16)",
+        ),
+        (train_fusion, ["--size", "48"], "power of two"),
+        (train_fusion, ["--holdout", "celeba-test"], "list_eval_partition"),
+        (train_fusion, ["--preset", "paper", "--lambda-values", "uniform", "--holdout", "last"], "perceptual 'mean'"),
+        (train_fusion, ["--data", "celeba"], "--data-dir"),
+        (train_fusion, ["--data", "celeba", "--data-dir", str(tmp_path / "nowhere")], "CelebA not found"),
+    ]
     for mod, args, msg in cases:
         capsys.readouterr()
         extra = ["--out", str(tmp_path / "o")] if mod is train_fusion and "--out" not in args else []
@@ -396,9 +471,13 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
 
 
 def test_fuse_cli_missing_checkpoint_is_one_line(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "experiments.fuse", "--ckpt", str(tmp_path / "nothing")], cwd=ROOT,
-                       capture_output=True, text=True,
-                       env={"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "DFIJAX_JAX_CACHE": str(tmp_path / "c")})
+    p = subprocess.run(
+        [sys.executable, "-m", "experiments.fuse", "--ckpt", str(tmp_path / "nothing")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "DFIJAX_JAX_CACHE": str(tmp_path / "c")},
+    )
     assert p.returncode == 1, p.stderr
     err = [l for l in p.stderr.splitlines() if l.startswith("error: ")]
     assert len(err) == 1 and "no checkpoint folder" in err[0] and "Traceback" not in p.stderr, p.stderr
@@ -412,10 +491,30 @@ def test_train_fusion_survives_sigkill(tmp_path):
     import signal
     import time
 
-    args = [sys.executable, "-m", "experiments.train_fusion", *TINY_ARGS, "--stage1-steps", "120", "--stage2-steps", "0",
-            "--save-every", "20", "--log-every", "20", "--sample-every", "1000"]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT), "XLA_FLAGS": "",
-           "DFIJAX_JAX_CACHE": str(tmp_path / "jaxcache"), "DFIJAX_CACHE": str(tmp_path / "cache")}
+    args = [
+        sys.executable,
+        "-m",
+        "experiments.train_fusion",
+        *TINY_ARGS,
+        "--stage1-steps",
+        "120",
+        "--stage2-steps",
+        "0",
+        "--save-every",
+        "20",
+        "--log-every",
+        "20",
+        "--sample-every",
+        "1000",
+    ]
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": str(ROOT),
+        "XLA_FLAGS": "",
+        "DFIJAX_JAX_CACHE": str(tmp_path / "jaxcache"),
+        "DFIJAX_CACHE": str(tmp_path / "cache"),
+    }
     quiet = dict(cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     straight = subprocess.Popen(args + ["--out", str(tmp_path / "straight")], **quiet)
     killed = tmp_path / "killed"

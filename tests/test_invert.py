@@ -8,7 +8,6 @@ import pytest
 
 from dfijax import invert as I
 from dfijax.losses import psnr
-from dfijax.vgg import VGG19
 from tests.conftest import smooth_images
 
 # A truncated network and tiny images keep CPU tests fast; shared objects share one compilation.
@@ -63,7 +62,9 @@ def test_optax_backend_follows_the_same_trajectory(random_vgg, problem, solved):
 def test_pixel_bounds_are_respected(random_vgg, problem, backend):
     x, targets, _ = problem
     x0 = I.noise_init(jax.random.key(2), x.shape, -0.5, 1.5)  # starts outside the box
-    r = I.invert(LOSS, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=30, backend=backend, bounds=(0.0, 1.0)))
+    r = I.invert(
+        LOSS, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=30, backend=backend, bounds=(0.0, 1.0))
+    )
     assert float(r.images.min()) >= 0.0 and float(r.images.max()) <= 1.0
     h = np.asarray(r.loss_history)
     # Seen: optax (projected L-BFGS) ~1e-4 of the start after 30 iterations; jaxopt's L-BFGS-B 0.003-0.1.
@@ -73,7 +74,7 @@ def test_pixel_bounds_are_respected(random_vgg, problem, backend):
 def test_batched_solve_equals_solving_each_problem_alone(random_vgg, problem, solved):
     _, targets, x0 = problem
     for i in range(3):
-        one = I.invert(LOSS, random_vgg.variables, {k: v[i:i + 1] for k, v in targets.items()}, x0[i:i + 1], CFG)
+        one = I.invert(LOSS, random_vgg.variables, {k: v[i : i + 1] for k, v in targets.items()}, x0[i : i + 1], CFG)
         np.testing.assert_allclose(one.loss_history[0, :10], solved.loss_history[i, :10], rtol=1e-4)
         np.testing.assert_allclose(one.images[0], solved.images[i], atol=2e-3)
 
@@ -85,9 +86,17 @@ def test_one_compilation_per_shape(random_vgg, problem):
         counted = jax.jit(chex.assert_max_traces(impl, n=1), static_argnums=(0, 1))
         arg = x0 if impl is I._solve_batch else I._init_batch_jit(LOSS, cfg, random_vgg.variables, targets, x0)
         counted(LOSS, cfg, random_vgg.variables, targets, arg)
-        counted(LOSS, cfg, random_vgg.variables, jax.tree.map(lambda t: t * 1.1, targets), arg)  # new values: no retrace
+        counted(
+            LOSS, cfg, random_vgg.variables, jax.tree.map(lambda t: t * 1.1, targets), arg
+        )  # new values: no retrace
         with pytest.raises(AssertionError):  # a new shape traces again
-            counted(LOSS, cfg, random_vgg.variables, {k: v[:2] for k, v in targets.items()}, jax.tree.map(lambda a: a[:2], arg))
+            counted(
+                LOSS,
+                cfg,
+                random_vgg.variables,
+                {k: v[:2] for k, v in targets.items()},
+                jax.tree.map(lambda a: a[:2], arg),
+            )
         chex.clear_trace_counter()
     for loop, fn in (("device", I._solve_batch_jit), ("host", I._step_batch_jit)):
         before = fn._cache_size()
@@ -100,8 +109,16 @@ def test_host_and_device_loops_agree(random_vgg, problem):
     _, targets, x0 = problem
     cfg = I.SolverConfig(maxiter=12, ftol=0.3, patience=2)
     seen = []
-    host = I.invert(LOSS, random_vgg.variables, targets, x0, cfg, loop="host",
-                    progress=lambda k, losses: seen.append((k, np.asarray(losses))), check_every=4)
+    host = I.invert(
+        LOSS,
+        random_vgg.variables,
+        targets,
+        x0,
+        cfg,
+        loop="host",
+        progress=lambda k, losses: seen.append((k, np.asarray(losses))),
+        check_every=4,
+    )
     dev = I.invert(LOSS, random_vgg.variables, targets, x0, cfg, loop="device")
     # same algorithm, two compiled programs: rounding differs and L-BFGS amplifies it (seen: 0.7% by it. 10)
     np.testing.assert_allclose(host.loss_history[:, :4], dev.loss_history[:, :4], rtol=1e-4)
@@ -118,24 +135,30 @@ def test_host_and_device_loops_agree(random_vgg, problem):
 def test_early_stop_on_relative_loss_change(random_vgg, problem, solved):
     _, targets, x0 = problem
     ftol, patience = 0.3, 2
-    r = I.invert(LOSS, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=40, ftol=ftol, patience=patience),
-                 check_every=1)
+    r = I.invert(
+        LOSS, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=40, ftol=ftol, patience=patience), check_every=1
+    )
     full = np.asarray(solved.loss_history)  # the same problems run for all 40 iterations
     h, n = np.asarray(r.loss_history), np.asarray(r.num_iters)
     for i in range(3):
         rel = np.abs(np.diff(full[i])) / np.abs(full[i, :-1])  # rel[k-1]: change at iteration k
         small = (rel <= ftol) & (np.arange(1, 41) > 1)
-        expected = next(k for k in range(2, 41) if small[k - patience:k].all())
+        expected = next(k for k in range(2, 41) if small[k - patience : k].all())
         assert n[i] == expected < 40
         np.testing.assert_allclose(h[i, : n[i] + 1], full[i, : n[i] + 1], rtol=1e-5)
-        assert np.all(np.isnan(h[i, n[i] + 1:]))
+        assert np.all(np.isnan(h[i, n[i] + 1 :]))
 
 
 @pytest.mark.parametrize("backend, linesearch", [("optax", "zoom"), ("jaxopt", "backtracking")])
 def test_line_search_variants_decrease_the_loss(random_vgg, problem, backend, linesearch):
     _, targets, x0 = problem
-    r = I.invert(LOSS, random_vgg.variables, {k: v[:1] for k, v in targets.items()}, x0[:1],
-                 I.SolverConfig(maxiter=15, backend=backend, linesearch=linesearch))
+    r = I.invert(
+        LOSS,
+        random_vgg.variables,
+        {k: v[:1] for k, v in targets.items()},
+        x0[:1],
+        I.SolverConfig(maxiter=15, backend=backend, linesearch=linesearch),
+    )
     h = np.asarray(r.loss_history[0])
     assert np.all(np.diff(h) <= 1e-6 * h[0])  # line searches enforce decrease
     assert h[-1] < 0.05 * h[0]
@@ -144,6 +167,7 @@ def test_line_search_variants_decrease_the_loss(random_vgg, problem, backend, li
 def test_tv_term_smooths_the_result(random_vgg, problem):
     _, targets, x0 = problem
     from dfijax.losses import tv_squared
+
     smooth_loss = I.FeatureLoss(taps=LOSS.taps, tv_weight=1e-2)
     a = I.invert(LOSS, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=10))
     b = I.invert(smooth_loss, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=10))
@@ -178,11 +202,17 @@ def test_bad_configuration_and_inputs_get_one_line_errors(random_vgg, problem):
         (lambda: I.FeatureLoss(taps=("relu9_1",)), "unknown VGG-19 tap"),
         (lambda: I.FeatureLoss(taps="relu1_1"), "non-empty tuple"),
         (lambda: I.FeatureLoss(taps=("relu1_1",), layer_weights=(1.0, 2.0)), "2 layer weights"),
-        (lambda: I.invert(I.FeatureLoss(taps=("relu3_1",)), random_vgg.variables, targets, x0, CFG), "targets lack taps"),
+        (
+            lambda: I.invert(I.FeatureLoss(taps=("relu3_1",)), random_vgg.variables, targets, x0, CFG),
+            "targets lack taps",
+        ),
         (lambda: I.invert(LOSS, random_vgg.variables, targets, x0[:2], CFG), "has batch 3 but x0 has 2"),
         (lambda: I.invert(LOSS, random_vgg.variables, targets, x0[0], CFG), r"\[B, H, W, 3\]"),
         (lambda: I.invert(LOSS, random_vgg.variables, targets, x0.at[0, 0, 0, 0].set(jnp.nan), CFG), "NaN"),
-        (lambda: I.invert(LOSS, random_vgg.variables, {**targets, "relu2_1": targets["relu2_1"] * jnp.inf}, x0, CFG), r"targets \['relu2_1'\] contain NaN"),
+        (
+            lambda: I.invert(LOSS, random_vgg.variables, {**targets, "relu2_1": targets["relu2_1"] * jnp.inf}, x0, CFG),
+            r"targets \['relu2_1'\] contain NaN",
+        ),
     ]
     for fn, match in cases:
         with pytest.raises(ValueError, match=match) as e:

@@ -23,8 +23,11 @@ def test_feature_mse_values(key):
     np.testing.assert_allclose(L.feature_mse(f, t, tuple(SHAPES), (2.0, 0.5)), manual_mean, rtol=1e-5)
     manual_sum = sum(0.5 * np.sum((np.asarray(f[l]) - np.asarray(t[l])) ** 2) for l in SHAPES)
     np.testing.assert_allclose(L.feature_mse(f, t, tuple(SHAPES), reduction="sum"), manual_sum, rtol=1e-5)
-    np.testing.assert_allclose(L.feature_mse(f, t, tuple(SHAPES), {"relu4_1": 1.0}),
-                               np.mean((np.asarray(f["relu4_1"]) - np.asarray(t["relu4_1"])) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(
+        L.feature_mse(f, t, tuple(SHAPES), {"relu4_1": 1.0}),
+        np.mean((np.asarray(f["relu4_1"]) - np.asarray(t["relu4_1"])) ** 2),
+        rtol=1e-5,
+    )
     with pytest.raises(ValueError, match="1 layer weights for 2 layers"):
         L.feature_mse(f, t, tuple(SHAPES), (1.0,))
 
@@ -36,7 +39,7 @@ def test_feature_vector_concatenates_and_normalises(key):
     np.testing.assert_array_equal(v[: 8 * 8 * 16], np.asarray(f["relu3_1"]).reshape(-1))
     n = L.feature_vector(f, tuple(SHAPES), normalize=True)
     np.testing.assert_allclose(np.linalg.norm(n[: 8 * 8 * 16]), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(n[8 * 8 * 16:]), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(n[8 * 8 * 16 :]), 1.0, rtol=1e-5)
 
 
 def test_gram_and_style_loss_values(key):
@@ -48,7 +51,9 @@ def test_gram_and_style_loss_values(key):
     np.testing.assert_allclose(L.gram(f, "hwc"), flat.T @ flat / 210, rtol=1e-5)
     np.testing.assert_allclose(g, g.T, rtol=1e-6)
     target = {"a": jnp.eye(7)}
-    np.testing.assert_allclose(L.style_loss({"a": f}, target, ("a",), (3.0,)), 3.0 * np.mean((flat.T @ flat / 30 - np.eye(7)) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(
+        L.style_loss({"a": f}, target, ("a",), (3.0,)), 3.0 * np.mean((flat.T @ flat / 30 - np.eye(7)) ** 2), rtol=1e-5
+    )
     assert L.gatys_style_weights(("a", "b"), {"a": 64, "b": 512}) == [1e3 / 64**2, 1e3 / 512**2]
 
 
@@ -69,21 +74,44 @@ def test_psnr():
     np.testing.assert_allclose(L.psnr(x, x + 0.1), 20.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["feature_mse", "feature_mse_sum", "style", "content", "tv_squared", "tv_beta2", "tv_beta1.5", "feature_vector_norm"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "feature_mse",
+        "feature_mse_sum",
+        "style",
+        "content",
+        "tv_squared",
+        "tv_beta2",
+        "tv_beta1.5",
+        "feature_vector_norm",
+    ],
+)
 def test_gradients_match_finite_differences(key, name):
     f = _feats(key, SHAPES)
     t = _feats(jax.random.fold_in(key, 7), SHAPES)
     img = jax.random.uniform(jax.random.fold_in(key, 3), (6, 7, 3))
     grams = {l: L.gram(t[l]) for l in SHAPES}
     fns = {
-        "feature_mse": (lambda a: L.feature_mse({"relu3_1": a, "relu4_1": f["relu4_1"]}, t, tuple(SHAPES)), f["relu3_1"]),
-        "feature_mse_sum": (lambda a: L.feature_mse({"relu3_1": a, "relu4_1": f["relu4_1"]}, t, tuple(SHAPES), reduction="sum"), f["relu3_1"]),
+        "feature_mse": (
+            lambda a: L.feature_mse({"relu3_1": a, "relu4_1": f["relu4_1"]}, t, tuple(SHAPES)),
+            f["relu3_1"],
+        ),
+        "feature_mse_sum": (
+            lambda a: L.feature_mse({"relu3_1": a, "relu4_1": f["relu4_1"]}, t, tuple(SHAPES), reduction="sum"),
+            f["relu3_1"],
+        ),
         "style": (lambda a: L.style_loss({"relu3_1": a}, grams, ("relu3_1",)), f["relu3_1"]),
         "content": (lambda a: L.content_loss({"c": a}, {"c": t["relu3_1"]}, "c"), f["relu3_1"]),
         "tv_squared": (L.tv_squared, img),
         "tv_beta2": (lambda x: L.tv_beta(x, 2.0, scale=1.0), img),
         "tv_beta1.5": (lambda x: L.tv_beta(x, 1.5, scale=1.0), img),
-        "feature_vector_norm": (lambda a: jnp.sum(L.feature_vector({"relu3_1": a}, ("relu3_1",), normalize=True) * t["relu3_1"].reshape(-1)), f["relu3_1"]),
+        "feature_vector_norm": (
+            lambda a: jnp.sum(
+                L.feature_vector({"relu3_1": a}, ("relu3_1",), normalize=True) * t["relu3_1"].reshape(-1)
+            ),
+            f["relu3_1"],
+        ),
     }
     fn, arg = fns[name]
     check_grads(fn, (arg,), order=1, modes=["rev"], eps=1e-3, atol=2e-2, rtol=2e-2)

@@ -22,16 +22,48 @@ from dfijax.fusion import train as ft
 from dfijax.fusion.data import ShardedLoader
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ARGS = ["--size", "32", "--width", "8", "--batch", "8", "--content-layers", "conv2_1", "--style-layers", "conv1_1",
-        "--n-synthetic", "64", "--stage1-steps", "1", "--stage2-steps", "3", "--save-every", "2", "--log-every", "1",
-        "--sample-every", "1000"]
+ARGS = [
+    "--size",
+    "32",
+    "--width",
+    "8",
+    "--batch",
+    "8",
+    "--content-layers",
+    "conv2_1",
+    "--style-layers",
+    "conv1_1",
+    "--n-synthetic",
+    "64",
+    "--stage1-steps",
+    "1",
+    "--stage2-steps",
+    "3",
+    "--save-every",
+    "2",
+    "--log-every",
+    "1",
+    "--sample-every",
+    "1000",
+]
 STEPS = 4  # 1 autoencoder + 3 GAN steps; checkpoints at 1 (end of stage 1), 2 and 4
 
 
 def _loaders(count: int, **kw) -> list[ShardedLoader]:
     data = synthetic_faces(40, 0)
-    return [ShardedLoader(data, 32, 8, seed=1, indices=np.arange(30), threads=2,
-                          shard_options=grain.ShardOptions(p, count, drop_remainder=True), **kw) for p in range(count)]
+    return [
+        ShardedLoader(
+            data,
+            32,
+            8,
+            seed=1,
+            indices=np.arange(30),
+            threads=2,
+            shard_options=grain.ShardOptions(p, count, drop_remainder=True),
+            **kw,
+        )
+        for p in range(count)
+    ]
 
 
 def _global_batches(loaders: list[ShardedLoader], steps: int, start: int = 0) -> np.ndarray:
@@ -73,7 +105,8 @@ def test_checkpointer_saves_the_data_position(tmp_path):
             next(it)
             ck.maybe_save(s, {"w": state["w"] + s}, data=it, final=s == 3)
     assert sorted(p.name for p in (tmp_path / "ck" / "3" / training.DATA).iterdir() if p.suffix == ".json") == [
-        "process_0-of-1.json"]
+        "process_0-of-1.json"
+    ]
     ck = training.Checkpointer(tmp_path / "ck")
     fresh = iter(_loaders(1)[0])
     restored, step = ck.restore_or(state, data=fresh)
@@ -87,8 +120,9 @@ def test_checkpointer_saves_the_data_position(tmp_path):
         ck.restore_or(state, data=iter(loader))
     other = iter(_loaders(1)[0])
     seen = []
-    _, step = ck.restore_or(state, data=other,
-                            reposition=lambda s: seen.append(s) or other.set_state(loader.state_at(s)))
+    _, step = ck.restore_or(
+        state, data=other, reposition=lambda s: seen.append(s) or other.set_state(loader.state_at(s))
+    )
     assert step == 3 and seen == [3]
     np.testing.assert_array_equal(next(other)["id"], loader.global_ids(3))
     ck.close()
@@ -116,17 +150,29 @@ def _free_port() -> int:
 def _start(out: pathlib.Path, cache: pathlib.Path, processes: int, *extra: str) -> list[subprocess.Popen]:
     """experiments.train_fusion as `processes` CPU processes of 8 / processes devices each."""
     env = {k: v for k, v in os.environ.items() if k != "DFIJAX_WEIGHTS"}
-    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={8 // processes}",
-               PYTHONPATH=str(ROOT), DFIJAX_CACHE=str(cache), DFIJAX_JAX_CACHE=str(cache / "jax"))
+    env.update(
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={8 // processes}",
+        PYTHONPATH=str(ROOT),
+        DFIJAX_CACHE=str(cache),
+        DFIJAX_JAX_CACHE=str(cache / "jax"),
+    )
     dist = ["--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", str(processes)] if processes > 1 else []
     procs = []
     try:
         for i in range(processes):
             ident = ["--process-id", str(i)] if processes > 1 else []
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "experiments.train_fusion", *ARGS, "--out", str(out), *extra, *dist, *ident],
-                cwd=cache, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "experiments.train_fusion", *ARGS, "--out", str(out), *extra, *dist, *ident],
+                    cwd=cache,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+            )
     except BaseException:
         _kill(procs)
         raise
@@ -175,8 +221,14 @@ def runs(tmp_path_factory):
 def _state(folder: pathlib.Path):
     cfg, state, step = ft.restore(folder)
     assert step == STEPS and int(state.step) == STEPS and int(state.stage) == 2
-    return cfg, jax.device_get({"eg": state.eg.params, "stats": state.eg.batch_stats, "d": state.d.params,
-                                "opt": (state.eg.opt_state, state.d.opt_state)})
+    return cfg, jax.device_get(
+        {
+            "eg": state.eg.params,
+            "stats": state.eg.batch_stats,
+            "d": state.d.params,
+            "opt": (state.eg.opt_state, state.d.opt_state),
+        }
+    )
 
 
 @pytest.mark.slow
@@ -200,7 +252,9 @@ def test_two_processes_train_as_one(runs):
             np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=k)
     # every process saved its data position in the same checkpoints
     assert sorted(p.name for p in (base / "two" / str(STEPS) / training.DATA).glob("*.json")) == [
-        "process_0-of-2.json", "process_1-of-2.json"]
+        "process_0-of-2.json",
+        "process_1-of-2.json",
+    ]
     # The same partitioned program on 8 devices either way; only the cross-process all-reduce (gloo)
     # adds the 8 partial gradients in another order than the in-process one, a float32 rounding
     # difference (~1e-7 relative) that Adam's first steps, which divide a gradient by its own size, can
@@ -232,6 +286,12 @@ def test_stop_and_resume_on_two_processes(runs):
     # the restored data position is each process's grain state after 2 (then 4) global batches
     for p in range(2):
         saved = (base / "resumed" / str(STEPS) / training.DATA / f"process_{p}-of-2.json").read_text()
-        want = ShardedLoader(synthetic_faces(64, 0), 32, 8, seed=0, indices=np.arange(48),
-                             shard_options=grain.ShardOptions(p, 2, drop_remainder=True)).state_at(STEPS)
+        want = ShardedLoader(
+            synthetic_faces(64, 0),
+            32,
+            8,
+            seed=0,
+            indices=np.arange(48),
+            shard_options=grain.ShardOptions(p, 2, drop_remainder=True),
+        ).state_at(STEPS)
         assert json.loads(saved) == json.loads(want)

@@ -20,7 +20,9 @@ def test_colab_notebook_runs_on_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "")
     monkeypatch.setenv("DFIJAX_NOTEBOOK_OUT", str(tmp_path / "sweep"))
     nb = nbformat.read(ROOT / "notebooks" / "alpha_sweep_colab.ipynb", as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the grid is shown
@@ -32,11 +34,19 @@ def _execute(name, tmp_path, monkeypatch, out_env):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    for k, v in {"DFIJAX_NOTEBOOK_SMALL": "1", "JAX_PLATFORMS": "cpu", "DFIJAX_CACHE": str(tmp_path / "cache"),
-                 "DFIJAX_JAX_CACHE": str(tmp_path / "jaxcache"), "XLA_FLAGS": "", "DFIJAX_NOTEBOOK_OUT": out_env}.items():
+    for k, v in {
+        "DFIJAX_NOTEBOOK_SMALL": "1",
+        "JAX_PLATFORMS": "cpu",
+        "DFIJAX_CACHE": str(tmp_path / "cache"),
+        "DFIJAX_JAX_CACHE": str(tmp_path / "jaxcache"),
+        "XLA_FLAGS": "",
+        "DFIJAX_NOTEBOOK_OUT": out_env,
+    }.items():
         monkeypatch.setenv(k, v)
     nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
 
 

@@ -2,9 +2,9 @@
 default-like config are not degenerate and, where the method keeps the content, keep its structure."""
 
 import importlib
+import pathlib
 import subprocess
 import sys
-import pathlib
 
 import numpy as np
 import pytest
@@ -13,8 +13,19 @@ from tests.conftest import isolate
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-EXPERIMENTS = ["alpha_sweep", "invert_features", "style_transfer", "stylize", "video_style", "train_fast_style",
-               "train_fusion", "fuse", "train_dtn", "train_dtn_faces", "dfi_dataset"]
+EXPERIMENTS = [
+    "alpha_sweep",
+    "invert_features",
+    "style_transfer",
+    "stylize",
+    "video_style",
+    "train_fast_style",
+    "train_fusion",
+    "fuse",
+    "train_dtn",
+    "train_dtn_faces",
+    "dfi_dataset",
+]
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -46,9 +57,13 @@ def test_out_that_is_a_file_is_one_line_error(name, where, tmp_path, monkeypatch
 def test_out_that_is_a_file_from_the_command_line(tmp_path):
     f = tmp_path / "x.png"
     f.write_text("a file")
-    p = subprocess.run([sys.executable, "-m", "experiments.train_fast_style", "--out", str(f)], cwd=ROOT,
-                       capture_output=True, text=True,
-                       env={"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "DFIJAX_JAX_CACHE": str(tmp_path / "c")})
+    p = subprocess.run(
+        [sys.executable, "-m", "experiments.train_fast_style", "--out", str(f)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "DFIJAX_JAX_CACHE": str(tmp_path / "c")},
+    )
     assert p.returncode == 1, p.stderr
     assert p.stderr.strip() == f"error: --out {f} is a file; give a folder", p.stderr
 
@@ -158,8 +173,30 @@ def test_alpha_sweep_pictures(tmp_path, monkeypatch):
 
     isolate(monkeypatch, tmp_path)
     out = tmp_path / "a"
-    assert alpha_sweep.main(["--n-synthetic", "120", "--k", "8", "--inputs", "2", "--alphas", "0.2", "--iters", "6",
-                             "--size", "32", "--batch", "8", "--no-probe", "--out", str(out)]) == 0
+    assert (
+        alpha_sweep.main(
+            [
+                "--n-synthetic",
+                "120",
+                "--k",
+                "8",
+                "--inputs",
+                "2",
+                "--alphas",
+                "0.2",
+                "--iters",
+                "6",
+                "--size",
+                "32",
+                "--batch",
+                "8",
+                "--no-probe",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     edited = P.load_all([out / "img0_a0.2.png", out / "img1_a0.2.png"])
     inputs = [row[0] for row in P.grid_cells(P.load_png(out / "grid.png"), 32, 32, 2, 2, top=14)]
     P.assert_not_degenerate(edited + inputs, min_std=0.1)  # seen: std 0.21, 0.22
@@ -173,8 +210,10 @@ def test_video_style_pictures(tmp_path, monkeypatch):
 
     isolate(monkeypatch, tmp_path)
     out = tmp_path / "v"
-    assert video_style.main(["--size", "40", "--frames", "3", "--iters-first", "10", "--iters", "5",
-                             "--out", str(out)]) == 0
+    assert (
+        video_style.main(["--size", "40", "--frames", "3", "--iters-first", "10", "--iters", "5", "--out", str(out)])
+        == 0
+    )
     frames = list(vid.synthetic_clip(3, 40, 40, seed=0))
     for kind in ("temporal", "per_frame"):  # seen: temporal 0.70, 0.51, 0.51; per-frame 0.70, 0.89, 0.54
         styled = P.load_all(P.pngs(out / "frames", f"{kind}_*.png"))
@@ -190,8 +229,12 @@ def test_fast_style_pictures(tmp_path, monkeypatch):
 
     isolate(monkeypatch, tmp_path)
     ck = tmp_path / "fs"
-    assert train_fast_style.main(["--size", "32", "--batch", "2", "--width", "8", "--steps", "30",
-                                  "--save-every", "30", "--out", str(ck)]) == 0
+    assert (
+        train_fast_style.main(
+            ["--size", "32", "--batch", "2", "--width", "8", "--steps", "30", "--save-every", "30", "--out", str(ck)]
+        )
+        == 0
+    )
     rows = P.grid_cells(P.load_png(ck / "samples.png"), 32, 32, 2, 2)
     P.assert_not_degenerate(rows[0] + rows[1], min_std=0.1)  # seen: styled std 0.19-0.22
     P.assert_input_dependent(rows[1], 0.05, "sample")
@@ -211,10 +254,37 @@ def test_fusion_pictures(tmp_path, monkeypatch):
 
     isolate(monkeypatch, tmp_path)
     ck = tmp_path / "run"
-    assert train_fusion.main(["--size", "32", "--width", "8", "--batch", "8", "--content-layers", "conv2_1",
-                              "--style-layers", "conv1_1", "--n-synthetic", "64", "--stage1-steps", "60",
-                              "--stage2-steps", "2", "--log-every", "5", "--sample-every", "1000",
-                              "--save-every", "1000", "--out", str(ck)]) == 0
+    assert (
+        train_fusion.main(
+            [
+                "--size",
+                "32",
+                "--width",
+                "8",
+                "--batch",
+                "8",
+                "--content-layers",
+                "conv2_1",
+                "--style-layers",
+                "conv1_1",
+                "--n-synthetic",
+                "64",
+                "--stage1-steps",
+                "60",
+                "--stage2-steps",
+                "2",
+                "--log-every",
+                "5",
+                "--sample-every",
+                "1000",
+                "--save-every",
+                "1000",
+                "--out",
+                str(ck),
+            ]
+        )
+        == 0
+    )
     P.assert_not_degenerate(P.load_png(ck / "samples.png"), min_std=0.1)
     out = tmp_path / "fused"
     assert fuse.main(["--ckpt", str(ck), "--out", str(out)]) == 0
@@ -235,10 +305,42 @@ def test_train_dtn_pictures(tmp_path, monkeypatch):
 
     isolate(monkeypatch, tmp_path)
     out = tmp_path / "dtn"
-    assert train_dtn.main(["--n-source", "512", "--n-test", "24", "--steps", "600", "--no-ablations", "--batch", "16",
-                           "--width", "8", "--d-width", "8", "--f-width", "8", "--feat-dim", "16", "--f-steps", "300",
-                           "--clf-steps", "4", "--clf-batch", "16", "--save-every", "1000", "--lr", "1e-3",
-                           "--out", str(out)]) == 0
+    assert (
+        train_dtn.main(
+            [
+                "--n-source",
+                "512",
+                "--n-test",
+                "24",
+                "--steps",
+                "600",
+                "--no-ablations",
+                "--batch",
+                "16",
+                "--width",
+                "8",
+                "--d-width",
+                "8",
+                "--f-width",
+                "8",
+                "--feat-dim",
+                "16",
+                "--f-steps",
+                "300",
+                "--clf-steps",
+                "4",
+                "--clf-batch",
+                "16",
+                "--save-every",
+                "1000",
+                "--lr",
+                "1e-3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     src, g_src, tgt, g_tgt = P.grid_cells(P.load_png(out / "samples_dtn.png"), 32, 32, 4, 12, top=14)
     P.assert_not_degenerate(src + g_src + tgt + g_tgt, min_std=0.1)  # seen: G std 0.25-0.29
     P.assert_input_dependent(g_src, 0.04, "G(source)")  # seen: 0.082
@@ -255,10 +357,41 @@ def test_train_dtn_faces_pictures(tmp_path, monkeypatch):
 
     isolate(monkeypatch, tmp_path)
     out = tmp_path / "faces"
-    assert train_dtn_faces.main(["--n-train", "16", "--n-test", "8", "--n-target", "16", "--taps", "relu2_1",
-                                 "--calib", "8", "--size", "32", "--steps", "3", "--batch", "8", "--lr", "1e-3",
-                                 "--width", "8", "--d-width", "8", "--save-every", "2", "--log-every", "1",
-                                 "--out", str(out)]) == 0
+    assert (
+        train_dtn_faces.main(
+            [
+                "--n-train",
+                "16",
+                "--n-test",
+                "8",
+                "--n-target",
+                "16",
+                "--taps",
+                "relu2_1",
+                "--calib",
+                "8",
+                "--size",
+                "32",
+                "--steps",
+                "3",
+                "--batch",
+                "8",
+                "--lr",
+                "1e-3",
+                "--width",
+                "8",
+                "--d-width",
+                "8",
+                "--save-every",
+                "2",
+                "--log-every",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     src, g_src, tgt, g_tgt = P.grid_cells(P.load_png(out / "samples.png"), 64, 64, 4, 8)
     P.assert_not_degenerate(src + g_src + tgt + g_tgt, min_std=0.05)
     P.assert_input_dependent(src, 0.05, "source face")

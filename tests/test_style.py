@@ -1,12 +1,11 @@
 import chex
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dfijax import invert as I
 from dfijax import losses, style
 from dfijax.style import color
-from dfijax import invert as I
 from dfijax.vgg import VGG19
 from tests.conftest import smooth_images
 
@@ -18,8 +17,9 @@ def test_gatys_defaults():
     assert loss.model.pooling == "avg" and loss.content_layers == ("relu4_2",)
     assert loss.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     np.testing.assert_allclose(loss.weights, [1e3 / n**2 for n in (64, 128, 256, 512, 512)])
-    assert loss.target_names() == (("content/relu4_2",) + tuple(f"gram/{t}" for t in loss.style_layers)
-                                   + ("style_scale",))
+    assert loss.target_names() == (
+        ("content/relu4_2",) + tuple(f"gram/{t}" for t in loss.style_layers) + ("style_scale",)
+    )
     with pytest.raises(ValueError, match="1 style weights for 2"):
         style.StyleLoss(style_layers=("relu1_1", "relu2_1"), style_weights=(1.0,))
 
@@ -38,8 +38,10 @@ def test_targets_blend_and_loss_value(random_vgg):
     parts = SMALL.parts(c[0], random_vgg.variables, one)
     assert float(parts["content"]) == pytest.approx(0.0, abs=1e-10)
     f = VGG19(pooling="avg").apply(random_vgg.variables, c[:1], taps=("relu1_1", "relu2_1"))
-    manual = sum(w * np.mean((np.asarray(losses.gram(f[l][0])) - np.asarray(one[f"gram/{l}"])) ** 2)
-                 for l, w in zip(SMALL.style_layers, SMALL.weights))
+    manual = sum(
+        w * np.mean((np.asarray(losses.gram(f[l][0])) - np.asarray(one[f"gram/{l}"])) ** 2)
+        for l, w in zip(SMALL.style_layers, SMALL.weights)
+    )
     np.testing.assert_allclose(parts["style"], manual, rtol=1e-4)
     with pytest.raises(ValueError, match="non-negative"):
         style.style_grams(SMALL, random_vgg.variables, [s1], [-1.0])
@@ -72,15 +74,18 @@ def test_style_problems_contents_x_styles_x_scales_in_one_call(random_vgg):
     assert index == [(i, j, k) for i in range(2) for j in range(2) for k in range(2)]
     chex.assert_shape(t["gram/relu2_1"], (8, 128, 128))
     np.testing.assert_allclose(t["style_scale"], [1, 10] * 4)
-    np.testing.assert_allclose(t["gram/relu1_1"][2], style.style_grams(SMALL, random_vgg.variables, [s2])["relu1_1"],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        t["gram/relu1_1"][2], style.style_grams(SMALL, random_vgg.variables, [s2])["relu1_1"], rtol=1e-5
+    )
     x0 = c[jnp.array([i for i, _, _ in index])]
     cfg = I.SolverConfig(maxiter=6)
     r = I.invert(SMALL, random_vgg.variables, t, x0, cfg)
     solo = I.invert(SMALL, random_vgg.variables, {k: v[5:6] for k, v in t.items()}, x0[5:6], cfg)
     np.testing.assert_allclose(r.images[5], solo.images[0], atol=2e-4)
-    raw = lambda p: float(SMALL.parts(r.images[p], random_vgg.variables, {k: v[p] for k, v in t.items()})["style"]) \
+    raw = lambda p: (
+        float(SMALL.parts(r.images[p], random_vgg.variables, {k: v[p] for k, v in t.items()})["style"])
         / float(t["style_scale"][p])
+    )
     assert raw(1) < raw(0) and raw(7) < raw(6)
     with pytest.raises(ValueError, match="positive"):
         style.style_problems(SMALL, random_vgg.variables, c, sets, (0.0,))
@@ -113,8 +118,12 @@ def test_yiq_and_luminance_transfer():
 @pytest.mark.parametrize("mode", ["chol", "pca", "sym"])
 def test_colour_histogram_matching_matches_mean_and_covariance(mode):
     rng = np.random.default_rng(1)
-    src = jnp.asarray(rng.uniform(0, 1, (20, 20, 3)) @ np.array([[1, 0.3, 0], [0, 0.5, 0.2], [0.1, 0, 0.8]]), jnp.float32)
-    tgt = jnp.asarray(rng.normal(0.5, 0.1, (16, 24, 3)) @ np.array([[1, 0.5, 0.2], [0, 1, 0.4], [0, 0, 1]]), jnp.float32)
+    src = jnp.asarray(
+        rng.uniform(0, 1, (20, 20, 3)) @ np.array([[1, 0.3, 0], [0, 0.5, 0.2], [0.1, 0, 0.8]]), jnp.float32
+    )
+    tgt = jnp.asarray(
+        rng.normal(0.5, 0.1, (16, 24, 3)) @ np.array([[1, 0.5, 0.2], [0, 1, 0.4], [0, 0, 1]]), jnp.float32
+    )
     out = color.match_color_histogram(src, tgt, mode)
     chex.assert_shape(out, src.shape)
     o, t = np.asarray(out).reshape(-1, 3), np.asarray(tgt).reshape(-1, 3)
@@ -128,7 +137,12 @@ def test_neural_style_loss_equals_hand_computed_numpy(random_vgg):
     """jcjohnson/neural-style: 5·mean((F−P)²) + Σ_l 100·mean((FᵀF/(C·h·w) − SᵀS/(C·h'·w'))²)
     + 1e-3·½·Σ(Δx² + Δy²) on 0-255, max pooling, content relu4_2, style relu1_1…relu5_1."""
     loss = style.style_loss_preset("neural-style")
-    assert (loss.normalize, loss.model.pooling, loss.content_weight, loss.tv_weight) == ("neural-style", "max", 5.0, 1e-3)
+    assert (loss.normalize, loss.model.pooling, loss.content_weight, loss.tv_weight) == (
+        "neural-style",
+        "max",
+        5.0,
+        1e-3,
+    )
     assert loss.weights == (100.0,) * 5 and loss.content_layers == ("relu4_2",)
     assert loss.style_layers == style.GATYS_STYLE_LAYERS
     c = smooth_images(1, 32, 40, seed=7)[0]
@@ -138,8 +152,10 @@ def test_neural_style_loss_equals_hand_computed_numpy(random_vgg):
     value = float(loss(jnp.asarray(x), random_vgg.variables, {k: v[0] for k, v in t.items()}))
 
     taps = loss.taps
-    feats = lambda im: {k: np.asarray(v[0], np.float64)
-                        for k, v in VGG19(pooling="max").apply(random_vgg.variables, jnp.asarray(im)[None], taps=taps).items()}
+    feats = lambda im: {
+        k: np.asarray(v[0], np.float64)
+        for k, v in VGG19(pooling="max").apply(random_vgg.variables, jnp.asarray(im)[None], taps=taps).items()
+    }
     fx, fc, fs = feats(x), feats(c), feats(s)
 
     def gram(f):
@@ -201,8 +217,12 @@ def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
     assert paper.loss() == style.StyleLoss() and paper.init == "content"
     ns = st.config_from(st.parse(["--preset", "neural-style", "--tv", "0", "--iters", "50"]))
     assert ns.stages == ((512, 50),) and ns.init == "noise"
-    assert (ns.loss().normalize, ns.loss().content_weight, ns.loss().tv_weight, ns.loss().model.pooling) == \
-        ("neural-style", 5.0, 0.0, "max")
+    assert (ns.loss().normalize, ns.loss().content_weight, ns.loss().tv_weight, ns.loss().model.pooling) == (
+        "neural-style",
+        5.0,
+        0.0,
+        "max",
+    )
     assert st.config_from(st.parse([])).stages == ((96, 100),)
     with pytest.raises(ValueError, match="--stages or --size"):
         st.config_from(st.parse(["--stages", "32:2", "--size", "40"]))
@@ -215,8 +235,22 @@ def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
     save_image(tmp_path / "wide.png", synthetic_scene(40, 60, seed=1))
     save_image(tmp_path / "square.png", synthetic_scene(50, 50, seed=2))
     out = tmp_path / "o"
-    assert st.main(["--content", str(tmp_path / "wide.png"), str(tmp_path / "square.png"), "--stages", "32:3",
-                    "--normalize", "neural-style", "--out", str(out)]) == 0
+    assert (
+        st.main(
+            [
+                "--content",
+                str(tmp_path / "wide.png"),
+                str(tmp_path / "square.png"),
+                "--stages",
+                "32:3",
+                "--normalize",
+                "neural-style",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert np.asarray(Image.open(out / "content0_painting_x1.png")).shape == (32, 48, 3)
     assert np.asarray(Image.open(out / "content1_painting_x1.png")).shape == (32, 32, 3)
     res = json.loads((out / "results.json").read_text())
@@ -231,11 +265,26 @@ def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
     assert np.asarray(Image.open(out / "grid.png")).shape[0] > 32  # cells of both shapes in one grid
     # --config repeats the run: the same resolved config, the same pictures (same shapes: no new compile)
     again = tmp_path / "again"
-    assert st.main(["--content", str(tmp_path / "wide.png"), str(tmp_path / "square.png"),
-                    "--config", str(out / "config.json"), "--out", str(again)]) == 0
+    assert (
+        st.main(
+            [
+                "--content",
+                str(tmp_path / "wide.png"),
+                str(tmp_path / "square.png"),
+                "--config",
+                str(out / "config.json"),
+                "--out",
+                str(again),
+            ]
+        )
+        == 0
+    )
     assert (again / "config.json").read_text() == (out / "config.json").read_text()
-    np.testing.assert_allclose(np.asarray(Image.open(again / "content0_painting_x1.png"), np.float32),
-                               np.asarray(Image.open(out / "content0_painting_x1.png"), np.float32), atol=1)
+    np.testing.assert_allclose(
+        np.asarray(Image.open(again / "content0_painting_x1.png"), np.float32),
+        np.asarray(Image.open(out / "content0_painting_x1.png"), np.float32),
+        atol=1,
+    )
     assert json.loads((again / "results.json").read_text())["config"] == cfg
     # a flag given with --config overrides it; an unknown saved setting is a one-line error
     assert st.config_from(st.parse(["--config", str(out / "config.json"), "--iters", "5"])).stages == ((32, 5),)

@@ -68,11 +68,13 @@ def _tb_events(folder):
         data = f.read_bytes()
         i = 0
         while i < len(data):
-            (n,) = struct.unpack("<Q", data[i:i + 8])
-            ev = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            (n,) = struct.unpack("<Q", data[i : i + 8])
+            ev = event_pb2.Event.FromString(data[i + 12 : i + 12 + n])
             i += 12 + n + 4
             for v in ev.summary.value:
-                out.append((v.tag, ev.step, v.simple_value if v.HasField("simple_value") else (v.image.height, v.image.width)))
+                out.append(
+                    (v.tag, ev.step, v.simple_value if v.HasField("simple_value") else (v.image.height, v.image.width))
+                )
     return out
 
 
@@ -115,7 +117,7 @@ def _step(state, batch, rng):
     """A pure step whose result depends on the batch, the rng and the order of the steps."""
     noise = jax.random.normal(rng, state["w"].shape)
     w = 0.9 * state["w"] + batch + 0.1 * noise
-    return {"w": w, "step": state["step"] + 1}, {"loss": jnp.sum(w ** 2), "first": w[0]}
+    return {"w": w, "step": state["step"] + 1}, {"loss": jnp.sum(w**2), "first": w[0]}
 
 
 def _batches(i: int) -> np.ndarray:
@@ -150,13 +152,24 @@ def test_fit_resumes_exactly_and_schedules_logs_saves_and_hooks(tmp_path):
     log = training.MetricsLog(tmp_path / "run" / "metrics.jsonl", tensorboard=False)
     with training.Checkpointer(tmp_path / "run", save_every=3, config=Cfg()) as ck:
         with pytest.raises(Stop):
-            training.fit(_step, _template(Cfg()), _batches, 7, ck, rng=rng, log=log, log_every=2,
-                         hooks=[(3, sample), (1, stop)])
+            training.fit(
+                _step, _template(Cfg()), _batches, 7, ck, rng=rng, log=log, log_every=2, hooks=[(3, sample), (1, stop)]
+            )
         assert sorted(ck.manager.all_steps()) == [3]  # step 4 was no save step, 5 never finished
     assert seen == [(3, 3, False)]
     with training.Checkpointer(tmp_path / "run", save_every=3, config=Cfg()) as ck:
-        resumed, recs = training.fit(_step, _template(Cfg()), _batches, 7, ck, rng=rng, log=log, log_every=2,
-                                     hooks=[(3, sample)], progress=lambda s, r: progress.append((s, r is not None)))
+        resumed, recs = training.fit(
+            _step,
+            _template(Cfg()),
+            _batches,
+            7,
+            ck,
+            rng=rng,
+            log=log,
+            log_every=2,
+            hooks=[(3, sample)],
+            progress=lambda s, r: progress.append((s, r is not None)),
+        )
         assert sorted(ck.manager.all_steps()) == [3, 6, 7]
     chex.assert_trees_all_equal(resumed, full)  # the same batches and rngs as the uninterrupted run
     assert seen == [(3, 3, False), (6, 6, True), (7, 7, True)]
@@ -187,8 +200,11 @@ def test_config_is_saved_checked_on_resume_and_restored(tmp_path):
     with pytest.raises(training.CheckpointMismatch) as e:
         training.Checkpointer(d, config=Cfg(width=4, inner=Inner(depth=3)))
     msg = str(e.value)
-    assert "\n" not in msg and "other settings: width 3 (now 4), layers ['x', 'y', 'z'] (now ['a', 'b']), " \
-                               "inner.depth 2 (now 3)" in msg and "steps" not in msg
+    assert (
+        "\n" not in msg
+        and "other settings: width 3 (now 4), layers ['x', 'y', 'z'] (now ['a', 'b']), inner.depth 2 (now 3)" in msg
+        and "steps" not in msg
+    )
     cfg, state = training.restore(d, Cfg, template=_template)
     assert cfg == Cfg(layers=("x", "y", "z"), steps=50, inner=Inner(every=1))
     chex.assert_trees_all_equal(state, {"w": jnp.arange(3.0), "step": jnp.array(2, jnp.int32)})
@@ -197,8 +213,11 @@ def test_config_is_saved_checked_on_resume_and_restored(tmp_path):
     (tmp_path / "empty").mkdir()
     with training.Checkpointer(tmp_path / "nockpt", config=Cfg()):
         pass
-    for folder, msg in [(tmp_path / "none", "no checkpoint folder"), (tmp_path / "empty", "config.json not found"),
-                        (tmp_path / "nockpt", "holds no checkpoint")]:
+    for folder, msg in [
+        (tmp_path / "none", "no checkpoint folder"),
+        (tmp_path / "empty", "config.json not found"),
+        (tmp_path / "nockpt", "holds no checkpoint"),
+    ]:
         with pytest.raises(FileNotFoundError, match=msg):
             training.restore(folder, Cfg, _template)
     with pytest.raises(training.CheckpointMismatch, match="does not fit the state"):

@@ -24,7 +24,10 @@ def test_every_tap_has_the_expected_shape(random_vgg, hw):
 
 def test_computes_nothing_past_the_deepest_tap(random_vgg):
     # Only conv1_1's weights given: asking for relu1_1 must work, pool1 (needs conv1_2) must not.
-    v = {"params": {"conv1_1": random_vgg.variables["params"]["conv1_1"]}, "preprocess": random_vgg.variables["preprocess"]}
+    v = {
+        "params": {"conv1_1": random_vgg.variables["params"]["conv1_1"]},
+        "preprocess": random_vgg.variables["preprocess"],
+    }
     x = jnp.asarray(smooth_images(1, 32, 32))
     out = VGG19().apply(v, x, taps=("relu1_1",))
     chex.assert_shape(out["relu1_1"], (1, 32, 32, 64))
@@ -62,9 +65,13 @@ def test_preprocessing_comes_from_the_variables(random_vgg):
     # caffe: BGR, 0-255, minus the BGR mean
     c = preprocess_constants("caffe")
     pix = np.array([0.2, 0.5, 0.9], np.float32)
-    np.testing.assert_allclose(c["matrix"] @ pix + c["offset"], [0.9 * 255 - 103.939, 0.5 * 255 - 116.779, 0.2 * 255 - 123.68], rtol=1e-6)
+    np.testing.assert_allclose(
+        c["matrix"] @ pix + c["offset"], [0.9 * 255 - 103.939, 0.5 * 255 - 116.779, 0.2 * 255 - 123.68], rtol=1e-6
+    )
     t = preprocess_constants("torchvision")
-    np.testing.assert_allclose(t["matrix"] @ pix + t["offset"], (pix - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225], rtol=1e-6)
+    np.testing.assert_allclose(
+        t["matrix"] @ pix + t["offset"], (pix - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225], rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -87,7 +94,9 @@ def test_bad_input_gets_a_one_line_error(random_vgg, shape, taps, match):
 def test_vgg16_has_johnsons_layers_and_shapes():
     from dfijax.weights import random_weights
 
-    assert conv_names(16) == tuple(f"conv{b}_{l}" for b, n in zip(range(1, 6), (2, 2, 3, 3, 3)) for l in range(1, n + 1))
+    assert conv_names(16) == tuple(
+        f"conv{b}_{l}" for b, n in zip(range(1, 6), (2, 2, 3, 3, 3)) for l in range(1, n + 1)
+    )
     assert layers(19) == LAYERS and VGG16().depth == 16 and VGG19().depth == 19
     hw = (37, 45)
     w = random_weights(0, depth=16)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dfijax.style import video as vid
 from dfijax.invert import SolverConfig
+from dfijax.style import video as vid
 from tests.conftest import isolate as _isolated
 
 
@@ -128,8 +128,7 @@ def tiny_style(random_vgg):
     from dfijax.vgg import VGG19
 
     variables = random_vgg.variables
-    loss = style.StyleLoss(model=VGG19(pooling="avg"), content_layers=("relu2_1",),
-                           style_layers=("relu1_1", "relu2_1"))
+    loss = style.StyleLoss(model=VGG19(pooling="avg"), content_layers=("relu2_1",), style_layers=("relu1_1", "relu2_1"))
     return loss, variables, im.synthetic_painting(32, 32, seed=3)
 
 
@@ -147,8 +146,9 @@ def test_long_term_loss_keeps_regions_that_reappear_after_an_occlusion(tiny_styl
     assert set(pairs) == {(t, t - j) for j in (1, 2, 4) for t in range(j, 6)}
     errs = {}
     for offsets in [(1,), (1, 2, 4)]:
-        out = np.stack(vid.stylize_sequence(loss, variables, frames, targets, pairs, TINY_SOLVE, TINY_SOLVE, 1e-5,
-                                            offsets=offsets))
+        out = np.stack(
+            vid.stylize_sequence(loss, variables, frames, targets, pairs, TINY_SOLVE, TINY_SOLVE, 1e-5, offsets=offsets)
+        )
         chex.assert_shape(out, frames.shape)
         errs[offsets] = {j: vid.long_range_errors(out, pairs, j).mean() for j in (1, 2, 4)}
     short, long = errs[(1,)], errs[(1, 2, 4)]
@@ -174,9 +174,18 @@ def test_multipass_ends_as_steady_as_single_pass(tiny_style):
     per_frame = np.clip(np.asarray(invert(loss, variables, targets, jnp.asarray(frames), cfg).images), 0, 1)
     single = np.stack(vid.stylize_sequence(loss, variables, frames, targets, pairs, cfg, cfg, 1e-5))
     seen = []
-    multi = np.stack(vid.stylize_multipass(loss, variables, frames, targets, pairs,
-                                           vid.MultiPass(cfg, passes=3, temporal_after=2, temporal_weight=1e-5),
-                                           first=per_frame, on_pass=lambda p, o: seen.append(p)))
+    multi = np.stack(
+        vid.stylize_multipass(
+            loss,
+            variables,
+            frames,
+            targets,
+            pairs,
+            vid.MultiPass(cfg, passes=3, temporal_after=2, temporal_weight=1e-5),
+            first=per_frame,
+            on_pass=lambda p, o: seen.append(p),
+        )
+    )
     chex.assert_shape(multi, frames.shape)
     assert seen == [1, 2, 3]
     f_pf, f_single, f_multi = (vid.warping_errors(v, consecutive).mean() for v in (per_frame, single, multi))
@@ -184,8 +193,15 @@ def test_multipass_ends_as_steady_as_single_pass(tiny_style):
     with pytest.raises(vid.VideoError, match="passes"):
         vid.MultiPass(cfg, passes=0)
     with pytest.raises(vid.VideoError, match="following=True"):
-        vid.stylize_multipass(loss, variables, frames, targets, {(t, t - 1): p for t, p in enumerate(consecutive, 1)},
-                              vid.MultiPass(cfg), first=per_frame)
+        vid.stylize_multipass(
+            loss,
+            variables,
+            frames,
+            targets,
+            {(t, t - 1): p for t, p in enumerate(consecutive, 1)},
+            vid.MultiPass(cfg),
+            first=per_frame,
+        )
 
 
 def test_read_and_write_frames(tmp_path):
@@ -209,14 +225,15 @@ def test_read_and_write_frames(tmp_path):
         assert np.abs(frames - clip).mean() < 0.08  # lossy codecs, same pictures
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00\x01 definitely not a video" * 10)
-    for path, msg in [(bad, "cannot decode"), (tmp_path / "missing.mp4", "not found"),
-                      (tmp_path / "empty", "holds no frame images")]:
+    for path, msg in [
+        (bad, "cannot decode"),
+        (tmp_path / "missing.mp4", "not found"),
+        (tmp_path / "empty", "holds no frame images"),
+    ]:
         if path.name == "empty":
             path.mkdir()
         with pytest.raises(vid.VideoError, match=msg):
             vid.read_frames(path)
-
-
 
 
 TINY = ["--size", "40", "--frames", "4", "--iters-first", "20", "--iters", "10", "--offsets", "1,2"]
@@ -238,7 +255,11 @@ def test_video_style_temporal_loss_cuts_flicker_and_resumes(tmp_path, monkeypatc
     so = res["style_objective"]
     assert np.mean(so["with temporal loss"]) < 1.5 * np.mean(so["per-frame"]), so
     assert all(0.5 < f <= 1 for f in res["reliable_fraction"])
-    assert res["offsets"] == [1, 2] and set(res["long_range_error"]["j=2"]) == {"input video", "with temporal loss", "per-frame"}
+    assert res["offsets"] == [1, 2] and set(res["long_range_error"]["j=2"]) == {
+        "input video",
+        "with temporal loss",
+        "per-frame",
+    }
     assert res["long_range_error"]["j=2"]["with temporal loss"] < 0.2 * res["long_range_error"]["j=2"]["per-frame"]
     assert Image.open(out / "compare.gif").n_frames == 4 and Image.open(out / "compare.gif").size == (3 * 40, 40)
     assert (out / "frames" / "temporal_0003.png").is_file() and (out / "flicker.png").is_file()
@@ -253,8 +274,12 @@ def test_video_style_temporal_loss_cuts_flicker_and_resumes(tmp_path, monkeypatc
     first = np.load(out / "frames" / "temporal_0002.npy")
     (out / "frames" / "temporal_0003.npy").unlink()
     (tmp_path / "saved.json").write_text((out / "config.json").read_text())
-    assert video_style.main(["--frames", "4", "--config", str(tmp_path / "saved.json"), "--out", str(out),
-                             "--no-baseline"]) == 0
+    assert (
+        video_style.main(
+            ["--frames", "4", "--config", str(tmp_path / "saved.json"), "--out", str(out), "--no-baseline"]
+        )
+        == 0
+    )
     res2 = json.loads((out / "results.json").read_text())
     assert res2["config"] == {**res["config"], "baseline": False}
     assert res2["resumed_after_frames"] == 3 and "per-frame" not in res2["flicker"]
@@ -271,11 +296,16 @@ def test_video_style_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
     one = tmp_path / "one"
     one.mkdir()
     Image.new("RGB", (40, 40)).save(one / "0.png")
-    cases = [(["--video", str(bad)], "cannot decode"), (["--video", str(one)], "at least 2"),
-             (["--temporal-weight", "-1"], "non-negative"), (["--style", str(bad)], "cannot read"),
-             (["--video", str(tmp_path / "nope")], "not found"), (["--offsets", "2,3"], "including 1"),
-             (["--multipass", "1"], "multipass must be 0 (off) or >= 2"),
-             (["--preserve-color", "none", "--config", str(bad)], "cannot read --config")]
+    cases = [
+        (["--video", str(bad)], "cannot decode"),
+        (["--video", str(one)], "at least 2"),
+        (["--temporal-weight", "-1"], "non-negative"),
+        (["--style", str(bad)], "cannot read"),
+        (["--video", str(tmp_path / "nope")], "not found"),
+        (["--offsets", "2,3"], "including 1"),
+        (["--multipass", "1"], "multipass must be 0 (off) or >= 2"),
+        (["--preserve-color", "none", "--config", str(bad)], "cannot read --config"),
+    ]
     for extra, msg in cases:
         assert video_style.main(TINY + extra + ["--out", str(tmp_path / "o")]) == 1, extra
         err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")]
@@ -290,11 +320,18 @@ def test_run_video_style_preserves_the_clips_colour(random_vgg):
     from dfijax.style import color
 
     frames = vid.synthetic_clip(4, 40, 40)  # the shapes and solver of TINY above: no new compile
-    cfg = style.video_config("quick", size=40, iters_first=20, iters=10, offsets=(1, 2), baseline=False,
-                             preserve_color="luminance")
+    cfg = style.video_config(
+        "quick", size=40, iters_first=20, iters=10, offsets=(1, 2), baseline=False, preserve_color="luminance"
+    )
     seen, calls = [], []
-    r = style.run_video_style(cfg, random_vgg, frames, [synthetic_painting(40, 40, seed=3)],
-                              progress=lambda *a: calls.append(a[:3]), on_frame=lambda t, x, _r: seen.append(t))
+    r = style.run_video_style(
+        cfg,
+        random_vgg,
+        frames,
+        [synthetic_painting(40, 40, seed=3)],
+        progress=lambda *a: calls.append(a[:3]),
+        on_frame=lambda t, x, _r: seen.append(t),
+    )
     assert set(r.videos) == {"input video", "with temporal loss"} and r.temporal_weight == 1e-6
     out = r.videos["with temporal loss"]
     chex.assert_shape([out, r.raw["with temporal loss"]], frames.shape)

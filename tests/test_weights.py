@@ -58,8 +58,13 @@ def _save(kind: str, net, d: pathlib.Path) -> pathlib.Path:
     return p
 
 
-PREPROCESS = {"torchvision_pth": "torchvision", "safetensors": "torchvision", "gatys_pth": "caffe",
-              "keras_h5": "caffe", "keras_h5_nested": "caffe"}
+PREPROCESS = {
+    "torchvision_pth": "torchvision",
+    "safetensors": "torchvision",
+    "gatys_pth": "caffe",
+    "keras_h5": "caffe",
+    "keras_h5_nested": "caffe",
+}
 
 
 @pytest.mark.parametrize("kind", list(PREPROCESS))
@@ -124,14 +129,22 @@ def test_vgg16_and_vgg19_files_are_found_by_depth(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(W, "DEFAULT_WEIGHTS_DIR", tmp_path / "nothing")
     r16 = W.load_vgg(depth=16, seed=2)
-    assert (r16.depth, r16.pretrained) == (16, False) and "seeded random VGG-16 (seed 2), NOT pretrained" in r16.description
+    assert (r16.depth, r16.pretrained) == (
+        16,
+        False,
+    ) and "seeded random VGG-16 (seed 2), NOT pretrained" in r16.description
     assert "fetch_vgg19.py torchvision16" in r16.description
-    np.testing.assert_array_equal(r16.variables["params"]["conv5_3"]["kernel"], W.random_params(2, 16)["conv5_3"]["kernel"])
+    np.testing.assert_array_equal(
+        r16.variables["params"]["conv5_3"]["kernel"], W.random_params(2, 16)["conv5_3"]["kernel"]
+    )
     assert "conv5_4" not in r16.variables["params"]
     with pytest.raises(FileNotFoundError, match="no VGG-16 weights found.*fetch_vgg19.py torchvision16"):
         W.load_vgg(depth=16, allow_random=False)
-    W.save_converted(tmp_path / "weights" / "vgg16_t.safetensors", W.random_params(4, 16),
-                     {"preprocess": "torchvision", "pretrained": "true", "source_name": "t.pth"})
+    W.save_converted(
+        tmp_path / "weights" / "vgg16_t.safetensors",
+        W.random_params(4, 16),
+        {"preprocess": "torchvision", "pretrained": "true", "source_name": "t.pth"},
+    )
     assert W.find_weights(depth=16) == pathlib.Path("weights/vgg16_t.safetensors").absolute()
     assert W.find_weights() is None  # a VGG-16 file never becomes the VGG-19 default
     assert W.load_vgg(depth=16).depth == 16 and not W.load_vgg19().pretrained
@@ -142,8 +155,11 @@ def test_vgg16_and_vgg19_files_are_found_by_depth(tmp_path, monkeypatch):
     assert W.find_weights(depth=16) == pathlib.Path("weights/vgg16_t.safetensors").absolute()
     # files written before VGG-16 support (format dfijax-vgg19/1, no depth) load as VGG-19
     p19 = W.random_params(5)
-    save_file({f"{n}.{k}": p19[n][k] for n in p19 for k in ("kernel", "bias")}, str(tmp_path / "old.safetensors"),
-              metadata={"format": "dfijax-vgg19/1", "preprocess": "caffe", "pretrained": "true"})
+    save_file(
+        {f"{n}.{k}": p19[n][k] for n in p19 for k in ("kernel", "bias")},
+        str(tmp_path / "old.safetensors"),
+        metadata={"format": "dfijax-vgg19/1", "preprocess": "caffe", "pretrained": "true"},
+    )
     old = W.load_vgg(tmp_path / "old.safetensors")
     assert old.depth == 19 and W.converted_depth(tmp_path / "old.safetensors") == 19
 
@@ -160,7 +176,10 @@ def test_non_torch_formats_convert_without_torch(torch_net, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["torchvision", "caffe"]
-    code = f"import sys; sys.modules['torch'] = None\nfrom dfijax.weights import convert_file\nconvert_file({str(tmp_path / 'x.pth')!r}, 'y')"
+    code = (
+        "import sys; sys.modules['torch'] = None\nfrom dfijax.weights import convert_file\n"
+        f"convert_file({str(tmp_path / 'x.pth')!r}, 'y')"
+    )
     (tmp_path / "x.pth").write_bytes(b"not really")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert "needs torch" in out.stderr
@@ -172,17 +191,32 @@ def test_random_weights_never_pass_for_pretrained(tmp_path, monkeypatch):
     monkeypatch.setattr(W, "DEFAULT_WEIGHTS_DIR", tmp_path / "nothing")
     w = W.load_vgg19()
     assert not w.pretrained and "NOT pretrained" in w.description
-    np.testing.assert_array_equal(w.variables["params"]["conv3_1"]["kernel"], W.random_weights(0).variables["params"]["conv3_1"]["kernel"])
-    assert not np.array_equal(w.variables["params"]["conv3_1"]["kernel"], W.random_weights(1).variables["params"]["conv3_1"]["kernel"])
+    np.testing.assert_array_equal(
+        w.variables["params"]["conv3_1"]["kernel"], W.random_weights(0).variables["params"]["conv3_1"]["kernel"]
+    )
+    assert not np.array_equal(
+        w.variables["params"]["conv3_1"]["kernel"], W.random_weights(1).variables["params"]["conv3_1"]["kernel"]
+    )
     with pytest.raises(FileNotFoundError, match="fetch_vgg19.py"):
         W.load_vgg19(allow_random=False)
     # a converted file in ./weights is found and reported as pretrained
-    W.save_converted(tmp_path / "weights" / "vgg19_x.safetensors", W.random_params(3),
-                     {"format": W.FORMAT, "preprocess": "caffe", "pretrained": "true", "source_name": "x.pth",
-                      "source_format": "torchvision_pth"})
+    W.save_converted(
+        tmp_path / "weights" / "vgg19_x.safetensors",
+        W.random_params(3),
+        {
+            "format": W.FORMAT,
+            "preprocess": "caffe",
+            "pretrained": "true",
+            "source_name": "x.pth",
+            "source_format": "torchvision_pth",
+        },
+    )
     w = W.load_vgg19()
     assert w.pretrained and "x.pth" in w.description
-    np.testing.assert_array_equal(w.variables["preprocess"]["offset"], -W.preprocess_constants("caffe")["matrix"].sum(0) * 0 - np.array([103.939, 116.779, 123.68], np.float32))
+    np.testing.assert_array_equal(
+        w.variables["preprocess"]["offset"],
+        -W.preprocess_constants("caffe")["matrix"].sum(0) * 0 - np.array([103.939, 116.779, 123.68], np.float32),
+    )
 
 
 def test_bad_weight_files_get_one_line_errors(torch_net, tmp_path):
@@ -215,11 +249,19 @@ def test_bad_weight_files_get_one_line_errors(torch_net, tmp_path):
 
 def test_convert_script(torch_net, tmp_path):
     src = _save("gatys_pth", torch_net, tmp_path)
-    out = subprocess.run([sys.executable, "scripts/convert_vgg19.py", str(src), "--out", str(tmp_path / "g.safetensors")],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "scripts/convert_vgg19.py", str(src), "--out", str(tmp_path / "g.safetensors")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert "VGG-19, gatys_pth, caffe preprocessing" in out.stdout
     assert W.load_vgg19(tmp_path / "g.safetensors").meta["source_format"] == "gatys_pth"
-    out = subprocess.run([sys.executable, "scripts/convert_vgg19.py", str(tmp_path / "nope.pth")], cwd=ROOT,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "scripts/convert_vgg19.py", str(tmp_path / "nope.pth")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr

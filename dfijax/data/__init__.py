@@ -59,4 +59,5 @@ class FaceDataset(abc.ABC):
         return self.attr_names.index(name)
 
     def describe(self) -> str:
-        return f"{self.name}: {len(self)} faces, {len(self.attr_names)} {'binary' if self.binary else 'continuous'} attributes"
+        kind = "binary" if self.binary else "continuous"
+        return f"{self.name}: {len(self)} faces, {len(self.attr_names)} {kind} attributes"

@@ -32,17 +32,54 @@ import numpy as np
 
 from dfijax.data import FaceDataset
 
-ATTRIBUTES = ("Smiling", "Mouth_Open", "Eyeglasses", "Pale_Skin", "Bald", "Short_Hair", "Long_Hair", "Bangs",
-              "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Red_Hair")
+ATTRIBUTES = (
+    "Smiling",
+    "Mouth_Open",
+    "Eyeglasses",
+    "Pale_Skin",
+    "Bald",
+    "Short_Hair",
+    "Long_Hair",
+    "Bangs",
+    "Black_Hair",
+    "Blond_Hair",
+    "Brown_Hair",
+    "Gray_Hair",
+    "Red_Hair",
+)
 HAIR_STYLES = ("Bald", "Short_Hair", "Long_Hair", "Bangs")
-HAIR = {"Black_Hair": (0.13, 0.11, 0.12), "Blond_Hair": (0.98, 0.82, 0.35), "Brown_Hair": (0.52, 0.31, 0.16),
-        "Gray_Hair": (0.72, 0.73, 0.76), "Red_Hair": (0.86, 0.36, 0.16)}
-SKIN = np.array([[1.00, 0.82, 0.25],   # yellow emoji
-                 [1.00, 0.88, 0.76], [0.98, 0.80, 0.66],  # the two "Pale_Skin" tones
-                 [0.87, 0.64, 0.45], [0.66, 0.45, 0.29], [0.45, 0.30, 0.20]], np.float32)
+HAIR = {
+    "Black_Hair": (0.13, 0.11, 0.12),
+    "Blond_Hair": (0.98, 0.82, 0.35),
+    "Brown_Hair": (0.52, 0.31, 0.16),
+    "Gray_Hair": (0.72, 0.73, 0.76),
+    "Red_Hair": (0.86, 0.36, 0.16),
+}
+SKIN = np.array(
+    [
+        [1.00, 0.82, 0.25],  # yellow emoji
+        [1.00, 0.88, 0.76],
+        [0.98, 0.80, 0.66],  # the two "Pale_Skin" tones
+        [0.87, 0.64, 0.45],
+        [0.66, 0.45, 0.29],
+        [0.45, 0.30, 0.20],
+    ],
+    np.float32,
+)
 PALE = (1, 2)
-BACKGROUNDS = np.array([[0.72, 0.86, 0.98], [0.80, 0.95, 0.80], [0.99, 0.86, 0.86], [0.93, 0.86, 0.99],
-                        [0.99, 0.95, 0.78], [0.80, 0.93, 0.93], [0.90, 0.90, 0.90], [0.99, 0.90, 0.78]], np.float32)
+BACKGROUNDS = np.array(
+    [
+        [0.72, 0.86, 0.98],
+        [0.80, 0.95, 0.80],
+        [0.99, 0.86, 0.86],
+        [0.93, 0.86, 0.99],
+        [0.99, 0.95, 0.78],
+        [0.80, 0.93, 0.93],
+        [0.90, 0.90, 0.90],
+        [0.99, 0.90, 0.78],
+    ],
+    np.float32,
+)
 OUTLINE = np.array([0.10, 0.08, 0.10], np.float32)
 _SALT = 0xC47  # keeps the streams apart from synthetic_faces with the same seed
 
@@ -53,8 +90,12 @@ def sample_attributes(rng: np.random.Generator) -> dict:
     hair = list(HAIR)[int(rng.integers(len(HAIR)))]
     style = HAIR_STYLES[int(rng.choice(len(HAIR_STYLES), p=[0.15, 0.3, 0.3, 0.25]))]
     smiling = bool(rng.random() < 0.5)
-    a = {"Smiling": smiling, "Mouth_Open": bool(rng.random() < 0.4), "Eyeglasses": bool(rng.random() < 0.3),
-         "Pale_Skin": skin in PALE}
+    a = {
+        "Smiling": smiling,
+        "Mouth_Open": bool(rng.random() < 0.4),
+        "Eyeglasses": bool(rng.random() < 0.3),
+        "Pale_Skin": skin in PALE,
+    }
     for s in HAIR_STYLES:
         a[s] = s == style
     for h in HAIR:
@@ -158,6 +199,12 @@ def cartoon_faces(n: int = 2000, seed: int = 0) -> CartoonFaces:
     for i in range(n):
         a = sample_attributes(np.random.default_rng([_SALT, seed, i]))["attrs"]
         rows.append([1.0 if a[k] else -1.0 for k in ATTRIBUTES])
-    return CartoonFaces(name=f"cartoon_faces-seed{seed}-n{n}", attr_names=ATTRIBUTES,
-                        attrs=np.asarray(rows, np.float32), ids=tuple(f"cartoon{i:06d}" for i in range(n)),
-                        binary=True, gender=None, seed=seed)
+    return CartoonFaces(
+        name=f"cartoon_faces-seed{seed}-n{n}",
+        attr_names=ATTRIBUTES,
+        attrs=np.asarray(rows, np.float32),
+        ids=tuple(f"cartoon{i:06d}" for i in range(n)),
+        binary=True,
+        gender=None,
+        seed=seed,
+    )

@@ -29,9 +29,11 @@ from dfijax.images import ImageError, load_image
 # (top, left, height, width) on the aligned 178×218 image: a centred 160×160 square around the face.
 DEFAULT_CROP: tuple[int, int, int, int] = (40, 9, 160, 160)
 
-CELEBA_SOURCES = ("download 'Align&Cropped Images' and 'Attributes Annotations' from the CelebA website "
-                  "(mmlab.ie.cuhk.edu.hk/projects/CelebA.html) or Kaggle 'celeba-dataset', "
-                  "or prepare tfds celeb_a")
+CELEBA_SOURCES = (
+    "download 'Align&Cropped Images' and 'Attributes Annotations' from the CelebA website "
+    "(mmlab.ie.cuhk.edu.hk/projects/CelebA.html) or Kaggle 'celeba-dataset', "
+    "or prepare tfds celeb_a"
+)
 
 
 def crop_resize(image: np.ndarray, box: tuple[int, int, int, int] | None, size: int, source: str) -> np.ndarray:
@@ -42,12 +44,21 @@ def crop_resize(image: np.ndarray, box: tuple[int, int, int, int] | None, size: 
     if box is not None:
         left, top, right, bottom = (int(v) for v in box)
         if not (0 <= left < right <= w and 0 <= top < bottom <= h):
-            raise DataError(f"{source} is {w}x{h}: crop box (left={left}, top={top}, right={right}, "
-                            f"bottom={bottom}) does not fit; is this the aligned image set?")
+            raise DataError(
+                f"{source} is {w}x{h}: crop box (left={left}, top={top}, right={right}, "
+                f"bottom={bottom}) does not fit; is this the aligned image set?"
+            )
         image = image[top:bottom, left:right]
     if image.shape[:2] != (size, size):
-        image = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], np.float32))
-                                     .resize((size, size), Image.LANCZOS)) for c in range(3)], -1)
+        image = np.stack(
+            [
+                np.asarray(
+                    Image.fromarray(np.ascontiguousarray(image[..., c], np.float32)).resize((size, size), Image.LANCZOS)
+                )
+                for c in range(3)
+            ],
+            -1,
+        )
     return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
@@ -82,22 +93,46 @@ class CelebAFolder(FaceDataset):
 
 
 def _celeba_paths(root: pathlib.Path) -> tuple[pathlib.Path | None, pathlib.Path | None]:
-    attr = next((p for p in (root / "list_attr_celeba.txt", root / "Anno" / "list_attr_celeba.txt",
-                             root / "list_attr_celeba.csv") if p.is_file()), None)
-    images = next((d for d in (root / "img_align_celeba" / "img_align_celeba", root / "img_align_celeba",
-                               root / "Img" / "img_align_celeba") if d.is_dir()), None)
+    attr = next(
+        (
+            p
+            for p in (
+                root / "list_attr_celeba.txt",
+                root / "Anno" / "list_attr_celeba.txt",
+                root / "list_attr_celeba.csv",
+            )
+            if p.is_file()
+        ),
+        None,
+    )
+    images = next(
+        (
+            d
+            for d in (
+                root / "img_align_celeba" / "img_align_celeba",
+                root / "img_align_celeba",
+                root / "Img" / "img_align_celeba",
+            )
+            if d.is_dir()
+        ),
+        None,
+    )
     return attr, images
 
 
 def _parse_values(path: pathlib.Path, lineno: int, fields: Sequence[str], n_attrs: int) -> tuple[str, list[float]]:
     if len(fields) != n_attrs + 1:
-        raise DataError(f"malformed CelebA attribute file {path}: line {lineno} has {len(fields)} fields, "
-                        f"expected {n_attrs + 1} (file name + {n_attrs} values)")
+        raise DataError(
+            f"malformed CelebA attribute file {path}: line {lineno} has {len(fields)} fields, "
+            f"expected {n_attrs + 1} (file name + {n_attrs} values)"
+        )
     try:
         values = [float(v) for v in fields[1:]]
     except ValueError:
         bad = next(v for v in fields[1:] if not _is_number(v))
-        raise DataError(f"malformed CelebA attribute file {path}: line {lineno} has non-numeric value {bad!r}") from None
+        raise DataError(
+            f"malformed CelebA attribute file {path}: line {lineno} has non-numeric value {bad!r}"
+        ) from None
     if any(v not in (-1.0, 1.0) for v in values):
         bad = next(v for v in values if v not in (-1.0, 1.0))
         raise DataError(f"malformed CelebA attribute file {path}: line {lineno} has value {bad:g}, expected -1 or 1")
@@ -112,8 +147,9 @@ def _is_number(s: str) -> bool:
         return False
 
 
-def parse_celeba_attributes(path: str | pathlib.Path, limit: int | None = None
-                            ) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
+def parse_celeba_attributes(
+    path: str | pathlib.Path, limit: int | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
     """Read list_attr_celeba.txt (official: count line, names line, whitespace-separated rows) or
     Kaggle's list_attr_celeba.csv (header 'image_id,<names>', comma-separated rows).
     Returns (attr_names [A], file names [N], attrs [N, A] float32 ±1); first `limit` rows only."""
@@ -131,8 +167,10 @@ def parse_celeba_attributes(path: str | pathlib.Path, limit: int | None = None
         if not lines:
             raise DataError(f"CelebA attribute file {path} is empty")
         if not lines[0].strip().isdigit():
-            raise DataError(f"malformed CelebA attribute file {path}: line 1 should be the image count, "
-                            f"got {lines[0].strip()[:40]!r}")
+            raise DataError(
+                f"malformed CelebA attribute file {path}: line 1 should be the image count, "
+                f"got {lines[0].strip()[:40]!r}"
+            )
         names, start = split(lines[1]) if len(lines) > 1 else [], 2
     if not names:
         raise DataError(f"malformed CelebA attribute file {path}: line {start} should list the attribute names")
@@ -159,8 +197,18 @@ def find_celeba_partition(root: str | pathlib.Path) -> pathlib.Path | None:
     """list_eval_partition.txt (official, also under Eval/ in the Google Drive tree) or Kaggle's
     list_eval_partition.csv in root, or None."""
     root = pathlib.Path(root).expanduser()
-    return next((p for p in (root / "list_eval_partition.txt", root / "Eval" / "list_eval_partition.txt",
-                             root / "list_eval_partition.csv") if p.is_file()), None)
+    return next(
+        (
+            p
+            for p in (
+                root / "list_eval_partition.txt",
+                root / "Eval" / "list_eval_partition.txt",
+                root / "list_eval_partition.csv",
+            )
+            if p.is_file()
+        ),
+        None,
+    )
 
 
 def parse_celeba_partition(path: str | pathlib.Path) -> dict[str, int]:
@@ -178,8 +226,10 @@ def parse_celeba_partition(path: str | pathlib.Path) -> dict[str, int]:
         if not fields or (csv and lineno == 1 and not fields[-1].isdigit()):
             continue
         if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-            raise DataError(f"malformed CelebA partition file {path}: line {lineno} should be '<file> <0|1|2>', "
-                            f"got {line.strip()[:40]!r}")
+            raise DataError(
+                f"malformed CelebA partition file {path}: line {lineno} should be '<file> <0|1|2>', "
+                f"got {line.strip()[:40]!r}"
+            )
         out[fields[0]] = int(fields[1])
     if not out:
         raise DataError(f"CelebA partition file {path} lists no images")
@@ -192,13 +242,16 @@ def load_celeba_partition(root: str | pathlib.Path) -> dict[str, int]:
     path = find_celeba_partition(root)
     if path is None:
         expected = pathlib.Path(root).expanduser() / "list_eval_partition.txt"
-        raise DataError(f"CelebA partition not found: expected {expected} ('Train/Val/Test Partitions' on the "
-                        "CelebA website, or Kaggle's list_eval_partition.csv)")
+        raise DataError(
+            f"CelebA partition not found: expected {expected} ('Train/Val/Test Partitions' on the "
+            "CelebA website, or Kaggle's list_eval_partition.csv)"
+        )
     return parse_celeba_partition(path)
 
 
-def load_celeba_folder(root: str | pathlib.Path, crop: tuple[int, int, int, int] | None = DEFAULT_CROP,
-                       limit: int | None = None) -> CelebAFolder:
+def load_celeba_folder(
+    root: str | pathlib.Path, crop: tuple[int, int, int, int] | None = DEFAULT_CROP, limit: int | None = None
+) -> CelebAFolder:
     """CelebA from root (see the module docstring for the accepted layouts). crop = (top, left,
     height, width) on the 178×218 aligned image (default: centred 160×160 face square), None for no
     crop. limit: first `limit` images of the attribute file."""
@@ -214,11 +267,21 @@ def load_celeba_folder(root: str | pathlib.Path, crop: tuple[int, int, int, int]
         raise DataError(f"CelebA not found: missing {missing} ({expected}); {CELEBA_SOURCES}")
     names, files, attrs = parse_celeba_attributes(attr_path, limit)
     if not (image_dir / files[0]).is_file():
-        raise DataError(f"CelebA image {image_dir / files[0]} (first entry of {attr_path}) not found; "
-                        f"is {image_dir} the 'img_align_celeba' folder?")
+        raise DataError(
+            f"CelebA image {image_dir / files[0]} (first entry of {attr_path}) not found; "
+            f"is {image_dir} the 'img_align_celeba' folder?"
+        )
     _box(crop)  # validate the shape now
-    return CelebAFolder(name="celeba", attr_names=names, attrs=attrs, ids=files, binary=True, gender="Male",
-                        image_dir=image_dir, crop=None if crop is None else tuple(int(v) for v in crop))
+    return CelebAFolder(
+        name="celeba",
+        attr_names=names,
+        attrs=attrs,
+        ids=files,
+        binary=True,
+        gender="Male",
+        image_dir=image_dir,
+        crop=None if crop is None else tuple(int(v) for v in crop),
+    )
 
 
 @dataclasses.dataclass
@@ -243,8 +306,12 @@ class CelebATfds(FaceDataset):
         return crop_resize(image[..., :3].astype(np.float32), _box(self.crop), size, f"tfds celeb_a {self.ids[index]}")
 
 
-def load_celeba_tfds(data_dir: str | pathlib.Path | None = None, split: str = "train", limit: int | None = None,
-                     crop: tuple[int, int, int, int] | None = DEFAULT_CROP) -> CelebATfds:
+def load_celeba_tfds(
+    data_dir: str | pathlib.Path | None = None,
+    split: str = "train",
+    limit: int | None = None,
+    crop: tuple[int, int, int, int] | None = DEFAULT_CROP,
+) -> CelebATfds:
     """CelebA from a prepared tfds celeb_a (array_record format; nothing is downloaded). Attributes
     in sorted name order (the official file order), bools -> ±1; limit: first `limit` examples.
     Building the table reads every example (images included), so the full split takes minutes."""
@@ -252,13 +319,16 @@ def load_celeba_tfds(data_dir: str | pathlib.Path | None = None, split: str = "t
     try:
         import tensorflow_datasets as tfds
 
-        source = tfds.data_source("celeb_a", split=split, data_dir=None if data_dir is None else str(data_dir),
-                                  download=False)
+        source = tfds.data_source(
+            "celeb_a", split=split, data_dir=None if data_dir is None else str(data_dir), download=False
+        )
         n = len(source)
     except Exception as e:  # tfds raises many kinds when the data is absent or in the wrong format
         cmd = f"tfds build celeb_a --file_format array_record{'' if data_dir is None else f' --data_dir {data_dir}'}"
-        raise DataError(f"tfds celeb_a is not prepared in {where} ({type(e).__name__}): run `{cmd}` "
-                        "(needs TensorFlow and the CelebA download) or use the CelebA folder") from None
+        raise DataError(
+            f"tfds celeb_a is not prepared in {where} ({type(e).__name__}): run `{cmd}` "
+            "(needs TensorFlow and the CelebA download) or use the CelebA folder"
+        ) from None
     n = n if limit is None else min(n, limit)
     if n == 0:
         raise DataError(f"tfds celeb_a split {split!r} in {where} is empty")
@@ -270,6 +340,13 @@ def load_celeba_tfds(data_dir: str | pathlib.Path | None = None, split: str = "t
             names = tuple(sorted(attributes))
         rows.append([1.0 if bool(np.asarray(attributes[k])) else -1.0 for k in names])
     _box(crop)
-    return CelebATfds(name="celeba", attr_names=names, attrs=np.asarray(rows, np.float32),
-                      ids=tuple(f"{split}/{i:06d}" for i in range(n)), binary=True, gender="Male",
-                      source=source, crop=None if crop is None else tuple(int(v) for v in crop))
+    return CelebATfds(
+        name="celeba",
+        attr_names=names,
+        attrs=np.asarray(rows, np.float32),
+        ids=tuple(f"{split}/{i:06d}" for i in range(n)),
+        binary=True,
+        gender="Male",
+        source=source,
+        crop=None if crop is None else tuple(int(v) for v in crop),
+    )

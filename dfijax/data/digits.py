@@ -46,8 +46,7 @@ _CANVAS = 64  # rendered at 2x, box-filtered down
 
 
 def _arc(cx, cy, rx, ry, a0, a1, n=10):
-    return [(cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
-            for a in np.linspace(a0, a1, n)]
+    return [(cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a))) for a in np.linspace(a0, a1, n)]
 
 
 _SANS: dict[int, list[list[tuple[float, float]]]] = {
@@ -64,11 +63,27 @@ _SANS: dict[int, list[list[tuple[float, float]]]] = {
 }
 
 # Seven segments: a top, b top-right, c bottom-right, d bottom, e bottom-left, f top-left, g middle.
-_SEG_LINES = {"a": [(0.12, 0.04), (0.88, 0.04)], "b": [(0.9, 0.06), (0.9, 0.48)], "c": [(0.9, 0.52), (0.9, 0.94)],
-              "d": [(0.12, 0.96), (0.88, 0.96)], "e": [(0.1, 0.52), (0.1, 0.94)], "f": [(0.1, 0.06), (0.1, 0.48)],
-              "g": [(0.12, 0.5), (0.88, 0.5)]}
-_SEGMENTS = {0: "abcdef", 1: "bc", 2: "abged", 3: "abgcd", 4: "fgbc", 5: "afgcd", 6: "afgedc", 7: "abc",
-             8: "abcdefg", 9: "abcdfg"}
+_SEG_LINES = {
+    "a": [(0.12, 0.04), (0.88, 0.04)],
+    "b": [(0.9, 0.06), (0.9, 0.48)],
+    "c": [(0.9, 0.52), (0.9, 0.94)],
+    "d": [(0.12, 0.96), (0.88, 0.96)],
+    "e": [(0.1, 0.52), (0.1, 0.94)],
+    "f": [(0.1, 0.06), (0.1, 0.48)],
+    "g": [(0.12, 0.5), (0.88, 0.5)],
+}
+_SEGMENTS = {
+    0: "abcdef",
+    1: "bc",
+    2: "abged",
+    3: "abgcd",
+    4: "fgbc",
+    5: "afgcd",
+    6: "afgedc",
+    7: "abc",
+    8: "abcdefg",
+    9: "abcdfg",
+}
 _SEVEN = {d: [_SEG_LINES[s] for s in segs] for d, segs in _SEGMENTS.items()}
 
 # Blocky stencil: straight strokes only, squared corners.
@@ -95,15 +110,30 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def _draw_glyph(draw: ImageDraw.ImageDraw, digit: int, style: str, x0: float, y0: float, w: float, h: float,
-                weight: float, bold: int) -> None:
+def _draw_glyph(
+    draw: ImageDraw.ImageDraw,
+    digit: int,
+    style: str,
+    x0: float,
+    y0: float,
+    w: float,
+    h: float,
+    weight: float,
+    bold: int,
+) -> None:
     """Draw one digit (white, on an 'L' canvas) into the box (x0, y0, w, h)."""
     if style == "pil":
         font = _font(max(8, int(round(h * 1.3))))
         box = draw.textbbox((0, 0), str(digit), font=font, stroke_width=bold)
         gw, gh = box[2] - box[0], box[3] - box[1]
-        draw.text((x0 + (w - gw) / 2 - box[0], y0 + (h - gh) / 2 - box[1]), str(digit), fill=255, font=font,
-                  stroke_width=bold, stroke_fill=255)
+        draw.text(
+            (x0 + (w - gw) / 2 - box[0], y0 + (h - gh) / 2 - box[1]),
+            str(digit),
+            fill=255,
+            font=font,
+            stroke_width=bold,
+            stroke_fill=255,
+        )
         return
     strokes = {"sans": _SANS, "marker": _SANS, "seven": _SEVEN, "block": _BLOCK}[style][digit]
     lw = max(2, int(round(weight * h)))
@@ -151,8 +181,13 @@ def street_digit(seed: int, index: int) -> tuple[np.ndarray, int]:
     style = STYLES[int(rng.integers(len(STYLES)))]
     h = rng.uniform(18, 30) * 2  # glyph height on the 2x canvas
     w = h * rng.uniform(0.45, 0.62) * rng.uniform(0.75, 1.3)
-    weight = {"sans": rng.uniform(0.08, 0.13), "marker": rng.uniform(0.14, 0.2), "seven": rng.uniform(0.09, 0.15),
-              "block": rng.uniform(0.11, 0.18), "pil": 0.0}[style]
+    weight = {
+        "sans": rng.uniform(0.08, 0.13),
+        "marker": rng.uniform(0.14, 0.2),
+        "seven": rng.uniform(0.09, 0.15),
+        "block": rng.uniform(0.11, 0.18),
+        "pil": 0.0,
+    }[style]
     bold = int(rng.integers(0, 3)) if style == "pil" else 0
     gap = w * rng.uniform(0.15, 0.45)
     canvas = Image.new("L", (_CANVAS * 2, _CANVAS), 0)  # wide, so neighbours can be cut after the transform
@@ -161,8 +196,9 @@ def street_digit(seed: int, index: int) -> tuple[np.ndarray, int]:
     _draw_glyph(draw, label, style, cx - w / 2, cy - h / 2, w, h, weight, bold)
     for side in (-1, 1):
         if rng.random() < 0.7:
-            _draw_glyph(draw, int(rng.integers(10)), style, cx - w / 2 + side * (w + gap), cy - h / 2, w, h,
-                        weight, bold)
+            _draw_glyph(
+                draw, int(rng.integers(10)), style, cx - w / 2 + side * (w + gap), cy - h / 2, w, h, weight, bold
+            )
     # slant (shear about the centre) and a small rotation, one affine map (PIL maps output -> input)
     shear, rot = rng.uniform(-0.3, 0.3), math.radians(rng.uniform(-8, 8))
     c, s = math.cos(rot), math.sin(rot)
@@ -171,8 +207,9 @@ def street_digit(seed: int, index: int) -> tuple[np.ndarray, int]:
     ox, oy = _CANVAS, _CANVAS / 2
     tx, ty = rng.uniform(-1.5, 1.5), 0.0  # centring jitter
     off = np.array([ox, oy]) - inv @ np.array([ox + tx, oy + ty])
-    canvas = canvas.transform(canvas.size, Image.AFFINE, (inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1]),
-                              resample=Image.BILINEAR)
+    canvas = canvas.transform(
+        canvas.size, Image.AFFINE, (inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1]), resample=Image.BILINEAR
+    )
     crop = canvas.crop((_CANVAS // 2, 0, _CANVAS // 2 + _CANVAS, _CANVAS)).resize((SIZE, SIZE), Image.BOX)
     mask = np.asarray(crop, np.float32)[..., None] / 255.0
 
@@ -260,13 +297,16 @@ def _tfds_source(name: str, split: str, data_dir: str | pathlib.Path | None):
     try:
         import tensorflow_datasets as tfds
 
-        source = tfds.data_source(name, split=split, data_dir=None if data_dir is None else str(data_dir),
-                                  download=False)
+        source = tfds.data_source(
+            name, split=split, data_dir=None if data_dir is None else str(data_dir), download=False
+        )
         n = len(source)
     except Exception as e:  # tfds raises many kinds when the data is absent or in another format
-        raise DataError(f"tfds {name} (split {split!r}) is not prepared in {where} ({type(e).__name__}): run `{cmd}` "
-                        "once on a machine with TensorFlow and internet, then copy the folder here; "
-                        "or use the embedded default (--data digits)") from None
+        raise DataError(
+            f"tfds {name} (split {split!r}) is not prepared in {where} ({type(e).__name__}): run `{cmd}` "
+            "once on a machine with TensorFlow and internet, then copy the folder here; "
+            "or use the embedded default (--data digits)"
+        ) from None
     if n == 0:
         raise DataError(f"tfds {name} split {split!r} in {where} is empty; rebuild it with `{cmd}`")
     return source, n
@@ -284,8 +324,9 @@ def _read(source, n: int, limit: int | None, seed: int) -> tuple[np.ndarray, np.
     return np.stack(images), np.asarray(labels, np.int32)
 
 
-def load_svhn(data_dir: str | pathlib.Path | None = None, split: str = "train", limit: int | None = None,
-              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def load_svhn(
+    data_dir: str | pathlib.Path | None = None, split: str = "train", limit: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """SVHN cropped digits from a prepared tfds svhn_cropped ('train', 'test', 'extra'; join with '+',
     e.g. 'train+extra' as in the paper). limit: a seeded random subset per split. Returns
     ([N, 32, 32, 3] float32 in [0, 1], [N] int32 labels 0-9)."""
@@ -301,8 +342,9 @@ def load_svhn(data_dir: str | pathlib.Path | None = None, split: str = "train", 
     return x.astype(np.float32) / 255.0, np.concatenate(ys)
 
 
-def load_mnist(data_dir: str | pathlib.Path | None = None, split: str = "train", limit: int | None = None,
-               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def load_mnist(
+    data_dir: str | pathlib.Path | None = None, split: str = "train", limit: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """MNIST from a prepared tfds mnist, resized bilinearly from 28×28 to 32×32 and repeated to RGB.
     Returns ([N, 32, 32, 3] float32 in [0, 1], [N] int32)."""
     source, n = _tfds_source("mnist", split, data_dir)

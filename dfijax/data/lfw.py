@@ -23,9 +23,11 @@ from dfijax.images import ImageError, load_image
 # (left, top, right, bottom) on the 250×250 LFW image, PIL crop convention: the chainer-dfi LFW box.
 DEFAULT_CROP: tuple[int, int, int, int] = (40, 20, 210, 190)
 
-LFW_SOURCES = ("get lfw.tgz from the LFW site (vis-www.cs.umass.edu/lfw/) and lfw_attributes.txt from the "
-               "Columbia 'Attribute and Simile Classifiers' page "
-               "(www.cs.columbia.edu/CAVE/databases/pubfig/download/lfw_attributes.txt)")
+LFW_SOURCES = (
+    "get lfw.tgz from the LFW site (vis-www.cs.umass.edu/lfw/) and lfw_attributes.txt from the "
+    "Columbia 'Attribute and Simile Classifiers' page "
+    "(www.cs.columbia.edu/CAVE/databases/pubfig/download/lfw_attributes.txt)"
+)
 _IMAGE_DIRS = ("lfw", "lfw-deepfunneled", "lfw_funneled", ".")
 
 
@@ -76,19 +78,24 @@ def parse_lfw_attributes(path: str | pathlib.Path) -> tuple[tuple[str, ...], lis
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if len(fields) != len(names) + 2:
-            raise DataError(f"malformed LFW attribute file {path}: line {lineno} has {len(fields)} tab-separated "
-                            f"fields, expected {len(names) + 2} (person, imagenum, {len(names)} attributes)")
+            raise DataError(
+                f"malformed LFW attribute file {path}: line {lineno} has {len(fields)} tab-separated "
+                f"fields, expected {len(names) + 2} (person, imagenum, {len(names)} attributes)"
+            )
         try:
             num = int(fields[1])
             vals = [float(v) for v in fields[2:]]
         except ValueError:
-            raise DataError(f"malformed LFW attribute file {path}: line {lineno} has a non-numeric "
-                            f"imagenum or attribute value") from None
+            raise DataError(
+                f"malformed LFW attribute file {path}: line {lineno} has a non-numeric imagenum or attribute value"
+            ) from None
         rows.append((fields[0], num, lineno))
         values.append(vals)
     if names is None:
-        raise DataError(f"malformed LFW attribute file {path}: no header line "
-                        "'#<TAB>person<TAB>imagenum<TAB><attribute names>' found")
+        raise DataError(
+            f"malformed LFW attribute file {path}: no header line "
+            "'#<TAB>person<TAB>imagenum<TAB><attribute names>' found"
+        )
     if not rows:
         raise DataError(f"LFW attribute file {path} lists no images")
     return tuple(names), rows, np.asarray(values, np.float32).reshape(len(rows), len(names))
@@ -99,8 +106,9 @@ def _image_rel(person: str, num: int) -> pathlib.PurePosixPath:
     return pathlib.PurePosixPath(folder) / f"{folder}_{num:04d}.jpg"
 
 
-def load_lfw_folder(root: str | pathlib.Path, crop: tuple[int, int, int, int] | None = DEFAULT_CROP,
-                    limit: int | None = None) -> LFWFolder:
+def load_lfw_folder(
+    root: str | pathlib.Path, crop: tuple[int, int, int, int] | None = DEFAULT_CROP, limit: int | None = None
+) -> LFWFolder:
     """LFW from root (see the module docstring for the layout). crop = (left, top, right, bottom) in
     pixels of the 250×250 image with PIL's crop convention (default (40, 20, 210, 190), the chainer-dfi
     box: a 170×170 face square), None for no crop. Rows whose image is missing are skipped and
@@ -129,7 +137,18 @@ def load_lfw_folder(root: str | pathlib.Path, crop: tuple[int, int, int, int] | 
         else:
             skipped += 1
     if not keep:
-        raise DataError(f"LFW: none of the {len(rels)} images listed in {attr_path} found under {image_dir} "
-                        f"(e.g. {image_dir / rels[0]}); {expected}; {LFW_SOURCES}")
-    return LFWFolder(name="lfw", attr_names=names, attrs=attrs[keep], ids=tuple(ids), binary=False, gender="Male",
-                     root=root, crop=None if crop is None else tuple(int(v) for v in crop), skipped=skipped)
+        raise DataError(
+            f"LFW: none of the {len(rels)} images listed in {attr_path} found under {image_dir} "
+            f"(e.g. {image_dir / rels[0]}); {expected}; {LFW_SOURCES}"
+        )
+    return LFWFolder(
+        name="lfw",
+        attr_names=names,
+        attrs=attrs[keep],
+        ids=tuple(ids),
+        binary=False,
+        gender="Male",
+        root=root,
+        crop=None if crop is None else tuple(int(v) for v in crop),
+        skipped=skipped,
+    )

@@ -28,10 +28,26 @@ import numpy as np
 
 from dfijax.data import FaceDataset
 
-ATTRIBUTES = ("Male", "Young", "Smiling", "Mouth_Open", "Eyeglasses", "Beard", "Bangs", "Pale_Skin",
-              "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
-HAIR = {"Black_Hair": (0.08, 0.06, 0.05), "Blond_Hair": (0.85, 0.72, 0.4), "Brown_Hair": (0.4, 0.24, 0.12),
-        "Gray_Hair": (0.68, 0.68, 0.7)}
+ATTRIBUTES = (
+    "Male",
+    "Young",
+    "Smiling",
+    "Mouth_Open",
+    "Eyeglasses",
+    "Beard",
+    "Bangs",
+    "Pale_Skin",
+    "Black_Hair",
+    "Blond_Hair",
+    "Brown_Hair",
+    "Gray_Hair",
+)
+HAIR = {
+    "Black_Hair": (0.08, 0.06, 0.05),
+    "Blond_Hair": (0.85, 0.72, 0.4),
+    "Brown_Hair": (0.4, 0.24, 0.12),
+    "Gray_Hair": (0.68, 0.68, 0.7),
+}
 SKIN = np.array([[0.96, 0.80, 0.69], [0.90, 0.70, 0.56], [0.78, 0.57, 0.42], [0.58, 0.40, 0.28], [0.40, 0.27, 0.18]])
 
 
@@ -155,6 +171,12 @@ def synthetic_faces(n: int = 2000, seed: int = 0) -> SyntheticFaces:
     for i in range(n):
         a = sample_attributes(np.random.default_rng([seed, i]))
         rows.append([1.0 if a[k] else -1.0 for k in ATTRIBUTES])
-    return SyntheticFaces(name=f"synthetic_faces-seed{seed}-n{n}", attr_names=ATTRIBUTES,
-                          attrs=np.asarray(rows, np.float32), ids=tuple(f"face{i:06d}" for i in range(n)),
-                          binary=True, gender="Male", seed=seed)
+    return SyntheticFaces(
+        name=f"synthetic_faces-seed{seed}-n{n}",
+        attr_names=ATTRIBUTES,
+        attrs=np.asarray(rows, np.float32),
+        ids=tuple(f"face{i:06d}" for i in range(n)),
+        binary=True,
+        gender="Male",
+        seed=seed,
+    )

@@ -10,14 +10,33 @@ pixel-blend baseline), `dataset_job` (a whole dataset, sharded over processes an
 """
 
 from dfijax.dfi.neighbours import NeighbourError, Neighbours, select_neighbours
-from dfijax.dfi.presets import PRESETS, preset
 from dfijax.dfi.postprocess import apply_at_full_resolution, mask_blend, match_color, subtract_residual
+from dfijax.dfi.presets import PRESETS, preset
 from dfijax.dfi.specs import parse_attrs, parse_edit
 from dfijax.dfi.sweep import SweepConfig, SweepInputs, SweepResult, dataset_inputs, photo_inputs, run_sweep
 from dfijax.dfi.vectors import SCALINGS, attribute_vector, edit, edit_targets, uses_normalized_features
 
 __all__ = [
-    "NeighbourError", "Neighbours", "select_neighbours", "apply_at_full_resolution", "mask_blend", "match_color",
-    "subtract_residual", "parse_attrs", "parse_edit", "SweepConfig", "SweepInputs", "SweepResult", "dataset_inputs",
-    "photo_inputs", "run_sweep", "PRESETS", "preset", "SCALINGS", "attribute_vector", "edit", "edit_targets", "uses_normalized_features",
+    "NeighbourError",
+    "Neighbours",
+    "select_neighbours",
+    "apply_at_full_resolution",
+    "mask_blend",
+    "match_color",
+    "subtract_residual",
+    "parse_attrs",
+    "parse_edit",
+    "SweepConfig",
+    "SweepInputs",
+    "SweepResult",
+    "dataset_inputs",
+    "photo_inputs",
+    "run_sweep",
+    "PRESETS",
+    "preset",
+    "SCALINGS",
+    "attribute_vector",
+    "edit",
+    "edit_targets",
+    "uses_normalized_features",
 ]

@@ -157,8 +157,9 @@ def feather_mask(out_hw: tuple[int, int], feather: float = 0.15) -> np.ndarray:
     return (ramp(h)[:, None] * ramp(w)[None, :]).astype(np.float32)
 
 
-def unalign(edited: np.ndarray, matrix: np.ndarray, photo_shape: Sequence[int],
-            feather: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+def unalign(
+    edited: np.ndarray, matrix: np.ndarray, photo_shape: Sequence[int], feather: float = 0.15
+) -> tuple[np.ndarray, np.ndarray]:
     """Bring an aligned image edited [h, w, C] back to the photo's frame (inverse of `align`'s
     matrix): ([H, W, C] warped image, [H, W] mask in [0, 1]); the mask is the feathered crop
     (`feather_mask`) in photo coordinates, exactly 0 wherever the photo lies outside the crop."""
@@ -169,13 +170,15 @@ def unalign(edited: np.ndarray, matrix: np.ndarray, photo_shape: Sequence[int],
     m = np.asarray(matrix, np.float64)  # photo -> aligned: exactly the map WARP_INVERSE_MAP wants
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     warped = cv2.warpAffine(e, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE).reshape((h, w) + e.shape[2:])
-    mask = cv2.warpAffine(feather_mask(e.shape[:2], feather), m, (w, h), flags=flags,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    mask = cv2.warpAffine(
+        feather_mask(e.shape[:2], feather), m, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
+    )
     return warped.astype(np.float32), np.clip(mask, 0.0, 1.0).astype(np.float32)
 
 
-def paste_back(photo: np.ndarray, aligned: np.ndarray, edited: np.ndarray, matrix: np.ndarray,
-               feather: float = 0.15) -> np.ndarray:
+def paste_back(
+    photo: np.ndarray, aligned: np.ndarray, edited: np.ndarray, matrix: np.ndarray, feather: float = 0.15
+) -> np.ndarray:
     """The edit at full resolution: photo [H, W, 3] + mask · unalign(edited − aligned), clipped to
     [0, 1]; aligned and edited are [h, w, 3] (the aligned input and its edit). Pixels where the
     mask is 0 (outside the crop) keep the photo's values exactly."""
@@ -192,8 +195,10 @@ def parse_eyes(text: str, count: int) -> list[np.ndarray] | None:
         return None
     groups = [g for g in text.split(";") if g.strip()]
     if len(groups) != count:
-        raise ValueError(f"--eyes gives {len(groups)} eye pairs for {count} photos: one 'x1,y1,x2,y2' per photo, "
-                         "';'-separated (or 'auto')")
+        raise ValueError(
+            f"--eyes gives {len(groups)} eye pairs for {count} photos: one 'x1,y1,x2,y2' per photo, "
+            "';'-separated (or 'auto')"
+        )
     out = []
     for g in groups:
         try:
@@ -218,9 +223,11 @@ def _cascades():
     folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
     files = [pathlib.Path(folder or "") / n for n in ("haarcascade_frontalface_default.xml", "haarcascade_eye.xml")]
     if not hasattr(cv2, "CascadeClassifier") or not folder or not all(f.is_file() for f in files):
-        raise EyeDetectionError(f"automatic eye detection needs OpenCV's Haar cascades, which OpenCV {cv2.__version__} "
-                                "does not ship (they came with opencv-python-headless<5): pass the eye positions "
-                                "with --eyes x1,y1,x2,y2")
+        raise EyeDetectionError(
+            f"automatic eye detection needs OpenCV's Haar cascades, which OpenCV {cv2.__version__} "
+            "does not ship (they came with opencv-python-headless<5): pass the eye positions "
+            "with --eyes x1,y1,x2,y2"
+        )
     return cv2, cv2.CascadeClassifier(str(files[0])), cv2.CascadeClassifier(str(files[1]))
 
 
@@ -261,8 +268,9 @@ def detect_eyes(photo: np.ndarray) -> np.ndarray:
     picture). Returns [2, 2] (x, y) pixels, the eye further left in the image first; raises
     EyeDetectionError (one line, saying to pass the positions by hand) when none are found."""
     cv2, face_cc, eye_cc = _cascades()
-    grey = cv2.cvtColor((np.clip(np.asarray(photo, np.float32)[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8),
-                        cv2.COLOR_RGB2GRAY)
+    grey = cv2.cvtColor(
+        (np.clip(np.asarray(photo, np.float32)[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2GRAY
+    )
     k = min(1.0, 800.0 / max(grey.shape))  # detect on at most 800 px; positions scaled back
     if k < 1.0:
         grey = cv2.resize(grey, (round(grey.shape[1] * k), round(grey.shape[0] * k)), interpolation=cv2.INTER_AREA)
@@ -276,8 +284,9 @@ def detect_eyes(photo: np.ndarray) -> np.ndarray:
     regions.append(((0, 0, grey.shape[1], grey.shape[0]), None, max(8, side // 20)))
     for (x, y, w, h), centre_x, min_eye in regions:
         for neighbours in (3, 2, 1):  # strict first; the pair test below screens looser detections
-            boxes = eye_cc.detectMultiScale(grey[y:y + h, x:x + w], scaleFactor=1.05, minNeighbors=neighbours,
-                                            minSize=(min_eye, min_eye))
+            boxes = eye_cc.detectMultiScale(
+                grey[y : y + h, x : x + w], scaleFactor=1.05, minNeighbors=neighbours, minSize=(min_eye, min_eye)
+            )
             pair = _best_pair(np.asarray(boxes, np.float64).reshape(-1, 4) + [x, y, 0, 0], centre_x)
             if pair is not None:
                 return (pair + 0.5) / k - 0.5 if k < 1.0 else pair  # pixel centres back to the photo's scale

@@ -30,7 +30,8 @@ import numpy as np
 
 from dfijax import distributed as dist
 from dfijax.data import FaceDataset
-from dfijax.dfi import features, neighbours as nb, postprocess, specs, vectors
+from dfijax.dfi import features, postprocess, specs, vectors
+from dfijax.dfi import neighbours as nb
 from dfijax.dfi.sweep import SweepConfig
 from dfijax.weights import VGGWeights
 
@@ -80,8 +81,9 @@ class JobResult:
     process: dist.ProcessInfo
 
 
-def select_rows(data: FaceDataset, edits: Sequence[str], select: str = "lacking",
-                limit: int | None = None) -> list[tuple[int, int]]:
+def select_rows(
+    data: FaceDataset, edits: Sequence[str], select: str = "lacking", limit: int | None = None
+) -> list[tuple[int, int]]:
     """The job's rows, (dataset index, edit index), edit-major then dataset order."""
     rows = []
     for e, edit in enumerate(edits):
@@ -144,9 +146,17 @@ def _manifest(config: JobConfig, data: FaceDataset, weights: VGGWeights, rows) -
     sweep = dataclasses.asdict(config.sweep)
     for k in ("shard", "batch", "feature_cache"):  # do not change the result
         sweep.pop(k)
-    return {"data": data.name, "data_size": len(data), "weights": features.weights_id(weights.meta),
-            "sweep": sweep, "chunk": config.chunk, "select": config.select, "limit": config.limit,
-            "n_rows": len(rows), "rows_sha256": rows_hash}
+    return {
+        "data": data.name,
+        "data_size": len(data),
+        "weights": features.weights_id(weights.meta),
+        "sweep": sweep,
+        "chunk": config.chunk,
+        "select": config.select,
+        "limit": config.limit,
+        "n_rows": len(rows),
+        "rows_sha256": rows_hash,
+    }
 
 
 def check_manifest(out_dir: pathlib.Path, manifest: dict[str, Any]) -> None:
@@ -157,8 +167,10 @@ def check_manifest(out_dir: pathlib.Path, manifest: dict[str, Any]) -> None:
         norm = json.loads(json.dumps(manifest))
         diff = sorted(k for k in set(old) | set(norm) if old.get(k) != norm.get(k))
         if diff:
-            raise ValueError(f"{out_dir} holds a different job ({', '.join(diff)} differ); use a new output folder "
-                             "or the same settings to resume")
+            raise ValueError(
+                f"{out_dir} holds a different job ({', '.join(diff)} differ); use a new output folder "
+                "or the same settings to resume"
+            )
     elif dist.is_main():
         out_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, lambda p: p.write_text(json.dumps(manifest, indent=2)))
@@ -170,9 +182,16 @@ def _row_noise(seed: int, row: int, shape) -> np.ndarray:
     return np.asarray((jnp.array([124.0, 117.0, 104.0]) + noise) / 255.0)
 
 
-def run_job(config: JobConfig, data: FaceDataset, weights: VGGWeights, out_dir: str | os.PathLike, *,
-            cache_root: str | os.PathLike | None = None, stop_after_chunks: int | None = None,
-            progress: Progress | None = None) -> JobResult:
+def run_job(
+    config: JobConfig,
+    data: FaceDataset,
+    weights: VGGWeights,
+    out_dir: str | os.PathLike,
+    *,
+    cache_root: str | os.PathLike | None = None,
+    stop_after_chunks: int | None = None,
+    progress: Progress | None = None,
+) -> JobResult:
     """Edit every selected row at every alpha into `out_dir`, resuming past finished chunks.
 
     Every process of the job calls it with the same arguments (after `distributed.initialize`).
@@ -186,8 +205,10 @@ def run_job(config: JobConfig, data: FaceDataset, weights: VGGWeights, out_dir: 
     info = dist.process_info()
     out = pathlib.Path(out_dir)
     if config.chunk % info.local_devices:
-        raise ValueError(f"chunk of {config.chunk} rows does not split over {info.local_devices} local devices; "
-                         f"use a multiple of {info.local_devices}")
+        raise ValueError(
+            f"chunk of {config.chunk} rows does not split over {info.local_devices} local devices; "
+            f"use a multiple of {info.local_devices}"
+        )
     if cfg.alpha_mode not in ("parallel", "warm"):
         raise ValueError(f"alpha_mode must be 'parallel' or 'warm', got {cfg.alpha_mode!r}")
     rows = select_rows(data, cfg.edits, config.select, config.limit)
@@ -212,8 +233,11 @@ def run_job(config: JobConfig, data: FaceDataset, weights: VGGWeights, out_dir: 
     if root is not None and info.count > 1:  # processes never write the same cache file
         root = root / f"process{info.index}-of-{info.count}"
     vec_cache = root / "attrvec" if root else None
-    fcache = (features.feature_cache_dir(root / "features", loss, weights.meta, data, cfg.size)
-              if root and cfg.feature_cache else None)
+    fcache = (
+        features.feature_cache_dir(root / "features", loss, weights.meta, data, cfg.size)
+        if root and cfg.feature_cache
+        else None
+    )
     probe = _probe(cfg, data, root if info.count == 1 else None, progress) if cfg.probe else None
 
     mesh = dist.global_mesh()
@@ -229,17 +253,37 @@ def run_job(config: JobConfig, data: FaceDataset, weights: VGGWeights, out_dir: 
         pad = [sel[-1]] * (config.chunk - len(sel))
         x = data.images([i for i, _ in sel + pad], cfg.size)
         if not nums:  # filler: w = 0 (the target is φ(x) itself); its results are dropped
-            shapes = jax.eval_shape(lambda z: loss.features(weights.variables, z),
-                                    jax.ShapeDtypeStruct(x.shape[1:], jnp.float32))
+            shapes = jax.eval_shape(
+                lambda z: loss.features(weights.variables, z), jax.ShapeDtypeStruct(x.shape[1:], jnp.float32)
+            )
             w = {t: np.zeros((config.chunk,) + s.shape, np.float32) for t, s in shapes.items()}
         else:
             ws = []
             for k, (i, e) in enumerate(sel):
-                n = nb.select_neighbours(data.attrs, data.attrs[i], edit_specs[e], cfg.k, metric=metric, same=gender,
-                                         exclude=None if cfg.include_input else i, allow_fewer=cfg.allow_fewer,
-                                         rank=cfg.rank)
-                wi, _ = features.attribute_vector_cached(loss, weights.variables, weights.meta, data, n, cfg.size,
-                                                         cfg.scaling, vec_cache, cfg.batch, None, fcache)
+                n = nb.select_neighbours(
+                    data.attrs,
+                    data.attrs[i],
+                    edit_specs[e],
+                    cfg.k,
+                    metric=metric,
+                    same=gender,
+                    exclude=None if cfg.include_input else i,
+                    allow_fewer=cfg.allow_fewer,
+                    rank=cfg.rank,
+                )
+                wi, _ = features.attribute_vector_cached(
+                    loss,
+                    weights.variables,
+                    weights.meta,
+                    data,
+                    n,
+                    cfg.size,
+                    cfg.scaling,
+                    vec_cache,
+                    cfg.batch,
+                    None,
+                    fcache,
+                )
                 ws.append(wi)
                 progress("vectors", k + 1, len(sel), {"chunk": c})
             ws += [ws[-1]] * len(pad)
@@ -247,8 +291,12 @@ def run_job(config: JobConfig, data: FaceDataset, weights: VGGWeights, out_dir: 
         if cfg.init == "input":
             x0 = x
         else:
-            x0 = np.stack([_row_noise(cfg.seed, nums[k] if k < len(nums) else len(rows) + k, x.shape[1:])
-                           for k in range(config.chunk)])
+            x0 = np.stack(
+                [
+                    _row_noise(cfg.seed, nums[k] if k < len(nums) else len(rows) + k, x.shape[1:])
+                    for k in range(config.chunk)
+                ]
+            )
         return x, w, x0, nums
 
     solved, images_written = [], 0
@@ -274,9 +322,17 @@ def run_job(config: JobConfig, data: FaceDataset, weights: VGGWeights, out_dir: 
     steady = None
     if n_steps > 1 and t_solve > t_first_all:
         steady = max(images - min(first_images, images), 0) / (t_solve - t_first_all)
-    return JobResult(rows, n_chunks, solved, skipped, images,
-                     {"solve": t_solve, "first_step": t_first_all, "total": time.perf_counter() - t_start},
-                     images / t_solve if t_solve > 0 else 0.0, steady, info)
+    return JobResult(
+        rows,
+        n_chunks,
+        solved,
+        skipped,
+        images,
+        {"solve": t_solve, "first_step": t_first_all, "total": time.perf_counter() - t_start},
+        images / t_solve if t_solve > 0 else 0.0,
+        steady,
+        info,
+    )
 
 
 def _solve(cfg: SweepConfig, loss, gvars, mesh, x, w, x0, alphas, progress) -> tuple[np.ndarray, np.ndarray]:
@@ -289,8 +345,19 @@ def _solve(cfg: SweepConfig, loss, gvars, mesh, x, w, x0, alphas, progress) -> t
         def report(k, losses):
             progress("solve", done + k, total, {"loss": float(jnp.mean(losses))})
 
-        out, r = vectors.edit(loss, gvars, xg, wg, al, cfg.solver(iters), cfg.scaling, x0=start, check_every=5,
-                              shard=False, progress=report)
+        out, r = vectors.edit(
+            loss,
+            gvars,
+            xg,
+            wg,
+            al,
+            cfg.solver(iters),
+            cfg.scaling,
+            x0=start,
+            check_every=5,
+            shard=False,
+            progress=report,
+        )
         return out, r.final_loss.reshape(b, len(al))
 
     if cfg.alpha_mode == "parallel":
@@ -308,24 +375,43 @@ def _solve(cfg: SweepConfig, loss, gvars, mesh, x, w, x0, alphas, progress) -> t
     return np.stack(outs, 1), np.stack(finals, 1)
 
 
-def _write_chunk(out: pathlib.Path, c: int, cfg: SweepConfig, data: FaceDataset, rows, nums, x, edited, final,
-                 edit_specs, probe, info: dist.ProcessInfo) -> None:
+def _write_chunk(
+    out: pathlib.Path,
+    c: int,
+    cfg: SweepConfig,
+    data: FaceDataset,
+    rows,
+    nums,
+    x,
+    edited,
+    final,
+    edit_specs,
+    probe,
+    info: dist.ProcessInfo,
+) -> None:
     n = len(nums)
     x, edited, final = x[:n], edited[:n], final[:n]
     if cfg.residual:
-        edited = np.asarray(postprocess.subtract_residual(jnp.asarray(edited[:, 1:]), jnp.asarray(edited[:, :1]),
-                                                          jnp.asarray(x)[:, None]))
+        edited = np.asarray(
+            postprocess.subtract_residual(
+                jnp.asarray(edited[:, 1:]), jnp.asarray(edited[:, :1]), jnp.asarray(x)[:, None]
+            )
+        )
         final = final[:, 1:]
     if cfg.color_match != "none":
         per_channel = cfg.color_match == "channel"
-        edited = np.asarray(jax.vmap(lambda e, r: jax.vmap(
-            lambda z: postprocess.match_color(z, r, per_channel=per_channel))(e))(jnp.asarray(edited), jnp.asarray(x)))
+        edited = np.asarray(
+            jax.vmap(lambda e, r: jax.vmap(lambda z: postprocess.match_color(z, r, per_channel=per_channel))(e))(
+                jnp.asarray(edited), jnp.asarray(x)
+            )
+        )
     edited = np.clip(edited, 0, 1)
     a = edited.shape[1]
     stored = np.round(edited * 255).astype(np.uint8)
     pix = np.sqrt(np.mean((edited - x[:, None]) ** 2, axis=(2, 3, 4)))
     s_in = s_out = None
     if probe is not None:
+
         def target(p, spec):
             return np.mean([p[..., i] if sign > 0 else 1 - p[..., i] for i, sign in spec], axis=0)
 
@@ -339,11 +425,25 @@ def _write_chunk(out: pathlib.Path, c: int, cfg: SweepConfig, data: FaceDataset,
     for k, r in enumerate(nums):
         i, e = rows[r]
         for j, alpha in enumerate(cfg.alphas):
-            lines.append(json.dumps({
-                "row": r, "chunk": c, "input": data.ids[i], "input_index": i, "edit": cfg.edits[e],
-                "alpha": alpha, "alpha_index": j, "final_loss": float(final[k, j]),
-                "probe_score": s_out[k][j] if s_out else None, "input_probe_score": s_in[k] if s_in else None,
-                "pixel_rmse_to_input": float(pix[k, j]), "shard": shard, "process": info.index}))
+            lines.append(
+                json.dumps(
+                    {
+                        "row": r,
+                        "chunk": c,
+                        "input": data.ids[i],
+                        "input_index": i,
+                        "edit": cfg.edits[e],
+                        "alpha": alpha,
+                        "alpha_index": j,
+                        "final_loss": float(final[k, j]),
+                        "probe_score": s_out[k][j] if s_out else None,
+                        "input_probe_score": s_in[k] if s_in else None,
+                        "pixel_rmse_to_input": float(pix[k, j]),
+                        "shard": shard,
+                        "process": info.index,
+                    }
+                )
+            )
     _atomic_write(out / "index" / f"{chunk_name(c)}.jsonl", lambda p: p.write_text("\n".join(lines) + "\n"))
 
 
@@ -351,6 +451,7 @@ def _probe(cfg: SweepConfig, data: FaceDataset, root: pathlib.Path | None, progr
     from dfijax.dfi.probe import ProbeConfig, train_probe
 
     pc = ProbeConfig(size=min(64, cfg.size), steps=cfg.probe_steps, n_train=cfg.probe_train, seed=cfg.seed)
-    probe, _ = train_probe(data, pc, root / "probe" if root else None,
-                           progress=lambda i, m: progress("probe", i, pc.steps, {}))
+    probe, _ = train_probe(
+        data, pc, root / "probe" if root else None, progress=lambda i, m: progress("probe", i, pc.steps, {})
+    )
     return probe

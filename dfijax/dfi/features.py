@@ -16,13 +16,20 @@ import numpy as np
 from dfijax import invert as inv
 from dfijax.data import FaceDataset
 from dfijax.dfi.neighbours import Neighbours
-from dfijax.dfi.vectors import attribute_vector, uses_normalized_features
+from dfijax.dfi.vectors import uses_normalized_features
 
 
-def mean_features(loss: inv.FeatureLoss, variables: Mapping, dataset: FaceDataset, indices: Sequence[int], size: int,
-                  normalize: bool = False, batch: int = 32,
-                  progress: Callable[[int], None] | None = None,
-                  feature_cache: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+def mean_features(
+    loss: inv.FeatureLoss,
+    variables: Mapping,
+    dataset: FaceDataset,
+    indices: Sequence[int],
+    size: int,
+    normalize: bool = False,
+    batch: int = 32,
+    progress: Callable[[int], None] | None = None,
+    feature_cache: str | os.PathLike | None = None,
+) -> dict[str, np.ndarray]:
     """Mean φ over dataset images (running sums in batches, so K large images never sit in memory at
     once). normalize divides each image's layer by its L2 norm first. Returns {tap: [h, w, C]}.
 
@@ -47,18 +54,20 @@ def mean_features(loss: inv.FeatureLoss, variables: Mapping, dataset: FaceDatase
     if cache is not None:
         hits = [i for i in idx if path(i).is_file()]
         for start in range(0, len(hits), batch):
-            loaded = [np.load(path(i)) for i in hits[start:start + batch]]
+            loaded = [np.load(path(i)) for i in hits[start : start + batch]]
             accumulate({t: np.stack([z[t] for z in loaded]) for t in loss.taps})
             if progress:
                 progress(len(loaded))
         todo = [i for i in idx if not path(i).is_file()]
         cache.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(todo), batch):
-        chunk = todo[start:start + batch]
+        chunk = todo[start : start + batch]
         imgs = dataset.images(chunk, size)
         if len(chunk) < batch:  # pad to a fixed batch: one compilation
             imgs = np.concatenate([imgs, np.zeros((batch - len(chunk),) + imgs.shape[1:], imgs.dtype)])
-        feats = {t: np.asarray(v[: len(chunk)]) for t, v in inv.feature_targets(loss, variables, jnp.asarray(imgs)).items()}
+        feats = {
+            t: np.asarray(v[: len(chunk)]) for t, v in inv.feature_targets(loss, variables, jnp.asarray(imgs)).items()
+        }
         accumulate(feats)
         if cache is not None:
             for k, i in enumerate(chunk):
@@ -70,11 +79,19 @@ def mean_features(loss: inv.FeatureLoss, variables: Mapping, dataset: FaceDatase
     return {t: (v / len(idx)).astype(np.float32) for t, v in total.items()}
 
 
-def feature_cache_dir(root: str | os.PathLike, loss: inv.FeatureLoss, weights_meta: Mapping[str, str],
-                      dataset: FaceDataset, size: int) -> pathlib.Path:
+def feature_cache_dir(
+    root: str | os.PathLike, loss: inv.FeatureLoss, weights_meta: Mapping[str, str], dataset: FaceDataset, size: int
+) -> pathlib.Path:
     """The per-image feature cache folder for these weights, taps, pooling, data, crop and size."""
-    key = cache_key(weights=weights_id(weights_meta), taps=loss.taps, pooling=loss.model.pooling,
-                    dtype=str(loss.model.dtype), data=dataset.name, crop=getattr(dataset, "crop", None), size=size)
+    key = cache_key(
+        weights=weights_id(weights_meta),
+        taps=loss.taps,
+        pooling=loss.model.pooling,
+        dtype=str(loss.model.dtype),
+        data=dataset.name,
+        crop=getattr(dataset, "crop", None),
+        size=size,
+    )
     return pathlib.Path(root) / f"features-{key}"
 
 
@@ -87,20 +104,34 @@ def weights_id(meta: Mapping[str, str]) -> str:
     return meta.get("source_sha256") or f"random-seed{meta.get('seed', '?')}"
 
 
-def attribute_vector_cached(loss: inv.FeatureLoss, variables: Mapping, weights_meta: Mapping[str, str],
-                            dataset: FaceDataset, neighbours: Neighbours, size: int, scaling: str,
-                            cache_dir: str | os.PathLike | None, batch: int = 32,
-                            progress: Callable[[int], None] | None = None,
-                            feature_cache: str | os.PathLike | None = None) -> tuple[dict[str, np.ndarray], bool]:
+def attribute_vector_cached(
+    loss: inv.FeatureLoss,
+    variables: Mapping,
+    weights_meta: Mapping[str, str],
+    dataset: FaceDataset,
+    neighbours: Neighbours,
+    size: int,
+    scaling: str,
+    cache_dir: str | os.PathLike | None,
+    batch: int = 32,
+    progress: Callable[[int], None] | None = None,
+    feature_cache: str | os.PathLike | None = None,
+) -> tuple[dict[str, np.ndarray], bool]:
     """w = mean φ(target set) − mean φ(source set) for these neighbours, from the cache when the same
     weights, taps, pooling, data, size, neighbour sets and normalisation were seen before.
     Returns (w, whether it came from the cache)."""
     normalize = uses_normalized_features(scaling)
-    key = cache_key(weights=weights_id(weights_meta), taps=loss.taps, pooling=loss.model.pooling, data=dataset.name,
-                    crop=getattr(dataset, "crop", None),
-                    size=size, normalize=normalize,
-                    target=[dataset.ids[i] for i in neighbours.target],
-                    source=[dataset.ids[i] for i in neighbours.source])
+    key = cache_key(
+        weights=weights_id(weights_meta),
+        taps=loss.taps,
+        pooling=loss.model.pooling,
+        data=dataset.name,
+        crop=getattr(dataset, "crop", None),
+        size=size,
+        normalize=normalize,
+        target=[dataset.ids[i] for i in neighbours.target],
+        source=[dataset.ids[i] for i in neighbours.source],
+    )
     path = pathlib.Path(cache_dir) / f"attrvec-{key}.npz" if cache_dir else None
     if path is not None and path.is_file():
         with np.load(path) as z:

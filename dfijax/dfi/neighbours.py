@@ -22,9 +22,20 @@ class Neighbours:
     n_source_available: int
 
 
-def select_neighbours(attrs: np.ndarray, query: np.ndarray, edit: Sequence[tuple[int, int]], k: int = 100, *,
-                      has: float = 0.5, lacks: float = -0.5, metric: str = "l2", same: int | None = None,
-                      exclude: int | None = None, allow_fewer: bool = False, rank: str = "other") -> Neighbours:
+def select_neighbours(
+    attrs: np.ndarray,
+    query: np.ndarray,
+    edit: Sequence[tuple[int, int]],
+    k: int = 100,
+    *,
+    has: float = 0.5,
+    lacks: float = -0.5,
+    metric: str = "l2",
+    same: int | None = None,
+    exclude: int | None = None,
+    allow_fewer: bool = False,
+    rank: str = "other",
+) -> Neighbours:
     """Target set: images with the edit (for each (i, +1): attr_i >= has; for (i, −1): attr_i < lacks);
     source set: images with the opposite. Both ranked by the distance of the attributes to the query
     (L2, or Hamming on signs; NaN query entries are ignored): rank="other" leaves the edited

@@ -110,8 +110,12 @@ class Probe:
         return x
 
 
-def train_probe(data: FaceDataset, config: ProbeConfig = ProbeConfig(), cache_dir: str | pathlib.Path | None = None,
-                progress: Callable[[int, dict], None] | None = None) -> tuple[Probe, bool]:
+def train_probe(
+    data: FaceDataset,
+    config: ProbeConfig = ProbeConfig(),
+    cache_dir: str | pathlib.Path | None = None,
+    progress: Callable[[int, dict], None] | None = None,
+) -> tuple[Probe, bool]:
     """Train (or restore from cache_dir) a probe on the dataset's attributes. Returns (probe, cached).
 
     Trains on the first n_train images (a batch of random ones per step, a pure function of the step),
@@ -141,9 +145,16 @@ def train_probe(data: FaceDataset, config: ProbeConfig = ProbeConfig(), cache_di
         return jnp.asarray(x_all[idx]), jnp.asarray(y_all[idx])
 
     try:
-        state, records = training.fit(make_train_step(model), state, batches, config.steps, ck,
-                                      rng=jax.random.key(config.seed), log_every=25,
-                                      progress=(lambda i, r: r and progress(i, r)) if progress else None)
+        state, records = training.fit(
+            make_train_step(model),
+            state,
+            batches,
+            config.steps,
+            ck,
+            rng=jax.random.key(config.seed),
+            log_every=25,
+            progress=(lambda i, r: r and progress(i, r)) if progress else None,
+        )
     finally:
         if ck is not None:
             ck.close()

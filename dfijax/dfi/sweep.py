@@ -19,7 +19,8 @@ import numpy as np
 
 from dfijax import invert as inv
 from dfijax.data import FaceDataset
-from dfijax.dfi import features, neighbours as nb, postprocess, specs, vectors
+from dfijax.dfi import features, postprocess, specs, vectors
+from dfijax.dfi import neighbours as nb
 from dfijax.vgg import VGG19, layer_index
 from dfijax.weights import VGGWeights
 
@@ -89,10 +90,16 @@ class SweepConfig:
             raise ValueError("k and iters must be positive")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
-        for name, allowed in (("tv_form", inv.TV_FORMS), ("reduction", ("sum", "mean")),
-                              ("bounds", ("none", "lbfgsb", "project")), ("init", ("input", "noise")),
-                              ("alpha_mode", ("parallel", "warm")), ("metric", ("auto", "hamming", "l2")),
-                              ("rank", ("other", "all")), ("color_match", ("none", "channel", "global"))):
+        for name, allowed in (
+            ("tv_form", inv.TV_FORMS),
+            ("reduction", ("sum", "mean")),
+            ("bounds", ("none", "lbfgsb", "project")),
+            ("init", ("input", "noise")),
+            ("alpha_mode", ("parallel", "warm")),
+            ("metric", ("auto", "hamming", "l2")),
+            ("rank", ("other", "all")),
+            ("color_match", ("none", "channel", "global")),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.history < 1:
@@ -104,13 +111,17 @@ class SweepConfig:
 
     def feature_loss(self, pretrained: bool) -> inv.FeatureLoss:
         model = VGG19(dtype=jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32)
-        return inv.FeatureLoss(model=model, taps=self.taps, reduction=self.reduction,
-                               tv_weight=self.tv_weight(pretrained), tv=self.tv_form)
+        return inv.FeatureLoss(
+            model=model, taps=self.taps, reduction=self.reduction, tv_weight=self.tv_weight(pretrained), tv=self.tv_form
+        )
 
     def solver(self, iters: int | None = None) -> inv.SolverConfig:
-        return inv.SolverConfig(maxiter=iters or self.iters, history_size=self.history,
-                                backend="optax" if self.bounds == "project" else "jaxopt",
-                                bounds=None if self.bounds == "none" else (0.0, 1.0))
+        return inv.SolverConfig(
+            maxiter=iters or self.iters,
+            history_size=self.history,
+            backend="optax" if self.bounds == "project" else "jaxopt",
+            bounds=None if self.bounds == "none" else (0.0, 1.0),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +135,9 @@ class SweepInputs:
     labels: tuple[str, ...]
 
 
-def dataset_inputs(data: FaceDataset, edit: str, size: int, count: int = 3,
-                   indices: Sequence[int] | None = None) -> SweepInputs:
+def dataset_inputs(
+    data: FaceDataset, edit: str, size: int, count: int = 3, indices: Sequence[int] | None = None
+) -> SweepInputs:
     """Dataset faces to edit: the given indices, or the first `count` that lack the edit."""
     if indices is not None:
         idx = [int(i) for i in indices]
@@ -153,8 +165,13 @@ class PhotoCrops:
     eyes: np.ndarray
 
 
-def prepare_photos(photos: Sequence[np.ndarray], data: FaceDataset, size: int,
-                   eyes: Sequence[np.ndarray | str | None] | None = None, fit: str = "crop") -> PhotoCrops:
+def prepare_photos(
+    photos: Sequence[np.ndarray],
+    data: FaceDataset,
+    size: int,
+    eyes: Sequence[np.ndarray | str | None] | None = None,
+    fit: str = "crop",
+) -> PhotoCrops:
     """Photos [H_i, W_i, 3] in [0, 1] (any sizes) -> the dataset's size×size crop, never stretched.
     eyes[i]: [2, 2] (x, y) eye positions in photo i -> aligned to the dataset's eye template by a
     similarity transform; "auto" -> the same with eyes found by OpenCV's Haar cascades; None (or
@@ -181,8 +198,12 @@ def prepare_photos(photos: Sequence[np.ndarray], data: FaceDataset, size: int,
     return PhotoCrops(np.clip(np.stack(out), 0, 1).astype(np.float32), np.stack(mats), np.stack(used))
 
 
-def photo_probe(config: SweepConfig, data: FaceDataset, cache_root: str | pathlib.Path | None = None,
-                progress: Progress | None = None) -> "Probe":
+def photo_probe(
+    config: SweepConfig,
+    data: FaceDataset,
+    cache_root: str | pathlib.Path | None = None,
+    progress: Progress | None = None,
+) -> "Probe":
     """The attribute probe the sweep scores with (same settings, so the same cached probe): a
     dfijax.dfi.probe.Probe, trained on first use."""
     from dfijax.dfi.probe import ProbeConfig, train_probe
@@ -190,8 +211,9 @@ def photo_probe(config: SweepConfig, data: FaceDataset, cache_root: str | pathli
     progress = progress or (lambda *a: None)
     pc = ProbeConfig(size=min(64, config.size), steps=config.probe_steps, n_train=config.probe_train, seed=config.seed)
     root = pathlib.Path(cache_root) if cache_root is not None else None
-    probe, _ = train_probe(data, pc, root / "probe" if root else None,
-                           progress=lambda i, m: progress("probe", i, pc.steps, {}))
+    probe, _ = train_probe(
+        data, pc, root / "probe" if root else None, progress=lambda i, m: progress("probe", i, pc.steps, {})
+    )
     return probe
 
 
@@ -212,8 +234,9 @@ def wants_predicted_attrs(attrs: str) -> bool:
     return "auto" in [t.strip().lower() for t in attrs.replace(" ", ",").split(",")]
 
 
-def photo_inputs(images: np.ndarray, attrs: str, data: FaceDataset, labels: Sequence[str],
-                 predicted: np.ndarray | None = None) -> SweepInputs:
+def photo_inputs(
+    images: np.ndarray, attrs: str, data: FaceDataset, labels: Sequence[str], predicted: np.ndarray | None = None
+) -> SweepInputs:
     """Photos of one's own ([N, size, size, 3], aligned or face-centred, see `prepare_photos`) with
     attributes given by hand ('Young=1,Male=-1', names from the dataset; the rest unknown), or
     predicted: 'auto' takes predicted [N, A] (see `predict_photo_attrs`), 'auto,Male=-1' overrides
@@ -259,17 +282,27 @@ class SweepResult:
 def _metrics(pix: np.ndarray, feat: np.ndarray, score: np.ndarray | None, alphas, sel) -> list[dict[str, float]]:
     out = []
     for j, a in enumerate(alphas):
-        m = {"alpha": a, "pixel_rmse_to_input": float(pix[sel, j].mean()),
-             "vgg_feature_distance_to_input": float(feat[sel, j].mean())}
+        m = {
+            "alpha": a,
+            "pixel_rmse_to_input": float(pix[sel, j].mean()),
+            "vgg_feature_distance_to_input": float(feat[sel, j].mean()),
+        }
         if score is not None:
             m["target_attribute_score"] = float(score[sel, j].mean())
         out.append(m)
     return out
 
 
-def run_sweep(config: SweepConfig, data: FaceDataset, weights: VGGWeights, inputs: SweepInputs, *,
-              mask: np.ndarray | None = None, cache_root: str | pathlib.Path | None = None,
-              progress: Progress | None = None) -> SweepResult:
+def run_sweep(
+    config: SweepConfig,
+    data: FaceDataset,
+    weights: VGGWeights,
+    inputs: SweepInputs,
+    *,
+    mask: np.ndarray | None = None,
+    cache_root: str | pathlib.Path | None = None,
+    progress: Progress | None = None,
+) -> SweepResult:
     """Edit every input by every edit at every alpha. mask: [size, size] in [0, 1] (1 takes the edit).
     cache_root: folder for the attribute-vector, feature and probe caches (None: no caching)."""
     progress = progress or (lambda *a: None)
@@ -280,9 +313,17 @@ def run_sweep(config: SweepConfig, data: FaceDataset, weights: VGGWeights, input
     warnings, sets = [], []
     metric = ("hamming" if data.binary else "l2") if config.metric == "auto" else config.metric
     for i, e in rows:
-        n = nb.select_neighbours(data.attrs, inputs.queries[i], edit_specs[e], config.k, metric=metric, same=gender,
-                                 exclude=None if config.include_input else inputs.excludes[i],
-                                 allow_fewer=config.allow_fewer, rank=config.rank)
+        n = nb.select_neighbours(
+            data.attrs,
+            inputs.queries[i],
+            edit_specs[e],
+            config.k,
+            metric=metric,
+            same=gender,
+            exclude=None if config.include_input else inputs.excludes[i],
+            allow_fewer=config.allow_fewer,
+            rank=config.rank,
+        )
         if min(len(n.target), len(n.source)) < config.k:
             warnings.append(f"only {len(n.target)} target / {len(n.source)} source neighbours (K = {config.k})")
         sets.append(n)
@@ -290,8 +331,11 @@ def run_sweep(config: SweepConfig, data: FaceDataset, weights: VGGWeights, input
     loss = config.feature_loss(weights.pretrained)
     root = pathlib.Path(cache_root) if cache_root is not None else None
     vec_cache = root / "attrvec" if root else None
-    fcache = (features.feature_cache_dir(root / "features", loss, weights.meta, data, config.size)
-              if root and config.feature_cache else None)
+    fcache = (
+        features.feature_cache_dir(root / "features", loss, weights.meta, data, config.size)
+        if root and config.feature_cache
+        else None
+    )
     t0 = time.perf_counter()
     total = sum(len(n.target) + len(n.source) for n in sets)
     done, ws, cached = 0, [], 0
@@ -302,8 +346,19 @@ def run_sweep(config: SweepConfig, data: FaceDataset, weights: VGGWeights, input
         progress("features", done, total, {})
 
     for n in sets:
-        w, hit = features.attribute_vector_cached(loss, weights.variables, weights.meta, data, n, config.size,
-                                                  config.scaling, vec_cache, config.batch, count, fcache)
+        w, hit = features.attribute_vector_cached(
+            loss,
+            weights.variables,
+            weights.meta,
+            data,
+            n,
+            config.size,
+            config.scaling,
+            vec_cache,
+            config.batch,
+            count,
+            fcache,
+        )
         if hit:
             count(len(n.target) + len(n.source))
         ws.append(w)
@@ -323,7 +378,8 @@ def run_sweep(config: SweepConfig, data: FaceDataset, weights: VGGWeights, input
     if config.color_match != "none":
         per_channel = config.color_match == "channel"
         edited = jax.vmap(lambda e, r: jax.vmap(lambda z: postprocess.match_color(z, r, per_channel=per_channel))(e))(
-            edited, x)
+            edited, x
+        )
     if mask is not None:
         edited = postprocess.mask_blend(edited, x[:, None], jnp.asarray(mask))
     edited = np.clip(np.asarray(edited), 0, 1)
@@ -335,15 +391,29 @@ def run_sweep(config: SweepConfig, data: FaceDataset, weights: VGGWeights, input
     feat = features.feature_distance(loss, weights.variables, flat, ref).reshape(b, a)
     score, probe_info, probe_model = None, None, None
     if config.probe:
-        score, probe_info, probe_model = _probe_scores(config, data, edit_specs, rows, np.asarray(x), np.asarray(flat), b, a,
-                                          root, progress)
+        score, probe_info, probe_model = _probe_scores(
+            config, data, edit_specs, rows, np.asarray(x), np.asarray(flat), b, a, root, progress
+        )
     edit_of_row = np.array([e for _, e in rows])
     per_alpha = _metrics(pix, feat, score, alphas, slice(None))
     per_edit = {name: _metrics(pix, feat, score, alphas, edit_of_row == e) for e, name in enumerate(config.edits)}
-    return SweepResult(config, edited, np.asarray(x), rows, inputs.labels, sets, final_loss,
-                       per_alpha, per_edit, probe_info, loss.tv_weight, cached,
-                       {"neighbour_features": t_features, "edit_including_compile": t_edit,
-                        "total": time.perf_counter() - t_start}, warnings, probe_model)
+    return SweepResult(
+        config,
+        edited,
+        np.asarray(x),
+        rows,
+        inputs.labels,
+        sets,
+        final_loss,
+        per_alpha,
+        per_edit,
+        probe_info,
+        loss.tv_weight,
+        cached,
+        {"neighbour_features": t_features, "edit_including_compile": t_edit, "total": time.perf_counter() - t_start},
+        warnings,
+        probe_model,
+    )
 
 
 def initial_images(config: SweepConfig, images: jax.Array) -> jax.Array:
@@ -355,28 +425,53 @@ def initial_images(config: SweepConfig, images: jax.Array) -> jax.Array:
     return (jnp.array([124.0, 117.0, 104.0]) + noise) / 255.0
 
 
-def solve_alphas(config: SweepConfig, loss: inv.FeatureLoss, variables, x: jax.Array, w, alphas: Sequence[float],
-                 progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+def solve_alphas(
+    config: SweepConfig, loss: inv.FeatureLoss, variables, x: jax.Array, w, alphas: Sequence[float], progress: Progress
+) -> tuple[np.ndarray, np.ndarray]:
     """Invert φ(x) + α·w for B rows × A alphas. "parallel": one engine call for all; "warm": one call
     per alpha over all rows, each later alpha starting from the previous one's result with half the
     iterations. Returns ([B, A, H, W, 3] images, [B, A] final losses)."""
     shard = config.shard and jax.local_device_count() > 1
     x0 = initial_images(config, x)
     if config.alpha_mode == "parallel":
+
         def report(k, losses):
             progress("solve", k, config.iters, {"loss": float(jnp.mean(losses))})
 
-        out, r = vectors.edit(loss, variables, x, w, alphas, config.solver(), config.scaling, x0=x0,
-                              check_every=5, shard=shard, progress=report)
+        out, r = vectors.edit(
+            loss,
+            variables,
+            x,
+            w,
+            alphas,
+            config.solver(),
+            config.scaling,
+            x0=x0,
+            check_every=5,
+            shard=shard,
+            progress=report,
+        )
         return np.asarray(out), np.asarray(r.final_loss).reshape(len(x), len(alphas))
     iters = [config.iters] + [max(1, config.iters // 2)] * (len(alphas) - 1)
     total, done, outs, finals = sum(iters), 0, [], []
     for a, n in zip(alphas, iters):
+
         def report(k, losses, done=done):
             progress("solve", done + k, total, {"loss": float(jnp.mean(losses)), "alpha": a})
 
-        out, r = vectors.edit(loss, variables, x, w, [a], config.solver(n), config.scaling, x0=x0,
-                              check_every=5, shard=shard, progress=report)
+        out, r = vectors.edit(
+            loss,
+            variables,
+            x,
+            w,
+            [a],
+            config.solver(n),
+            config.scaling,
+            x0=x0,
+            check_every=5,
+            shard=shard,
+            progress=report,
+        )
         x0 = out[:, 0]
         done += n
         outs.append(np.asarray(out[:, 0]))
@@ -388,8 +483,9 @@ def _probe_scores(config, data, edit_specs, rows, x, flat, b, a, root, progress)
     from dfijax.dfi.probe import ProbeConfig, train_probe
 
     pc = ProbeConfig(size=min(64, config.size), steps=config.probe_steps, n_train=config.probe_train, seed=config.seed)
-    probe, probe_cached = train_probe(data, pc, root / "probe" if root else None,
-                                      progress=lambda i, m: progress("probe", i, pc.steps, {}))
+    probe, probe_cached = train_probe(
+        data, pc, root / "probe" if root else None, progress=lambda i, m: progress("probe", i, pc.steps, {})
+    )
 
     def target_score(p, spec):  # probability of the edit's direction, averaged over its attributes
         return np.mean([p[..., i] if sign > 0 else 1 - p[..., i] for i, sign in spec], axis=0)
@@ -398,6 +494,10 @@ def _probe_scores(config, data, edit_specs, rows, x, flat, b, a, root, progress)
     p_out = probe.scores(flat).reshape(b, a, -1)
     s_in = np.array([target_score(p_in[r], edit_specs[e]) for r, (_, e) in enumerate(rows)])
     s_out = np.stack([target_score(p_out[r], edit_specs[e]) for r, (_, e) in enumerate(rows)])
-    info = {"input_target_attribute_score": float(s_in.mean()), "cached": probe_cached,
-            "metrics": probe.metrics, "config": dataclasses.asdict(pc)}
+    info = {
+        "input_target_attribute_score": float(s_in.mean()),
+        "cached": probe_cached,
+        "metrics": probe.metrics,
+        "config": dataclasses.asdict(pc),
+    }
     return s_out, info, probe

@@ -38,10 +38,24 @@ class TradeOff:
 
     def summary(self) -> list[dict[str, float]]:
         """Means over rows: one dict per alpha, then one per blend weight."""
-        out = [{"method": "dfi", "alpha": float(a), "attribute_gain": float(self.dfi_gain[:, j].mean()),
-                "identity_drift": float(self.dfi_drift[:, j].mean())} for j, a in enumerate(self.alphas)]
-        out += [{"method": "pixel blend", "t": float(t), "attribute_gain": float(self.blend_gain[:, j].mean()),
-                 "identity_drift": float(self.blend_drift[:, j].mean())} for j, t in enumerate(self.blend_t)]
+        out = [
+            {
+                "method": "dfi",
+                "alpha": float(a),
+                "attribute_gain": float(self.dfi_gain[:, j].mean()),
+                "identity_drift": float(self.dfi_drift[:, j].mean()),
+            }
+            for j, a in enumerate(self.alphas)
+        ]
+        out += [
+            {
+                "method": "pixel blend",
+                "t": float(t),
+                "attribute_gain": float(self.blend_gain[:, j].mean()),
+                "identity_drift": float(self.blend_drift[:, j].mean()),
+            }
+            for j, t in enumerate(self.blend_t)
+        ]
         return out
 
 
@@ -65,14 +79,25 @@ def stranger_distance(emb: np.ndarray, proj: np.ndarray) -> float:
     return float(np.median(d[np.triu_indices(len(z), 1)]))
 
 
-def measure(probe: Probe, data: FaceDataset, inputs: np.ndarray, edited: np.ndarray, specs: Sequence[Spec],
-            neighbours: Sequence[Neighbours], alphas: Sequence[float], size: int,
-            blend_t: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5), n_strangers: int = 200) -> TradeOff:
+def measure(
+    probe: Probe,
+    data: FaceDataset,
+    inputs: np.ndarray,
+    edited: np.ndarray,
+    specs: Sequence[Spec],
+    neighbours: Sequence[Neighbours],
+    alphas: Sequence[float],
+    size: int,
+    blend_t: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
+    n_strangers: int = 200,
+) -> TradeOff:
     """inputs: [R, H, W, 3]; edited: [R, A, H, W, 3] (in [0, 1]); specs, neighbours: per row."""
     r, a = edited.shape[:2]
     if inputs.shape[0] != r or len(specs) != r or len(neighbours) != r or len(alphas) != a:
-        raise ValueError(f"{r} rows x {a} alphas of edits need as many inputs, specs and neighbour sets; got "
-                         f"{inputs.shape[0]}, {len(specs)}, {len(neighbours)} and {len(alphas)} alphas")
+        raise ValueError(
+            f"{r} rows x {a} alphas of edits need as many inputs, specs and neighbour sets; got "
+            f"{inputs.shape[0]}, {len(specs)}, {len(neighbours)} and {len(alphas)} alphas"
+        )
     ts = np.asarray(blend_t, np.float32)
     means = np.stack([data.images(n.target, size).mean(0) for n in neighbours])  # [R, H, W, 3]
     blends = (1 - ts[None, :, None, None, None]) * inputs[:, None] + ts[None, :, None, None, None] * means[:, None]
@@ -80,8 +105,8 @@ def measure(probe: Probe, data: FaceDataset, inputs: np.ndarray, edited: np.ndar
     p, emb = probe.scores(flat), probe.embed(flat)
     strangers = probe.embed(data.images(range(min(n_strangers, len(data))), size))
     n_b = len(ts)
-    p_in, p_ed, p_bl = p[:r], p[r:r + r * a].reshape(r, a, -1), p[r + r * a:].reshape(r, n_b, -1)
-    e_in, e_ed, e_bl = emb[:r], emb[r:r + r * a].reshape(r, a, -1), emb[r + r * a:].reshape(r, n_b, -1)
+    p_in, p_ed, p_bl = p[:r], p[r : r + r * a].reshape(r, a, -1), p[r + r * a :].reshape(r, n_b, -1)
+    e_in, e_ed, e_bl = emb[:r], emb[r : r + r * a].reshape(r, a, -1), emb[r + r * a :].reshape(r, n_b, -1)
     out = {k: np.zeros((r, m), np.float32) for k, m in (("dg", a), ("dd", a), ("bg", n_b), ("bd", n_b))}
     scale: dict[str, float] = {}
     for i, spec in enumerate(specs):
@@ -107,9 +132,10 @@ def plot(path, t: TradeOff, title: str = "attribute gain vs identity drift") -> 
     from PIL import Image
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=80)
-    for name, drift, gain, params, color in (("DFI", t.dfi_drift, t.dfi_gain, t.alphas, "tab:blue"),
-                                             ("pixel blend to target neighbours' mean", t.blend_drift, t.blend_gain,
-                                              t.blend_t, "tab:orange")):
+    for name, drift, gain, params, color in (
+        ("DFI", t.dfi_drift, t.dfi_gain, t.alphas, "tab:blue"),
+        ("pixel blend to target neighbours' mean", t.blend_drift, t.blend_gain, t.blend_t, "tab:orange"),
+    ):
         ax.scatter(drift.ravel(), gain.ravel(), s=10, alpha=0.35, color=color)
         mx, my = drift.mean(0), gain.mean(0)
         ax.plot(mx, my, marker="o", color=color, label=f"{name} (mean per {'α' if name == 'DFI' else 't'})")

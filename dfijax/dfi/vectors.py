@@ -71,9 +71,17 @@ def edit_targets(phi_x: Features, w: Features, alphas: jax.Array, scaling: str =
     return out
 
 
-def edit(loss: inv.FeatureLoss, variables: Mapping, images: jax.Array, w: Features, alphas: Sequence[float],
-         config: inv.SolverConfig = inv.SolverConfig(), scaling: str = "chainer", x0: jax.Array | None = None,
-         **invert_kwargs) -> tuple[jax.Array, inv.InversionResult]:
+def edit(
+    loss: inv.FeatureLoss,
+    variables: Mapping,
+    images: jax.Array,
+    w: Features,
+    alphas: Sequence[float],
+    config: inv.SolverConfig = inv.SolverConfig(),
+    scaling: str = "chainer",
+    x0: jax.Array | None = None,
+    **invert_kwargs,
+) -> tuple[jax.Array, inv.InversionResult]:
     """Edit B images by their attribute vectors at A alphas in one engine call.
 
     images: [B, H, W, 3] in [0, 1]; w: {tap: [B, h, w, C]} (one vector per image: neighbours differ);
@@ -91,7 +99,8 @@ def edit(loss: inv.FeatureLoss, variables: Mapping, images: jax.Array, w: Featur
             raise ValueError(f"attribute vector for {t!r} has {w[t].shape[0]} rows for {b} images")
     phi = inv.feature_targets(loss, variables, images)
     targets = jax.vmap(lambda p, d: edit_targets(p, d, jnp.asarray(alphas), scaling))(
-        {t: phi[t] for t in loss.taps}, {t: jnp.asarray(w[t]) for t in loss.taps})
+        {t: phi[t] for t in loss.taps}, {t: jnp.asarray(w[t]) for t in loss.taps}
+    )
     targets = {t: v.reshape((b * a,) + v.shape[2:]) for t, v in targets.items()}
     start = images if x0 is None else jnp.asarray(x0, jnp.float32)
     r = inv.invert(loss, variables, targets, jnp.repeat(start, a, axis=0), config, **invert_kwargs)

@@ -6,11 +6,46 @@ transfer-accuracy evaluation, `faces` the faces setting (VGG-19 f, net choice, i
 
 from dfijax.dtn.losses import PRESETS, DTNWeights, preset
 from dfijax.dtn.model import DigitClassifier, Discriminator, Generator, PaperDiscriminator, PaperGenerator
-from dfijax.dtn.train import (DTN, ClassifierConfig, DTNState, accuracy, apply_net, check_images, init_state,
-                              make_d_step, make_dtn, make_g_step, train_classifier, train_dtn, transfer_accuracy,
-                              translate, uses_batch_stats)
+from dfijax.dtn.train import (
+    DTN,
+    ClassifierConfig,
+    DTNState,
+    accuracy,
+    apply_net,
+    check_images,
+    init_state,
+    make_d_step,
+    make_dtn,
+    make_g_step,
+    train_classifier,
+    train_dtn,
+    transfer_accuracy,
+    translate,
+    uses_batch_stats,
+)
 
-__all__ = ["PRESETS", "DTNWeights", "preset", "DigitClassifier", "Discriminator", "Generator", "PaperDiscriminator",
-           "PaperGenerator", "DTN", "ClassifierConfig", "DTNState", "accuracy", "apply_net", "check_images",
-           "init_state", "make_d_step", "make_dtn", "make_g_step", "train_classifier", "train_dtn",
-           "transfer_accuracy", "translate", "uses_batch_stats"]
+__all__ = [
+    "PRESETS",
+    "DTNWeights",
+    "preset",
+    "DigitClassifier",
+    "Discriminator",
+    "Generator",
+    "PaperDiscriminator",
+    "PaperGenerator",
+    "DTN",
+    "ClassifierConfig",
+    "DTNState",
+    "accuracy",
+    "apply_net",
+    "check_images",
+    "init_state",
+    "make_d_step",
+    "make_dtn",
+    "make_g_step",
+    "train_classifier",
+    "train_dtn",
+    "transfer_accuracy",
+    "translate",
+    "uses_batch_stats",
+]

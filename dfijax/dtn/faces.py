@@ -74,8 +74,10 @@ class VGGFeatures:
             raise ValueError(f"image size must be at least {vgg_lib.MIN_SIZE} for VGG-19, got {size}")
         for t, (h, w, _) in vgg_lib.tap_shapes((size, size), self.taps).items():
             if h < self.grid or h % self.grid or w % self.grid:
-                raise ValueError(f"VGG tap {t} is {h}x{w} for {size}x{size} images: not divisible into a "
-                                 f"{self.grid}x{self.grid} grid; use a shallower tap, a larger size or a smaller grid")
+                raise ValueError(
+                    f"VGG tap {t} is {h}x{w} for {size}x{size} images: not divisible into a "
+                    f"{self.grid}x{self.grid} grid; use a shallower tap, a larger size or a smaller grid"
+                )
 
     def raw(self, variables: Any, x: jax.Array) -> jax.Array:
         """[B, S, S, 3] in [0, 1] -> [B, feat_dim]: grid-pooled, concatenated taps (not standardised)."""
@@ -113,8 +115,8 @@ def make_f_params(f: VGGFeatures, vgg_variables: Any, calibration: np.ndarray, b
     mean, std = raw.mean(0), raw.std(0)
     scale, start = np.empty_like(mean), 0
     for d in f.tap_dims:
-        rms = np.sqrt(np.mean(np.square(std[start:start + d])))
-        scale[start:start + d] = 1.0 / max(rms, 1e-12)
+        rms = np.sqrt(np.mean(np.square(std[start : start + d])))
+        scale[start : start + d] = 1.0 / max(rms, 1e-12)
         start += d
     return {"vgg": vgg_variables, "mean": jnp.asarray(mean, jnp.float32), "scale": jnp.asarray(scale, jnp.float32)}
 
@@ -127,8 +129,14 @@ def features(f: VGGFeatures, f_params: Any, x: np.ndarray, batch: int = 64) -> n
 NETS = ("paper", "small")
 
 
-def make_faces_dtn(weights: L.DTNWeights = L.PRESETS["faces"], f: VGGFeatures = VGGFeatures(), size: int = 64,
-                   width: int = 32, d_width: int = 32, nets: str = "small") -> DTN:
+def make_faces_dtn(
+    weights: L.DTNWeights = L.PRESETS["faces"],
+    f: VGGFeatures = VGGFeatures(),
+    size: int = 64,
+    width: int = 32,
+    d_width: int = 32,
+    nets: str = "small",
+) -> DTN:
     """A DTN for size × size RGB faces (g: f's features -> size × size; D on size × size targets).
 
     nets: "small" (the project's light GroupNorm nets, `Generator` and `Discriminator`, any power-of-two
@@ -142,8 +150,10 @@ def make_faces_dtn(weights: L.DTNWeights = L.PRESETS["faces"], f: VGGFeatures = 
     _levels(size, "image")  # a power of two >= 32
     if nets == "paper":
         if size != PAPER_G_SIZE:
-            raise ValueError(f"the paper's networks make {PAPER_G_SIZE}x{PAPER_G_SIZE} images, got size {size}; "
-                             f"use size {PAPER_G_SIZE} or the small networks")
+            raise ValueError(
+                f"the paper's networks make {PAPER_G_SIZE}x{PAPER_G_SIZE} images, got size {size}; "
+                f"use size {PAPER_G_SIZE} or the small networks"
+            )
         return DTN(f, PaperGenerator(width), PaperDiscriminator(d_width, weights.num_classes), weights)
     return DTN(f, Generator(width, 3, size), Discriminator(d_width, weights.num_classes), weights)
 
@@ -152,8 +162,9 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return a / (np.linalg.norm(a, axis=-1, keepdims=True) + 1e-8)
 
 
-def constancy(dtn: DTN, f_params: Any, g_params: Any, sources: np.ndarray, seed: int = 0,
-              batch: int = 64, g_stats: Any = None) -> dict[str, float]:
+def constancy(
+    dtn: DTN, f_params: Any, g_params: Any, sources: np.ndarray, seed: int = 0, batch: int = 64, g_stats: Any = None
+) -> dict[str, float]:
     """Identity keeping on sources [N, S, S, 3] (N >= 2), in f's space:
 
     const_mse: mean (f(s) - f(G(s)))² (held-out L_CONST with d = MSE), const_mse_random_pair: the

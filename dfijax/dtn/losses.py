@@ -105,8 +105,9 @@ def tv_loss(x: jax.Array) -> jax.Array:
     return jnp.mean(jax.vmap(base_losses.tv_anisotropic)(x))
 
 
-def g_loss(w: DTNWeights, logits_gs, logits_gt, f_s, f_gs, t, g_t, g_s, coef=None
-           ) -> tuple[jax.Array, dict[str, jax.Array]]:
+def g_loss(
+    w: DTNWeights, logits_gs, logits_gt, f_s, f_gs, t, g_t, g_s, coef=None
+) -> tuple[jax.Array, dict[str, jax.Array]]:
     """L_G and its parts. Logits [B, K]; f_s, f_gs [B, F]; t, g_t = G(t), g_s = G(s) [B, H, W, C]
     (L_TV is the mean over G(s) and G(t)). coef: (α, β, γ) as an array to use instead of w's numbers
     (so a jitted step need not be recompiled for other weights)."""

@@ -118,7 +118,7 @@ class Generator(nn.Module):
         h = nn.Dense(4 * 4 * c, name="proj")(z).reshape(z.shape[0], 4, 4, c)
         h = nn.relu(_gn(c, "norm_proj")(h))
         n = _levels(self.size, "generator") - 3  # hidden upsamplings: 2 for 32×32 (up0: 2w, up1: w)
-        for i, mult in enumerate(min(4, 2 ** k) for k in reversed(range(n))):
+        for i, mult in enumerate(min(4, 2**k) for k in reversed(range(n))):
             h = nn.relu(_gn(self.width * mult, f"norm{i}")(_up(h, self.width * mult, f"up{i}")))
         h = _up(h, self.out_channels, "out")
         h = nn.sigmoid(h)
@@ -136,7 +136,7 @@ class Discriminator(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         h = x * 2.0 - 1.0
         n = _levels(x.shape[1], "discriminator input") - 2
-        for i, mult in enumerate(2 ** k for k in range(n)):
+        for i, mult in enumerate(2**k for k in range(n)):
             h = nn.Conv(self.width * mult, (4, 4), strides=(2, 2), name=f"conv{i}")(h)
             if i:
                 h = _gn(self.width * mult, f"norm{i}")(h)
@@ -166,8 +166,10 @@ class PaperGenerator(nn.Module):
     @nn.compact
     def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
         if self.size != PAPER_G_SIZE or self.out_channels != 3:
-            raise ValueError(f"the paper's g makes {PAPER_G_SIZE}x{PAPER_G_SIZE} RGB images, got size "
-                             f"{self.size} with {self.out_channels} channels; use Generator for other sizes")
+            raise ValueError(
+                f"the paper's g makes {PAPER_G_SIZE}x{PAPER_G_SIZE} RGB images, got size "
+                f"{self.size} with {self.out_channels} channels; use Generator for other sizes"
+            )
         h = z.reshape(z.shape[0], 1, 1, -1)
         for i, mult in enumerate((8, 4, 2, 1)):
             c = self.width * mult

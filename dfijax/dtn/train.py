@@ -42,8 +42,10 @@ def check_images(x: np.ndarray, name: str, size: int = SIZE) -> None:
     """Raise ValueError unless x is [N, size, size, 3] float with values in [0, 1]."""
     shape = tuple(np.shape(x))
     if len(shape) != 4 or shape[1:] != (size, size, 3):
-        raise ValueError(f"{name} images have shape {shape}; the DTN takes [N, {size}, {size}, 3] "
-                         f"(resize to {size}x{size} and repeat grey to RGB first)")
+        raise ValueError(
+            f"{name} images have shape {shape}; the DTN takes [N, {size}, {size}, 3] "
+            f"(resize to {size}x{size} and repeat grey to RGB first)"
+        )
     if shape[0] == 0:
         raise ValueError(f"{name} holds no images")
     lo, hi = float(np.min(x)), float(np.max(x))
@@ -52,6 +54,7 @@ def check_images(x: np.ndarray, name: str, size: int = SIZE) -> None:
 
 
 # --- classifiers ------------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
@@ -107,7 +110,7 @@ _logits_jit = jax.jit(lambda model, params, x: model.apply({"params": params}, x
 def _padded_batches(x: np.ndarray, batch: int):
     """Yield (chunk padded to `batch` rows, true length): every call then has one shape (one compile)."""
     for i in range(0, len(x), batch):
-        chunk = np.asarray(x[i:i + batch], np.float32)
+        chunk = np.asarray(x[i : i + batch], np.float32)
         n = len(chunk)
         if n < batch:
             chunk = np.concatenate([chunk, np.zeros((batch - n,) + chunk.shape[1:], np.float32)])
@@ -124,11 +127,16 @@ def accuracy(model: DigitClassifier, params: Any, x: np.ndarray, y: np.ndarray, 
     return float(np.mean(predict(model, params, x, batch) == np.asarray(y)))
 
 
-def train_classifier(model: DigitClassifier, x: np.ndarray, y: np.ndarray,
-                     config: ClassifierConfig = ClassifierConfig(),
-                     eval_set: tuple[np.ndarray, np.ndarray] | None = None, cache_dir: str | os.PathLike | None = None,
-                     cache_key: str | None = None, progress: Callable[[int, dict], None] | None = None
-                     ) -> tuple[Any, dict, bool]:
+def train_classifier(
+    model: DigitClassifier,
+    x: np.ndarray,
+    y: np.ndarray,
+    config: ClassifierConfig = ClassifierConfig(),
+    eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    cache_key: str | None = None,
+    progress: Callable[[int, dict], None] | None = None,
+) -> tuple[Any, dict, bool]:
     """Train a classifier on (x, y) (or restore it from cache_dir/cache_key with orbax). Minibatch i
     is a seeded function of i. Returns (params, metrics {train_loss, test_accuracy?}, from_cache)."""
     import orbax.checkpoint as ocp
@@ -140,8 +148,10 @@ def train_classifier(model: DigitClassifier, x: np.ndarray, y: np.ndarray,
         path = (pathlib.Path(cache_dir) / cache_key).absolute()
         mngr = ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
         if mngr.latest_step() is not None:
-            r = mngr.restore(mngr.latest_step(), args=ocp.args.Composite(
-                params=ocp.args.StandardRestore(init), metrics=ocp.args.JsonRestore()))
+            r = mngr.restore(
+                mngr.latest_step(),
+                args=ocp.args.Composite(params=ocp.args.StandardRestore(init), metrics=ocp.args.JsonRestore()),
+            )
             return r["params"], r["metrics"], True
     state = TrainState.create(apply_fn=None, params=init, tx=_adam(float(config.lr), 0.9))  # see init_state
     step = make_classifier_step(model, config.shift)
@@ -157,14 +167,17 @@ def train_classifier(model: DigitClassifier, x: np.ndarray, y: np.ndarray,
         metrics["test_accuracy"] = accuracy(model, state.params, *eval_set)
         metrics["n_test"] = int(len(eval_set[0]))
     if mngr is not None:
-        mngr.save(config.steps, args=ocp.args.Composite(params=ocp.args.StandardSave(state.params),
-                                                        metrics=ocp.args.JsonSave(metrics)))
+        mngr.save(
+            config.steps,
+            args=ocp.args.Composite(params=ocp.args.StandardSave(state.params), metrics=ocp.args.JsonSave(metrics)),
+        )
         mngr.wait_until_finished()
         mngr.close()
     return state.params, metrics, False
 
 
 # --- the DTN ----------------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class DTN:
@@ -206,8 +219,9 @@ def apply_net(net: Any, params: Any, stats: Any, x: jax.Array, train: bool) -> t
     if not uses_batch_stats(net):
         return net.apply({"params": params}, x), stats
     if not stats:
-        raise ValueError(f"{type(net).__name__} has batch norm: pass its running statistics (DTNState.g_stats "
-                         "or d_stats)")
+        raise ValueError(
+            f"{type(net).__name__} has batch norm: pass its running statistics (DTNState.g_stats or d_stats)"
+        )
     variables = {"params": params, "batch_stats": stats}
     if not train:
         return net.apply(variables, x, train=False), stats
@@ -215,8 +229,13 @@ def apply_net(net: Any, params: Any, stats: Any, x: jax.Array, train: bool) -> t
     return out, upd["batch_stats"]
 
 
-def make_dtn(weights: L.DTNWeights = L.PRESETS["digits"], f: DigitClassifier = DigitClassifier(),
-             width: int = 32, d_width: int = 16, out_channels: int = 3) -> DTN:
+def make_dtn(
+    weights: L.DTNWeights = L.PRESETS["digits"],
+    f: DigitClassifier = DigitClassifier(),
+    width: int = 32,
+    d_width: int = 16,
+    out_channels: int = 3,
+) -> DTN:
     """A DTN for 32×32 digits (g of base width `width`, D of `d_width`) with D's class count taken
     from the weights."""
     if width < 1 or d_width < 1:
@@ -245,9 +264,12 @@ def init_state(dtn: DTN, lr: float = 3e-4, seed: int = 0, b1: float = 0.5) -> DT
     # apply_fn=None: a bound method compares by identity, so it would make equal networks' states
     # differ in tree structure and compile again. Steps strongly typed and arrays committed to one
     # device, as a restored checkpoint has them, for the same reason.
-    state = DTNState(g=TrainState.create(apply_fn=None, params=g_params, tx=tx).replace(step=zero),
-                     d=TrainState.create(apply_fn=None, params=d_params, tx=tx).replace(step=zero),
-                     g_stats=dict(g_vars.get("batch_stats", {})), d_stats=dict(d_vars.get("batch_stats", {})))
+    state = DTNState(
+        g=TrainState.create(apply_fn=None, params=g_params, tx=tx).replace(step=zero),
+        d=TrainState.create(apply_fn=None, params=d_params, tx=tx).replace(step=zero),
+        g_stats=dict(g_vars.get("batch_stats", {})),
+        d_stats=dict(d_vars.get("batch_stats", {})),
+    )
     return jax.device_put(state, jax.local_devices()[0])
 
 
@@ -267,39 +289,55 @@ def _init_params(g: Generator | PaperGenerator, d: Discriminator | PaperDiscrimi
 
 
 def _split3(logits: jax.Array, n: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-    return logits[:n], logits[n:2 * n], logits[2 * n:]
+    return logits[:n], logits[n : 2 * n], logits[2 * n :]
 
 
-def d_objective(dtn: DTN, d_params: Any, g_s: jax.Array, g_t: jax.Array, t: jax.Array, d_stats: Any = None
-                ) -> tuple[jax.Array, tuple[dict, Any]]:
+def d_objective(
+    dtn: DTN, d_params: Any, g_s: jax.Array, g_t: jax.Array, t: jax.Array, d_stats: Any = None
+) -> tuple[jax.Array, tuple[dict, Any]]:
     """L_D on fixed G(s), G(t) and real t (all [B, S, S, 3]) -> (loss, (metrics, D's updated batch
     statistics)); D sees the three as one batch."""
     logits, d_stats = apply_net(dtn.d, d_params, d_stats, jnp.concatenate([g_s, g_t, t]), train=True)
     ls, lt, lr = _split3(logits, g_s.shape[0])
     loss = L.d_loss(ls, lt, lr, dtn.weights.three_class)
     real = L.REAL3 if dtn.weights.three_class else L.REAL2
-    return loss, ({"d_loss": loss, "d_acc_real": jnp.mean(jnp.argmax(lr, -1) == real),
-                   "d_acc_fake": jnp.mean(jnp.concatenate([jnp.argmax(ls, -1), jnp.argmax(lt, -1)]) != real)}, d_stats)
+    return loss, (
+        {
+            "d_loss": loss,
+            "d_acc_real": jnp.mean(jnp.argmax(lr, -1) == real),
+            "d_acc_fake": jnp.mean(jnp.concatenate([jnp.argmax(ls, -1), jnp.argmax(lt, -1)]) != real),
+        },
+        d_stats,
+    )
 
 
-def _generate_pair(dtn: DTN, f_params: Any, g_params: Any, g_stats: Any, s: jax.Array, t: jax.Array
-                   ) -> tuple[jax.Array, jax.Array, jax.Array, Any]:
+def _generate_pair(
+    dtn: DTN, f_params: Any, g_params: Any, g_stats: Any, s: jax.Array, t: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array, Any]:
     """(f(s), G(s), G(t), g's updated batch statistics): g in training mode on f(s) and f(t) together."""
     f_s = jax.lax.stop_gradient(dtn.features(f_params, s))
     f_t = jax.lax.stop_gradient(dtn.features(f_params, t))
     out, g_stats = apply_net(dtn.g, g_params, g_stats, jnp.concatenate([f_s, f_t]), train=True)
-    return f_s, out[: s.shape[0]], out[s.shape[0]:], g_stats
+    return f_s, out[: s.shape[0]], out[s.shape[0] :], g_stats
 
 
-def g_objective(dtn: DTN, g_params: Any, d_params: Any, f_params: Any, s: jax.Array, t: jax.Array,
-                coef: jax.Array | None = None, g_stats: Any = None, d_stats: Any = None
-                ) -> tuple[jax.Array, tuple[dict, Any]]:
+def g_objective(
+    dtn: DTN,
+    g_params: Any,
+    d_params: Any,
+    f_params: Any,
+    s: jax.Array,
+    t: jax.Array,
+    coef: jax.Array | None = None,
+    g_stats: Any = None,
+    d_stats: Any = None,
+) -> tuple[jax.Array, tuple[dict, Any]]:
     """L_G for source batch s and target batch t ([B, S, S, 3] each) -> (loss, (metrics, g's updated
     batch statistics)); coef: (α, β, γ) overriding dtn.weights' numbers."""
     f_s, g_s, g_t, g_stats = _generate_pair(dtn, f_params, g_params, g_stats, s, t)
     logits, _ = apply_net(dtn.d, d_params, d_stats, jnp.concatenate([g_s, g_t]), train=True)
     f_gs = dtn.features(f_params, g_s)
-    loss, m = L.g_loss(dtn.weights, logits[: s.shape[0]], logits[s.shape[0]:], f_s, f_gs, t, g_t, g_s, coef)
+    loss, m = L.g_loss(dtn.weights, logits[: s.shape[0]], logits[s.shape[0] :], f_s, f_gs, t, g_t, g_s, coef)
     return loss, (m, g_stats)
 
 
@@ -319,10 +357,13 @@ def _d_step_jit(dtn: DTN) -> Callable:
         _, g_s, g_t, _ = _generate_pair(dtn, f_params, state.g.params, state.g_stats, s, t)
         g_s, g_t = jax.lax.stop_gradient(g_s), jax.lax.stop_gradient(g_t)
         (loss, (m, d_stats)), grads = jax.value_and_grad(
-            lambda p: d_objective(dtn, p, g_s, g_t, t, state.d_stats), has_aux=True)(state.d.params)
+            lambda p: d_objective(dtn, p, g_s, g_t, t, state.d_stats), has_aux=True
+        )(state.d.params)
         ok = training.all_finite(loss, grads)
-        new = state.replace(d=training.nan_guard(state.d.apply_gradients(grads=grads), state.d, ok),
-                            d_stats=training.nan_guard(d_stats, state.d_stats, ok))
+        new = state.replace(
+            d=training.nan_guard(state.d.apply_gradients(grads=grads), state.d, ok),
+            d_stats=training.nan_guard(d_stats, state.d_stats, ok),
+        )
         return new, {**m, "d_finite": ok.astype(jnp.float32)}
 
     return jax.jit(step, donate_argnums=training.donate_argnums(0))
@@ -334,10 +375,13 @@ def _g_step_jit(dtn: DTN) -> Callable:
         s, t = batch
         (loss, (m, g_stats)), grads = jax.value_and_grad(
             lambda p: g_objective(dtn, p, state.d.params, f_params, s, t, coef, state.g_stats, state.d_stats),
-            has_aux=True)(state.g.params)
+            has_aux=True,
+        )(state.g.params)
         ok = training.all_finite(loss, grads)
-        new = state.replace(g=training.nan_guard(state.g.apply_gradients(grads=grads), state.g, ok),
-                            g_stats=training.nan_guard(g_stats, state.g_stats, ok))
+        new = state.replace(
+            g=training.nan_guard(state.g.apply_gradients(grads=grads), state.g, ok),
+            g_stats=training.nan_guard(g_stats, state.g_stats, ok),
+        )
         return new, {**m, "g_finite": ok.astype(jnp.float32)}
 
     return jax.jit(step, donate_argnums=training.donate_argnums(0))
@@ -358,17 +402,30 @@ def make_g_step(dtn: DTN) -> Callable:
     return lambda state, batch, rng, f_params: fn(state, batch, rng, f_params, coef)
 
 
-def train_dtn(dtn: DTN, f_params: Any, batches: Callable[[int], tuple[np.ndarray, np.ndarray]], steps: int,
-              ckpt_dir: str | os.PathLike, *, lr: float = 3e-4, seed: int = 0, g_steps: int = 1,
-              save_every: int = 100, keep: int = 2, log_every: int = 10,
-              log: Callable[[int, dict], None] | None = None) -> tuple[DTNState, int]:
+def train_dtn(
+    dtn: DTN,
+    f_params: Any,
+    batches: Callable[[int], tuple[np.ndarray, np.ndarray]],
+    steps: int,
+    ckpt_dir: str | os.PathLike,
+    *,
+    lr: float = 3e-4,
+    seed: int = 0,
+    g_steps: int = 1,
+    save_every: int = 100,
+    keep: int = 2,
+    log_every: int = 10,
+    log: Callable[[int, dict], None] | None = None,
+) -> tuple[DTNState, int]:
     """Train to `steps` iterations (each: one D step, then g_steps G steps on the same batch),
     resuming from the newest checkpoint in ckpt_dir. batches(i) -> (source, target), each
     [B, 32, 32, 3] in [0, 1], a pure function of i, so a resumed run equals an uninterrupted one.
     Metrics every log_every iterations to ckpt_dir/metrics.jsonl. Returns (state, resumed-from step)."""
     if steps < 0 or g_steps < 1 or save_every < 1 or log_every < 1:
-        raise ValueError(f"steps must be >= 0 and g_steps, save_every, log_every >= 1; got {steps}, {g_steps}, "
-                         f"{save_every}, {log_every}")
+        raise ValueError(
+            f"steps must be >= 0 and g_steps, save_every, log_every >= 1; got {steps}, {g_steps}, "
+            f"{save_every}, {log_every}"
+        )
     ckpt = training.Checkpointer(ckpt_dir, keep=keep, save_every=save_every)
     state, start = ckpt.restore_or(init_state(dtn, lr, seed))
     d_step, g_step = make_d_step(dtn), make_g_step(dtn)
@@ -390,12 +447,14 @@ def train_dtn(dtn: DTN, f_params: Any, batches: Callable[[int], tuple[np.ndarray
     return state, start
 
 
-_generate_jit = jax.jit(lambda dtn, f_params, g_params, g_stats, x: dtn.generate(f_params, g_params, x, g_stats),
-                        static_argnums=(0,))
+_generate_jit = jax.jit(
+    lambda dtn, f_params, g_params, g_stats, x: dtn.generate(f_params, g_params, x, g_stats), static_argnums=(0,)
+)
 
 
-def translate(dtn: DTN, f_params: Any, g_params: Any, x: np.ndarray, batch: int = 250, g_stats: Any = None
-              ) -> np.ndarray:
+def translate(
+    dtn: DTN, f_params: Any, g_params: Any, x: np.ndarray, batch: int = 250, g_stats: Any = None
+) -> np.ndarray:
     """G(x) for [N, S, S, 3] in [0, 1], in batches -> [N, S, S, 3] in [0, 1] (S = dtn.g.size); g_stats:
     g's running batch statistics (`DTNState.g_stats`) when g has batch norm."""
     net = _structure(dtn)  # the loss weights do not change G
@@ -405,8 +464,15 @@ def translate(dtn: DTN, f_params: Any, g_params: Any, x: np.ndarray, batch: int 
     return np.concatenate(out) if out else np.zeros((0, dtn.g.size, dtn.g.size, 3), np.float32)
 
 
-def transfer_accuracy(dtn: DTN, f_params: Any, g_params: Any, clf: DigitClassifier, clf_params: Any,
-                      x_source: np.ndarray, y_source: np.ndarray) -> float:
+def transfer_accuracy(
+    dtn: DTN,
+    f_params: Any,
+    g_params: Any,
+    clf: DigitClassifier,
+    clf_params: Any,
+    x_source: np.ndarray,
+    y_source: np.ndarray,
+) -> float:
     """The paper's digits metric: the target-domain classifier's accuracy on G(source) against the
     source labels."""
     return accuracy(clf, clf_params, translate(dtn, f_params, g_params, x_source), y_source)

@@ -8,6 +8,6 @@ hold-out splits; presets: named settings (the default WGAN-GP one, the paper's);
 feature-map figure (the paper's Fig. 6).
 """
 
-from dfijax.fusion.model import Discriminator, Encoder, Generator, chunk_lambda, chunk_sizes, mix  # noqa: F401
 from dfijax.fusion.losses import FusionLoss  # noqa: F401
+from dfijax.fusion.model import Discriminator, Encoder, Generator, chunk_lambda, chunk_sizes, mix  # noqa: F401
 from dfijax.fusion.train import FusionConfig, FusionState, fuse, init_state, restore  # noqa: F401

@@ -28,14 +28,14 @@ import numpy as np
 
 from dfijax.data import FaceDataset
 
-
 HELD_OUT_LAST = 16  # holdout "last": this many images at the end of the dataset
 PAPER_TRAIN_COUNT = 200_000  # the paper: 200,000 training images, "the remaining 2,599" for testing
 PAPER_TEST_COUNT = 2_599
 
 
-def holdout_split(ids: Sequence[str], holdout: str, partition: Mapping[str, int] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    ids: Sequence[str], holdout: str, partition: Mapping[str, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(training indices, held-out indices) into `ids` (a dataset's image ids, in order).
 
     holdout: "last": the last HELD_OUT_LAST images are held out, the rest train (any dataset).
@@ -51,20 +51,25 @@ def holdout_split(ids: Sequence[str], holdout: str, partition: Mapping[str, int]
         return np.arange(n - HELD_OUT_LAST), np.arange(n - HELD_OUT_LAST, n)
     if holdout == "celeba-test":
         if partition is None:
-            raise ValueError("holdout 'celeba-test' needs CelebA's list_eval_partition.txt (--data celeba), "
-                             "or use --holdout last")
+            raise ValueError(
+                "holdout 'celeba-test' needs CelebA's list_eval_partition.txt (--data celeba), or use --holdout last"
+            )
         missing = [i for i in ids if i not in partition]
         if missing:
-            raise ValueError(f"{missing[0]} (and {len(missing) - 1} more) not in the CelebA partition file: "
-                             "is it the list_eval_partition.txt of this image folder?")
+            raise ValueError(
+                f"{missing[0]} (and {len(missing) - 1} more) not in the CelebA partition file: "
+                "is it the list_eval_partition.txt of this image folder?"
+            )
         part = np.asarray([partition[i] for i in ids])
         train, held = np.flatnonzero(part == 0), np.flatnonzero(part == 2)
     elif holdout == "paper-count":
         try:
             numbers = np.asarray([int(str(i).rsplit(".", 1)[0]) for i in ids])
         except ValueError:
-            raise ValueError("holdout 'paper-count' needs CelebA file names (000001.jpg ...): use the CelebA "
-                             "folder (--data celeba) or --holdout last") from None
+            raise ValueError(
+                "holdout 'paper-count' needs CelebA file names (000001.jpg ...): use the CelebA "
+                "folder (--data celeba) or --holdout last"
+            ) from None
         train, held = np.flatnonzero(numbers <= PAPER_TRAIN_COUNT), np.flatnonzero(numbers > PAPER_TRAIN_COUNT)
     else:
         raise ValueError(f"holdout must be 'last', 'celeba-test' or 'paper-count', got {holdout!r}")
@@ -87,8 +92,15 @@ def to_unit(x: np.ndarray) -> np.ndarray:
 class Batches:
     """batches(step) -> [batch, size, size, 3] float32 in [-1, 1], a pure function of (seed, step)."""
 
-    def __init__(self, dataset: FaceDataset, size: int, batch: int, seed: int = 0,
-                 indices: np.ndarray | None = None, cache_bytes: int = 2 << 30):
+    def __init__(
+        self,
+        dataset: FaceDataset,
+        size: int,
+        batch: int,
+        seed: int = 0,
+        indices: np.ndarray | None = None,
+        cache_bytes: int = 2 << 30,
+    ):
         self.dataset, self.size, self.batch, self.seed = dataset, size, batch, seed
         self.pool = np.arange(len(dataset)) if indices is None else np.asarray(indices)
         if len(self.pool) < batch:
@@ -158,8 +170,10 @@ class GlobalOrderSampler:
 
     def __repr__(self) -> str:  # grain checks it when an iterator state is restored
         o = self._shard_options
-        return (f"GlobalOrderSampler(num_records={self.num_records}, batch={self.batch}, seed={self.seed}, "
-                f"shard={o.shard_index}/{o.shard_count})")
+        return (
+            f"GlobalOrderSampler(num_records={self.num_records}, batch={self.batch}, seed={self.seed}, "
+            f"shard={o.shard_index}/{o.shard_count})"
+        )
 
     @functools.lru_cache(maxsize=2)
     def _order(self, epoch: int) -> np.ndarray:
@@ -206,9 +220,17 @@ class ShardedLoader:
     shard_options: grain ShardOptions (default grain.ShardByJaxProcess(): this process among all of the
     job's). Images are read on `threads` threads ahead of use; grain's iterator state stays exact."""
 
-    def __init__(self, dataset: FaceDataset, size: int, batch: int, seed: int = 0,
-                 indices: np.ndarray | None = None, shard_options: Any = None, threads: int = 8,
-                 cache_bytes: int = 2 << 30):
+    def __init__(
+        self,
+        dataset: FaceDataset,
+        size: int,
+        batch: int,
+        seed: int = 0,
+        indices: np.ndarray | None = None,
+        shard_options: Any = None,
+        threads: int = 8,
+        cache_bytes: int = 2 << 30,
+    ):
         from grain import python as grain
 
         self.shard_options = shard_options or grain.ShardByJaxProcess(drop_remainder=True)
@@ -218,10 +240,15 @@ class ShardedLoader:
         self.sampler = GlobalOrderSampler(len(self.images.pool), batch, self.shard_options, seed)
         self.source = FaceSource(self.images)
         self.loader = grain.DataLoader(
-            data_source=self.source, sampler=self.sampler, worker_count=0, shard_options=self.shard_options,
+            data_source=self.source,
+            sampler=self.sampler,
+            worker_count=0,
+            shard_options=self.shard_options,
             operations=[grain.Batch(self.local_batch, drop_remainder=True)],
-            read_options=grain.ReadOptions(num_threads=threads,
-                                           prefetch_buffer_size=max(2 * self.local_batch, threads)))
+            read_options=grain.ReadOptions(
+                num_threads=threads, prefetch_buffer_size=max(2 * self.local_batch, threads)
+            ),
+        )
 
     def __iter__(self):
         """A grain DataLoaderIterator (get_state() / set_state(bytes), orbax-checkpointable)."""
@@ -236,6 +263,14 @@ class ShardedLoader:
         resumed on another number of processes sets (grain's own checkpoint is per process)."""
         count, index = self.shard_options.shard_count, self.shard_options.shard_index
         seen = step * self.local_batch  # records this process has read
-        return json.dumps({"version": 2, "last_seen_indices": {"0": (seen - 1) * count + index},
-                           "last_worker_index": -1, "worker_count": 0, "sampler": repr(self.sampler),
-                           "data_source": repr(self.source)}, indent=4).encode()
+        return json.dumps(
+            {
+                "version": 2,
+                "last_seen_indices": {"0": (seen - 1) * count + index},
+                "last_worker_index": -1,
+                "worker_count": 0,
+                "sampler": repr(self.sampler),
+                "data_source": repr(self.source),
+            },
+            indent=4,
+        ).encode()

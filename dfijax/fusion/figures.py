@@ -29,8 +29,9 @@ TITLE_PX = 60  # the figure title's strip at the top
 DETAIL = 4  # channels enlarged in the second row of each image
 
 
-def fusion_features(cfg: FusionConfig, eg: Net, vgg_vars: Any, a: jax.Array, b: jax.Array, lam: Any,
-                    layers: Sequence[str] = FIG6_LAYERS) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def fusion_features(
+    cfg: FusionConfig, eg: Net, vgg_vars: Any, a: jax.Array, b: jax.Array, lam: Any, layers: Sequence[str] = FIG6_LAYERS
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Images, latents and VGG features of A, B and C = G(Λ∘E(A) + (1 − Λ)∘E(B)) (inference mode).
 
     a, b: [S, S, 3] in [-1, 1]; lam: one Λ as `lambda_map` accepts. Returns (images [3, S, S, 3] in
@@ -42,8 +43,11 @@ def fusion_features(cfg: FusionConfig, eg: Net, vgg_vars: Any, a: jax.Array, b: 
     c, _ = _apply(gen, eg.params["G"], eg.batch_stats["G"], zc[None], False)
     imgs = jnp.concatenate([x, c])
     feats = VGG19().apply(vgg_vars, fl.to_unit(imgs), taps=tuple(layers))
-    return (np.asarray(imgs), np.asarray(jnp.concatenate([z, zc[None]])),
-            {k: np.asarray(feats[k], np.float32) for k in layers})
+    return (
+        np.asarray(imgs),
+        np.asarray(jnp.concatenate([z, zc[None]])),
+        {k: np.asarray(feats[k], np.float32) for k in layers},
+    )
 
 
 def montage(maps: np.ndarray, lo: np.ndarray, hi: np.ndarray, channels: int | None = None) -> np.ndarray:
@@ -59,7 +63,7 @@ def montage(maps: np.ndarray, lo: np.ndarray, hi: np.ndarray, channels: int | No
     out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan, np.float32)
     for k in range(c):
         r, q = divmod(k, cols)
-        out[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = scaled[..., k]
+        out[r * (h + 1) : r * (h + 1) + h, q * (w + 1) : q * (w + 1) + w] = scaled[..., k]
     return out
 
 
@@ -68,9 +72,15 @@ def figure_size(n_layers: int, n_chunks: int) -> tuple[int, int]:
     return (1 + n_layers + n_chunks) * CELL_PX, 6 * CELL_PX + TITLE_PX
 
 
-def feature_figure(path: str | os.PathLike, images: np.ndarray, latents: np.ndarray, feats: dict[str, np.ndarray],
-                   chunks: Sequence[int], lam: Sequence[float],
-                   names: Sequence[str] = ("A", "B", "C")) -> tuple[int, int]:
+def feature_figure(
+    path: str | os.PathLike,
+    images: np.ndarray,
+    latents: np.ndarray,
+    feats: dict[str, np.ndarray],
+    chunks: Sequence[int],
+    lam: Sequence[float],
+    names: Sequence[str] = ("A", "B", "C"),
+) -> tuple[int, int]:
     """Write the figure as a PNG of `figure_size(len(feats), len(chunks))` pixels and return that size.
 
     images [3, S, S, 3] in [-1, 1], latents [3, 4, 4, C], feats {layer: [3, h, w, c]} as
@@ -84,8 +94,10 @@ def feature_figure(path: str | os.PathLike, images: np.ndarray, latents: np.ndar
 
     starts = np.cumsum((0,) + tuple(chunks[:-1]))
     cols = [(f"{k}\n{v.shape[1]}×{v.shape[2]}×{v.shape[3]}", v) for k, v in feats.items()]
-    cols += [(f"z_{n + 1} (λ={lam[n]:g})\n4×4×{s}", latents[..., st:st + s])
-             for n, (st, s) in enumerate(zip(starts, chunks))]
+    cols += [
+        (f"z_{n + 1} (λ={lam[n]:g})\n4×4×{s}", latents[..., st : st + s])
+        for n, (st, s) in enumerate(zip(starts, chunks))
+    ]
     ncols, nrows = 1 + len(cols), 2 * len(names)
     w, h = figure_size(len(feats), len(chunks))
     fig, axes = plt.subplots(nrows, ncols, figsize=(w / 100, h / 100), dpi=100, squeeze=False)
@@ -97,8 +109,15 @@ def feature_figure(path: str | os.PathLike, images: np.ndarray, latents: np.ndar
         top[0].set_ylabel(f"{name}: all maps", fontsize=9)
         detail[0].set_ylabel(f"{name}: first {DETAIL}", fontsize=9)
         detail[0].axis("off")
-        detail[0].text(0.5, 0.5, f"{name}\nfirst {DETAIL} channels\nof each column", ha="center", va="center",
-                       fontsize=8, transform=detail[0].transAxes)
+        detail[0].text(
+            0.5,
+            0.5,
+            f"{name}\nfirst {DETAIL} channels\nof each column",
+            ha="center",
+            va="center",
+            fontsize=8,
+            transform=detail[0].transAxes,
+        )
         for j, (_, t) in enumerate(cols, 1):
             lo, hi = t.min(axis=(0, 1, 2)), t.max(axis=(0, 1, 2))
             top[j].imshow(montage(t[i], lo, hi), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
@@ -108,9 +127,11 @@ def feature_figure(path: str | os.PathLike, images: np.ndarray, latents: np.ndar
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"VGG-19 feature maps and latent chunks of A, B and C = G(Λ∘E(A) + (1 − Λ)∘E(B)), "
-                 f"Λ = ({', '.join(f'{v:g}' for v in lam)}); each channel scaled over A, B, C together",
-                 fontsize=10)
+    fig.suptitle(
+        f"VGG-19 feature maps and latent chunks of A, B and C = G(Λ∘E(A) + (1 − Λ)∘E(B)), "
+        f"Λ = ({', '.join(f'{v:g}' for v in lam)}); each channel scaled over A, B, C together",
+        fontsize=10,
+    )
     fig.subplots_adjust(left=0.03, right=0.995, bottom=0.01, top=1 - (TITLE_PX + 28) / h, wspace=0.08, hspace=0.12)
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -68,20 +68,21 @@ def style(fc: Features, fx: Features, layers: tuple[str, ...]) -> jax.Array:
     """Σ_l ‖ψ_l(C) − ψ_l(X)‖²_F with ψ = Gram / (C·H·W) (eqs. 5, 6), one image's feature maps."""
     grams = {l: losses.gram(fx[l], "hwc") for l in layers}
     # style_loss averages over the C_l² Gram entries; weighting by C_l² makes it the Frobenius sum
-    return losses.style_loss(fc, grams, layers, weights=[float(fc[l].shape[-1]) ** 2 for l in layers],
-                             normalize="hwc")
+    return losses.style_loss(fc, grams, layers, weights=[float(fc[l].shape[-1]) ** 2 for l in layers], normalize="hwc")
 
 
-def mixed_perceptual(fc: Features, fa: Features, fb: Features, lam_bar: jax.Array,
-                     cfg: FusionLoss) -> tuple[jax.Array, jax.Array]:
+def mixed_perceptual(
+    fc: Features, fa: Features, fb: Features, lam_bar: jax.Array, cfg: FusionLoss
+) -> tuple[jax.Array, jax.Array]:
     """(content, style) of C against A and B weighted by λ̄ ∈ [0, 1] (one image; see module doc)."""
     c = lam_bar * content(fc, fa, cfg.content_layers) + (1 - lam_bar) * content(fc, fb, cfg.content_layers)
     s = lam_bar * style(fc, fa, cfg.style_layers) + (1 - lam_bar) * style(fc, fb, cfg.style_layers)
     return c, s
 
 
-def paper_perceptual(fc: Features, fa: Features, fb: Features, lam_n: jax.Array,
-                     cfg: FusionLoss) -> tuple[jax.Array, jax.Array]:
+def paper_perceptual(
+    fc: Features, fa: Features, fb: Features, lam_n: jax.Array, cfg: FusionLoss
+) -> tuple[jax.Array, jax.Array]:
     """Eqs. (4), (5) per chunk for one image: (content [N], style [N]).
 
     lam_n: [N] the pair's per-chunk λ. Entry n is L(C, A) when λ_n = 1, L(C, B) when λ_n = 0 and 0
@@ -98,8 +99,9 @@ def l1(x: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.mean(jnp.abs(x.astype(jnp.float32) - y.astype(jnp.float32)))
 
 
-def reconstruction(a: jax.Array, a_rec: jax.Array, b: jax.Array, b_rec: jax.Array, c: jax.Array,
-                   lam: jax.Array) -> jax.Array:
+def reconstruction(
+    a: jax.Array, a_rec: jax.Array, b: jax.Array, b_rec: jax.Array, c: jax.Array, lam: jax.Array
+) -> jax.Array:
     """Eq. (7) for one pair: ‖A' − A‖₁ + ‖B' − B‖₁ + R, R = ‖C − A‖₁ when Λ is all ones, ‖C − B‖₁ when
     all zeros, else 0. Images [H, W, 3]; lam: this pair's Λ, any shape."""
     r = jnp.where(jnp.all(lam == 1.0), l1(c, a), jnp.where(jnp.all(lam == 0.0), l1(c, b), 0.0))
@@ -116,8 +118,9 @@ def wasserstein(d_real: jax.Array, d_fake: jax.Array) -> jax.Array:
     return jnp.mean(d_real) - jnp.mean(d_fake)
 
 
-def gradient_penalty(critic: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array,
-                     eps: jax.Array) -> jax.Array:
+def gradient_penalty(
+    critic: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array, eps: jax.Array
+) -> jax.Array:
     """WGAN-GP: mean over the batch of (‖∇_x̂ D(x̂)‖₂ − 1)², x̂ = ε·real + (1 − ε)·fake.
 
     critic: [B, H, W, 3] -> [B], per-sample independent (no BatchNorm) for the per-image gradients

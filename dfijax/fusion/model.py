@@ -76,13 +76,11 @@ def _norm(kind: str, train: bool, name: str):
 
 # A bias before BatchNorm is cancelled by it (its gradient is rounding noise, which Adam amplifies).
 def _down(x, features, dtype, name, bias=True):
-    return nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=bias, dtype=dtype,
-                   name=name)(x)
+    return nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=bias, dtype=dtype, name=name)(x)
 
 
 def _up(x, features, dtype, name, bias=True):
-    return nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME", use_bias=bias, dtype=dtype,
-                            name=name)(x)
+    return nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME", use_bias=bias, dtype=dtype, name=name)(x)
 
 
 class Encoder(nn.Module):

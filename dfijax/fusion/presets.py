@@ -35,21 +35,64 @@ from typing import Any, Mapping
 HOLDOUTS = ("last", "celeba-test", "paper-count")
 
 _COMMON: dict[str, Any] = {
-    "lr": 1e-3, "loss_weights": "1,1e-6,5e-5,30,1", "content_layers": "conv4_1,conv5_1",
-    "style_layers": "conv1_1,conv2_1,conv3_1", "lambda_kind": "chunk", "lambda_values": "binary", "p_ends": 0.2,
+    "lr": 1e-3,
+    "loss_weights": "1,1e-6,5e-5,30,1",
+    "content_layers": "conv4_1,conv5_1",
+    "style_layers": "conv1_1,conv2_1,conv3_1",
+    "lambda_kind": "chunk",
+    "lambda_values": "binary",
+    "p_ends": 0.2,
     "chunks": 5,
 }
-_GP: dict[str, Any] = {"d_norm": "layer", "gp": 10.0, "clip": None, "n_critic": 1, "d_optimizer": "adam",
-                       "d_lr": None, "b1": 0.5, "perceptual": "mean"}
-_PAPER_SIZE: dict[str, Any] = {"size": 128, "width": 64, "batch": 100, "stage1_steps": 5000, "stage2_steps": 30000,
-                               "save_every": 1000, "log_every": 50, "sample_every": 1000}
+_GP: dict[str, Any] = {
+    "d_norm": "layer",
+    "gp": 10.0,
+    "clip": None,
+    "n_critic": 1,
+    "d_optimizer": "adam",
+    "d_lr": None,
+    "b1": 0.5,
+    "perceptual": "mean",
+}
+_PAPER_SIZE: dict[str, Any] = {
+    "size": 128,
+    "width": 64,
+    "batch": 100,
+    "stage1_steps": 5000,
+    "stage2_steps": 30000,
+    "save_every": 1000,
+    "log_every": 50,
+    "sample_every": 1000,
+}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu_small": {**_COMMON, **_GP, "size": 32, "width": 16, "batch": 16, "stage1_steps": 2000, "stage2_steps": 60,
-                  "save_every": 500, "log_every": 10, "sample_every": 250, "holdout": "last"},
+    "cpu_small": {
+        **_COMMON,
+        **_GP,
+        "size": 32,
+        "width": 16,
+        "batch": 16,
+        "stage1_steps": 2000,
+        "stage2_steps": 60,
+        "save_every": 500,
+        "log_every": 10,
+        "sample_every": 250,
+        "holdout": "last",
+    },
     "paper_gp": {**_COMMON, **_GP, **_PAPER_SIZE, "holdout": "last"},
-    "paper": {**_COMMON, **_PAPER_SIZE, "d_norm": "batch", "gp": 0.0, "clip": 0.01, "n_critic": 5,
-              "d_optimizer": "rmsprop", "d_lr": 5e-5, "b1": 0.9, "perceptual": "paper", "holdout": "celeba-test"},
+    "paper": {
+        **_COMMON,
+        **_PAPER_SIZE,
+        "d_norm": "batch",
+        "gp": 0.0,
+        "clip": 0.01,
+        "n_critic": 5,
+        "d_optimizer": "rmsprop",
+        "d_lr": 5e-5,
+        "b1": 0.9,
+        "perceptual": "paper",
+        "holdout": "celeba-test",
+    },
 }
 DEFAULT = "cpu_small"
 

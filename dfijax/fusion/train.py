@@ -35,8 +35,18 @@ from flax import struct
 from dfijax import distributed as dist
 from dfijax import training
 from dfijax.fusion import losses as fl
-from dfijax.fusion.model import (LATENT_HW, NORMS, Discriminator, Encoder, Generator, chunk_lambda, chunk_sizes,
-                                 depth_for, latent_channels, mix)
+from dfijax.fusion.model import (
+    LATENT_HW,
+    NORMS,
+    Discriminator,
+    Encoder,
+    Generator,
+    chunk_lambda,
+    chunk_sizes,
+    depth_for,
+    latent_channels,
+    mix,
+)
 from dfijax.mesh import AXIS
 from dfijax.vgg import VGG19
 
@@ -100,9 +110,11 @@ class FusionConfig:
         if self.perceptual not in PERCEPTUAL:
             raise ValueError(f"perceptual must be one of {PERCEPTUAL}, got {self.perceptual!r}")
         if self.perceptual == "paper" and (self.lambda_kind, self.lambda_values) != ("chunk", "binary"):
-            raise ValueError("the paper's perceptual split (eqs. 4, 5) is defined for λ_n in {0, 1} per chunk: "
-                             f"use lambda_kind 'chunk' and lambda_values 'binary' (got {self.lambda_kind!r}, "
-                             f"{self.lambda_values!r}) or perceptual 'mean'")
+            raise ValueError(
+                "the paper's perceptual split (eqs. 4, 5) is defined for λ_n in {0, 1} per chunk: "
+                f"use lambda_kind 'chunk' and lambda_values 'binary' (got {self.lambda_kind!r}, "
+                f"{self.lambda_values!r}) or perceptual 'mean'"
+            )
 
     @property
     def channels(self) -> int:
@@ -118,8 +130,11 @@ class FusionConfig:
 
     def nets(self) -> tuple[Encoder, Generator, Discriminator]:
         dt = jnp.dtype(self.dtype)
-        return (Encoder(self.width, dt), Generator(self.size, self.width, dt),
-                Discriminator(self.width, self.d_norm, dt))
+        return (
+            Encoder(self.width, dt),
+            Generator(self.size, self.width, dt),
+            Discriminator(self.width, self.d_norm, dt),
+        )
 
     @property
     def chunk_starts(self) -> tuple[int, ...]:
@@ -200,14 +215,20 @@ def init_state(cfg: FusionConfig, seed: int = 0) -> FusionState:
     if cfg.clip is not None:  # WGAN clips before the first critic update too
         d_params = jax.tree.map(lambda p: jnp.clip(p, -cfg.clip, cfg.clip), d_params)
     d = Net(d_params, vd.get("batch_stats", {}), cfg.d_tx().init(d_params))
-    return FusionState(step=jnp.zeros((), jnp.int32), stage=jnp.ones((), jnp.int32), eg=eg, d=d,
-                       key=jax.random.key_data(jax.random.key(seed + 1)))
+    return FusionState(
+        step=jnp.zeros((), jnp.int32),
+        stage=jnp.ones((), jnp.int32),
+        eg=eg,
+        d=d,
+        key=jax.random.key_data(jax.random.key(seed + 1)),
+    )
 
 
 def begin_stage2(cfg: FusionConfig, state: FusionState) -> FusionState:
     """Stage 2 starts from the pretrained E, G with fresh Adam moments."""
-    return state.replace(stage=jnp.full_like(state.stage, 2),
-                         eg=state.eg.replace(opt_state=cfg.tx().init(state.eg.params)))
+    return state.replace(
+        stage=jnp.full_like(state.stage, 2), eg=state.eg.replace(opt_state=cfg.tx().init(state.eg.params))
+    )
 
 
 def _apply(module, params, stats, x, train: bool):
@@ -223,8 +244,11 @@ def _apply(module, params, stats, x, train: bool):
 def sample_lambda(cfg: FusionConfig, rng: jax.Array, n: int) -> jax.Array:
     """n training Λ maps, [n, 4, 4, C] float32 (see the module docstring for the scheme)."""
     k_val, k_end, k_which = jax.random.split(rng, 3)
-    shape = {"chunk": (n, 1, 1, cfg.n_chunks), "channel": (n, 1, 1, cfg.channels),
-             "spatial": (n, LATENT_HW, LATENT_HW, cfg.n_chunks)}[cfg.lambda_kind]
+    shape = {
+        "chunk": (n, 1, 1, cfg.n_chunks),
+        "channel": (n, 1, 1, cfg.channels),
+        "spatial": (n, LATENT_HW, LATENT_HW, cfg.n_chunks),
+    }[cfg.lambda_kind]
     if cfg.lambda_values == "binary":
         lam = jax.random.bernoulli(k_val, 0.5, shape).astype(jnp.float32)
     else:
@@ -242,13 +266,20 @@ def lambda_map(cfg: FusionConfig, lam: Any) -> jax.Array:
     values must lie in [0, 1]."""
     lam = jnp.asarray(lam, jnp.float32)
     n, c = cfg.n_chunks, cfg.channels
-    if lam.ndim == 0 or lam.shape in ((n,), (c,), (LATENT_HW, LATENT_HW, n), (LATENT_HW, LATENT_HW, c),
-                                      (LATENT_HW, LATENT_HW, 1)):
+    if lam.ndim == 0 or lam.shape in (
+        (n,),
+        (c,),
+        (LATENT_HW, LATENT_HW, n),
+        (LATENT_HW, LATENT_HW, c),
+        (LATENT_HW, LATENT_HW, 1),
+    ):
         if lam.ndim and lam.shape[-1] == n:
             lam = chunk_lambda(lam, cfg.chunks)
         return jnp.broadcast_to(lam, cfg.latent_shape)
-    raise ValueError(f"Λ of shape {lam.shape}: give one value, {n} per-chunk values, {c} per-channel values, "
-                     f"or a spatial map [4, 4, {n} | {c} | 1]")
+    raise ValueError(
+        f"Λ of shape {lam.shape}: give one value, {n} per-chunk values, {c} per-channel values, "
+        f"or a spatial map [4, 4, {n} | {c} | 1]"
+    )
 
 
 def _forward(cfg: FusionConfig, eg: Net, params, x: jax.Array, lam: jax.Array, train: bool = True):
@@ -309,8 +340,11 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
             real, stats = critic(params, state.d.batch_stats, x)
             fake, stats = critic(params, stats, c)
             w = fl.wasserstein(real, fake)
-            gp = (fl.gradient_penalty(lambda y: critic(params, state.d.batch_stats, y)[0], x, c, eps)
-                  if lc.gp_weight > 0 else jnp.zeros(()))
+            gp = (
+                fl.gradient_penalty(lambda y: critic(params, state.d.batch_stats, y)[0], x, c, eps)
+                if lc.gp_weight > 0
+                else jnp.zeros(())
+            )
             return -w + lc.gp_weight * gp, (stats, w, gp)
 
         (loss, (stats, w, gp)), grads = jax.value_and_grad(objective, has_aux=True)(state.d.params)
@@ -339,10 +373,21 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
                 cont, sty = weighted(fc, fx, fb, lam_bar)
             rec = jax.vmap(fl.reconstruction)(x, a_rec, b, b_rec, c, lam)
             tv = jax.vmap(fl.total_variation)(c, a_rec, b_rec)
-            parts = {"adv": adv, "content": jnp.mean(cont), "style": jnp.mean(sty), "recon": jnp.mean(rec),
-                     "tv": jnp.mean(tv), "l1": fl.l1(a_rec, x)}
-            total = (lc.w_adv * adv + lc.w_content * parts["content"] + lc.w_style * parts["style"]
-                     + lc.w_recon * parts["recon"] + lc.w_tv * parts["tv"])
+            parts = {
+                "adv": adv,
+                "content": jnp.mean(cont),
+                "style": jnp.mean(sty),
+                "recon": jnp.mean(rec),
+                "tv": jnp.mean(tv),
+                "l1": fl.l1(a_rec, x),
+            }
+            total = (
+                lc.w_adv * adv
+                + lc.w_content * parts["content"]
+                + lc.w_style * parts["style"]
+                + lc.w_recon * parts["recon"]
+                + lc.w_tv * parts["tv"]
+            )
             return total, (stats, parts)
 
         (loss, (stats, parts)), grads = jax.value_and_grad(objective, has_aux=True)(state.eg.params)
@@ -352,8 +397,15 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
     return tuple(jax.jit(f, donate_argnums=donate) for f in (ae_step, d_step, eg_step))
 
 
-def run_step(cfg: FusionConfig, state: FusionState, step: int, batch: jax.Array, vgg_vars: Any,
-             stage1_steps: int, rng: jax.Array | None = None) -> tuple[FusionState, dict[str, jax.Array]]:
+def run_step(
+    cfg: FusionConfig,
+    state: FusionState,
+    step: int,
+    batch: jax.Array,
+    vgg_vars: Any,
+    stage1_steps: int,
+    rng: jax.Array | None = None,
+) -> tuple[FusionState, dict[str, jax.Array]]:
     """Global step `step` (= state.step, passed so that nothing waits on the device): an autoencoder
     update in stage 1, else n_critic critic updates and one (E, G) update on the same batch. The caller
     shards batch, replicates state/vgg_vars, and calls `begin_stage2` first at the switch. rng: the
@@ -382,8 +434,13 @@ DATA_LOG = "data.jsonl"  # {"step", "ids": the global batch's dataset indices} a
 def _process_rows(mesh: jax.sharding.Mesh, batch: int) -> range:
     """The rows of a [batch] array split over the mesh that this process's devices hold."""
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
-    rows = sorted({r for idx in sharding.addressable_devices_indices_map((batch,)).values()
-                   for r in range(*idx[0].indices(batch))})
+    rows = sorted(
+        {
+            r
+            for idx in sharding.addressable_devices_indices_map((batch,)).values()
+            for r in range(*idx[0].indices(batch))
+        }
+    )
     return range(rows[0], rows[-1] + 1) if rows and len(rows) == rows[-1] - rows[0] + 1 else range(0)
 
 
@@ -396,10 +453,21 @@ def _put_global(x: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
     return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
 
-def train(cfg: FusionConfig, batches: Any, vgg_vars: Any, stage1_steps: int,
-          stage2_steps: int, ckpt_dir: str | os.PathLike, *, seed: int = 0, save_every: int = 100, keep: int = 3,
-          log_every: int = 10, mesh: jax.sharding.Mesh | None = None,
-          callback: Callable[[int, FusionState, dict | None], None] | None = None) -> tuple[FusionState, int]:
+def train(
+    cfg: FusionConfig,
+    batches: Any,
+    vgg_vars: Any,
+    stage1_steps: int,
+    stage2_steps: int,
+    ckpt_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    save_every: int = 100,
+    keep: int = 3,
+    log_every: int = 10,
+    mesh: jax.sharding.Mesh | None = None,
+    callback: Callable[[int, FusionState, dict | None], None] | None = None,
+) -> tuple[FusionState, int]:
     """Train to stage1_steps + stage2_steps global steps, resuming from the newest checkpoint in ckpt_dir.
 
     batches: a `dfijax.fusion.data.ShardedLoader` (grain: this process's rows of each global batch; its
@@ -422,8 +490,10 @@ def train(cfg: FusionConfig, batches: Any, vgg_vars: Any, stage1_steps: int,
         p = loader.shard_options.shard_index
         want = range(p * loader.local_batch, (p + 1) * loader.local_batch)
         if mine != want:
-            raise ValueError(f"the mesh gives process {p} rows {mine} of each batch of {loader.batch}, the loader "
-                             f"reads rows {want}: order the mesh's devices by process (dfijax.distributed.global_mesh)")
+            raise ValueError(
+                f"the mesh gives process {p} rows {mine} of each batch of {loader.batch}, the loader "
+                f"reads rows {want}: order the mesh's devices by process (dfijax.distributed.global_mesh)"
+            )
     it = iter(loader) if loader is not None else None
     template = training.replicate(init_state(cfg, seed), mesh)
     vgg_vars = training.replicate(vgg_vars, mesh)
@@ -454,9 +524,20 @@ def train(cfg: FusionConfig, batches: Any, vgg_vars: Any, stage1_steps: int,
     with training.Checkpointer(directory, keep=keep, save_every=save_every, config=run) as ck:
         start = ck.latest_step or 0
         reposition = (lambda s: it.set_state(loader.state_at(s))) if it is not None else None
-        state, _ = training.fit(step, template, batch_at, total, ck, rng=jax.random.wrap_key_data(template.key),
-                                log=log, log_every=log_every, milestones=(stage1_steps,), data=it,
-                                reposition=reposition, hooks=[(1, callback)] if callback else ())
+        state, _ = training.fit(
+            step,
+            template,
+            batch_at,
+            total,
+            ck,
+            rng=jax.random.wrap_key_data(template.key),
+            log=log,
+            log_every=log_every,
+            milestones=(stage1_steps,),
+            data=it,
+            reposition=reposition,
+            hooks=[(1, callback)] if callback else (),
+        )
     log.close()
     return state, min(start, total)
 

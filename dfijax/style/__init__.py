@@ -14,29 +14,29 @@ The pipelines (no printing; progress through a callback, files are the caller's)
 """
 
 from dfijax.style.gatys import (
-    GATYS_STYLE_LAYERS,
     GATYS_CONTENT_LAYERS,
-    NORMALIZATIONS,
-    NEURAL_STYLE_STYLE_WEIGHT,
-    StyleLoss,
-    STYLE_LOSS_PRESETS,
-    style_loss_preset,
-    style_grams,
-    style_targets,
-    style_problems,
-    stage_shape,
-    resize_images,
-    upsample,
-    StagedResult,
-    coarse_to_fine,
+    GATYS_STYLE_LAYERS,
     INITS,
+    NEURAL_STYLE_STYLE_WEIGHT,
+    NORMALIZATIONS,
+    STYLE_LOSS_PRESETS,
     STYLE_PRESETS,
+    StagedResult,
     StyleConfig,
+    StyleLoss,
     StyleResult,
-    style_config,
+    coarse_to_fine,
+    resize_images,
     run_style_transfer,
+    stage_shape,
+    style_config,
+    style_grams,
+    style_loss_preset,
+    style_problems,
+    style_targets,
+    upsample,
 )
-from dfijax.style.video import VideoConfig, VideoResult, VIDEO_PRESETS, video_config, run_video_style
+from dfijax.style.video import VIDEO_PRESETS, VideoConfig, VideoResult, run_video_style, video_config
 
 __all__ = [
     "GATYS_STYLE_LAYERS",

@@ -52,7 +52,9 @@ def _invsqrtm(c: jnp.ndarray, eps: float) -> jnp.ndarray:
     return (v / jnp.sqrt(jnp.maximum(w, 0.0) + eps)) @ v.T
 
 
-def match_color_histogram(source: jnp.ndarray, target: jnp.ndarray, mode: str = "chol", eps: float = 1e-5) -> jnp.ndarray:
+def match_color_histogram(
+    source: jnp.ndarray, target: jnp.ndarray, mode: str = "chol", eps: float = 1e-5
+) -> jnp.ndarray:
     """Transform source's colours linearly so their mean and covariance match target's.
 
     mode: "chol": A = L_t L_s⁻¹ (Cholesky factors); "pca": A = Σt^½ Σs^-½ with the symmetric square
@@ -88,7 +90,9 @@ def check_preserve_color(mode: str) -> str:
     return mode
 
 
-def preserving_inputs(mode: str, content: np.ndarray, styles: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+def preserving_inputs(
+    mode: str, content: np.ndarray, styles: Sequence[np.ndarray]
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """What the network sees when colour is preserved (Gatys et al. 2016): (content, styles) as
     float32 numpy arrays in [0, 1].
 
@@ -102,11 +106,14 @@ def preserving_inputs(mode: str, content: np.ndarray, styles: Sequence[np.ndarra
     flat = content.reshape((-1,) + content.shape[-2:])  # [T·H, W, 3]: statistics over every frame
     if mode == "luminance":
         grey = np.repeat(np.asarray(luminance(jnp.asarray(content)))[..., None], 3, -1)
-        return grey.astype(np.float32), [np.asarray(match_luminance(jnp.asarray(s), jnp.asarray(flat)), np.float32)
-                                         for s in styles]
+        return grey.astype(np.float32), [
+            np.asarray(match_luminance(jnp.asarray(s), jnp.asarray(flat)), np.float32) for s in styles
+        ]
     if mode in ("chol", "pca", "sym"):
-        return content, [np.clip(np.asarray(match_color_histogram(jnp.asarray(s), jnp.asarray(flat), mode)), 0, 1)
-                         .astype(np.float32) for s in styles]
+        return content, [
+            np.clip(np.asarray(match_color_histogram(jnp.asarray(s), jnp.asarray(flat), mode)), 0, 1).astype(np.float32)
+            for s in styles
+        ]
     return content, [np.asarray(s, np.float32) for s in styles]
 
 
@@ -118,6 +125,8 @@ def restore_color(mode: str, stylised: np.ndarray, content: np.ndarray) -> np.nd
     x = np.asarray(stylised, np.float32)
     if mode == "luminance":
         if np.shape(content) != x.shape:
-            raise ValueError(f"content {np.shape(content)} and result {x.shape} differ in shape; resize the content first")
+            raise ValueError(
+                f"content {np.shape(content)} and result {x.shape} differ in shape; resize the content first"
+            )
         x = np.asarray(recombine_luminance(jnp.asarray(x), jnp.asarray(content, jnp.float32)))
     return np.clip(x, 0.0, 1.0)

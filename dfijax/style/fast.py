@@ -206,13 +206,20 @@ class FastStyleConfig:
         return cls(vgg=vgg, content_layer=content, style_layers=style, **kwargs)
 
     def net(self, dtype: Any = None) -> TransformNet:
-        return TransformNet(width=self.width, blocks=self.blocks, dtype=dtype, output=self.output,
-                            upsample=self.upsample)
+        return TransformNet(
+            width=self.width, blocks=self.blocks, dtype=dtype, output=self.output, upsample=self.upsample
+        )
 
     def loss(self) -> PerceptualLoss:
-        return PerceptualLoss(model=VGG(depth=self.vgg), content_layer=self.content_layer,
-                              style_layers=tuple(self.style_layers), content_weight=self.content_weight,
-                              style_weight=self.style_weight, tv_weight=self.tv_weight, normalize=self.normalize)
+        return PerceptualLoss(
+            model=VGG(depth=self.vgg),
+            content_layer=self.content_layer,
+            style_layers=tuple(self.style_layers),
+            content_weight=self.content_weight,
+            style_weight=self.style_weight,
+            tv_weight=self.tv_weight,
+            normalize=self.normalize,
+        )
 
 
 def create_state(net: TransformNet, size: int, lr: float, seed: int) -> TrainState:
@@ -251,7 +258,7 @@ def stylize(net: TransformNet, params: Any, images: jax.Array, batch: int = 16) 
     ph, pw = (-h) % 4, (-w) % 4
     outs = []
     for s in range(0, n, batch):
-        x = np.pad(images[s:s + batch], ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
+        x = np.pad(images[s : s + batch], ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
         # clipped: output="tanh" reaches slightly past [0, 1]
         outs.append(np.clip(np.asarray(_apply_jit(net, params, jnp.asarray(x)))[:, :h, :w], 0.0, 1.0))
     return np.concatenate(outs)
@@ -260,9 +267,16 @@ def stylize(net: TransformNet, params: Any, images: jax.Array, batch: int = 16) 
 _apply_jit = jax.jit(lambda net, params, x: net.apply({"params": params}, x), static_argnums=(0,))
 
 
-def train(config: FastStyleConfig, variables: Mapping, style: np.ndarray, batches: Callable[[int], np.ndarray],
-          directory: str | os.PathLike, *, hooks: Sequence[training.Hook] = (),
-          progress: Callable[[int, dict | None], None] | None = None) -> tuple[TrainState, int]:
+def train(
+    config: FastStyleConfig,
+    variables: Mapping,
+    style: np.ndarray,
+    batches: Callable[[int], np.ndarray],
+    directory: str | os.PathLike,
+    *,
+    hooks: Sequence[training.Hook] = (),
+    progress: Callable[[int, dict | None], None] | None = None,
+) -> tuple[TrainState, int]:
     """Train to config.steps, resuming from the newest checkpoint in `directory` (its settings must
     agree with config, see `training.Checkpointer`).
 
@@ -276,24 +290,36 @@ def train(config: FastStyleConfig, variables: Mapping, style: np.ndarray, batche
     log = training.MetricsLog(pathlib.Path(directory).absolute() / "metrics.jsonl")
     with training.Checkpointer(directory, keep=config.keep, save_every=config.save_every, config=config) as ck:
         start = ck.latest_step or 0
-        state, _ = training.fit(lambda st, batch, rng: step_fn(st, jnp.asarray(batch), variables, grams),
-                                initial_state(config), batches, config.steps, ck, rng=jax.random.key(config.seed),
-                                log=log, log_every=config.log_every, hooks=hooks, progress=progress)
+        state, _ = training.fit(
+            lambda st, batch, rng: step_fn(st, jnp.asarray(batch), variables, grams),
+            initial_state(config),
+            batches,
+            config.steps,
+            ck,
+            rng=jax.random.key(config.seed),
+            log=log,
+            log_every=config.log_every,
+            hooks=hooks,
+            progress=progress,
+        )
     log.close()
     return state, min(start, config.steps)
 
 
-def content_batches(folder: str | os.PathLike | None, size: int, batch: int,
-                    seed: int = 0) -> Callable[[int], np.ndarray]:
+def content_batches(
+    folder: str | os.PathLike | None, size: int, batch: int, seed: int = 0
+) -> Callable[[int], np.ndarray]:
     """batches(step) -> [batch, size, size, 3] in [0, 1], a pure function of the step: random square
     crops (short side resized to size) of a folder's images, or embedded procedural scenes (None)."""
     from dfijax import images as im
 
     if folder is None:
-        return lambda step: np.stack([im.synthetic_scene(size, size, seed=10_000 + step * batch + i)
-                                      for i in range(batch)])
-    files = sorted(p for p in pathlib.Path(folder).rglob("*")
-                   if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp"))
+        return lambda step: np.stack(
+            [im.synthetic_scene(size, size, seed=10_000 + step * batch + i) for i in range(batch)]
+        )
+    files = sorted(
+        p for p in pathlib.Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+    )
     if not files:
         raise ValueError(f"no images (.jpg/.png/...) under {folder}")
 
@@ -303,7 +329,7 @@ def content_batches(folder: str | os.PathLike | None, size: int, batch: int,
         for i in rng.integers(0, len(files), batch):
             x = im.load_image(files[i], size)
             h0, w0 = rng.integers(0, x.shape[0] - size + 1), rng.integers(0, x.shape[1] - size + 1)
-            out.append(x[h0:h0 + size, w0:w0 + size])
+            out.append(x[h0 : h0 + size, w0 : w0 + size])
         return np.stack(out)
 
     return crops

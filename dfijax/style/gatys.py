@@ -1,11 +1,11 @@
 """Gatys et al. neural style transfer on the shared engine: a style/content objective for `invert`.
 
-    loss = StyleLoss()                                   # the Gatys reference notebook's settings
-    targets = style_targets(loss, variables, content, [style], [1.0])
-    result = invert(loss, variables, targets, content)   # init from the content image
+loss = StyleLoss()                                   # the Gatys reference notebook's settings
+targets = style_targets(loss, variables, content, [style], [1.0])
+result = invert(loss, variables, targets, content)   # init from the content image
 
-    loss = style_loss_preset("neural-style")             # jcjohnson/neural-style's objective
-    r = coarse_to_fine(StyleLoss(), variables, contents, [style], sizes=(512, 800), iters=(500, 200))
+loss = style_loss_preset("neural-style")             # jcjohnson/neural-style's objective
+r = coarse_to_fine(StyleLoss(), variables, contents, [style], sizes=(512, 800), iters=(500, 200))
 """
 
 from __future__ import annotations
@@ -86,8 +86,11 @@ class StyleLoss:
         return tuple(dict.fromkeys(self.content_layers + self.style_layers))
 
     def target_names(self) -> tuple[str, ...]:
-        return (tuple(f"content/{t}" for t in self.content_layers) + tuple(f"gram/{t}" for t in self.style_layers)
-                + ("style_scale",))
+        return (
+            tuple(f"content/{t}" for t in self.content_layers)
+            + tuple(f"gram/{t}" for t in self.style_layers)
+            + ("style_scale",)
+        )
 
     def features(self, variables: Mapping, x: jax.Array) -> dict[str, jax.Array]:
         feats = self.model.apply(variables, x[None], taps=self.taps)
@@ -95,10 +98,16 @@ class StyleLoss:
 
     def __call__(self, x: jax.Array, variables: Mapping, targets: Mapping[str, jax.Array]) -> jax.Array:
         f = self.features(variables, x)
-        content = losses.feature_mse(f, {t: targets[f"content/{t}"] for t in self.content_layers},
-                                     self.content_layers, reduction="mean")
-        style = losses.style_loss(f, {t: targets[f"gram/{t}"] for t in self.style_layers}, self.style_layers,
-                                  self.weights, self.gram_normalize)
+        content = losses.feature_mse(
+            f, {t: targets[f"content/{t}"] for t in self.content_layers}, self.content_layers, reduction="mean"
+        )
+        style = losses.style_loss(
+            f,
+            {t: targets[f"gram/{t}"] for t in self.style_layers},
+            self.style_layers,
+            self.weights,
+            self.gram_normalize,
+        )
         total = self.content_weight * content + targets["style_scale"] * style
         if self.tv_weight:
             total = total + self.tv(x)
@@ -109,20 +118,32 @@ class StyleLoss:
         loss = content_weight · content + style + tv."""
         f = self.features(variables, x)
         return {
-            "content": losses.feature_mse(f, {t: targets[f"content/{t}"] for t in self.content_layers},
-                                          self.content_layers, reduction="mean"),
-            "style": targets["style_scale"] * losses.style_loss(
-                f, {t: targets[f"gram/{t}"] for t in self.style_layers}, self.style_layers, self.weights,
-                self.gram_normalize),
+            "content": losses.feature_mse(
+                f, {t: targets[f"content/{t}"] for t in self.content_layers}, self.content_layers, reduction="mean"
+            ),
+            "style": targets["style_scale"]
+            * losses.style_loss(
+                f,
+                {t: targets[f"gram/{t}"] for t in self.style_layers},
+                self.style_layers,
+                self.weights,
+                self.gram_normalize,
+            ),
             "tv": self.tv(x),
         }
 
     def config(self) -> dict[str, Any]:
         """The resolved settings as plain values (for results files)."""
-        return {"normalize": self.normalize, "pooling": self.model.pooling, "content_layers": list(self.content_layers),
-                "style_layers": list(self.style_layers), "content_weight": self.content_weight,
-                "style_weights": list(self.weights), "tv_weight": self.tv_weight,
-                "gram": "F^T F / (h*w)" if self.gram_normalize == "hw" else "F^T F / (C*h*w)"}
+        return {
+            "normalize": self.normalize,
+            "pooling": self.model.pooling,
+            "content_layers": list(self.content_layers),
+            "style_layers": list(self.style_layers),
+            "content_weight": self.content_weight,
+            "style_weights": list(self.weights),
+            "tv_weight": self.tv_weight,
+            "gram": "F^T F / (h*w)" if self.gram_normalize == "hw" else "F^T F / (C*h*w)",
+        }
 
 
 STYLE_LOSS_PRESETS: dict[str, dict[str, Any]] = {
@@ -147,15 +168,18 @@ def _grams(loss: StyleLoss, variables, image):
     return {t: losses.gram(f[t], loss.gram_normalize) for t in loss.style_layers}
 
 
-def style_grams(loss: StyleLoss, variables: Mapping, styles: Sequence[jax.Array],
-                blend: Sequence[float] | None = None) -> dict[str, jax.Array]:
+def style_grams(
+    loss: StyleLoss, variables: Mapping, styles: Sequence[jax.Array], blend: Sequence[float] | None = None
+) -> dict[str, jax.Array]:
     """Gram matrices (normalised as the loss's convention says) of one or several style images
     ([H, W, 3], any sizes), blended with weights that are normalised to sum to 1: {layer: [C, C]}."""
     if not styles:
         raise ValueError("give at least one style image")
     blend = [1.0] * len(styles) if blend is None else list(blend)
     if len(blend) != len(styles) or any(b < 0 for b in blend) or sum(blend) <= 0:
-        raise ValueError(f"style blend weights must be {len(styles)} non-negative numbers with a positive sum, got {blend}")
+        raise ValueError(
+            f"style blend weights must be {len(styles)} non-negative numbers with a positive sum, got {blend}"
+        )
     total = sum(blend)
     out: dict[str, jax.Array] = {}
     for s, w in zip(styles, blend):
@@ -166,8 +190,13 @@ def style_grams(loss: StyleLoss, variables: Mapping, styles: Sequence[jax.Array]
     return out
 
 
-def style_targets(loss: StyleLoss, variables: Mapping, contents: jax.Array, styles: Sequence[jax.Array],
-                  blend: Sequence[float] | None = None) -> dict[str, jax.Array]:
+def style_targets(
+    loss: StyleLoss,
+    variables: Mapping,
+    contents: jax.Array,
+    styles: Sequence[jax.Array],
+    blend: Sequence[float] | None = None,
+) -> dict[str, jax.Array]:
     """Targets for B content images [B, H, W, 3] and one (blended) style: {name: [B, ...]}."""
     from dfijax.invert import FeatureLoss, feature_targets
 
@@ -182,9 +211,13 @@ def style_targets(loss: StyleLoss, variables: Mapping, contents: jax.Array, styl
     return out
 
 
-def style_problems(loss: StyleLoss, variables: Mapping, contents: jax.Array,
-                   style_sets: Sequence[Sequence[tuple[Sequence[jax.Array], Sequence[float] | None]]],
-                   scales: Sequence[float] = (1.0,)) -> tuple[dict[str, jax.Array], list[tuple[int, int, int]]]:
+def style_problems(
+    loss: StyleLoss,
+    variables: Mapping,
+    contents: jax.Array,
+    style_sets: Sequence[Sequence[tuple[Sequence[jax.Array], Sequence[float] | None]]],
+    scales: Sequence[float] = (1.0,),
+) -> tuple[dict[str, jax.Array], list[tuple[int, int, int]]]:
     """Targets for every (content i, style set j, style scale k) problem, to solve in one call.
 
     contents: [B, H, W, 3]; style_sets[i][j] = (style images, blend weights or None) for content i
@@ -198,7 +231,7 @@ def style_problems(loss: StyleLoss, variables: Mapping, contents: jax.Array,
     rows, index = [], []
     for i in range(contents.shape[0]):
         for j, (styles, blend) in enumerate(style_sets[i]):
-            t = style_targets(loss, variables, contents[i:i + 1], styles, blend)
+            t = style_targets(loss, variables, contents[i : i + 1], styles, blend)
             for k, sc in enumerate(scales):
                 rows.append({**t, "style_scale": jnp.full((1,), sc, jnp.float32)})
                 index.append((i, j, k))
@@ -211,8 +244,9 @@ def _batched(loss: StyleLoss, method: str, variables, x, targets):
     return jax.vmap(lambda xi, ti: f(xi, variables, ti))(x, targets)
 
 
-def loss_parts(loss: StyleLoss, variables: Mapping, images: jax.Array | np.ndarray,
-               targets: Mapping[str, jax.Array]) -> dict[str, np.ndarray]:
+def loss_parts(
+    loss: StyleLoss, variables: Mapping, images: jax.Array | np.ndarray, targets: Mapping[str, jax.Array]
+) -> dict[str, np.ndarray]:
     """StyleLoss.parts for P images [P, H, W, 3] with their targets {name: [P, ...]}, in one compiled
     call: {"content", "style", "tv": [P]}."""
     names = loss.target_names()
@@ -220,13 +254,15 @@ def loss_parts(loss: StyleLoss, variables: Mapping, images: jax.Array | np.ndarr
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def loss_values(loss: Any, variables: Mapping, images: jax.Array | np.ndarray,
-                targets: Mapping[str, jax.Array]) -> np.ndarray:
+def loss_values(
+    loss: Any, variables: Mapping, images: jax.Array | np.ndarray, targets: Mapping[str, jax.Array]
+) -> np.ndarray:
     """The objective of P images [P, H, W, 3] with their targets {name: [P, ...]}, in one compiled
     call: [P]. loss: any hashable objective with target_names() (StyleLoss, video.TemporalLoss)."""
     names = loss.target_names()
-    return np.asarray(_batched(loss, "call", variables, jnp.asarray(images, jnp.float32),
-                               {n: targets[n] for n in names}))
+    return np.asarray(
+        _batched(loss, "call", variables, jnp.asarray(images, jnp.float32), {n: targets[n] for n in names})
+    )
 
 
 def stage_shape(hw: tuple[int, int], size: int) -> tuple[int, int]:
@@ -263,13 +299,22 @@ class StagedResult(NamedTuple):
     index: list[tuple[int, int, int]]
 
 
-def coarse_to_fine(loss: StyleLoss, variables: Mapping, contents: jax.Array | np.ndarray,
-                   styles: Sequence[jax.Array | np.ndarray] = (), sizes: Sequence[int] = (512, 800),
-                   iters: Sequence[int] = (500, 200), *, blend: Sequence[float] | None = None,
-                   style_sets: Sequence[Sequence[tuple[Sequence[Any], Sequence[float] | None]]] | None = None,
-                   scales: Sequence[float] = (1.0,), init: jax.Array | np.ndarray | None = None,
-                   config: Any = None, progress: Callable[[int, int, jax.Array], None] | None = None,
-                   **invert_kwargs: Any) -> StagedResult:
+def coarse_to_fine(
+    loss: StyleLoss,
+    variables: Mapping,
+    contents: jax.Array | np.ndarray,
+    styles: Sequence[jax.Array | np.ndarray] = (),
+    sizes: Sequence[int] = (512, 800),
+    iters: Sequence[int] = (500, 200),
+    *,
+    blend: Sequence[float] | None = None,
+    style_sets: Sequence[Sequence[tuple[Sequence[Any], Sequence[float] | None]]] | None = None,
+    scales: Sequence[float] = (1.0,),
+    init: jax.Array | np.ndarray | None = None,
+    config: Any = None,
+    progress: Callable[[int, int, jax.Array], None] | None = None,
+    **invert_kwargs: Any,
+) -> StagedResult:
     """Style transfer in stages of growing resolution (the Gatys notebook: 512 px for 500 iterations,
     then 800 px for 200 started from the upsampled first result). Any number of stages; one stage is
     a plain run. All problems of a stage are solved in one batched `invert` call.
@@ -305,8 +350,10 @@ def coarse_to_fine(loss: StyleLoss, variables: Mapping, contents: jax.Array | np
     for s, (size, n) in enumerate(zip(sizes, iters)):
         shape = stage_shape(contents.shape[1:3], size)
         c = resize_images(contents, shape)
-        sets = [[([resize_images(im, stage_shape(np.shape(im)[:2], size)) for im in imgs], bl) for imgs, bl in row]
-                for row in style_sets]
+        sets = [
+            [([resize_images(im, stage_shape(np.shape(im)[:2], size)) for im in imgs], bl) for imgs, bl in row]
+            for row in style_sets
+        ]
         targets, index = style_problems(loss, variables, c, sets, scales)
         if s == 0:
             x0 = c[jnp.array([i for i, _, _ in index])] if init is None else resize_images(init, shape)
@@ -376,8 +423,9 @@ class StyleConfig:
         try:
             set_("stages", tuple((int(s), int(n)) for s, n in self.stages))
         except (TypeError, ValueError):
-            raise ValueError(f"stages must be (size, iterations) pairs, e.g. ((512, 500), (800, 200)), "
-                             f"got {self.stages!r}") from None
+            raise ValueError(
+                f"stages must be (size, iterations) pairs, e.g. ((512, 500), (800, 200)), got {self.stages!r}"
+            ) from None
         set_("style_scales", tuple(float(s) for s in self.style_scales))
         if self.blend is not None:
             set_("blend", tuple(float(b) for b in self.blend))
@@ -410,8 +458,9 @@ class StyleConfig:
 
     def loss(self) -> StyleLoss:
         """The objective: the normalize preset with pooling / content_weight / tv overridden where set."""
-        over: dict[str, Any] = {k: v for k, v in (("content_weight", self.content_weight), ("tv_weight", self.tv))
-                                if v is not None}
+        over: dict[str, Any] = {
+            k: v for k, v in (("content_weight", self.content_weight), ("tv_weight", self.tv)) if v is not None
+        }
         if self.pooling is not None:
             over["model"] = VGG19(pooling=self.pooling)
         return style_loss_preset(self.normalize, **over)
@@ -452,7 +501,9 @@ def style_config(preset: str = "quick", **overrides: Any) -> StyleConfig:
     bad = sorted(set(overrides) - fields)
     if bad:
         raise ValueError(f"unknown style transfer settings {bad}")
-    return StyleConfig(preset=preset, **{**STYLE_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}})
+    return StyleConfig(
+        preset=preset, **{**STYLE_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    )
 
 
 @dataclasses.dataclass
@@ -460,7 +511,8 @@ class StyleResult:
     """images[p]: [h, w, 3] in [0, 1], the final picture of problem p (colour restored), for the
     problems index[p] = (content i, style set j, style scale k), sorted; a style set is the blend
     of all style images, or with separate_styles style image j. problems[p]: its measurements
-    (shape, initial/final loss of the last stage, loss parts, per stage with its loss history). groups: contents solved together (one shape)."""
+    (shape, initial/final loss of the last stage, loss parts, per stage with its loss history). groups: contents
+    solved together (one shape)."""
 
     config: StyleConfig
     images: list[np.ndarray]
@@ -475,8 +527,13 @@ class StyleResult:
         return max(g["problems"] for g in self.groups)
 
 
-def run_style_transfer(config: StyleConfig, weights: Any, contents: Sequence[np.ndarray],
-                       styles: Sequence[np.ndarray], progress: Progress | None = None) -> StyleResult:
+def run_style_transfer(
+    config: StyleConfig,
+    weights: Any,
+    contents: Sequence[np.ndarray],
+    styles: Sequence[np.ndarray],
+    progress: Progress | None = None,
+) -> StyleResult:
     """Stylise every content image ([H_i, W_i, 3] in [0, 1], any sizes; load them at config.top_size)
     with the style images ([h, w, 3] each), at every style scale, as the config says. Contents of one
     shape are solved together: one batched, compiled call per aspect group and stage. Colour
@@ -512,20 +569,32 @@ def run_style_transfer(config: StyleConfig, weights: Any, contents: Sequence[np.
         index = [(i, j, k) for i in members for j in range(len(sets[i])) for k in range(len(scales))]
         first = stage_shape(hw, config.sizes[0])
         if config.init == "style":
-            init = np.stack([resize_images(im.fit_aspect(np.asarray(sets[i][j][0][0]), hw[0] / hw[1]), first)
-                             for i, j, _ in index])
+            init = np.stack(
+                [resize_images(im.fit_aspect(np.asarray(sets[i][j][0][0]), hw[0] / hw[1]), first) for i, j, _ in index]
+            )
         elif config.init == "noise":
-            init = np.asarray(inv.noise_init(jax.random.fold_in(jax.random.key(config.seed), g),
-                                             (len(index),) + first + (3,)))
+            init = np.asarray(
+                inv.noise_init(jax.random.fold_in(jax.random.key(config.seed), g), (len(index),) + first + (3,))
+            )
         else:
             init = None
 
         def report(s, k, losses, base=g * int(offsets[-1])):
             progress("solve", base + int(offsets[s]) + int(k), total, {"loss": float(jnp.mean(losses)), "stage": s})
 
-        r = coarse_to_fine(loss, variables, np.stack([prepared[i][0] for i in members]), sizes=config.sizes,
-                           iters=config.iters, style_sets=[sets[i] for i in members], scales=scales, init=init,
-                           config=config.solver(), check_every=config.check_every, progress=report)
+        r = coarse_to_fine(
+            loss,
+            variables,
+            np.stack([prepared[i][0] for i in members]),
+            sizes=config.sizes,
+            iters=config.iters,
+            style_sets=[sets[i] for i in members],
+            scales=scales,
+            init=init,
+            config=config.solver(),
+            check_every=config.check_every,
+            progress=report,
+        )
         parts = loss_parts(loss, variables, jnp.clip(r.images, 0, 1), r.targets)  # one compiled call per group
         for p, (li, j, k) in enumerate(r.index):
             found[(members[li], j, k)] = (r, p, {n: float(v[p]) for n, v in parts.items()})
@@ -535,14 +604,38 @@ def run_style_transfer(config: StyleConfig, weights: Any, contents: Sequence[np.
     for i, j, k in index:
         r, p, parts = found[(i, j, k)]
         x = np.clip(np.asarray(r.images[p]), 0, 1)
-        images.append(color.restore_color(config.preserve_color, x, np.asarray(resize_images(contents[i], x.shape[:2]))))
+        images.append(
+            color.restore_color(config.preserve_color, x, np.asarray(resize_images(contents[i], x.shape[:2])))
+        )
         last = r.stages[-1]
-        problems.append({
-            "content": i, "style_set": j, "style_scale": scales[k], "shape": list(x.shape[:2]),
-            "final_loss": float(last.final_loss[p]), "initial_loss": float(last.loss_history[p, 0]), "parts": parts,
-            "stages": [{"size": s, "shape": list(sh), "iterations": int(st.num_iters[p]),
-                        "initial_loss": float(st.loss_history[p, 0]), "final_loss": float(st.final_loss[p]),
-                        "loss_history": [float(v) for v in np.asarray(st.loss_history[p])[:int(st.num_iters[p]) + 1]]}
-                       for s, sh, st in zip(config.sizes, r.shapes, r.stages)]})
-    return StyleResult(config, images, index, problems, group_info, loss.config(),
-                       {"solve_including_compile": t_solve, "total": time.perf_counter() - t_start})
+        problems.append(
+            {
+                "content": i,
+                "style_set": j,
+                "style_scale": scales[k],
+                "shape": list(x.shape[:2]),
+                "final_loss": float(last.final_loss[p]),
+                "initial_loss": float(last.loss_history[p, 0]),
+                "parts": parts,
+                "stages": [
+                    {
+                        "size": s,
+                        "shape": list(sh),
+                        "iterations": int(st.num_iters[p]),
+                        "initial_loss": float(st.loss_history[p, 0]),
+                        "final_loss": float(st.final_loss[p]),
+                        "loss_history": [float(v) for v in np.asarray(st.loss_history[p])[: int(st.num_iters[p]) + 1]],
+                    }
+                    for s, sh, st in zip(config.sizes, r.shapes, r.stages)
+                ],
+            }
+        )
+    return StyleResult(
+        config,
+        images,
+        index,
+        problems,
+        group_info,
+        loss.config(),
+        {"solve_including_compile": t_solve, "total": time.perf_counter() - t_start},
+    )

@@ -36,8 +36,9 @@ def _cv2():
     return cv2
 
 
-def read_frames(path: str | os.PathLike, size: int | None = None, max_frames: int | None = None,
-                stride: int = 1) -> np.ndarray:
+def read_frames(
+    path: str | os.PathLike, size: int | None = None, max_frames: int | None = None, stride: int = 1
+) -> np.ndarray:
     """A video file (anything OpenCV decodes) or a folder of frame images (sorted by name) as
     [T, H, W, 3] float32 RGB in [0, 1]. size: resize the short side (frames of a folder are all
     brought to the first frame's size). Every `stride`-th frame, at most max_frames of them."""
@@ -76,8 +77,10 @@ def read_frames(path: str | os.PathLike, size: int | None = None, max_frames: in
         finally:
             cap.release()
         if not frames:
-            raise VideoError(f"cannot decode {path} as a video (OpenCV read no frames); convert it to an H.264 "
-                             f".mp4, or pass a folder of frame images")
+            raise VideoError(
+                f"cannot decode {path} as a video (OpenCV read no frames); convert it to an H.264 "
+                f".mp4, or pass a folder of frame images"
+            )
     return np.stack(frames).astype(np.float32)
 
 
@@ -115,8 +118,9 @@ def optical_flow(a: np.ndarray, b: np.ndarray, method: str = "dis") -> np.ndarra
         dis.setFinestScale(0)  # full resolution: frames here are small
         flow = dis.calc(ga, gb, None)
     elif method == "farneback":
-        flow = cv2.calcOpticalFlowFarneback(ga, gb, None, pyr_scale=0.5, levels=4, winsize=9, iterations=5,
-                                            poly_n=5, poly_sigma=1.1, flags=0)
+        flow = cv2.calcOpticalFlowFarneback(
+            ga, gb, None, pyr_scale=0.5, levels=4, winsize=9, iterations=5, poly_n=5, poly_sigma=1.1, flags=0
+        )
     else:
         raise VideoError(f"unknown flow method {method!r}; use 'dis' or 'farneback'")
     return np.asarray(flow, np.float32)
@@ -163,7 +167,7 @@ class FramePair:
     """What the temporal loss and the flicker metric need for frame t (t >= 1)."""
 
     backward: np.ndarray  # [H, W, 2] flow frame_t -> frame_{t-1}
-    mask: np.ndarray      # [H, W] reliability in {0, 1}
+    mask: np.ndarray  # [H, W] reliability in {0, 1}
 
 
 def frame_pairs(frames: np.ndarray, method: str = "dis") -> list[FramePair]:
@@ -183,13 +187,15 @@ def check_offsets(offsets: Sequence[int]) -> tuple[int, ...]:
     except (TypeError, ValueError):
         raise VideoError(f"frame offsets must be positive integers, got {offsets!r}") from None
     if not j or j[0] != 1:
-        raise VideoError(f"frame offsets must be positive integers including 1 (the previous frame), e.g. 1,2,5; "
-                         f"got {list(offsets)}")
+        raise VideoError(
+            f"frame offsets must be positive integers including 1 (the previous frame), e.g. 1,2,5; got {list(offsets)}"
+        )
     return j
 
 
-def offset_pairs(frames: np.ndarray, offsets: Sequence[int] = (1,), method: str = "dis",
-                 following: bool = False) -> dict[tuple[int, int], FramePair]:
+def offset_pairs(
+    frames: np.ndarray, offsets: Sequence[int] = (1,), method: str = "dis", following: bool = False
+) -> dict[tuple[int, int], FramePair]:
     """Flow and reliability that carry frame s onto frame t, keyed (t, s): for every t and s = t − j
     (j in offsets), computed directly between the two frames (no chained flows), and with
     following=True also s = t + 1 (the backward passes of the multi-pass algorithm)."""
@@ -234,8 +240,7 @@ def long_range_errors(frames: np.ndarray, pairs: Mapping[tuple[int, int], FrameP
     """Long-term consistency: for t = j…T-1 (j = offset), the warping error between frame t and frame
     t − j over the pixels reliable between those two frames (flow computed directly between them).
     [T - j] float64."""
-    return np.asarray([pair_error(frames, t, t - offset, pairs[(t, t - offset)])
-                       for t in range(offset, len(frames))])
+    return np.asarray([pair_error(frames, t, t - offset, pairs[(t, t - offset)]) for t in range(offset, len(frames))])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,7 +289,7 @@ def synthetic_clip(n_frames: int, h: int, w: int, seed: int = 0, speed: float = 
         x0 = speed * t
         i0 = int(np.floor(x0))
         frac = x0 - i0
-        f = (1 - frac) * canvas[:, i0:i0 + w] + frac * canvas[:, i0 + 1:i0 + 1 + w]
+        f = (1 - frac) * canvas[:, i0 : i0 + w] + frac * canvas[:, i0 + 1 : i0 + 1 + w]
         cx, cy = 0.2 * w + 2.5 * speed * t, 0.35 * h + 0.5 * speed * t
         d2 = (xx - cx) ** 2 + (yy - cy) ** 2
         stripes = 0.75 + 0.25 * np.sin((xx - cx) * 1.3)[..., None]
@@ -319,8 +324,9 @@ def _as_pair_map(pairs: Sequence[FramePair] | Mapping[tuple[int, int], FramePair
     return {(t, t - 1): p for t, p in enumerate(pairs, start=1)}
 
 
-def temporal_targets(outs: Sequence[np.ndarray], t: int, offsets: Sequence[int],
-                     pairs: Mapping[tuple[int, int], FramePair]) -> tuple[jax.Array, jax.Array]:
+def temporal_targets(
+    outs: Sequence[np.ndarray], t: int, offsets: Sequence[int], pairs: Mapping[tuple[int, int], FramePair]
+) -> tuple[jax.Array, jax.Array]:
     """The long-term loss targets of frame t: the outputs of frames t − j (j in offsets) warped onto
     it, [K, H, W, 3], and their long-term weights, [K, H, W] (zero for offsets before the start)."""
     h, w = outs[0].shape[:2]
@@ -334,10 +340,20 @@ def temporal_targets(outs: Sequence[np.ndarray], t: int, offsets: Sequence[int],
     return jnp.asarray(warped), jnp.asarray(long_term_weights(masks))
 
 
-def stylize_sequence(loss: Any, variables: Mapping, frames: np.ndarray, targets: Mapping[str, jax.Array],
-                     pairs: Sequence[FramePair] | Mapping[tuple[int, int], FramePair], first_config: Any, config: Any,
-                     temporal_weight: float = 1e3, done: Sequence[np.ndarray] = (), on_frame=None,
-                     offsets: Sequence[int] = (1,), **invert_kwargs) -> list[np.ndarray]:
+def stylize_sequence(
+    loss: Any,
+    variables: Mapping,
+    frames: np.ndarray,
+    targets: Mapping[str, jax.Array],
+    pairs: Sequence[FramePair] | Mapping[tuple[int, int], FramePair],
+    first_config: Any,
+    config: Any,
+    temporal_weight: float = 1e3,
+    done: Sequence[np.ndarray] = (),
+    on_frame=None,
+    offsets: Sequence[int] = (1,),
+    **invert_kwargs,
+) -> list[np.ndarray]:
     """Stylise frames in order, the single-pass algorithm (Ruder et al.): frame 0 from its content
     with first_config; frame t with config, pulled towards the outputs of frames t − j (j in offsets:
     (1,) is the short-term loss, e.g. (1, 2, 4) the long-term one) warped onto it, each weighted by
@@ -359,7 +375,7 @@ def stylize_sequence(loss: Any, variables: Mapping, frames: np.ndarray, targets:
     outs = [np.asarray(d, np.float32) for d in done]
     temporal = TemporalLoss(loss, temporal_weight)
     for t in range(len(outs), len(frames)):
-        tg = {k: v[t:t + 1] for k, v in targets.items()}
+        tg = {k: v[t : t + 1] for k, v in targets.items()}
         if t == 0:
             r = invert(loss, variables, tg, jnp.asarray(frames[:1]), first_config, **invert_kwargs)
         else:
@@ -391,13 +407,23 @@ class MultiPass:
 
     def __post_init__(self):
         if self.passes < 1 or self.temporal_after < 1 or self.blend < 0 or self.temporal_weight < 0:
-            raise VideoError(f"multi-pass needs passes >= 1, temporal_after >= 1, blend >= 0 and temporal_weight "
-                             f">= 0; got {self.passes}, {self.temporal_after}, {self.blend}, {self.temporal_weight}")
+            raise VideoError(
+                f"multi-pass needs passes >= 1, temporal_after >= 1, blend >= 0 and temporal_weight "
+                f">= 0; got {self.passes}, {self.temporal_after}, {self.blend}, {self.temporal_weight}"
+            )
 
 
-def stylize_multipass(loss: Any, variables: Mapping, frames: np.ndarray, targets: Mapping[str, jax.Array],
-                      pairs: Mapping[tuple[int, int], FramePair], settings: MultiPass,
-                      first: np.ndarray | None = None, on_pass=None, **invert_kwargs) -> list[np.ndarray]:
+def stylize_multipass(
+    loss: Any,
+    variables: Mapping,
+    frames: np.ndarray,
+    targets: Mapping[str, jax.Array],
+    pairs: Mapping[tuple[int, int], FramePair],
+    settings: MultiPass,
+    first: np.ndarray | None = None,
+    on_pass=None,
+    **invert_kwargs,
+) -> list[np.ndarray]:
     """The multi-pass algorithm of Ruder et al.: pass 1 stylises every frame independently (or takes
     `first`, [T, H, W, 3], e.g. a per-frame stylisation already made); later passes sweep the
     sequence alternately backward and forward, blending each frame's start with the neighbour the
@@ -422,9 +448,9 @@ def stylize_multipass(loss: Any, variables: Mapping, frames: np.ndarray, targets
     temporal = TemporalLoss(loss, settings.temporal_weight)
     for p in range(2, settings.passes + 1):
         forward = p % 2 == 1
-        for t in (range(n) if forward else range(n - 1, -1, -1)):
+        for t in range(n) if forward else range(n - 1, -1, -1):
             nb = t - 1 if forward else t + 1
-            tg = {k: v[t:t + 1] for k, v in targets.items()}
+            tg = {k: v[t : t + 1] for k, v in targets.items()}
             x = jnp.asarray(outs[t])
             if not 0 <= nb < n:
                 r = invert(loss, variables, tg, x[None], settings.config, **invert_kwargs)
@@ -499,12 +525,16 @@ class VideoConfig:
         if self.blend is not None:
             object.__setattr__(self, "blend", tuple(float(b) for b in self.blend))
         if self.size < 32 or min(self.iters, self.iters_first, self.pass_iters) < 1:
-            raise VideoError(f"size must be >= 32 and iters, iters_first, pass_iters >= 1; got {self.size}, "
-                             f"{self.iters}, {self.iters_first}, {self.pass_iters}")
+            raise VideoError(
+                f"size must be >= 32 and iters, iters_first, pass_iters >= 1; got {self.size}, "
+                f"{self.iters}, {self.iters_first}, {self.pass_iters}"
+            )
         if self.multipass < 0 or self.multipass == 1:
             raise VideoError(f"multipass must be 0 (off) or >= 2 passes, got {self.multipass}")
         if self.temporal_weight is not None and not (np.isfinite(self.temporal_weight) and self.temporal_weight >= 0):
-            raise VideoError(f"the temporal weight must be a non-negative number (or None: auto), got {self.temporal_weight}")
+            raise VideoError(
+                f"the temporal weight must be a non-negative number (or None: auto), got {self.temporal_weight}"
+            )
         if self.flow not in ("dis", "farneback"):
             raise VideoError(f"unknown flow method {self.flow!r}; use 'dis' or 'farneback'")
         if self.pooling not in ("avg", "max"):
@@ -543,7 +573,9 @@ def video_config(preset: str = "quick", **overrides: Any) -> VideoConfig:
     bad = sorted(set(overrides) - {f.name for f in dataclasses.fields(VideoConfig)})
     if bad:
         raise VideoError(f"unknown video settings {bad}")
-    return VideoConfig(preset=preset, **{**VIDEO_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}})
+    return VideoConfig(
+        preset=preset, **{**VIDEO_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    )
 
 
 @dataclasses.dataclass
@@ -567,9 +599,15 @@ class VideoResult:
     seconds: dict[str, float | None]
 
 
-def run_video_style(config: VideoConfig, weights: Any, frames: np.ndarray, styles: Sequence[np.ndarray],
-                    progress: Progress | None = None, on_frame: Callable[[int, np.ndarray, Any], None] | None = None,
-                    done: Sequence[np.ndarray] = ()) -> VideoResult:
+def run_video_style(
+    config: VideoConfig,
+    weights: Any,
+    frames: np.ndarray,
+    styles: Sequence[np.ndarray],
+    progress: Progress | None = None,
+    on_frame: Callable[[int, np.ndarray, Any], None] | None = None,
+    done: Sequence[np.ndarray] = (),
+) -> VideoResult:
     """Stylise a clip [T, H, W, 3] in [0, 1] (T >= 2, H, W >= 32) with style images ([h, w, 3] each):
     the single-pass algorithm with the temporal loss (offsets as configured), the per-frame baseline
     (config.baseline, or needed by multi-pass), the multi-pass algorithm (config.multipass), and
@@ -590,8 +628,9 @@ def run_video_style(config: VideoConfig, weights: Any, frames: np.ndarray, style
     if len(done) > len(frames):
         raise VideoError(f"{len(done)} finished frames for a {len(frames)}-frame video; start a fresh run")
     if any(np.shape(d) != frames.shape[1:] for d in done):
-        raise VideoError(f"finished frames of shape {np.shape(done[0])} for a video of {frames.shape[1:]} frames; "
-                         f"start a fresh run")
+        raise VideoError(
+            f"finished frames of shape {np.shape(done[0])} for a video of {frames.shape[1:]} frames; start a fresh run"
+        )
     cfg, variables, n = config, weights.variables, len(frames)
     tw, loss, mode = cfg.temporal_weight_for(weights.pretrained), cfg.loss(), cfg.preserve_color
     net_frames, net_styles = color.preserving_inputs(mode, frames, styles)
@@ -609,34 +648,76 @@ def run_video_style(config: VideoConfig, weights: Any, frames: np.ndarray, style
 
     t0 = time.perf_counter()
     progress("single pass", len(done), n, {})
-    raw = {"with temporal loss": np.stack(stylize_sequence(loss, variables, net_frames, targets, pairs, first, later, tw,
-                                                           done=done, on_frame=finished, offsets=cfg.offsets))}
+    raw = {
+        "with temporal loss": np.stack(
+            stylize_sequence(
+                loss,
+                variables,
+                net_frames,
+                targets,
+                pairs,
+                first,
+                later,
+                tw,
+                done=done,
+                on_frame=finished,
+                offsets=cfg.offsets,
+            )
+        )
+    }
     seconds["temporal"] = time.perf_counter() - t0
     seconds["per_frame"] = seconds["multipass"] = None
     if cfg.baseline or cfg.multipass:
         t0 = time.perf_counter()
-        r = inv.invert(loss, variables, targets, jnp.asarray(net_frames), first, check_every=5,
-                       progress=lambda k, l: progress("per-frame", int(k), cfg.iters_first, {"loss": float(jnp.mean(l))}))
+        r = inv.invert(
+            loss,
+            variables,
+            targets,
+            jnp.asarray(net_frames),
+            first,
+            check_every=5,
+            progress=lambda k, l: progress("per-frame", int(k), cfg.iters_first, {"loss": float(jnp.mean(l))}),
+        )
         raw["per-frame"] = np.clip(np.asarray(r.images), 0, 1)
         seconds["per_frame"] = time.perf_counter() - t0
     pass_flicker: list[float] = []
     if cfg.multipass:
         t0 = time.perf_counter()
-        settings = MultiPass(inv.SolverConfig(maxiter=cfg.pass_iters), cfg.multipass, cfg.temporal_after, tw / 2,
-                             cfg.blend_weight)
+        settings = MultiPass(
+            inv.SolverConfig(maxiter=cfg.pass_iters), cfg.multipass, cfg.temporal_after, tw / 2, cfg.blend_weight
+        )
 
         def passed(p, outs):
-            pass_flicker.append(float(warping_errors(color.restore_color(mode, np.stack(outs), frames), consecutive).mean()))
+            pass_flicker.append(
+                float(warping_errors(color.restore_color(mode, np.stack(outs), frames), consecutive).mean())
+            )
             progress("multi-pass", p, cfg.multipass, {"flicker": pass_flicker[-1]})
 
-        raw["multi-pass"] = np.stack(stylize_multipass(loss, variables, net_frames, targets, pairs, settings,
-                                                       first=raw["per-frame"], on_pass=passed))
+        raw["multi-pass"] = np.stack(
+            stylize_multipass(
+                loss, variables, net_frames, targets, pairs, settings, first=raw["per-frame"], on_pass=passed
+            )
+        )
         seconds["multipass"] = time.perf_counter() - t0
     order = [k for k in ("with temporal loss", "per-frame", "multi-pass") if k in raw]
     videos = {"input video": frames, **{k: color.restore_color(mode, raw[k], frames) for k in order}}
     flicker = {k: warping_errors(v, consecutive) for k, v in videos.items()}
-    long_range = {f"j={j}": {k: float(long_range_errors(v, pairs, j).mean()) for k, v in videos.items()}
-                  for j in cfg.offsets if 1 < j < n}
+    long_range = {
+        f"j={j}": {k: float(long_range_errors(v, pairs, j).mean()) for k, v in videos.items()}
+        for j in cfg.offsets
+        if 1 < j < n
+    }
     objective = {k: gatys.loss_values(loss, variables, raw[k], targets).tolist() for k in order}
-    return VideoResult(cfg, videos, {k: raw[k] for k in order}, tw, flicker, long_range, pass_flicker,
-                       [float(p.mask.mean()) for p in consecutive], objective, len(done), seconds)
+    return VideoResult(
+        cfg,
+        videos,
+        {k: raw[k] for k in order},
+        tw,
+        flicker,
+        long_range,
+        pass_flicker,
+        [float(p.mask.mean()) for p in consecutive],
+        objective,
+        len(done),
+        seconds,
+    )
