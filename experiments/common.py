@@ -137,3 +137,10 @@ def apply_preset(args, presets: dict[str, dict[str, Any]], key: str = "preset"):
             filled.append(name)
     args.preset_filled = filled
     return args
+
+
+def add_distributed_flags(p) -> None:
+    """The multi-controller flags every multi-host experiment takes (see dfijax.distributed.initialize)."""
+    p.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process runs without auto-detection)")
+    p.add_argument("--num-processes", type=int, help="processes in the job")
+    p.add_argument("--process-id", type=int, help="this process's id in [0, num-processes)")

@@ -22,6 +22,8 @@ import json
 import sys
 import time
 
+from experiments import common
+
 
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,16 +60,12 @@ def parse(argv):
     p.add_argument("--probe-train", type=int, help="probe training images (2000)")
     p.add_argument("--seed", type=int, help="random seed (0)")
     p.add_argument("--out", help="output folder, the same for every process (default runs/dfi_dataset/<time>)")
-    p.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process runs without auto-detection)")
-    p.add_argument("--num-processes", type=int, help="processes in the job")
-    p.add_argument("--process-id", type=int, help="this process's id in [0, num-processes)")
+    common.add_distributed_flags(p)
     p.add_argument("--stop-after-chunks", type=int, help="stop after this many chunks per process (as if killed)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    from experiments import common
-
     args = parse(argv)
     if err := common.out_error(args.out):
         return common.fail(err)

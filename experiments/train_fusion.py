@@ -125,9 +125,7 @@ def parse(argv):
     p.add_argument("--log-every", type=int)
     p.add_argument("--sample-every", type=int)
     p.add_argument("--out", default="runs/fusion/default", help="checkpoint and output folder (resumes)")
-    p.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process runs without auto-detection)")
-    p.add_argument("--num-processes", type=int, help="processes in the job")
-    p.add_argument("--process-id", type=int, help="this process's id in [0, num-processes)")
+    common.add_distributed_flags(p)
     p.add_argument(
         "--stop-after",
         type=int,
