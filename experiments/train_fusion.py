@@ -31,8 +31,10 @@ resumes on any process count that divides the batch:
 after a kill), fusion_config.json, run_config.json (the preset, the flags that overrode it and every
 resolved setting, written before training starts), metrics.jsonl, loss.png (loss curves, redrawn at every sample),
 samples/step_NNNNNN.png (rows: A and B; reconstructions A', B'; fusions for Λ = 1, 0.8, …, 0 on a
-held-out pair) and train_info.json (settings, device, whether the VGG-19 is pretrained, time, final
-losses, held-out reconstruction L1 and PSNR). Fuse with: python -m experiments.fuse --ckpt <out>.
+held-out pair), train_info.json (settings, device, whether the VGG-19 is pretrained, time, final
+losses, held-out reconstruction L1 and PSNR) and report.html (the final samples, the loss curves, the
+held-out reconstruction and the last losses). Fuse with: python -m experiments.fuse --ckpt <out>.
+The work is one library call, dfijax.fusion.run_training (config: dfijax.fusion.training_config).
 """
 
 from __future__ import annotations
@@ -42,20 +44,14 @@ import contextlib
 import io
 import pathlib
 import sys
-import time
-
-import jax
-import numpy as np
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from experiments import common
 
-LAMBDAS = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
-EVAL_IMAGES = 16  # held-out images evaluated (and the first pair drawn in the samples)
+if TYPE_CHECKING:
+    from dfijax.fusion import TrainingConfig, TrainingResult
 
-
-def _floats(s: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in s.split(","))
+LOSS_KEYS = ("l1", "recon", "adv", "wdist", "content", "style", "tv")  # the curves in loss.png
 
 
 def parse(argv):
@@ -134,135 +130,20 @@ def parse(argv):
     return p.parse_args(argv)
 
 
-def resolve(args) -> tuple[dict, list[str]]:
-    """(the preset with every given flag over it, the names of the flags that overrode it)."""
-    from dfijax.fusion import presets
+def config_from(args, devices: int | None = None) -> "TrainingConfig":
+    """The preset with every flag given put over it (the batch rounded to the devices unless given)."""
+    from dfijax import fusion
 
-    given = {k: getattr(args, k) for k in presets.PRESETS[args.preset] if getattr(args, k, None) is not None}
-    settings = presets.resolve(args.preset, given)
-    if settings["clip"] is not None and settings["clip"] <= 0:
-        settings["clip"] = None  # --clip 0 turns a preset's clipping off
-    return settings, sorted(given)
+    given = {k: getattr(args, k) for k in fusion.presets.PRESETS[args.preset] if getattr(args, k, None) is not None}
+    return fusion.training_config(args.preset, devices=devices, seed=args.seed, keep=args.keep, **given)
 
 
-def build_config(s: dict):
-    """FusionConfig from resolved settings."""
-    from dfijax.fusion.losses import FusionLoss
-    from dfijax.fusion.train import FusionConfig
-
-    w = _floats(s["loss_weights"])
-    if len(w) != 5:
-        raise ValueError(f"--loss-weights needs 5 values (w1..w5), got {len(w)}")
-    loss = FusionLoss(
-        w_adv=w[0],
-        w_content=w[1],
-        w_style=w[2],
-        w_recon=w[3],
-        w_tv=w[4],
-        gp_weight=s["gp"],
-        content_layers=tuple(s["content_layers"].split(",")),
-        style_layers=tuple(s["style_layers"].split(",")),
-    )
-    from dfijax.vgg import layer_index
-
-    for layer in loss.taps:
-        layer_index(layer)
-    return FusionConfig(
-        size=s["size"],
-        width=s["width"],
-        n_chunks=s["chunks"],
-        d_norm=s["d_norm"],
-        lambda_kind=s["lambda_kind"],
-        lambda_values=s["lambda_values"],
-        p_ends=s["p_ends"],
-        loss=loss,
-        clip=s["clip"],
-        n_critic=s["n_critic"],
-        lr=s["lr"],
-        b1=s["b1"],
-        d_optimizer=s["d_optimizer"],
-        d_lr=s["d_lr"],
-        perceptual=s["perceptual"],
-    )
-
-
-def load_dataset(args, holdout: str):
-    """(training dataset, its training indices, held-out dataset, its held-out indices, a description)."""
-    from dfijax.data import DataError, celeba
-    from dfijax.data.synthetic_faces import synthetic_faces
-    from dfijax.fusion.data import holdout_split
-
-    if args.data == "synthetic":
-        data = synthetic_faces(args.n_synthetic if args.limit is None else min(args.limit, args.n_synthetic), args.seed)
-        partition = None
-    elif not args.data_dir and args.data == "celeba":
-        raise DataError("--data celeba needs --data-dir (the folder with list_attr_celeba.txt and img_align_celeba/)")
-    elif args.data == "celeba":
-        data = celeba.load_celeba_folder(args.data_dir, limit=args.limit)
-        partition = celeba.load_celeba_partition(args.data_dir) if holdout == "celeba-test" else None
-    else:
-        if holdout == "paper-count":
-            raise ValueError("--holdout paper-count needs CelebA's file names: use --data celeba (the folder)")
-        if holdout == "celeba-test":  # tfds celeb_a's splits are CelebA's partition
-            train = celeba.load_celeba_tfds(args.data_dir, split="train", limit=args.limit)
-            held = celeba.load_celeba_tfds(args.data_dir, split="test", limit=EVAL_IMAGES)
-            return (
-                train,
-                np.arange(len(train)),
-                held,
-                np.arange(len(held)),
-                f"tfds celeb_a: train split ({len(train)}) for training, the first {len(held)} of the test "
-                "split held out",
-            )
-        data = celeba.load_celeba_tfds(args.data_dir, limit=args.limit)
-        partition = None
-    train_idx, held_idx = holdout_split(data.ids, holdout, partition)
-    desc = {
-        "last": "the last {h} images held out",
-        "celeba-test": "CelebA's list_eval_partition: {t} train images for training, {h} test images held out "
-        "(validation unused)",
-        "paper-count": "the paper's split: files up to 200000.jpg for training ({t}), {h} held out",
-    }[holdout]
-    return data, train_idx, data, held_idx, desc.format(t=len(train_idx), h=len(held_idx))
-
-
-def sample_grid(cfg, eg, pair: np.ndarray) -> np.ndarray:
-    """Rows: A … B | A' … B' | Λ = 1 … 0, A and B in the Λ = 1 and Λ = 0 columns (pair: [2, S, S, 3] in
-    [-1, 1]); [H, W, 3] in [0, 1]."""
-    from dfijax import images as im
-    from dfijax.fusion import train as ft
-    from dfijax.fusion.data import to_unit
-
-    rec = np.asarray(ft.reconstruct(cfg, eg, pair))
-    fused = np.asarray(ft.fuse(cfg, eg, pair[0], pair[1], [[l] * cfg.n_chunks for l in LAMBDAS]))
-    up = im.upscale_nearest
-    rows = [ends(up(to_unit(r[0])), up(to_unit(r[1])), len(LAMBDAS)) for r in (pair, rec)]
-    rows.append([im.upscale_nearest(to_unit(y)) for y in fused])
-    return im.make_grid(rows, col_labels=[f"{l:.1f}" for l in LAMBDAS])
-
-
-def ends(a: np.ndarray, b: np.ndarray, n: int) -> list[np.ndarray]:
-    """[a, blank, …, blank, b]: n cells, so that A and B sit above the Λ = 1 and Λ = 0 columns."""
-    return [a] + [np.ones_like(a)] * (n - 2) + [b]
-
-
-def local(tree):
-    """A replicated pytree (on a mesh that may span processes) as host numpy arrays: this process's copy."""
-    return jax.tree.map(lambda x: np.asarray(x.addressable_shards[0].data) if isinstance(x, jax.Array) else x, tree)
-
-
-def evaluate(cfg, eg, held: np.ndarray) -> dict:
-    """Held-out reconstruction (inference-mode BatchNorm): L1 on [-1, 1] and PSNR on [0, 1]."""
-    from dfijax.fusion import train as ft
-    from dfijax.fusion.data import to_unit
-
-    rec = np.asarray(ft.reconstruct(cfg, eg, held))
-    mse = float(np.mean((to_unit(rec) - to_unit(held)) ** 2))
-    return {
-        "recon_l1": float(np.mean(np.abs(rec - held))),
-        "recon_psnr_db": float(10 * np.log10(1 / max(mse, 1e-12))),
-        "images": int(held.shape[0]),
-    }
+def load_weights(path: str | None, seed: int, main_proc: bool):
+    """The VGG-19 (announced by process 0 only)."""
+    if main_proc:
+        return common.load_weights(path, seed)
+    with contextlib.redirect_stderr(io.StringIO()):  # the same weights, without process 0's message
+        return common.load_weights(path, seed)
 
 
 def main(argv=None) -> int:
@@ -275,152 +156,133 @@ def main(argv=None) -> int:
         proc = dist.initialize(args.coordinator, args.num_processes, args.process_id)
     except ValueError as e:
         return common.fail(str(e))
-    from dfijax import images as im
-    from dfijax import training
-    from dfijax.data import DataError
-    from dfijax.fusion import train as ft
-    from dfijax.fusion.data import Batches, ShardedLoader
+    from tqdm import tqdm
 
-    main_proc = dist.is_main()
-    device = common.setup()
-    n_dev = jax.device_count()
+    from dfijax import fusion
+    from dfijax import images as im
+    from dfijax.data import DataError
+
+    main_proc, device = dist.is_main(), common.setup()
     try:
-        settings, overrides = resolve(args)
-        if "batch" not in overrides:  # the preset's batch, rounded down to a multiple of the devices
-            settings["batch"] = max(n_dev, settings["batch"] - settings["batch"] % n_dev)
-        cfg = build_config(settings)
-        batch, s1, s2 = settings["batch"], settings["stage1_steps"], settings["stage2_steps"]
-        if batch < 2 or batch % n_dev:
-            raise ValueError(f"--batch must be at least 2 and a multiple of the {n_dev} devices, got {batch}")
-        if s1 < 0 or s2 < 0 or s1 + s2 == 0:
-            raise ValueError("--stage1-steps and --stage2-steps must be >= 0, and not both 0")
-        data, train_idx, held_data, held_idx, holdout_desc = load_dataset(args, settings["holdout"])
-        if len(train_idx) < batch:
-            raise ValueError(
-                f"{data.describe()}: {len(train_idx)} training images after the holdout, fewer than "
-                f"the batch of {batch}"
-            )
-        if len(held_idx) < 2:
-            raise ValueError(f"{held_data.describe()}: need at least 2 held-out images, got {len(held_idx)}")
-        batches = ShardedLoader(data, cfg.size, batch, args.seed, indices=train_idx)
-        held_loader = Batches(held_data, cfg.size, 2, args.seed, indices=held_idx)
-        held = np.stack([held_loader.image(int(i)) for i in held_idx[:EVAL_IMAGES]])
-        if main_proc:
-            weights = common.load_weights(args.weights, args.seed)
-        else:  # the same weights, without process 0's message
-            with contextlib.redirect_stderr(io.StringIO()):
-                weights = common.load_weights(args.weights, args.seed)
+        config = config_from(args)
+        kw = dict(holdout=config.holdout, limit=args.limit, n_synthetic=args.n_synthetic, seed=args.seed)
+        data = fusion.load_data(args.data, args.data_dir, **kw)
+        fusion.check_data(config, data)
+        weights = load_weights(args.weights, args.seed, main_proc)
     except (ValueError, FileNotFoundError, DataError, im.ImageError) as e:
         return common.fail(str(e))
-
     out = pathlib.Path(args.out).absolute()
+    run_config = {**config.to_dict(), "data": data.describe(), "holdout": data.holdout_info()}
     if main_proc:
         (out / "samples").mkdir(parents=True, exist_ok=True)
-    total = s1 + s2
-    holdout = {
-        "kind": settings["holdout"],
-        "train_images": len(train_idx),
-        "held_out_images": len(held_idx),
-        "description": holdout_desc,
-        "evaluated": [held_data.ids[int(i)] for i in held_idx[:EVAL_IMAGES]],
-    }
-    run_config = {
-        "preset": args.preset,
-        "overrides": overrides,
-        "settings": settings,
-        "config": cfg.to_dict(),
-        "data": data.describe(),
-        "holdout": holdout,
-    }
-    if main_proc:
         common.write_json(out / "run_config.json", run_config)
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if main_proc else (lambda msg: None)
-    say(
-        f"device: {device}; preset {args.preset}"
-        + (f" (overridden: {', '.join(overrides)})" if overrides else "")
-        + f"; {data.describe()}; {holdout_desc}; {cfg.size}px, width {cfg.width}, latent {cfg.latent_shape} in "
-        f"chunks {cfg.chunks}; critic {cfg.d_norm} norm, {cfg.d_optimizer}, "
-        + (f"clip {cfg.clip}" if cfg.clip else f"gradient penalty {cfg.loss.gp_weight:g}")
-        + f"; batch {batch} over {n_dev} device(s) of {proc.count} process(es); stage 1: {s1} steps, "
-        f"stage 2: {s2} steps; output {out}"
-    )
-    pair = held[:2]
-    log = training.MetricsLog(out / "metrics.jsonl")
-    keys = ("l1", "recon", "adv", "wdist", "content", "style", "tv")
-    t0 = time.perf_counter()
+    say(f"device: {device}; {summary(config, data, proc.count)}; output {out}")
 
-    class Stopped(Exception):
-        pass
+    def on_sample(step: int, grid) -> None:
+        im.save_image(out / "samples" / f"step_{step:06d}.png", grid)
+        common.plot_losses(out / "loss.png", fusion.logged_records(out), keys=LOSS_KEYS)
 
-    def callback(step, state, rec):
+    def progress(step: int, total: int, rec: dict | None) -> None:
         bar.update(step - bar.n)
         if rec:
             bar.set_postfix({k: f"{rec[k]:.3g}" for k in ("l1", "wdist", "loss") if k in rec})
-        if main_proc and (step % settings["sample_every"] == 0 or step in (s1, total)):
-            im.save_image(out / "samples" / f"step_{step:06d}.png", sample_grid(cfg, local(state.eg), pair))
-            common.plot_losses(out / "loss.png", log.records(), keys=keys)
-        if step == args.stop_after:
-            raise Stopped()
 
     try:
-        with tqdm(total=total, desc="train", unit="step", file=sys.stderr, disable=not main_proc) as bar:
-            state, start = ft.train(
-                cfg,
-                batches,
-                weights.variables,
-                s1,
-                s2,
-                out,
-                seed=args.seed,
-                save_every=settings["save_every"],
-                keep=args.keep,
-                log_every=settings["log_every"],
-                callback=callback,
+        with tqdm(total=config.total, desc="train", unit="step", file=sys.stderr, disable=not main_proc) as bar:
+            result = fusion.run_training(
+                config, data, weights.variables, out, progress=progress, on_sample=on_sample, stop_after=args.stop_after
             )
-    except ft.CheckpointMismatch as e:
+    except ValueError as e:  # a folder trained with other settings
         return common.fail(str(e))
-    except Stopped:
+    if result.stopped:
         say(f"stopped after step {args.stop_after} (--stop-after); rerun the command to resume")
         return 0
-    dt = time.perf_counter() - t0
-    if start:
-        say(f"resumed from step {start}")
-    if not main_proc:
-        return 0
-    state = local(state)
-    records = log.records()
-    common.plot_losses(out / "loss.png", records, keys=keys)
-    im.save_image(out / "samples.png", sample_grid(cfg, state.eg, pair))
-    quality = evaluate(cfg, state.eg, held)
-    last = {s: next((r for r in reversed(records) if r.get("stage") == s), None) for s in (1, 2)}
+    if result.start:
+        say(f"resumed from step {result.start}")
+    if main_proc:
+        write_outputs(out, args, result, run_config, weights, device)
+    return 0
+
+
+def summary(config: "TrainingConfig", data, processes: int) -> str:
+    """One line: the preset and its overrides, the data, the networks, the critic, the batch and schedule."""
+    import jax
+
+    cfg = config.fusion
+    return (
+        f"preset {config.preset}"
+        + (f" (overridden: {', '.join(config.overrides)})" if config.overrides else "")
+        + f"; {data.describe()}; {data.description}; {cfg.size}px, width {cfg.width}, latent {cfg.latent_shape} in "
+        f"chunks {cfg.chunks}; critic {cfg.d_norm} norm, {cfg.d_optimizer}, "
+        + (f"clip {cfg.clip}" if cfg.clip else f"gradient penalty {cfg.loss.gp_weight:g}")
+        + f"; batch {config.batch} over {jax.device_count()} device(s) of {processes} process(es); stage 1: "
+        f"{config.stage1_steps} steps, stage 2: {config.stage2_steps} steps"
+    )
+
+
+def write_outputs(out: pathlib.Path, args, r: "TrainingResult", run_config: dict, weights, device: str) -> None:
+    """loss.png, samples.png, train_info.json and report.html (process 0), and the closing lines."""
+    from dfijax import images as im
+    from experiments import report
+
+    common.plot_losses(out / "loss.png", r.records, keys=LOSS_KEYS)
+    im.save_image(out / "samples.png", r.samples)
     info = {
-        "preset": args.preset,
-        "overrides": overrides,
-        "settings": {**vars(args), **settings},
-        "config": cfg.to_dict(),
+        **{k: run_config[k] for k in ("preset", "overrides")},
+        "settings": {**vars(args), **r.config.settings},
+        "config": run_config["config"],
         "device": device,
-        "devices": n_dev,
-        "processes": proc.count,
-        "data": data.describe(),
-        "holdout": holdout,
+        "devices": r.devices,
+        "processes": r.processes,
+        **{k: run_config[k] for k in ("data", "holdout")},
         "weights": weights.description,
         "weights_pretrained": weights.pretrained,
-        "resumed_from": start,
-        "seconds": dt,
-        "steps_run": total - start,
-        "final_stage1": last[1],
-        "final_stage2": last[2],
-        "held_out": quality,
+        "resumed_from": r.start,
+        "seconds": r.seconds,
+        "steps_run": r.steps_run,
+        "final_stage1": r.final_stage1,
+        "final_stage2": r.final_stage2,
+        "held_out": r.held_out,
     }
     common.write_json(out / "train_info.json", info)
+    q = r.held_out
+    last = {k: v for k, v in (r.final_stage2 or r.final_stage1 or {}).items() if k not in ("step", "data_crc")}
+    report.write_report(
+        out / "report.html",
+        f"Fusion GAN training ({r.config.preset} preset)",
+        weights=weights.description,
+        pretrained=weights.pretrained,
+        device=f"{device}; {r.devices} device(s), {r.processes} process(es)",
+        data=f"{run_config['data']}; {run_config['holdout']['description']}",
+        seconds={"training": r.seconds},
+        config=run_config,
+        sections=[
+            {
+                "title": "Samples on a held-out pair",
+                "images": ["samples.png"],
+                "text": "Rows: A and B; their reconstructions A' and B'; the fusions for Λ = 1, 0.8, …, 0 on every "
+                "chunk (Λ = 1 should give A, Λ = 0 B). Every sample is under samples/.",
+            },
+            {"title": "Losses", "images": ["loss.png"], "pixelated": False},
+            {
+                "title": "Held-out reconstruction and the last logged losses",
+                "table": {
+                    "headers": ["measure", "value"],
+                    "rows": [["reconstruction L1 (on [-1, 1])", q["recon_l1"]], ["PSNR (dB)", q["recon_psnr_db"]]]
+                    + [["held-out images", q["images"]], ["resumed from step", r.start]]
+                    + [[k, v] for k, v in last.items()],
+                },
+            },
+        ],
+    )
     if not weights.pretrained:
         print("note: the VGG-19 is random (NOT pretrained): content/style losses use random features", file=sys.stderr)
     print(
-        f"trained to step {total} in {dt:.0f} s; held-out reconstruction L1 {quality['recon_l1']:.4f} "
-        f"(on [-1, 1]), PSNR {quality['recon_psnr_db']:.2f} dB; wrote {out / 'loss.png'}, {out / 'samples.png'}, "
-        f"{out / 'train_info.json'}; checkpoints in {out}"
+        f"trained to step {r.config.total} in {r.seconds:.0f} s; held-out reconstruction L1 {q['recon_l1']:.4f} "
+        f"(on [-1, 1]), PSNR {q['recon_psnr_db']:.2f} dB; wrote {out / 'loss.png'}, {out / 'samples.png'}, "
+        f"{out / 'train_info.json'}, {out / 'report.html'}; checkpoints in {out}"
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -87,45 +87,67 @@ FUSION_CELLS = [
 Runtime → Change runtime type → **TPU**. Trains the fusion GAN (Takagi & Okadome) on CelebA at
 128×128 with the paper's settings (latent 4×4×1024 in 5 chunks, w1…w5 = 1, 1e-6, 5e-5, 30, 1), data
 parallel over all TPU cores, with orbax checkpoints on Drive so a disconnected runtime resumes; then
-fuses two faces (Λ from 1 to 0, and a per-chunk Λ).
+fuses two faces (Λ from 1 to 0, and a per-chunk Λ). Every step is one call of the library
+(`dfijax.fusion`): a config from a preset, the data, `run_training`, `run_fuse`.
 
 Outside Colab (or with `DFIJAX_NOTEBOOK_SMALL=1`) it runs the same steps tiny, on the embedded
 synthetic faces and a seeded random VGG-19 (the project's tests run it that way)."""),
     CELLS[1],
     new_markdown_cell("## VGG-19 weights for the perceptual losses (575 MB, checksum-verified)"),
     CELLS[3],
-    new_markdown_cell("""## Data and checkpoints
+    new_markdown_cell("""## Config, data and checkpoints
 
-CelebA through tensorflow-datasets (`celeb_a`; if Google Drive refuses the download, put the
-CelebA folder on Drive and use `--data celeba --data-dir`). Checkpoints go to Drive when mounted."""),
-    new_code_cell("""data_args = ["--data", "synthetic", "--n-synthetic", "64"]
+The config is a preset (`dfijax/fusion/presets.py`: `cpu_small`, `paper_gp`, `paper`) with any setting
+given over it. CelebA comes through tensorflow-datasets (`celeb_a`; if Google Drive refuses the
+download, put the CelebA folder on Drive and use `fusion.load_data("celeba", folder)`). Checkpoints go
+to Drive when mounted."""),
+    new_code_cell("""from dfijax import fusion
 out = pathlib.Path(os.environ.get("DFIJAX_NOTEBOOK_OUT", "runs/colab_fusion")).absolute()
-if not SMALL:
+if SMALL:
+    config = fusion.training_config("cpu_small", size=32, width=8, batch=8, stage1_steps=20, stage2_steps=2,
+                                    content_layers="conv2_1", style_layers="conv1_1", save_every=10, sample_every=10)
+    data = fusion.load_data("synthetic", n_synthetic=64, holdout=config.holdout)
+else:
     import tensorflow_datasets as tfds
     from google.colab import drive
     drive.mount("/content/drive")
     tfds.builder("celeb_a", data_dir="/content/tfds").download_and_prepare()
-    data_args = ["--data", "celeba-tfds", "--data-dir", "/content/tfds"]
-    out = pathlib.Path("/content/drive/MyDrive/dfijax/fusion")"""),
+    config = fusion.training_config("paper_gp", batch=128)  # the paper's 128 px, width 64, schedule; batch fits a TPU
+    data = fusion.load_data("celeba-tfds", "/content/tfds", holdout=config.holdout)
+    out = pathlib.Path("/content/drive/MyDrive/dfijax/fusion")
+print(f"{data.describe()}; {data.description}; {config.total} steps; {config.to_dict()['config']}")"""),
     new_markdown_cell("## Train: stage 1 (autoencoder), then stage 2 (the full objective); rerun this cell to resume"),
-    new_code_cell("""from experiments import train_fusion
-settings = (["--preset", "paper_gp", "--batch", "128"]  # the paper's 128 px, width 64, schedule; batch fits a TPU
-            if not SMALL else
-            ["--size", "32", "--width", "8", "--batch", "8", "--stage1-steps", "20", "--stage2-steps", "2",
-             "--content-layers", "conv2_1", "--style-layers", "conv1_1", "--save-every", "10", "--sample-every", "10"])
-args = data_args + settings + ["--out", str(out)]
-if weights:
-    args += ["--weights", weights]
-assert train_fusion.main(args) == 0"""),
-    new_markdown_cell("## Fuse two faces: the paper's figure (Λ = 1 … 0) and a per-chunk Λ"),
+    new_code_cell("""from IPython.display import Image, display
+from dfijax import images as im
+from dfijax.weights import load_vgg19
+vgg = load_vgg19(weights)
+print(vgg.description)
+
+def progress(step, total, record):
+    if record and (step % 500 == 0 or step == total):
+        print(f"step {step}/{total}:", {k: round(v, 4) for k, v in record.items() if k in ("l1", "wdist", "loss")})
+
+def on_sample(step, grid):  # rows: A, B; their reconstructions; the fusions for Λ = 1 … 0
+    im.save_image(out / "samples" / f"step_{step:06d}.png", grid)
+
+result = fusion.run_training(config, data, vgg.variables, out, progress=progress, on_sample=on_sample)
+print(f"trained from step {result.start} to {config.total} in {result.seconds:.0f} s; held-out reconstruction:",
+      result.held_out)
+im.save_image(out / "samples.png", result.samples)
+display(Image(filename=str(out / "samples.png")))"""),
+    new_markdown_cell("""## Fuse two faces: the paper's figure (Λ = 1 … 0) and a per-chunk Λ
+
+Two embedded synthetic faces here; for your own photos pass `a=im.load_image("a.jpg"), b=im.load_image("b.jpg")`
+(any size: centre-cropped to a square and resized)."""),
     new_code_cell("""import json
-from IPython.display import Image, display
-from experiments import fuse
-fused = out / "fused"
-assert fuse.main(["--ckpt", str(out), "--lambda", "1,1,0,0,0.5", "--out", str(fused)]) == 0
-display(Image(filename=str(fused / "fusion.png")))
-res = json.loads((fused / "results.json").read_text())
-print({k: round(v, 4) for k, v in res.items() if k.startswith("l1_")})"""),
+fused = fusion.run_fuse(out, lambdas=[*fusion.LAMBDAS, [1, 1, 0, 0, 0.5]])
+im.save_image(out / "fusion.png", fused.figure())
+display(Image(filename=str(out / "fusion.png")))
+checks = fused.checks()  # Λ = 1 against A and Λ = 0 against B (small), the cross errors for scale
+print({k: round(v, 4) for k, v in checks.items()})
+summary = {"checkpoint_step": fused.step, "lambdas": fused.lambdas, **checks, "held_out": result.held_out,
+           "weights": vgg.description, "weights_pretrained": vgg.pretrained}
+(out / "fusion.json").write_text(json.dumps(summary, indent=2))"""),
 ]
 
 NOTEBOOKS = {"alpha_sweep_colab.ipynb": CELLS, "fusion_gan_colab.ipynb": FUSION_CELLS}

@@ -225,12 +225,15 @@ def test_holdout_splits(tmp_path):
 
 
 def test_paper_preset_critic_batchnorm_and_clipping(random_vgg, tmp_path):
+    from dfijax import fusion
     from dfijax.fusion import presets
     from experiments import train_fusion
 
     small = {"size": 32, "width": 8, "content_layers": "conv2_1", "style_layers": "conv1_1"}
     s = presets.resolve("paper", small)
-    cfg = train_fusion.build_config(s)
+    run = fusion.training_config("paper", devices=4, **small)
+    assert run.settings == s and run.overrides == tuple(sorted(small)) and run.total == 35000
+    cfg = run.fusion
     clip = 0.01
     assert (cfg.d_norm, cfg.clip, cfg.d_optimizer, cfg.d_lr, cfg.n_critic, cfg.loss.gp_weight, cfg.perceptual) == (
         "batch",
@@ -279,12 +282,21 @@ def test_paper_preset_critic_batchnorm_and_clipping(random_vgg, tmp_path):
     argv = ["--preset", "paper", "--holdout", "last", "--clip", "0.02"]
     for k, v in small.items():
         argv += ["--" + k.replace("_", "-"), str(v)]
-    settings, overrides = train_fusion.resolve(train_fusion.parse(argv))
-    assert overrides == sorted(["holdout", "clip", *small]) and settings["clip"] == 0.02
-    assert {k: v for k, v in settings.items() if k not in overrides} == {
-        k: v for k, v in presets.PRESETS["paper"].items() if k not in overrides
+    run = train_fusion.config_from(train_fusion.parse(argv), devices=3)
+    settings, overrides = run.settings, run.overrides
+    assert overrides == tuple(sorted(["holdout", "clip", *small])) and settings["clip"] == 0.02
+    assert settings["batch"] == 99  # the preset's 100, rounded down to a multiple of the 3 devices
+    assert {k: v for k, v in settings.items() if k not in (*overrides, "batch")} == {
+        k: v for k, v in presets.PRESETS["paper"].items() if k not in (*overrides, "batch")
     }
-    assert train_fusion.resolve(train_fusion.parse(["--preset", "paper", "--clip", "0"]))[0]["clip"] is None
+    paper = train_fusion.config_from(train_fusion.parse(["--preset", "paper", "--clip", "0"]), devices=1)
+    assert paper.clip is None and paper.fusion.clip is None and paper.overrides == ("clip",)
+    with pytest.raises(ValueError, match="multiple of the 3 devices"):
+        fusion.training_config("paper", devices=3, batch=100)
+    with pytest.raises(ValueError, match="needs 5 values"):
+        fusion.training_config(devices=1, loss_weights="1,2")
+    with pytest.raises(ValueError, match="not both 0"):
+        fusion.training_config(devices=1, stage1_steps=0, stage2_steps=0)
 
 
 def test_gradient_penalty_on_a_linear_critic(key):
@@ -358,6 +370,47 @@ def test_training_resumes_exactly_and_shards(random_vgg, tmp_path):
     chex.assert_trees_all_close(_params(runs[1]), _params(runs[8]), rtol=1e-2, atol=5e-4)
 
 
+def test_run_training_pipeline_stops_resumes_and_samples(random_vgg, tmp_path):
+    from dfijax import fusion
+
+    config = fusion.training_config(
+        size=32,
+        width=8,
+        batch=8,
+        content_layers="conv2_1",
+        style_layers="conv1_1",
+        stage1_steps=4,
+        stage2_steps=1,
+        save_every=2,
+        log_every=1,
+        sample_every=2,
+    )
+    assert config.fusion == TINY and config.total == 5 and config.preset == "cpu_small"
+    data = fusion.load_data("synthetic", n_synthetic=40, holdout=config.holdout)
+    assert (len(data.train_idx), len(data.held_idx)) == (24, 16) and data.evaluated_ids()[0] == "face000024"
+    held = data.held_images(32)
+    chex.assert_shape(held, (16, 32, 32, 3))
+    seen, samples = [], {}
+    progress = lambda step, total, rec: seen.append((step, total, rec is not None))  # noqa: E731
+    r = fusion.run_training(config, data, random_vgg.variables, tmp_path, progress=progress, stop_after=3)
+    assert r.stopped and r.start == 0 and r.samples is None and r.held_out is None
+    assert seen == [(1, 5, True), (2, 5, True), (3, 5, True)]
+    r = fusion.run_training(
+        config, data, random_vgg.variables, tmp_path, on_sample=lambda step, grid: samples.update({step: grid})
+    )
+    assert not r.stopped and (r.start, r.steps_run, int(r.state.step)) == (2, 3, 5)
+    assert sorted(samples) == [4, 5] and [x["step"] for x in r.records] == [1, 2, 3, 4, 5]
+    assert r.final_stage1["step"] == 4 and r.final_stage2["step"] == 5 and "wdist" in r.final_stage2
+    np.testing.assert_array_equal(r.samples, samples[5])
+    np.testing.assert_array_equal(r.samples, fusion.sample_grid(TINY, r.state.eg, held[:2]))
+    chex.assert_shape(r.samples, (14 + 3 * 100 + 4, 6 * 100 + 4, 3))  # labels; 3 rows, 6 columns of 96 px
+    np.testing.assert_allclose(
+        r.samples[18:114, 4:100], np.repeat(np.repeat((held[0] + 1) / 2, 3, 0), 3, 1), atol=0.51 / 255
+    )
+    assert r.held_out == fusion.evaluate(TINY, r.state.eg, held) and r.held_out["images"] == 16
+    assert 0 < r.held_out["recon_l1"] < 1
+
+
 def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
     from experiments import fuse, train_fusion
 
@@ -413,6 +466,21 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
     fig = np.asarray(Image.open(fo / "fusion.png"))
     assert fig.shape[0] > 3 * 32 and fig.shape[1] > 6 * 32  # A, B / 6 Λ columns / the custom Λ
     assert (fo / "fused_custom.png").is_file() and (fo / "fused_0.4.png").is_file()
+    assert "Reconstruction checks" in (fo / "report.html").read_text()
+
+    # the library pipeline behind the command: the same numbers and pictures
+    from dfijax import fusion
+
+    r = fusion.run_fuse(out, lambdas=[*fusion.LAMBDAS, [1, 1, 0, 0, 0.5]])
+    chex.assert_shape(r.fused, (7, 32, 32, 3))
+    assert r.step == 62 and r.checks() == {k: res[k] for k in r.checks()}
+    assert (float(r.l1_vs_a[-1]), float(r.l1_vs_b[-1])) == (res["l1_custom_vs_a"], res["l1_custom_vs_b"])
+    np.testing.assert_allclose(r.fused[4], np.asarray(Image.open(fo / "fused_0.2.png")) / 255, atol=0.51 / 255)
+    np.testing.assert_allclose(r.figure(), fig / 255, atol=0.51 / 255)
+    with pytest.raises(ValueError, match="no Λ = 1 on every chunk"):
+        fusion.run_fuse(out, lambdas=[0.5, 0.0]).checks()
+    with pytest.raises(ValueError, match="both images"):
+        fusion.run_fuse(out, a=r.a)
 
     # --show-features: the Fig. 6 grid (rows A, B, C × all maps / first 4; columns image, 5 VGG layers,
     # 5 latent chunks) at its fixed size, not blank, with C's latent chunks taken from A or B as Λ says

@@ -51,13 +51,23 @@ def _execute(name, tmp_path, monkeypatch, out_env):
 
 
 def test_fusion_notebook_runs_on_cpu(tmp_path, monkeypatch):
-    outputs = _execute("fusion_gan_colab.ipynb", tmp_path, monkeypatch, str(tmp_path / "fusion"))
+    """The fusion cells call the library (training_config, load_data, run_training, run_fuse) at a tiny
+    config: 20 + 2 steps, then the samples and the fusion figure are shown."""
+    from PIL import Image
+
+    out = tmp_path / "fusion"
+    outputs = _execute("fusion_gan_colab.ipynb", tmp_path, monkeypatch, str(out))
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert any("image/png" in o.get("data", {}) for o in outputs)  # the fusion figure is shown
-    res = json.loads((tmp_path / "fusion" / "fused" / "results.json").read_text())
-    assert res["checkpoint_step"] == 22 and res["lambda"] == [1, 1, 0, 0, 0.5]
-    info = json.loads((tmp_path / "fusion" / "train_info.json").read_text())
-    assert info["weights_pretrained"] is False
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # the samples and the fusion figure
+    res = json.loads((out / "fusion.json").read_text())
+    assert res["checkpoint_step"] == 22 and res["lambdas"][-1] == [1, 1, 0, 0, 0.5] and len(res["lambdas"]) == 7
+    assert res["weights_pretrained"] is False and res["held_out"]["images"] == 16
+    assert 0 < res["l1_lambda1_vs_a"] < 2 and 0 < res["l1_a_vs_b"] < 2
+    # samples at 10, 20 (the end of stage 1) and 22; checkpoints at 10, 20, 22; 3 rows x 6 columns of 96 px
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [f"step_0000{s}.png" for s in (10, 20, 22)]
+    assert {"10", "20", "22", "fusion_config.json", "metrics.jsonl"} <= {p.name for p in out.iterdir()}
+    assert Image.open(out / "samples.png").size == (6 * 100 + 4, 14 + 3 * 100 + 4)
+    assert Image.open(out / "fusion.png").size == (6 * 100 + 4, 14 + 3 * 100 + 4)  # A, B / sweep / custom Λ
 
 
 def test_notebooks_match_their_generator():

@@ -18,6 +18,7 @@ the step alone (`loader_state`), so a run resumes on any process count that divi
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import json
 import sys
@@ -274,3 +275,100 @@ class ShardedLoader:
             },
             indent=4,
         ).encode()
+
+
+EVAL_IMAGES = 16  # held-out images evaluated after training (the first two are the samples' pair)
+DATA_KINDS = ("synthetic", "celeba", "celeba-tfds")
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionData:
+    """A run's images: the training dataset with its training indices, the held-out dataset with its
+    held-out indices (the same dataset for every hold-out but tfds' own test split), the hold-out kind
+    ("last", "celeba-test", "paper-count") and a sentence describing the split."""
+
+    train: FaceDataset
+    train_idx: np.ndarray
+    held: FaceDataset
+    held_idx: np.ndarray
+    holdout: str
+    description: str
+
+    def describe(self) -> str:
+        return self.train.describe()
+
+    def evaluated_ids(self, n: int = EVAL_IMAGES) -> list[str]:
+        """The ids of the held-out images that are evaluated (the first n)."""
+        return [self.held.ids[int(i)] for i in self.held_idx[:n]]
+
+    def held_images(self, size: int, n: int = EVAL_IMAGES) -> np.ndarray:
+        """The first n held-out images, [min(n, held), size, size, 3] float32 in [-1, 1]."""
+        return np.stack([to_signed(self.held.load(int(i), size)) for i in self.held_idx[:n]])
+
+    def holdout_info(self, n: int = EVAL_IMAGES) -> dict[str, Any]:
+        """{"kind", "train_images", "held_out_images", "description", "evaluated": ids} (for a run's files)."""
+        return {
+            "kind": self.holdout,
+            "train_images": len(self.train_idx),
+            "held_out_images": len(self.held_idx),
+            "description": self.description,
+            "evaluated": self.evaluated_ids(n),
+        }
+
+
+_SPLIT_TEXT = {
+    "last": "the last {h} images held out",
+    "celeba-test": "CelebA's list_eval_partition: {t} train images for training, {h} test images held out "
+    "(validation unused)",
+    "paper-count": "the paper's split: files up to 200000.jpg for training ({t}), {h} held out",
+}
+
+
+def load_data(
+    kind: str = "synthetic",
+    data_dir: str | None = None,
+    *,
+    holdout: str = "last",
+    limit: int | None = None,
+    n_synthetic: int = 2000,
+    seed: int = 0,
+) -> FusionData:
+    """The faces to train on and to hold out.
+
+    kind: "synthetic" (min(n_synthetic, limit) embedded synthetic faces drawn with `seed`), "celeba"
+    (the CelebA folder data_dir: list_attr_celeba.txt, img_align_celeba/ and, for holdout
+    "celeba-test", list_eval_partition.txt) or "celeba-tfds" (tensorflow-datasets' celeb_a under the
+    tfds data_dir; holdout "celeba-test" trains on its train split and holds out the first
+    EVAL_IMAGES of its test split). limit: only the first `limit` images. holdout: see `holdout_split`.
+    One-line errors: DataError (a dataset that is missing or malformed), ValueError (a split that
+    cannot be made)."""
+    from dfijax.data import DataError, celeba
+    from dfijax.data.synthetic_faces import synthetic_faces
+
+    if kind not in DATA_KINDS:
+        raise ValueError(f"unknown fusion data {kind!r}; use one of {', '.join(DATA_KINDS)}")
+    partition = None
+    if kind == "synthetic":
+        data = synthetic_faces(n_synthetic if limit is None else min(limit, n_synthetic), seed)
+    elif kind == "celeba":
+        if not data_dir:
+            raise DataError(
+                "--data celeba needs --data-dir (the folder with list_attr_celeba.txt and img_align_celeba/)"
+            )
+        data = celeba.load_celeba_folder(data_dir, limit=limit)
+        partition = celeba.load_celeba_partition(data_dir) if holdout == "celeba-test" else None
+    else:
+        if holdout == "paper-count":
+            raise ValueError("--holdout paper-count needs CelebA's file names: use --data celeba (the folder)")
+        if holdout == "celeba-test":  # tfds celeb_a's splits are CelebA's partition
+            train = celeba.load_celeba_tfds(data_dir, split="train", limit=limit)
+            held = celeba.load_celeba_tfds(data_dir, split="test", limit=EVAL_IMAGES)
+            text = (
+                f"tfds celeb_a: train split ({len(train)}) for training, the first {len(held)} of the test "
+                "split held out"
+            )
+            return FusionData(train, np.arange(len(train)), held, np.arange(len(held)), holdout, text)
+        data = celeba.load_celeba_tfds(data_dir, limit=limit)
+    train_idx, held_idx = holdout_split(data.ids, holdout, partition)
+    text = _SPLIT_TEXT[holdout].format(t=len(train_idx), h=len(held_idx))
+    return FusionData(data, train_idx, data, held_idx, holdout, text)

@@ -1,4 +1,7 @@
-"""The feature-map figure (after the paper's Fig. 6): for inputs A, B and their fusion C, the VGG-19
+"""The fusion GAN's pictures: the Λ-sweep grids (`sample_grid` for training samples, `fusion_grid` for
+two images fused at several Λ) and the feature-map figure.
+
+The feature-map figure (after the paper's Fig. 6): for inputs A, B and their fusion C, the VGG-19
 feature maps at conv1_1 … conv5_1 (the layers the perceptual losses use) and the latent chunks
 z_1 … z_N, each tensor shown as a montage of all its channels and, in a second row, its first four
 channels enlarged (the paper's third row: "a part of each column's maps").
@@ -18,15 +21,50 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dfijax import images as im
 from dfijax.fusion import losses as fl
+from dfijax.fusion.data import to_unit
 from dfijax.fusion.model import mix
-from dfijax.fusion.train import FusionConfig, Net, _apply, lambda_map
+from dfijax.fusion.train import FusionConfig, Net, apply_net, fuse, lambda_map, reconstruct
 from dfijax.vgg import VGG19
+
+LAMBDAS = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)  # the paper's Λ sweep (every chunk alike): the grids' columns
 
 FIG6_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 CELL_PX = 160  # each panel is CELL_PX × CELL_PX pixels
 TITLE_PX = 60  # the figure title's strip at the top
 DETAIL = 4  # channels enlarged in the second row of each image
+
+
+def ends_row(a: np.ndarray, b: np.ndarray, n: int) -> list[np.ndarray]:
+    """[a, blank, …, blank, b]: n cells ([S, S, 3] each), so that A and B sit above the Λ = 1 and Λ = 0
+    columns of a sweep."""
+    return [a] + [np.ones_like(a)] * (n - 2) + [b]
+
+
+def fusion_grid(
+    a: np.ndarray, b: np.ndarray, rows: Sequence[Sequence[np.ndarray]], lambdas: Sequence[float] = LAMBDAS
+) -> np.ndarray:
+    """The paper's fusion figure: A top left and B top right, then each of `rows` (images [S, S, 3]),
+    every image in [0, 1] and enlarged (nearest neighbour) for viewing; columns labelled with `lambdas`.
+    Returns [H, W, 3] float32 in [0, 1]."""
+    up = im.upscale_nearest
+    grid = [ends_row(up(a), up(b), len(lambdas))] + [[up(x) for x in row] for row in rows]
+    return im.make_grid(grid, col_labels=[f"{v:.1f}" for v in lambdas])
+
+
+def sample_grid(cfg: FusionConfig, eg: Net, pair: np.ndarray, lambdas: Sequence[float] = LAMBDAS) -> np.ndarray:
+    """A training sample: rows A … B, A' … B' (reconstructions, BatchNorm in inference mode), then the
+    fusions for Λ = each of `lambdas` on every chunk. pair: [2, S, S, 3] in [-1, 1] (A, B); eg: host
+    (E, G). Returns [H, W, 3] float32 in [0, 1]."""
+    rec = np.asarray(reconstruct(cfg, eg, pair))
+    fused = np.asarray(fuse(cfg, eg, pair[0], pair[1], [[v] * cfg.n_chunks for v in lambdas]))
+    up = im.upscale_nearest
+    return im.make_grid(
+        [ends_row(up(to_unit(r[0])), up(to_unit(r[1])), len(lambdas)) for r in (pair, rec)]
+        + [[up(to_unit(y)) for y in fused]],
+        col_labels=[f"{v:.1f}" for v in lambdas],
+    )
 
 
 def fusion_features(
@@ -38,9 +76,9 @@ def fusion_features(
     [-1, 1] (A, B, C), latents [3, 4, 4, C] (Z_A, Z_B, Z_C), {layer: [3, h, w, c]})."""
     enc, gen, _ = cfg.nets()
     x = jnp.stack([jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)])
-    z, _ = _apply(enc, eg.params["E"], eg.batch_stats["E"], x, False)
+    z, _ = apply_net(enc, eg.params["E"], eg.batch_stats["E"], x, False)
     zc = mix(z[0], z[1], lambda_map(cfg, lam))
-    c, _ = _apply(gen, eg.params["G"], eg.batch_stats["G"], zc[None], False)
+    c, _ = apply_net(gen, eg.params["G"], eg.batch_stats["G"], zc[None], False)
     imgs = jnp.concatenate([x, c])
     feats = VGG19().apply(vgg_vars, fl.to_unit(imgs), taps=tuple(layers))
     return (

@@ -231,8 +231,9 @@ def begin_stage2(cfg: FusionConfig, state: FusionState) -> FusionState:
     )
 
 
-def _apply(module, params, stats, x, train: bool):
-    """(output, new batch_stats); the stats pass through unchanged outside training or without BN."""
+def apply_net(module: Any, params: Any, stats: Any, x: jax.Array, train: bool) -> tuple[jax.Array, Any]:
+    """One of E, G, D on x ([B, S, S, 3] images or [B, 4, 4, C] latents): (output, new batch_stats); the
+    stats pass through unchanged outside training or without BN."""
     if not stats:
         return module.apply({"params": params}, x, train=train), stats
     if not train:
@@ -285,9 +286,9 @@ def lambda_map(cfg: FusionConfig, lam: Any) -> jax.Array:
 def _forward(cfg: FusionConfig, eg: Net, params, x: jax.Array, lam: jax.Array, train: bool = True):
     """A' and C for a batch of A = x [B, S, S, 3] and B = roll(x, 1): (A', C, new eg batch_stats)."""
     enc, gen, _ = cfg.nets()
-    za, se = _apply(enc, params["E"], eg.batch_stats["E"], x, train)
+    za, se = apply_net(enc, params["E"], eg.batch_stats["E"], x, train)
     zc = mix(za, jnp.roll(za, 1, axis=0), lam)
-    out, sg = _apply(gen, params["G"], eg.batch_stats["G"], jnp.concatenate([za, zc]), train)
+    out, sg = apply_net(gen, params["G"], eg.batch_stats["G"], jnp.concatenate([za, zc]), train)
     n = x.shape[0]
     return out[:n], out[n:], {"E": se, "G": sg}
 
@@ -317,8 +318,8 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
 
     def ae_step(state: FusionState, x, rng, vgg_vars):
         def objective(params):
-            z, se = _apply(enc, params["E"], state.eg.batch_stats["E"], x, True)
-            rec, sg = _apply(gen, params["G"], state.eg.batch_stats["G"], z, True)
+            z, se = apply_net(enc, params["E"], state.eg.batch_stats["E"], x, True)
+            rec, sg = apply_net(gen, params["G"], state.eg.batch_stats["G"], z, True)
             return fl.l1(rec, x), {"E": se, "G": sg}
 
         (loss, stats), grads = jax.value_and_grad(objective, has_aux=True)(state.eg.params)
@@ -326,7 +327,7 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
         return state.replace(eg=eg, step=state.step + 1), {"l1": loss, "finite": ok.astype(jnp.float32)}
 
     def critic(params, stats, x):
-        return _apply(disc, params, stats, x, True)
+        return apply_net(disc, params, stats, x, True)
 
     def d_step(state: FusionState, x, rng, vgg_vars):
         k_lam, k_eps = _rngs(rng, 2)
@@ -567,9 +568,9 @@ def restore(ckpt_dir: str | os.PathLike) -> tuple[FusionConfig, FusionState, int
 @functools.partial(jax.jit, static_argnums=(0,))
 def _fuse(cfg: FusionConfig, eg: Net, a: jax.Array, b: jax.Array, lams: jax.Array) -> jax.Array:
     enc, gen, _ = cfg.nets()
-    z, _ = _apply(enc, eg.params["E"], eg.batch_stats["E"], jnp.stack([a, b]), False)
+    z, _ = apply_net(enc, eg.params["E"], eg.batch_stats["E"], jnp.stack([a, b]), False)
     zc = jax.vmap(lambda l: mix(z[0], z[1], l))(lams)
-    return _apply(gen, eg.params["G"], eg.batch_stats["G"], zc, False)[0]
+    return apply_net(gen, eg.params["G"], eg.batch_stats["G"], zc, False)[0]
 
 
 def fuse(cfg: FusionConfig, eg: Net, a: jax.Array, b: jax.Array, lams: Any) -> jax.Array:
@@ -587,5 +588,5 @@ def fuse(cfg: FusionConfig, eg: Net, a: jax.Array, b: jax.Array, lams: Any) -> j
 def reconstruct(cfg: FusionConfig, eg: Net, x: jax.Array) -> jax.Array:
     """G(E(x)) in inference mode, [B, S, S, 3] in [-1, 1] -> same."""
     enc, gen, _ = cfg.nets()
-    z, _ = _apply(enc, eg.params["E"], eg.batch_stats["E"], x, False)
-    return _apply(gen, eg.params["G"], eg.batch_stats["G"], z, False)[0]
+    z, _ = apply_net(enc, eg.params["E"], eg.batch_stats["E"], x, False)
+    return apply_net(gen, eg.params["G"], eg.batch_stats["G"], z, False)[0]

@@ -1,0 +1,414 @@
+"""The fusion GAN's two pipelines: training a run (`run_training`) and fusing two images with a trained
+run (`run_fuse`). They print nothing: progress and training samples go to callbacks, and the only
+files are the ones training keeps in its folder (orbax checkpoints, fusion_config.json, metrics.jsonl,
+data.jsonl); pictures, reports and summaries are the caller's.
+
+    config = training_config("cpu_small", stage1_steps=200, stage2_steps=4)   # a preset, overridden
+    data = load_data("synthetic", holdout=config.holdout, seed=config.seed)   # dfijax.fusion.data
+    result = run_training(config, data, vgg.variables, "runs/fusion/x")       # resumes from the folder
+    fused = run_fuse("runs/fusion/x", a, b)                                  # Λ = 1, 0.8, …, 0
+    fused.checks()["l1_lambda1_vs_a"], fused.figure()
+
+In a multi-process job every process calls `run_training` with the same arguments (each reads its
+rows of every global batch); samples, the evaluation and the result's pictures are made on process 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+
+from dfijax import distributed as dist
+from dfijax import training
+from dfijax.fusion import presets
+from dfijax.fusion import train as ft
+from dfijax.fusion.data import EVAL_IMAGES, FusionData, ShardedLoader, to_signed, to_unit
+from dfijax.fusion.figures import LAMBDAS, fusion_grid, sample_grid
+from dfijax.fusion.losses import FusionLoss
+
+# progress(step, total, record): after every training step (counted from 1); record is the step's
+# logged metrics, or None on steps that log nothing.
+Progress = Callable[[int, int, "dict[str, float] | None"], None]
+# on_sample(step, grid): a training sample, [H, W, 3] float32 in [0, 1] (see figures.sample_grid).
+OnSample = Callable[[int, np.ndarray], None]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainingConfig:
+    """A training run's resolved settings: one field per preset setting (`dfijax.fusion.presets`, the
+    command line's option names with '_' for '-', spelled as there: loss_weights "w1,…,w5",
+    content_layers / style_layers comma-separated VGG-19 layers, clip None for no clipping), the seed
+    and the checkpoints kept, and where they came from (the preset and the names of the settings given
+    over it). `fusion` is the networks' and steps' FusionConfig; `training_config` builds one."""
+
+    lr: float
+    loss_weights: str
+    content_layers: str
+    style_layers: str
+    lambda_kind: str
+    lambda_values: str
+    p_ends: float
+    chunks: int
+    d_norm: str
+    gp: float
+    clip: float | None
+    n_critic: int
+    d_optimizer: str
+    d_lr: float | None
+    b1: float
+    perceptual: str
+    size: int
+    width: int
+    batch: int
+    stage1_steps: int
+    stage2_steps: int
+    save_every: int
+    log_every: int
+    sample_every: int
+    holdout: str
+    seed: int = 0
+    keep: int = 3
+    preset: str = presets.DEFAULT
+    overrides: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.batch < 2:
+            raise ValueError(f"--batch must be at least 2, got {self.batch}")
+        if self.stage1_steps < 0 or self.stage2_steps < 0 or self.stage1_steps + self.stage2_steps == 0:
+            raise ValueError("--stage1-steps and --stage2-steps must be >= 0, and not both 0")
+        self.fusion  # builds the FusionConfig: checks the networks' settings and the VGG-19 layer names
+
+    @property
+    def total(self) -> int:
+        return self.stage1_steps + self.stage2_steps
+
+    @property
+    def fusion(self) -> ft.FusionConfig:
+        """The FusionConfig these settings give (one-line ValueErrors for bad values)."""
+        from dfijax.vgg import layer_index
+
+        w = tuple(float(v) for v in self.loss_weights.split(","))
+        if len(w) != 5:
+            raise ValueError(f"--loss-weights needs 5 values (w1..w5), got {len(w)}")
+        loss = FusionLoss(
+            w_adv=w[0],
+            w_content=w[1],
+            w_style=w[2],
+            w_recon=w[3],
+            w_tv=w[4],
+            gp_weight=self.gp,
+            content_layers=tuple(self.content_layers.split(",")),
+            style_layers=tuple(self.style_layers.split(",")),
+        )
+        for layer in loss.taps:
+            layer_index(layer)
+        return ft.FusionConfig(
+            size=self.size,
+            width=self.width,
+            n_chunks=self.chunks,
+            d_norm=self.d_norm,
+            lambda_kind=self.lambda_kind,
+            lambda_values=self.lambda_values,
+            p_ends=self.p_ends,
+            loss=loss,
+            clip=self.clip,
+            n_critic=self.n_critic,
+            lr=self.lr,
+            b1=self.b1,
+            d_optimizer=self.d_optimizer,
+            d_lr=self.d_lr,
+            perceptual=self.perceptual,
+        )
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The preset's settings with the overrides applied (a flat dict in the preset's order)."""
+        return {k: getattr(self, k) for k in presets.PRESETS[self.preset]}
+
+    def to_dict(self) -> dict[str, Any]:
+        """{"preset", "overrides", "settings", "config": the FusionConfig as a dict} (JSON values)."""
+        return {
+            "preset": self.preset,
+            "overrides": list(self.overrides),
+            "settings": self.settings,
+            "config": self.fusion.to_dict(),
+        }
+
+
+def training_config(
+    preset: str = presets.DEFAULT, *, devices: int | None = None, seed: int = 0, keep: int = 3, **overrides: Any
+) -> TrainingConfig:
+    """The named preset with every non-None override put over it (names as in `presets`; a clip <= 0
+    turns clipping off). Without an explicit batch the preset's batch is rounded down to a multiple of
+    `devices` (default: all devices of all processes); the batch must split over them."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    settings = presets.resolve(preset, given)
+    if settings["clip"] is not None and settings["clip"] <= 0:
+        settings["clip"] = None  # clip 0 turns a preset's clipping off
+    n_dev = jax.device_count() if devices is None else devices
+    if "batch" not in given:
+        settings["batch"] = max(n_dev, settings["batch"] - settings["batch"] % n_dev)
+    config = TrainingConfig(**settings, seed=seed, keep=keep, preset=preset, overrides=tuple(sorted(given)))
+    check_batch(config.batch, n_dev)
+    return config
+
+
+def check_batch(batch: int, devices: int) -> None:
+    """One-line ValueError unless the batch is at least 2 and splits over `devices`."""
+    if batch < 2 or batch % devices:
+        raise ValueError(f"--batch must be at least 2 and a multiple of the {devices} devices, got {batch}")
+
+
+def check_data(config: TrainingConfig, data: FusionData) -> None:
+    """One-line ValueError when the data cannot serve the run: fewer training images than the batch, or
+    fewer than 2 held-out images (the samples' pair)."""
+    if len(data.train_idx) < config.batch:
+        raise ValueError(
+            f"{data.train.describe()}: {len(data.train_idx)} training images after the holdout, fewer than "
+            f"the batch of {config.batch}"
+        )
+    if len(data.held_idx) < 2:
+        raise ValueError(f"{data.held.describe()}: need at least 2 held-out images, got {len(data.held_idx)}")
+
+
+def logged_records(out_dir: str | os.PathLike) -> list[dict[str, float]]:
+    """Every metrics record a run in out_dir has logged so far (the last one per step), from metrics.jsonl."""
+    return training.MetricsLog(pathlib.Path(out_dir) / "metrics.jsonl", tensorboard=False, enabled=False).records()
+
+
+def host_copy(tree: Any) -> Any:
+    """A replicated pytree (on a mesh that may span processes) as host numpy arrays: this process's copy."""
+    return jax.tree.map(lambda x: np.asarray(x.addressable_shards[0].data) if isinstance(x, jax.Array) else x, tree)
+
+
+def evaluate(cfg: ft.FusionConfig, eg: ft.Net, held: np.ndarray) -> dict[str, float | int]:
+    """Held-out reconstruction G(E(x)) (BatchNorm in inference mode) of held [N, S, S, 3] in [-1, 1]:
+    {"recon_l1": mean |x' − x| on [-1, 1], "recon_psnr_db": PSNR on [0, 1], "images": N}."""
+    rec = np.asarray(ft.reconstruct(cfg, eg, held))
+    mse = float(np.mean((to_unit(rec) - to_unit(held)) ** 2))
+    return {
+        "recon_l1": float(np.mean(np.abs(rec - held))),
+        "recon_psnr_db": float(10 * np.log10(1 / max(mse, 1e-12))),
+        "images": int(held.shape[0]),
+    }
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    """What `run_training` did. start: the step it resumed from (0: a fresh run); steps_run; seconds of
+    training; stopped: True when it stopped at `stop_after` (no evaluation then). state: the final
+    FusionState (host numpy arrays on process 0). On process 0 (None elsewhere or when stopped):
+    samples, the final sample grid [H, W, 3] in [0, 1]; held_out, `evaluate` on the first EVAL_IMAGES
+    held-out images; records, every logged metrics record of the run (resumed parts included);
+    final_stage1 / final_stage2, the last record of each stage. devices, processes: the job's."""
+
+    config: TrainingConfig
+    state: ft.FusionState
+    start: int
+    steps_run: int
+    seconds: float
+    stopped: bool
+    devices: int
+    processes: int
+    samples: np.ndarray | None = None
+    held_out: dict[str, float | int] | None = None
+    records: list[dict[str, float]] | None = None
+    final_stage1: dict[str, float] | None = None
+    final_stage2: dict[str, float] | None = None
+
+
+class _Stop(Exception):
+    """Raised by the training hook at stop_after (caught in run_training)."""
+
+
+def run_training(
+    config: TrainingConfig,
+    data: FusionData,
+    vgg_vars: Any,
+    out_dir: str | os.PathLike,
+    *,
+    progress: Progress | None = None,
+    on_sample: OnSample | None = None,
+    stop_after: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+) -> TrainingResult:
+    """Train the fusion GAN to config.total global steps in out_dir, resuming from its newest checkpoint.
+
+    data: `load_data`'s images (training batches through a grain loader, this process's rows of each
+    global batch; the held-out pair [2, S, S, 3] is drawn in the samples). vgg_vars: the VGG-19's
+    variables for the perceptual losses. out_dir: checkpoints (with the data iterator's position),
+    fusion_config.json, metrics.jsonl, data.jsonl (see `train.train`). progress(step, total, record)
+    after every step; on_sample(step, grid) on process 0 every config.sample_every steps, at the end
+    of stage 1 and at the end. stop_after: stop after that global step without a final checkpoint (as
+    if killed). mesh: default all devices of all processes. One-line ValueErrors for a batch that does
+    not split over the devices, too few training or held-out images, or a folder trained with other
+    settings (CheckpointMismatch)."""
+    cfg, out = config.fusion, pathlib.Path(out_dir).absolute()
+    mesh = mesh or training.global_mesh()
+    check_batch(config.batch, mesh.devices.size)
+    check_data(config, data)
+    batches = ShardedLoader(data.train, cfg.size, config.batch, config.seed, indices=data.train_idx)
+    held = data.held_images(cfg.size, EVAL_IMAGES)
+    main = dist.is_main()
+    s1, total = config.stage1_steps, config.total
+
+    first: list[int] = []  # the first step this call trains: the run resumed after the step before it
+
+    def hook(step: int, state: ft.FusionState, rec: dict | None) -> None:
+        first[:1] = first[:1] or [step]
+        if progress is not None:
+            progress(step, total, rec)
+        if main and on_sample is not None and (step % config.sample_every == 0 or step in (s1, total)):
+            on_sample(step, sample_grid(cfg, host_copy(state.eg), held[:2]))
+        if step == stop_after:
+            raise _Stop()
+
+    t0 = time.perf_counter()
+    stopped = False
+    try:
+        state, start = ft.train(
+            cfg,
+            batches,
+            vgg_vars,
+            s1,
+            config.stage2_steps,
+            out,
+            seed=config.seed,
+            save_every=config.save_every,
+            keep=config.keep,
+            log_every=config.log_every,
+            mesh=mesh,
+            callback=hook,
+        )
+    except _Stop:
+        state, start, stopped = None, first[0] - 1, True
+    seconds = time.perf_counter() - t0
+    result = TrainingResult(
+        config, state, start, total - start, seconds, stopped, mesh.devices.size, jax.process_count()
+    )
+    if stopped or not main:
+        return result
+    result.state = state = host_copy(state)
+    result.samples = sample_grid(cfg, state.eg, held[:2])
+    result.held_out = evaluate(cfg, state.eg, held)
+    result.records = logged_records(out)
+    last = {s: next((r for r in reversed(result.records) if r.get("stage") == s), None) for s in (1, 2)}
+    result.final_stage1, result.final_stage2 = last[1], last[2]
+    return result
+
+
+def parse_lambda(text: str, n_chunks: int) -> list[float]:
+    """'1,1,0,0,0.5' -> per-chunk values (one value means every chunk). One-line ValueErrors."""
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--lambda must be comma-separated numbers, got {text!r}") from None
+    if len(vals) == 1:
+        vals = vals * n_chunks
+    if len(vals) != n_chunks:
+        raise ValueError(f"--lambda needs {n_chunks} values (one per latent chunk) or one, got {len(vals)}")
+    bad = [v for v in vals if not 0.0 <= v <= 1.0]
+    if bad:
+        raise ValueError(f"--lambda values must lie in [0, 1], got {bad[0]:g}")
+    return vals
+
+
+def square_crop(x: np.ndarray, size: int) -> np.ndarray:
+    """Centre square crop of x [H, W, 3], resized to [size, size, 3] (unchanged when already that)."""
+    from dfijax.images import resize_array
+
+    h, w, _ = x.shape
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    x = x[top : top + s, left : left + s]
+    return x if s == size else resize_array(x, (size, size))
+
+
+@dataclasses.dataclass
+class FuseResult:
+    """Two images fused with a trained run. config, state, step: the checkpoint's. a, b: [S, S, 3] in
+    [0, 1] as fused; lambdas: each Λ as given (a scalar: every chunk; or one value per chunk); fused:
+    [K, S, S, 3] in [0, 1], one per Λ; l1_vs_a, l1_vs_b: [K] mean |fused − A| and |fused − B| on
+    [-1, 1]; l1_a_vs_b: |A − B| (the scale: a reconstruction should be far below it)."""
+
+    config: ft.FusionConfig
+    state: ft.FusionState
+    step: int
+    a: np.ndarray
+    b: np.ndarray
+    lambdas: list[Any]
+    fused: np.ndarray
+    l1_vs_a: np.ndarray
+    l1_vs_b: np.ndarray
+    l1_a_vs_b: float
+
+    def _index(self, value: float) -> int:
+        for k, lam in enumerate(self.lambdas):
+            if bool(np.all(np.asarray(ft.lambda_map(self.config, lam)) == value)):
+                return k
+        raise ValueError(f"no Λ = {value:g} on every chunk among the fused Λ; include {value:g} in lambdas")
+
+    def checks(self) -> dict[str, float]:
+        """The ends of the sweep: Λ = 1 should reconstruct A and Λ = 0 B ("l1_lambda1_vs_a",
+        "l1_lambda0_vs_b", small), with the cross errors for scale ("l1_lambda1_vs_b", "l1_lambda0_vs_a",
+        "l1_a_vs_b"); L1 on [-1, 1]. Needs Λ = 1 and Λ = 0 among the lambdas."""
+        one, zero = self._index(1.0), self._index(0.0)
+        return {
+            "l1_lambda1_vs_a": float(self.l1_vs_a[one]),
+            "l1_lambda0_vs_b": float(self.l1_vs_b[zero]),
+            "l1_lambda1_vs_b": float(self.l1_vs_b[one]),
+            "l1_lambda0_vs_a": float(self.l1_vs_a[zero]),
+            "l1_a_vs_b": self.l1_a_vs_b,
+        }
+
+    def figure(self, columns: Sequence[float] = LAMBDAS) -> np.ndarray:
+        """The paper's figure: A and B on top, the first len(columns) fusions (the sweep, labelled with
+        `columns`) below, then one row per further Λ. Returns [H, W, 3] float32 in [0, 1]."""
+        n = len(columns)
+        rows = [list(self.fused[:n])] + [[y] for y in self.fused[n:]]
+        return fusion_grid(self.a, self.b, rows, columns)
+
+
+def run_fuse(
+    checkpoint: str | os.PathLike | tuple[ft.FusionConfig, ft.FusionState, int],
+    a: np.ndarray | None = None,
+    b: np.ndarray | None = None,
+    lambdas: Sequence[Any] = LAMBDAS,
+    *,
+    seed: int = 12345,
+) -> FuseResult:
+    """G(Λ∘E(A) + (1 − Λ)∘E(B)) for each Λ in lambdas (a scalar for every chunk, or one value per
+    chunk; in [0, 1]), BatchNorm in inference mode.
+
+    checkpoint: a folder written by `run_training` (its newest checkpoint) or `train.restore`'s
+    (config, state, step). a, b: [H, W, 3] in [0, 1], any size (centre-cropped to a square and resized
+    to the checkpoint's size); None for both: synthetic faces 0 and 1 drawn with `seed`. One-line
+    errors: FileNotFoundError (no run in the folder), ValueError (Λ out of range or of the wrong length)."""
+    cfg, state, step = ft.restore(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
+    if (a is None) != (b is None):
+        raise ValueError("give both images a and b, or neither (two synthetic faces)")
+    if a is None:
+        from dfijax.data.synthetic_faces import synthetic_faces
+
+        a, b = synthetic_faces(2, seed).images([0, 1], cfg.size)
+    a, b = (to_signed(square_crop(np.asarray(x, np.float32), cfg.size)) for x in (a, b))
+    fused = np.asarray(ft.fuse(cfg, state.eg, a, b, list(lambdas)))
+    l1 = lambda x, y: float(np.mean(np.abs(x - y)))  # noqa: E731
+    return FuseResult(
+        config=cfg,
+        state=state,
+        step=step,
+        a=to_unit(a),
+        b=to_unit(b),
+        lambdas=list(lambdas),
+        fused=to_unit(fused),
+        l1_vs_a=np.array([l1(y, a) for y in fused]),
+        l1_vs_b=np.array([l1(y, b) for y in fused]),
+        l1_a_vs_b=l1(a, b),
+    )
