@@ -160,30 +160,51 @@ def test_check_images_mismatched_sizes():
 TINY_F = D.DigitClassifier(width=8, feat_dim=16)
 XS, YS = dg.street_digits(16, seed=11)
 XT = dg.sklearn_digits("test")[0][:8]
+TINY = D.DTNConfig(width=8, d_width=8, out_channels=1, f_width=8, feat_dim=16, lr=1e-3, batch=8)
 
 
 @pytest.fixture(scope="module")
 def tiny_f():
-    params, metrics, _ = D.train_classifier(
-        TINY_F, XS, YS, D.ClassifierConfig(steps=30, batch=16, lr=3e-3, shift=1), eval_set=(XS, YS)
-    )
+    cfg = D.ClassifierConfig(steps=30, batch=16, lr=3e-3, shift=1, width=8, feat_dim=16)
+    params, metrics, _ = D.train_classifier(cfg, XS, YS, eval_set=(XS, YS))
     return params, metrics
 
 
 def test_classifier_learns_and_is_cached(tiny_f, tmp_path):
     params, metrics = tiny_f
     assert metrics["test_accuracy"] > 0.5 and metrics["steps"] == 30  # fits its 16 training images
-    cfg = D.ClassifierConfig(steps=3, batch=8)
-    p1, m1, c1 = D.train_classifier(TINY_F, XS, YS, cfg, cache_dir=tmp_path, cache_key="k")
-    p2, m2, c2 = D.train_classifier(TINY_F, XS, YS, cfg, cache_dir=tmp_path, cache_key="k")
-    assert (c1, c2) == (False, True) and m1 == m2
+    cfg = D.ClassifierConfig(steps=3, batch=8, width=8, feat_dim=16)
+    p1, m1, c1 = D.train_classifier(cfg, XS, YS, cache_dir=tmp_path, name="k")
+    p2, m2, c2 = D.train_classifier(cfg, XS, YS, cache_dir=tmp_path, name="k")
+    assert (c1, c2) == (False, True) and m1 == m2 and m1["n_train"] == 16
     chex.assert_trees_all_close(p1, p2)
+    (folder,) = tmp_path.iterdir()  # one run: checkpoints beside its settings
+    assert folder.name.startswith("k-") and json.loads((folder / "config.json").read_text())["steps"] == 3
+    _, _, c3 = D.train_classifier(cfg, XS[:8], YS[:8], cache_dir=tmp_path, name="k")  # other data: another run
+    assert not c3 and len(list(tmp_path.iterdir())) == 2
+
+
+def test_batches_split_over_the_mesh():
+    from dfijax import training
+    from dfijax.dtn import train as T
+
+    mesh = training.global_mesh()
+    n = mesh.devices.size
+    assert T.process_rows(mesh, 2 * n) == slice(0, 2 * n)  # one process holds every row
+    x = np.arange(2 * n * 3, dtype=np.float32).reshape(2 * n, 3)
+    g = T.put_global((x, x[:, 0]), mesh)
+    np.testing.assert_array_equal(np.asarray(g[0]), x)
+    assert g[0].sharding.spec[0] == "data" and len(g[0].addressable_shards) == n
+    if n > 1:
+        with pytest.raises(ValueError, match=f"does not split over the {n} devices"):
+            T.process_rows(mesh, n + 1)
 
 
 def test_d_and_g_steps_lower_their_losses_and_keep_f_frozen(tiny_f):
     f_params = tiny_f[0]
     frozen = jax.tree.map(np.array, f_params)
     dtn = D.make_dtn(D.preset("digits"), TINY_F, width=8, d_width=8, out_channels=1)
+    assert TINY.build() == dtn  # the config builds the same networks
     state = D.init_state(dtn, lr=1e-3, seed=0)
     assert set(jax.tree.leaves(jax.tree.map(lambda _: 0, state))) == {0}  # only g, D and optimiser arrays
     assert "encoder" not in state.g.params and "encoder" not in state.d.params
@@ -218,27 +239,31 @@ def test_d_and_g_steps_lower_their_losses_and_keep_f_frozen(tiny_f):
     chex.assert_trees_all_close(s3.d.params, state.d.params)
 
 
-def _batches(step):
-    r = np.random.default_rng([5, step])
-    return XS[r.integers(0, 16, 8)], XT[r.integers(0, 8, 8)]
+def test_training_resumes_exactly_and_refuses_other_settings(tiny_f, tmp_path):
+    import dataclasses
 
+    from dfijax import training
 
-def test_training_resumes_exactly(tiny_f, tmp_path):
     f_params = tiny_f[0]
-    dtn = D.make_dtn(D.preset("digits"), TINY_F, width=8, d_width=8, out_channels=1)
-    kw = dict(lr=1e-3, save_every=2, log_every=1)
-    full, start = D.train_dtn(dtn, f_params, _batches, 4, tmp_path / "a", **kw)
+    cfg = dataclasses.replace(TINY, steps=4, save_every=2, log_every=1)
+    full, start = D.train_dtn(cfg, f_params, XS, XT, tmp_path / "a")
     assert start == 0 and int(full.g.step) == 4 and int(full.d.step) == 4
-    D.train_dtn(dtn, f_params, _batches, 2, tmp_path / "b", **kw)  # "killed" after 2 iterations
-    resumed, start = D.train_dtn(dtn, f_params, _batches, 4, tmp_path / "b", **kw)
+    D.train_dtn(dataclasses.replace(cfg, steps=2), f_params, XS, XT, tmp_path / "b")  # "killed" after 2
+    resumed, start = D.train_dtn(cfg, f_params, XS, XT, tmp_path / "b")
     assert start == 2 and int(resumed.g.step) == 4
-    chex.assert_trees_all_close(resumed.g.params, full.g.params, rtol=1e-5, atol=1e-6)
-    chex.assert_trees_all_close(resumed.d.params, full.d.params, rtol=1e-5, atol=1e-6)
-    recs = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    chex.assert_trees_all_close(D.local_copy(resumed), D.local_copy(full), rtol=1e-5, atol=1e-6)
+    saved, state = D.restore(tmp_path / "b")  # what evaluation after training reads
+    assert saved == cfg and int(state.g.step) == 4
+    chex.assert_trees_all_close(state.g.params, D.local_copy(full.g.params), rtol=1e-5, atol=1e-6)
+    recs = D.records(tmp_path / "a")
     assert [r["step"] for r in recs] == [1, 2, 3, 4]
     assert {"d_loss", "g_loss", "gang", "const", "tid", "tv", "d_finite", "g_finite"} <= set(recs[-1])
-    with pytest.raises(ValueError, match="g_steps"):
-        D.train_dtn(dtn, f_params, _batches, 4, tmp_path / "c", g_steps=0)
+    with pytest.raises(training.CheckpointMismatch, match=r"other settings: lr 0.001 \(now 0.002\)"):
+        D.train_dtn(dataclasses.replace(cfg, lr=2e-3), f_params, XS, XT, tmp_path / "b")
+    with pytest.raises(ValueError, match="g_steps must be at least 1"):
+        dataclasses.replace(cfg, g_steps=0)
+    with pytest.raises(ValueError, match="does not split"):
+        D.train_dtn(dataclasses.replace(cfg, batch=3), f_params, XS, XT, tmp_path / "c")
 
 
 TINY_RUN = [
@@ -273,7 +298,7 @@ TINY_RUN = [
 ]
 
 
-def test_train_dtn_smoke(tmp_path, monkeypatch):
+def test_train_dtn_smoke(tmp_path, monkeypatch, capsys):
     from experiments import train_dtn
 
     _isolated(monkeypatch, tmp_path)
@@ -299,6 +324,13 @@ def test_train_dtn_smoke(tmp_path, monkeypatch):
     assert res2["classifiers"]["f"]["cached"] and res2["classifiers"]["target"]["cached"]
     assert res2["runs"]["dtn"]["resumed_from"] == 3
     assert res2["runs"]["dtn"]["transfer_accuracy"] == res["runs"]["dtn"]["transfer_accuracy"]
+    assert set(res["runs"]["dtn"]["transfer_accuracy_at"]) == {"2", "3"}  # also evaluated at the ablations' 2
+    assert json.loads((out / "dtn" / "config.json").read_text())["beta"] is None
+    assert json.loads((out / "no_tid" / "config.json").read_text())["beta"] == 0.0
+    # other settings in the same --out: one line, before any training
+    assert train_dtn.main(TINY_RUN + ["--out", str(out), "--width", "16"]) == 1
+    err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")]
+    assert len(err) == 1 and "other settings: width 8 (now 16)" in err[0], err
 
 
 def test_train_dtn_bad_input_is_one_line(tmp_path, monkeypatch, capsys):

@@ -158,6 +158,11 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
     assert (out / "samples.png").stat().st_size > 0 and (out / "loss.png").is_file()
     assert "NOT pretrained" in (out / "report.html").read_text()
     assert any(p.name.isdigit() for p in (out / "dtn").iterdir())  # orbax step folders
+    saved, state = D.restore(out / "dtn")  # the run's settings and newest state, as evaluation reads them
+    assert (saved.domain, saved.taps, saved.width, saved.steps, int(state.g.step)) == ("faces", ("relu2_1",), 8, 3, 3)
+    assert saved.weights == D.preset("faces") and res["networks"]["g_params"] == sum(
+        x.size for x in jax.tree.leaves(state.g.params)
+    )
     # a rerun resumes (nothing left to train); other settings in the same --out are refused
     assert train_dtn_faces.main(TINY_RUN + ["--out", str(out)]) == 0
     res2 = json.loads((out / "results.json").read_text())
@@ -170,7 +175,7 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
         (["--taps", "relu9_9"], "unknown VGG-19 tap"),
         (["--data", "celeba"], "needs --data-dir"),
         (["--data", "celeba", "--data-dir", str(tmp_path / "nowhere")], "CelebA not found"),
-        (["--width", "16"], "other settings (--width)"),
+        (["--width", "16"], "other settings: width 8 (now 16)"),
     ]:
         o = out if args == ["--width", "16"] else tmp_path / "bad"
         assert train_dtn_faces.main(TINY_RUN + args + ["--out", str(o)]) == 1, args

@@ -36,9 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfijax import vgg as vgg_lib
+from dfijax.batching import map_batches
 from dfijax.dtn import losses as L
-from dfijax.dtn.model import PAPER_G_SIZE, Discriminator, Generator, PaperDiscriminator, PaperGenerator, _levels
-from dfijax.dtn.train import DTN, _padded_batches, translate
+from dfijax.dtn.model import PAPER_G_SIZE, Discriminator, Generator, PaperDiscriminator, PaperGenerator, levels
+from dfijax.dtn.train import DTN, translate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,17 +102,14 @@ _raw_jit = jax.jit(lambda f, variables, x: f.raw(variables, x), static_argnums=(
 _features_jit = jax.jit(lambda f, f_params, x: f.features(f_params, x), static_argnums=(0,))
 
 
-def _batched(fn, x: np.ndarray, batch: int) -> np.ndarray:
-    return np.concatenate([np.asarray(fn(c))[:n] for c, n in _padded_batches(x, batch)])
-
-
 def make_f_params(f: VGGFeatures, vgg_variables: Any, calibration: np.ndarray, batch: int = 64) -> dict:
     """f_params from the VGG variables and source images [N, S, S, 3] (N >= 2) that fix the
     standardisation (see the module docstring)."""
     if len(calibration) < 2:
         raise ValueError(f"need at least 2 calibration images, got {len(calibration)}")
     f.check_size(calibration.shape[1])
-    raw = _batched(lambda c: _raw_jit(f, vgg_variables, c), calibration, batch).astype(np.float64)
+    raw = map_batches(lambda c: _raw_jit(f, vgg_variables, c), np.asarray(calibration, np.float32), batch)
+    raw = raw.astype(np.float64)
     mean, std = raw.mean(0), raw.std(0)
     scale, start = np.empty_like(mean), 0
     for d in f.tap_dims:
@@ -123,7 +121,7 @@ def make_f_params(f: VGGFeatures, vgg_variables: Any, calibration: np.ndarray, b
 
 def features(f: VGGFeatures, f_params: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
     """f(x) for [N, S, S, 3] in batches -> [N, feat_dim]."""
-    return _batched(lambda c: _features_jit(f, f_params, c), x, batch)
+    return map_batches(lambda c: _features_jit(f, f_params, c), np.asarray(x, np.float32), batch)
 
 
 NETS = ("paper", "small")
@@ -147,7 +145,7 @@ def make_faces_dtn(
     if width < 1 or d_width < 1:
         raise ValueError(f"widths must be positive, got {width}, {d_width}")
     f.check_size(size)
-    _levels(size, "image")  # a power of two >= 32
+    levels(size, "image")  # a power of two >= 32
     if nets == "paper":
         if size != PAPER_G_SIZE:
             raise ValueError(

@@ -97,7 +97,7 @@ def _up(h: jax.Array, ch: int, name: str) -> jax.Array:
     return h.reshape(b, hh, ww, 2, 2, ch).transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * hh, 2 * ww, ch)
 
 
-def _levels(size: int, what: str) -> int:
+def levels(size: int, what: str) -> int:
     """log2(size) for a power of two >= 32 (a one-line ValueError otherwise)."""
     if size < SIZE or size & (size - 1):
         raise ValueError(f"{what} size must be a power of two >= {SIZE}, got {size}")
@@ -117,7 +117,7 @@ class Generator(nn.Module):
         c = 4 * self.width
         h = nn.Dense(4 * 4 * c, name="proj")(z).reshape(z.shape[0], 4, 4, c)
         h = nn.relu(_gn(c, "norm_proj")(h))
-        n = _levels(self.size, "generator") - 3  # hidden upsamplings: 2 for 32×32 (up0: 2w, up1: w)
+        n = levels(self.size, "generator") - 3  # hidden upsamplings: 2 for 32×32 (up0: 2w, up1: w)
         for i, mult in enumerate(min(4, 2**k) for k in reversed(range(n))):
             h = nn.relu(_gn(self.width * mult, f"norm{i}")(_up(h, self.width * mult, f"up{i}")))
         h = _up(h, self.out_channels, "out")
@@ -135,7 +135,7 @@ class Discriminator(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         h = x * 2.0 - 1.0
-        n = _levels(x.shape[1], "discriminator input") - 2
+        n = levels(x.shape[1], "discriminator input") - 2
         for i, mult in enumerate(2**k for k in range(n)):
             h = nn.Conv(self.width * mult, (4, 4), strides=(2, 2), name=f"conv{i}")(h)
             if i:

@@ -1,5 +1,6 @@
 """Training and evaluating a DTN: the classifiers (f on the source domain; the evaluation classifier
-on the target domain), pure jitted D and G steps, the resumable DTN loop, and transfer accuracy.
+on the target domain), pure jitted D and G steps, a run's settings (`DTNConfig`), its training on
+`training.fit` (`train_dtn`) and `restore`, translation and transfer accuracy.
 
 Images are [B, 32, 32, 3] float32 in [0, 1] (digits; [B, S, S, 3] with S = g.size for the faces
 setting, where f is a frozen VGG-19, `dfijax.dtn.faces`); labels [B] int32 0-9. f's parameters are an argument
@@ -12,15 +13,22 @@ training every network uses batch statistics: g on the source and target feature
 [G(s); G(t); t] in its step and on [G(s); G(t)] in G's. Only g's step updates g's running averages and
 only D's step D's (a D step leaves g's state alone and a G step D's). `translate` uses g's running
 averages.
+
+Many processes: `train_dtn` and `train_classifier` run on a mesh of every device of every process
+(`training.global_mesh`), the state replicated, each global batch a pure function of the step of which
+each process puts its own rows; only process 0 writes the metrics log and JSON. Every process of a job
+calls them with the same arguments.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import os
 import pathlib
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax
 import flax.linen as nn
@@ -31,8 +39,10 @@ import optax
 from flax.training import train_state
 
 from dfijax import training
+from dfijax.batching import apply_params, map_batches
 from dfijax.dtn import losses as L
 from dfijax.dtn.model import SIZE, DigitClassifier, Discriminator, Generator, PaperDiscriminator, PaperGenerator
+from dfijax.mesh import AXIS
 
 TrainState = train_state.TrainState
 Batch = tuple[jax.Array, jax.Array]
@@ -53,20 +63,89 @@ def check_images(x: np.ndarray, name: str, size: int = SIZE) -> None:
         raise ValueError(f"{name} images range over [{lo:.3g}, {hi:.3g}]; expected floats in [0, 1]")
 
 
+# --- training over the mesh --------------------------------------------------------------------------
+
+
+def process_rows(mesh: jax.sharding.Mesh, batch: int) -> slice:
+    """The rows of a global batch of `batch` rows, split over the mesh's "data" axis, that this
+    process's devices hold (contiguous when the mesh orders its devices by process, as
+    `training.global_mesh` does). A one-line ValueError when the batch does not split over the mesh."""
+    n = mesh.devices.size
+    if batch % n:
+        raise ValueError(f"a batch of {batch} does not split over the {n} devices of the mesh; use a multiple of {n}")
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
+    held = sharding.addressable_devices_indices_map((batch,)).values()
+    rows = sorted({r for idx in held for r in range(*idx[0].indices(batch))})
+    if not rows or rows != list(range(rows[0], rows[-1] + 1)):
+        raise ValueError("this process's devices hold no contiguous rows of the batch: use training.global_mesh()")
+    return slice(rows[0], rows[-1] + 1)
+
+
+def put_global(batch: Any, mesh: jax.sharding.Mesh) -> Any:
+    """A global batch (a pytree of [B, ...] arrays, the same on every process) -> global arrays split
+    over the mesh: each process puts only its own rows (`training.global_batch`)."""
+    n = len(jax.tree.leaves(batch)[0])
+    rows = process_rows(mesh, n)
+    return training.global_batch(jax.tree.map(lambda a: np.asarray(a)[rows], batch), mesh)
+
+
+def local_copy(tree: Any) -> Any:
+    """A pytree of replicated arrays (possibly spanning processes) -> the same values on this
+    process's first device, for evaluation (translation, accuracy) outside the training mesh."""
+    dev = jax.local_devices()[0]
+    return jax.device_put(jax.tree.map(lambda a: a.addressable_data(0) if isinstance(a, jax.Array) else a, tree), dev)
+
+
+def fit_on_mesh(
+    step: Callable[[Any, Any, jax.Array], tuple[Any, dict]],
+    state: Any,
+    batches: Callable[[int], Any],
+    total: int,
+    checkpointer: training.Checkpointer | None,
+    *,
+    rng: jax.Array,
+    mesh: jax.sharding.Mesh | None = None,
+    **fit_kw: Any,
+) -> tuple[Any, list[dict[str, float]]]:
+    """`training.fit` with the state replicated over the mesh (default: every device of every process)
+    and batches(i) -> the global batch of step i (numpy, a pure function of i, the same on every
+    process), of which each process puts its own rows. fit_kw: fit's keywords (log, log_every, hooks,
+    milestones, progress). Returns fit's (state, records); the state stays replicated."""
+    mesh = mesh or training.global_mesh()
+    return training.fit(
+        step,
+        training.replicate(state, mesh),
+        lambda i: put_global(batches(i), mesh),
+        total,
+        checkpointer,
+        rng=rng,
+        **fit_kw,
+    )
+
+
 # --- classifiers ------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
+    """A digit classifier's training run (f on the source domain, or the target-domain evaluation
+    classifier): steps, batch, Adam's lr, random translations of up to ±shift px, seed, and the
+    network (`DigitClassifier(width, feat_dim)`)."""
+
     steps: int = 600
     batch: int = 64
     lr: float = 1e-3
     shift: int = 2  # random translation of up to ±shift px (augmentation)
     seed: int = 0
+    width: int = 32
+    feat_dim: int = 128
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch < 1 or not self.lr > 0 or self.shift < 0:
-            raise ValueError(f"classifier steps, batch and lr must be positive and shift >= 0, got {self}")
+        if min(self.steps, self.batch, self.width, self.feat_dim) < 1 or not self.lr > 0 or self.shift < 0:
+            raise ValueError(f"classifier steps, batch, widths and lr must be positive and shift >= 0, got {self}")
+
+    def model(self) -> DigitClassifier:
+        return DigitClassifier(width=self.width, feat_dim=self.feat_dim)
 
 
 def _shift(x: jax.Array, rng: jax.Array, k: int) -> jax.Array:
@@ -81,11 +160,12 @@ def _shift(x: jax.Array, rng: jax.Array, k: int) -> jax.Array:
 
 @functools.lru_cache(maxsize=16)  # one compilation per (model, shift) and process
 def make_classifier_step(model: DigitClassifier, shift: int = 2) -> Callable:
-    """Pure (state, (x [B,32,32,3], y [B]), rng) -> (state, metrics); non-finite steps are skipped."""
+    """Pure (state, (x [B,32,32,3], y [B]), rng) -> (state, metrics), rng already folded with the step
+    (the translations); non-finite steps are skipped."""
 
     def step(state: TrainState, batch: Batch, rng: jax.Array):
         x, y = batch
-        x = _shift(x, jax.random.fold_in(rng, state.step), shift)
+        x = _shift(x, rng, shift)
 
         def loss_fn(p):
             logits = model.apply({"params": p}, x)
@@ -104,76 +184,87 @@ def _init_classifier(model: DigitClassifier, seed: jax.Array):
     return model.init(jax.random.key(seed, impl="rbg"), jnp.zeros((1, SIZE, SIZE, 3)))["params"]
 
 
-_logits_jit = jax.jit(lambda model, params, x: model.apply({"params": params}, x), static_argnums=(0,))
-
-
-def _padded_batches(x: np.ndarray, batch: int):
-    """Yield (chunk padded to `batch` rows, true length): every call then has one shape (one compile)."""
-    for i in range(0, len(x), batch):
-        chunk = np.asarray(x[i : i + batch], np.float32)
-        n = len(chunk)
-        if n < batch:
-            chunk = np.concatenate([chunk, np.zeros((batch - n,) + chunk.shape[1:], np.float32)])
-        yield jnp.asarray(chunk), n
-
-
 def predict(model: DigitClassifier, params: Any, x: np.ndarray, batch: int = 250) -> np.ndarray:
     """[N, 32, 32, 3] -> [N] predicted labels."""
-    out = [np.argmax(np.asarray(_logits_jit(model, params, c))[:n], -1) for c, n in _padded_batches(x, batch)]
-    return np.concatenate(out).astype(np.int32) if out else np.zeros((0,), np.int32)
+    logits = map_batches(lambda c: apply_params(model, params, c), np.asarray(x, np.float32), batch)
+    return np.argmax(logits, -1).astype(np.int32)
 
 
 def accuracy(model: DigitClassifier, params: Any, x: np.ndarray, y: np.ndarray, batch: int = 250) -> float:
     return float(np.mean(predict(model, params, x, batch) == np.asarray(y)))
 
 
+def _digest(config: Any, *arrays: np.ndarray) -> str:
+    """A short hash of a config and arrays: the name of a cache folder."""
+    h = hashlib.sha1(json.dumps(training.config_to_dict(config), sort_keys=True).encode())
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:12]
+
+
+CLASSIFIER_METRICS = "classifier_metrics.json"
+
+
 def train_classifier(
-    model: DigitClassifier,
+    config: ClassifierConfig,
     x: np.ndarray,
     y: np.ndarray,
-    config: ClassifierConfig = ClassifierConfig(),
+    *,
     eval_set: tuple[np.ndarray, np.ndarray] | None = None,
     cache_dir: str | os.PathLike | None = None,
-    cache_key: str | None = None,
+    name: str = "classifier",
+    mesh: jax.sharding.Mesh | None = None,
     progress: Callable[[int, dict], None] | None = None,
 ) -> tuple[Any, dict, bool]:
-    """Train a classifier on (x, y) (or restore it from cache_dir/cache_key with orbax). Minibatch i
-    is a seeded function of i. Returns (params, metrics {train_loss, test_accuracy?}, from_cache)."""
-    import orbax.checkpoint as ocp
-
+    """Train `config.model()` on (x [N, 32, 32, 3] in [0, 1], y [N] int labels) with `training.fit` over
+    the mesh (minibatch i: seeded random rows, a function of i). With cache_dir, the run lives in
+    cache_dir/<name>-<hash of config and data> (checkpoints and config via `training.Checkpointer`, the
+    metrics as JSON): a finished run is read back, an interrupted one resumes. progress(step, record)
+    every 25 steps. Returns (params on this process's first device, metrics {train_loss, steps,
+    n_train, test_accuracy?, n_test?}, from_cache)."""
     check_images(x, "classifier training")
-    init = _init_classifier(model, config.seed)
-    mngr = None
-    if cache_dir is not None and cache_key:
-        path = (pathlib.Path(cache_dir) / cache_key).absolute()
-        mngr = ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
-        if mngr.latest_step() is not None:
-            r = mngr.restore(
-                mngr.latest_step(),
-                args=ocp.args.Composite(params=ocp.args.StandardRestore(init), metrics=ocp.args.JsonRestore()),
-            )
-            return r["params"], r["metrics"], True
-    state = TrainState.create(apply_fn=None, params=init, tx=_adam(float(config.lr), 0.9))  # see init_state
-    step = make_classifier_step(model, config.shift)
-    key = jax.random.key(config.seed)
-    m: dict = {}
-    for i in range(config.steps):
+    model = config.model()
+    template = TrainState.create(apply_fn=None, params=_init_classifier(model, config.seed), tx=_adam(config.lr, 0.9))
+    ck = None
+    if cache_dir is not None:
+        folder = pathlib.Path(cache_dir) / f"{name}-{_digest(config, x, y)}"
+        ck = training.Checkpointer(folder, keep=1, save_every=None, config=config)
+        done = ck.directory / CLASSIFIER_METRICS
+        if ck.latest_step == config.steps and done.is_file():
+            state, _ = ck.restore_or(training.replicate(template, mesh or training.global_mesh()))
+            ck.close()
+            return local_copy(state.params), json.loads(done.read_text()), True
+
+    def batches(i: int) -> Batch:
         idx = np.random.default_rng([config.seed, i]).integers(0, len(x), config.batch)
-        state, m = step(state, (jnp.asarray(x[idx]), jnp.asarray(y[idx])), key)
-        if progress and ((i + 1) % 25 == 0 or i + 1 == config.steps):
-            progress(i + 1, {k: float(v) for k, v in m.items()})
-    metrics = {"train_loss": float(m["loss"]), "steps": config.steps, "n_train": int(len(x))}
-    if eval_set is not None:
-        metrics["test_accuracy"] = accuracy(model, state.params, *eval_set)
-        metrics["n_test"] = int(len(eval_set[0]))
-    if mngr is not None:
-        mngr.save(
+        return np.asarray(x[idx], np.float32), np.asarray(y[idx], np.int32)
+
+    try:
+        state, records = fit_on_mesh(
+            make_classifier_step(model, config.shift),
+            template,
+            batches,
             config.steps,
-            args=ocp.args.Composite(params=ocp.args.StandardSave(state.params), metrics=ocp.args.JsonSave(metrics)),
+            ck,
+            rng=jax.random.key(config.seed),
+            mesh=mesh,
+            log_every=25,
+            progress=(lambda i, r: r and progress(i, r)) if progress else None,
         )
-        mngr.wait_until_finished()
-        mngr.close()
-    return state.params, metrics, False
+    finally:
+        if ck is not None:
+            ck.close()
+    params = local_copy(state.params)
+    metrics = {"train_loss": records[-1]["loss"] if records else None, "steps": config.steps}
+    metrics["n_train"] = int(len(x))
+    if eval_set is not None:
+        metrics["test_accuracy"] = accuracy(model, params, *eval_set)
+        metrics["n_test"] = int(len(eval_set[0]))
+    if ck is not None and training.is_main():
+        (ck.directory / CLASSIFIER_METRICS).write_text(json.dumps(metrics, indent=2))
+    return params, metrics, False
 
 
 # --- the DTN ----------------------------------------------------------------------------------------
@@ -402,54 +493,177 @@ def make_g_step(dtn: DTN) -> Callable:
     return lambda state, batch, rng, f_params: fn(state, batch, rng, f_params, coef)
 
 
-def train_dtn(
-    dtn: DTN,
-    f_params: Any,
-    batches: Callable[[int], tuple[np.ndarray, np.ndarray]],
-    steps: int,
-    ckpt_dir: str | os.PathLike,
-    *,
-    lr: float = 3e-4,
-    seed: int = 0,
-    g_steps: int = 1,
-    save_every: int = 100,
-    keep: int = 2,
-    log_every: int = 10,
-    log: Callable[[int, dict], None] | None = None,
-) -> tuple[DTNState, int]:
-    """Train to `steps` iterations (each: one D step, then g_steps G steps on the same batch),
-    resuming from the newest checkpoint in ckpt_dir. batches(i) -> (source, target), each
-    [B, 32, 32, 3] in [0, 1], a pure function of i, so a resumed run equals an uninterrupted one.
-    Metrics every log_every iterations to ckpt_dir/metrics.jsonl. Returns (state, resumed-from step)."""
-    if steps < 0 or g_steps < 1 or save_every < 1 or log_every < 1:
-        raise ValueError(
-            f"steps must be >= 0 and g_steps, save_every, log_every >= 1; got {steps}, {g_steps}, "
-            f"{save_every}, {log_every}"
-        )
-    ckpt = training.Checkpointer(ckpt_dir, keep=keep, save_every=save_every)
-    state, start = ckpt.restore_or(init_state(dtn, lr, seed))
+# --- a training run -----------------------------------------------------------------------------------
+
+DOMAINS = ("digits", "faces")
+
+
+@dataclasses.dataclass(frozen=True)
+class DTNConfig:
+    """One DTN training run, saved beside its checkpoints (`training.Checkpointer(config=)`); resuming
+    under settings that differ in a field not marked resumable is a one-line `CheckpointMismatch`.
+
+    domain: "digits" (f = `DigitClassifier(f_width, feat_dim)`, trained beforehand; 32 px; g of
+    `out_channels`) or "faces" (f = `faces.VGGFeatures(taps, grid)`, frozen VGG-19; nets "small" or
+    "paper", `faces.make_faces_dtn`). Loss weights: the named `preset` with alpha/beta/gamma overriding
+    it when given, L_CONST's distance `const`, and D's classes (`three_class`). Each of `steps`
+    iterations is one D step then `g_steps` G steps on the same batch of `batch` source and `batch`
+    target images (batch must divide over the mesh's devices). data: free text naming the training
+    data (and f), so a resume on other data is refused."""
+
+    domain: str = "digits"
+    nets: str = "small"
+    size: int = SIZE
+    width: int = 32
+    d_width: int = 16
+    out_channels: int = 3
+    f_width: int = 32
+    feat_dim: int = 128
+    taps: tuple[str, ...] = ("relu3_1", "relu4_1")
+    grid: int = 2
+    preset: str = "digits"
+    alpha: float | None = None
+    beta: float | None = None
+    gamma: float | None = None
+    const: str = "mse"
+    three_class: bool = True
+    lr: float = 3e-4
+    g_steps: int = 1
+    batch: int = 64
+    seed: int = 0
+    data: str = ""
+    steps: int = training.resumable(600)
+    save_every: int = training.resumable(200)
+    log_every: int = training.resumable(10)
+    keep: int = training.resumable(2)
+
+    def __post_init__(self):
+        if self.domain not in DOMAINS:
+            raise ValueError(f"unknown DTN domain {self.domain!r}; choose from {', '.join(DOMAINS)}")
+        object.__setattr__(self, "taps", tuple(self.taps))
+        for name in ("size", "width", "d_width", "out_channels", "f_width", "feat_dim", "grid", "g_steps", "batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if min(self.save_every, self.log_every, self.keep) < 1 or self.steps < 0:
+            raise ValueError(f"steps must be >= 0 and save_every, log_every, keep >= 1, got {self}")
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"learning rate must be positive, got {self.lr}")
+        if self.domain == "digits" and (self.size != SIZE or self.nets != "small"):
+            raise ValueError(f"the digits DTN has the small nets at {SIZE} px, not {self.nets!r} at {self.size} px")
+        self.weights  # noqa: B018  (validates the preset and the weights)
+
+    @property
+    def weights(self) -> L.DTNWeights:
+        over = {k: float(getattr(self, k)) for k in ("alpha", "beta", "gamma") if getattr(self, k) is not None}
+        return L.preset(self.preset).replace(const=self.const, three_class=self.three_class, **over)
+
+    def build(self) -> DTN:
+        """The networks this run trains."""
+        if self.domain == "digits":
+            f = DigitClassifier(width=self.f_width, feat_dim=self.feat_dim)
+            return make_dtn(self.weights, f, self.width, self.d_width, self.out_channels)
+        from dfijax.dtn import faces
+
+        f = faces.VGGFeatures(self.taps, self.grid)
+        return faces.make_faces_dtn(self.weights, f, self.size, self.width, self.d_width, self.nets)
+
+    def init(self) -> DTNState:
+        """The untrained state (g and D from the seed)."""
+        return init_state(self.build(), self.lr, self.seed)
+
+
+def dtn_batches(config: DTNConfig, source: np.ndarray, target: np.ndarray) -> Callable[[int], Batch]:
+    """batches(i) -> (config.batch random source images, config.batch random target images), the
+    global batch of iteration i, a pure function of (seed, i)."""
+
+    def batches(i: int) -> Batch:
+        r = np.random.default_rng([config.seed, 7, i])
+        return source[r.integers(0, len(source), config.batch)], target[r.integers(0, len(target), config.batch)]
+
+    return batches
+
+
+def make_train_step(dtn: DTN, f_params: Any, g_steps: int = 1) -> Callable:
+    """(state, (s, t), rng) -> (state, metrics): one D step, then g_steps G steps on the same batch
+    (the G step j with fold_in(rng, j + 1)); metrics: the D step's and the last G step's."""
     d_step, g_step = make_d_step(dtn), make_g_step(dtn)
-    base = jax.random.key(seed)
-    metrics = training.MetricsLog(ckpt.directory / "metrics.jsonl")
-    with ckpt:
-        for i in range(start, steps):
-            s, t = batches(i)
-            batch = (jnp.asarray(s), jnp.asarray(t))
-            rng = jax.random.fold_in(base, i)
-            state, md = d_step(state, batch, rng, f_params)
-            for j in range(g_steps):
-                state, mg = g_step(state, batch, jax.random.fold_in(rng, j + 1), f_params)
-            if (i + 1) % log_every == 0 or i + 1 == steps:
-                rec = metrics.write(i + 1, {**md, **mg})
-                if log:
-                    log(i + 1, rec)
-            ckpt.maybe_save(i + 1, state, final=i + 1 == steps)
+
+    def step(state: DTNState, batch: Batch, rng: jax.Array) -> tuple[DTNState, dict]:
+        state, md = d_step(state, batch, rng, f_params)
+        for j in range(g_steps):
+            state, mg = g_step(state, batch, jax.random.fold_in(rng, j + 1), f_params)
+        return state, {**md, **mg}
+
+    return step
+
+
+METRICS = "metrics.jsonl"
+
+
+def train_dtn(
+    config: DTNConfig,
+    f_params: Any,
+    source: np.ndarray,
+    target: np.ndarray,
+    directory: str | os.PathLike,
+    *,
+    hooks: Sequence[training.Hook] = (),
+    milestones: Sequence[int] = (),
+    mesh: jax.sharding.Mesh | None = None,
+    progress: Callable[[int, dict | None], None] | None = None,
+) -> tuple[DTNState, int]:
+    """Train `config.build()` to config.steps iterations on source and target images ([N, S, S, 3] in
+    [0, 1], S = config.size; batches from `dtn_batches`), resuming from the newest checkpoint in
+    `directory` (where the config is saved; other settings: CheckpointMismatch). Runs on every device of
+    every process (or `mesh`), parameters replicated, each process putting its rows of each batch;
+    every process of a job calls it with the same arguments. Metrics every log_every iterations to
+    directory/metrics.jsonl (process 0); hooks and milestones as in `training.fit` (a hook's state is
+    replicated: `local_copy` it to evaluate). Returns (the replicated state, the step it resumed from)."""
+    dtn = config.build()
+    check_images(source, "source", config.size)
+    check_images(target, "target", config.size)
+    mesh = mesh or training.global_mesh()
+    process_rows(mesh, config.batch)  # the batch must split over the mesh
+    step = make_train_step(dtn, training.replicate(f_params, mesh), config.g_steps)
+    directory = pathlib.Path(directory).absolute()
+    log = training.MetricsLog(directory / METRICS)
+    try:
+        with training.Checkpointer(directory, keep=config.keep, save_every=config.save_every, config=config) as ck:
+            start = min(ck.latest_step or 0, config.steps)
+            state, _ = fit_on_mesh(
+                step,
+                config.init(),
+                dtn_batches(config, source, target),
+                config.steps,
+                ck,
+                rng=jax.random.key(config.seed),
+                mesh=mesh,
+                log=log,
+                log_every=config.log_every,
+                hooks=hooks,
+                milestones=milestones,
+                progress=progress,
+            )
+    finally:
+        log.close()
     return state, start
 
 
-_generate_jit = jax.jit(
-    lambda dtn, f_params, g_params, g_stats, x: dtn.generate(f_params, g_params, x, g_stats), static_argnums=(0,)
-)
+def restore(directory: str | os.PathLike) -> tuple[DTNConfig, DTNState]:
+    """(config, newest checkpointed state on this process's first device) of a run written by
+    `train_dtn`. One-line errors: FileNotFoundError (no folder, config or checkpoint),
+    CheckpointMismatch (a state another version wrote)."""
+    return training.restore(directory, DTNConfig, lambda c: c.init())
+
+
+def records(directory: str | os.PathLike) -> list[dict[str, float]]:
+    """The metrics a run logged (the last record per step)."""
+    return training.MetricsLog(pathlib.Path(directory) / METRICS, tensorboard=False, enabled=False).records()
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _generate(dtn: DTN, f_params: Any, g_params: Any, g_stats: Any, x: jax.Array) -> jax.Array:
+    return dtn.generate(f_params, g_params, x, g_stats)
 
 
 def translate(
@@ -460,8 +674,7 @@ def translate(
     net = _structure(dtn)  # the loss weights do not change G
     if uses_batch_stats(dtn.g) and not g_stats:
         raise ValueError(f"{type(dtn.g).__name__} has batch norm: pass g_stats=state.g_stats to translate")
-    out = [np.asarray(_generate_jit(net, f_params, g_params, g_stats, c))[:n] for c, n in _padded_batches(x, batch)]
-    return np.concatenate(out) if out else np.zeros((0, dtn.g.size, dtn.g.size, 3), np.float32)
+    return map_batches(lambda c: _generate(net, f_params, g_params, g_stats, c), np.asarray(x, np.float32), batch)
 
 
 def transfer_accuracy(

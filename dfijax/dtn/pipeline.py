@@ -1,0 +1,372 @@
+"""The DTN experiments as library calls: settings in, trained runs, evaluations and report data out.
+
+    run_digits(DigitsConfig(...), data, out)     # f, the evaluation classifier, the DTN, its ablations
+    run_faces(FacesConfig(...), vgg_variables, sources, held_out, targets, targets_show, out)
+
+Digits (`run_digits`): (1) f, a small conv classifier, is trained on the source training images and
+frozen (its source test accuracy reported); (2) an evaluation classifier is trained on the target
+training images; both are cached (`train.train_classifier`); (3) the DTN is trained (`train_dtn`,
+checkpoints and metrics in out/dtn); (4) the evaluation classifier labels G(source test): its accuracy
+against the source labels is the transfer accuracy (the paper's metric); (5) the ablations "no L_TID"
+(β = 0, out/no_tid) and "2-class D" (real target vs G(anything), out/two_class) train the same way for
+ablation_steps iterations, and the full DTN's transfer accuracy at that step is logged on its way (a
+milestone of its run) to compare like with like.
+
+Faces (`run_faces`): f = frozen VGG-19 features standardised with statistics of `calib` source
+training images (`faces.make_f_params`), the DTN trained in out/dtn, and f-constancy on the held-out
+sources after training and for the untrained g (`faces.constancy`).
+
+Both read the trained state back with `train.restore` before evaluating, so a rerun of a finished run
+evaluates the same checkpoint, and return the report data: a JSON-able `summary`, sample `pictures`
+({file name: [H, W, 3] in [0, 1]}) and each run's logged metrics. Every process of a job calls them
+with the same arguments (training is spread over all devices); the caller writes files on process 0.
+progress(stage, done, total, info) reports each training stage's steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import time
+from typing import Any, Callable, Mapping
+
+import jax
+import numpy as np
+
+from dfijax import images as im
+from dfijax import training
+from dfijax.dtn import faces as F
+from dfijax.dtn import train as T
+
+Progress = Callable[[str, int, int, dict], None]
+SHOW = 12  # images per row of the sample figures
+RUN_TITLES = {"dtn": "DTN (full)", "no_tid": "without L_TID (β = 0)", "two_class": "2-class D (real vs G(·))"}
+DIGIT_SPLITS = ("source_train", "source_test", "target_train", "target_test")
+
+
+@dataclasses.dataclass
+class DTNResult:
+    """What a pipeline reports: summary (JSON values), pictures ({file name: [H, W, 3] in [0, 1]}),
+    records ({run: its logged metrics, the last record per step})."""
+
+    summary: dict[str, Any]
+    pictures: dict[str, np.ndarray]
+    records: dict[str, list[dict[str, float]]]
+
+
+def check_resume(config: T.DTNConfig, directory: str | os.PathLike) -> None:
+    """A one-line CheckpointMismatch now, before any work, when `directory` holds a run with other
+    settings (else the settings are saved there)."""
+    with training.Checkpointer(directory, keep=config.keep, save_every=None, config=config):
+        pass
+
+
+def final_state(config: T.DTNConfig, directory: str | os.PathLike) -> T.DTNState:
+    """The newest checkpointed state of a run (`train.restore`); the untrained one for a 0-step run."""
+    try:
+        return T.restore(directory)[1]
+    except FileNotFoundError:
+        if config.steps == 0:
+            return config.init()
+        raise
+
+
+def weights_summary(w: Any) -> dict[str, Any]:
+    return {"alpha": w.alpha, "beta": w.beta, "gamma": w.gamma, "const": w.const, "d_classes": w.num_classes}
+
+
+def _stage_progress(progress: Progress | None, stage: str, total: int) -> Callable | None:
+    if progress is None:
+        return None
+
+    def report(n: int, rec: dict | None) -> None:
+        info = {} if rec is None else {**rec, "loss": rec.get("g_loss", rec.get("loss"))}
+        progress(stage, n, total, info)
+
+    return report
+
+
+# --- digits ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DigitsConfig:
+    """The digits experiment: the DTN run (`dtn`, domain "digits"), f's and the evaluation classifier's
+    training steps and batch, and the ablations (each of ablation_steps iterations, default dtn.steps // 2)."""
+
+    dtn: T.DTNConfig = T.DTNConfig(out_channels=1)
+    f_steps: int = 500
+    clf_steps: int = 400
+    clf_batch: int = 64
+    ablations: bool = True
+    ablation_steps: int | None = None
+
+    def __post_init__(self):
+        if self.dtn.domain != "digits":
+            raise ValueError(f"the digits pipeline trains a digits DTN, got domain {self.dtn.domain!r}")
+        if min(self.f_steps, self.clf_steps, self.clf_batch) < 1:
+            raise ValueError(f"f_steps, clf_steps and clf_batch must be at least 1, got {self}")
+        if self.ablation_steps is not None and self.ablation_steps < 0:
+            raise ValueError(f"ablation_steps must be >= 0, got {self.ablation_steps}")
+
+    @property
+    def abl_steps(self) -> int:
+        return self.dtn.steps // 2 if self.ablation_steps is None else self.ablation_steps
+
+    def runs(self) -> dict[str, T.DTNConfig]:
+        """{run name: its settings}: the full DTN, then (with ablations) β = 0 and the 2-class D."""
+        out = {"dtn": self.dtn}
+        if self.ablations:
+            out["no_tid"] = dataclasses.replace(self.dtn, beta=0.0, steps=self.abl_steps)
+            out["two_class"] = dataclasses.replace(self.dtn, three_class=False, steps=self.abl_steps)
+        return out
+
+    def classifier(self, which: str) -> T.ClassifierConfig:
+        """f ("f", on sources, ±1 px shifts) or the evaluation classifier ("target", ±2 px)."""
+        steps, shift = (self.f_steps, 1) if which == "f" else (self.clf_steps, 2)
+        d = self.dtn
+        return T.ClassifierConfig(steps, self.clf_batch, shift=shift, seed=d.seed, width=d.f_width, feat_dim=d.feat_dim)
+
+
+def run_digits(
+    config: DigitsConfig,
+    data: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    out: str | os.PathLike,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    progress: Progress | None = None,
+) -> DTNResult:
+    """The digits pipeline (module docstring). data: {source_train, source_test, target_train,
+    target_test: (images [N, 32, 32, 3] in [0, 1], labels [N] int)}. Checkpoints in out/<run> for run
+    in dtn, no_tid, two_class (rerunning resumes); classifiers cached in cache_dir. Pictures:
+    samples_<run>.png (rows: source test, G(source) labelled with the source label, target test,
+    G(target))."""
+    if missing := [k for k in DIGIT_SPLITS if k not in data]:
+        raise ValueError(f"digits data lacks {', '.join(missing)}; give {', '.join(DIGIT_SPLITS)}")
+    for k in DIGIT_SPLITS:
+        T.check_images(data[k][0], k.replace("_", " "))
+    out = pathlib.Path(out).absolute()
+    runs = config.runs()
+    for name, cfg in runs.items():
+        check_resume(cfg, out / name)
+    seconds: dict[str, float] = {}
+    classifiers = {}
+    for which, split, stage in (("f", "source", "f_source_classifier"), ("target", "target", "target_classifier")):
+        t0 = time.perf_counter()
+        ccfg = config.classifier(which)
+        params, metrics, cached = T.train_classifier(
+            ccfg,
+            *data[f"{split}_train"],
+            eval_set=data[f"{split}_test"],
+            cache_dir=cache_dir,
+            name=stage,
+            mesh=mesh,
+            progress=(lambda i, r, s=stage, n=ccfg.steps: progress(s, i, n, r)) if progress else None,
+        )
+        classifiers[which] = (params, {**metrics, "cached": cached})
+        seconds[stage] = time.perf_counter() - t0
+    f_params, c_params = classifiers["f"][0], classifiers["target"][0]
+    clf = config.classifier("target").model()
+    xs, xt = data["source_train"][0], data["target_train"][0]
+    xs_test, ys_test = data["source_test"]
+    xt_test = data["target_test"][0]
+    show = np.random.default_rng(config.dtn.seed).choice(len(xs_test), min(SHOW, len(xs_test)), replace=False)
+    show_t = np.random.default_rng(config.dtn.seed + 1).choice(len(xt_test), min(SHOW, len(xt_test)), replace=False)
+    summary_runs, pictures, records = {}, {}, {}
+    abl = config.abl_steps
+    for name, cfg in runs.items():
+        dtn = cfg.build()
+        milestones = (abl,) if name == "dtn" and len(runs) > 1 and abl < cfg.steps else ()
+
+        def at_milestone(n: int, state: T.DTNState, rec: dict | None, dtn=dtn, total=cfg.steps) -> dict | None:
+            if n == total:
+                return None  # evaluated below, on the restored state
+            g = T.local_copy(state.g.params)
+            return {"transfer_accuracy": T.transfer_accuracy(dtn, f_params, g, clf, c_params, xs_test, ys_test)}
+
+        t0 = time.perf_counter()
+        _, start = T.train_dtn(
+            cfg,
+            f_params,
+            xs,
+            xt,
+            out / name,
+            hooks=[(None, at_milestone)] if milestones else (),
+            milestones=milestones,
+            mesh=mesh,
+            progress=_stage_progress(progress, name, cfg.steps),
+        )
+        seconds[name] = time.perf_counter() - t0
+        state = final_state(cfg, out / name)
+        g_test = T.translate(dtn, f_params, state.g.params, xs_test)
+        acc = T.accuracy(clf, c_params, g_test, ys_test)
+        gt_show = T.translate(dtn, f_params, state.g.params, xt_test[show_t])
+        records[name] = T.records(out / name)
+        at = {r["step"]: r["transfer_accuracy"] for r in records[name] if "transfer_accuracy" in r}
+        pictures[f"samples_{name}.png"] = im.make_grid(
+            [list(xs_test[show]), list(g_test[show]), list(xt_test[show_t]), list(gt_show)],
+            col_labels=[str(int(ys_test[i])) for i in show],
+        )
+        summary_runs[name] = {
+            "title": RUN_TITLES[name],
+            "transfer_accuracy": acc,
+            "steps": cfg.steps,
+            "resumed_from": start,
+            "transfer_accuracy_at": {str(k): v for k, v in sorted({**at, cfg.steps: acc}.items())},
+            "weights": weights_summary(cfg.weights),
+            "target_identity_mse_on_shown": float(np.mean(np.square(gt_show - xt_test[show_t]))),
+            "final_metrics": records[name][-1] if records[name] else None,
+            "samples": f"samples_{name}.png",
+        }
+    summary = {
+        "f_source_test_accuracy": classifiers["f"][1]["test_accuracy"],
+        "target_classifier_test_accuracy": classifiers["target"][1]["test_accuracy"],
+        "no_transfer_accuracy": T.accuracy(clf, c_params, xs_test, ys_test),
+        "n_source_test": int(len(xs_test)),
+        "classifiers": {k: v[1] for k, v in classifiers.items()},
+        "runs": summary_runs,
+        "seconds": seconds,
+    }
+    return DTNResult(summary, pictures, records)
+
+
+def accuracy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of the digits accuracies: the classifiers, no transfer, and every run's transfer
+    accuracy at each evaluated step."""
+    rows = [
+        ["f on source test (f is then frozen)", f"{summary['f_source_test_accuracy']:.4f}", "", ""],
+        ["evaluation classifier on target test", f"{summary['target_classifier_test_accuracy']:.4f}", "", ""],
+        ["evaluation classifier on raw source test (no transfer)", f"{summary['no_transfer_accuracy']:.4f}", "", ""],
+    ]
+    for r in summary["runs"].values():
+        w = r["weights"]
+        desc = f"α={w['alpha']:g}, β={w['beta']:g}, γ={w['gamma']:g}, {w['const']}, {w['d_classes']}-class D"
+        for k in sorted(r["transfer_accuracy_at"], key=int):
+            rows.append([r["title"], f"{r['transfer_accuracy_at'][k]:.4f}", k, desc])
+    return ["what", "accuracy", "iterations", "weights"], rows
+
+
+# --- faces ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FacesConfig:
+    """The faces experiment: the DTN run (`dtn`, domain "faces") and how many source training images
+    fix f's standardisation."""
+
+    dtn: T.DTNConfig = T.DTNConfig(domain="faces", preset="faces", d_width=32, batch=16, lr=1e-3)
+    calib: int = 256
+
+    def __post_init__(self):
+        if self.dtn.domain != "faces":
+            raise ValueError(f"the faces pipeline trains a faces DTN, got domain {self.dtn.domain!r}")
+        if self.calib < 2:
+            raise ValueError(f"calib must be at least 2, got {self.calib}")
+
+
+def networks_summary(dtn: T.DTN, state: T.DTNState) -> dict[str, Any]:
+    """g's and D's class, widths, normalisation, parameter and batch-statistic counts, and image sizes."""
+
+    def count(tree: Any) -> int:
+        return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
+
+    return {
+        "g": type(dtn.g).__name__,
+        "d": type(dtn.d).__name__,
+        "g_width": dtn.g.width,
+        "d_width": dtn.d.width,
+        "g_output_size": dtn.g.size,
+        "d_input_size": getattr(dtn.d, "input_size", dtn.g.size),
+        "norm": "batch" if T.uses_batch_stats(dtn.g) else "group",
+        "g_params": count(state.g.params),
+        "d_params": count(state.d.params),
+        "g_batch_stats": count(state.g_stats),
+        "d_batch_stats": count(state.d_stats),
+    }
+
+
+def run_faces(
+    config: FacesConfig,
+    vgg_variables: Any,
+    sources: np.ndarray,
+    held_out: np.ndarray,
+    targets: np.ndarray,
+    targets_show: np.ndarray,
+    out: str | os.PathLike,
+    *,
+    mesh: jax.sharding.Mesh | None = None,
+    progress: Progress | None = None,
+) -> DTNResult:
+    """The faces pipeline (module docstring). sources, held_out (N >= 2), targets, targets_show:
+    [N, S, S, 3] in [0, 1] with S = config.dtn.size; vgg_variables: the VGG-19's. Checkpoints in out/dtn
+    (rerunning resumes). Pictures: samples.png (rows: held-out sources, G(source), targets_show,
+    G(target); cells scaled up to 64 px)."""
+    cfg = config.dtn
+    for name, x in (("source", sources), ("held-out source", held_out), ("target", targets), ("shown", targets_show)):
+        T.check_images(x, name, cfg.size)
+    out = pathlib.Path(out).absolute()
+    check_resume(cfg, out / "dtn")
+    dtn = cfg.build()
+    seconds = {}
+    t0 = time.perf_counter()
+    pick = np.random.default_rng([cfg.seed, 3]).choice(len(sources), min(config.calib, len(sources)), replace=False)
+    f_params = F.make_f_params(dtn.f, vgg_variables, sources[pick])
+    seconds["f_calibration"] = time.perf_counter() - t0
+    untrained = cfg.init()
+    before = F.constancy(dtn, f_params, untrained.g.params, held_out, cfg.seed, g_stats=untrained.g_stats)
+    t0 = time.perf_counter()
+    _, start = T.train_dtn(
+        cfg, f_params, sources, targets, out / "dtn", mesh=mesh, progress=_stage_progress(progress, "dtn", cfg.steps)
+    )
+    seconds["train"] = time.perf_counter() - t0
+    state = final_state(cfg, out / "dtn")
+    after = F.constancy(dtn, f_params, state.g.params, held_out, cfg.seed, g_stats=state.g_stats)
+    recs = T.records(out / "dtn")
+    show = held_out[: min(SHOW, len(held_out))]
+    g_src = T.translate(dtn, f_params, state.g.params, show, g_stats=state.g_stats)
+    g_tgt = T.translate(dtn, f_params, state.g.params, targets_show, g_stats=state.g_stats)
+    grid = im.make_grid([[im.upscale_nearest(x, 64) for x in row] for row in (show, g_src, targets_show, g_tgt)])
+    tail = recs[-max(1, len(recs) // 10) :]
+    summary = {
+        "networks": networks_summary(dtn, state),
+        "f": {
+            "kind": "frozen VGG-19 features",
+            "taps": list(dtn.f.taps),
+            "grid": dtn.f.grid,
+            "feat_dim": dtn.f.feat_dim,
+            "standardisation": f"per-feature mean and per-tap scale of {len(pick)} source training images",
+        },
+        "loss_weights": weights_summary(cfg.weights),
+        "steps": cfg.steps,
+        "resumed_from": start,
+        "final_metrics": recs[-1] if recs else None,
+        "final_metrics_mean_last_10pct": (
+            {k: float(np.mean([r[k] for r in tail if k in r])) for k in tail[0] if k != "step"} if recs else None
+        ),
+        "constancy": after,
+        "constancy_untrained_g": before,
+        "identity_kept": bool(after["cos_s_gs"] > max(after["cos_s_other_s"], after["cos_s_other_gs"])),
+        "target_identity_mse_on_shown": float(np.mean(np.square(g_tgt - targets_show))),
+        "samples": "samples.png",
+        "seconds": seconds,
+    }
+    return DTNResult(summary, {"samples.png": grid}, {"dtn": recs})
+
+
+def constancy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) of f-constancy for the trained G and the untrained g."""
+    c = summary["constancy"]
+    headers = [
+        "g",
+        "L_CONST = mean (f(s) − f(G(s)))²",
+        "cos(f(s), f(G(s)))",
+        "cos(f(s), f(G(s′))), s′ another source",
+        f"retrieval top-1 (chance {c['retrieval_chance']:.3f})",
+    ]
+    rows = [
+        [name] + [f"{x[k]:.4f}" for k in ("const_mse", "cos_s_gs", "cos_s_other_gs")] + [f"{x['retrieval_top1']:.3f}"]
+        for name, x in (("trained G", c), ("untrained g (initialisation)", summary["constancy_untrained_g"]))
+    ]
+    return headers, rows
