@@ -9,7 +9,8 @@ and check that nothing CPU-only (host callbacks, CPU library calls, float64) is 
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np

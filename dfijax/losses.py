@@ -5,7 +5,7 @@ Feature maps are [h, w, C]; images are [H, W, 3] float32 RGB in [0, 1]. `vmap` f
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -8,7 +8,7 @@ under the `preprocess` collection, so weights and preprocessing cannot be mismat
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import flax.linen as nn
 import jax
@@ -142,7 +142,7 @@ class VGG(nn.Module):
         pre = preprocess_constants("torchvision")
         matrix = self.variable("preprocess", "matrix", lambda: jnp.asarray(pre["matrix"])).value
         offset = self.variable("preprocess", "offset", lambda: jnp.asarray(pre["offset"])).value
-        h = jnp.einsum("bhwc,dc->bhwd", x.astype(jnp.float32), matrix) + offset
+        h = jnp.einsum("bhwc,dc->bhwd", x.astype(jnp.float32), matrix) + offset[None, None, None, :]
         h = h.astype(self.dtype)
 
         channels = conv_channels(self.depth)

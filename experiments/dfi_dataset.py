@@ -21,8 +21,12 @@ import argparse
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from experiments import common
+
+if TYPE_CHECKING:
+    from dfijax.dfi.dataset_job import JobConfig
 
 
 def parse(argv):
@@ -65,6 +69,46 @@ def parse(argv):
     return p.parse_args(argv)
 
 
+def config_from(args, local_devices: int) -> "JobConfig":
+    """The preset overridden by every flag given, cut into chunks of --chunk (default: local devices x
+    --rows-per-device) rows; --limit defaults to 64 faces per edit on the synthetic set."""
+    from dfijax.dfi import dataset_job, presets
+    from experiments.alpha_sweep import parse_alphas
+
+    cfg = presets.preset(
+        args.preset,
+        edits=tuple(e.strip() for e in args.edit.split(";") if e.strip()),
+        alphas=parse_alphas(args.alphas),
+        k=args.k,
+        allow_fewer=args.allow_fewer or None,
+        size=args.size,
+        iters=args.iters,
+        tv=args.tv,
+        dtype=args.dtype,
+        batch=args.batch,
+        probe=False if args.no_probe else None,
+        probe_steps=args.probe_steps,
+        probe_train=args.probe_train,
+        seed=args.seed,
+    )
+    limit = args.limit if (args.limit or args.dataset != "synthetic") else 64
+    chunk = args.chunk or local_devices * args.rows_per_device
+    return dataset_job.JobConfig(cfg, chunk=chunk, select=args.select, limit=limit)
+
+
+def step_printer(enabled: bool):
+    """run_job's progress callback: one stderr line per finished step with its seconds (when enabled)."""
+    last = [time.perf_counter()]
+
+    def progress(stage, done, total, info):
+        if stage == "chunks" and enabled:
+            now = time.perf_counter()
+            print(f"step {done}/{total} ({now - last[0]:.1f}s)", file=sys.stderr, flush=True)
+            last[0] = now
+
+    return progress
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     if err := common.out_error(args.out):
@@ -76,54 +120,27 @@ def main(argv=None) -> int:
     except ValueError as e:
         return common.fail(str(e))
     from dfijax.data import DataError
-    from dfijax.dfi import dataset_job, presets
-    from experiments.alpha_sweep import load_dataset, parse_alphas
+    from dfijax.dfi import dataset_job
+    from dfijax.weights import load_vgg
+    from experiments.alpha_sweep import load_dataset
 
     main_proc = dist.is_main()
-
-    def say(msg: str) -> None:
-        if main_proc:
-            print(msg, file=sys.stderr, flush=True)
-
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if main_proc else (lambda msg: None)
     device = common.setup()
     try:
         if info.count > 1 and not args.out:
             raise ValueError("several processes need one --out folder (the same path on every process)")
-        cfg = presets.preset(
-            args.preset,
-            edits=tuple(e.strip() for e in args.edit.split(";") if e.strip()),
-            alphas=parse_alphas(args.alphas),
-            k=args.k,
-            allow_fewer=args.allow_fewer or None,
-            size=args.size,
-            iters=args.iters,
-            tv=args.tv,
-            dtype=args.dtype,
-            batch=args.batch,
-            probe=False if args.no_probe else None,
-            probe_steps=args.probe_steps,
-            probe_train=args.probe_train,
-            seed=args.seed,
-        )
-        limit = args.limit if (args.limit or args.dataset != "synthetic") else 64
-        chunk = args.chunk or info.local_devices * args.rows_per_device
-        job = dataset_job.JobConfig(cfg, chunk=chunk, select=args.select, limit=limit)
+        job = config_from(args, info.local_devices)
+        cfg = job.sweep
         data = load_dataset(args)
         out = common.out_dir(args.out, "dfi_dataset")
-        weights = common.load_weights(args.weights, cfg.seed) if main_proc else _quiet_weights(args.weights, cfg.seed)
+        load = common.load_weights if main_proc else lambda path, seed: load_vgg(path, depth=19, seed=seed)
+        weights = load(args.weights, cfg.seed)  # only process 0 announces them
         say(
             f"device: {device}; process {info.index} of {info.count} ({info.local_devices} local devices); "
             f"data: {data.describe()}; edits {list(cfg.edits)} x alphas {list(cfg.alphas)} at {cfg.size}px, "
-            f"{cfg.iters} iterations, {chunk} rows per process per call; output {out}"
+            f"{cfg.iters} iterations, {job.chunk} rows per process per call; output {out}"
         )
-        last = [time.perf_counter()]
-
-        def progress(stage, done, total, extra):
-            if stage == "chunks" and main_proc:
-                now = time.perf_counter()
-                print(f"step {done}/{total} ({now - last[0]:.1f}s)", file=sys.stderr, flush=True)
-                last[0] = now
-
         result = dataset_job.run_job(
             job,
             data,
@@ -131,36 +148,16 @@ def main(argv=None) -> int:
             out,
             cache_root=common.cache_root(),
             stop_after_chunks=args.stop_after_chunks,
-            progress=progress,
+            progress=step_printer(main_proc),
         )
     except (ValueError, FileNotFoundError, DataError) as e:
         return common.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    summary = {
-        "process": info.index,
-        "processes": info.count,
-        "devices": info.global_devices,
-        "rows": len(result.rows),
-        "chunks": result.n_chunks,
-        "solved": result.solved,
-        "skipped": result.skipped,
-        "images": result.images,
-        "images_per_s": round(result.images_per_s, 3),
-        "images_per_s_steady": None if result.images_per_s_steady is None else round(result.images_per_s_steady, 3),
-        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
-        "out": str(out),
-    }
-    print(json.dumps(summary), flush=True)
+    print(json.dumps({**result.summary(), "out": str(out)}), flush=True)
     say(
         f"{result.images} images in {result.seconds['solve']:.1f}s: {result.images_per_s:.2f} images/s; "
         f"index: {out / 'index'}"
     )
     return 0
-
-
-def _quiet_weights(path, seed):
-    from dfijax.weights import load_vgg
-
-    return load_vgg(path, depth=19, seed=seed)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jinja2
 

@@ -41,7 +41,7 @@ def test_pca_is_invariant_to_eigenvector_signs(monkeypatch):
     def flipped(c):  # flip some eigenvector signs on every other call only (a different backend's choice)
         calls.append(1)
         w, v = eigh(c)
-        return w, v * (jnp.array([-1.0, 1.0, -1.0]) if len(calls) % 2 else 1.0)
+        return w, v * (jnp.array([[-1.0, 1.0, -1.0]]) if len(calls) % 2 else 1.0)
 
     monkeypatch.setattr(jnp.linalg, "eigh", flipped)
     after = np.asarray(color.match_color_histogram(src, tgt, "pca"))

@@ -75,7 +75,7 @@ def test_distributed_helpers_round_trip_in_one_process():
     g = dist.global_batch({"x": x}, mesh)["x"]
     chex.assert_shape(g, (n * 2, 3))
     assert len(g.sharding.device_set) == n
-    y = jax.jit(lambda a, w: a * w)(g, dist.replicate(np.full((3,), 2.0, np.float32), mesh))
+    y = jax.jit(lambda a, w: a * w)(g, dist.replicate(np.full((1, 3), 2.0, np.float32), mesh))
     np.testing.assert_array_equal(dist.local_batch(y, mesh), 2 * x)
     np.testing.assert_array_equal(dist.allgather(np.int32(7)), [7])
     with pytest.raises(ValueError, match="multiple of"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import difflib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -22,7 +22,8 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -79,6 +80,24 @@ class JobResult:
     images_per_s: float
     images_per_s_steady: float | None
     process: dist.ProcessInfo
+
+    def summary(self) -> dict[str, Any]:
+        """This process's result as a JSON-ready dict (rates and seconds rounded to 3 decimals): process,
+        processes, devices, rows, chunks, solved, skipped, images, images_per_s, images_per_s_steady, seconds."""
+        steady = self.images_per_s_steady
+        return {
+            "process": self.process.index,
+            "processes": self.process.count,
+            "devices": self.process.global_devices,
+            "rows": len(self.rows),
+            "chunks": self.n_chunks,
+            "solved": self.solved,
+            "skipped": self.skipped,
+            "images": self.images,
+            "images_per_s": round(self.images_per_s, 3),
+            "images_per_s_steady": None if steady is None else round(steady, 3),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
 
 
 def select_rows(
@@ -179,7 +198,8 @@ def check_manifest(out_dir: pathlib.Path, manifest: dict[str, Any]) -> None:
 def _row_noise(seed: int, row: int, shape) -> np.ndarray:
     """chainer-dfi's noise start for one row (seeded by the row, so independent of the batch)."""
     noise = jax.random.uniform(jax.random.fold_in(jax.random.key(seed), row), shape, jnp.float32, -10.0, 10.0)
-    return np.asarray((jnp.array([124.0, 117.0, 104.0]) + noise) / 255.0)
+    mean = jnp.array([124.0, 117.0, 104.0]).reshape((1,) * (noise.ndim - 1) + (3,))
+    return np.asarray((mean + noise) / 255.0)
 
 
 def run_job(

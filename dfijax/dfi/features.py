@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import pathlib
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp

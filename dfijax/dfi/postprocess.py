@@ -11,8 +11,8 @@ def match_color(img: jax.Array, ref: jax.Array, eps: float = 1e-6, per_channel: 
     """Mean/std colour match of img to ref ([H, W, 3]): per channel (chainer-dfi), or one mean and std
     over all pixels and channels (per_channel=False, the official DFI code's color_match)."""
     axes = (0, 1) if per_channel else (0, 1, 2)
-    mu, sd = img.mean(axes), img.std(axes)
-    rmu, rsd = ref.mean(axes), ref.std(axes)
+    mu, sd = img.mean(axes, keepdims=True), img.std(axes, keepdims=True)  # [1, 1, 3] or [1, 1, 1]
+    rmu, rsd = ref.mean(axes, keepdims=True), ref.std(axes, keepdims=True)
     return (img - mu) / (sd + eps) * rsd + rmu
 
 
@@ -23,8 +23,10 @@ def subtract_residual(edited: jax.Array, reconstruction: jax.Array, original: ja
 
 
 def mask_blend(edited: jax.Array, original: jax.Array, mask: jax.Array) -> jax.Array:
-    """mask [H, W] or [H, W, 1] in [0, 1]: 1 takes the edit, 0 keeps the original."""
+    """mask [H, W] or [H, W, 1] in [0, 1]: 1 takes the edit, 0 keeps the original. edited and original:
+    [..., H, W, 3] of the same rank (e.g. [B, A, H, W, 3] and [B, 1, H, W, 3])."""
     m = mask if mask.ndim == 3 else mask[..., None]
+    m = m.reshape((1,) * (edited.ndim - 3) + m.shape)  # [1, ..., H, W, 1]
     return m * edited + (1.0 - m) * original
 
 

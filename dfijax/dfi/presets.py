@@ -20,7 +20,8 @@ gatys`), chainer-dfi the original Caffe VGG-19 (`fetch_vgg19.py keras`, the same
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from dfijax.dfi.sweep import SweepConfig
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -422,7 +423,8 @@ def initial_images(config: SweepConfig, images: jax.Array) -> jax.Array:
     if config.init == "input":
         return images
     noise = jax.random.uniform(jax.random.key(config.seed), images.shape, jnp.float32, -10.0, 10.0)
-    return (jnp.array([124.0, 117.0, 104.0]) + noise) / 255.0
+    mean = jnp.array([124.0, 117.0, 104.0]).reshape((1,) * (noise.ndim - 1) + (3,))
+    return (mean + noise) / 255.0
 
 
 def solve_alphas(

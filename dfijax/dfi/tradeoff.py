@@ -13,7 +13,7 @@ which also gains the attribute, at a much higher cost in identity.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -6,7 +6,7 @@ Per-image functions take unbatched features {tap: [h, w, C]}.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -5,7 +5,7 @@ the modes in PRESERVE_COLOR (images and videos alike)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -44,12 +44,12 @@ def recombine_luminance(stylised: jnp.ndarray, content: jnp.ndarray) -> jnp.ndar
 
 def _sqrtm(c: jnp.ndarray) -> jnp.ndarray:
     w, v = jnp.linalg.eigh(c)
-    return (v * jnp.sqrt(jnp.maximum(w, 0.0))) @ v.T
+    return (v * jnp.sqrt(jnp.maximum(w, 0.0))[None, :]) @ v.T
 
 
 def _invsqrtm(c: jnp.ndarray, eps: float) -> jnp.ndarray:
     w, v = jnp.linalg.eigh(c)
-    return (v / jnp.sqrt(jnp.maximum(w, 0.0) + eps)) @ v.T
+    return (v / jnp.sqrt(jnp.maximum(w, 0.0) + eps)[None, :]) @ v.T
 
 
 def match_color_histogram(
@@ -63,7 +63,7 @@ def match_color_histogram(
     the style image to the content's palette.
     """
     xs, xt = source.reshape(-1, 3), target.reshape(-1, 3)
-    ms, mt = xs.mean(0), xt.mean(0)
+    ms, mt = xs.mean(0, keepdims=True), xt.mean(0, keepdims=True)  # [1, 3]
     cs = jnp.cov((xs - ms).T) + eps * jnp.eye(3)
     ct = jnp.cov((xt - mt).T) + eps * jnp.eye(3)
     if mode == "chol":
