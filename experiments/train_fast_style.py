@@ -8,6 +8,9 @@ Content images: random crops of a folder's images at --size (a pure function of 
 resumed run sees the same data), or embedded procedural scenes. Checkpoints (orbax, keep 3) and
 metrics.jsonl go to --out; rerunning the same command resumes from the newest checkpoint.
 Writes loss.png (the loss curve) and samples.png (content / stylised) at the end.
+Many processes (JAX's multi-controller runtime): run the same command on each with --coordinator,
+--num-processes and --process-id (or what jax.distributed detects); the batch is split over every
+device of the job, and process 0 alone writes the logs, pictures and JSON.
 
 Loss network (--vgg): VGG-16 as in the paper (content relu2_2; style relu1_2, relu2_2, relu3_3,
 relu4_3) when VGG-16 weights are there (weights/vgg16_*.safetensors, or --weights of depth 16),
@@ -21,21 +24,15 @@ network or the loss is refused; --steps and --save-every may change.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 
-from tqdm import tqdm
-
 from experiments import common
-
-PRESETS = {  # the same command means the same run on every device
-    "quick": dict(size=64, steps=200, save_every=50),
-    "paper": dict(size=256, steps=40000, save_every=500),  # Johnson et al.: 256 px, 40k steps of batch 4
-}
 
 
 def parse(argv):
+    from dfijax.style.fast import PRESETS  # the same command means the same run on every device
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--content-dir", help="folder of content images (default: embedded procedural scenes)")
     p.add_argument("--style", help="style image (default: an embedded procedural painting)")
@@ -79,6 +76,7 @@ def parse(argv):
     p.add_argument("--weights", help="converted VGG-16 or VGG-19 weights; default: weights/ or a seeded random net")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/fast_style/default", help="checkpoint and output folder (resumes)")
+    common.add_distributed_flags(p)
     return common.apply_preset(p.parse_args(argv), PRESETS)
 
 
@@ -91,78 +89,89 @@ def loss_depth(args) -> int | None:
     return 16 if find_weights(depth=16) is not None else 19
 
 
+def config_from(args, depth: int):
+    """The run's FastStyleConfig from the flags (the preset already applied) and the loss VGG's depth."""
+    from dfijax.style import fast as fs
+
+    return fs.FastStyleConfig.johnson(
+        depth,
+        width=args.width,
+        output=args.output,
+        upsample=args.upsample,
+        size=args.size,
+        batch=args.batch,
+        lr=args.lr,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv,
+        normalize=args.loss_normalize,
+        seed=args.seed,
+        steps=args.steps,
+        save_every=args.save_every,
+    )
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     if err := common.out_error(args.out):
         return common.fail(err)
-    from dfijax import images as im
-    from dfijax.style import fast as fs
+    from dfijax import distributed as dist
+    from dfijax.style import fast_run
 
+    proc = dist.initialize(args.coordinator, args.num_processes, args.process_id)
     device = common.setup()
+    out = pathlib.Path(args.out).absolute()
     try:
         weights = common.load_weights(args.weights, args.seed, depth=loss_depth(args))
-        cfg = fs.FastStyleConfig.johnson(
-            weights.depth,
-            width=args.width,
-            output=args.output,
-            upsample=args.upsample,
-            size=args.size,
-            batch=args.batch,
-            lr=args.lr,
-            content_weight=args.content_weight,
-            style_weight=args.style_weight,
-            tv_weight=args.tv,
-            normalize=args.loss_normalize,
-            seed=args.seed,
-            steps=args.steps,
-            save_every=args.save_every,
+        cfg = config_from(args, weights.depth)
+        print(
+            f"loss network: VGG-{weights.depth}{'' if weights.pretrained else ' (seeded random, NOT pretrained)'}, "
+            f"content {cfg.content_layer}, style {', '.join(cfg.style_layers)}; network output {cfg.output}, "
+            f"upsampling {cfg.upsample}\ndevice: {device}; {proc.count} process(es), {proc.global_devices} "
+            f"device(s); training to step {cfg.steps} (batch {cfg.batch}, {cfg.size}px); output {out}",
+            file=sys.stderr,
         )
-        batches = fs.content_batches(args.content_dir, cfg.size, cfg.batch, cfg.seed)
-        style = im.load_image(args.style, args.size) if args.style else im.synthetic_painting(args.size, args.size, 3)
-    except (ValueError, FileNotFoundError, im.ImageError) as e:
-        return common.fail(str(e))
-    out = pathlib.Path(args.out).absolute()
-    print(
-        f"loss network: VGG-{weights.depth}{'' if weights.pretrained else ' (seeded random, NOT pretrained)'}, "
-        f"content {cfg.content_layer}, style {', '.join(cfg.style_layers)}; network output {cfg.output}, "
-        f"upsampling {cfg.upsample}\ndevice: {device}; training to step {cfg.steps} (batch {cfg.batch}, "
-        f"{cfg.size}px); output {out}",
-        file=sys.stderr,
-    )
-    with tqdm(total=cfg.steps, desc="train", unit="step", file=sys.stderr) as bar:
-        try:
-            state, start = fs.train(
-                cfg, weights.variables, style, batches, out, progress=lambda step, rec: bar.update(step - bar.n)
+        with common.Bars() as bars:  # process 0 shows the progress
+            r = fast_run.run_training(
+                cfg,
+                weights.variables,
+                out,
+                content_dir=args.content_dir,
+                style=args.style,
+                progress=bars.update if proc.index == 0 else None,
             )
-        except ValueError as e:  # a folder trained with other settings
-            return common.fail(str(e))
-    if start:
-        print(f"resumed from step {start}", file=sys.stderr)
-    records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-    common.plot_losses(out / "loss.png", records)
-    sample = batches(10**6)[: min(4, cfg.batch)]
-    im.save_image(out / "samples.png", im.make_grid([list(sample), list(fs.stylize(cfg.net(), state.params, sample))]))
-    loss_net = {
-        "vgg": cfg.vgg,
-        "content_layer": cfg.content_layer,
-        "style_layers": list(cfg.style_layers),
-        "weights": weights.description,
-    }
+    except (ValueError, FileNotFoundError) as e:  # ImageError, CheckpointMismatch: ValueErrors
+        return common.fail(str(e))
+    if r.resumed_from:
+        print(f"resumed from step {r.resumed_from}", file=sys.stderr)
+    if proc.index == 0:  # process 0 alone writes the pictures and JSON
+        write_outputs(out, args, r, weights, device, proc.count)
+        print(f"wrote {out / 'loss.png'}, {out / 'samples.png'}; checkpoints in {out}")
+    return 0
+
+
+def write_outputs(out: pathlib.Path, args, r, weights, device: str, processes: int) -> None:
+    """loss.png, samples.png (content / stylised) and train_info.json."""
+    from dfijax import images as im
+
+    cfg = r.config
+    common.plot_losses(out / "loss.png", r.records)
+    im.save_image(out / "samples.png", im.make_grid([list(r.content), list(r.styled)]))
+    loss_net = {"vgg": cfg.vgg, "content_layer": cfg.content_layer, "style_layers": list(cfg.style_layers)}
     common.write_json(
         out / "train_info.json",
         {
             "settings": vars(args),
             "device": device,
+            "processes": processes,
             "weights": weights.description,
             "weights_pretrained": weights.pretrained,
-            "loss_network": loss_net,
-            "resumed_from": start,
-            "final": records[-1] if records else None,
+            "loss_network": {**loss_net, "weights": weights.description},
+            "resumed_from": r.resumed_from,
+            "final": r.final,
             "network": {"width": cfg.width, "output": cfg.output, "upsample": cfg.upsample},
         },
     )
-    print(f"wrote {out / 'loss.png'}, {out / 'samples.png'}; checkpoints in {out}")
-    return 0
 
 
 if __name__ == "__main__":

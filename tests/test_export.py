@@ -13,6 +13,7 @@ import optax
 import pytest
 from flax.training import train_state
 
+from dfijax import batching
 from dfijax import export as E
 from dfijax import invert as inv
 from dfijax.dfi import probe as pr
@@ -64,7 +65,7 @@ def test_fast_style_train_step_and_inference_export(dtype):
     variables = vgg_spec("relu4_4")
     grams = jax.eval_shape(lambda v: loss.style_grams(v, jnp.zeros((S, S, 3))), variables)
     assert_portable(fs.make_train_step(loss), state, IMAGES, variables, grams)
-    assert_portable(fs._apply_jit, net, state.params, IMAGES)
+    assert_portable(batching.apply, net, {"params": state.params}, IMAGES)
 
 
 def test_fusion_gan_steps_export():
@@ -99,11 +100,11 @@ def test_serialized_cpu_export_computes_what_jit_computes():
     # jitted init with the rbg generator: eager threefry init compiles for seconds on XLA:CPU
     params = jax.jit(model.init)(jax.random.key(0, impl="rbg"), jnp.zeros((1, S, S, 3)))["params"]
     x = jnp.asarray(np.random.default_rng(1).uniform(size=(B, S, S, 3)), jnp.float32)
-    blob = E.export_portable(pr._apply_jit, model, params, x).serialize()
+    blob = E.export_portable(batching.apply, model, {"params": params}, x).serialize()
     restored = jax.export.deserialize(blob)
     assert tuple(restored.platforms) == E.PLATFORMS
-    got = restored.call(params, x)
-    want = pr._apply_jit(model, params, x)
+    got = restored.call({"params": params}, x)
+    want = batching.apply_params(model, params, x)
     chex.assert_shape(got, (B, 3))
     assert float(jnp.max(jnp.abs(want))) > 1e-3  # real logits, not zeros
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)

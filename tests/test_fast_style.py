@@ -9,6 +9,7 @@ import pytest
 
 from dfijax.images import synthetic_painting, synthetic_scene
 from dfijax.style import fast as fs
+from dfijax.style import fast_run
 from dfijax.vgg import VGG
 
 NET = fs.TransformNet(width=8, blocks=2)
@@ -151,3 +152,53 @@ def test_relative_loss_is_unit_free_and_absolute_is_not(random_vgg):
         assert float(a["content"]) > 0 and float(a["style"]) > 0
     with pytest.raises(ValueError, match="normalize"):
         fs.PerceptualLoss(normalize="mean")
+
+
+def test_stylize_chunks_pad_and_keep_the_order(key):
+    net = fs.TransformNet(width=4, blocks=1)
+    params = jax.jit(net.init)(key, jnp.zeros((1, SIZE, SIZE, 3)))["params"]
+    x = np.random.default_rng(0).uniform(size=(3, 30, 26, 3)).astype(np.float32)
+    whole = fs.stylize(net, params, x, batch=3)
+    chex.assert_shape(whole, (3, 30, 26, 3))
+    assert float(whole.std()) > 1e-3
+    np.testing.assert_allclose(fs.stylize(net, params, x, batch=2), whole, atol=1e-5)  # 2 + 1 (zero-padded)
+    # mixed sizes: grouped by size, given back in the input order, one progress report per size
+    pics = [x[0], x[1, :24, :20], x[2]]
+    seen = []
+    out = fast_run.stylize_images(net, params, pics, batch=2, progress=lambda *a: seen.append(a[:3]))
+    assert [y.shape for y in out] == [p.shape for p in pics] and seen == [("stylize", 1, 3), ("stylize", 3, 3)]
+    np.testing.assert_allclose(np.stack([out[0], out[2]]), whole[[0, 2]], atol=1e-5)
+    assert np.abs(out[1] - whole[1, :24, :20]).max() > 1e-4  # styled as a 24 x 20 image, not cropped
+
+
+def test_train_mesh_splits_the_batch_over_the_devices_that_divide_it():
+    assert jax.device_count() == 8  # tests/conftest.py
+    assert [fs.train_mesh(b).devices.size for b in (1, 2, 4, 6, 8, 12, 16)] == [1, 2, 4, 6, 8, 6, 8]
+    m = fs.train_mesh(4)
+    x = fs.put_batch(np.arange(8.0).reshape(4, 2), m)
+    assert len(x.sharding.device_set) == 4 and x.addressable_shards[1].data.shape == (1, 2)
+    np.testing.assert_array_equal(np.asarray(x), np.arange(8.0).reshape(4, 2))
+
+
+def test_run_training_gives_records_and_samples_and_inputs_load_from_folders(random_vgg, tmp_path):
+    cfg = fs.FastStyleConfig(
+        width=4, blocks=1, size=SIZE, batch=2, style_layers=("relu1_2",), content_layer="relu1_2", steps=2
+    )
+    seen = []
+    r = fast_run.run_training(cfg, random_vgg.variables, tmp_path / "run", progress=lambda *a: seen.append(a[:3]))
+    assert r.resumed_from == 0 and [x["step"] for x in r.records] == [2] and r.final["finite"] == 1.0
+    assert seen == [("train", 1, 2), ("train", 2, 2)]
+    chex.assert_shape([r.content, r.styled], (2, SIZE, SIZE, 3))
+    np.testing.assert_array_equal(r.content, fs.content_batches(None, SIZE, 2)(fast_run.SAMPLE_STEP))
+    np.testing.assert_allclose(r.styled, fs.stylize(cfg.net(), jax.device_get(r.state.params), r.content), atol=1e-6)
+    np.testing.assert_array_equal(fast_run.style_image(None, 40), synthetic_painting(40, 40, fast_run.STYLE_SEED))
+    # files and folders of images (sorted), short sides resized
+    from dfijax import images as im
+
+    (tmp_path / "pics" / "sub").mkdir(parents=True)
+    for name, hw in (("b.png", (40, 48)), ("sub/a.png", (36, 36)), ("c.jpg", (32, 64))):
+        im.save_image(tmp_path / "pics" / name, np.full(hw + (3,), 0.5, np.float32))
+    pics, names = fast_run.load_inputs([tmp_path / "pics" / "c.jpg", tmp_path / "pics"], 32)
+    assert names == ["c", "b", "c", "a"] and [p.shape[:2] for p in pics] == [(32, 64), (32, 38), (32, 64), (32, 32)]
+    with pytest.raises(ValueError, match="no images"):
+        fast_run.load_inputs([tmp_path / "run" / "tb"], None)

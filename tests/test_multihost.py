@@ -3,12 +3,8 @@ iterator state a function of the step), the Checkpointer's data item, and the fu
 CPU processes of 4 devices each on localhost against 1 process of 8, stopped and resumed."""
 
 import json
-import os
 import pathlib
-import signal
-import socket
 import subprocess
-import sys
 
 import chex
 import jax
@@ -20,8 +16,10 @@ from dfijax import training
 from dfijax.data.synthetic_faces import synthetic_faces
 from dfijax.fusion import train as ft
 from dfijax.fusion.data import ShardedLoader
+from tests.multihost import kill as _kill
+from tests.multihost import start
+from tests.multihost import wait as _wait
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 ARGS = [
     "--size",
     "32",
@@ -141,60 +139,9 @@ def test_metrics_log_writes_only_when_enabled(tmp_path):
 # ------------------------------------------------------------------------------------------ processes
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(out: pathlib.Path, cache: pathlib.Path, processes: int, *extra: str) -> list[subprocess.Popen]:
     """experiments.train_fusion as `processes` CPU processes of 8 / processes devices each."""
-    env = {k: v for k, v in os.environ.items() if k != "DFIJAX_WEIGHTS"}
-    env.update(
-        JAX_PLATFORMS="cpu",
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={8 // processes}",
-        PYTHONPATH=str(ROOT),
-        DFIJAX_CACHE=str(cache),
-        DFIJAX_JAX_CACHE=str(cache / "jax"),
-    )
-    dist = ["--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", str(processes)] if processes > 1 else []
-    procs = []
-    try:
-        for i in range(processes):
-            ident = ["--process-id", str(i)] if processes > 1 else []
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "experiments.train_fusion", *ARGS, "--out", str(out), *extra, *dist, *ident],
-                    cwd=cache,
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    start_new_session=True,
-                )
-            )
-    except BaseException:
-        _kill(procs)
-        raise
-    return procs
-
-
-def _kill(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-
-def _wait(procs: list[subprocess.Popen], timeout: float = 150) -> list[str]:
-    """Each process's stderr once all have exited 0 (all are killed on a failure or a timeout)."""
-    try:
-        errs = [p.communicate(timeout=timeout)[1] for p in procs]
-    finally:
-        _kill(procs)
-    for p, err in zip(procs, errs):
-        assert p.returncode == 0, err[-3000:]
-    return errs
+    return start(["-m", "experiments.train_fusion", *ARGS, "--out", str(out), *extra], processes, 8 // processes, cache)
 
 
 @pytest.fixture(scope="module")

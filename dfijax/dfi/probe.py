@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from dfijax import training
+from dfijax import batching, training
 from dfijax.data import FaceDataset
 
 METRICS_FILE = "metrics.json"
@@ -79,9 +79,6 @@ def make_train_step(model: ProbeCNN):
     return jax.jit(step, donate_argnums=(0,) if jax.default_backend() != "cpu" else ())
 
 
-_apply_jit = jax.jit(lambda model, params, x: model.apply({"params": params}, x), static_argnums=(0,))
-
-
 @dataclasses.dataclass
 class Probe:
     model: ProbeCNN
@@ -93,12 +90,12 @@ class Probe:
     def scores(self, images: np.ndarray | jax.Array) -> np.ndarray:
         """[B, H, W, 3] in [0, 1] -> [B, A] probabilities (images resized to the probe's size)."""
         x = jnp.asarray(images, jnp.float32)
-        return np.asarray(jax.nn.sigmoid(_apply_jit(self.model, self.params, self._resized(x))))
+        return np.asarray(jax.nn.sigmoid(batching.apply_params(self.model, self.params, self._resized(x))))
 
     def embed(self, images: np.ndarray | jax.Array) -> np.ndarray:
         """[B, H, W, 3] in [0, 1] -> [B, 4·width] penultimate features (before the attribute head)."""
         model = self.model.clone(features_only=True)
-        return np.asarray(_apply_jit(model, self.params, self._resized(jnp.asarray(images, jnp.float32))))
+        return np.asarray(batching.apply_params(model, self.params, self._resized(jnp.asarray(images, jnp.float32))))
 
     def head(self) -> tuple[np.ndarray, np.ndarray]:
         """The attribute head: kernel [F, A] and bias [A] (logits = embed(x) @ kernel + bias)."""

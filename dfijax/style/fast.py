@@ -1,6 +1,8 @@
 """Fast feed-forward style transfer (Johnson et al. 2016): an image transformation network trained
 with perceptual losses from the shared VGG, with a pure train step, trained by `training.fit` (orbax
-auto-resume; the run's `FastStyleConfig` saved beside the checkpoints).
+auto-resume; the run's `FastStyleConfig` saved beside the checkpoints), data parallel over every
+device of every process (JAX's multi-controller runtime; see `train`). The pipelines that load the
+style image, make sample pictures and apply a trained network are in `dfijax.style.fast_run`.
 
 Network: c9s1-32, d64, d128, 5 residual blocks of 128, u64, u32, c9s1-3, instance norm. By default
 the up-sampling layers are nearest-neighbour resize + 3x3 conv (same shapes as the paper's
@@ -12,6 +14,7 @@ paper (`johnson_loss(16)`), or VGG-19 with the analogous layers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
 from typing import Any, Callable, Mapping, Sequence
@@ -22,8 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from dfijax import losses, training
+from dfijax import batching, losses, training
+from dfijax.mesh import AXIS
 from dfijax.vgg import CAFFE_MEAN_BGR, VGG, VGG19
 
 # Johnson et al.'s loss layers on VGG-16 and their VGG-19 analogues (each block's last ReLU): content, style.
@@ -163,6 +169,12 @@ def johnson_loss(depth: int = 16, **kwargs: Any) -> PerceptualLoss:
 
 TrainState = train_state.TrainState
 
+# Training presets: the same name means the same run on every device; explicit settings override them.
+PRESETS: dict[str, dict[str, int]] = {
+    "quick": dict(size=64, steps=200, save_every=50),  # minutes on a CPU
+    "paper": dict(size=256, steps=40000, save_every=500),  # Johnson et al.: 256 px, 40k steps of batch 4
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class FastStyleConfig:
@@ -222,8 +234,14 @@ class FastStyleConfig:
         )
 
 
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _init_params(net: TransformNet, key: jax.Array, size: int) -> Any:
+    """One jitted init per network and size (the same values as an eager init, one compilation)."""
+    return net.init(key, jnp.zeros((1, size, size, 3)))["params"]
+
+
 def create_state(net: TransformNet, size: int, lr: float, seed: int) -> TrainState:
-    params = net.init(jax.random.key(seed), jnp.zeros((1, size, size, 3)))["params"]
+    params = _init_params(net, jax.random.key(seed), size)
     return TrainState.create(apply_fn=net.apply, params=params, tx=optax.adam(lr))
 
 
@@ -232,9 +250,10 @@ def initial_state(config: FastStyleConfig) -> TrainState:
     return create_state(config.net(), config.size, config.lr, config.seed)
 
 
-def make_train_step(loss: PerceptualLoss, donate: bool = True) -> Callable:
+def make_train_step(loss: PerceptualLoss, donate: bool = True, mesh: jax.sharding.Mesh | None = None) -> Callable:
     """Pure (state, batch [B, H, W, 3], vgg variables, grams) -> (state, metrics). A non-finite loss
-    leaves the state unchanged (metrics["finite"] = 0)."""
+    leaves the state unchanged (metrics["finite"] = 0). mesh: the state and metrics come back
+    replicated over it (the batch split over its "data" axis, everything else replicated)."""
 
     def step(state: TrainState, batch: jax.Array, variables, grams):
         def objective(params):
@@ -248,23 +267,40 @@ def make_train_step(loss: PerceptualLoss, donate: bool = True) -> Callable:
         ok = jnp.isfinite(total)
         return training.nan_guard(new, state, ok), {"loss": total, **parts, "finite": ok.astype(jnp.float32)}
 
-    return jax.jit(step, donate_argnums=training.donate_argnums(0) if donate else ())
+    out = {} if mesh is None else dict(out_shardings=NamedSharding(mesh, P()))
+    return jax.jit(step, donate_argnums=training.donate_argnums(0) if donate else (), **out)
 
 
-def stylize(net: TransformNet, params: Any, images: jax.Array, batch: int = 16) -> np.ndarray:
-    """Apply a trained network to [N, H, W, 3] images in batches (H, W padded to multiples of 4)."""
+def stylize(net: TransformNet, params: Any, images: np.ndarray | jax.Array, batch: int = 16) -> np.ndarray:
+    """Apply a trained network to [N, H, W, 3] images in [0, 1] -> [N, H, W, 3] in [0, 1] (clipped:
+    output="tanh" reaches slightly past it), in chunks of `batch` of one shape (H, W reflect-padded to
+    multiples of 4, the last chunk zero-padded; one compilation per image size)."""
     images = np.asarray(images, np.float32)
     n, h, w, _ = images.shape
-    ph, pw = (-h) % 4, (-w) % 4
-    outs = []
-    for s in range(0, n, batch):
-        x = np.pad(images[s : s + batch], ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
-        # clipped: output="tanh" reaches slightly past [0, 1]
-        outs.append(np.clip(np.asarray(_apply_jit(net, params, jnp.asarray(x)))[:, :h, :w], 0.0, 1.0))
-    return np.concatenate(outs)
+    x = np.pad(images, ((0, 0), (0, (-h) % 4), (0, (-w) % 4), (0, 0)), mode="reflect")
+    out = batching.map_batches(lambda chunk: batching.apply_params(net, params, chunk), x, max(1, min(batch, n)))
+    return np.clip(out[:, :h, :w], 0.0, 1.0)
 
 
-_apply_jit = jax.jit(lambda net, params, x: net.apply({"params": params}, x), static_argnums=(0,))
+def train_mesh(batch: int) -> jax.sharding.Mesh:
+    """The ("data",) mesh `train` splits each batch over: every device of every process (the batch
+    must divide over them), or, in a single process, the most local devices that divide the batch."""
+    if jax.process_count() > 1:
+        mesh = training.global_mesh()
+        if batch % mesh.devices.size:
+            n = mesh.devices.size
+            raise ValueError(f"batch {batch} does not split over the job's {n} devices; use a multiple of {n}")
+        return mesh
+    devices = jax.local_devices()
+    return training.data_mesh(devices[: max(k for k in range(1, len(devices) + 1) if batch % k == 0)])
+
+
+def put_batch(x: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
+    """A global batch [B, ...] that every process knows -> one array split over the mesh's "data" axis
+    (each process puts the rows its devices hold)."""
+    x = np.asarray(x)
+    sharding = NamedSharding(mesh, P(AXIS))
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
 
 def train(
@@ -276,24 +312,36 @@ def train(
     *,
     hooks: Sequence[training.Hook] = (),
     progress: Callable[[int, dict | None], None] | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> tuple[TrainState, int]:
     """Train to config.steps, resuming from the newest checkpoint in `directory` (its settings must
     agree with config, see `training.Checkpointer`).
 
-    variables: the loss VGG's (depth config.vgg); style: [H, W, 3] in [0, 1]; batches(step) -> [batch,
-    size, size, 3] in [0, 1], a pure function of the step, so a resumed run sees exactly the data the
-    uninterrupted one would. Metrics every log_every steps go to directory/metrics.jsonl (and
-    progress(step, record)); hooks as in `training.fit`. Returns (state, the step it resumed from)."""
+    variables: the loss VGG's (depth config.vgg); style: [H, W, 3] in [0, 1]; batches(step) -> the
+    global batch [batch, size, size, 3] in [0, 1], a pure function of the step, so a resumed run (or
+    another process count) sees exactly the data the uninterrupted one would. Data parallel over
+    `mesh` (default `train_mesh(config.batch)`: every device of every process): the state and VGG
+    variables replicated, each batch split over the devices. Every process of a multi-process job
+    calls train with the same arguments; process 0 alone writes the metrics (every log_every steps to
+    directory/metrics.jsonl, and progress(step, record) on every process) and the settings; hooks as
+    in `training.fit` (they run on every process: one that writes files checks `training.is_main()`).
+    Returns (state, replicated over the mesh; the step it resumed from)."""
+    mesh = mesh or train_mesh(config.batch)
+    if config.batch % mesh.devices.size:
+        n = mesh.devices.size
+        raise ValueError(f"batch {config.batch} does not split over the mesh's {n} devices; use a multiple of {n}")
     loss = config.loss()
-    grams = jax.jit(loss.style_grams)(variables, jnp.asarray(style, jnp.float32))
-    step_fn = make_train_step(loss)
+    variables = training.replicate(variables, mesh)
+    style = training.replicate(np.asarray(style, np.float32), mesh)
+    grams = jax.jit(loss.style_grams, out_shardings=NamedSharding(mesh, P()))(variables, style)
+    step_fn = make_train_step(loss, mesh=mesh)
     log = training.MetricsLog(pathlib.Path(directory).absolute() / "metrics.jsonl")
     with training.Checkpointer(directory, keep=config.keep, save_every=config.save_every, config=config) as ck:
         start = ck.latest_step or 0
         state, _ = training.fit(
-            lambda st, batch, rng: step_fn(st, jnp.asarray(batch), variables, grams),
-            initial_state(config),
-            batches,
+            lambda st, batch, rng: step_fn(st, batch, variables, grams),
+            training.replicate(initial_state(config), mesh),
+            lambda i: put_batch(batches(i), mesh),
             config.steps,
             ck,
             rng=jax.random.key(config.seed),
@@ -304,6 +352,17 @@ def train(
         )
     log.close()
     return state, min(start, config.steps)
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def image_files(folder: str | os.PathLike) -> list[pathlib.Path]:
+    """The images under a folder (recursively, sorted); a one-line ValueError when there are none."""
+    files = sorted(p for p in pathlib.Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no images (.jpg/.png/...) under {folder}; give a folder that holds some")
+    return files
 
 
 def content_batches(
@@ -317,11 +376,7 @@ def content_batches(
         return lambda step: np.stack(
             [im.synthetic_scene(size, size, seed=10_000 + step * batch + i) for i in range(batch)]
         )
-    files = sorted(
-        p for p in pathlib.Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-    )
-    if not files:
-        raise ValueError(f"no images (.jpg/.png/...) under {folder}")
+    files = image_files(folder)
 
     def crops(step: int) -> np.ndarray:
         rng = np.random.default_rng([seed, step])

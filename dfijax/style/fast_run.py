@@ -1,0 +1,178 @@
+"""Fast style-transfer pipelines over `dfijax.style.fast`: train a network against one style image
+(`run_training`: style image, content crops, training with auto-resume, sample pictures) and apply a
+trained one to images, folders of images or a video (`run_stylize`: restore from the checkpoint
+folder, batched application grouped by image size, the video's flicker).
+
+Nothing here prints or writes pictures: progress goes to a callback progress(stage, done, total,
+info), stages "train" (info: the step's metrics record, when logged) and "stylize" (images done).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import numpy as np
+
+from dfijax import images as im
+from dfijax import training
+from dfijax.style import fast as fs
+
+Progress = Callable[[str, int, int, dict], None]
+SAMPLE_STEP = 10**6  # the content batch the sample pictures show (no training run reaches it)
+STYLE_SEED = 3  # the embedded procedural painting's
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `run_training` gives back.
+
+    state: the trained network and Adam state (replicated over the training mesh); resumed_from: the
+    step the run started at (0: a fresh run); records: every logged metrics record of the folder (one
+    per step, resumed runs included); content, styled: [k, size, size, 3] sample crops in [0, 1]
+    (k = min(4, batch)) and the final network's output on them."""
+
+    config: fs.FastStyleConfig
+    state: fs.TrainState
+    resumed_from: int
+    records: list[dict[str, float]]
+    content: np.ndarray
+    styled: np.ndarray
+
+    @property
+    def final(self) -> dict[str, float] | None:
+        """The last metrics record (None when nothing was logged)."""
+        return self.records[-1] if self.records else None
+
+
+def style_image(path: str | os.PathLike | None, size: int) -> np.ndarray:
+    """[H, W, 3] in [0, 1]: the image at `path` with its short side resized to `size`, or (None) the
+    embedded procedural painting, size x size. One-line ImageError for an unreadable file."""
+    return im.load_image(path, size) if path else im.synthetic_painting(size, size, STYLE_SEED)
+
+
+def sample_pictures(
+    config: fs.FastStyleConfig, params: Any, batches: Callable[[int], np.ndarray], count: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """(content [k, S, S, 3], the network's output on it), k = min(count, config.batch): crops from a
+    batch no training step sees. params may be replicated over a mesh of several processes (each
+    process applies its own copy)."""
+    content = batches(SAMPLE_STEP)[: min(count, config.batch)]
+    return content, fs.stylize(config.net(), jax.device_get(params), content)
+
+
+def run_training(
+    config: fs.FastStyleConfig,
+    variables: Mapping,
+    directory: str | os.PathLike,
+    *,
+    content_dir: str | os.PathLike | None = None,
+    style: str | os.PathLike | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train (or resume) a fast style network to config.steps in `directory` and make its samples.
+
+    variables: the loss VGG's (depth config.vgg); content_dir: random crops of its images (None: the
+    embedded procedural scenes); style: the style image's path (None: the embedded painting), resized
+    to config.size. Checkpoints, settings and metrics.jsonl go to `directory` (see `fast.train`; every
+    process of a multi-process job calls this alike). One-line errors: ValueError (no images, an
+    unreadable image, a folder trained with other settings), FileNotFoundError."""
+    style_img = style_image(style, config.size)
+    batches = fs.content_batches(content_dir, config.size, config.batch, config.seed)
+    report = (lambda step, rec: progress("train", step, config.steps, rec or {})) if progress else None
+    state, start = fs.train(config, variables, style_img, batches, directory, progress=report, mesh=mesh)
+    records = training.MetricsLog(pathlib.Path(directory) / "metrics.jsonl", enabled=False).records()
+    content, styled = sample_pictures(config, state.params, batches)
+    return TrainResult(config, state, start, records, content, styled)
+
+
+def stylize_images(
+    net: fs.TransformNet,
+    params: Any,
+    images: Sequence[np.ndarray],
+    batch: int = 16,
+    progress: Progress | None = None,
+) -> list[np.ndarray]:
+    """Each [H_i, W_i, 3] image in [0, 1] stylised, in the given order; images of one size are
+    batched together (`fast.stylize`, one compilation per size)."""
+    out: list[np.ndarray | None] = [None] * len(images)
+    done = 0
+    for shape in sorted({x.shape for x in images}):
+        idx = [i for i, x in enumerate(images) if x.shape == shape]
+        for i, y in zip(idx, fs.stylize(net, params, np.stack([images[i] for i in idx]), batch)):
+            out[i] = y
+        done += len(idx)
+        if progress is not None:
+            progress("stylize", done, len(images), {})
+    return out  # type: ignore[return-value]
+
+
+@dataclasses.dataclass
+class StylizeResult:
+    """What `run_stylize` gives back: inputs and outputs ([H, W, 3] in [0, 1] each; video frames all
+    of one size), names (one per image, None for a video), seconds (the stylisation, including
+    compilation) and, for a video of 2+ frames, flicker {"input", "stylized"}: the mean squared
+    warping error over reliable pixels (`dfijax.style.video.warping_errors`)."""
+
+    config: fs.FastStyleConfig
+    inputs: list[np.ndarray]
+    outputs: list[np.ndarray]
+    names: list[str] | None
+    seconds: float
+    flicker: dict[str, float | None] | None = None
+
+    @property
+    def per_second(self) -> float:
+        return len(self.inputs) / max(self.seconds, 1e-9)
+
+
+def load_inputs(
+    paths: Sequence[str | os.PathLike] | None, size: int | None, default: int = 4
+) -> tuple[list[np.ndarray], list[str]]:
+    """(images, names): each path an image or a folder of them (sorted), short side resized to `size`
+    (None: kept); no paths: `default` embedded scenes of size (or 128) px."""
+    if not paths:
+        s = size or 128
+        return [im.synthetic_scene(s, s, seed=i) for i in range(default)], [f"scene{i}" for i in range(default)]
+    files = [f for p in paths for f in (fs.image_files(p) if pathlib.Path(p).is_dir() else [pathlib.Path(p)])]
+    return [im.load_image(f, size) for f in files], [f.stem for f in files]
+
+
+def run_stylize(
+    ckpt: str | os.PathLike,
+    *,
+    images: Sequence[str | os.PathLike] | None = None,
+    video: str | os.PathLike | None = None,
+    size: int | None = None,
+    frames: int | None = None,
+    batch: int = 16,
+    progress: Progress | None = None,
+) -> StylizeResult:
+    """Restore the network trained in `ckpt` (rebuilt from its saved settings) and apply it to a video
+    (a file or a folder of frames, at most `frames`), else to `images` (files or folders; default:
+    4 embedded scenes); size: resize short sides to it (None: keep). One-line errors:
+    FileNotFoundError (no run there), ValueError (CheckpointMismatch, ImageError, VideoError)."""
+    from dfijax.style import video as vid
+
+    config, params = fs.restore(ckpt)
+    if video:
+        pics, names = list(vid.read_frames(video, size, frames)), None
+    else:
+        pics, names = load_inputs(images, size)
+    t0 = time.perf_counter()
+    styled = stylize_images(config.net(), params, pics, batch, progress)
+    seconds = time.perf_counter() - t0
+    flicker = None
+    if video:
+        x, y = np.stack(pics), np.stack(styled)
+        pairs = vid.frame_pairs(x) if len(x) > 1 else []
+        flicker = {
+            "input": float(vid.warping_errors(x, pairs).mean()) if pairs else None,
+            "stylized": float(vid.warping_errors(y, pairs).mean()) if pairs else None,
+        }
+    return StylizeResult(config, pics, styled, names, seconds, flicker)
