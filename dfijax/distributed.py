@@ -6,6 +6,8 @@ program over one global mesh of every device in the job.
     x = global_batch(local_rows, mesh)   # each process's rows -> one global array split over "data"
     y = jitted_fn(replicate(params, mesh), x)
     mine = local_batch(y, mesh)          # this process's rows back, as numpy
+    x = put_global(batch, mesh)          # a global batch every process knows -> each puts its rows
+    p = local_copy(state)                # a replicated state -> this process's copy, for evaluation
 
 A single process (no coordinator, nothing detected) is the 1-process case of the same code: the global
 mesh is the local devices, global_batch is a plain sharded device_put.
@@ -96,8 +98,7 @@ def is_main() -> bool:
 
 def global_mesh(axis: str = AXIS) -> jax.sharding.Mesh:
     """A 1-D mesh over every device of every process (jax.make_mesh; the same on all processes)."""
-    devices = jax.devices()
-    return jax.make_mesh((len(devices),), (axis,), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
+    return mesh_lib.data_mesh(jax.devices(), axis)
 
 
 def _local_count(mesh: jax.sharding.Mesh) -> int:
@@ -122,6 +123,52 @@ def global_batch(local: Any, mesh: jax.sharding.Mesh, axis: str = AXIS) -> Any:
         return jax.make_array_from_process_local_data(sharding, x)
 
     return jax.tree.map(put, local)
+
+
+def process_rows(mesh: jax.sharding.Mesh, batch: int, axis: str = AXIS) -> slice:
+    """The rows of a [batch, ...] array split over the mesh's `axis` that this process's devices hold:
+    one contiguous slice when the mesh orders its devices by process (global_mesh does; one process
+    holds them all). A one-line ValueError when the batch does not split over the axis or the rows are
+    not contiguous."""
+    n = mesh.shape[axis]
+    if batch < 1 or batch % n:
+        raise ValueError(f"a batch of {batch} does not split over the {n} devices of the mesh; use a multiple of {n}")
+    held = NamedSharding(mesh, P(axis)).addressable_devices_indices_map((batch,)).values()
+    rows = sorted({r for idx in held for r in range(*idx[0].indices(batch))})
+    if not rows or rows != list(range(rows[0], rows[-1] + 1)):
+        raise ValueError("this process's devices hold no contiguous rows of the batch: build the mesh with global_mesh")
+    return slice(rows[0], rows[-1] + 1)
+
+
+def put_global(batch: Any, mesh: jax.sharding.Mesh, axis: str = AXIS) -> Any:
+    """A global batch known to every process (a pytree of [B, ...] arrays, the same values everywhere)
+    -> global arrays [B, ...] split over `axis`: each process puts only its own rows (`process_rows`,
+    `global_batch`). B must split over the axis."""
+    leaves = jax.tree.leaves(batch)
+    if not leaves:
+        raise ValueError("the batch holds no arrays")
+    rows = process_rows(mesh, len(leaves[0]), axis)
+    return global_batch(jax.tree.map(lambda a: np.asarray(a)[rows], batch), mesh, axis)
+
+
+def local_copy(tree: Any) -> Any:
+    """A pytree of replicated arrays (a state replicated over a mesh that may span processes) -> the
+    same values on this process's first device, for work outside the mesh (evaluation, sampling).
+    Leaves that are not jax arrays are put there as they are; a leaf split over devices is a one-line
+    ValueError."""
+    dev = jax.local_devices()[0]
+
+    def mine(a):
+        if not isinstance(a, jax.Array):
+            return a
+        if not a.is_fully_replicated:
+            raise ValueError(
+                f"an array of shape {a.shape} is split over {len(a.sharding.device_set)} devices; local_copy "
+                "takes replicated arrays (use local_batch for batches)"
+            )
+        return a.addressable_data(0)
+
+    return jax.device_put(jax.tree.map(mine, tree), dev)
 
 
 def local_batch(global_tree: Any, mesh: jax.sharding.Mesh, axis: str = AXIS) -> Any:

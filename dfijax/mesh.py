@@ -13,10 +13,11 @@ from jax.sharding import PartitionSpec as P
 AXIS = "data"
 
 
-def data_mesh(devices: list | None = None) -> jax.sharding.Mesh:
-    """A 1-D ("data",) mesh over the given (default: all local) devices."""
+def data_mesh(devices: list | None = None, axis: str = AXIS) -> jax.sharding.Mesh:
+    """A 1-D (axis,) mesh over the given devices (default: all local ones), in their order; every mesh
+    here is built by it (`dfijax.distributed.global_mesh`: over every process's devices)."""
     devices = devices or jax.local_devices()
-    return jax.make_mesh((len(devices),), (AXIS,), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.make_mesh((len(devices),), (axis,), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def shard_batch(batch: Any, mesh: jax.sharding.Mesh) -> Any:

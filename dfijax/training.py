@@ -14,7 +14,8 @@ any system.
 
 Many processes (JAX's multi-controller runtime, `dfijax.distributed`): every process runs the same
 loop over a mesh of all the job's devices (`global_mesh`), builds each global batch from its own rows
-(`global_batch`), and calls the Checkpointer's save and restore (orbax writes each process's shards;
+(`global_batch`, or `put_global` from a batch every process knows; `local_copy` brings a replicated
+state back to one device), and calls the Checkpointer's save and restore (orbax writes each process's shards;
 the data iterator's position is saved beside the state, one file per process); only process 0 writes
 the metrics log (MetricsLog's default), pictures and JSON.
 """
@@ -34,7 +35,14 @@ import jax.numpy as jnp
 
 from dfijax import distributed as _dist
 from dfijax import mesh as _mesh
-from dfijax.distributed import global_batch, global_mesh, is_main  # noqa: F401  (many processes)
+from dfijax.distributed import (  # noqa: F401  (many processes)
+    global_batch,
+    global_mesh,
+    is_main,
+    local_copy,
+    process_rows,
+    put_global,
+)
 from dfijax.mesh import data_mesh, shard_batch  # noqa: F401  (the loops' mesh helpers)
 
 STATE, DATA = "state", "data"  # the items of a checkpoint saved with a data iterator

@@ -46,7 +46,28 @@ def fast_style(folder: pathlib.Path) -> Any:
     return {"params": state.params, "opt_state": state.opt_state, "step": state.step}
 
 
-LOOPS: dict[str, Callable[[pathlib.Path], Any]] = {"fast_style": fast_style}
+DTN_STEPS = 3
+
+
+def dtn(folder: pathlib.Path) -> Any:
+    """3 digits-DTN iterations (one D and one G step each), global batch 4 of 32 px sources and targets
+    (seeded noise), a small untrained f, checkpoints at 2 and 3."""
+    import jax
+    import jax.numpy as jnp
+
+    from dfijax.dtn import train as T
+    from dfijax.dtn.model import DigitClassifier
+
+    cfg = T.DTNConfig(width=8, d_width=8, f_width=8, feat_dim=16, batch=4, steps=DTN_STEPS, save_every=2, log_every=1)
+    f = DigitClassifier(width=cfg.f_width, feat_dim=cfg.feat_dim)
+    f_params = f.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)))["params"]
+    rng = np.random.default_rng(0)
+    source, target = rng.uniform(0, 1, (2, 16, 32, 32, 3)).astype(np.float32)
+    state, _ = T.train_dtn(cfg, f_params, source, target, folder)
+    return {"g": state.g.params, "d": state.d.params, "step": state.g.step}
+
+
+LOOPS: dict[str, Callable[[pathlib.Path], Any]] = {"fast_style": fast_style, "dtn": dtn}
 
 
 def flat(tree: Any) -> dict[str, np.ndarray]:

@@ -184,22 +184,6 @@ def test_classifier_learns_and_is_cached(tiny_f, tmp_path):
     assert not c3 and len(list(tmp_path.iterdir())) == 2
 
 
-def test_batches_split_over_the_mesh():
-    from dfijax import training
-    from dfijax.dtn import train as T
-
-    mesh = training.global_mesh()
-    n = mesh.devices.size
-    assert T.process_rows(mesh, 2 * n) == slice(0, 2 * n)  # one process holds every row
-    x = np.arange(2 * n * 3, dtype=np.float32).reshape(2 * n, 3)
-    g = T.put_global((x, x[:, 0]), mesh)
-    np.testing.assert_array_equal(np.asarray(g[0]), x)
-    assert g[0].sharding.spec[0] == "data" and len(g[0].addressable_shards) == n
-    if n > 1:
-        with pytest.raises(ValueError, match=f"does not split over the {n} devices"):
-            T.process_rows(mesh, n + 1)
-
-
 def test_d_and_g_steps_lower_their_losses_and_keep_f_frozen(tiny_f):
     f_params = tiny_f[0]
     frozen = jax.tree.map(np.array, f_params)
@@ -251,10 +235,10 @@ def test_training_resumes_exactly_and_refuses_other_settings(tiny_f, tmp_path):
     D.train_dtn(dataclasses.replace(cfg, steps=2), f_params, XS, XT, tmp_path / "b")  # "killed" after 2
     resumed, start = D.train_dtn(cfg, f_params, XS, XT, tmp_path / "b")
     assert start == 2 and int(resumed.g.step) == 4
-    chex.assert_trees_all_close(D.local_copy(resumed), D.local_copy(full), rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(training.local_copy(resumed), training.local_copy(full), rtol=1e-5, atol=1e-6)
     saved, state = D.restore(tmp_path / "b")  # what evaluation after training reads
     assert saved == cfg and int(state.g.step) == 4
-    chex.assert_trees_all_close(state.g.params, D.local_copy(full.g.params), rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(state.g.params, training.local_copy(full.g.params), rtol=1e-5, atol=1e-6)
     recs = D.records(tmp_path / "a")
     assert [r["step"] for r in recs] == [1, 2, 3, 4]
     assert {"d_loss", "g_loss", "gang", "const", "tid", "tv", "d_finite", "g_finite"} <= set(recs[-1])

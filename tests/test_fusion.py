@@ -24,7 +24,7 @@ from dfijax.data.synthetic_faces import synthetic_faces
 from dfijax.fusion import losses as fl
 from dfijax.fusion import model
 from dfijax.fusion import train as ft
-from dfijax.fusion.data import Batches
+from dfijax.fusion.data import Batches, to_signed, to_unit
 from dfijax.vgg import VGG19
 from tests.conftest import isolate as _isolated
 
@@ -119,9 +119,21 @@ def test_mixing_is_exact_at_the_ends(key):
     assert abs(ends - (0.2 + 0.8 * 2 / 32)) < 0.04
 
 
+def test_to_unit_on_numpy_and_jax():
+    x = np.array([[-1.0, 0.0, 1.0, 1.5]], np.float64)
+    want = np.array([[0.0, 0.5, 1.0, 1.0]], np.float32)  # clipped to [0, 1]
+    got = to_unit(x)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    traced = jax.jit(to_unit)(jnp.asarray(x, jnp.float32))
+    assert isinstance(traced, jax.Array)
+    np.testing.assert_array_equal(traced, want)
+    np.testing.assert_allclose(to_unit(to_signed(np.array([0.25, 0.75]))), [0.25, 0.75])
+
+
 def test_loss_terms(random_vgg, images):
     x = jnp.asarray(images(3, 32, 32, seed=4)) * 2 - 1  # A, B, C in [-1, 1]
-    feats = VGG19().apply(random_vgg.variables, fl.to_unit(x), taps=TINY_LOSS.taps)
+    feats = VGG19().apply(random_vgg.variables, to_unit(x), taps=TINY_LOSS.taps)
     fa, fb, fc = ({k: v[i] for k, v in feats.items()} for i in range(3))
     # content = the paper's sum of squares; style = Frobenius distance of Gram / (C·H·W)
     want_c = float(jnp.sum((fc["conv2_1"] - fa["conv2_1"]) ** 2))
@@ -301,12 +313,12 @@ def test_paper_preset_critic_batchnorm_and_clipping(random_vgg, tmp_path):
 
 def test_gradient_penalty_on_a_linear_critic(key):
     w = jax.random.normal(key, (8, 8, 3))
-    critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))  # noqa: E731  (gradient w everywhere)
+    critic = lambda x: jnp.sum(x * w[None], axis=(1, 2, 3))  # noqa: E731  (gradient w everywhere)
     real, fake = jnp.ones((4, 8, 8, 3)), jnp.zeros((4, 8, 8, 3))
     eps = jnp.linspace(0, 1, 4)
     norm = float(jnp.linalg.norm(w))
     np.testing.assert_allclose(fl.gradient_penalty(critic, real, fake, eps), (norm - 1) ** 2, rtol=1e-5)
-    unit = lambda x: jnp.sum(x * w / norm, axis=(1, 2, 3))  # noqa: E731
+    unit = lambda x: jnp.sum(x * w[None] / norm, axis=(1, 2, 3))  # noqa: E731
     assert float(fl.gradient_penalty(unit, real, fake, eps)) < 1e-8
     np.testing.assert_allclose(fl.wasserstein(critic(real), critic(fake)), float(jnp.sum(w)), rtol=1e-5)
 

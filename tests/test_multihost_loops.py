@@ -1,4 +1,4 @@
-"""The training loops on 2 CPU processes of 2 devices each (localhost, gloo collectives) train as on 1
+"""The training loops (fast style, DTN) on 2 CPU processes of 2 devices each (localhost, gloo collectives) train as on 1
 process of 4 devices: one worker run per job (tests/multihost_worker.py) runs every loop in LOOPS, so
 the job's start-up and runtime are paid once for all of them."""
 
@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from dfijax import training
+from dfijax.dtn import train as dtn_train
 from dfijax.style import fast as fs
 from tests import multihost as mh
-from tests.multihost_worker import FAST_STYLE_STEPS, flat
+from tests.multihost_worker import DTN_STEPS, FAST_STYLE_STEPS, flat
 
-LOOPS = ("fast_style",)
+LOOPS = ("fast_style", "dtn")
 TIMEOUT = 240  # seconds per process; the job is killed past it
 
 
@@ -82,3 +83,27 @@ def test_fast_style_on_two_processes_trains_as_on_one(runs):
     for a, b in zip(ref, recs):
         np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-5)
     assert sorted(int(p.name) for p in (base / "two" / "fast_style").iterdir() if p.name.isdigit()) == [2, 3]
+
+
+@pytest.mark.slow
+def test_dtn_on_two_processes_trains_as_on_one(runs):
+    base = runs["base"]
+    assert "dtn: done on process 1 of 2 (4 devices)" in runs["errs"]["two"][1]
+    one = _saved(base / "one", "dtn", 0)
+    two = [_saved(base / "two", "dtn", p) for p in range(2)]
+    assert int(one["['step']"]) == int(two[0]["['step']"]) == DTN_STEPS
+    chex.assert_trees_all_equal(two[1], two[0])
+    chex.assert_trees_all_close(two[0], one, rtol=1e-5, atol=1e-5)
+    cfg, state = dtn_train.restore(base / "two" / "dtn")
+    assert cfg.batch == 4 and cfg.steps == DTN_STEPS
+    got = flat({"g": state.g.params, "d": state.d.params, "step": state.g.step})
+    chex.assert_trees_all_close(got, two[0])
+    init = cfg.init()
+    moved = flat({"g": init.g.params, "d": init.d.params})
+    assert max(float(np.max(np.abs(moved[k] - got[k]))) for k in moved) > 1e-4
+    recs = dtn_train.records(base / "two" / "dtn")
+    assert [r["step"] for r in recs] == list(range(1, DTN_STEPS + 1))
+    ref = dtn_train.records(base / "one" / "dtn")
+    for a, b in zip(ref, recs):
+        np.testing.assert_allclose([b["d_loss"], b["g_loss"]], [a["d_loss"], a["g_loss"]], rtol=1e-5)
+    assert sorted(int(p.name) for p in (base / "two" / "dtn").iterdir() if p.name.isdigit()) == [2, 3]

@@ -95,7 +95,7 @@ class VGGFeatures:
 
     def features(self, f_params: Any, x: jax.Array) -> jax.Array:
         """f(x): [B, S, S, 3] in [0, 1] -> [B, feat_dim], standardised with the frozen source statistics."""
-        return (self.raw(f_params["vgg"], x) - f_params["mean"]) * f_params["scale"]
+        return (self.raw(f_params["vgg"], x) - f_params["mean"][None]) * f_params["scale"][None]
 
 
 _raw_jit = jax.jit(lambda f, variables, x: f.raw(variables, x), static_argnums=(0,))

@@ -183,7 +183,7 @@ def run_digits(
         def at_milestone(n: int, state: T.DTNState, rec: dict | None, dtn=dtn, total=cfg.steps) -> dict | None:
             if n == total:
                 return None  # evaluated below, on the restored state
-            g = T.local_copy(state.g.params)
+            g = training.local_copy(state.g.params)
             return {"transfer_accuracy": T.transfer_accuracy(dtn, f_params, g, clf, c_params, xs_test, ys_test)}
 
         t0 = time.perf_counter()

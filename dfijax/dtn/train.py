@@ -42,7 +42,6 @@ from dfijax import training
 from dfijax.batching import apply_params, map_batches
 from dfijax.dtn import losses as L
 from dfijax.dtn.model import SIZE, DigitClassifier, Discriminator, Generator, PaperDiscriminator, PaperGenerator
-from dfijax.mesh import AXIS
 
 TrainState = train_state.TrainState
 Batch = tuple[jax.Array, jax.Array]
@@ -66,36 +65,6 @@ def check_images(x: np.ndarray, name: str, size: int = SIZE) -> None:
 # --- training over the mesh --------------------------------------------------------------------------
 
 
-def process_rows(mesh: jax.sharding.Mesh, batch: int) -> slice:
-    """The rows of a global batch of `batch` rows, split over the mesh's "data" axis, that this
-    process's devices hold (contiguous when the mesh orders its devices by process, as
-    `training.global_mesh` does). A one-line ValueError when the batch does not split over the mesh."""
-    n = mesh.devices.size
-    if batch % n:
-        raise ValueError(f"a batch of {batch} does not split over the {n} devices of the mesh; use a multiple of {n}")
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
-    held = sharding.addressable_devices_indices_map((batch,)).values()
-    rows = sorted({r for idx in held for r in range(*idx[0].indices(batch))})
-    if not rows or rows != list(range(rows[0], rows[-1] + 1)):
-        raise ValueError("this process's devices hold no contiguous rows of the batch: use training.global_mesh()")
-    return slice(rows[0], rows[-1] + 1)
-
-
-def put_global(batch: Any, mesh: jax.sharding.Mesh) -> Any:
-    """A global batch (a pytree of [B, ...] arrays, the same on every process) -> global arrays split
-    over the mesh: each process puts only its own rows (`training.global_batch`)."""
-    n = len(jax.tree.leaves(batch)[0])
-    rows = process_rows(mesh, n)
-    return training.global_batch(jax.tree.map(lambda a: np.asarray(a)[rows], batch), mesh)
-
-
-def local_copy(tree: Any) -> Any:
-    """A pytree of replicated arrays (possibly spanning processes) -> the same values on this
-    process's first device, for evaluation (translation, accuracy) outside the training mesh."""
-    dev = jax.local_devices()[0]
-    return jax.device_put(jax.tree.map(lambda a: a.addressable_data(0) if isinstance(a, jax.Array) else a, tree), dev)
-
-
 def fit_on_mesh(
     step: Callable[[Any, Any, jax.Array], tuple[Any, dict]],
     state: Any,
@@ -115,7 +84,7 @@ def fit_on_mesh(
     return training.fit(
         step,
         training.replicate(state, mesh),
-        lambda i: put_global(batches(i), mesh),
+        lambda i: training.put_global(batches(i), mesh),
         total,
         checkpointer,
         rng=rng,
@@ -235,7 +204,7 @@ def train_classifier(
         if ck.latest_step == config.steps and done.is_file():
             state, _ = ck.restore_or(training.replicate(template, mesh or training.global_mesh()))
             ck.close()
-            return local_copy(state.params), json.loads(done.read_text()), True
+            return training.local_copy(state.params), json.loads(done.read_text()), True
 
     def batches(i: int) -> Batch:
         idx = np.random.default_rng([config.seed, i]).integers(0, len(x), config.batch)
@@ -256,7 +225,7 @@ def train_classifier(
     finally:
         if ck is not None:
             ck.close()
-    params = local_copy(state.params)
+    params = training.local_copy(state.params)
     metrics = {"train_loss": records[-1]["loss"] if records else None, "steps": config.steps}
     metrics["n_train"] = int(len(x))
     if eval_set is not None:
@@ -618,12 +587,12 @@ def train_dtn(
     every process (or `mesh`), parameters replicated, each process putting its rows of each batch;
     every process of a job calls it with the same arguments. Metrics every log_every iterations to
     directory/metrics.jsonl (process 0); hooks and milestones as in `training.fit` (a hook's state is
-    replicated: `local_copy` it to evaluate). Returns (the replicated state, the step it resumed from)."""
+    replicated: `training.local_copy` it to evaluate). Returns (the replicated state, the step it resumed from)."""
     dtn = config.build()
     check_images(source, "source", config.size)
     check_images(target, "target", config.size)
     mesh = mesh or training.global_mesh()
-    process_rows(mesh, config.batch)  # the batch must split over the mesh
+    training.process_rows(mesh, config.batch)  # the batch must split over the mesh
     step = make_train_step(dtn, training.replicate(f_params, mesh), config.g_steps)
     directory = pathlib.Path(directory).absolute()
     log = training.MetricsLog(directory / METRICS)

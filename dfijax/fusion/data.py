@@ -25,6 +25,8 @@ import sys
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dfijax.data import FaceDataset
@@ -85,8 +87,11 @@ def to_signed(x: np.ndarray) -> np.ndarray:
     return (np.asarray(x, np.float32) * 2.0 - 1.0).astype(np.float32)
 
 
-def to_unit(x: np.ndarray) -> np.ndarray:
-    """[-1, 1] -> [0, 1] (for saving and display)."""
+def to_unit(x: Any) -> Any:
+    """[-1, 1] -> [0, 1], clipped: for saving and display, and what the VGG sees. Numpy arrays, lists
+    and numbers give float32 numpy; jax arrays (traced ones too) give jax arrays of their dtype."""
+    if isinstance(x, jax.Array):
+        return jnp.clip((x + 1.0) * 0.5, 0.0, 1.0)
     return np.clip((np.asarray(x, np.float32) + 1.0) * 0.5, 0.0, 1.0)
 
 

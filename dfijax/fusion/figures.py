@@ -22,7 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfijax import images as im
-from dfijax.fusion import losses as fl
 from dfijax.fusion.data import to_unit
 from dfijax.fusion.model import mix
 from dfijax.fusion.train import FusionConfig, Net, apply_net, fuse, lambda_map, reconstruct
@@ -80,7 +79,7 @@ def fusion_features(
     zc = mix(z[0], z[1], lambda_map(cfg, lam))
     c, _ = apply_net(gen, eg.params["G"], eg.batch_stats["G"], zc[None], False)
     imgs = jnp.concatenate([x, c])
-    feats = VGG19().apply(vgg_vars, fl.to_unit(imgs), taps=tuple(layers))
+    feats = VGG19().apply(vgg_vars, to_unit(imgs), taps=tuple(layers))
     return (
         np.asarray(imgs),
         np.asarray(jnp.concatenate([z, zc[None]])),

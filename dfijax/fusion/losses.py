@@ -1,7 +1,7 @@
 """The fusion GAN's loss terms (eqs. 2–9), built on `dfijax.losses` and the shared VGG-19.
 
 Per image (unbatched, `vmap` for batches) unless noted. Images are [H, W, 3] in [-1, 1]; VGG sees
-(x + 1) / 2. Reductions, and why: the feature losses are the paper's sums — content
+(x + 1) / 2 (`dfijax.fusion.data.to_unit`). Reductions, and why: the feature losses are the paper's sums — content
 Σ_l ‖P_l(C) − P_l(X)‖² (eq. 4), style Σ_l ‖ψ_l(C) − ψ_l(X)‖²_F with ψ the Gram matrix divided by
 C·H·W (eqs. 5, 6) — which is what the paper's small weights (1e-6, 5e-5) bring to order one; the
 pixel losses (L1 of eq. 7, TV of eq. 8) are per-pixel means, since their sums at 128 px (×49,152)
@@ -51,11 +51,6 @@ class FusionLoss:
     @property
     def taps(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.content_layers + self.style_layers))
-
-
-def to_unit(x: jax.Array) -> jax.Array:
-    """[-1, 1] -> [0, 1] (what the VGG expects)."""
-    return (x + 1.0) * 0.5
 
 
 def content(fc: Features, fx: Features, layers: tuple[str, ...]) -> jax.Array:

@@ -60,6 +60,7 @@ def mix(za: jax.Array, zb: jax.Array, lam: jax.Array) -> jax.Array:
     per-chunk Λ), [4, 4, 1] or [4, 4, C] spatial, or a scalar. Written as two products so that Λ = 1
     gives Z_A and Λ = 0 gives Z_B bit for bit."""
     lam = jnp.asarray(lam, za.dtype)
+    lam = lam.reshape((1,) * (za.ndim - lam.ndim) + lam.shape)  # explicit leading axes: [C] -> [1, 1, C]
     return lam * za + (1.0 - lam) * zb
 
 

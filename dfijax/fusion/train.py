@@ -35,6 +35,7 @@ from flax import struct
 from dfijax import distributed as dist
 from dfijax import training
 from dfijax.fusion import losses as fl
+from dfijax.fusion.data import to_unit
 from dfijax.fusion.model import (
     LATENT_HW,
     NORMS,
@@ -47,7 +48,6 @@ from dfijax.fusion.model import (
     latent_channels,
     mix,
 )
-from dfijax.mesh import AXIS
 from dfijax.vgg import VGG19
 
 LAMBDA_KINDS = ("chunk", "channel", "spatial")
@@ -357,7 +357,7 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
         lam = sample_lambda(cfg, _rngs(rng, 1)[0], n)
         lam_bar = jnp.mean(lam, axis=(1, 2, 3))
         lam_n = lam[:, 0, 0, jnp.asarray(cfg.chunk_starts)]  # [n, N]: per-chunk λ (with lambda_kind "chunk")
-        fx = vgg.apply(vgg_vars, fl.to_unit(x), taps=lc.taps)  # A's features; B's are the same rolled
+        fx = vgg.apply(vgg_vars, to_unit(x), taps=lc.taps)  # A's features; B's are the same rolled
         fb = {k: jnp.roll(v, 1, axis=0) for k, v in fx.items()}
         b = jnp.roll(x, 1, axis=0)
 
@@ -365,7 +365,7 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
             a_rec, c, stats = _forward(cfg, state.eg, params, x, lam)
             b_rec = jnp.roll(a_rec, 1, axis=0)
             adv = -jnp.mean(critic(state.d.params, state.d.batch_stats, c)[0])
-            fc = vgg.apply(vgg_vars, fl.to_unit(c), taps=lc.taps)
+            fc = vgg.apply(vgg_vars, to_unit(c), taps=lc.taps)
             if cfg.perceptual == "paper":  # eqs. (4), (5) per chunk, averaged over the chunks
                 split = jax.vmap(lambda f, fa_, fb_, ln: fl.paper_perceptual(f, fa_, fb_, ln, lc))
                 cont, sty = (jnp.mean(t, axis=-1) for t in split(fc, fx, fb, lam_n))
@@ -432,28 +432,6 @@ def load_config(directory: str | os.PathLike) -> tuple[FusionConfig, int]:
 DATA_LOG = "data.jsonl"  # {"step", "ids": the global batch's dataset indices} at each logged step
 
 
-def _process_rows(mesh: jax.sharding.Mesh, batch: int) -> range:
-    """The rows of a [batch] array split over the mesh that this process's devices hold."""
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
-    rows = sorted(
-        {
-            r
-            for idx in sharding.addressable_devices_indices_map((batch,)).values()
-            for r in range(*idx[0].indices(batch))
-        }
-    )
-    return range(rows[0], rows[-1] + 1) if rows and len(rows) == rows[-1] - rows[0] + 1 else range(0)
-
-
-def _put_global(x: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
-    """A global batch known to every process -> one array split over the mesh (each process puts its rows)."""
-    if jax.process_count() == 1:
-        return training.shard_batch(x, mesh)
-    x = np.asarray(x)
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
-    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-
 def train(
     cfg: FusionConfig,
     batches: Any,
@@ -487,13 +465,14 @@ def train(
     total = stage1_steps + stage2_steps
     loader = batches if isinstance(batches, ShardedLoader) else None
     if loader is not None:
-        mine = _process_rows(mesh, loader.batch)
+        mine = training.process_rows(mesh, loader.batch)
         p = loader.shard_options.shard_index
-        want = range(p * loader.local_batch, (p + 1) * loader.local_batch)
+        want = slice(p * loader.local_batch, (p + 1) * loader.local_batch)
         if mine != want:
             raise ValueError(
-                f"the mesh gives process {p} rows {mine} of each batch of {loader.batch}, the loader "
-                f"reads rows {want}: order the mesh's devices by process (dfijax.distributed.global_mesh)"
+                f"the mesh gives process {p} rows {mine.start}:{mine.stop} of each batch of {loader.batch}, the "
+                f"loader reads rows {want.start}:{want.stop}: order the mesh's devices by process "
+                "(dfijax.distributed.global_mesh)"
             )
     it = iter(loader) if loader is not None else None
     template = training.replicate(init_state(cfg, seed), mesh)
@@ -503,7 +482,7 @@ def train(
 
     def batch_at(i: int) -> tuple[int, jax.Array, np.ndarray | None]:
         if it is None:
-            return i, _put_global(batches(i), mesh), None
+            return i, training.put_global(batches(i), mesh), None
         local = next(it)
         return i, training.global_batch(local["image"], mesh), local["id"]
 
