@@ -24,6 +24,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from dfijax import mesh as mesh_lib
+from dfijax.mesh import replicate  # noqa: F401  (one replicate for one or many processes)
 
 AXIS = mesh_lib.AXIS
 
@@ -185,17 +186,6 @@ def local_batch(global_tree: Any, mesh: jax.sharding.Mesh, axis: str = AXIS) -> 
         return np.asarray(multihost_utils.global_array_to_host_local_array(x, mesh, P(axis)))
 
     return jax.tree.map(get, global_tree)
-
-
-def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
-    """A pytree of host values, identical on every process (parameters), on every device of the mesh."""
-    sharding = NamedSharding(mesh, P())
-
-    def put(x):
-        x = np.asarray(x)
-        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-    return jax.tree.map(put, tree)
 
 
 def allgather(x: Any) -> np.ndarray:

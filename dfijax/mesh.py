@@ -34,5 +34,14 @@ def shard_batch(batch: Any, mesh: jax.sharding.Mesh) -> Any:
 
 
 def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
-    """Put a pytree (parameters, optimizer state) on every device of the mesh."""
-    return jax.device_put(tree, NamedSharding(mesh, P()))
+    """Put a pytree (parameters, optimizer state; the same values on every process) on every device of
+    the mesh, which may span several processes (then each process puts its own devices' copies)."""
+    sharding = NamedSharding(mesh, P())
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    return jax.tree.map(put, tree)

@@ -34,7 +34,6 @@ import jax
 import jax.numpy as jnp
 
 from dfijax import distributed as _dist
-from dfijax import mesh as _mesh
 from dfijax.distributed import (  # noqa: F401  (many processes)
     global_batch,
     global_mesh,
@@ -43,7 +42,7 @@ from dfijax.distributed import (  # noqa: F401  (many processes)
     process_rows,
     put_global,
 )
-from dfijax.mesh import data_mesh, shard_batch  # noqa: F401  (the loops' mesh helpers)
+from dfijax.mesh import data_mesh, replicate, shard_batch  # noqa: F401  (the loops' mesh helpers)
 
 STATE, DATA = "state", "data"  # the items of a checkpoint saved with a data iterator
 CONFIG_FILE = "config.json"  # a run's settings beside its checkpoints (a config class may name another)
@@ -132,14 +131,6 @@ def load_config(directory: str | os.PathLike, config_cls: type) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {directory} holds no run of {config_cls.__name__}")
     return config_from_dict(config_cls, json.loads(path.read_text()))
-
-
-def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
-    """Put a pytree (parameters, optimizer state; the same values on every process) on every device of
-    the mesh, which may span several processes."""
-    if jax.process_count() == 1:
-        return _mesh.replicate(tree, mesh)
-    return _dist.replicate(tree, mesh)
 
 
 def nan_guard(new: Any, old: Any, ok: jax.Array) -> Any:

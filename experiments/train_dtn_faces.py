@@ -35,7 +35,8 @@ description and pretrained flag, final losses, f-constancy on the held-out sourc
 for the untrained g), config.json, report.html, samples.png (rows: held-out sources, G(source),
 held-out cartoons, G(cartoon)), loss.png, and dtn/ with the orbax checkpoints, the run's config.json
 and metrics.jsonl. The pipeline is `dfijax.dtn.pipeline.run_faces`; training runs on every device
-(batch a multiple of their count).
+(batch a multiple of their count), also of many processes (--coordinator HOST:PORT --num-processes N
+--process-id I on each, or what jax.distributed detects); process 0 writes the outputs.
 
 Expected: `python -m experiments.train_dtn_faces --steps 150` (about 3 minutes on 2 CPU cores, random
 VGG-19) keeps identity in f's space: cos(f(s), f(G(s))) 0.81 against 0.08 for another source, retrieval
@@ -126,6 +127,7 @@ def parse(argv):
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/dtn_faces/default", help="output and checkpoint folder (resumes)")
+    common.add_distributed_flags(p)
     args = p.parse_args(argv)
     preset = NET_PRESETS[args.nets]
     args.overridden = sorted(k for k in preset if getattr(args, k) is not None)
@@ -210,12 +212,14 @@ def main(argv=None) -> int:
     args = parse(argv)
     if err := common.out_error(args.out):
         return common.fail(err)
+    from dfijax import distributed as dist
     from dfijax import images as im
     from dfijax import training
     from dfijax.data import DataError
     from dfijax.dtn import pipeline
 
-    device = common.setup()
+    proc = dist.initialize(args.coordinator, args.num_processes, args.process_id)
+    device = f"{common.setup()}; {proc.count} process(es), {proc.global_devices} device(s)"
     t_start = time.perf_counter()
     try:
         check_args(args)
@@ -231,7 +235,9 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         with common.Bars() as bars:
-            r = pipeline.run_faces(config, vgg.variables, xs, xs_test, xt, xt_show, out, progress=bars.update)
+            r = pipeline.run_faces(
+                config, vgg.variables, xs, xs_test, xt, xt_show, out, progress=bars.update if proc.index == 0 else None
+            )
     except (ValueError, FileNotFoundError, DataError, im.ImageError) as e:
         return common.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     if not training.is_main():

@@ -1,8 +1,10 @@
-"""Shared test set-up: CPU only, 8 forced host devices for sharding tests, PRNG keys, tiny images."""
+"""Shared test set-up: CPU only, 8 forced host devices for sharding tests, implicit rank promotion an
+error (every broadcast in the code is explicit; worker processes inherit it), PRNG keys, tiny images."""
 
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["JAX_NUMPY_RANK_PROMOTION"] = "raise"
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 
 import jax  # noqa: E402
@@ -10,6 +12,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import dfijax  # noqa: E402,F401  (filters jaxopt's import warning)
+
+assert jax.config.jax_numpy_rank_promotion == "raise"
 
 
 @pytest.fixture

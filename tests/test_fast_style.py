@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dfijax import training
 from dfijax.images import synthetic_painting, synthetic_scene
 from dfijax.style import fast as fs
 from dfijax.style import fast_run
@@ -175,7 +176,7 @@ def test_train_mesh_splits_the_batch_over_the_devices_that_divide_it():
     assert jax.device_count() == 8  # tests/conftest.py
     assert [fs.train_mesh(b).devices.size for b in (1, 2, 4, 6, 8, 12, 16)] == [1, 2, 4, 6, 8, 6, 8]
     m = fs.train_mesh(4)
-    x = fs.put_batch(np.arange(8.0).reshape(4, 2), m)
+    x = training.put_global(np.arange(8.0).reshape(4, 2), m)
     assert len(x.sharding.device_set) == 4 and x.addressable_shards[1].data.shape == (1, 2)
     np.testing.assert_array_equal(np.asarray(x), np.arange(8.0).reshape(4, 2))
 
@@ -202,3 +203,17 @@ def test_run_training_gives_records_and_samples_and_inputs_load_from_folders(ran
     assert names == ["c", "b", "c", "a"] and [p.shape[:2] for p in pics] == [(32, 64), (32, 38), (32, 64), (32, 32)]
     with pytest.raises(ValueError, match="no images"):
         fast_run.load_inputs([tmp_path / "run" / "tb"], None)
+
+
+def test_content_batches_rows_are_the_global_batch_rows(tmp_path):
+    from dfijax import images as im
+
+    for i in range(3):
+        im.save_image(tmp_path / f"{i}.png", im.synthetic_scene(24, 40, seed=i))
+    for folder in (None, tmp_path):
+        b = fs.content_batches(folder, 16, 4, seed=3)
+        whole = b(5)
+        chex.assert_shape(whole, (4, 16, 16, 3))
+        np.testing.assert_array_equal(np.concatenate([b.rows(5, slice(0, 1)), b.rows(5, slice(1, 4))]), whole)
+        np.testing.assert_array_equal(b(5), whole)  # a pure function of the step
+        assert np.abs(b(6) - whole).max() > 0.05

@@ -29,7 +29,6 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from dfijax import batching, losses, training
-from dfijax.mesh import AXIS
 from dfijax.vgg import CAFFE_MEAN_BGR, VGG, VGG19
 
 # Johnson et al.'s loss layers on VGG-16 and their VGG-19 analogues (each block's last ReLU): content, style.
@@ -101,7 +100,7 @@ class TransformNet(nn.Module):
             h = nn.relu(norm(f"in_up{i}")(h))
         a = _conv(h, 3, 9, name="out", dtype=dt).astype(jnp.float32)
         if self.output == "tanh":
-            return jnp.asarray(TANH_CENTER) + TANH_SCALE * jnp.tanh(a)
+            return jnp.asarray(TANH_CENTER)[None, None, None, :] + TANH_SCALE * jnp.tanh(a)
         return nn.sigmoid(a)
 
 
@@ -295,14 +294,6 @@ def train_mesh(batch: int) -> jax.sharding.Mesh:
     return training.data_mesh(devices[: max(k for k in range(1, len(devices) + 1) if batch % k == 0)])
 
 
-def put_batch(x: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
-    """A global batch [B, ...] that every process knows -> one array split over the mesh's "data" axis
-    (each process puts the rows its devices hold)."""
-    x = np.asarray(x)
-    sharding = NamedSharding(mesh, P(AXIS))
-    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-
 def train(
     config: FastStyleConfig,
     variables: Mapping,
@@ -315,17 +306,18 @@ def train(
     mesh: jax.sharding.Mesh | None = None,
 ) -> tuple[TrainState, int]:
     """Train to config.steps, resuming from the newest checkpoint in `directory` (its settings must
-    agree with config, see `training.Checkpointer`).
+        agree with config, see `training.Checkpointer`).
 
-    variables: the loss VGG's (depth config.vgg); style: [H, W, 3] in [0, 1]; batches(step) -> the
-    global batch [batch, size, size, 3] in [0, 1], a pure function of the step, so a resumed run (or
-    another process count) sees exactly the data the uninterrupted one would. Data parallel over
-    `mesh` (default `train_mesh(config.batch)`: every device of every process): the state and VGG
-    variables replicated, each batch split over the devices. Every process of a multi-process job
-    calls train with the same arguments; process 0 alone writes the metrics (every log_every steps to
-    directory/metrics.jsonl, and progress(step, record) on every process) and the settings; hooks as
-    in `training.fit` (they run on every process: one that writes files checks `training.is_main()`).
-    Returns (state, replicated over the mesh; the step it resumed from)."""
+        variables: the loss VGG's (depth config.vgg); style: [H, W, 3] in [0, 1]; batches(step) -> the
+        global batch [batch, size, size, 3] in [0, 1], a pure function of the step, so a resumed run (or
+        another process count) sees exactly the data the uninterrupted one would (a `ContentBatches`: each
+    process loads only the rows its devices hold). Data parallel over
+        `mesh` (default `train_mesh(config.batch)`: every device of every process): the state and VGG
+        variables replicated, each batch split over the devices. Every process of a multi-process job
+        calls train with the same arguments; process 0 alone writes the metrics (every log_every steps to
+        directory/metrics.jsonl, and progress(step, record) on every process) and the settings; hooks as
+        in `training.fit` (they run on every process: one that writes files checks `training.is_main()`).
+        Returns (state, replicated over the mesh; the step it resumed from)."""
     mesh = mesh or train_mesh(config.batch)
     if config.batch % mesh.devices.size:
         n = mesh.devices.size
@@ -335,13 +327,23 @@ def train(
     style = training.replicate(np.asarray(style, np.float32), mesh)
     grams = jax.jit(loss.style_grams, out_shardings=NamedSharding(mesh, P()))(variables, style)
     step_fn = make_train_step(loss, mesh=mesh)
+    rows = training.process_rows(mesh, config.batch)
+    if isinstance(batches, ContentBatches):  # each process loads only its own rows
+
+        def batch_at(i: int) -> jax.Array:
+            return training.global_batch(batches.rows(i, rows), mesh)
+    else:
+
+        def batch_at(i: int) -> jax.Array:
+            return training.put_global(batches(i), mesh)
+
     log = training.MetricsLog(pathlib.Path(directory).absolute() / "metrics.jsonl")
     with training.Checkpointer(directory, keep=config.keep, save_every=config.save_every, config=config) as ck:
         start = ck.latest_step or 0
         state, _ = training.fit(
             lambda st, batch, rng: step_fn(st, batch, variables, grams),
             training.replicate(initial_state(config), mesh),
-            lambda i: put_batch(batches(i), mesh),
+            batch_at,
             config.steps,
             ck,
             rng=jax.random.key(config.seed),
@@ -365,29 +367,38 @@ def image_files(folder: str | os.PathLike) -> list[pathlib.Path]:
     return files
 
 
-def content_batches(
-    folder: str | os.PathLike | None, size: int, batch: int, seed: int = 0
-) -> Callable[[int], np.ndarray]:
-    """batches(step) -> [batch, size, size, 3] in [0, 1], a pure function of the step: random square
-    crops (short side resized to size) of a folder's images, or embedded procedural scenes (None)."""
-    from dfijax import images as im
+@dataclasses.dataclass(frozen=True)
+class ContentBatches:
+    """batches(step) -> the global batch [batch, size, size, 3] in [0, 1] of a step, a pure function of
+    it: random square crops (short side resized to size) of `files`, or embedded procedural scenes
+    (files None). batches.rows(step, rows) -> only those rows of it: what one process of many loads.
+    Each row is drawn from its own seed (seed, step, row), so any split of the rows sees the same data."""
 
-    if folder is None:
-        return lambda step: np.stack(
-            [im.synthetic_scene(size, size, seed=10_000 + step * batch + i) for i in range(batch)]
-        )
-    files = image_files(folder)
+    size: int
+    batch: int
+    seed: int = 0
+    files: tuple[pathlib.Path, ...] | None = None
 
-    def crops(step: int) -> np.ndarray:
-        rng = np.random.default_rng([seed, step])
-        out = []
-        for i in rng.integers(0, len(files), batch):
-            x = im.load_image(files[i], size)
-            h0, w0 = rng.integers(0, x.shape[0] - size + 1), rng.integers(0, x.shape[1] - size + 1)
-            out.append(x[h0 : h0 + size, w0 : w0 + size])
-        return np.stack(out)
+    def __call__(self, step: int) -> np.ndarray:
+        return self.rows(step, slice(0, self.batch))
 
-    return crops
+    def rows(self, step: int, rows: slice) -> np.ndarray:
+        return np.stack([self._row(step, r) for r in range(*rows.indices(self.batch))])
+
+    def _row(self, step: int, row: int) -> np.ndarray:
+        from dfijax import images as im
+
+        if self.files is None:
+            return im.synthetic_scene(self.size, self.size, seed=10_000 + step * self.batch + row)
+        rng = np.random.default_rng([self.seed, step, row])
+        x = im.load_image(self.files[rng.integers(len(self.files))], self.size)
+        h0, w0 = rng.integers(0, x.shape[0] - self.size + 1), rng.integers(0, x.shape[1] - self.size + 1)
+        return x[h0 : h0 + self.size, w0 : w0 + self.size]
+
+
+def content_batches(folder: str | os.PathLike | None, size: int, batch: int, seed: int = 0) -> ContentBatches:
+    """The training batches: random crops of a folder's images, or embedded procedural scenes (None)."""
+    return ContentBatches(size, batch, seed, None if folder is None else tuple(image_files(folder)))
 
 
 def restore(directory: str | os.PathLike) -> tuple[FastStyleConfig, Any]:
