@@ -15,7 +15,9 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> pathlib.P
     path = path.expanduser().absolute()
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    # $DFIJAX_JAX_CACHE_MIN_SECS: cache only compilations longer than this (default 1 s)
+    min_secs = float(os.environ.get("DFIJAX_JAX_CACHE_MIN_SECS", 1.0))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_secs)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
 

@@ -30,6 +30,7 @@ def cpu_env(devices: int, cache: pathlib.Path) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
         DFIJAX_CACHE=str(cache),
         DFIJAX_JAX_CACHE=str(cache / "jax"),
+        DFIJAX_JAX_CACHE_MIN_SECS="0",  # the jobs of a test share every compiled program
     )
     return env
 

@@ -23,3 +23,34 @@ def test_implicit_rank_promotion_is_an_error_in_the_tests():
     with pytest.raises(ValueError, match="rank_promotion"):
         jnp.ones((2, 3)) + jnp.ones(3)
     assert (jnp.ones((2, 3)) + jnp.ones(3)[None]).shape == (2, 3)
+
+
+SYSTEMS = {"dfi", "style", "dtn", "fusion", "reconstruct"}
+
+
+def _package_imports() -> set[tuple[str, str]]:
+    """(importer, imported) between dfijax's top-level parts (module or subpackage names)."""
+    import ast
+
+    part = lambda name: name.split(".")[1] if name.count(".") else ""  # noqa: E731
+    edges = set()
+    for f in (ROOT / "dfijax").rglob("*.py"):
+        mod = ".".join(f.relative_to(ROOT).with_suffix("").parts)
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "dfijax":
+                names = [f"dfijax.{a.name}" for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dfijax."):
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith("dfijax.")]
+            else:
+                continue
+            edges |= {(part(mod), part(n)) for n in names if part(n) != part(mod)}
+    return edges
+
+
+def test_import_graph_engine_below_systems_beside_each_other():
+    edges = _package_imports()
+    assert ("dfi", "invert") in edges and ("fusion", "training") in edges  # the walk sees imports
+    up = sorted((a, b) for a, b in edges if b in SYSTEMS and a not in {"", "__init__"})
+    assert not up, f"imports of a system from the engine or from another system: {up}"
