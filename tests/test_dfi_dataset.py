@@ -176,7 +176,7 @@ def runs(tmp_path_factory):
     return dict(base=base, full=full, stopped=stopped, resumed=resumed, marks=marks, shards=shards)
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_processes_cover_every_image_once(runs):
     full = runs["full"]
     assert [s["process"] for s in full] == [0, 1] and all(s["devices"] == 4 for s in full)
@@ -202,7 +202,7 @@ def test_two_processes_cover_every_image_once(runs):
     assert images.std() > 0.05
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_stop_and_resume_redoes_nothing_and_matches(runs):
     stopped, resumed = runs["stopped"], runs["resumed"]
     assert [s["solved"] for s in stopped] == [[0], [1]]

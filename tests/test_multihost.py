@@ -176,7 +176,7 @@ def _state(folder: pathlib.Path):
     )
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_processes_train_as_one(runs):
     """The 2-process run (stopped after step 3 and resumed: see the next test) ends where the 1-process
     one does, on the same global batches."""
@@ -214,7 +214,7 @@ def test_two_processes_train_as_one(runs):
     assert moved > 1e-3  # training moved the parameters by far more than the tolerance
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_stop_and_resume_on_two_processes(runs):
     base = runs["base"]
     assert "stopped after step 3" in runs["stopped"][0]

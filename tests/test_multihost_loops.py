@@ -45,7 +45,7 @@ def _saved(folder: pathlib.Path, loop: str, process: int) -> dict[str, np.ndarra
         return dict(z)
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_fast_style_on_two_processes_trains_as_on_one(runs):
     base = runs["base"]
     assert "fast_style: done on process 1 of 2 (4 devices)" in runs["errs"]["two"][1]
@@ -85,7 +85,7 @@ def test_fast_style_on_two_processes_trains_as_on_one(runs):
     assert sorted(int(p.name) for p in (base / "two" / "fast_style").iterdir() if p.name.isdigit()) == [2, 3]
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_dtn_on_two_processes_trains_as_on_one(runs):
     base = runs["base"]
     assert "dtn: done on process 1 of 2 (4 devices)" in runs["errs"]["two"][1]
