@@ -173,6 +173,11 @@ def load_dataset(args):
     return load_lfw_folder(args.data_dir)
 
 
+def parse_edits(text: str) -> tuple[str, ...]:
+    """'Smiling+; Eyeglasses+' -> ('Smiling+', 'Eyeglasses+')."""
+    return tuple(e.strip() for e in text.split(";") if e.strip())
+
+
 def parse_alphas(text: str) -> tuple[float, ...]:
     try:
         alphas = tuple(float(a) for a in text.split(",") if a.strip())
@@ -190,7 +195,7 @@ def config_from(args) -> "SweepConfig":
     from dfijax.dfi import presets
 
     given = dict(
-        edits=tuple(e.strip() for e in args.edit.split(";") if e.strip()) if args.edit is not None else None,
+        edits=parse_edits(args.edit) if args.edit is not None else None,
         alphas=parse_alphas(args.alphas) if args.alphas is not None else None,
         k=args.k,
         allow_fewer=args.allow_fewer or None,

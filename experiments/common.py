@@ -144,3 +144,15 @@ def add_distributed_flags(p) -> None:
     p.add_argument("--coordinator", help="HOST:PORT of process 0 (multi-process runs without auto-detection)")
     p.add_argument("--num-processes", type=int, help="processes in the job")
     p.add_argument("--process-id", type=int, help="this process's id in [0, num-processes)")
+
+
+def start_processes(args):
+    """dfijax.distributed.initialize from the flags of add_distributed_flags: this process's
+    ProcessInfo, or None after one `error:` line when the flags do not fit together."""
+    from dfijax import distributed as dist
+
+    try:
+        return dist.initialize(args.coordinator, args.num_processes, args.process_id)
+    except ValueError as e:
+        fail(str(e))
+        return None

@@ -73,11 +73,11 @@ def config_from(args, local_devices: int) -> "JobConfig":
     """The preset overridden by every flag given, cut into chunks of --chunk (default: local devices x
     --rows-per-device) rows; --limit defaults to 64 faces per edit on the synthetic set."""
     from dfijax.dfi import dataset_job, presets
-    from experiments.alpha_sweep import parse_alphas
+    from experiments.alpha_sweep import parse_alphas, parse_edits
 
     cfg = presets.preset(
         args.preset,
-        edits=tuple(e.strip() for e in args.edit.split(";") if e.strip()),
+        edits=parse_edits(args.edit),
         alphas=parse_alphas(args.alphas),
         k=args.k,
         allow_fewer=args.allow_fewer or None,
@@ -113,18 +113,14 @@ def main(argv=None) -> int:
     args = parse(argv)
     if err := common.out_error(args.out):
         return common.fail(err)
-    from dfijax import distributed as dist
-
-    try:
-        info = dist.initialize(args.coordinator, args.num_processes, args.process_id)
-    except ValueError as e:
-        return common.fail(str(e))
+    if (info := common.start_processes(args)) is None:
+        return 1
     from dfijax.data import DataError
     from dfijax.dfi import dataset_job
     from dfijax.weights import load_vgg
     from experiments.alpha_sweep import load_dataset
 
-    main_proc = dist.is_main()
+    main_proc = info.index == 0
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if main_proc else (lambda msg: None)
     device = common.setup()
     try:

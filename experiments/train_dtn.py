@@ -188,13 +188,13 @@ def main(argv=None) -> int:
     args = parse(argv)
     if err := common.out_error(args.out):
         return common.fail(err)
-    from dfijax import distributed as dist
     from dfijax import images as im
     from dfijax import training
     from dfijax.data import DataError
     from dfijax.dtn import pipeline
 
-    proc = dist.initialize(args.coordinator, args.num_processes, args.process_id)
+    if (proc := common.start_processes(args)) is None:
+        return 1
     device = f"{common.setup()}; {proc.count} process(es), {proc.global_devices} device(s)"
     t_start = time.perf_counter()
     try:

@@ -115,10 +115,10 @@ def main(argv=None) -> int:
     args = parse(argv)
     if err := common.out_error(args.out):
         return common.fail(err)
-    from dfijax import distributed as dist
     from dfijax.style import fast_run
 
-    proc = dist.initialize(args.coordinator, args.num_processes, args.process_id)
+    if (proc := common.start_processes(args)) is None:
+        return 1
     device = common.setup()
     out = pathlib.Path(args.out).absolute()
     try:

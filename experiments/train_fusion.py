@@ -150,19 +150,15 @@ def main(argv=None) -> int:
     args = parse(argv)
     if err := common.out_error(args.out):
         return common.fail(err)
-    from dfijax import distributed as dist
-
-    try:
-        proc = dist.initialize(args.coordinator, args.num_processes, args.process_id)
-    except ValueError as e:
-        return common.fail(str(e))
+    if (proc := common.start_processes(args)) is None:
+        return 1
     from tqdm import tqdm
 
     from dfijax import fusion
     from dfijax import images as im
     from dfijax.data import DataError
 
-    main_proc, device = dist.is_main(), common.setup()
+    main_proc, device = proc.index == 0, common.setup()
     try:
         config = config_from(args)
         kw = dict(holdout=config.holdout, limit=args.limit, n_synthetic=args.n_synthetic, seed=args.seed)

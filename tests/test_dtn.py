@@ -326,6 +326,7 @@ def test_train_dtn_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
         (["--alpha", "-1"], "alpha must be a finite number >= 0"),
         (["--lr", "0"], "--lr must be a positive"),
         (["--batch", "0"], "--batch must be at least 1"),
+        (["--num-processes", "2"], "give coordinator, num_processes and process_id together"),
         (["--data", "svhn-mnist"], "needs --data-dir"),
         (["--data", "svhn-mnist", "--data-dir", str(tmp_path / "empty")], "tfds build svhn_cropped"),
     ]:
