@@ -14,6 +14,15 @@ Measured in one run: JAX (jaxopt and optax backends; float32 and bfloat16 comput
 vmapped in one compiled call) and PyTorch torch.optim.LBFGS (one alpha at a time; one image's alphas
 stacked as one problem; everything stacked, TF32 and bf16 autocast). Every final image is scored with
 the same float32 objective. Prints a markdown table and writes JSON (--json).
+
+Also, for one engine variant (--curve-variant, default jax_jaxopt_bf16):
+  --scaling 1,5,10,20,40,80   seconds per image-alpha and compile time at each number of problems
+                              solved together (the problem set tiled to that size);
+  --max-batch 80              the largest batch that fits in device memory: the batch doubled from 80
+                              until the allocation fails, then bisected (--max-batch-probes compiles in
+                              all, 2 iterations each: memory does not depend on the iteration count);
+  --compile-cache DIR         JAX's persistent compilation cache in DIR; a second run with the same
+                              DIR (e.g. `--only jax_jaxopt_bf16 --repeats 1`) measures the cached compile.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import sys
 import time
@@ -32,10 +42,15 @@ import numpy as np
 import dfijax  # noqa: F401
 from dfijax import invert as inv
 from dfijax.images import synthetic_scene
+from dfijax.runtime import enable_compilation_cache
 from dfijax.vgg import CONV_CHANNELS, CONV_NAMES, VGG19, tap_shapes
 from dfijax.weights import random_weights
 
 TAPS = ("relu3_1", "relu4_1", "relu5_1")
+ENGINE = {
+    f"jax_{b}_{d}": (b, dt) for b in ("jaxopt", "optax") for d, dt in (("f32", jnp.float32), ("bf16", jnp.bfloat16))
+}
+VARIANTS = (*ENGINE, "torch_single", "torch_image", "torch_all", "torch_all_bf16")
 
 
 def macs_to(last_conv: str, size: int) -> int:
@@ -82,8 +97,43 @@ def run_jax(variables, x0, targets, iters, history, tv_weight, dtype, backend, r
         r = inv.invert(loss, variables, t, z, cfg, loop=loop)
         r.images.block_until_ready()
         times.append(time.perf_counter() - t0)
-    run_s = float(np.median(times[1:]))
+    run_s = float(np.median(times[1:])) if repeats else float("nan")
     return np.asarray(r.images), run_s, times[0] - run_s
+
+
+def tile_problems(x0: np.ndarray, targets: dict, n: int) -> tuple[np.ndarray, dict]:
+    """The first n problems of the set repeated cyclically: [n, ...] inputs and targets."""
+    idx = np.arange(n) % len(x0)
+    return x0[idx], {k: v[idx] for k, v in targets.items()}
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a device allocation failure (XLA's RESOURCE_EXHAUSTED), whatever the platform's words."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return any(s in text for s in ("resource_exhausted", "resource exhausted", "out of memory", "oom when"))
+
+
+def largest_batch(fits, start: int, probes: int) -> dict:
+    """The largest batch b for which fits(b) is True: double from `start` until it fails, then bisect,
+    calling fits at most `probes` times. fits(b) returns True, or False when b does not fit.
+
+    Returns {"largest_fitting": int | 0, "smallest_failing": int | None, "tried": [(b, ok), ...]}."""
+    lo, hi, tried = 0, None, []
+    b = start
+    while len(tried) < probes:
+        ok = bool(fits(b))
+        tried.append((b, ok))
+        if ok:
+            lo = b
+        else:
+            hi = b
+        if hi is None:
+            b = 2 * b
+        elif hi - lo <= max(1, lo // 16):  # within ~6 %: enough to size a run
+            break
+        else:
+            b = (lo + hi) // 2 if lo else max(1, hi // 2)
+    return {"largest_fitting": lo, "smallest_failing": hi, "tried": tried}
 
 
 def run_torch(params, x0, targets, iters, history, tv_weight, mode, n_alphas, subset_images):
@@ -140,6 +190,14 @@ def main(argv=None) -> int:
     )
     p.add_argument("--skip", default="", help="comma list of variants to skip, e.g. torch_single,jax_optax_bf16")
     p.add_argument(
+        "--only", default="", help="comma list of the variants to run (all others skipped); none: only the curves"
+    )
+    p.add_argument("--scaling", default="", help="comma list of problem counts for the scaling curve")
+    p.add_argument("--max-batch", type=int, default=0, help="search the largest batch, doubling from this")
+    p.add_argument("--max-batch-probes", type=int, default=5, help="compiles the batch search may spend")
+    p.add_argument("--curve-variant", default="jax_jaxopt_bf16", help="engine variant of --scaling/--max-batch")
+    p.add_argument("--compile-cache", help="persistent compilation cache folder (every compile is cached)")
+    p.add_argument(
         "--loop",
         choices=["auto", "host", "device"],
         default="auto",
@@ -152,6 +210,18 @@ def main(argv=None) -> int:
         a.size, a.iters, a.images, a.alphas, a.repeats = 32, 3, 2, "0.1,0.4", 1
     alphas = [float(s) for s in a.alphas.split(",")]
     skip = set(filter(None, a.skip.split(",")))
+    only = set(filter(None, a.only.split(","))) - {"none"}
+    if a.only == "none":  # only the scaling curve and/or the batch search
+        skip |= set(VARIANTS)
+    unknown = (skip | only | {a.curve_variant}) - set(VARIANTS)
+    if unknown:
+        p.error(f"unknown variant(s) {sorted(unknown)}; use {', '.join(VARIANTS)}")
+    if only:
+        skip |= set(VARIANTS) - only
+    scaling = [int(n) for n in a.scaling.split(",") if n]
+    if a.compile_cache:
+        os.environ.setdefault("DFIJAX_JAX_CACHE_MIN_SECS", "0")
+        enable_compilation_cache(a.compile_cache)
 
     weights = random_weights(0)
     x0, targets = build_problem(a.images, alphas, a.size, weights.variables)
@@ -161,7 +231,39 @@ def main(argv=None) -> int:
     note = memory_note(a.size, len(x0))
     if note:
         print(note, file=sys.stderr)
-    rows = []
+    rows, curve = [], []
+    device = jax.devices()[0]
+    info = {
+        "date": datetime.date.today().isoformat(),
+        "jax_device": f"{device.platform} {getattr(device, 'device_kind', '')}",
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "command": "python -m benchmarks.bench_inversion " + " ".join(sys.argv[1:] if argv is None else argv),
+        "settings": {
+            k: getattr(a, k)
+            for k in ("size", "iters", "images", "alphas", "history", "tv", "repeats", "torch_subset", "loop")
+        },
+        "flop_per_image_alpha": flop_per_problem,
+        "rows": rows,
+        "curve_variant": a.curve_variant if (scaling or a.max_batch) else None,
+        "scaling": curve,
+        "max_batch": None,
+        "compile_cache": a.compile_cache,
+        "xla_python_client_mem_fraction": os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION"),
+    }
+
+    def save() -> None:
+        """Ratios against torch_image; the JSON rewritten after every measurement (a run stopped early keeps them)."""
+        ref = next((r for r in rows if r["variant"] == "torch_image"), None)
+        for r in rows:
+            r["speedup_vs_torch_image"] = ref["sec_per_image_alpha"] / r["sec_per_image_alpha"] if ref else None
+            r["loss_ratio_vs_torch_image"] = (
+                r["final_loss_ref_problems"] / ref["final_loss_ref_problems"] if ref else None
+            )
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(info, f, indent=2)
+
     n_ref = min(a.torch_subset, a.images) * len(alphas)  # problems every variant solves (the first ones)
 
     def add(name, images, sec, compile_s=None, problems=None):
@@ -182,16 +284,15 @@ def main(argv=None) -> int:
         print(
             f"  {name}: {sec:.4f} s/problem, loss {loss:.5g} (first {n_ref} problems: {loss_ref:.5g})", file=sys.stderr
         )
+        save()
 
-    for backend in ("jaxopt", "optax"):
-        for dname, dtype in (("f32", jnp.float32), ("bf16", jnp.bfloat16)):
-            name = f"jax_{backend}_{dname}"
-            if name in skip:
-                continue
-            imgs, sec, comp = run_jax(
-                weights.variables, x0, targets, a.iters, a.history, a.tv, dtype, backend, a.repeats, a.loop
-            )
-            add(name, imgs, sec / len(x0), comp)
+    for name, (backend, dtype) in ENGINE.items():
+        if name in skip:
+            continue
+        imgs, sec, comp = run_jax(
+            weights.variables, x0, targets, a.iters, a.history, a.tv, dtype, backend, a.repeats, a.loop
+        )
+        add(name, imgs, sec / len(x0), comp)
     try:
         import torch  # noqa: F401
 
@@ -216,29 +317,36 @@ def main(argv=None) -> int:
             )
             add(name, imgs, sec, problems=n)
 
-    ref = next((r for r in rows if r["variant"] == "torch_image"), None)
-    for r in rows:
-        r["speedup_vs_torch_image"] = ref["sec_per_image_alpha"] / r["sec_per_image_alpha"] if ref else None
-        r["loss_ratio_vs_torch_image"] = r["final_loss_ref_problems"] / ref["final_loss_ref_problems"] if ref else None
-    device = jax.devices()[0]
-    info = {
-        "date": datetime.date.today().isoformat(),
-        "jax_device": f"{device.platform} {getattr(device, 'device_kind', '')}",
-        "jax": jax.__version__,
-        "python": platform.python_version(),
-        "command": "python -m benchmarks.bench_inversion " + " ".join(sys.argv[1:] if argv is None else argv),
-        "settings": {
-            k: getattr(a, k)
-            for k in ("size", "iters", "images", "alphas", "history", "tv", "repeats", "torch_subset", "loop")
-        },
-        "flop_per_image_alpha": flop_per_problem,
-        "rows": rows,
-    }
-    if have_torch:
+    if have_torch and any(r["variant"].startswith("torch") for r in rows):
         import torch
 
         info["torch"] = torch.__version__
         info["torch_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    backend, dtype = ENGINE[a.curve_variant]
+    for n in scaling:
+        xn, tn = tile_problems(x0, targets, n)
+        _, sec, comp = run_jax(weights.variables, xn, tn, a.iters, a.history, a.tv, dtype, backend, 1, a.loop)
+        curve.append({"problems": n, "sec_per_image_alpha": sec / n, "compile_s": comp})
+        print(f"  scaling {a.curve_variant} x{n}: {sec / n:.4f} s/problem, compile {comp:.1f} s", file=sys.stderr)
+        save()
+    max_batch = None
+    if a.max_batch:
+
+        def fits(n: int) -> bool:
+            xn, tn = tile_problems(x0, targets, n)
+            try:
+                run_jax(weights.variables, xn, tn, 2, a.history, a.tv, dtype, backend, 0, a.loop)
+            except Exception as e:  # noqa: BLE001 - only an allocation failure is an answer
+                if not is_out_of_memory(e):
+                    raise
+                print(f"  max batch: {n} does not fit", file=sys.stderr)
+                return False
+            print(f"  max batch: {n} fits", file=sys.stderr)
+            return True
+
+        max_batch = info["max_batch"] = largest_batch(fits, a.max_batch, a.max_batch_probes)
+
+    save()
     print(
         f"\n{info['date']} · JAX on {info['jax_device']} · torch on {info.get('torch_device', '-')} · "
         f"{a.images} images x {len(alphas)} alphas, {a.size}px, {a.iters} iterations\n"
@@ -255,9 +363,15 @@ def main(argv=None) -> int:
             f"| {fmt(r['loss_ratio_vs_torch_image'], '.3f')} | {r['final_loss']:.5g} ({r['problems']}) "
             f"| {fmt(r['compile_s'], '.1f')} | {r['tflops']:.2f} |"
         )
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(info, f, indent=2)
+    if curve:
+        print(f"\nscaling ({a.curve_variant}): problems | s / image-alpha | compile s")
+        for c in curve:
+            print(f"  {c['problems']} | {c['sec_per_image_alpha']:.4f} | {c['compile_s']:.1f}")
+    if max_batch:
+        print(
+            f"largest batch that fits ({a.curve_variant}, {a.size}px): {max_batch['largest_fitting']} "
+            f"(fails at {max_batch['smallest_failing']}; tried {max_batch['tried']})"
+        )
     return 0
 
 
