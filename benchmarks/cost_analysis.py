@@ -89,7 +89,7 @@ def analyze(
     t0 = time.perf_counter()
     if mode == "host":
         state = jax.eval_shape(lambda v, t, x: inv._init_batch(loss, cfg, v, t, x), variables, targets, x0)
-        lowered = inv._step_batch_donating_jit.lower(loss, cfg, variables, targets, state)
+        lowered = inv._step_batch_jit.lower(loss, cfg, variables, targets, state)
     else:
         lowered = inv._solve_batch_jit.lower(loss, cfg, variables, targets, x0)
     t1 = time.perf_counter()

@@ -346,10 +346,25 @@ def _step_batch(loss: FeatureLoss, config: SolverConfig, variables, targets, sta
     return jax.vmap(lambda t, c: minimize_step(loss, c, (variables, t), config))(targets, state)
 
 
+def _run_batch(loss: FeatureLoss, config: SolverConfig, variables, targets, state: SolveState, until) -> SolveState:
+    """Iterate every problem on the device until iteration `until` (a traced scalar: one compile for
+    every chunk length), or until it stops."""
+
+    def one(t, c):
+        return jax.lax.while_loop(
+            lambda c: (c.k < jnp.minimum(until, config.maxiter)) & ~c.done,
+            lambda c: minimize_step(loss, c, (variables, t), config),
+            c,
+        )
+
+    return jax.vmap(one)(targets, state)
+
+
 _solve_batch_jit = jax.jit(_solve_batch, static_argnums=(0, 1))
+# the loop state is donated: each call's output takes its input's buffers (on every backend)
+_run_batch_jit = jax.jit(_run_batch, static_argnums=(0, 1), donate_argnums=(4,))
 _init_batch_jit = jax.jit(_init_batch, static_argnums=(0, 1))
-_step_batch_jit = jax.jit(_step_batch, static_argnums=(0, 1))
-_step_batch_donating_jit = jax.jit(_step_batch, static_argnums=(0, 1), donate_argnums=(4,))
+_step_batch_jit = jax.jit(_step_batch, static_argnums=(0, 1), donate_argnums=(4,))
 
 
 def invert(
@@ -370,12 +385,12 @@ def invert(
       targets) -> scalar (e.g. style.StyleLoss).
     targets: {tap: [B, h, w, C]} (e.g. feature_targets(...) or φ(x) + α·w); x0: [B, H, W, 3] float32
     initial images (the input, noise, or anything).
-    loop: "device" runs the whole solve as one compiled while loop; "host" calls one compiled, vmapped
-      L-BFGS step per iteration from Python (XLA:CPU runs while-loop bodies ~3x slower, so "auto" picks
-      "host" on CPU and "device" elsewhere). Both give the same result and compile once per
-      (loss, config, shapes).
-    progress: with loop="host", called as progress(iteration, losses [B]) every `check_every`
-      iterations, where the loop also stops once every problem has stopped.
+    loop: "device" runs the solve as compiled while loops (the whole solve as one, or with `progress`
+      one per `check_every` iterations); "host" calls one compiled, vmapped L-BFGS step per iteration
+      from Python (XLA:CPU runs while-loop bodies ~3x slower, so "auto" picks "host" on CPU and
+      "device" elsewhere). Both give the same result and compile once per (loss, config, shapes).
+    progress: called as progress(iteration, losses [B]) every `check_every` iterations (and at the
+      last), where the loop also stops once every problem has stopped.
     shard: split the problems across all local devices (jax.make_mesh + NamedSharding on the batch
       axis; padded to a multiple of the device count). Results are the same as on one device.
     """
@@ -410,13 +425,22 @@ def invert(
         variables = mesh.replicate(variables, m)
         r = invert(loss, variables, targets, x0, config, loop=loop, progress=progress, check_every=check_every)
         return jax.tree.map(lambda a: a[:b], r)
-    if loop == "device":
+    if loop == "device" and progress is None:
         return _solve_batch_jit(loss, config, variables, targets, x0)
 
-    step = _step_batch_jit if jax.default_backend() == "cpu" else _step_batch_donating_jit
     state = _init_batch_jit(loss, config, variables, targets, x0)
+    if loop == "device":  # compiled chunks of check_every iterations, reported between them
+        k = 0
+        while k < config.maxiter:
+            k = min(k + check_every, config.maxiter)
+            state = _run_batch_jit(loss, config, variables, targets, state, jnp.asarray(k))
+            progress(k, state.f_prev)
+            if bool(jnp.all(state.done)):
+                break
+        return InversionResult(state.best_x, state.history, state.k, state.best_f)
+
     for k in range(1, config.maxiter + 1):
-        state = step(loss, config, variables, targets, state)
+        state = _step_batch_jit(loss, config, variables, targets, state)
         if k % check_every == 0 or k == config.maxiter:
             if progress is not None:
                 progress(k, state.f_prev)

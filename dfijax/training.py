@@ -144,11 +144,6 @@ def all_finite(*xs: Any) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def donate_argnums(*nums: int) -> tuple[int, ...]:
-    """Donation is a no-op (with a warning) on CPU; only ask for it elsewhere."""
-    return nums if jax.default_backend() != "cpu" else ()
-
-
 class Checkpointer:
     """orbax CheckpointManager over an absolute folder: keep-N, periodic saves, auto-resume.
 

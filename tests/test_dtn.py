@@ -195,14 +195,14 @@ def test_d_and_g_steps_lower_their_losses_and_keep_f_frozen(tiny_f):
     batch = (jnp.asarray(XS[:8]), jnp.asarray(XT))
     d_step, g_step = D.make_d_step(dtn), D.make_g_step(dtn)
     rng = jax.random.key(0)
-    g_before = state.g.params
+    g_before = jax.tree.map(np.array, state.g.params)  # host copies: the steps donate the state
     d_losses = []
     for i in range(8):
         state, m = d_step(state, batch, rng, f_params)
         d_losses.append(float(m["d_loss"]))
     chex.assert_trees_all_close(state.g.params, g_before)  # the D step leaves g alone
     assert d_losses[-1] < 0.8 * d_losses[0], d_losses
-    d_before = state.d.params
+    d_before = jax.tree.map(np.array, state.d.params)
     g_losses = []
     for i in range(8):
         state, m = g_step(state, batch, rng, f_params)
@@ -215,12 +215,14 @@ def test_d_and_g_steps_lower_their_losses_and_keep_f_frozen(tiny_f):
     assert out.min() >= 0 and out.max() <= 1
     np.testing.assert_array_equal(out[..., 0], out[..., 1])  # out_channels=1: grey
     # NaN guard: a poisoned batch leaves the state as it was
-    s2, m = g_step(state, (batch[0] * jnp.nan, batch[1]), rng, f_params)
+    before, old = jax.tree.map(np.array, state), state
+    state, m = g_step(state, (batch[0] * jnp.nan, batch[1]), rng, f_params)
+    assert all(x.is_deleted() for x in jax.tree.leaves(old))  # donated here too, as on a GPU
     assert m["g_finite"] == 0.0
-    chex.assert_trees_all_close(s2.g.params, state.g.params)
-    s3, m = d_step(state, (batch[0], batch[1] * jnp.nan), rng, f_params)
+    chex.assert_trees_all_close(state.g.params, before.g.params)
+    state, m = d_step(state, (batch[0], batch[1] * jnp.nan), rng, f_params)
     assert m["d_finite"] == 0.0
-    chex.assert_trees_all_close(s3.d.params, state.d.params)
+    chex.assert_trees_all_close(state.d.params, before.d.params)
 
 
 def test_training_resumes_exactly_and_refuses_other_settings(tiny_f, tmp_path):

@@ -52,6 +52,10 @@ def test_inversion_solve_exports_in_both_loop_modes(backend, dtype):
     state = jax.eval_shape(lambda v, t, x: inv._init_batch(loss, cfg, v, t, x), variables, targets, IMAGES)
     host = assert_portable(inv._step_batch_jit, loss, cfg, variables, targets, state)  # loop="host"
     device = assert_portable(inv._solve_batch_jit, loss, cfg, variables, targets, IMAGES)  # loop="device"
+    # loop="device" with progress: chunks of iterations up to a traced iteration count
+    until = jax.ShapeDtypeStruct((), jnp.int32)
+    chunk = assert_portable(inv._run_batch_jit, loss, cfg, variables, targets, state, until)
+    assert [a.shape for a in chunk.out_avals] == [a.shape for a in jax.tree.leaves(state)]
     # the device solve adds the iteration loop around the step's (L-BFGS two-loop recursion) loops
     assert device.mlir_module().count("stablehlo.while") > host.mlir_module().count("stablehlo.while")
     assert [a.shape for a in device.out_avals] == [(B, S, S, 3), (B, cfg.maxiter + 1), (B,), (B,)]

@@ -132,6 +132,32 @@ def test_host_and_device_loops_agree(random_vgg, problem):
         I.invert(LOSS, random_vgg.variables, targets, x0, cfg, loop="gpu")
 
 
+def test_device_loop_reports_progress_between_compiled_chunks(random_vgg, problem):
+    _, targets, x0 = problem
+    cfg = I.SolverConfig(maxiter=12, ftol=0.3, patience=2)
+    whole = I.invert(LOSS, random_vgg.variables, targets, x0, cfg, loop="device")
+    seen = []
+    before = I._run_batch_jit._cache_size()
+    chunked = I.invert(
+        LOSS,
+        random_vgg.variables,
+        targets,
+        x0,
+        cfg,
+        loop="device",
+        progress=lambda k, losses: seen.append((k, np.asarray(losses))),
+        check_every=5,
+    )
+    # chunks of 5, 5 and the last 2: one compile for every chunk length
+    assert [k for k, _ in seen] == [5, 10, 12]
+    assert I._run_batch_jit._cache_size() == before + 1
+    np.testing.assert_allclose(seen[0][1], chunked.loss_history[:, 5], rtol=1e-6)
+    # the same while-loop body as the one-loop solve, stopped and restarted every 5 iterations
+    np.testing.assert_array_equal(chunked.num_iters, whole.num_iters)
+    np.testing.assert_allclose(chunked.loss_history, whole.loss_history, rtol=1e-5)
+    np.testing.assert_allclose(chunked.images, whole.images, atol=1e-5)
+
+
 def test_early_stop_on_relative_loss_change(random_vgg, problem, solved):
     _, targets, x0 = problem
     ftol, patience = 0.3, 2

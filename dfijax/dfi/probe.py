@@ -76,7 +76,7 @@ def make_train_step(model: ProbeCNN):
         acc = jnp.mean((logits > 0) == (y > 0.5))
         return new, {"loss": loss, "accuracy": acc, "finite": ok}
 
-    return jax.jit(step, donate_argnums=(0,) if jax.default_backend() != "cpu" else ())
+    return jax.jit(step, donate_argnums=(0,))
 
 
 @dataclasses.dataclass

@@ -145,7 +145,7 @@ def make_classifier_step(model: DigitClassifier, shift: int = 2) -> Callable:
         new = training.nan_guard(state.apply_gradients(grads=grads), state, ok)
         return new, {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y), "finite": ok.astype(jnp.float32)}
 
-    return jax.jit(step, donate_argnums=training.donate_argnums(0))
+    return jax.jit(step, donate_argnums=(0,))
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
@@ -320,13 +320,13 @@ def init_state(dtn: DTN, lr: float = 3e-4, seed: int = 0, b1: float = 0.5) -> DT
     g_vars, d_vars = _init_params(dtn.g, dtn.d, dtn.f.feat_dim, seed)
     g_params, d_params = g_vars["params"], d_vars["params"]
     tx = _adam(float(lr), float(b1))
-    zero = jnp.zeros((), jnp.int32)
     # apply_fn=None: a bound method compares by identity, so it would make equal networks' states
     # differ in tree structure and compile again. Steps strongly typed and arrays committed to one
-    # device, as a restored checkpoint has them, for the same reason.
+    # device, as a restored checkpoint has them, for the same reason. Two step counters, not one array
+    # twice: the steps donate the state, and a buffer can be donated only once.
     state = DTNState(
-        g=TrainState.create(apply_fn=None, params=g_params, tx=tx).replace(step=zero),
-        d=TrainState.create(apply_fn=None, params=d_params, tx=tx).replace(step=zero),
+        g=TrainState.create(apply_fn=None, params=g_params, tx=tx).replace(step=jnp.zeros((), jnp.int32)),
+        d=TrainState.create(apply_fn=None, params=d_params, tx=tx).replace(step=jnp.zeros((), jnp.int32)),
         g_stats=dict(g_vars.get("batch_stats", {})),
         d_stats=dict(d_vars.get("batch_stats", {})),
     )
@@ -426,7 +426,7 @@ def _d_step_jit(dtn: DTN) -> Callable:
         )
         return new, {**m, "d_finite": ok.astype(jnp.float32)}
 
-    return jax.jit(step, donate_argnums=training.donate_argnums(0))
+    return jax.jit(step, donate_argnums=(0,))
 
 
 @functools.lru_cache(maxsize=16)
@@ -444,7 +444,7 @@ def _g_step_jit(dtn: DTN) -> Callable:
         )
         return new, {**m, "g_finite": ok.astype(jnp.float32)}
 
-    return jax.jit(step, donate_argnums=training.donate_argnums(0))
+    return jax.jit(step, donate_argnums=(0,))
 
 
 def make_d_step(dtn: DTN) -> Callable:

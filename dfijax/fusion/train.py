@@ -306,7 +306,7 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
     tx, d_tx = cfg.tx(), cfg.d_tx()
     lc = cfg.loss
     vgg = VGG19(dtype=jnp.dtype(cfg.dtype))
-    donate = training.donate_argnums(0)
+    donate = (0,)
 
     def update(net: Net, grads, new_stats, value, clip=None, opt_tx=tx) -> tuple[Net, jax.Array]:
         upd, opt = opt_tx.update(grads, net.opt_state, net.params)
@@ -510,7 +510,7 @@ def train(
             batch_at,
             total,
             ck,
-            rng=jax.random.wrap_key_data(template.key),
+            rng=jax.random.wrap_key_data(jnp.array(template.key, copy=True)),  # not a view: fit donates template
             log=log,
             log_every=log_every,
             milestones=(stage1_steps,),

@@ -267,7 +267,7 @@ def make_train_step(loss: PerceptualLoss, donate: bool = True, mesh: jax.shardin
         return training.nan_guard(new, state, ok), {"loss": total, **parts, "finite": ok.astype(jnp.float32)}
 
     out = {} if mesh is None else dict(out_shardings=NamedSharding(mesh, P()))
-    return jax.jit(step, donate_argnums=training.donate_argnums(0) if donate else (), **out)
+    return jax.jit(step, donate_argnums=(0,) if donate else (), **out)
 
 
 def stylize(net: TransformNet, params: Any, images: np.ndarray | jax.Array, batch: int = 16) -> np.ndarray:
