@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -388,14 +389,15 @@ def invert(
     loop: "device" runs the solve as compiled while loops (the whole solve as one, or with `progress`
       one per `check_every` iterations); "host" calls one compiled, vmapped L-BFGS step per iteration
       from Python (XLA:CPU runs while-loop bodies ~3x slower, so "auto" picks "host" on CPU and
-      "device" elsewhere). Both give the same result and compile once per (loss, config, shapes).
+      "device" elsewhere; $DFIJAX_INVERT_LOOP overrides "auto"). Both give the same result and compile
+      once per (loss, config, shapes).
     progress: called as progress(iteration, losses [B]) every `check_every` iterations (and at the
       last), where the loop also stops once every problem has stopped.
     shard: split the problems across all local devices (jax.make_mesh + NamedSharding on the batch
       axis; padded to a multiple of the device count). Results are the same as on one device.
     """
-    if loop == "auto":
-        loop = "host" if jax.default_backend() == "cpu" else "device"
+    if loop == "auto":  # $DFIJAX_INVERT_LOOP picks for every caller (e.g. "device" to run the GPU path on a CPU)
+        loop = os.environ.get("DFIJAX_INVERT_LOOP") or ("host" if jax.default_backend() == "cpu" else "device")
     if loop not in ("host", "device"):
         raise ValueError(f"loop must be 'auto', 'host' or 'device', got {loop!r}")
     check_image_batch(x0, "initial images")

@@ -132,6 +132,17 @@ def test_host_and_device_loops_agree(random_vgg, problem):
         I.invert(LOSS, random_vgg.variables, targets, x0, cfg, loop="gpu")
 
 
+def test_loop_environment_variable_decides_auto(random_vgg, problem, monkeypatch):
+    _, targets, x0 = problem
+    monkeypatch.setenv("DFIJAX_INVERT_LOOP", "gpu")
+    with pytest.raises(ValueError, match="loop must be 'auto', 'host' or 'device', got 'gpu'"):
+        I.invert(LOSS, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=2))
+    monkeypatch.setenv("DFIJAX_INVERT_LOOP", "device")
+    before = I._solve_batch_jit._cache_size()
+    I.invert(LOSS, random_vgg.variables, targets, x0, I.SolverConfig(maxiter=2))
+    assert I._solve_batch_jit._cache_size() == before + 1  # the one-loop device solve ran, not host steps
+
+
 def test_device_loop_reports_progress_between_compiled_chunks(random_vgg, problem):
     _, targets, x0 = problem
     cfg = I.SolverConfig(maxiter=12, ftol=0.3, patience=2)
