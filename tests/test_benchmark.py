@@ -175,3 +175,26 @@ def test_gpu_defaults_flags_flat_and_unreadable_pictures(tmp_path):
     names = gpu_defaults.pictures(tmp_path)
     assert names == ["broken.png", "noise.png", "red.png"]
     assert gpu_defaults.suspicious(tmp_path, names) == ["broken.png (unreadable)", "red.png (flat, mean 0.32)"]
+
+
+def test_gpu_defaults_runs_a_step_end_to_end(tmp_path):
+    import tarfile
+    import time
+
+    from benchmarks import gpu_defaults
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    tiny = gpu_defaults.Step(
+        "invert_features", "invert_features", ("--size", "32", "--iters", "3", "--layers", "relu1_1"), "dfi", 300, "x"
+    )
+    r = gpu_defaults.run_step(tiny, runs, deadline=time.monotonic() + 300)
+    assert r["status"] == "ok" and r["exit_code"] == 0 and r["wall_s"] > 0, r
+    assert "grid.png" in r["pictures"] and r["suspicious_pictures"] == []
+    assert r["command"].endswith(f"--layers relu1_1 --out {runs / 'invert_features'}")
+    (archive,) = gpu_defaults.pack(runs, [r], tmp_path / "arch")
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert "invert_features.log" in names and "invert_features/grid.png" in names
+    stopped = gpu_defaults.run_step(tiny, runs, deadline=time.monotonic() + 0.5)  # the budget ends mid-run
+    assert stopped["status"].startswith("stopped after") and stopped["exit_code"] is None
