@@ -8,7 +8,8 @@
 # bench:       bench_inversion (every variant; the compile cold, then from the persistent cache in a
 #              second process), bench_fast_style, bench_fusion (float32 and bfloat16), then
 #              bench_inversion's scaling curve (1..80 problems) and the largest batch that fits; with
-#              COST=1 cost_analysis first. Each under its own timeout.
+#              COST=1 cost_analysis first. Each under its own timeout, all within BENCH_BUDGET_S
+#              seconds when set (a step that would get under 20 s is skipped).
 # experiments: python -m benchmarks.gpu_defaults (each experiment end to end, GPU-sized; BUDGET_S
 #              seconds in all, default 900), its pictures packed into gpu_defaults_<group>.tar.gz.
 # Extra flags (they override the defaults): INV_ARGS for bench_inversion, FS_ARGS for bench_fast_style,
@@ -40,41 +41,51 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 LOG="$OUT/run_on_gpu.log"
 step() { echo "== $(date +%T) $*" | tee -a "$LOG"; }
+# bench LIMIT CMD...: run CMD under min(LIMIT, what is left of BENCH_BUDGET_S) seconds; skip it under 20 s
+BENCH_BUDGET_S=${BENCH_BUDGET_S:-100000}
+bench() {
+  local left=$((BENCH_BUDGET_S - SECONDS)) limit=$1
+  shift
+  [ "$left" -lt "$limit" ] && limit=$left
+  if [ "$limit" -lt 20 ]; then echo "   skipped: BENCH_BUDGET_S is spent" | tee -a "$LOG"; return; fi
+  timeout "$limit" "$@" 2>&1 | tee -a "$LOG"
+}
 
 if [ "$PART" != experiments ]; then
+  SECONDS=0
   CACHE=$(mktemp -d)
   files=()
   if [ "${COST:-0}" = 1 ]; then
     step cost_analysis
-    timeout 600 python3 -m benchmarks.cost_analysis --json "$OUT/cost_analysis.json" 2>&1 | tee -a "$LOG"
+    bench 600 python3 -m benchmarks.cost_analysis --json "$OUT/cost_analysis.json"
     files+=(cost_analysis.json)
   fi
-  # the most wanted numbers first; every JSON is rewritten after each measurement, so a stopped step keeps its own
+  # the most wanted numbers first; bench_inversion rewrites its JSON after each measurement
   step "bench_inversion: every variant (cold compile)"
   # shellcheck disable=SC2086
-  timeout 360 python3 -m benchmarks.bench_inversion --torch-subset 2 --compile-cache "$CACHE" \
-    --json "$OUT/bench_inversion.json" ${INV_ARGS:-} 2>&1 | tee -a "$LOG"
+  bench 360 python3 -m benchmarks.bench_inversion --torch-subset 2 --compile-cache "$CACHE" \
+    --json "$OUT/bench_inversion.json" ${INV_ARGS:-}
   step "bench_inversion: the compile from the persistent cache"
   # shellcheck disable=SC2086
-  timeout 120 python3 -m benchmarks.bench_inversion ${INV_ARGS:-} --only jax_jaxopt_bf16 --repeats 1 \
-    --compile-cache "$CACHE" --json "$OUT/bench_inversion_cached.json" 2>&1 | tee -a "$LOG"
+  bench 120 python3 -m benchmarks.bench_inversion ${INV_ARGS:-} --only jax_jaxopt_bf16 --repeats 1 \
+    --compile-cache "$CACHE" --json "$OUT/bench_inversion_cached.json"
   step bench_fast_style
   # shellcheck disable=SC2086
-  timeout 180 python3 -m benchmarks.bench_fast_style --json "$OUT/bench_fast_style.json" ${FS_ARGS:-} 2>&1 | tee -a "$LOG"
+  bench 180 python3 -m benchmarks.bench_fast_style --json "$OUT/bench_fast_style.json" ${FS_ARGS:-}
   for dt in float32 bfloat16; do
     step "bench_fusion $dt"
     # shellcheck disable=SC2086
-    timeout 150 python3 -m benchmarks.bench_fusion --dtype $dt --json "$OUT/bench_fusion_$dt.json" ${FUSION_ARGS:-} \
-      2>&1 | tee -a "$LOG"
+    bench 150 python3 -m benchmarks.bench_fusion --dtype $dt --json "$OUT/bench_fusion_$dt.json" ${FUSION_ARGS:-}
   done
   step "bench_inversion: the scaling curve and the largest batch"
   # shellcheck disable=SC2086
-  timeout 360 python3 -m benchmarks.bench_inversion --only none --scaling 1,5,10,20,40,80 --max-batch 80 \
-    --json "$OUT/bench_inversion_curves.json" ${INV_ARGS:-} 2>&1 | tee -a "$LOG"
-  files+=(bench_inversion.json bench_inversion_cached.json bench_inversion_curves.json bench_fast_style.json bench_fusion_float32.json bench_fusion_bfloat16.json)
+  bench 360 python3 -m benchmarks.bench_inversion --only none --scaling 1,5,10,20,40,80 --max-batch 80 \
+    --json "$OUT/bench_inversion_curves.json" ${INV_ARGS:-}
+  files+=(bench_inversion.json bench_inversion_cached.json bench_inversion_curves.json bench_fast_style.json)
+  files+=(bench_fusion_float32.json bench_fusion_bfloat16.json)
   rm -rf "$CACHE"
   if [ "${PACK:-0}" = 1 ]; then
-    (cd "$OUT" && tar czf bench.tar.gz --ignore-failed-read "${files[@]}" run_on_gpu.log && rm -f "${files[@]}")
+    (cd "$OUT" && tar czf bench.tar.gz --ignore-failed-read "${files[@]}" run_on_gpu.log 2> /dev/null && rm -f "${files[@]}")
   fi
 fi
 if [ "$PART" != bench ]; then
