@@ -35,11 +35,13 @@ def cpu_env(devices: int, cache: pathlib.Path) -> dict[str, str]:
     return env
 
 
-def start(argv: list[str], processes: int, devices: int, cache: pathlib.Path) -> list[subprocess.Popen]:
+def start(
+    argv: list[str], processes: int, devices: int, cache: pathlib.Path, stdout: bool = False
+) -> list[subprocess.Popen]:
     """`python *argv` as `processes` CPU processes of `devices` devices each, in `cache` (the cwd);
     with 2+ processes each gets --coordinator 127.0.0.1:<free port> --num-processes N --process-id i.
-    stdout is dropped, stderr kept (see `wait`); each process leads its own session, so `kill` ends
-    whatever it started."""
+    stderr is kept, stdout only with stdout=True (see `wait`); each process leads its own session, so
+    `kill` ends whatever it started."""
     env = cpu_env(devices, cache)
     dist = ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", str(processes)] if processes > 1 else []
     procs: list[subprocess.Popen] = []
@@ -51,7 +53,7 @@ def start(argv: list[str], processes: int, devices: int, cache: pathlib.Path) ->
                     [sys.executable, *argv, *dist, *ident],
                     cwd=cache,
                     env=env,
-                    stdout=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
                     text=True,
                     start_new_session=True,
@@ -73,10 +75,16 @@ def kill(procs: list[subprocess.Popen]) -> None:
 
 def wait(procs: list[subprocess.Popen], timeout: float = 150) -> list[str]:
     """Each process's stderr once all have exited 0 (all are killed on a failure or a timeout)."""
+    return [err for _, err in outputs(procs, timeout)]
+
+
+def outputs(procs: list[subprocess.Popen], timeout: float = 150) -> list[tuple[str | None, str]]:
+    """Each process's (stdout or None, stderr) once all have exited 0 (all are killed on a failure or
+    a timeout)."""
     try:
-        errs = [p.communicate(timeout=timeout)[1] for p in procs]
+        outs = [p.communicate(timeout=timeout) for p in procs]
     finally:
         kill(procs)
-    for p, err in zip(procs, errs):
+    for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
-    return errs
+    return outs

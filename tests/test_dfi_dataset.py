@@ -2,12 +2,7 @@
 the job itself as 2 CPU processes (2 devices each) on localhost: full coverage, stop and resume."""
 
 import json
-import os
 import pathlib
-import signal
-import socket
-import subprocess
-import sys
 
 import chex
 import jax
@@ -16,8 +11,8 @@ import pytest
 
 from dfijax import distributed as dist
 from dfijax.dfi import dataset_job
+from tests import multihost as mh
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 ARGS = [
     "--n-synthetic",
     "300",
@@ -105,62 +100,12 @@ def test_index_round_trip_and_manifest_check(tmp_path):
 # ------------------------------------------------------------------------------------------ 2 processes
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run_job(out: pathlib.Path, cache: pathlib.Path, *extra: str, timeout: float = 150) -> list[dict]:
     """The CLI as 2 processes of 2 CPU devices each; returns each process's summary line."""
-    env = {
-        **os.environ,
-        "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-        "DFIJAX_CACHE": str(cache),
-        "DFIJAX_JAX_CACHE": str(cache / "jax"),
-        "DFIJAX_JAX_CACHE_MIN_SECS": "0",  # the three jobs share every compiled program
-    }
-    port = _free_port()
-    procs = []
-    try:
-        for i in range(2):
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "experiments.dfi_dataset",
-                        *ARGS,
-                        "--out",
-                        str(out),
-                        *extra,
-                        "--coordinator",
-                        f"127.0.0.1:{port}",
-                        "--num-processes",
-                        "2",
-                        "--process-id",
-                        str(i),
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    start_new_session=True,
-                )
-            )
-        outs = [p.communicate(timeout=timeout) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-    summaries = []
-    for p, (so, se) in zip(procs, outs):
-        assert p.returncode == 0, se[-2000:]
-        summaries.append(json.loads([line for line in so.splitlines() if line.startswith("{")][-1]))
-    return summaries
+    argv = ["-m", "experiments.dfi_dataset", *ARGS, "--out", str(out), *extra]
+    cache.mkdir(parents=True, exist_ok=True)
+    outs = mh.outputs(mh.start(argv, processes=2, devices=2, cache=cache, stdout=True), timeout)
+    return [json.loads([line for line in so.splitlines() if line.startswith("{")][-1]) for so, _ in outs]
 
 
 @pytest.fixture(scope="module")
