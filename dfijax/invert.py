@@ -23,7 +23,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import jaxopt
+import numpy as np
 import optax
+from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float
 
 import dfijax  # noqa: F401  (filters jaxopt's import warning)
@@ -47,7 +49,8 @@ class SolverConfig:
       "zoom" / "backtracking" (optax).
     ftol: stop a problem once |f_k − f_{k−1}| <= ftol·|f_{k−1}| held for `patience` iterations in a row
       (0 runs all iterations). The first, deliberately small step never counts.
-    bounds: (low, high) pixel box, e.g. (0.0, 1.0), or None.
+    bounds: (low, high) pixel box, e.g. (0.0, 1.0), or per channel ((l_R, l_G, l_B), (h_R, h_G, h_B)),
+      or None.
     """
 
     maxiter: int = 300
@@ -56,7 +59,7 @@ class SolverConfig:
     linesearch: str | None = None
     ftol: float = 0.0
     patience: int = 3
-    bounds: tuple[float, float] | None = None
+    bounds: tuple[float, float] | tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -73,8 +76,14 @@ class SolverConfig:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
         if self.ftol < 0:
             raise ValueError(f"ftol must be >= 0, got {self.ftol}")
-        if self.bounds is not None and not (len(self.bounds) == 2 and self.bounds[0] < self.bounds[1]):
-            raise ValueError(f"bounds must be (low, high) with low < high, got {self.bounds}")
+        if self.bounds is not None and not (
+            len(self.bounds) == 2
+            and np.shape(self.bounds[0]) == np.shape(self.bounds[1])
+            and np.all(np.less(self.bounds[0], self.bounds[1]))
+        ):
+            raise ValueError(
+                f"bounds must be (low, high) with low < high (scalars or one per channel), got {self.bounds}"
+            )
 
 
 class MinimizeResult(NamedTuple):
@@ -119,7 +128,7 @@ def minimize_init(
 ) -> SolveState:
     """Start state for minimising fun(x, *args) -> scalar from x0 (one problem). Traceable."""
     if config.bounds is not None:
-        x0 = jnp.clip(x0, *config.bounds)
+        x0 = jnp.clip(x0, *_box(x0, *config.bounds))
     f0, g0 = jax.value_and_grad(fun)(x0, *args)
     scale = jax.lax.stop_gradient(1.0 / jnp.maximum(jnp.sum(jnp.abs(g0)), 1e-30))
     init, _ = _steps(fun, config)
@@ -217,7 +226,8 @@ def _jaxopt_steps(sfun, config: SolverConfig):
 
 
 def _box(x, lo, hi):
-    return (jnp.full_like(x, lo), jnp.full_like(x, hi))
+    """The box as two arrays of x's shape (scalars, or one value per channel on the last axis)."""
+    return tuple(jnp.broadcast_to(jnp.asarray(v, x.dtype), x.shape) for v in (lo, hi))
 
 
 def _optax_steps(sfun, config: SolverConfig):
@@ -243,7 +253,7 @@ def _optax_steps(sfun, config: SolverConfig):
         updates, opt_state = opt.update(g, opt_state, x, value=v, grad=g, value_fn=lambda z: sfun(z, s, *args))
         x = optax.apply_updates(x, updates)
         if config.bounds is not None:
-            x = jnp.clip(x, *config.bounds)
+            x = jnp.clip(x, *_box(x, *config.bounds))
         v, g = vg(x, s, *args)
         return x, (opt_state, v, g), v
 
@@ -253,7 +263,7 @@ def _optax_steps(sfun, config: SolverConfig):
 # ------------------------------------------------------------------------------------ feature inversion
 
 
-TV_FORMS = ("beta", "squared", "per-pixel")
+TV_FORMS = ("beta", "squared", "per-pixel", "tv-norm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,9 +271,11 @@ class FeatureLoss:
     """Objective Σ_l w_l · d(φ_l(x), t_l) + tv_weight · TV(x) for one image x: [H, W, 3] in [0, 1].
 
     model: the VGG19 module (its pooling and compute dtype). taps: the layers compared.
-    layer_weights: one per tap (default 1). reduction: "sum" (½‖·‖², DFI code) or "mean" (Chainer).
-    tv: "beta" (Σ(Δ²)^(β/2) on the 0-255 scale, see losses.tv_beta), "squared" (losses.tv_squared) or
-      "per-pixel" (ΣΔ² / (H·W·C) on the 0-255 scale, losses.tv_per_pixel).
+    layer_weights: one per tap (default 1). reduction: "sum" (½‖·‖², DFI paper), "sum/taps" (½‖·‖² ÷
+      number of taps, the official DFI code) or "mean" (Chainer).
+    tv: "beta" (Σ(Δ²)^(β/2) on the 0-255 scale, see losses.tv_beta), "squared" (losses.tv_squared),
+      "per-pixel" (ΣΔ² / (H·W·C) on the 0-255 scale, losses.tv_per_pixel) or "tv-norm" (the official DFI
+      code's TV^β with its 1e-3 floor, losses.tv_norm).
     """
 
     model: VGG19 = VGG19()
@@ -283,8 +295,8 @@ class FeatureLoss:
             raise ValueError(f"{len(self.layer_weights)} layer weights for taps {self.taps}")
         if self.tv not in TV_FORMS:
             raise ValueError(f"tv must be one of {TV_FORMS}, got {self.tv!r}")
-        if self.reduction not in ("sum", "mean"):
-            raise ValueError(f"reduction must be 'sum' or 'mean', got {self.reduction!r}")
+        if self.reduction not in losses.REDUCTIONS:
+            raise ValueError(f"reduction must be one of {losses.REDUCTIONS}, got {self.reduction!r}")
 
     def target_names(self) -> tuple[str, ...]:
         """The keys `invert` expects in its targets (any objective with this method and
@@ -299,13 +311,12 @@ class FeatureLoss:
     def __call__(self, x: Image, variables: Mapping, targets: Mapping[str, jax.Array]) -> Scalar:
         loss = losses.feature_mse(self.features(variables, x), targets, self.taps, self.layer_weights, self.reduction)
         if self.tv_weight:
-            tv = (
-                losses.tv_beta(x, self.tv_beta)
-                if self.tv == "beta"
-                else losses.tv_squared(x)
-                if self.tv == "squared"
-                else losses.tv_per_pixel(x)
-            )
+            tv = {
+                "beta": lambda: losses.tv_beta(x, self.tv_beta),
+                "squared": lambda: losses.tv_squared(x),
+                "per-pixel": lambda: losses.tv_per_pixel(x),
+                "tv-norm": lambda: losses.tv_norm(x, self.tv_beta),
+            }[self.tv]()
             loss = loss + self.tv_weight * tv
         return loss
 
@@ -366,6 +377,36 @@ _solve_batch_jit = jax.jit(_solve_batch, static_argnums=(0, 1))
 _run_batch_jit = jax.jit(_run_batch, static_argnums=(0, 1), donate_argnums=(4,))
 _init_batch_jit = jax.jit(_init_batch, static_argnums=(0, 1))
 _step_batch_jit = jax.jit(_step_batch, static_argnums=(0, 1), donate_argnums=(4,))
+_ONE_DEVICE = {"solve": _solve_batch_jit, "run": _run_batch_jit, "init": _init_batch_jit, "step": _step_batch_jit}
+
+
+@functools.lru_cache(maxsize=None)
+def _per_device(m: jax.sharding.Mesh) -> dict[str, Callable]:
+    """The four batched programs with the problems split over m: each device solves its own problems,
+    independently (shard_map, no collective). Left to the SPMD partitioner instead, a batched while
+    loop needs every device's flags each iteration, and with a line search inside it XLA:CPU took
+    minutes and gigabytes to compile for 8 devices."""
+    spec = P(mesh.AXIS)
+
+    def wrap(fn: Callable, donate: tuple[int, ...]) -> Callable:
+        def body(loss, config, variables, targets, batched, *rest):
+            local = jax.shard_map(
+                functools.partial(fn, loss, config),
+                mesh=m,
+                in_specs=(P(), spec, spec) + (P(),) * len(rest),
+                out_specs=spec,
+                check_vma=False,
+            )
+            return local(variables, targets, batched, *rest)
+
+        return jax.jit(body, static_argnums=(0, 1), donate_argnums=donate)
+
+    return {
+        "solve": wrap(_solve_batch, ()),
+        "run": wrap(_run_batch, (4,)),
+        "init": wrap(_init_batch, ()),
+        "step": wrap(_step_batch, (4,)),
+    }
 
 
 def invert(
@@ -379,6 +420,7 @@ def invert(
     progress: Callable[[int, jax.Array], None] | None = None,
     check_every: int = 10,
     shard: bool = False,
+    snapshot: Callable[[int, jax.Array], None] | None = None,
 ) -> InversionResult:
     """Find images whose features match `targets`; all problems are solved together, vmapped.
 
@@ -395,6 +437,8 @@ def invert(
       last), where the loop also stops once every problem has stopped.
     shard: split the problems across all local devices (jax.make_mesh + NamedSharding on the batch
       axis; padded to a multiple of the device count). Results are the same as on one device.
+    snapshot: called as snapshot(iteration, images [B, H, W, 3]) with the current iterates (not the
+      best so far) every `check_every` iterations, e.g. to keep intermediate reconstructions.
     """
     if loop == "auto":  # $DFIJAX_INVERT_LOOP picks for every caller (e.g. "device" to run the GPU path on a CPU)
         loop = os.environ.get("DFIJAX_INVERT_LOOP") or ("host" if jax.default_backend() == "cpu" else "device")
@@ -417,6 +461,7 @@ def invert(
     if bad:
         raise ValueError(f"targets {bad} contain NaN or inf; check the weights, the inputs and the attribute vector")
     n_dev = jax.local_device_count()
+    fns = _ONE_DEVICE
     if shard and n_dev > 1:
         pad = (-b) % n_dev
         if pad:
@@ -425,30 +470,38 @@ def invert(
         m = mesh.data_mesh()
         targets, x0 = mesh.shard_batch((targets, x0), m)
         variables = mesh.replicate(variables, m)
-        r = invert(loss, variables, targets, x0, config, loop=loop, progress=progress, check_every=check_every)
-        return jax.tree.map(lambda a: a[:b], r)
-    if loop == "device" and progress is None:
-        return _solve_batch_jit(loss, config, variables, targets, x0)
+        fns = _per_device(m)
 
-    state = _init_batch_jit(loss, config, variables, targets, x0)
+    def report(k: int, losses: jax.Array) -> None:
+        if progress is not None:
+            progress(k, losses[:b])
+        if snapshot is not None:
+            snapshot(k, jnp.copy(state.x[:b]))  # a copy: the next step donates the state
+
+    def result(r: InversionResult) -> InversionResult:
+        return r if r.images.shape[0] == b else jax.tree.map(lambda a: a[:b], r)
+
+    if loop == "device" and progress is None and snapshot is None:
+        return result(fns["solve"](loss, config, variables, targets, x0))
+
+    state = fns["init"](loss, config, variables, targets, x0)
     if loop == "device":  # compiled chunks of check_every iterations, reported between them
         k = 0
         while k < config.maxiter:
             k = min(k + check_every, config.maxiter)
-            state = _run_batch_jit(loss, config, variables, targets, state, jnp.asarray(k))
-            progress(k, state.f_prev)
+            state = fns["run"](loss, config, variables, targets, state, jnp.asarray(k))
+            report(k, state.f_prev)
             if bool(jnp.all(state.done)):
                 break
-        return InversionResult(state.best_x, state.history, state.k, state.best_f)
+        return result(InversionResult(state.best_x, state.history, state.k, state.best_f))
 
     for k in range(1, config.maxiter + 1):
-        state = _step_batch_jit(loss, config, variables, targets, state)
+        state = fns["step"](loss, config, variables, targets, state)
         if k % check_every == 0 or k == config.maxiter:
-            if progress is not None:
-                progress(k, state.f_prev)
+            report(k, state.f_prev)
             if config.ftol > 0 and bool(jnp.all(state.done)):
                 break
-    return InversionResult(state.best_x, state.history, state.k, state.best_f)
+    return result(InversionResult(state.best_x, state.history, state.k, state.best_f))
 
 
 def noise_init(key: jax.Array, shape: Sequence[int], low: float = 0.0, high: float = 1.0) -> Float[Array, "..."]:

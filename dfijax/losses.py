@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from dfijax.shapes import FeatureMap, GramMatrix, Image, Scalar, Vector
 
 Features = Mapping[str, jax.Array]
+REDUCTIONS = ("sum", "mean", "sum/taps")
 
 
 def _weights(layers: Sequence[str], weights: Sequence[float] | Mapping[str, float] | None) -> list[float]:
@@ -33,13 +34,15 @@ def feature_mse(
     reduction: str = "mean",
 ) -> Scalar:
     """Σ_l w_l · d(φ_l, t_l) with d the mean ("mean", Chainer DFI) or half the sum ("sum": ½‖·‖², DFI
-    paper / official code) of squared differences."""
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    paper) of squared differences; "sum/taps" is ½‖·‖² divided by the number of layers (the official
+    DFI code's one target of all blobs: `c_loss * weight / len(target_blob_names)`)."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     total = jnp.zeros((), jnp.float32)
+    per_tap = 1.0 / len(layers) if reduction == "sum/taps" else 1.0
     for layer, w in zip(layers, _weights(layers, weights)):
         sq = jnp.square(feats[layer].astype(jnp.float32) - targets[layer].astype(jnp.float32))
-        total = total + w * (jnp.mean(sq) if reduction == "mean" else 0.5 * jnp.sum(sq))
+        total = total + w * (jnp.mean(sq) if reduction == "mean" else 0.5 * per_tap * jnp.sum(sq))
     return total
 
 
@@ -128,6 +131,17 @@ def tv_beta(x: Image, beta: float = 2.0, scale: float = 255.0, eps: float = 1e-8
     if beta == 2.0:
         return jnp.sum(sq)
     return jnp.sum(jnp.power(sq + eps, beta / 2.0))
+
+
+def tv_norm(x: Image, beta: float = 2.0, scale: float = 255.0, floor: float = 1e-3) -> Scalar:
+    """The official DFI code's TV^β (`totalvariation.tv_norm`, naive operator) on the image times `scale`:
+    Σ max(Δx² + Δy², floor)^(β/2) per channel over the top-left (H−1)×(W−1) grid. Its gradient is the
+    reference's: the floor is left out of the derivative of the squared differences, (β/2)·max(·,
+    floor)^(β/2−1)·∇(Δx² + Δy²), so flat regions still pull on their pixels as they do there."""
+    dx, dy = _diffs(x.astype(jnp.float32) * scale)
+    sq = jnp.square(dx) + jnp.square(dy)
+    floored = sq + jax.lax.stop_gradient(jnp.maximum(sq, floor) - sq)
+    return jnp.sum(floored ** (beta / 2.0))
 
 
 def tv_per_pixel(x: Image, scale: float = 255.0) -> Scalar:
