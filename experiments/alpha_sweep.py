@@ -109,13 +109,32 @@ def parse(argv):
         help="TV weight (dfijax: 1e-3 with pretrained weights, 1e-6 with the random net, whose "
         "activations are ~100x smaller)",
     )
-    p.add_argument("--tv-form", choices=["beta", "squared", "per-pixel"], help="TV form (see invert.FeatureLoss)")
-    p.add_argument("--loss-reduction", choices=["sum", "mean"], help="½‖·‖² per tap (sum) or mean of squares")
+    p.add_argument(
+        "--tv-form",
+        choices=["beta", "squared", "per-pixel", "tv-norm"],
+        help="TV form (see invert.FeatureLoss; tv-norm: the official code's, with its 1e-3 floor)",
+    )
+    p.add_argument(
+        "--loss-reduction",
+        choices=["sum", "mean", "sum/taps"],
+        help="½‖·‖² per tap (sum), the same ÷ number of taps (sum/taps, the official code), or mean of squares",
+    )
     p.add_argument(
         "--bounds",
         choices=["none", "lbfgsb", "project"],
-        help="pixel box [0, 1] during the solve: true L-BFGS-B, or clipping after each step",
+        help="pixel box during the solve (--box): true L-BFGS-B, or clipping after each step",
     )
+    p.add_argument(
+        "--box",
+        choices=["unit", "caffe"],
+        help="the box: [0, 1], or the official code's (-128, 162) on the Caffe input (per channel)",
+    )
+    p.add_argument(
+        "--linesearch",
+        choices=["none", "zoom", "backtracking", "hager-zhang"],
+        help="L-BFGS line search (none: a fixed unit step, dfijax and chainer; official: zoom, as scipy searches)",
+    )
+    p.add_argument("--ftol", type=float, help="stop at a relative decrease below this (official: scipy's 2.2e-9)")
     p.add_argument("--history", type=int, help="L-BFGS history size")
     p.add_argument("--init", choices=["input", "noise"], help="start from the input or from noise")
     p.add_argument(
@@ -128,6 +147,34 @@ def parse(argv):
     )
     p.add_argument(
         "--residual", action=argparse.BooleanOptionalAction, help="subtract what inverting φ(x) alone changes"
+    )
+    p.add_argument(
+        "--residual-mode",
+        choices=["single", "nearest"],
+        help="single: subtract one reconstruction's residual; nearest (chainer-dfi): reconstruct from the "
+        "edits' start, keep a snapshot every --residual-every of --residual-iters, subtract the nearest",
+    )
+    p.add_argument("--residual-iters", type=int, help="iterations of the residual reconstruction (chainer 600)")
+    p.add_argument("--residual-every", type=int, help="a residual snapshot every this many iterations (chainer 20)")
+    p.add_argument("--color-eps", type=float, help="epsilon of the per-channel colour match (1e-6; chainer 0)")
+    p.add_argument(
+        "--output",
+        choices=["image", "diff8"],
+        help="the edited image, or chainer-dfi's: the 8-bit difference (+128, clipped) added to the input",
+    )
+    p.add_argument(
+        "--neighbours",
+        choices=["attributes", "official", "chainer"],
+        help="neighbour rule: attributes (--metric, --rank), the official code's, or chainer-dfi's "
+        "(CelebA: --include/--exclude filter, ranked by pixel distance; LFW: ±0.5 thresholds, L2)",
+    )
+    p.add_argument("--include", help="chainer neighbours: attributes every neighbour has, e.g. Young,Bags_Under_Eyes")
+    p.add_argument("--exclude", help="chainer neighbours: attributes no neighbour has, e.g. Eyeglasses,Male")
+    p.add_argument(
+        "--crop",
+        choices=["dataset", "chainer"],
+        help="dataset: the dataset's own crop; chainer: chainer-dfi's boxes (CelebA 19,39,159,179; LFW "
+        "40,20,210,190) with PIL bilinear resize of the 8-bit images",
     )
     p.add_argument("--mask", help="greyscale mask image: white takes the edit, black keeps the input")
     p.add_argument(
@@ -178,6 +225,11 @@ def parse_edits(text: str) -> tuple[str, ...]:
     return tuple(e.strip() for e in text.split(";") if e.strip())
 
 
+def parse_names(text: str) -> tuple[str, ...]:
+    """'Young, Bags_Under_Eyes' -> ('Young', 'Bags_Under_Eyes')."""
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 def parse_alphas(text: str) -> tuple[float, ...]:
     try:
         alphas = tuple(float(a) for a in text.split(",") if a.strip())
@@ -211,11 +263,23 @@ def config_from(args) -> "SweepConfig":
         tv_form=args.tv_form,
         reduction=args.loss_reduction,
         bounds=args.bounds,
+        box=args.box,
+        linesearch=args.linesearch,
+        ftol=args.ftol,
         history=args.history,
         init=args.init,
         alpha_mode=args.alpha_mode,
         color_match=args.color_match,
         residual=args.residual,
+        residual_mode=args.residual_mode,
+        residual_iters=args.residual_iters,
+        residual_every=args.residual_every,
+        color_eps=args.color_eps,
+        output=args.output,
+        neighbours=args.neighbours,
+        include=parse_names(args.include) if args.include is not None else None,
+        exclude=parse_names(args.exclude) if args.exclude is not None else None,
+        crop=args.crop,
         dtype=args.dtype,
         shard=False if args.no_shard else None,
         batch=args.batch,
@@ -247,6 +311,10 @@ def main(argv=None) -> int:
     try:
         cfg = config_from(args)
         data = load_dataset(args)
+        if cfg.crop == "chainer":  # the inputs too (chainer-dfi crops LFW inputs with the sets' box)
+            from dfijax.dfi.chainer import reference_crop
+
+            data = reference_crop(data)
         photos = None
         if args.eyes and not args.images:
             raise ValueError("--eyes is for own photos: give them with --images")

@@ -35,3 +35,12 @@ def apply_at_full_resolution(original_full: jax.Array, original_small: jax.Array
     delta = edited_small - original_small
     up = jax.image.resize(delta, original_full.shape, method="linear")
     return jnp.clip(original_full + up, 0.0, 1.0)
+
+
+def match_color_global(edited: jax.Array, original: jax.Array, eps: float = 1e-8) -> jax.Array:
+    """The official DFI code's colour match (utils.color_match): one mean and std per image over all
+    pixels and channels, (B − m_B)·(s_A + eps)/(s_B + eps) + m_A. edited [..., H, W, 3], original [H, W, 3]."""
+    m, s = original.mean(), original.std()
+    axes = (-3, -2, -1)
+    m2, s2 = edited.mean(axes, keepdims=True), edited.std(axes, keepdims=True)
+    return (edited - m2) * (s + eps) / (s2 + eps) + m

@@ -1,15 +1,21 @@
 """The references' DFI settings as named presets of `SweepConfig` fields.
 
-- "official": Upchurch et al.'s code (paulu/deepfeatinterp, demo1.py / deepmodels.py): beta scaling
-  w/mean(w²); ½‖φ(z) − t‖² over relu3_1/4_1/5_1; TV^β, λ = 1e-3, β = 2 on 0-255 values; pixel box
-  during the solve; 500 iterations, later alphas warm-started from the previous result with half;
-  K = 100 same-gender neighbours ranked by Hamming distance over binarised attributes (LFW too);
-  global mean/std colour match to the input.
+- "official": paulu/deepfeatinterp, the caffe+scipy backend as demo1.py calls it (deepmodels.py,
+  deepart.py, totalvariation.py, utils.py): beta scaling w/mean(w²) over the concatenated taps;
+  Σ_l ½‖φ_l(z) − t_l‖² ÷ 3 over relu3_1/4_1/5_1 (one target holding the three blobs, each divided by
+  len(target_blob_names)); tv_norm TV^β with its 1e-3 floor, λ = 1e-3, β = 2 on 0-255 values;
+  L-BFGS-B (jaxopt, zoom line search, 10 pairs, stop at a relative decrease below scipy's factr·eps)
+  on the (−128, 162) box of the Caffe input, results clipped to [0, 1]; α = 0.4; 500 iterations,
+  later alphas warm-started from the previous clipped result with half; K = 100 neighbours by the
+  official rule (LFW: make_manifolds on binarised scores; CelebA: celeba_attributes.select with the
+  input's gender); one global mean/std colour match to the input.
 - "chainer": dsanno/chainer-dfi (train.py, train_lfw.py): per-layer ‖φ_l(x)‖·w_l/‖w_l‖; per-layer mean
   squared error; TV weight 100 on (ΣΔ²)/(H·W·C) of 0-255 values; L-BFGS without line search, history
-  5, 1000 iterations from uniform noise; K = 100 neighbours ranked by L2 over all attributes with the
-  input itself allowed (train_lfw ranks the whole table, the input included); per-channel colour match
-  and subtraction of the reconstruction residual.
+  5, 1000 iterations from uniform noise; neighbours by its rules (dfi.chainer: CelebA's include/exclude
+  filter ranked by pixel distance to the input, LFW's ±0.5 thresholds ranked by L2 over all attributes;
+  up to K = 100, the input itself allowed, fewer accepted) on its crops with PIL bilinear resize;
+  per-channel colour adjustment without epsilon, then the nearest of 30 residual snapshots (600
+  iterations, every 20) subtracted; the 8-bit difference added to the input.
 - "dfijax": this project's default: the chainer scaling, ½‖·‖², TV^β auto-scaled to the weights, no
   box, every alpha in one parallel call (fast, and usable on the random net as on pretrained weights).
 
@@ -26,27 +32,32 @@ from typing import Any
 from dfijax.dfi.sweep import SweepConfig
 
 TAPS = ("relu3_1", "relu4_1", "relu5_1")
+# scipy L-BFGS-B's default stop: factr 1e7 times the float64 machine epsilon
+SCIPY_FTOL = 1e7 * 2.220446049250313e-16
 
 PRESETS: dict[str, dict[str, Any]] = {
     "dfijax": {},
     "official": dict(
-        size=200,
-        scaling="beta",
-        reduction="sum",
-        taps=TAPS,
-        tv=1e-3,
-        tv_form="beta",
-        bounds="project",
-        history=10,
-        iters=500,
-        init="input",
-        alpha_mode="warm",
-        k=100,
-        same_gender=True,
-        metric="hamming",
-        rank="all",
-        include_input=False,
-        color_match="global",
+        size=200,  # demo1.py:L64, L102-105 (short side >= 200)
+        alphas=(0.4,),  # demo1.py:L58
+        scaling="beta",  # demo1.py:L55, L117-118
+        reduction="sum/taps",  # deepmodels.py:L111-121, deepart.py:L56, L169-170
+        taps=TAPS,  # deepmodels.py:L202 (conv*_1 blobs, ReLU in place)
+        tv=1e-3,  # deepmodels.py:L204
+        tv_form="tv-norm",  # deepart.py:L175-177, totalvariation.py:L23-40
+        bounds="lbfgsb",  # deepmodels.py:L130, L134
+        box="caffe",  # deepmodels.py:L105, L134
+        linesearch="zoom",  # scipy's L-BFGS-B searches a Wolfe step every iteration
+        ftol=SCIPY_FTOL,
+        history=10,  # scipy's maxcor default
+        iters=500,  # demo1.py:L56
+        init="input",  # demo1.py:L122
+        alpha_mode="warm",  # demo1.py:L124-132
+        k=100,  # demo1.py:L54
+        neighbours="official",  # demo1.py:L19-47, deepmodels.py:L263-269
+        same_gender=True,  # demo2.py:L103-110 constrains the input's gender (LFW: the attribute's, L26)
+        include_input=False,  # demo1.py:L42, L45
+        color_match="global",  # demo1.py:L57, L135-136, utils.py:L45-61
         residual=False,
     ),
     "chainer": dict(
@@ -66,8 +77,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         metric="l2",
         rank="all",
         include_input=True,
+        allow_fewer=True,
+        neighbours="chainer",
+        crop="chainer",
         color_match="channel",
+        color_eps=0.0,
         residual=True,
+        residual_mode="nearest",
+        residual_iters=600,
+        residual_every=20,
+        output="diff8",
     ),
 }
 

@@ -19,8 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfijax import invert as inv
+from dfijax import losses
 from dfijax.data import FaceDataset
-from dfijax.dfi import features, postprocess, specs, vectors
+from dfijax.dfi import chainer, features, postprocess, specs, vectors
 from dfijax.dfi import neighbours as nb
 from dfijax.vgg import VGG19, layer_index
 from dfijax.weights import VGGWeights
@@ -32,20 +33,40 @@ if TYPE_CHECKING:
 Progress = Callable[[str, int, int, dict], None]
 
 
+# The official code's solve box, (low, high) on its input: BGR 0–255 minus this mean (RGB order here).
+CAFFE_BOUNDS = (-128.0, 162.0)
+CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
+# "attributes": select_neighbours with metric/rank/same_gender; "official": the official DFI code's
+# selection (LFW: demo1's make_manifolds on binarised scores; binary datasets: celeba_attributes.select);
+# "chainer": chainer-dfi's (dfi.chainer.select_neighbours).
+NEIGHBOUR_RULES = ("attributes", "official", "chainer")
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
     """Everything that decides a sweep's result (`presets` holds the references' settings).
 
-    Objective: Σ_taps d(φ(z), φ(x) + α·w) + tv · TV(z), d = ½‖·‖² (reduction "sum") or the mean of
-    squares ("mean"); tv_form see invert.FeatureLoss; tv=None: 1e-3 with pretrained weights, 1e-6
-    with the random net (whose activations are ~100x smaller).
-    Solve: L-BFGS, `history` pairs, no line search; bounds "none", "lbfgsb" (true L-BFGS-B, jaxopt)
-    or "project" (clip to [0, 1] after each step); init "input" or "noise" (chainer-dfi's uniform ±10/255
-    around the Caffe mean colour); alpha_mode "parallel" (every alpha in one call) or "warm" (alphas in
+    Objective: Σ_taps d(φ(z), φ(x) + α·w) + tv · TV(z), d = ½‖·‖² (reduction "sum"), ½‖·‖² ÷ taps
+    ("sum/taps", the official code) or the mean of squares ("mean"); tv_form see invert.FeatureLoss;
+    tv=None: 1e-3 with pretrained weights, 1e-6 with the random net (activations ~100x smaller).
+    Solve: L-BFGS, `history` pairs, line search `linesearch` (None: fixed unit step); bounds "none",
+    "lbfgsb" (true L-BFGS-B, jaxopt) or "project" (clip after each step) on the box "unit" ([0, 1]) or
+    "caffe" (the official code's, see pixel_box); bounded results are clipped to [0, 1] as the official
+    code does; ftol stops a problem at the first relative decrease below it (scipy L-BFGS-B's
+    factr·eps = 2.2e-9); init "input" or "noise" (chainer-dfi's uniform ±10/255 around the Caffe mean
+    colour); alpha_mode "parallel" (every alpha in one call) or "warm" (alphas in
     order, each later one from the previous result with half the iterations, as the official demo).
-    Neighbours: metric "auto" (Hamming for binary datasets, else L2), "hamming" or "l2"; rank "other"
-    or "all" attributes; include_input lets the input be its own neighbour (chainer-dfi does).
+    Neighbours: rule `neighbours` (NEIGHBOUR_RULES); for "attributes": metric "auto" (Hamming for
+    binary datasets, else L2), "hamming" or "l2"; rank "other" or "all" attributes; include_input
+    lets the input be its own neighbour (chainer-dfi does).
     Post-processing: color_match "none", "channel" (per-channel mean/std) or "global" (official).
+    chainer-dfi's procedures (dfi.chainer): neighbours "chainer" (binary datasets: the include/exclude
+    attribute filter, ranked by pixel distance; LFW: thresholds ±0.5, L2 over all attributes); crop
+    "chainer" reads CelebA/LFW folders with its boxes and PIL bilinear resize; residual_mode "single"
+    subtracts one reconstruction's residual (alpha 0 in the same solve), "nearest" reconstructs from
+    the edits' start for residual_iters, keeps a colour-matched snapshot every residual_every and
+    subtracts the one nearest each colour-matched edit; color_eps is the per-channel match's epsilon
+    (chainer-dfi: 0); output "image", or "diff8": the edit's 8-bit difference added to the input.
     """
 
     edits: tuple[str, ...] = ("Smiling+",)
@@ -61,14 +82,26 @@ class SweepConfig:
     tv_form: str = "beta"
     reduction: str = "sum"
     bounds: str = "none"
+    box: str = "unit"
+    linesearch: str | None = None
+    ftol: float = 0.0
     history: int = 10
     init: str = "input"
     alpha_mode: str = "parallel"
     metric: str = "auto"
     rank: str = "other"
+    neighbours: str = "attributes"
     include_input: bool = False
     color_match: str = "none"
     residual: bool = False
+    residual_mode: str = "single"
+    residual_iters: int = 600
+    residual_every: int = 20
+    color_eps: float = 1e-6
+    output: str = "image"
+    crop: str = "dataset"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
     dtype: str = "float32"
     shard: bool = True
     batch: int = 32
@@ -93,8 +126,11 @@ class SweepConfig:
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
         for name, allowed in (
             ("tv_form", inv.TV_FORMS),
-            ("reduction", ("sum", "mean")),
+            ("reduction", losses.REDUCTIONS),
             ("bounds", ("none", "lbfgsb", "project")),
+            ("box", ("unit", "caffe")),
+            ("linesearch", inv.LINESEARCHES + ("none",)),
+            ("neighbours", NEIGHBOUR_RULES),
             ("init", ("input", "noise")),
             ("alpha_mode", ("parallel", "warm")),
             ("metric", ("auto", "hamming", "l2")),
@@ -105,7 +141,10 @@ class SweepConfig:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.history < 1:
             raise ValueError(f"history must be >= 1, got {self.history}")
+        if not (np.isfinite(self.ftol) and self.ftol >= 0):
+            raise ValueError(f"ftol must be a finite number >= 0, got {self.ftol}")
         vectors.uses_normalized_features(self.scaling)  # validates the name
+        _check_chainer_fields(self)
 
     def tv_weight(self, pretrained: bool) -> float:
         return self.tv if self.tv is not None else (1e-3 if pretrained else 1e-6)
@@ -116,13 +155,47 @@ class SweepConfig:
             model=model, taps=self.taps, reduction=self.reduction, tv_weight=self.tv_weight(pretrained), tv=self.tv_form
         )
 
+    def pixel_box(self) -> tuple[float, float] | tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """The solve's pixel bounds in RGB [0, 1] terms: None, [0, 1], or per channel the official code's
+        (−128, 162) box on its BGR 0–255 input minus the Caffe mean (deepmodels.py dfi_reconstruct)."""
+        if self.bounds == "none":
+            return None
+        if self.box == "unit":
+            return (0.0, 1.0)
+        return tuple(tuple(float((v + m) / 255.0) for m in CAFFE_MEAN_RGB) for v in CAFFE_BOUNDS)
+
     def solver(self, iters: int | None = None) -> inv.SolverConfig:
         return inv.SolverConfig(
             maxiter=iters or self.iters,
             history_size=self.history,
             backend="optax" if self.bounds == "project" else "jaxopt",
-            bounds=None if self.bounds == "none" else (0.0, 1.0),
+            bounds=self.pixel_box(),
+            linesearch=None if self.linesearch == "none" else self.linesearch,
+            ftol=self.ftol,
+            patience=1 if self.ftol else 3,
         )
+
+
+def _check_chainer_fields(c: SweepConfig) -> None:
+    for name, allowed in (
+        ("residual_mode", ("single", "nearest")),
+        ("output", ("image", "diff8")),
+        ("crop", ("dataset", "chainer")),
+    ):
+        if getattr(c, name) not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {getattr(c, name)!r}")
+    if c.residual_every < 1 or c.residual_iters < c.residual_every:
+        raise ValueError(f"need 1 <= residual_every <= residual_iters, got {c.residual_every} and {c.residual_iters}")
+    if not (np.isfinite(c.color_eps) and c.color_eps >= 0):
+        raise ValueError(f"color_eps must be a finite number >= 0, got {c.color_eps}")
+    if not all(isinstance(n, str) and n.strip() for n in c.include + c.exclude):
+        raise ValueError(f"include/exclude must be attribute names, got {c.include} and {c.exclude}")
+    if set(c.include) & set(c.exclude):
+        raise ValueError(f"attributes {sorted(set(c.include) & set(c.exclude))} are both included and excluded")
+    if (c.include or c.exclude) and c.neighbours != "chainer":
+        raise ValueError("include/exclude filter chainer-dfi's neighbours: set neighbours='chainer' too")
+    if c.same_gender and c.neighbours == "chainer":
+        raise ValueError("chainer neighbours ignore same_gender: include or exclude 'Male' instead")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,18 +386,38 @@ def run_sweep(
     rows = [(i, e) for i in range(len(inputs.images)) for e in range(len(edit_specs))]
     warnings, sets = [], []
     metric = ("hamming" if data.binary else "l2") if config.metric == "auto" else config.metric
+    official = config.neighbours == "official"
+    ndata = chainer.reference_crop(data) if config.crop == "chainer" else data  # the neighbours' images
+    binary = nb.binarize_scores(data.attrs, data.attr_names) if official and not data.binary else None
     for i, e in rows:
-        n = nb.select_neighbours(
-            data.attrs,
-            inputs.queries[i],
-            edit_specs[e],
-            config.k,
-            metric=metric,
-            same=gender,
-            exclude=None if config.include_input else inputs.excludes[i],
-            allow_fewer=config.allow_fewer,
-            rank=config.rank,
-        )
+        exclude = None if config.include_input else inputs.excludes[i]
+        if official:
+            n = _official_neighbours(config, data, inputs, i, edit_specs[e], gender, exclude, binary)
+        elif config.neighbours == "chainer":
+            n = chainer.select_neighbours(
+                ndata,
+                inputs.images[i],
+                inputs.queries[i],
+                edit_specs[e],
+                config.k,
+                include=config.include,
+                exclude_attrs=config.exclude,
+                exclude=exclude,
+                allow_fewer=config.allow_fewer,
+                batch=config.batch,
+            )
+        else:
+            n = nb.select_neighbours(
+                data.attrs,
+                inputs.queries[i],
+                edit_specs[e],
+                config.k,
+                metric=metric,
+                same=gender,
+                exclude=exclude,
+                allow_fewer=config.allow_fewer,
+                rank=config.rank,
+            )
         if min(len(n.target), len(n.source)) < config.k:
             warnings.append(f"only {len(n.target)} target / {len(n.source)} source neighbours (K = {config.k})")
         sets.append(n)
@@ -333,7 +426,7 @@ def run_sweep(
     root = pathlib.Path(cache_root) if cache_root is not None else None
     vec_cache = root / "attrvec" if root else None
     fcache = (
-        features.feature_cache_dir(root / "features", loss, weights.meta, data, config.size)
+        features.feature_cache_dir(root / "features", loss, weights.meta, ndata, config.size)
         if root and config.feature_cache
         else None
     )
@@ -351,7 +444,7 @@ def run_sweep(
             loss,
             weights.variables,
             weights.meta,
-            data,
+            ndata,
             n,
             config.size,
             config.scaling,
@@ -368,21 +461,33 @@ def run_sweep(
 
     w = {t: jnp.asarray(np.stack([wi[t] for wi in ws])) for t in config.taps}
     alphas = list(config.alphas)
-    run_alphas = ([0.0] if config.residual else []) + alphas
+    single = config.residual and config.residual_mode == "single"
+    run_alphas = ([0.0] if single else []) + alphas
     x = jnp.asarray(inputs.images[[i for i, _ in rows]], jnp.float32)
     t0 = time.perf_counter()
     edited, final_loss = solve_alphas(config, loss, weights.variables, x, w, run_alphas, progress)
+    if config.residual and not single:  # chainer-dfi: snapshots of the unedited reconstruction from the same start
+        snaps = chainer.reconstruction_snapshots(
+            loss,
+            weights.variables,
+            x,
+            initial_images(config, x),
+            config.solver(config.residual_iters),
+            config.residual_every,
+            shard=config.shard and jax.local_device_count() > 1,
+            progress=lambda k: progress("residual", k, config.residual_iters, {}),
+        )
     t_edit = time.perf_counter() - t0
-    if config.residual:
+    if single:
         recon, edited = edited[:, :1], edited[:, 1:]
         edited = postprocess.subtract_residual(edited, recon, x[:, None])
-    if config.color_match != "none":
-        per_channel = config.color_match == "channel"
-        edited = jax.vmap(lambda e, r: jax.vmap(lambda z: postprocess.match_color(z, r, per_channel=per_channel))(e))(
-            edited, x
-        )
+    edited = _match_colors(config, edited, x)
+    if config.residual and not single:
+        edited = nearest_residual_correction(config, edited, snaps, x)
     if mask is not None:
         edited = postprocess.mask_blend(edited, x[:, None], jnp.asarray(mask))
+    if config.output == "diff8":
+        edited = diff8_images(edited, x)
     edited = np.clip(np.asarray(edited), 0, 1)
 
     b, a = len(rows), len(alphas)
@@ -417,6 +522,56 @@ def run_sweep(
     )
 
 
+def nearest_residual_correction(config: SweepConfig, edited: Any, snapshots: np.ndarray, x: Any) -> np.ndarray:
+    """train.py's correction: colour-matched edits [B, A, H, W, 3] minus, each, the nearest of the
+    colour-matched reconstruction snapshots [S, B, H, W, 3] less the input x [B, H, W, 3]."""
+    x = jnp.asarray(x, jnp.float32)
+    snaps = jnp.asarray(np.swapaxes(np.asarray(snapshots, np.float32), 0, 1))  # [B, S, H, W, 3]
+    residuals = np.asarray(_match_colors(config, snaps, x)) - np.asarray(x)[:, None]
+    edited = np.asarray(edited, np.float32)
+    return np.stack([chainer.subtract_nearest_residual(edited[r], x[r], residuals[r]) for r in range(len(x))])
+
+
+def diff8_images(edited: Any, x: Any) -> np.ndarray:
+    """chainer-dfi's output for edits [B, A, H, W, 3] of inputs x [B, H, W, 3]: each 8-bit difference
+    added to the 8-bit input (`chainer.diff8_output`), back in [0, 1]."""
+    x8, xs, edited = chainer.to_uint8(x), np.asarray(x, np.float32), np.asarray(edited, np.float32)
+    out = [[chainer.diff8_output(x8[r], (z - xs[r]) * 255.0) for z in edited[r]] for r in range(len(xs))]
+    return np.asarray(out, np.float32) / np.float32(255.0)
+
+
+def _match_colors(config: SweepConfig, edited: jax.Array, x: jax.Array) -> jax.Array:
+    """config's colour match of edited [B, A, H, W, 3] to each row's input x [B, H, W, 3]."""
+    if config.color_match == "global":
+        return jax.vmap(postprocess.match_color_global)(edited, x)
+    if config.color_match == "channel":
+        eps = config.color_eps
+        return jax.vmap(lambda e, r: jax.vmap(lambda z: postprocess.match_color(z, r, eps=eps))(e))(edited, x)
+    return edited
+
+
+def _official_neighbours(
+    config: SweepConfig,
+    data: FaceDataset,
+    inputs: SweepInputs,
+    i: int,
+    spec: tuple[tuple[int, int], ...],
+    gender: int | None,
+    exclude: int | None,
+    binary: nb.BinaryAttributes | None,
+) -> nb.Neighbours:
+    """The official code's rule: binary datasets as celeba_attributes.select (gender constrained to
+    the input's side when same_gender), continuous (LFW) scores as demo1's make_manifolds."""
+    if binary is None:
+        return nb.official_binary_neighbours(
+            data.attrs, inputs.queries[i], spec, config.k, same=gender, exclude=exclude, allow_fewer=config.allow_fewer
+        )
+    own = inputs.excludes[i]
+    query = binary.members[own] if own is not None else binary.member(inputs.queries[i], data.attr_names)
+    named = [(data.attr_names[j], sign) for j, sign in spec]
+    return nb.official_lfw_neighbours(binary, query, named, config.k, exclude=exclude, allow_fewer=config.allow_fewer)
+
+
 def initial_images(config: SweepConfig, images: jax.Array) -> jax.Array:
     """Where the solve starts, [B, H, W, 3]: the inputs, or chainer-dfi's noise: uniform ±10 (0-255
     scale) around the Caffe mean colour (RGB 124, 117, 104), seeded by config.seed."""
@@ -432,9 +587,11 @@ def solve_alphas(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Invert φ(x) + α·w for B rows × A alphas. "parallel": one engine call for all; "warm": one call
     per alpha over all rows, each later alpha starting from the previous one's result with half the
-    iterations. Returns ([B, A, H, W, 3] images, [B, A] final losses)."""
+    iterations. Bounded solves return images clipped to [0, 1] (and warm-start from them), as the
+    official code's F_inverse does. Returns ([B, A, H, W, 3] images, [B, A] final losses)."""
     shard = config.shard and jax.local_device_count() > 1
     x0 = initial_images(config, x)
+    clip = (lambda z: jnp.clip(z, 0.0, 1.0)) if config.bounds != "none" else (lambda z: z)
     if config.alpha_mode == "parallel":
 
         def report(k, losses):
@@ -453,7 +610,7 @@ def solve_alphas(
             shard=shard,
             progress=report,
         )
-        return np.asarray(out), np.asarray(r.final_loss).reshape(len(x), len(alphas))
+        return np.asarray(clip(out)), np.asarray(r.final_loss).reshape(len(x), len(alphas))
     iters = [config.iters] + [max(1, config.iters // 2)] * (len(alphas) - 1)
     total, done, outs, finals = sum(iters), 0, [], []
     for a, n in zip(alphas, iters):
@@ -474,9 +631,9 @@ def solve_alphas(
             shard=shard,
             progress=report,
         )
-        x0 = out[:, 0]
+        x0 = clip(out[:, 0])
         done += n
-        outs.append(np.asarray(out[:, 0]))
+        outs.append(np.asarray(x0))
         finals.append(np.asarray(r.final_loss))
     return np.stack(outs, 1), np.stack(finals, 1)
 

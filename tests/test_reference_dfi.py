@@ -1,0 +1,323 @@
+"""The `official` DFI preset against paulu/deepfeatinterp's own code, transcribed line by line.
+
+Every expected value here is computed by a numpy (and, for the network's backward pass, torch)
+transcription of the reference: deepart.py, deepmodels.py, totalvariation.py, utils.py, demo1.py,
+datasets/lfw/lfw_binarize_attributes.py. Line numbers are the repository's newest commit. dfijax is
+only the thing under test; the VGG-19 weights are the seeded random ones with Caffe preprocessing
+(as vgg_normalised.caffemodel is used: BGR, 0-255, minus the mean).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.spatial.distance
+import torch
+
+from benchmarks.torch_reference import TorchVGG, load_hwio
+from dfijax import dfi
+from dfijax.dfi import neighbours as nb
+from dfijax.dfi import postprocess, presets, sweep
+from dfijax.vgg import VGG19
+from dfijax.weights import random_weights
+from tests.conftest import smooth_images
+
+BLOBS = ["conv3_1", "conv4_1", "conv5_1"]  # deepmodels.py:L202
+MEAN = np.asarray((103.939, 116.779, 123.68))  # deepmodels.py:L201 (BGR)
+TAPS = ("relu3_1", "relu4_1", "relu5_1")  # the blobs after the prototxt's in-place ReLUs
+
+
+# ----------------------------------------------------------------------------- transcriptions
+
+
+def tv_norm(x, beta=2.0):
+    """totalvariation.py:L5-48, operator 'naive'."""
+    assert x.shape[0] == 1  # L21
+    x_diff = x[:, :, :-1, :-1] - x[:, :, :-1, 1:]  # L23
+    y_diff = x[:, :, :-1, :-1] - x[:, :, 1:, :-1]  # L24
+    grad_norm2 = x_diff**2.0 + y_diff**2.0  # L37
+    grad_norm2[grad_norm2 < 1e-3] = 1e-3  # L38
+    grad_norm_beta = grad_norm2 ** (beta / 2.0)  # L39
+    loss = np.sum(grad_norm_beta)  # L40
+    dgrad_norm2 = (beta / 2.0) * grad_norm2 ** (beta / 2.0 - 1.0)  # L41
+    dx_diff = 2.0 * x_diff * dgrad_norm2  # L42
+    dy_diff = 2.0 * y_diff * dgrad_norm2  # L43
+    dx = np.zeros_like(x)  # L44
+    dx[:, :, :-1, :-1] += dx_diff + dy_diff  # L46
+    dx[:, :, :-1, 1:] -= dx_diff  # L47
+    dx[:, :, 1:, :-1] -= dy_diff  # L48
+    return loss, dx
+
+
+def content_grad(gen_data, target_data):
+    """deepart.py:L53-62 (weight None)."""
+    grad = gen_data - target_data  # L55
+    loss = np.sum(grad**2) * 0.5  # L56
+    return loss, grad
+
+
+def objective_func(x, net, all_target_blob_names, targets, target_data_list, tv_lambda, tv_beta, shape):
+    """deepart.py:L126-179. Caffe's forward and backward are the torch net's (same weights); a blob is
+    the conv output after its in-place ReLU (VGG_ILSVRC_19_layers_deploy_fullconv.prototxt)."""
+    data = torch.tensor(np.reshape(x, shape), dtype=torch.float32, requires_grad=True)  # L129
+    out = net(data, ["relu" + b[4:] for b in all_target_blob_names])  # L131 net.forward()
+    loss = 0
+    diffs = {}
+    for i in range(len(all_target_blob_names)):  # L135
+        blob_i = len(all_target_blob_names) - 1 - i  # L136
+        start = all_target_blob_names[blob_i]  # L137
+        blob = out["relu" + start[4:]]
+        gen_data = blob.detach().numpy().astype(np.float64).copy()  # L149
+        pos_mask = gen_data > 0  # L151
+        gen_data[~pos_mask] = 0  # L152
+        target_blob_add_diff = np.zeros_like(gen_data)  # L155
+        for target_i, (_, target_blob_names, is_gram, weight) in enumerate(targets):  # L156
+            if start not in target_blob_names:  # L158
+                continue
+            target_data = target_data_list[target_i][start]  # L161
+            c_loss, c_grad = content_grad(gen_data, target_data)  # L165
+            c_grad[~pos_mask] = 0  # L168
+            target_blob_add_diff += c_grad * weight / len(target_blob_names)  # L169
+            loss += c_loss * weight / len(target_blob_names)  # L170
+        diffs[start] = target_blob_add_diff  # L172
+    # L173 net.backward(start=start, end=end), accumulated over the blobs: the input blob's diff
+    blobs = [out["relu" + b[4:]] for b in all_target_blob_names]
+    grads = [torch.tensor(diffs[b], dtype=torch.float32) for b in all_target_blob_names]
+    (diff,) = torch.autograd.grad(blobs, [data], grads)
+    if tv_lambda > 0:  # L175
+        tv_loss, tv_grad = tv_norm(np.reshape(x, shape), beta=tv_beta)  # L176
+        return loss + tv_loss * tv_lambda, np.ravel(diff.numpy()).astype(np.float64) + np.ravel(tv_grad) * tv_lambda
+    return loss, np.ravel(diff.numpy()).astype(np.float64)
+
+
+def dfi_reconstruct_objective(F2, net, blob_names, caffe_in, tv_lambda=0.001, tv_beta=2):
+    """deepmodels.py:L105-133: the targets grouped as dfi_reconstruct groups them, loss0 at caffe_in."""
+    blob_weights = [1.0] * len(blob_names)  # L111
+    all_target_blob_names = list(blob_names)  # L112
+    targets = []  # L113
+    target_data_list = []  # L114
+    for k, v in zip(blob_names, blob_weights):  # L115
+        if len(targets) > 0 and targets[-1][3] == v:  # L116
+            targets[-1][1].append(k)  # L117
+            target_data_list[-1][k] = F2[k]  # L118
+        else:
+            targets.append((None, [k], False, v))  # L120
+            target_data_list.append({k: F2[k]})  # L121
+    x0 = caffe_in.ravel().astype(np.float64)  # L129
+    return objective_func(x0, net, all_target_blob_names, targets, target_data_list, tv_lambda, tv_beta, caffe_in.shape)
+
+
+def caffe_input(initial_image):
+    """deepmodels.py:L211 (F_inverse): RGB [0, 1] HWC -> BGR 0-255 minus mean, [1, 3, H, W]."""
+    return np.expand_dims((initial_image[:, :, ::-1] * 255 - MEAN).transpose(2, 0, 1), 0)
+
+
+def deprocess(data):
+    """deepmodels.py:L214: [1, 3, H, W] Caffe -> RGB [0, 1] HWC, clipped."""
+    return ((data[0].transpose(1, 2, 0) + MEAN)[:, :, ::-1] / 255.0).clip(0, 1)
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+@pytest.fixture(scope="module")
+def caffe_vgg():
+    return random_weights(0, preprocess="caffe")
+
+
+def test_official_objective_and_gradient_equal_deepart_objective_func(caffe_vgg):
+    x, other = smooth_images(2, 40, 36, seed=3)
+    x = x.copy()
+    x[4:14, 6:20] = 0.5  # a flat patch: tv_norm's 1e-3 floor and its gradient there
+    t = {k: v[0] for k, v in VGG19().apply(caffe_vgg.variables, other[None], taps=TAPS).items()}
+    t = {k: v + 0.05 * np.sign(np.sin(np.arange(v.size))).reshape(v.shape) for k, v in t.items()}  # shifted targets
+
+    cfg = presets.preset("official")
+    loss = cfg.feature_loss(pretrained=True)
+    got, grad = jax.value_and_grad(loss)(jnp.asarray(x), caffe_vgg.variables, t)
+
+    net = load_hwio(TorchVGG("max"), caffe_vgg.variables["params"]).eval()
+    F2 = {"conv" + k[4:]: np.asarray(v, np.float64).transpose(2, 0, 1)[None] for k, v in t.items()}
+    want, want_grad = dfi_reconstruct_objective(F2, net, BLOBS, caffe_input(x.astype(np.float64)))
+    # the gradient in dfijax's RGB [0, 1] coordinates: caffe_in = rgb[..., ::-1] * 255 - mean (deepmodels.py:L211)
+    want_grad = 255.0 * want_grad.reshape(1, 3, 40, 36)[0].transpose(1, 2, 0)[:, :, ::-1]
+
+    np.testing.assert_allclose(float(got), want, rtol=2e-5)
+    g = np.asarray(grad, np.float64)
+    assert np.linalg.norm(g - want_grad) <= 2e-4 * np.linalg.norm(want_grad)
+    # the ÷3 of deepart.py:L170 is what the preset computes: ½‖·‖² summed would be 3x the feature term
+    feat_only = presets.preset("official", tv=0.0).feature_loss(pretrained=True)
+    tv_term = want - float(feat_only(jnp.asarray(x), caffe_vgg.variables, t))
+    assert tv_term == pytest.approx(1e-3 * tv_norm(caffe_input(x.astype(np.float64)))[0], rel=1e-4)
+
+
+def test_official_box_is_dfi_reconstructs_caffe_bounds(caffe_vgg):
+    bounds = (-128, 162)  # deepmodels.py:L105
+    lo = deprocess_unclipped = ((np.full((1, 1, 3), bounds[0]) + MEAN)[:, :, ::-1] / 255.0)[0, 0]  # L134, L214
+    hi = ((np.full((1, 1, 3), bounds[1]) + MEAN)[:, :, ::-1] / 255.0)[0, 0]
+    cfg = presets.preset("official")
+    got_lo, got_hi = cfg.pixel_box()
+    np.testing.assert_allclose(got_lo, lo, rtol=1e-12)
+    np.testing.assert_allclose(got_hi, hi, rtol=1e-12)
+    assert deprocess_unclipped[0] < 0 < 1 < hi[2]  # wider than [0, 1] in every channel
+    solver = cfg.solver(3)
+    assert solver.bounds == (tuple(lo), tuple(hi)) and solver.history_size == 10  # scipy's maxcor
+    # a bounded solve keeps every channel inside its box; results come back clipped as F_inverse clips
+    x = jnp.asarray(smooth_images(1, 32, 32, seed=1))
+    small = presets.preset("official", taps=("relu2_1",), size=32, iters=3, shard=False)
+    w = {"relu2_1": 5.0 * jnp.ones((1, 16, 16, 128))}
+    r_loss = small.feature_loss(pretrained=True)
+    _, raw = dfi.edit(r_loss, caffe_vgg.variables, x, w, [0.4], small.solver(3), small.scaling)
+    img = np.asarray(raw.images)
+    assert np.all(img >= np.asarray(lo) - 1e-6) and np.all(img <= np.asarray(hi) + 1e-6)
+    out, _ = sweep.solve_alphas(small, r_loss, caffe_vgg.variables, x, w, [0.4], lambda *a: None)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def lfw_binarize(lfwattrname, lfwattr):
+    """datasets/lfw/lfw_binarize_attributes.py:L19-37 (Python 3: items() for iteritems())."""
+    S = {
+        lfwattrname[i]: sorted(
+            [j for j, x in enumerate(lfwattr) if float(x[i]) > 0], key=lambda k, i=i: -float(lfwattr[k][i])
+        )
+        for i in range(2, len(lfwattrname))
+    }  # L20
+    U = {lfwattrname[i]: lfwattrname[i] for i in range(2, len(lfwattrname))}  # L22
+
+    def augment_neg(attr, negattr):  # L23
+        i = lfwattrname.index(attr)  # L24
+        S[negattr] = sorted([j for j, x in enumerate(lfwattr) if float(x[i]) < 0], key=lambda k: float(lfwattr[k][i]))
+        U[negattr] = attr  # L27
+
+    augment_neg("Male", "Female")  # L28
+    S = {k: v[: len(v) * 2 // 3] for k, v in S.items()}  # L29
+    M = set(S["Male"])  # L34
+    F = set(S["Female"])  # L35
+    G = {k: "Male" if sum(1 if j in M else (-1 if j in F else 0) for j in v) >= 0 else "Female" for k, v in S.items()}
+    T = {k: [j for j in v if j in (M if G[k] == "Male" else F)] for k, v in S.items()}  # L37
+    return {"attribute_members": S, "attribute_gender": G, "attribute_gender_members": T}
+
+
+def make_manifolds(lfw, n_images, a, s, t, X):
+    """demo1.py:L19-47 with X given (the input's index), N = 1."""
+    S = {k: set(v) for k, v in lfw["attribute_members"].items()}  # L24
+    T = lfw["attribute_gender_members"]  # L25
+    G = set(T[lfw["attribute_gender"][a]])  # L26
+
+    def distfn(y, z):  # L35-38
+        fy = [True if y in S[b] else False for b in sorted(S.keys())]
+        fz = [True if z in S[b] else False for b in sorted(S.keys())]
+        return sum(0 if yy == zz else 1 for yy, zz in zip(fy, fz))
+
+    rng = range(n_images)
+    P = [i for i in rng if i in G and i not in S[a] and not any(i in S[b] for b in t) and all(i in S[b] for b in s)]
+    P = sorted([j for j in P if j != X], key=lambda k: distfn(X, k))  # L42
+    Q = [i for i in rng if i in G and i in S[a] and not any(i in S[b] for b in s) and all(i in S[b] for b in t)]
+    Q = sorted([j for j in Q if j != X and j not in P], key=lambda k: distfn(X, k))  # L45
+    return P, Q
+
+
+def test_official_lfw_neighbours_are_make_manifolds_on_binarised_scores():
+    rng = np.random.default_rng(7)
+    names = ["Male", "Smiling", "Senior", "Youth", "Eyeglasses"]
+    scores = np.round(rng.normal(size=(60, len(names))), 3)  # 3 decimals: ties in the scores, as in the file
+    rows = [["p", "1"] + [f"{v:.3f}" for v in r] for r in scores]
+    lfw = lfw_binarize(["person", "imagenum"] + names, rows)
+    binary = nb.binarize_scores(scores, names)
+    assert binary.names == tuple(sorted(lfw["attribute_members"]))
+    for j, n in enumerate(binary.names):
+        assert set(np.flatnonzero(binary.members[:, j])) == set(lfw["attribute_members"][n]), n
+        assert binary.gender[j] == lfw["attribute_gender"][n], n
+    for x, (a, s) in [(0, ("Senior", ["Youth"])), (5, ("Smiling", [])), (11, ("Eyeglasses", ["Smiling"]))]:
+        P, Q = make_manifolds(lfw, len(scores), a, s, [], x)
+        edit = [(n, -1) for n in s] + [(a, 1)]
+        got = nb.official_lfw_neighbours(binary, binary.members[x], edit, k=4, exclude=x, allow_fewer=True)
+        np.testing.assert_array_equal(got.target, Q[:4])  # demo1.py:L114-116 (xQ[:K])
+        np.testing.assert_array_equal(got.source, P[:4])
+        assert (got.n_target_available, got.n_source_available) == (len(Q), len(P))
+
+
+def celeba_select(score, constraints, attributes):
+    """deepmodels.py:L245-269 (celeba_attributes: __init__ and select) over a score table."""
+    _binary_score = score >= 0  # L251
+    _confident = np.ones_like(score, dtype=bool)  # L252
+    distance_idx = np.arange(score.shape[1])  # L255
+
+    def admissible(i):  # L265-266
+        return all(_binary_score[i, j] == v and _confident[i, j] for j, v in constraints)
+
+    S = np.asarray([i for i in range(len(score)) if admissible(i)])  # L267
+    knn = np.argsort(
+        scipy.spatial.distance.cdist(
+            np.expand_dims(attributes[distance_idx], 0), _binary_score[S][:, distance_idx], "minkowski", p=1
+        )
+    ).astype(np.int32)  # L268
+    return list(S[knn[0]])  # L269
+
+
+def test_official_celeba_neighbours_are_celeba_attributes_select():
+    rng = np.random.default_rng(3)
+    attrs = np.where(rng.random((80, 6)) < 0.5, -1.0, 1.0)  # CelebA's ±1 labels
+    gender, smile, young = 0, 1, 2
+    XA = attrs[7]
+    # demo2.py:L103-104 builds the constraints this way: the input's gender, the edited attribute
+    cP = [(gender, XA[gender] >= 0), (young, True)]
+    cQ = [(gender, XA[gender] >= 0), (young, False)]
+    P, Q = celeba_select(attrs, cP, XA), celeba_select(attrs, cQ, XA)
+    got = nb.official_binary_neighbours(attrs, XA, [(young, -1)], k=5, same=gender, allow_fewer=True)
+    np.testing.assert_array_equal(got.source, P[:5])
+    np.testing.assert_array_equal(got.target, Q[:5])
+    # raw query scores (a classifier's, not ±1) are compared with the 0/1 binary table as they are
+    q = rng.normal(size=6)
+    cQ = [(smile, True)]
+    got = nb.official_binary_neighbours(attrs, q, [(smile, 1)], k=6, allow_fewer=True)
+    np.testing.assert_array_equal(got.target, celeba_select(attrs, cQ, q)[:6])
+
+
+def test_official_color_match_is_utils_color_match():
+    rng = np.random.default_rng(0)
+    A = rng.random((1, 1, 12, 10, 3))  # utils.py:L47 a column of originals
+    B = 0.5 * rng.random((1, 3, 12, 10, 3)) + 0.2  # L48 a grid of results
+    # utils.py:L50-61
+    m = A.reshape(A.shape[0], 1, -1).mean(axis=2)
+    m = np.expand_dims(np.expand_dims(np.expand_dims(m, -1), -1), -1)
+    s = (A - m).reshape(A.shape[0], 1, -1).std(axis=2)
+    s = np.expand_dims(np.expand_dims(np.expand_dims(s, -1), -1), -1)
+    m2 = B.reshape(B.shape[0], B.shape[1], -1).mean(axis=2)
+    m2 = np.expand_dims(np.expand_dims(np.expand_dims(m2, -1), -1), -1)
+    s2 = (B - m2).reshape(B.shape[0], B.shape[1], -1).std(axis=2)
+    s2 = np.expand_dims(np.expand_dims(np.expand_dims(s2, -1), -1), -1)
+    want = (B - m2) * (s + 1e-8) / (s2 + 1e-8) + m
+    got = postprocess.match_color_global(jnp.asarray(B[0], jnp.float32), jnp.asarray(A[0, 0], jnp.float32))
+    np.testing.assert_allclose(np.asarray(got), want[0], atol=1e-5)
+
+
+def test_official_preset_settings_are_the_demos():
+    cfg = presets.preset("official")
+    assert cfg.k == 100  # demo1.py:L54 --K
+    assert cfg.scaling == "beta"  # demo1.py:L55, L117-118 WF = (QF - PF) / mean((QF - PF)**2)
+    assert cfg.iters == 500  # demo1.py:L56 --iter
+    assert cfg.color_match == "global"  # demo1.py:L57, L135-136
+    assert cfg.alphas == (0.4,)  # demo1.py:L58 --delta
+    assert cfg.size == 200  # demo1.py:L64 minimum_resolution
+    assert cfg.alpha_mode == "warm" and cfg.init == "input"  # demo1.py:L121-132: init=o, then Y, iter//2
+    assert cfg.tv == 1e-3 and cfg.tv_form == "tv-norm" and cfg.reduction == "sum/taps"  # deepmodels.py:L204
+    assert cfg.bounds == "lbfgsb" and cfg.box == "caffe" and cfg.taps == TAPS  # deepmodels.py:L130, L202
+    assert cfg.ftol == pytest.approx(1e7 * np.finfo(np.float64).eps)  # scipy L-BFGS-B factr default
+    assert cfg.neighbours == "official" and not cfg.include_input
+
+
+def test_warm_alphas_start_from_the_previous_clipped_result(random_vgg):
+    """demo1.py:L121-132: the first delta from the original with `iter` iterations, each later one from
+    the previous (clipped, deepmodels.py:L214) result with iter // 2."""
+    x = jnp.asarray(smooth_images(2, 32, 32, seed=5))
+    w = {"relu2_1": 0.5 * jnp.ones((2, 16, 16, 128))}
+    cfg = dfi.SweepConfig(taps=("relu2_1",), size=32, iters=4, alpha_mode="warm", bounds="lbfgsb", box="caffe")
+    cfg = dfi.SweepConfig(**{**cfg.__dict__, "shard": False})
+    loss = cfg.feature_loss(pretrained=False)
+    out, _ = sweep.solve_alphas(cfg, loss, random_vgg.variables, x, w, [0.2, 0.5], lambda *a: None)
+    first, _ = dfi.edit(loss, random_vgg.variables, x, w, [0.2], cfg.solver(4), cfg.scaling)
+    start = jnp.clip(first[:, 0], 0.0, 1.0)
+    second, _ = dfi.edit(loss, random_vgg.variables, x, w, [0.5], cfg.solver(2), cfg.scaling, x0=start)
+    np.testing.assert_allclose(out[:, 0], np.asarray(start), atol=1e-5)
+    np.testing.assert_allclose(out[:, 1], np.clip(np.asarray(second[:, 0]), 0, 1), atol=1e-5)
