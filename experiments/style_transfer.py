@@ -11,15 +11,20 @@ Expected result (default, ~1 min on CPU): two embedded scenes painted in the pro
 texture, the houses, hills and sun still recognisable; each loss falls well below its start.
 
 Presets (dfijax.style.STYLE_PRESETS, the same on every device; explicit flags override them):
-  quick         96 px, 100 iterations, Gatys objective, init from the content, L-BFGS history 10.
-  paper         the Gatys reference notebook: 512 px for 500 iterations, then 800 px for 200 started
-                from the upsampled first result; Gatys objective; init from the content; history 100.
+  quick         96 px, 100 iterations, Gatys objective with average pooling, init from the content,
+                L-BFGS history 10.
+  paper         the Gatys reference notebook (leongatys/PytorchNeuralStyleTransfer): 512 px for 520
+                iterations, then 800 px for 220 started from the upsampled first result; Gatys
+                objective with max pooling (the notebook's VGG() default; --pooling avg is the
+                paper's text); init from the content; history 100. Load Gatys' vgg_conv.pth
+                (scripts/fetch_vgg19.py gatys, then --weights weights/vgg19_gatys.safetensors) to
+                match its network and its Caffe preprocessing.
   neural-style  jcjohnson/neural-style: 512 px, 1000 iterations, its objective (below), noise init,
                 history 100.
 Objectives (--normalize; each brings its reference's pooling, content weight, style weights and TV,
 which --pooling / --content-weight / --tv override):
-  gatys         content relu4_2 weight 1, style relu1_1…relu5_1 with weights 1e3/n² on Gram/(h·w),
-                average pooling, no TV.
+  gatys         content relu4_2 weight 1 (mean squared error), style relu1_1…relu5_1 with weights
+                1e3/n² on the mean squared error of Gram/(h·w), max pooling, no TV.
   neural-style  the same layers; Gram/(C·h·w), style weight 100 per layer, content weight 5,
                 TV 1e-3 (½·Σ squared neighbour differences on the 0-255 scale), max pooling.
 
@@ -66,7 +71,7 @@ def parse(argv):
     p.add_argument("--config", help="repeat a run: its config.json (flags given here still override it)")
     p.add_argument(
         "--stages",
-        help="size:iterations per stage, coarse to fine, e.g. 512:500,800:200 "
+        help="size:iterations per stage, coarse to fine, e.g. 512:520,800:220 "
         "(each stage starts from the upsampled result of the previous one)",
     )
     p.add_argument(
@@ -77,7 +82,9 @@ def parse(argv):
     )
     p.add_argument("--iters", type=int, help="L-BFGS iterations of that single stage")
     p.add_argument(
-        "--normalize", choices=["gatys", "neural-style"], help="objective convention (default: the preset's)"
+        "--normalize",
+        choices=["gatys", "neural-style"],
+        help="objective convention, with its pooling unless --pooling is given (default: the preset's)",
     )
     p.add_argument(
         "--init",
@@ -85,7 +92,11 @@ def parse(argv):
         help="first stage's start (default: the preset's); style: the style image cropped to the "
         "content's aspect; noise: uniform in [0, 1]",
     )
-    p.add_argument("--pooling", choices=["avg", "max"], help="default: the objective's (gatys avg, neural-style max)")
+    p.add_argument(
+        "--pooling",
+        choices=["avg", "max"],
+        help="VGG pooling (default: the preset's; quick avg, paper and neural-style max as their reference code)",
+    )
     p.add_argument("--content-weight", type=float, help="default: the objective's (gatys 1, neural-style 5)")
     p.add_argument(
         "--style-scales", help="multipliers of the style weights, one result each, e.g. 0.1,1,10 (default 1)"
@@ -151,7 +162,10 @@ def config_from(args):
         preserve_color=args.preserve_color,
         seed=args.seed,
     )
-    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    cfg = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    if args.normalize is not None and args.pooling is None:  # a chosen objective brings its own pooling
+        cfg = dataclasses.replace(cfg, pooling=None)
+    return cfg
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,7 @@ SMALL = style.StyleLoss(content_layers=("relu2_1",), style_layers=("relu1_1", "r
 
 def test_gatys_defaults():
     loss = style.StyleLoss()
-    assert loss.model.pooling == "avg" and loss.content_layers == ("relu4_2",)
+    assert loss.model.pooling == "max" and loss.content_layers == ("relu4_2",)  # the notebook's VGG()
     assert loss.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     np.testing.assert_allclose(loss.weights, [1e3 / n**2 for n in (64, 128, 256, 512, 512)])
     assert loss.target_names() == (
@@ -37,7 +37,7 @@ def test_targets_blend_and_loss_value(random_vgg):
     one = {k: v[0] for k, v in t.items()}
     parts = SMALL.parts(c[0], random_vgg.variables, one)
     assert float(parts["content"]) == pytest.approx(0.0, abs=1e-10)
-    f = VGG19(pooling="avg").apply(random_vgg.variables, c[:1], taps=("relu1_1", "relu2_1"))
+    f = VGG19(pooling="max").apply(random_vgg.variables, c[:1], taps=("relu1_1", "relu2_1"))
     manual = sum(
         w * np.mean((np.asarray(losses.gram(f[l][0])) - np.asarray(one[f"gram/{l}"])) ** 2)
         for l, w in zip(SMALL.style_layers, SMALL.weights)
@@ -172,7 +172,7 @@ def test_neural_style_loss_equals_hand_computed_numpy(random_vgg):
     np.testing.assert_allclose(value, expect, rtol=1e-4)
     # the Gatys convention on the same problem differs (Gram / (h·w), weights 1e3/n², no TV)
     gatys = style.style_loss_preset("gatys")
-    assert gatys.model.pooling == "avg" and gatys.weights == style.StyleLoss().weights and gatys.tv_weight == 0
+    assert gatys.model.pooling == "max" and gatys.weights == style.StyleLoss().weights and gatys.tv_weight == 0
     with pytest.raises(ValueError, match="unknown normalize"):
         style.StyleLoss(normalize="johnson")
     with pytest.raises(ValueError, match="unknown style loss preset"):
@@ -213,8 +213,10 @@ def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
     from tests.conftest import isolate
 
     paper = st.config_from(st.parse(["--preset", "paper"]))
-    assert paper.stages == ((512, 500), (800, 200)) and paper.history == 100
+    assert paper.stages == ((512, 520), (800, 220)) and paper.history == 100
     assert paper.loss() == style.StyleLoss() and paper.init == "content"
+    assert st.config_from(st.parse([])).loss().model.pooling == "avg"  # quick keeps average pooling
+    assert st.config_from(st.parse(["--normalize", "neural-style"])).loss().model.pooling == "max"
     ns = st.config_from(st.parse(["--preset", "neural-style", "--tv", "0", "--iters", "50"]))
     assert ns.stages == ((512, 50),) and ns.init == "noise"
     assert (ns.loss().normalize, ns.loss().content_weight, ns.loss().tv_weight, ns.loss().model.pooling) == (

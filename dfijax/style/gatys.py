@@ -5,7 +5,7 @@ targets = style_targets(loss, variables, content, [style], [1.0])
 result = invert(loss, variables, targets, content)   # init from the content image
 
 loss = style_loss_preset("neural-style")             # jcjohnson/neural-style's objective
-r = coarse_to_fine(StyleLoss(), variables, contents, [style], sizes=(512, 800), iters=(500, 200))
+r = coarse_to_fine(StyleLoss(), variables, contents, [style], sizes=(512, 800), iters=(520, 220))
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def _channels(tap: str) -> int:
 class StyleLoss:
     """content_weight · Σ mean((F − P)²) + s · Σ_l w_l · mean((G_l − A_l)²) + TV for one image
     x: [H, W, 3] in [0, 1]; s is the per-problem target "style_scale" (1 from style_targets), so several
-    style strengths are solved in one batch. model: use VGG19(pooling="avg") as Gatys did.
+    style strengths are solved in one batch. model: max pooling by default, as the Gatys reference
+    notebook runs (its `VGG()` default); VGG19(pooling="avg") is the paper's text.
 
     normalize picks the convention (see `style_loss_preset` for each reference's full settings):
       "gatys" (the Gatys reference notebook): G = FᵀF / (h·w); style weights default to 1e3/n²
@@ -46,7 +47,7 @@ class StyleLoss:
         (its TVLoss gradient, whose weight 1e-3 then means the same here).
     """
 
-    model: VGG19 = VGG19(pooling="avg")
+    model: VGG19 = VGG19(pooling="max")
     content_layers: tuple[str, ...] = GATYS_CONTENT_LAYERS
     style_layers: tuple[str, ...] = GATYS_STYLE_LAYERS
     content_weight: float = 1.0
@@ -148,8 +149,9 @@ class StyleLoss:
 
 
 STYLE_LOSS_PRESETS: dict[str, dict[str, Any]] = {
-    # the Gatys reference notebook: avg pooling, Gram / (h·w), weights 1e3/n², content 1, no TV
-    "gatys": dict(model=VGG19(pooling="avg"), normalize="gatys", content_weight=1.0, tv_weight=0.0),
+    # the Gatys reference notebook: max pooling (its `VGG()` default), Gram / (h·w), weights 1e3/n²,
+    # content 1, no TV; pooling="avg" is the paper's text
+    "gatys": dict(model=VGG19(pooling="max"), normalize="gatys", content_weight=1.0, tv_weight=0.0),
     # jcjohnson/neural-style defaults: max pooling, Gram / (C·h·w), style 100, content 5, TV 1e-3
     "neural-style": dict(model=VGG19(pooling="max"), normalize="neural-style", content_weight=5.0, tv_weight=1e-3),
 }
@@ -306,7 +308,7 @@ def coarse_to_fine(
     contents: jax.Array | np.ndarray,
     styles: Sequence[jax.Array | np.ndarray] = (),
     sizes: Sequence[int] = (512, 800),
-    iters: Sequence[int] = (500, 200),
+    iters: Sequence[int] = (520, 220),
     *,
     blend: Sequence[float] | None = None,
     style_sets: Sequence[Sequence[tuple[Sequence[Any], Sequence[float] | None]]] | None = None,
@@ -316,8 +318,8 @@ def coarse_to_fine(
     progress: Callable[[int, int, jax.Array], None] | None = None,
     **invert_kwargs: Any,
 ) -> StagedResult:
-    """Style transfer in stages of growing resolution (the Gatys notebook: 512 px for 500 iterations,
-    then 800 px for 200 started from the upsampled first result). Any number of stages; one stage is
+    """Style transfer in stages of growing resolution (the Gatys notebook: 512 px for 520 iterations,
+    then 800 px for 220 started from the upsampled first result). Any number of stages; one stage is
     a plain run. All problems of a stage are solved in one batched `invert` call.
 
     contents: [B, H, W, 3] in [0, 1], any resolution (all the same shape: group contents of another
@@ -377,11 +379,17 @@ Progress = Callable[[str, int, int, dict], None]
 
 INITS = ("content", "style", "noise")
 
+# The Gatys reference notebook's schedule: `while n_iter <= 500: optimizer.step(closure)` with
+# torch.optim.LBFGS's max_iter 20 per step stops after 26 steps, i.e. 520 L-BFGS iterations (one
+# closure evaluation each), then 11 steps = 220 at 800 px.
+PAPER_STAGES = ((512, 520), (800, 220))
+
 STYLE_PRESETS: dict[str, dict[str, Any]] = {
-    # 96 px, 100 iterations, Gatys objective, from the content, L-BFGS history 10
-    "quick": dict(stages=((96, 100),), normalize="gatys", init="content", history=10),
-    # the Gatys reference notebook: 512 px x 500, then 800 px x 200 from the upsampled first result
-    "paper": dict(stages=((512, 500), (800, 200)), normalize="gatys", init="content", history=100),
+    # 96 px, 100 iterations, Gatys objective with average pooling, from the content, L-BFGS history 10
+    "quick": dict(stages=((96, 100),), normalize="gatys", pooling="avg", init="content", history=10),
+    # the Gatys reference notebook: 512 px x 520, then 800 px x 220 from the upsampled first result,
+    # max pooling, from the content, torch.optim.LBFGS's history 100 and fixed unit step
+    "paper": dict(stages=PAPER_STAGES, normalize="gatys", pooling="max", init="content", history=100),
     # jcjohnson/neural-style: 512 px, 1000 iterations, its objective, noise init
     "neural-style": dict(stages=((512, 1000),), normalize="neural-style", init="noise", history=100),
 }
@@ -393,7 +401,8 @@ class StyleConfig:
 
     stages: (short side in px, L-BFGS iterations) per stage, coarse to fine; each later stage starts
       from the upsampled result of the one before. normalize: the objective ("gatys" or
-      "neural-style", see StyleLoss); pooling / content_weight / tv: None takes the objective's.
+      "neural-style", see StyleLoss); pooling / content_weight / tv: None takes the objective's
+      (both max pooling; "avg" is the Gatys paper's text).
     init: "content", "style" (the first style image cropped to the content's aspect) or "noise"
       (uniform in [0, 1], seeded by seed). history: L-BFGS memory.
     style_scales: style-weight multipliers, one result each. blend: weights of several style images
