@@ -28,8 +28,18 @@ results.json and config.json (--config repeats the run; flags given with it over
 style and frame selection stay flags). Rerunning with the same --out resumes after the last finished frame.
 
 --preset quick (default, on any device): 64 px, 60 iterations for frame 0, 30 after, 20 per pass.
---preset paper: artistic-videos' counts, 2000 for frame 0, 1000 after, 100 per pass (15 passes,
-temporal loss from pass 8), 350 px short side. Explicit flags override the preset.
+--preset paper: manuelruder/artistic-videos' code (dfijax.style.video.ArtisticVideosLoss and its
+algorithms): its objective (neural-style's normalisation on the x256 Caffe input, max pooling, TV 1e-3
+in the gradient only), frame 0 from N(0, 0.001^2) noise in Caffe space, later frames from the
+previous output warped (mean pixel out of frame), 2000 / 1000 iterations stopped when the loss changes
+< 1e-4 over 50, L-BFGS memory 100, closestFirst long-term weights; multi-pass (--multipass 15): 100
+per pass, temporal loss from pass 8, passes from one noise image; 350 px short side. --objective
+dfijax keeps the project's own objective with any preset. Explicit flags override the preset.
+
+--flow-dir DIR reads the flow instead of computing it: the files artistic-videos' makeOptFlow.sh writes
+(DeepFlow / EpicFlow, or any Middlebury .flo writer): backward_<t>_<t-j>.flo and reliable_<t>_<t-j>.pgm
+for each offset j, and for --multipass forward_<t>_<t+1>.flo and reliable_<t>_<t+1>.pgm, frames
+numbered from --flow-start (default 1), at the frames' size.
 
 --temporal-weight auto is Ruder's 1e3 (multi-pass: 5e2) with pretrained weights: our temporal loss
 is theirs, the size-averaged MSE on 0-255 pixels (see dfijax.style.video.TemporalLoss). With the seeded
@@ -61,7 +71,7 @@ def parse(argv):
     p.add_argument("--style", nargs="*", help="style images (default: an embedded procedural painting)")
     p.add_argument("--blend", help="weights for several style images, e.g. 0.7,0.3")
     p.add_argument(
-        "--preset", choices=["quick", "paper"], default="quick", help="iteration counts and size (see above)"
+        "--preset", choices=["quick", "paper"], default="quick", help="quick, or paper: artistic-videos (see above)"
     )
     p.add_argument("--config", help="repeat a run: its config.json (flags given here still override it)")
     p.add_argument("--size", type=int, help="frame short side in pixels (preset)")
@@ -85,6 +95,11 @@ def parse(argv):
         "frame's start (default 1: delta = 0.5 on reliable pixels)",
     )
     p.add_argument("--flow", choices=["dis", "farneback"])
+    p.add_argument("--flow-dir", help="read makeOptFlow.sh's .flo / .pgm files from this folder (see above)")
+    p.add_argument("--flow-start", type=int, help="number of the first frame in the --flow-dir file names (default 1)")
+    p.add_argument(
+        "--objective", choices=["dfijax", "artistic-videos"], help="per-frame objective and algorithms (preset)"
+    )
     p.add_argument("--pooling", choices=["avg", "max"])
     p.add_argument("--tv", type=float, help="TV^2 weight on the 0-255 scale (default 0)")
     p.add_argument("--preserve-color", choices=["none", "luminance", "chol", "pca", "sym"], help="default none")
@@ -117,6 +132,9 @@ def config_from(args):
         temporal_after=args.temporal_after,
         blend_weight=args.blend_weight,
         flow=args.flow,
+        flow_dir=args.flow_dir,
+        flow_start=args.flow_start,
+        objective=args.objective,
         pooling=args.pooling,
         tv=args.tv,
         preserve_color=args.preserve_color,

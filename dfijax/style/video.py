@@ -1,7 +1,10 @@
 """Style transfer for videos (Ruder, Dosovitskiy, Brox 2016): frames in and out, dense optical flow
-(OpenCV), reliability masks, short- and long-term temporal losses on the shared engine, the single-pass
-and multi-pass algorithms, flicker metrics, and the whole pipeline (`run_video_style`, with colour
-preservation as for images).
+(OpenCV, or artistic-videos' .flo/.pgm files via `flow_dir_pairs`), reliability masks, short- and
+long-term temporal losses on the shared engine, the single-pass and multi-pass algorithms, flicker
+metrics, and the whole pipeline (`run_video_style`, with colour preservation as for images). Two
+objectives: the project's (`TemporalLoss` over a `StyleLoss`, RGB in [0, 1]) and manuelruder/
+artistic-videos' Torch code (`ArtisticVideosLoss` on its Caffe-space image, `av_single_pass`,
+`av_multipass`, `solve_with_interval_stop`: the `paper` preset).
 
 Flow convention: `flow = optical_flow(a, b)` is [H, W, 2] (dx, dy) in pixels with a(p) ≈ b(p + flow(p)),
 so `warp(b, flow)` (b sampled at p + flow(p)) lines b up with a. For frame t, the backward flow
@@ -11,10 +14,11 @@ so `warp(b, flow)` (b sampled at p + flow(p)) lines b up with a. For frame t, th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -168,7 +172,7 @@ class FramePair:
     """What the temporal loss and the flicker metric need for frame t (t >= 1)."""
 
     backward: np.ndarray  # [H, W, 2] flow frame_t -> frame_{t-1}
-    mask: np.ndarray  # [H, W] reliability in {0, 1}
+    mask: np.ndarray  # [H, W] reliability in [0, 1] (ours: 0 or 1; consistencyChecker's .pgm: fractional)
 
 
 def frame_pairs(frames: np.ndarray, method: str = "dis") -> list[FramePair]:
@@ -211,16 +215,59 @@ def offset_pairs(
     return out
 
 
-def long_term_weights(masks: np.ndarray) -> np.ndarray:
-    """Ruder et al.'s long-term weights ("closest first"): masks [K, H, W] are the reliabilities
-    c(i−j, i) for the offsets j in increasing order; returns [K, H, W] with
-    c_long(i−j, i) = max(c(i−j, i) − Σ_{k<j} c(i−k, i), 0), so each pixel is tied to the closest
-    earlier frame in which it was visible."""
+def flow_dir_pairs(
+    folder: str | os.PathLike,
+    n_frames: int,
+    hw: tuple[int, int],
+    offsets: Sequence[int] = (1,),
+    following: bool = False,
+    start: int = 1,
+) -> dict[tuple[int, int], FramePair]:
+    """offset_pairs read from artistic-videos' flow files instead of computed: for every t and s = t − j,
+    backward_<t>_<s>.flo and reliable_<t>_<s>.pgm, and with following=True forward_<t>_<t+1>.flo and
+    reliable_<t>_<t+1>.pgm (file numbers = frame index + start, see dfijax.style.flow_files)."""
+    from dfijax.style import flow_files
+
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise VideoError(f"flow folder {folder} not found; make it with makeOptFlow.sh <frame pattern> {folder}")
+    out: dict[tuple[int, int], FramePair] = {}
+    for j in check_offsets(offsets):
+        for t in range(j, n_frames):
+            keys = [(t, t - j)] + ([(t - 1, t)] if following and j == 1 else [])
+            for a, b in keys:
+                flow, rel = flow_files.read_pair(folder, a, b, hw, start)
+                out[(a, b)] = FramePair(flow, rel)
+    return out
+
+
+LONG_TERM_METHODS = ("formula", "closestFirst", "normalize")
+
+
+def long_term_weights(masks: np.ndarray, method: str = "formula") -> np.ndarray:
+    """Ruder et al.'s long-term weights: masks [K, H, W] are the reliabilities c(i−j, i) for the
+    offsets j in increasing order (the closest earlier frame first); returns [K, H, W].
+
+    "formula" (the paper's): c_long(i−j, i) = max(c(i−j, i) − Σ_{k<j} c(i−k, i), 0) on the raw
+    reliabilities, so each pixel is tied to the closest earlier frame in which it was visible.
+    "closestFirst" (artistic-videos' code, its default): the same in place, frame by frame, so each
+    frame subtracts the closer frames' already reduced weights, c'_j = max(c_j − Σ_{k<j} c'_k, 0);
+    it differs from "formula" only where the reliabilities are fractional. "normalize": c_j / max(Σ_k c_k, 1).
+    """
     masks = np.asarray(masks, np.float32)
     if masks.ndim != 3:
         raise VideoError(f"masks must be [K, H, W], got shape {masks.shape}")
-    closer = np.cumsum(masks, axis=0) - masks  # Σ over the closer frames
-    return np.maximum(masks - closer, 0.0)
+    if method == "formula":
+        closer = np.cumsum(masks, axis=0) - masks  # Σ over the closer frames
+        return np.maximum(masks - closer, 0.0)
+    if method == "closestFirst":
+        out = masks.copy()
+        for j in range(1, len(out)):
+            out[j] = np.maximum(out[j] - out[:j].sum(0), 0.0)
+        return out
+    if method == "normalize":
+        return masks / np.maximum(masks.sum(0), 1.0)
+    raise VideoError(f"unknown long-term weighting {method!r}; use one of {', '.join(LONG_TERM_METHODS)}")
 
 
 def pair_error(frames: np.ndarray, t: int, s: int, pair: FramePair) -> float:
@@ -326,7 +373,11 @@ def _as_pair_map(pairs: Sequence[FramePair] | Mapping[tuple[int, int], FramePair
 
 
 def temporal_targets(
-    outs: Sequence[np.ndarray], t: int, offsets: Sequence[int], pairs: Mapping[tuple[int, int], FramePair]
+    outs: Sequence[np.ndarray],
+    t: int,
+    offsets: Sequence[int],
+    pairs: Mapping[tuple[int, int], FramePair],
+    method: str = "formula",
 ) -> tuple[jax.Array, jax.Array]:
     """The long-term loss targets of frame t: the outputs of frames t − j (j in offsets) warped onto
     it, [K, H, W, 3], and their long-term weights, [K, H, W] (zero for offsets before the start)."""
@@ -338,7 +389,7 @@ def temporal_targets(
             p = pairs[(t, t - j)]
             warped[k] = np.asarray(warp(jnp.asarray(outs[t - j]), jnp.asarray(p.backward)))
             masks[k] = p.mask
-    return jnp.asarray(warped), jnp.asarray(long_term_weights(masks))
+    return jnp.asarray(warped), jnp.asarray(long_term_weights(masks, method))
 
 
 def stylize_sequence(
@@ -353,6 +404,7 @@ def stylize_sequence(
     done: Sequence[np.ndarray] = (),
     on_frame=None,
     offsets: Sequence[int] = (1,),
+    long_term: str = "formula",
     **invert_kwargs,
 ) -> list[np.ndarray]:
     """Stylise frames in order, the single-pass algorithm (Ruder et al.): frame 0 from its content
@@ -364,8 +416,9 @@ def stylize_sequence(
 
     loss: a per-frame objective (style.StyleLoss); targets: its targets for all T frames ([T, ...]);
     pairs: the consecutive FramePairs (frame_pairs) or offset_pairs(frames, offsets) for long-term
-    offsets; done: frames already finished (a resumed run continues after them); on_frame(t, image,
-    result) is called after each frame (save it there). Returns all T outputs, [H, W, 3] in [0, 1]."""
+    offsets; long_term: how the offsets' reliabilities are combined (long_term_weights); done: frames
+    already finished (a resumed run continues after them); on_frame(t, image, result) is called after
+    each frame (save it there). Returns all T outputs, [H, W, 3] in [0, 1]."""
     from dfijax.invert import invert
 
     offsets = check_offsets(offsets)
@@ -380,7 +433,7 @@ def stylize_sequence(
         if t == 0:
             r = invert(loss, variables, tg, jnp.asarray(frames[:1]), first_config, **invert_kwargs)
         else:
-            warped, weights = temporal_targets(outs, t, offsets, pairs)
+            warped, weights = temporal_targets(outs, t, offsets, pairs, long_term)
             tg.update(warped=warped[None], reliability=weights[None])
             # unreliable pixels (disoccluded, entered over the edge) start from this frame's content
             mask = jnp.asarray(pairs[(t, t - 1)].mask)[..., None]
@@ -472,6 +525,448 @@ def stylize_multipass(
 
 
 # ---------------------------------------------------------------------------------------------------
+# artistic-videos (Ruder et al.'s Torch code): its objective, initialisation, solver stop rule and
+# algorithms. The optimisation variable is its Caffe-space image z = 256·BGR − mean, [H, W, 3].
+
+AV_SCALE = 256.0  # artistic_video_core.lua preprocess: `img:mul(256.0)`, not 255
+
+
+def _mean_bgr(ndim: int) -> jax.Array:
+    from dfijax.vgg import CAFFE_MEAN_BGR
+
+    return jnp.asarray(CAFFE_MEAN_BGR).reshape((1,) * (ndim - 1) + (3,))
+
+
+def to_caffe(x: jax.Array | np.ndarray) -> jax.Array:
+    """RGB in [0, 1] [..., 3] -> artistic-videos' network input: BGR, times 256, minus the BGR mean."""
+    x = jnp.asarray(x, jnp.float32)
+    return x[..., ::-1] * AV_SCALE - _mean_bgr(x.ndim)
+
+
+def from_caffe(z: jax.Array | np.ndarray) -> jax.Array:
+    """to_caffe's inverse (its `deprocess`): (z + mean) / 256 as RGB, not clipped."""
+    z = jnp.asarray(z, jnp.float32)
+    return ((z + _mean_bgr(z.ndim)) / AV_SCALE)[..., ::-1]
+
+
+@jax.jit
+def warp_mean_pad(x: jax.Array, flow: jax.Array) -> jax.Array:
+    """artistic-videos' `warpImage`: x [H, W, 3] in [0, 1] sampled bilinearly at p + flow(p); where
+    that point lies outside the frame the pixel is the VGG mean pixel (mean / 256), i.e. 0 once
+    preprocessed. Inside, the same as `warp`."""
+    h, w = x.shape[:2]
+    yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
+    iy, ix = yy + flow[..., 1], xx + flow[..., 0]
+    off = (iy < 0) | (iy > h - 1) | (ix < 0) | (ix > w - 1)
+    mean_rgb = _mean_bgr(3)[..., ::-1] / AV_SCALE
+    return jnp.where(off[..., None], mean_rgb, warp(x, flow))
+
+
+def caffe_noise(key: jax.Array, hw: tuple[int, int], std: float = 1e-3) -> jax.Array:
+    """artistic-videos' `random` init: N(0, std²) noise in its Caffe space (so, in pixels, the mean
+    colour plus ~4e-6 noise), [H, W, 3]."""
+    return std * jax.random.normal(key, tuple(hw) + (3,), jnp.float32)
+
+
+TEMPORAL_GRADIENTS = ("reference", "exact")
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtisticVideosLoss:
+    """artistic-videos' objective for one frame, on its Caffe-space image z [H, W, 3] (to_caffe):
+
+      value = content_weight · Σ mean((F − P)²) + style_weight · Σ_l mean((G_l − A_l)²)
+              + temporal_weight · Σ_k mean((√c_k·z − √c_k·ω_k)²)
+      G = FᵀF / (C·h·w) (its style image's Gram too), ω_k the earlier outputs warped onto this frame
+      (Caffe space), c_k their weights in [0, 1] (targets "warped" [K, H, W, 3], "reliability" [K, H, W];
+      a slot of zeros does nothing).
+    The network sees z itself when the weights use Caffe preprocessing (255·x − mean of the RGB image
+    (z + mean)/255); other weight families see that image through their own preprocessing.
+
+    What L-BFGS sees differs from ∇value in two places, as in the reference's Torch modules:
+      tv_in_value False (reference): TV enters the gradient only, tv_weight · ∇ ½Σ(x_diff² + y_diff²)
+        with x_diff = z[:-1, :-1] − z[:-1, 1:], y_diff = z[:-1, :-1] − z[1:, :-1]; True adds it to the value.
+      temporal_gradient "reference": its WeightedContentLoss returns the MSE gradient with respect to
+        √c·z without the chain factor √c, i.e. temporal_weight · 2√c(z − ω)/(3HW) where ∇value has
+        2c(z − ω)/(3HW) (equal where c is 0 or 1); "exact" uses ∇value.
+    """
+
+    model: Any = None
+    content_layers: tuple[str, ...] = ("relu4_2",)
+    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    content_weight: float = 5.0
+    style_weight: float = 100.0
+    tv_weight: float = 1e-3
+    temporal_weight: float = 1e3
+    tv_in_value: bool = False
+    temporal_gradient: str = "reference"
+
+    def __post_init__(self):
+        from dfijax.vgg import VGG19, layer_index
+
+        if self.model is None:
+            object.__setattr__(self, "model", VGG19(pooling="max"))
+        for t in self.content_layers + self.style_layers:
+            layer_index(t)
+        if self.temporal_gradient not in TEMPORAL_GRADIENTS:
+            raise VideoError(
+                f"unknown temporal_gradient {self.temporal_gradient!r}; use one of {', '.join(TEMPORAL_GRADIENTS)}"
+            )
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.content_layers + self.style_layers))
+
+    def target_names(self) -> tuple[str, ...]:
+        return (
+            tuple(f"content/{t}" for t in self.content_layers)
+            + tuple(f"gram/{t}" for t in self.style_layers)
+            + ("warped", "reliability")
+        )
+
+    def features(self, variables: Mapping, z: jax.Array) -> dict[str, jax.Array]:
+        x = ((z + _mean_bgr(z.ndim)) / 255.0)[..., ::-1]
+        return {k: v[0] for k, v in self.model.apply(variables, x[None], taps=self.taps).items()}
+
+    @staticmethod
+    def gram(f: jax.Array) -> jax.Array:
+        """[h, w, C] -> FᵀF / (C·h·w) (GramMatrix, then `G:div(input:nElement())`)."""
+        flat = f.reshape(-1, f.shape[-1])
+        return flat.T @ flat / f.size
+
+    @staticmethod
+    def tv_half(z: jax.Array) -> jax.Array:
+        """½Σ(x_diff² + y_diff²) over the Lua's [:-1, :-1] crop, whose gradient is its TVLoss's."""
+        xd = z[:-1, :-1] - z[:-1, 1:]
+        yd = z[:-1, :-1] - z[1:, :-1]
+        return 0.5 * (jnp.sum(xd * xd) + jnp.sum(yd * yd))
+
+    def parts(self, z: jax.Array, variables: Mapping, targets: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+        """The weighted terms: content, style, temporal, and tv (tv_weight · ½Σ(…), in the value only
+        with tv_in_value)."""
+        f = self.features(variables, z)
+        content = sum(jnp.mean((f[t] - targets[f"content/{t}"]) ** 2) for t in self.content_layers)
+        style = sum(jnp.mean((self.gram(f[t]) - targets[f"gram/{t}"]) ** 2) for t in self.style_layers)
+        w, c = targets["warped"], targets["reliability"]
+        if w.ndim == 3:
+            w, c = w[None], c[None]
+        r = jnp.sqrt(c)[..., None]
+        temporal = jnp.sum(jnp.mean((r * z[None] - r * w) ** 2, axis=(1, 2, 3)))
+        return {
+            "content": self.content_weight * content,
+            "style": self.style_weight * style,
+            "temporal": self.temporal_weight * temporal,
+            "tv": self.tv_weight * self.tv_half(z),
+        }
+
+    def __call__(self, z: jax.Array, variables: Mapping, targets: Mapping[str, jax.Array]) -> jax.Array:
+        p = self.parts(z, variables, targets)
+        value = p["content"] + p["style"] + p["temporal"]
+        # terms that are 0 in value but add to the gradient what the reference's modules add
+        value = value + (p["tv"] if self.tv_in_value else p["tv"] - jax.lax.stop_gradient(p["tv"]))
+        if self.temporal_gradient == "reference":
+            w, c = targets["warped"], targets["reliability"]
+            if w.ndim == 3:
+                w, c = w[None], c[None]
+            extra = self.temporal_weight * jnp.sum(
+                jnp.mean((jnp.sqrt(c) - c)[..., None] * (z[None] - w) ** 2, axis=(1, 2, 3))
+            )
+            value = value + extra - jax.lax.stop_gradient(extra)
+        return value
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _av_features(loss: ArtisticVideosLoss, variables, z):
+    return loss.features(variables, z)
+
+
+def av_style_grams(
+    loss: ArtisticVideosLoss,
+    variables: Mapping,
+    styles: Sequence[np.ndarray],
+    blend: Sequence[float] | None = None,
+    content_hw: tuple[int, int] | None = None,
+) -> dict[str, jax.Array]:
+    """The style targets of artistic-videos' `buildNet`: each style image ([h, w, 3] in [0, 1])
+    resized (bilinear) so its area is the content's (content_hw; None keeps it), preprocessed,
+    Gram / (C·h·w), blended with weights normalised to sum to 1."""
+    if not styles:
+        raise VideoError("give at least one style image")
+    blend = [1.0] * len(styles) if blend is None else [float(b) for b in blend]
+    if len(blend) != len(styles) or any(b < 0 for b in blend) or sum(blend) <= 0:
+        raise VideoError(f"style blend weights must be {len(styles)} non-negative numbers with a positive sum")
+    out: dict[str, jax.Array] = {}
+    for s, b in zip(styles, blend):
+        s = np.asarray(s, np.float32)
+        if content_hw is not None:
+            k = float(np.sqrt(content_hw[0] * content_hw[1] / (s.shape[0] * s.shape[1])))
+            hw = (max(32, int(s.shape[0] * k)), max(32, int(s.shape[1] * k)))
+            if hw != s.shape[:2]:
+                s = np.asarray(jax.image.resize(jnp.asarray(s), hw + (3,), "linear", antialias=False))
+        f = _av_features(loss, variables, to_caffe(s))
+        for t in loss.style_layers:
+            out[t] = out.get(t, 0.0) + (b / sum(blend)) * loss.gram(f[t])
+    return out
+
+
+def av_targets(
+    loss: ArtisticVideosLoss,
+    variables: Mapping,
+    frames: np.ndarray,
+    grams: Mapping[str, jax.Array],
+    slots: int,
+) -> dict[str, jax.Array]:
+    """Targets for T frames [T, H, W, 3] in [0, 1]: content features of the preprocessed frames,
+    the style Grams, and `slots` empty temporal slots (filled per frame): {name: [T, ...]}."""
+    frames = np.asarray(frames, np.float32)
+    n, h, w = frames.shape[:3]
+    feats = [_av_features(loss, variables, to_caffe(f)) for f in frames]
+    out = {f"content/{t}": jnp.stack([f[t] for f in feats]) for t in loss.content_layers}
+    out.update({f"gram/{t}": jnp.broadcast_to(grams[t], (n,) + grams[t].shape) for t in loss.style_layers})
+    out["warped"] = jnp.zeros((n, slots, h, w, 3), jnp.float32)
+    out["reliability"] = jnp.zeros((n, slots, h, w), jnp.float32)
+    return out
+
+
+def _av_init(loss, config, variables, targets, z0):
+    from dfijax.invert import minimize_init
+
+    return jax.vmap(lambda t, x: minimize_init(loss, x, (variables, t), config))(targets, z0)
+
+
+def _av_step(loss, config, variables, targets, state):
+    from dfijax.invert import minimize_step
+
+    return jax.vmap(lambda t, c: minimize_step(loss, c, (variables, t), config))(targets, state)
+
+
+def _av_run(loss, config, variables, targets, state, until):
+    from dfijax.invert import minimize_step
+
+    def one(t, c):
+        return jax.lax.while_loop(
+            lambda c: (c.k < until) & ~c.done, lambda c: minimize_step(loss, c, (variables, t), config), c
+        )
+
+    return jax.vmap(one)(targets, state)
+
+
+_av_init_jit = jax.jit(_av_init, static_argnums=(0, 1))
+_av_step_jit = jax.jit(_av_step, static_argnums=(0, 1), donate_argnums=(4,))
+_av_run_jit = jax.jit(_av_run, static_argnums=(0, 1), donate_argnums=(4,))
+
+
+class SolveOutcome(NamedTuple):
+    """z: [B, H, W, 3] the last iterates (as the reference returns them, not the best); iterations
+    [B]; loss [B] the value at z (without TV, as the reference's L-BFGS sees it)."""
+
+    z: jax.Array
+    iterations: np.ndarray
+    loss: np.ndarray
+
+
+def solve_with_interval_stop(
+    loss: Any,
+    variables: Mapping,
+    targets: Mapping[str, jax.Array],
+    z0: jax.Array,
+    config: Any,
+    tol_relative: float = 0.0,
+    interval: int = 50,
+    progress: Callable[[int, np.ndarray], None] | None = None,
+) -> SolveOutcome:
+    """L-BFGS on the engine (dfijax.invert.minimize_step, fixed unit step) for B problems z0 [B, ...],
+    with artistic-videos' stop rule (its lbfgs.lua): every `interval` iterations the loss f is compared
+    with the one `interval` iterations before, f_past, and a problem stops once |f − f_past| / f_past <
+    tol_relative (0: never). progress(iteration, losses) after each interval."""
+    if interval < 1 or tol_relative < 0:
+        raise VideoError(f"the stop rule needs interval >= 1 and tol_relative >= 0, got {interval}, {tol_relative}")
+    names = loss.target_names()
+    targets = {n: jnp.asarray(targets[n], jnp.float32) for n in names}
+    state = _av_init_jit(loss, config, variables, targets, jnp.asarray(z0, jnp.float32))
+    # XLA:CPU runs while-loop bodies slowly: one call per step there ($DFIJAX_INVERT_LOOP overrides, as for invert)
+    host = (os.environ.get("DFIJAX_INVERT_LOOP") or ("host" if jax.default_backend() == "cpu" else "device")) == "host"
+    f_past, k = None, 0
+    while k < config.maxiter:
+        until = min(k + interval, config.maxiter)
+        if host:
+            for _ in range(until - k):
+                state = _av_step_jit(loss, config, variables, targets, state)
+        else:
+            state = _av_run_jit(loss, config, variables, targets, state, jnp.asarray(until))
+        k = until
+        f = np.asarray(state.f_prev, np.float64)
+        if progress is not None:
+            progress(k, f)
+        if k % interval == 0 and k < config.maxiter:
+            if f_past is not None and tol_relative > 0:
+                stop = np.abs(f - f_past) / f_past < tol_relative
+                state = state._replace(done=state.done | jnp.asarray(stop))
+            f_past = f
+        if bool(np.all(np.asarray(state.done))):
+            break
+    return SolveOutcome(state.x, np.asarray(state.k), np.asarray(state.f_prev))
+
+
+def av_pair_targets(
+    outs: Sequence[np.ndarray],
+    t: int,
+    offsets: Sequence[int],
+    pairs: Mapping[tuple[int, int], FramePair],
+    method: str = "closestFirst",
+) -> tuple[jax.Array, jax.Array]:
+    """artistic_video.lua's temporal targets of frame t: the outputs of frames t − j ([0, 1]) warped by
+    `warpImage` (mean pixel out of frame) and preprocessed, [K, H, W, 3], and their long-term weights,
+    [K, H, W] (zero for offsets before the first frame)."""
+    h, w = outs[0].shape[:2]
+    warped = np.zeros((len(offsets), h, w, 3), np.float32)
+    masks = np.zeros((len(offsets), h, w), np.float32)
+    for k, j in enumerate(offsets):
+        if t - j >= 0:
+            p = pairs[(t, t - j)]
+            warped[k] = np.asarray(to_caffe(warp_mean_pad(jnp.asarray(outs[t - j]), jnp.asarray(p.backward))))
+            masks[k] = p.mask
+    return jnp.asarray(warped), jnp.asarray(long_term_weights(masks, method))
+
+
+def av_single_pass(
+    loss: ArtisticVideosLoss,
+    variables: Mapping,
+    targets: Mapping[str, jax.Array],
+    pairs: Mapping[tuple[int, int], FramePair],
+    first_config: Any,
+    config: Any,
+    offsets: Sequence[int] = (1,),
+    init_first: str = "noise",
+    key: jax.Array | None = None,
+    contents: np.ndarray | None = None,
+    long_term: str = "closestFirst",
+    tol_relative: float = 1e-4,
+    interval: int = 50,
+    done: Sequence[np.ndarray] = (),
+    on_frame: Callable[[int, np.ndarray, SolveOutcome], None] | None = None,
+) -> list[np.ndarray]:
+    """artistic_video.lua's frame loop: frame 0 from `init_first` ("noise": caffe_noise, the
+    reference's `random`; "content": the frame) with first_config; frame t from the previous output
+    warped by `warpImage` (`prevWarped`), with temporal terms towards the outputs of frames t − j
+    (offsets) weighted by `long_term`; each solve stops by solve_with_interval_stop. Outputs are
+    kept as the reference saves them: (z + mean)/256 clipped to [0, 1]. targets: av_targets for all
+    T frames (slots = len(offsets)). Returns all T outputs [H, W, 3]."""
+    offsets = check_offsets(offsets)
+    n = targets["warped"].shape[0]
+    missing = [(t, t - j) for j in offsets for t in range(j, n) if (t, t - j) not in pairs]
+    if missing:
+        raise VideoError(f"no flow for frame pairs {missing[:3]}...; compute them with offset_pairs(frames, {offsets})")
+    if init_first not in ("noise", "content"):
+        raise VideoError(f"init_first must be 'noise' or 'content', got {init_first!r}")
+    key = jax.random.key(0) if key is None else key
+    outs = [np.asarray(d, np.float32) for d in done]
+    for t in range(len(outs), n):
+        tg = {k: v[t : t + 1] for k, v in targets.items()}
+        h, w = tg["warped"].shape[2:4]
+        if t == 0:
+            if init_first == "noise":
+                z0 = caffe_noise(key, (h, w))
+            else:
+                if contents is None:
+                    raise VideoError("init_first='content' needs the frames (contents)")
+                z0 = to_caffe(contents[0])
+            r = solve_with_interval_stop(loss, variables, tg, z0[None], first_config, tol_relative, interval)
+        else:
+            warped, weights = av_pair_targets(outs, t, offsets, pairs, long_term)
+            tg.update(warped=warped[None], reliability=weights[None])
+            z0 = to_caffe(warp_mean_pad(jnp.asarray(outs[t - 1]), jnp.asarray(pairs[(t, t - 1)].backward)))
+            r = solve_with_interval_stop(loss, variables, tg, z0[None], config, tol_relative, interval)
+        outs.append(np.clip(np.asarray(from_caffe(r.z[0])), 0.0, 1.0))
+        if on_frame is not None:
+            on_frame(t, outs[-1], r)
+    return outs
+
+
+def multipass_start(x: jax.Array | np.ndarray, neighbours: Sequence[tuple[Any, Any, float]]) -> jax.Array:
+    """A multi-pass frame's start (artistic_video_multiPass.lua): x [H, W, 3] the frame's result of the
+    previous pass, neighbours (ω warped onto the frame [H, W, 3], c [H, W], blend weight b):
+    (x + Σ b·c·ω) / (1 + Σ b·c)."""
+    num = jnp.asarray(x, jnp.float32)
+    den = jnp.ones(num.shape[:2] + (1,), jnp.float32)
+    for w, c, b in neighbours:
+        bc = float(b) * jnp.asarray(c, jnp.float32)[..., None]
+        num = num + bc * jnp.asarray(w, jnp.float32)
+        den = den + bc
+    return num / den
+
+
+def av_multipass(
+    loss: ArtisticVideosLoss,
+    variables: Mapping,
+    targets: Mapping[str, jax.Array],
+    pairs: Mapping[tuple[int, int], FramePair],
+    config: Any,
+    passes: int = 15,
+    temporal_after: int = 8,
+    blend: float = 1.0,
+    blend_other: float = 0.0,
+    key: jax.Array | None = None,
+    on_pass: Callable[[int, list[np.ndarray]], None] | None = None,
+    first_pass: int = 1,
+    previous: Sequence[np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """artistic_video_multiPass.lua: pass p runs forward (p odd) or backward (p even) over the frames,
+    `config` iterations per frame and pass, no early stop. Pass 1 starts every frame from one shared
+    caffe_noise image; a later pass starts frame t from multipass_start(its previous result, the
+    neighbour the pass comes from (its result of this pass) with weight `blend`, the other neighbour
+    (its result of the previous pass) with `blend_other` (the reference's blendWeight_lastPass)), both
+    warped with `warp` (edges clamped) and weighted by their reliability. From pass temporal_after on a
+    temporal term (loss.temporal_weight, the reference's 5e2) pulls frame t towards the neighbour the
+    pass comes from. targets: av_targets(..., slots=1); pairs: offset_pairs(frames, (1,), following=True).
+    first_pass > 1 continues a run (its -continue_with_pass) from `previous`, the T results of pass
+    first_pass − 1 ([H, W, 3] in [0, 1])."""
+    n = targets["warped"].shape[0]
+    missing = [k for t in range(1, n) for k in ((t, t - 1), (t - 1, t)) if k not in pairs]
+    if missing:
+        raise VideoError(f"no flow for frame pairs {missing[:3]}...; use offset_pairs(frames, following=True)")
+    if passes < 1 or temporal_after < 1 or blend < 0 or blend_other < 0:
+        raise VideoError(
+            f"multi-pass needs passes >= 1, temporal_after >= 1 and blend weights >= 0; got {passes}, "
+            f"{temporal_after}, {blend}, {blend_other}"
+        )
+    h, w = targets["warped"].shape[2:4]
+    noise = caffe_noise(jax.random.key(0) if key is None else key, (h, w))
+    outs: list[np.ndarray] = [np.zeros((h, w, 3), np.float32)] * n
+    if first_pass > 1:
+        if previous is None or len(previous) != n or any(np.shape(x) != (h, w, 3) for x in previous):
+            raise VideoError(
+                f"continuing at pass {first_pass} needs the {n} results [H, W, 3] of pass {first_pass - 1}"
+            )
+        outs = [np.asarray(x, np.float32) for x in previous]
+    for p in range(first_pass, passes + 1):
+        forward = p % 2 == 1
+        for t in range(n) if forward else range(n - 1, -1, -1):
+            tg = {k: v[t : t + 1] for k, v in targets.items()}
+            come_from = t - 1 if forward else t + 1
+            # outs is updated in place: the neighbour the pass comes from holds this pass's result
+            warped = {}
+            for s in (t - 1, t + 1):
+                if 0 <= s < n and (p > 1 or s == come_from):
+                    warped[s] = warp(jnp.asarray(outs[s]), jnp.asarray(pairs[(t, s)].backward))
+            if p == 1:
+                z0 = noise
+            else:
+                nb = [(warped[s], pairs[(t, s)].mask, blend if s == come_from else blend_other) for s in warped]
+                z0 = to_caffe(multipass_start(outs[t], nb))
+            if p >= temporal_after and come_from in warped:
+                tg.update(
+                    warped=to_caffe(warped[come_from])[None, None],
+                    reliability=jnp.asarray(pairs[(t, come_from)].mask)[None, None],
+                )
+            r = solve_with_interval_stop(loss, variables, tg, z0[None], config)
+            outs[t] = np.clip(np.asarray(from_caffe(r.z[0])), 0.0, 1.0)
+        if on_pass is not None:
+            on_pass(p, list(outs))
+    return list(outs)
+
+
+# ---------------------------------------------------------------------------------------------------
 # The video pipeline: a config in, stylised clips (per-frame, single-pass, multi-pass) and their
 # flicker out. It prints nothing: progress goes to a callback, files are the caller's.
 
@@ -479,11 +974,31 @@ def stylize_multipass(
 # the all-frames call) or "multi-pass" (passes, info {"flicker"}).
 Progress = Callable[[str, int, int, dict], None]
 
+OBJECTIVES = ("dfijax", "artistic-videos")
+INIT_FIRST = ("content", "noise")
+
 VIDEO_PRESETS: dict[str, dict[str, Any]] = {
     # on any device: 64 px, 60 iterations for frame 0, 30 after, 20 per pass, temporal loss from pass 2
     "quick": dict(size=64, iters_first=60, iters=30, pass_iters=20, temporal_after=2),
-    # artistic-videos' counts: 2000 for frame 0, 1000 after, 100 per pass, temporal loss from pass 8
-    "paper": dict(size=350, iters_first=2000, iters=1000, pass_iters=100, temporal_after=8),
+    # manuelruder/artistic-videos (artistic_video.lua, artistic_video_multiPass.lua defaults): its
+    # objective (ArtisticVideosLoss), max pooling, TV 1e-3 in the gradient, noise start, prevWarped,
+    # 2000 iterations for frame 0 and 1000 after, stopped when the loss changes < 1e-4 over 50,
+    # L-BFGS memory 100, closestFirst long-term weights; multi-pass 100 per pass, temporal from pass 8
+    "paper": dict(
+        size=350,
+        iters_first=2000,
+        iters=1000,
+        pass_iters=100,
+        temporal_after=8,
+        objective="artistic-videos",
+        pooling="max",
+        tv=1e-3,
+        history=100,
+        tol_relative=1e-4,
+        tol_interval=50,
+        long_term="closestFirst",
+        init_first="noise",
+    ),
 }
 
 
@@ -497,9 +1012,19 @@ class VideoConfig:
     pretrained weights and 1e-6 with the seeded random VGG-19 (whose style losses are ~1e8 smaller).
     multipass: 0 (off) or the passes of the multi-pass algorithm (pass_iters per frame and pass, the
     temporal loss, at half the weight, from pass temporal_after on, blend_weight of the warped
-    neighbour in each start). flow: "dis" or "farneback". pooling / tv: the StyleLoss's. blend: weights
-    of several style images. preserve_color: as dfijax.style.color.PRESERVE_COLOR, the statistics
-    taken over the whole clip. baseline: also stylise every frame independently (all in one call).
+    neighbour in each start). flow: "dis" or "farneback"; flow_dir: read the flow and reliability
+    files of artistic-videos' makeOptFlow.sh from this folder instead (dfijax.style.flow_files;
+    frames numbered from flow_start). pooling / tv: the objective's. blend: weights of several style
+    images. preserve_color: as dfijax.style.color.PRESERVE_COLOR, the statistics taken over the whole
+    clip. baseline: also stylise every frame independently. history: L-BFGS memory.
+
+    objective: "dfijax" (StyleLoss + TemporalLoss on RGB in [0, 1]: frame 0 from its content, later
+    frames from the warped previous output where reliable, multi-pass from the per-frame result) or
+    "artistic-videos" (ArtisticVideosLoss on its Caffe-space image and its algorithms av_single_pass /
+    av_multipass). long_term: LONG_TERM_METHODS. Used by "artistic-videos" only (ignored by "dfijax"):
+    init_first ("noise", its `random`, or "content"), tol_relative / tol_interval (its stop rule),
+    blend_weight_other (its blendWeight_lastPass: the other neighbour's weight in a pass's start),
+    seed (the noise).
     """
 
     preset: str = "quick"
@@ -518,6 +1043,16 @@ class VideoConfig:
     blend: tuple[float, ...] | None = None
     preserve_color: str = "none"
     baseline: bool = True
+    objective: str = "dfijax"
+    history: int = 10
+    tol_relative: float = 0.0
+    tol_interval: int = 50
+    long_term: str = "formula"
+    init_first: str = "content"
+    blend_weight_other: float = 0.0
+    flow_dir: str | None = None
+    flow_start: int = 1
+    seed: int = 0
 
     def __post_init__(self):
         from dfijax.style import color
@@ -540,6 +1075,17 @@ class VideoConfig:
             raise VideoError(f"unknown flow method {self.flow!r}; use 'dis' or 'farneback'")
         if self.pooling not in ("avg", "max"):
             raise VideoError(f"pooling must be 'avg' or 'max', got {self.pooling!r}")
+        if self.objective not in OBJECTIVES:
+            raise VideoError(f"unknown objective {self.objective!r}; use one of {', '.join(OBJECTIVES)}")
+        if self.long_term not in LONG_TERM_METHODS:
+            raise VideoError(f"unknown long-term weighting {self.long_term!r}; use one of {LONG_TERM_METHODS}")
+        if self.init_first not in INIT_FIRST:
+            raise VideoError(f"init_first must be one of {INIT_FIRST}, got {self.init_first!r}")
+        if self.history < 1 or self.tol_interval < 1 or self.tol_relative < 0 or self.blend_weight_other < 0:
+            raise VideoError(
+                f"history and tol_interval must be >= 1, tol_relative and blend_weight_other >= 0; got "
+                f"{self.history}, {self.tol_interval}, {self.tol_relative}, {self.blend_weight_other}"
+            )
         color.check_preserve_color(self.preserve_color)
         MultiPass(None, max(self.multipass, 1), self.temporal_after, 0.0, self.blend_weight)  # validates
 
@@ -548,10 +1094,16 @@ class VideoConfig:
             return float(self.temporal_weight)
         return 1e3 if pretrained else 1e-6
 
-    def loss(self) -> Any:
+    def loss(self, temporal_weight: float = 1e3) -> Any:
+        """The per-frame objective: a StyleLoss ("dfijax", the temporal term is added by TemporalLoss) or
+        an ArtisticVideosLoss with this temporal weight."""
         from dfijax import style
         from dfijax.vgg import VGG19
 
+        if self.objective == "artistic-videos":
+            return ArtisticVideosLoss(
+                model=VGG19(pooling=self.pooling), tv_weight=self.tv, temporal_weight=temporal_weight
+            )
         return style.StyleLoss(model=VGG19(pooling=self.pooling), tv_weight=self.tv)
 
     def to_dict(self) -> dict[str, Any]:
@@ -633,73 +1185,141 @@ def run_video_style(
             f"finished frames of shape {np.shape(done[0])} for a video of {frames.shape[1:]} frames; start a fresh run"
         )
     cfg, variables, n = config, weights.variables, len(frames)
-    tw, loss, mode = cfg.temporal_weight_for(weights.pretrained), cfg.loss(), cfg.preserve_color
+    tw, mode = cfg.temporal_weight_for(weights.pretrained), cfg.preserve_color
+    loss = cfg.loss(tw)
     net_frames, net_styles = color.preserving_inputs(mode, frames, styles)
-    targets = gatys.style_targets(loss, variables, net_frames, net_styles, cfg.blend)
     t0 = time.perf_counter()
-    pairs = offset_pairs(frames, cfg.offsets, cfg.flow, following=cfg.multipass > 0)
+    if cfg.flow_dir is not None:
+        pairs = flow_dir_pairs(cfg.flow_dir, n, frames.shape[1:3], cfg.offsets, cfg.multipass > 0, cfg.flow_start)
+    else:
+        pairs = offset_pairs(frames, cfg.offsets, cfg.flow, following=cfg.multipass > 0)
     consecutive = [pairs[(t, t - 1)] for t in range(1, n)]
     seconds: dict[str, float | None] = {"flow": time.perf_counter() - t0}
-    first, later = inv.SolverConfig(maxiter=cfg.iters_first), inv.SolverConfig(maxiter=cfg.iters)
+    first = inv.SolverConfig(maxiter=cfg.iters_first, history_size=cfg.history)
+    later = inv.SolverConfig(maxiter=cfg.iters, history_size=cfg.history)
+    per_pass = inv.SolverConfig(maxiter=cfg.pass_iters, history_size=cfg.history)
 
     def finished(t, img, r):
         if on_frame is not None:
             on_frame(t, img, r)
         progress("single pass", t + 1, n, {})
 
+    pass_flicker: list[float] = []
+
+    def passed(p, outs):
+        pass_flicker.append(
+            float(warping_errors(color.restore_color(mode, np.stack(outs), frames), consecutive).mean())
+        )
+        progress("multi-pass", p, cfg.multipass, {"flicker": pass_flicker[-1]})
+
     t0 = time.perf_counter()
     progress("single pass", len(done), n, {})
-    raw = {
-        "with temporal loss": np.stack(
-            stylize_sequence(
-                loss,
-                variables,
-                net_frames,
-                targets,
-                pairs,
-                first,
-                later,
-                tw,
-                done=done,
-                on_frame=finished,
-                offsets=cfg.offsets,
-            )
-        )
-    }
-    seconds["temporal"] = time.perf_counter() - t0
     seconds["per_frame"] = seconds["multipass"] = None
-    if cfg.baseline or cfg.multipass:
-        t0 = time.perf_counter()
-        r = inv.invert(
+    if cfg.objective == "artistic-videos":
+        key = jax.random.key(cfg.seed)
+        grams = av_style_grams(loss, variables, net_styles, cfg.blend, frames.shape[1:3])
+        targets = av_targets(loss, variables, net_frames, grams, len(cfg.offsets))
+        single = av_single_pass(
             loss,
             variables,
             targets,
-            jnp.asarray(net_frames),
+            pairs,
             first,
-            check_every=5,
-            progress=lambda k, l: progress("per-frame", int(k), cfg.iters_first, {"loss": float(jnp.mean(l))}),
+            later,
+            cfg.offsets,
+            cfg.init_first,
+            jax.random.fold_in(key, 0),
+            net_frames,
+            cfg.long_term,
+            cfg.tol_relative,
+            cfg.tol_interval,
+            done=done,
+            on_frame=finished,
         )
-        raw["per-frame"] = np.clip(np.asarray(r.images), 0, 1)
-        seconds["per_frame"] = time.perf_counter() - t0
-    pass_flicker: list[float] = []
-    if cfg.multipass:
-        t0 = time.perf_counter()
-        settings = MultiPass(
-            inv.SolverConfig(maxiter=cfg.pass_iters), cfg.multipass, cfg.temporal_after, tw / 2, cfg.blend_weight
-        )
-
-        def passed(p, outs):
-            pass_flicker.append(
-                float(warping_errors(color.restore_color(mode, np.stack(outs), frames), consecutive).mean())
+        raw = {"with temporal loss": np.stack(single)}
+        seconds["temporal"] = time.perf_counter() - t0
+        if cfg.baseline:
+            t0 = time.perf_counter()
+            if cfg.init_first == "noise":
+                z0 = jnp.stack([caffe_noise(jax.random.fold_in(key, 1000 + t), frames.shape[1:3]) for t in range(n)])
+            else:
+                z0 = to_caffe(net_frames)
+            r = solve_with_interval_stop(
+                loss,
+                variables,
+                targets,
+                z0,
+                first,
+                cfg.tol_relative,
+                cfg.tol_interval,
+                lambda k, l: progress("per-frame", int(k), cfg.iters_first, {"loss": float(np.mean(l))}),
             )
-            progress("multi-pass", p, cfg.multipass, {"flicker": pass_flicker[-1]})
-
-        raw["multi-pass"] = np.stack(
-            stylize_multipass(
-                loss, variables, net_frames, targets, pairs, settings, first=raw["per-frame"], on_pass=passed
+            raw["per-frame"] = np.clip(np.asarray(from_caffe(r.z)), 0, 1)
+            seconds["per_frame"] = time.perf_counter() - t0
+        if cfg.multipass:
+            t0 = time.perf_counter()
+            one_slot = {**targets, "warped": targets["warped"][:, :1], "reliability": targets["reliability"][:, :1]}
+            raw["multi-pass"] = np.stack(
+                av_multipass(
+                    dataclasses.replace(loss, temporal_weight=tw / 2),
+                    variables,
+                    one_slot,
+                    pairs,
+                    per_pass,
+                    cfg.multipass,
+                    cfg.temporal_after,
+                    cfg.blend_weight,
+                    cfg.blend_weight_other,
+                    jax.random.fold_in(key, 1),
+                    on_pass=passed,
+                )
             )
-        )
-        seconds["multipass"] = time.perf_counter() - t0
+            seconds["multipass"] = time.perf_counter() - t0
+        scored = {k: to_caffe(v) for k, v in raw.items()}
+    else:
+        targets = gatys.style_targets(loss, variables, net_frames, net_styles, cfg.blend)
+        raw = {
+            "with temporal loss": np.stack(
+                stylize_sequence(
+                    loss,
+                    variables,
+                    net_frames,
+                    targets,
+                    pairs,
+                    first,
+                    later,
+                    tw,
+                    done=done,
+                    on_frame=finished,
+                    offsets=cfg.offsets,
+                    long_term=cfg.long_term,
+                )
+            )
+        }
+        seconds["temporal"] = time.perf_counter() - t0
+        if cfg.baseline or cfg.multipass:
+            t0 = time.perf_counter()
+            r = inv.invert(
+                loss,
+                variables,
+                targets,
+                jnp.asarray(net_frames),
+                first,
+                check_every=5,
+                progress=lambda k, l: progress("per-frame", int(k), cfg.iters_first, {"loss": float(jnp.mean(l))}),
+            )
+            raw["per-frame"] = np.clip(np.asarray(r.images), 0, 1)
+            seconds["per_frame"] = time.perf_counter() - t0
+        if cfg.multipass:
+            t0 = time.perf_counter()
+            settings = MultiPass(per_pass, cfg.multipass, cfg.temporal_after, tw / 2, cfg.blend_weight)
+            raw["multi-pass"] = np.stack(
+                stylize_multipass(
+                    loss, variables, net_frames, targets, pairs, settings, first=raw["per-frame"], on_pass=passed
+                )
+            )
+            seconds["multipass"] = time.perf_counter() - t0
+        scored = raw
     order = [k for k in ("with temporal loss", "per-frame", "multi-pass") if k in raw]
     videos = {"input video": frames, **{k: color.restore_color(mode, raw[k], frames) for k in order}}
     flicker = {k: warping_errors(v, consecutive) for k, v in videos.items()}
@@ -708,7 +1328,7 @@ def run_video_style(
         for j in cfg.offsets
         if 1 < j < n
     }
-    objective = {k: gatys.loss_values(loss, variables, raw[k], targets).tolist() for k in order}
+    objective = {k: gatys.loss_values(loss, variables, scored[k], targets).tolist() for k in order}
     return VideoResult(
         cfg,
         videos,
