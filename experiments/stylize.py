@@ -8,8 +8,10 @@ Images (files, or folders of them): writes <out>/<name>_styled.png per image and
 are of one size). Video (a file or a folder of frames):
 writes stylized.gif (or .mp4 with --format mp4) and compare.gif, and reports the flicker (mean squared
 warping error over reliable pixels, see experiments.video_style) of the input and the output. Reports
-images per second. The network (width, output layer, upsampling) is rebuilt from the run's settings
-saved beside its checkpoints.
+images per second. The network (width, output layer, upsampling, padding, input preprocessing) is
+rebuilt from the run's settings saved beside its checkpoints; its output is mapped back to RGB in [0, 1]
+(for a paper-preset run: deprocessed from Caffe BGR, as fast_neural_style.lua does) and, for a
+paper-preset run, median-filtered 3 x 3 as fast_neural_style.lua's -median_filter 3 (--median 0: off).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ def parse(argv):
     p.add_argument("--frames", type=int, help="at most this many video frames")
     p.add_argument("--format", choices=["gif", "mp4"], default="gif")
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument(
+        "--median", type=int, help="r x r median filter on the outputs (default: 3 for a paper-preset run, else 0)"
+    )
     p.add_argument("--out", help="output folder (default runs/stylize/<time>)")
     return p.parse_args(argv)
 
@@ -52,6 +57,7 @@ def main(argv=None) -> int:
                 frames=args.frames,
                 batch=args.batch,
                 progress=bars.update,
+                median=args.median,
             )
     except (ValueError, FileNotFoundError, KeyError) as e:  # ImageError, VideoError: ValueErrors
         return common.fail(str(e))

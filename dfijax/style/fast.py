@@ -9,6 +9,12 @@ the up-sampling layers are nearest-neighbour resize + 3x3 conv (same shapes as t
 fractionally strided convolutions, without their checkerboard artefacts) and the output a sigmoid;
 `upsample="transpose"` and `output="tanh"` give the paper's layers. Loss network: VGG-16 as in the
 paper (`johnson_loss(16)`), or VGG-19 with the analogous layers.
+
+Presets (`PRESETS`, `FastStyleConfig.preset`): "quick" is the project's own setting (unit-free
+"relative" losses, per-layer reflection padding); "paper" is jcjohnson/fast-neural-style's train.lua
+with its defaults: reflection padding once at the start and unpadded residual blocks, Caffe-preprocessed
+input, 150·tanh output, instance-norm eps 1e-5, torch's initialisation and Adam, the loss terms as its
+Lua modules compute them (`normalize="reference"`) on VGG-16 layers 16 / 4, 9, 16, 23.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import dataclasses
 import functools
 import os
 import pathlib
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -36,17 +42,46 @@ JOHNSON_LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
     16: ("relu2_2", ("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
     19: ("relu2_2", ("relu1_2", "relu2_2", "relu3_4", "relu4_4")),
 }
+# train.lua's -content_layers '16' and -style_layers '4,9,16,23': module indices of vgg16.t7 (conv1_1,
+# relu1_1, conv1_2, relu1_2 = 4, pool1, ..., relu2_2 = 9, ..., relu3_3 = 16, ..., relu4_3 = 23), and the
+# VGG-19 analogues (each block's last ReLU).
+REFERENCE_LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
+    16: ("relu3_3", ("relu1_2", "relu2_2", "relu3_3", "relu4_3")),
+    19: ("relu3_4", ("relu1_2", "relu2_2", "relu3_4", "relu4_4")),
+}
 OUTPUTS = ("sigmoid", "tanh")
 UPSAMPLES = ("resize", "transpose")
+PADDINGS = ("reflect", "reflect-start")
+NET_INPUTS = ("center", "vgg")
+INITS = ("flax", "torch")
+NORMALIZES = ("relative", "absolute", "reference")
+OPTIMIZERS = ("adam", "torch-adam")
+FITS = ("short", "long")
+CONTENT_FITS = ("crop", "squash")
 # The paper's output is 150·tanh(a) added to the Caffe mean on the 0-255 scale; in [0, 1] RGB that is:
 TANH_CENTER = (CAFFE_MEAN_BGR[::-1] / 255.0).copy()  # the ImageNet mean, RGB: 0.485, 0.458, 0.408
 TANH_SCALE = 150.0 / 255.0
 
 
-def _conv(x, features, k, stride=1, name=None, dtype=None):
-    pad = k // 2
-    x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    return nn.Conv(features, (k, k), strides=(stride, stride), padding="VALID", name=name, dtype=dtype)(x)
+def _torch_uniform(fan_in: int) -> Callable:
+    """torch nn's default init of (full) convolution weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    with fan_in = k·k·input planes (nn/SpatialConvolution.lua:34-54, SpatialFullConvolution.lua:43-55)."""
+    bound = 1.0 / float(np.sqrt(fan_in))
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def _conv(x, features, k, stride=1, name=None, dtype=None, pad="reflect", init="flax"):
+    """k x k convolution; pad: "reflect" (reflection to keep the size), "zero" (zeros, (k-1)/2) or "none"."""
+    p = k // 2 if pad != "none" else 0
+    if pad == "reflect":
+        x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+        p = 0
+    kw = {}
+    if init == "torch":
+        u = _torch_uniform(k * k * x.shape[-1])
+        kw = dict(kernel_init=u, bias_init=u)
+    conv = nn.Conv(features, (k, k), strides=(stride, stride), padding=((p, p), (p, p)), name=name, dtype=dtype, **kw)
+    return conv(x)
 
 
 class TransformNet(nn.Module):
@@ -66,8 +101,23 @@ class TransformNet(nn.Module):
       "resize" (default): nearest-neighbour 2x resize + 3x3 conv.
       "transpose": the paper's fractionally strided 3x3 convolutions, stride 1/2 (torch's
         padding 1, output_padding 1: exactly 2x).
-    Both upsample choices have the same parameter names and shapes, so the choice must be stored
-    with a checkpoint (`FastStyleConfig`, saved beside it by `train`).
+    padding:
+      "reflect" (default): every convolution reflection-padded to keep the size; residual blocks add
+        their input.
+      "reflect-start": train.lua's -padding_type reflect-start: one reflection pad of 8·blocks px at
+        the start (train.lua:169-175), the c and d convolutions zero-padded (models.lua:70-82, 95), the
+        residual convolutions unpadded and the skip connection shaved by 2 px (models.lua:10-54).
+    preprocess:
+      "center" (default): the network sees x - 0.5.
+      "vgg": it sees the Caffe-preprocessed image (BGR, 0-255, minus the mean; DataLoader.lua:92,
+        preprocess.lua:57-62), and output="tanh" is read as BGR: y = deprocess(150·tanh(a))
+        (models.lua:137-138, preprocess.lua:66-71), the same range as "tanh" above.
+    eps: instance-norm epsilon (1e-5 in InstanceNormalization.lua:21; flax's default 1e-6).
+    weight_init: "flax" (default: lecun-normal kernels, zero biases, unit norm scales) or "torch" (torch nn's
+      defaults: conv weights and biases U(±1/sqrt(k·k·C_in)), instance-norm scale U(0, 1), bias 0:
+      InstanceNormalization.lua:26-27).
+    Every choice has the same parameter names and shapes, so the choices must be stored with a
+    checkpoint (`FastStyleConfig`, saved beside it by `train`).
     """
 
     width: int = 32
@@ -75,31 +125,63 @@ class TransformNet(nn.Module):
     dtype: Any = None
     output: str = "sigmoid"
     upsample: str = "resize"
+    padding: str = "reflect"
+    preprocess: str = "center"
+    eps: float = 1e-6
+    weight_init: str = "flax"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if self.output not in OUTPUTS:
-            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
-        if self.upsample not in UPSAMPLES:
-            raise ValueError(f"upsample must be one of {UPSAMPLES}, got {self.upsample!r}")
-        w, dt = self.width, self.dtype
-        h = (x - 0.5).astype(dt) if dt is not None else x - 0.5
-        norm = lambda name: nn.InstanceNorm(name=name, dtype=dt)
+        for value, options, what in (
+            (self.output, OUTPUTS, "output"),
+            (self.upsample, UPSAMPLES, "upsample"),
+            (self.padding, PADDINGS, "padding"),
+            (self.preprocess, NET_INPUTS, "preprocess"),
+            (self.weight_init, INITS, "weight_init"),
+        ):
+            if value not in options:
+                raise ValueError(f"{what} must be one of {options}, got {value!r}")
+        w, dt, torch_init = self.width, self.dtype, self.weight_init == "torch"
+        if self.preprocess == "vgg":
+            h = x[..., ::-1] * 255.0 - jnp.asarray(CAFFE_MEAN_BGR)[None, None, None, :]
+        else:
+            h = x - 0.5
+        h = h.astype(dt) if dt is not None else h
+        start = self.padding == "reflect-start"
+        if start:  # what the unpadded residual blocks take: 2 px per conv at 1/4 scale
+            p = 8 * self.blocks
+            h = jnp.pad(h, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+        scale_init = (lambda k, shape, dtype=jnp.float32: jax.random.uniform(k, shape, dtype)) if torch_init else None
+        norm_kw = {"scale_init": scale_init} if torch_init else {}
+        norm = lambda name: nn.InstanceNorm(epsilon=self.eps, name=name, dtype=dt, **norm_kw)
+        conv = functools.partial(_conv, dtype=dt, init=self.weight_init)
+        edge = "zero" if start else "reflect"
         for i, (f, k, s) in enumerate([(w, 9, 1), (2 * w, 3, 2), (4 * w, 3, 2)]):
-            h = nn.relu(norm(f"in_down{i}")(_conv(h, f, k, s, name=f"down{i}", dtype=dt)))
+            h = nn.relu(norm(f"in_down{i}")(conv(h, f, k, s, name=f"down{i}", pad=edge)))
+        inner = "none" if start else "reflect"
         for i in range(self.blocks):
-            r = nn.relu(norm(f"res{i}_in1")(_conv(h, 4 * w, 3, name=f"res{i}_conv1", dtype=dt)))
-            r = norm(f"res{i}_in2")(_conv(r, 4 * w, 3, name=f"res{i}_conv2", dtype=dt))
-            h = h + r
+            r = nn.relu(norm(f"res{i}_in1")(conv(h, 4 * w, 3, name=f"res{i}_conv1", pad=inner)))
+            r = norm(f"res{i}_in2")(conv(r, 4 * w, 3, name=f"res{i}_conv2", pad=inner))
+            h = (h[:, 2:-2, 2:-2] if start else h) + r
         for i, f in enumerate((2 * w, w)):
             if self.upsample == "transpose":
-                h = nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)), name=f"up{i}", dtype=dt)(h)
+                kw = {}
+                if torch_init:
+                    u = _torch_uniform(9 * h.shape[-1])
+                    kw = dict(kernel_init=u, bias_init=u)
+                # torch's padding 1, adj 1 (models.lua:104): exactly 2x
+                up = nn.ConvTranspose(
+                    f, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)), name=f"up{i}", dtype=dt, **kw
+                )
+                h = up(h)
             else:
                 b, hh, ww, c = h.shape
-                h = _conv(jax.image.resize(h, (b, 2 * hh, 2 * ww, c), "nearest"), f, 3, name=f"up{i}", dtype=dt)
+                h = conv(jax.image.resize(h, (b, 2 * hh, 2 * ww, c), "nearest"), f, 3, name=f"up{i}", pad=edge)
             h = nn.relu(norm(f"in_up{i}")(h))
-        a = _conv(h, 3, 9, name="out", dtype=dt).astype(jnp.float32)
+        a = conv(h, 3, 9, name="out", pad=edge).astype(jnp.float32)
         if self.output == "tanh":
+            if self.preprocess == "vgg":  # the output channels are BGR, as the loss network's input
+                a = a[..., ::-1]
             return jnp.asarray(TANH_CENTER)[None, None, None, :] + TANH_SCALE * jnp.tanh(a)
         return nn.sigmoid(a)
 
@@ -115,6 +197,14 @@ class PerceptualLoss:
         same weights train on pretrained and on random weights (whose activations are ~100x smaller).
       "absolute": the paper's unnormalised terms (TV = Σ squared differences on 0–255 pixels); its
         weights (1, 5, 1e-6) assume pretrained Caffe-scale activations.
+      "reference": what jcjohnson/fast-neural-style's Lua modules compute: content = mean over
+        N·H·W·C of squared feature differences (ContentLoss.lua:43, MSECriterion's size average), style
+        = Σ_layers mean over N·C·C of squared Gram differences, Gram ÷ C·H·W, the one style Gram
+        expanded to the batch (StyleLoss.lua:45-49, GramMatrix.lua:38-49); weights multiply each
+        (the modules' strengths). TV is a gradient only, as nn.TotalVariation adds it in its backward
+        pass and never to the loss (TotalVariation.lua:12-34): tv_weight × the gradient of
+        ½ Σ_{n,c} Σ_{i<H-1, j<W-1} ((a_ij - a_i,j+1)² + (a_ij - a_i+1,j)²) on the 0-255 output a.
+        The total's value is then content + style, as train.lua reports it; parts["tv"] is that ½ Σ.
     """
 
     model: VGG19 = VGG19()
@@ -126,8 +216,8 @@ class PerceptualLoss:
     normalize: str = "relative"
 
     def __post_init__(self):
-        if self.normalize not in ("relative", "absolute"):
-            raise ValueError(f"normalize must be 'relative' or 'absolute', got {self.normalize!r}")
+        if self.normalize not in NORMALIZES:
+            raise ValueError(f"normalize must be one of {NORMALIZES}, got {self.normalize!r}")
 
     @property
     def taps(self) -> tuple[str, ...]:
@@ -139,10 +229,13 @@ class PerceptualLoss:
         return {t: losses.gram(f[t][0], "hwc") for t in self.style_layers}
 
     def __call__(self, out: jax.Array, content: jax.Array, variables: Mapping, grams: Mapping[str, jax.Array]):
-        """out, content: [B, H, W, 3]. Returns (total, {content, style, tv}), each a batch mean."""
+        """out, content: [B, H, W, 3]. Returns (total, {content, style, tv}), each a batch mean (with
+        normalize="reference": as the Lua modules compute them, see above)."""
         rel = self.normalize == "relative"
         fo = self.model.apply(variables, out, taps=self.taps)
         target = jax.lax.stop_gradient(self.model.apply(variables, content, taps=(self.content_layer,)))
+        if self.normalize == "reference":
+            return self._reference(out, fo, target, grams)
         c = losses.feature_mse(fo, target, (self.content_layer,))
         if rel:
             c = c / (jnp.mean(jnp.square(target[self.content_layer])) + 1e-12)
@@ -153,6 +246,19 @@ class PerceptualLoss:
         tv_fn = losses.tv_squared if rel else lambda z: losses.tv_beta(z, 2.0)
         tv = jnp.mean(jax.vmap(tv_fn)(out))
         total = self.content_weight * c + self.style_weight * s + self.tv_weight * tv
+        return total, {"content": c, "style": s, "tv": tv}
+
+    def _reference(self, out, fo, target, grams):
+        c = jnp.mean(jnp.square(fo[self.content_layer] - target[self.content_layer]))
+        s = jnp.zeros((), jnp.float32)
+        for t in self.style_layers:
+            g = jax.vmap(lambda f: losses.gram(f, "hwc"))(fo[t])
+            s = s + jnp.mean(jnp.square(g - grams[t][None]))
+        a = 255.0 * out  # the 0-255 scale nn.TotalVariation sees (its mean shift and channel order do not matter)
+        dx = a[:, :-1, :-1] - a[:, :-1, 1:]
+        dy = a[:, :-1, :-1] - a[:, 1:, :-1]
+        tv = 0.5 * (jnp.sum(jnp.square(dx)) + jnp.sum(jnp.square(dy)))
+        total = self.content_weight * c + self.style_weight * s + self.tv_weight * (tv - jax.lax.stop_gradient(tv))
         return total, {"content": c, "style": s, "tv": tv}
 
 
@@ -168,19 +274,82 @@ def johnson_loss(depth: int = 16, **kwargs: Any) -> PerceptualLoss:
 
 TrainState = train_state.TrainState
 
-# Training presets: the same name means the same run on every device; explicit settings override them.
-PRESETS: dict[str, dict[str, int]] = {
+# Training presets (FastStyleConfig fields; `FastStyleConfig.preset`): the same name means the same run
+# on every device; explicit settings override them. "quick" is the project's own setting (the
+# FastStyleConfig defaults, CPU-sized); "paper" is jcjohnson/fast-neural-style's train.lua defaults.
+PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(size=64, steps=200, save_every=50),  # minutes on a CPU
-    "paper": dict(size=256, steps=40000, save_every=500),  # Johnson et al.: 256 px, 40k steps of batch 4
+    "paper": dict(
+        width=32,  # -arch c9s1-32,d64,d128,R128 x5,u64,u32,c9s1-3 (train.lua:20)
+        blocks=5,
+        output="tanh",  # nn.Tanh, nn.MulConstant(-tanh_constant 150) (models.lua:137-138, train.lua:25)
+        upsample="transpose",  # 'u': SpatialFullConvolution 3x3, stride 2, pad 1, adj 1 (models.lua:101-104)
+        padding="reflect-start",  # -padding_type (train.lua:24)
+        preprocess="vgg",  # -preprocessing vgg (train.lua:26)
+        eps=1e-5,  # InstanceNormalization.lua:21 (-use_instance_norm 1, train.lua:21)
+        weight_init="torch",
+        vgg=16,  # -loss_network models/vgg16.t7 (train.lua:38)
+        content_layer=REFERENCE_LAYERS[16][0],  # -content_layers 16 (train.lua:37)
+        style_layers=REFERENCE_LAYERS[16][1],  # -style_layers 4,9,16,23 (train.lua:44)
+        content_weight=1.0,  # -content_weights 1.0 (train.lua:36)
+        style_weight=5.0,  # -style_weights 5.0, one per layer (train.lua:43, utils.lua:28-34)
+        tv_weight=1e-6,  # -tv_strength (train.lua:33)
+        normalize="reference",
+        size=256,  # the 256x256 images of ms-coco-256.h5 (make_style_dataset.py:17-18)
+        content_fit="squash",  # make_style_dataset.py:53-58
+        style_size=256,  # -style_image_size (train.lua:42), the long side (image.scale)
+        style_fit="long",
+        batch=4,  # -batch_size (train.lua:53)
+        lr=1e-3,  # -learning_rate (train.lua:54), no decay (-lr_decay_every -1)
+        optimizer="torch-adam",  # optim.adam (train.lua:239)
+        steps=40000,  # -num_iterations (train.lua:51)
+        save_every=1000,  # -checkpoint_every (train.lua:61)
+    ),
 }
+
+
+class TorchAdamState(NamedTuple):
+    count: jax.Array
+    mu: Any
+    nu: Any
+
+
+def torch_adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+    """torch optim.adam (optim/adam.lua:54-68): x -= lr·sqrt(1-b2^t)/(1-b1^t) · m / (sqrt(v) + eps). Unlike
+    optax.adam, eps is added to the uncorrected sqrt(v)."""
+
+    def init(params):
+        zeros = lambda: jax.tree.map(jnp.zeros_like, params)
+        return TorchAdamState(jnp.zeros((), jnp.int32), zeros(), zeros())
+
+    def update(grads, state, params=None):
+        t = state.count + 1
+        mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g), state.nu, grads)
+        tf = t.astype(jnp.float32)
+        step = lr * jnp.sqrt(1 - b2**tf) / (1 - b1**tf)
+        updates = jax.tree.map(lambda m, v: -step * m / (jnp.sqrt(v) + eps), mu, nu)
+        return updates, TorchAdamState(t, mu, nu)
+
+    return optax.GradientTransformation(init, update)
+
+
+def optimizer(name: str, lr: float) -> optax.GradientTransformation:
+    """ "adam" (optax's) or "torch-adam" (`torch_adam`)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    return optax.adam(lr) if name == "adam" else torch_adam(lr)
 
 
 @dataclasses.dataclass(frozen=True)
 class FastStyleConfig:
-    """One fast-style run: the network (width, blocks, output, upsample), the training crops (size,
-    batch), Adam's lr, the loss (VGG depth, layers, weights, normalisation) and the seed; saved beside
-    the checkpoints, so that `restore` rebuilds the same network. steps, save_every, log_every and keep
-    may change when a run resumes."""
+    """One fast-style run: the network (width, blocks, output, upsample, padding, preprocess, eps,
+    weight_init), the training crops (size, batch, content_fit: "crop" random square crops of short-side-resized
+    images, "squash" the whole image cropped to a multiple of 16 px and resized to size x size), the
+    style image (style_size px, 0: size, on its short or long side: style_fit), the optimiser and its lr,
+    the loss (VGG depth, layers, weights, normalisation) and the seed; saved beside the checkpoints, so
+    that `restore` rebuilds the same network. steps, save_every, log_every and keep may change when a
+    run resumes. The defaults are the "quick" preset's; `preset("paper")` is the reference's."""
 
     width: int = 32
     blocks: int = 5
@@ -201,12 +370,46 @@ class FastStyleConfig:
     save_every: int = training.resumable(100)
     log_every: int = training.resumable(10)
     keep: int = training.resumable(3)
+    padding: str = "reflect"
+    preprocess: str = "center"
+    eps: float = 1e-6
+    weight_init: str = "flax"
+    optimizer: str = "adam"
+    content_fit: str = "crop"
+    style_size: int = 0
+    style_fit: str = "short"
 
     def __post_init__(self):
         if self.size < 32 or self.size % 4:
             raise ValueError(f"size must be a multiple of 4 and at least 32, got {self.size}")
         if self.vgg not in JOHNSON_LAYERS:
             raise ValueError(f"VGG depth must be 16 or 19, got {self.vgg!r}")
+        for value, options, what in (
+            (self.output, OUTPUTS, "output"),
+            (self.upsample, UPSAMPLES, "upsample"),
+            (self.padding, PADDINGS, "padding"),
+            (self.preprocess, NET_INPUTS, "preprocess"),
+            (self.weight_init, INITS, "weight_init"),
+            (self.normalize, NORMALIZES, "normalize"),
+            (self.optimizer, OPTIMIZERS, "optimizer"),
+            (self.content_fit, CONTENT_FITS, "content_fit"),
+            (self.style_fit, FITS, "style_fit"),
+        ):
+            if value not in options:
+                raise ValueError(f"{what} must be one of {options}, got {value!r}")
+
+    @classmethod
+    def preset(cls, name: str, vgg: int | None = None, **overrides: Any) -> "FastStyleConfig":
+        """The named preset (see PRESETS) with the loss on VGG-`vgg` (None: the preset's, else 19) and
+        that depth's layers (quick: JOHNSON_LAYERS, paper: REFERENCE_LAYERS); overrides: any field."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown fast style preset {name!r}; use one of {', '.join(PRESETS)}")
+        fields = dict(PRESETS[name])
+        depth = vgg if vgg is not None else fields.get("vgg", cls.vgg)
+        if depth not in JOHNSON_LAYERS:
+            raise ValueError(f"VGG depth must be 16 or 19, got {depth!r}")
+        content, style = (REFERENCE_LAYERS if name == "paper" else JOHNSON_LAYERS)[depth]
+        return cls(**{**fields, "vgg": depth, "content_layer": content, "style_layers": style, **overrides})
 
     @classmethod
     def johnson(cls, vgg: int = 16, **kwargs: Any) -> "FastStyleConfig":
@@ -218,7 +421,15 @@ class FastStyleConfig:
 
     def net(self, dtype: Any = None) -> TransformNet:
         return TransformNet(
-            width=self.width, blocks=self.blocks, dtype=dtype, output=self.output, upsample=self.upsample
+            width=self.width,
+            blocks=self.blocks,
+            dtype=dtype,
+            output=self.output,
+            upsample=self.upsample,
+            padding=self.padding,
+            preprocess=self.preprocess,
+            eps=self.eps,
+            weight_init=self.weight_init,
         )
 
     def loss(self) -> PerceptualLoss:
@@ -239,14 +450,14 @@ def _init_params(net: TransformNet, key: jax.Array, size: int) -> Any:
     return net.init(key, jnp.zeros((1, size, size, 3)))["params"]
 
 
-def create_state(net: TransformNet, size: int, lr: float, seed: int) -> TrainState:
+def create_state(net: TransformNet, size: int, lr: float, seed: int, optim: str = "adam") -> TrainState:
     params = _init_params(net, jax.random.key(seed), size)
-    return TrainState.create(apply_fn=net.apply, params=params, tx=optax.adam(lr))
+    return TrainState.create(apply_fn=net.apply, params=params, tx=optimizer(optim, lr))
 
 
 def initial_state(config: FastStyleConfig) -> TrainState:
     """The untrained network and Adam state of a run (also the template its checkpoints restore into)."""
-    return create_state(config.net(), config.size, config.lr, config.seed)
+    return create_state(config.net(), config.size, config.lr, config.seed, config.optimizer)
 
 
 def make_train_step(loss: PerceptualLoss, donate: bool = True, mesh: jax.sharding.Mesh | None = None) -> Callable:
@@ -378,6 +589,7 @@ class ContentBatches:
     batch: int
     seed: int = 0
     files: tuple[pathlib.Path, ...] | None = None
+    fit: str = "crop"
 
     def __call__(self, step: int) -> np.ndarray:
         return self.rows(step, slice(0, self.batch))
@@ -391,14 +603,30 @@ class ContentBatches:
         if self.files is None:
             return im.synthetic_scene(self.size, self.size, seed=10_000 + step * self.batch + row)
         rng = np.random.default_rng([self.seed, step, row])
+        if self.fit == "squash":
+            return squash(im.load_image(self.files[rng.integers(len(self.files))]), self.size)
         x = im.load_image(self.files[rng.integers(len(self.files))], self.size)
         h0, w0 = rng.integers(0, x.shape[0] - self.size + 1), rng.integers(0, x.shape[1] - self.size + 1)
         return x[h0 : h0 + self.size, w0 : w0 + self.size]
 
 
-def content_batches(folder: str | os.PathLike | None, size: int, batch: int, seed: int = 0) -> ContentBatches:
-    """The training batches: random crops of a folder's images, or embedded procedural scenes (None)."""
-    return ContentBatches(size, batch, seed, None if folder is None else tuple(image_files(folder)))
+def squash(x: np.ndarray, size: int) -> np.ndarray:
+    """[H, W, 3] -> [size, size, 3]: cropped to a multiple of 16 px from the top left, then resized
+    without keeping the aspect, as make_style_dataset.py:53-58 builds ms-coco-256.h5."""
+    from dfijax import images as im
+
+    h, w = x.shape[:2]
+    return im.resize_array(x[: max(16, h - h % 16), : max(16, w - w % 16)], (size, size))
+
+
+def content_batches(
+    folder: str | os.PathLike | None, size: int, batch: int, seed: int = 0, fit: str = "crop"
+) -> ContentBatches:
+    """The training batches: random crops (fit "crop") or squashed whole images ("squash", see `squash`)
+    of a folder's images, or embedded procedural scenes (None)."""
+    if fit not in CONTENT_FITS:
+        raise ValueError(f"content fit must be one of {CONTENT_FITS}, got {fit!r}")
+    return ContentBatches(size, batch, seed, None if folder is None else tuple(image_files(folder)), fit)
 
 
 def restore(directory: str | os.PathLike) -> tuple[FastStyleConfig, Any]:

@@ -49,10 +49,32 @@ class TrainResult:
         return self.records[-1] if self.records else None
 
 
-def style_image(path: str | os.PathLike | None, size: int) -> np.ndarray:
-    """[H, W, 3] in [0, 1]: the image at `path` with its short side resized to `size`, or (None) the
+def style_image(path: str | os.PathLike | None, size: int, fit: str = "short") -> np.ndarray:
+    """[H, W, 3] in [0, 1]: the image at `path` with its short side (fit "short") or its long side
+    ("long", as torch's image.scale(img, size) in train.lua:131) resized to `size`, or (None) the
     embedded procedural painting, size x size. One-line ImageError for an unreadable file."""
-    return im.load_image(path, size) if path else im.synthetic_painting(size, size, STYLE_SEED)
+    if fit not in fs.FITS:
+        raise ValueError(f"style fit must be one of {fs.FITS}, got {fit!r}")
+    if not path:
+        return im.synthetic_painting(size, size, STYLE_SEED)
+    if fit == "short":
+        return im.load_image(path, size)
+    x = im.load_image(path)
+    h, w = x.shape[:2]
+    s = size / max(h, w)
+    return im.resize_array(x, (max(1, round(h * s)), max(1, round(w * s))))
+
+
+def median_filter(x: np.ndarray, r: int = 3, keep_size: bool = True) -> np.ndarray:
+    """[H, W, C] -> each channel's median over r x r windows, as fast_neural_style.lua applies it to its
+    output (-median_filter 3, utils.lua:129-137): unpadded, [H - r + 1, W - r + 1, C] (keep_size False),
+    or with the border pixels repeated first so that the size stays (the same interior)."""
+    x = np.asarray(x)
+    if keep_size:
+        p = (r - 1) // 2
+        x = np.pad(x, ((p, r - 1 - p), (p, r - 1 - p), (0, 0)), mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(x, (r, r), axis=(0, 1))
+    return np.median(win.reshape(*win.shape[:3], r * r), axis=-1).astype(x.dtype)
 
 
 def sample_pictures(
@@ -77,13 +99,14 @@ def run_training(
 ) -> TrainResult:
     """Train (or resume) a fast style network to config.steps in `directory` and make its samples.
 
-    variables: the loss VGG's (depth config.vgg); content_dir: random crops of its images (None: the
-    embedded procedural scenes); style: the style image's path (None: the embedded painting), resized
-    to config.size. Checkpoints, settings and metrics.jsonl go to `directory` (see `fast.train`; every
+    variables: the loss VGG's (depth config.vgg); content_dir: its images, cropped or squashed to
+    config.size (config.content_fit; None: the embedded procedural scenes); style: the style image's
+    path (None: the embedded painting), resized to config.style_size (0: config.size) on its short or
+    long side (config.style_fit). Checkpoints, settings and metrics.jsonl go to `directory` (see `fast.train`; every
     process of a multi-process job calls this alike). One-line errors: ValueError (no images, an
     unreadable image, a folder trained with other settings), FileNotFoundError."""
-    style_img = style_image(style, config.size)
-    batches = fs.content_batches(content_dir, config.size, config.batch, config.seed)
+    style_img = style_image(style, config.style_size or config.size, config.style_fit)
+    batches = fs.content_batches(content_dir, config.size, config.batch, config.seed, config.content_fit)
     report = (lambda step, rec: progress("train", step, config.steps, rec or {})) if progress else None
     state, start = fs.train(config, variables, style_img, batches, directory, progress=report, mesh=mesh)
     records = training.MetricsLog(pathlib.Path(directory) / "metrics.jsonl", enabled=False).records()
@@ -152,10 +175,13 @@ def run_stylize(
     frames: int | None = None,
     batch: int = 16,
     progress: Progress | None = None,
+    median: int | None = None,
 ) -> StylizeResult:
     """Restore the network trained in `ckpt` (rebuilt from its saved settings) and apply it to a video
     (a file or a folder of frames, at most `frames`), else to `images` (files or folders; default:
-    4 embedded scenes); size: resize short sides to it (None: keep). One-line errors:
+    4 embedded scenes); size: resize short sides to it (None: keep). median: r > 1 runs `median_filter`
+    of r x r on each output (size kept); None: 3 for a network trained with the paper preset's
+    Caffe-preprocessed input (fast_neural_style.lua's default), else none. One-line errors:
     FileNotFoundError (no run there), ValueError (CheckpointMismatch, ImageError, VideoError)."""
     from dfijax.style import video as vid
 
@@ -166,6 +192,10 @@ def run_stylize(
         pics, names = load_inputs(images, size)
     t0 = time.perf_counter()
     styled = stylize_images(config.net(), params, pics, batch, progress)
+    if median is None:
+        median = 3 if config.preprocess == "vgg" else 0
+    if median > 1:
+        styled = [median_filter(y, median) for y in styled]
     seconds = time.perf_counter() - t0
     flicker = None
     if video:
