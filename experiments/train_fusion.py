@@ -12,7 +12,8 @@ Presets (dfijax.fusion.presets; any flag given overrides its preset value):
                        w1…w5 = 1, 1e-6, 5e-5, 30, 1) with the cpu_small critic and losses
   paper                the paper as written: BatchNorm critic, WGAN weight clipping 0.01 with RMSProp
                        5e-5 and 5 critic steps, no penalty, perceptual losses split on λ_n ∈ {0, 1}
-                       (eqs. 4, 5), CelebA's test partition held out
+                       (eqs. 4, 5), pixel losses summed as printed (eqs. 7–10), CelebA's test
+                       partition held out
 Held out (--holdout): last (the last 16 images, any data), celeba-test (CelebA's list_eval_partition:
 train on its 162,770 train images, hold out its 19,962 test images), paper-count (the paper's split:
 files 1–200,000 train, the remaining 2,599 held out). The batch is split over all devices.
@@ -104,6 +105,11 @@ def parse(argv):
         help="Λ and the perceptual targets: mean (λ̄-weighted) or paper (eqs. 4, 5 per chunk)",
     )
     p.add_argument("--loss-weights", help="w1..w5: adversarial, content, style, reconstruction, TV")
+    p.add_argument(
+        "--pixel-reduction",
+        choices=["mean", "sum"],
+        help="L1 (eqs. 7, 10) and TV (eq. 8): per-pixel mean, or the sum over the pixels as the equations print",
+    )
     p.add_argument("--content-layers")
     p.add_argument("--style-layers")
     p.add_argument(

@@ -3,9 +3,14 @@
 Per image (unbatched, `vmap` for batches) unless noted. Images are [H, W, 3] in [-1, 1]; VGG sees
 (x + 1) / 2 (`dfijax.fusion.data.to_unit`). Reductions, and why: the feature losses are the paper's sums — content
 Σ_l ‖P_l(C) − P_l(X)‖² (eq. 4), style Σ_l ‖ψ_l(C) − ψ_l(X)‖²_F with ψ the Gram matrix divided by
-C·H·W (eqs. 5, 6) — which is what the paper's small weights (1e-6, 5e-5) bring to order one; the
-pixel losses (L1 of eq. 7, TV of eq. 8) are per-pixel means, since their sums at 128 px (×49,152)
-would drown every other term under the paper's w4 = 30, w5 = 1.
+C·H·W (eqs. 5, 6) — which is what the paper's small weights (1e-6, 5e-5) bring to order one. The
+pixel losses (the L1 norms of eqs. 7 and 10, φ of eq. 8) follow `FusionLoss.pixel_reduction`: "sum"
+is the equations as printed (‖·‖₁ summed over every pixel and channel; φ = Σ_{i,j} over the pixels
+that have both a right and a lower neighbour, channels summed), "mean" divides each by its element
+count (‖·‖₁ / (H·W·3); φ's two squared differences each averaged over their own H·(W−1)·3 and
+(H−1)·W·3 entries). At 128 px each sum is about 49,152 (= 128·128·3) times its mean, so under the
+same printed w4 = 30, w5 = 1 the two readings weigh the pixel terms very differently against the
+adversarial and perceptual terms.
 
 Two ways to tie the perceptual terms to Λ (`FusionConfig.perceptual`):
 
@@ -32,12 +37,14 @@ import jax.numpy as jnp
 from dfijax import losses
 
 Features = Mapping[str, jax.Array]
+PIXEL_REDUCTIONS = ("mean", "sum")
 
 
 @dataclasses.dataclass(frozen=True)
 class FusionLoss:
-    """Weights of eq. (11) (the paper's w1…w5 by default), the VGG taps of section 4.3, and the
-    gradient-penalty weight of the critic's loss (0 turns it off; WGAN-GP uses 10)."""
+    """Weights of eq. (11) (the paper's w1…w5 by default), the VGG taps of section 4.3, the
+    gradient-penalty weight of the critic's loss (0 turns it off; WGAN-GP uses 10), and how the pixel
+    losses of eqs. (7)–(10) reduce: "mean" per element or "sum" as printed (see the module doc)."""
 
     w_adv: float = 1.0
     w_content: float = 1e-6
@@ -47,6 +54,11 @@ class FusionLoss:
     content_layers: tuple[str, ...] = ("conv4_1", "conv5_1")
     style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1")
     gp_weight: float = 10.0
+    pixel_reduction: str = "mean"
+
+    def __post_init__(self):
+        if self.pixel_reduction not in PIXEL_REDUCTIONS:
+            raise ValueError(f"pixel_reduction must be one of {PIXEL_REDUCTIONS}, got {self.pixel_reduction!r}")
 
     @property
     def taps(self) -> tuple[str, ...]:
@@ -89,23 +101,45 @@ def paper_perceptual(
     return to_a * ca + to_b * cb, to_a * sa + to_b * sb
 
 
-def l1(x: jax.Array, y: jax.Array) -> jax.Array:
-    """Mean absolute difference (per-pixel L1), any equal shapes -> scalar."""
-    return jnp.mean(jnp.abs(x.astype(jnp.float32) - y.astype(jnp.float32)))
+def l1(x: jax.Array, y: jax.Array, reduction: str = "mean") -> jax.Array:
+    """‖x − y‖₁: the mean absolute difference (per-pixel L1, "mean") or its sum ("sum"), any equal
+    shapes -> scalar."""
+    d = jnp.abs(x.astype(jnp.float32) - y.astype(jnp.float32))
+    return jnp.sum(d) if _reduction(reduction) == "sum" else jnp.mean(d)
+
+
+def phi(x: jax.Array, reduction: str = "mean") -> jax.Array:
+    """φ of eq. (8) for one image [H, W, C]: "sum" Σ_{i<H−1, j<W−1} Σ_c ((x_{i,j+1} − x_{i,j})² +
+    (x_{i+1,j} − x_{i,j})²); "mean" the mean squared neighbour difference (`losses.tv_squared`)."""
+    if _reduction(reduction) == "sum":
+        return losses.tv_beta(x.astype(jnp.float32), 2.0, scale=1.0)
+    return losses.tv_squared(x)
+
+
+def _reduction(reduction: str) -> str:
+    if reduction not in PIXEL_REDUCTIONS:
+        raise ValueError(f"pixel reduction must be one of {PIXEL_REDUCTIONS}, got {reduction!r}")
+    return reduction
 
 
 def reconstruction(
-    a: jax.Array, a_rec: jax.Array, b: jax.Array, b_rec: jax.Array, c: jax.Array, lam: jax.Array
+    a: jax.Array,
+    a_rec: jax.Array,
+    b: jax.Array,
+    b_rec: jax.Array,
+    c: jax.Array,
+    lam: jax.Array,
+    reduction: str = "mean",
 ) -> jax.Array:
     """Eq. (7) for one pair: ‖A' − A‖₁ + ‖B' − B‖₁ + R, R = ‖C − A‖₁ when Λ is all ones, ‖C − B‖₁ when
-    all zeros, else 0. Images [H, W, 3]; lam: this pair's Λ, any shape."""
-    r = jnp.where(jnp.all(lam == 1.0), l1(c, a), jnp.where(jnp.all(lam == 0.0), l1(c, b), 0.0))
-    return l1(a_rec, a) + l1(b_rec, b) + r
+    all zeros, else 0. Images [H, W, 3]; lam: this pair's Λ, any shape; reduction: see `l1`."""
+    r = jnp.where(jnp.all(lam == 1.0), l1(c, a, reduction), jnp.where(jnp.all(lam == 0.0), l1(c, b, reduction), 0.0))
+    return l1(a_rec, a, reduction) + l1(b_rec, b, reduction) + r
 
 
-def total_variation(c: jax.Array, a_rec: jax.Array, b_rec: jax.Array) -> jax.Array:
-    """Eq. (9): φ(C) + φ(A') + φ(B'), φ the mean squared neighbour difference (`losses.tv_squared`)."""
-    return losses.tv_squared(c) + losses.tv_squared(a_rec) + losses.tv_squared(b_rec)
+def total_variation(c: jax.Array, a_rec: jax.Array, b_rec: jax.Array, reduction: str = "mean") -> jax.Array:
+    """Eq. (9): φ(C) + φ(A') + φ(B') (see `phi`)."""
+    return phi(c, reduction) + phi(a_rec, reduction) + phi(b_rec, reduction)
 
 
 def wasserstein(d_real: jax.Array, d_fake: jax.Array) -> jax.Array:

@@ -72,6 +72,7 @@ class TrainingConfig:
     log_every: int
     sample_every: int
     holdout: str
+    pixel_reduction: str = "mean"
     seed: int = 0
     keep: int = 3
     preset: str = presets.DEFAULT
@@ -105,6 +106,7 @@ class TrainingConfig:
             gp_weight=self.gp,
             content_layers=tuple(self.content_layers.split(",")),
             style_layers=tuple(self.style_layers.split(",")),
+            pixel_reduction=self.pixel_reduction,
         )
         for layer in loss.taps:
             layer_index(layer)

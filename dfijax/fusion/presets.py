@@ -13,16 +13,20 @@ line overrides its preset value, and the resolved mapping is saved with the run.
   and Adam with one critic step per (E, G) step trains in minutes on a CPU, where WGAN's RMSProp at
   5e-5 with five critic steps needs many more steps to move.
 - "paper_gp": the paper's sizes and schedule (128 px, width 64, latent 4×4×1024 in chunks of 204×4 +
-  208, batch 100, Adam 1e-3, w1…w5 = 1, 1e-6, 5e-5, 30, 1) with the default's critic and losses.
+  208, batch 100, Adam 1e-3, w1…w5 = 1, 1e-6, 5e-5, 30, 1) with the default's critic and losses
+  (pixel losses as per-pixel means, `pixel_reduction` "mean", like cpu_small: see
+  `dfijax.fusion.losses`).
 - "paper": Takagi & Okadome as written, with the original WGAN where the paper cites it: the critic
   of Table 1 with BatchNorm, weight clipping c = 0.01 and RMSProp at 5e-5 with 5 critic steps per
   (E, G) step (Arjovsky et al. 2017, Algorithm 1; the paper only says "Adam, lr 0.001" for all
   networks, which WGAN reports unstable with clipping: `--d-optimizer adam --d-lr 1e-3` gives the
   literal text), no gradient penalty, the perceptual losses split on λ_n ∈ {0, 1} as in eqs. (4),
-  (5), Adam β1 = 0.9 (the usual default; the paper gives no β), and CelebA's test partition held
-  out. The paper's own split (200,000 training and 2,599 test images, i.e. files 200001–202599) is
-  `--holdout paper-count`; CelebA's list_eval_partition.txt has 162,770 train, 19,867 validation and
-  19,962 test images (`--holdout celeba-test`); the paper's 2,599 lie inside CelebA's test partition.
+  (5), the pixel losses (L1 of eqs. 7 and 10, TV of eqs. 8, 9) summed over the pixels as the
+  equations print them, with the printed w4 = 30, w5 = 1, Adam β1 = 0.9 (the usual default; the paper
+  gives no β), and CelebA's test partition held out. The paper's own split (200,000 training and 2,599
+  test images, i.e. files 200001–202599) is `--holdout paper-count`; CelebA's list_eval_partition.txt
+  has 162,770 train, 19,867 validation and 19,962 test images (`--holdout celeba-test`); the paper's
+  2,599 lie inside CelebA's test partition.
 
 Hold-out choices: "last" (the last `HELD_OUT_LAST` images of any dataset), "celeba-test",
 "paper-count" (see `dfijax.fusion.data.holdout_split`).
@@ -43,6 +47,7 @@ _COMMON: dict[str, Any] = {
     "lambda_values": "binary",
     "p_ends": 0.2,
     "chunks": 5,
+    "pixel_reduction": "mean",
 }
 _GP: dict[str, Any] = {
     "d_norm": "layer",
@@ -91,6 +96,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "d_lr": 5e-5,
         "b1": 0.9,
         "perceptual": "paper",
+        "pixel_reduction": "sum",
         "holdout": "celeba-test",
     },
 }

@@ -320,11 +320,13 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
         def objective(params):
             z, se = apply_net(enc, params["E"], state.eg.batch_stats["E"], x, True)
             rec, sg = apply_net(gen, params["G"], state.eg.batch_stats["G"], z, True)
-            return fl.l1(rec, x), {"E": se, "G": sg}
+            # eq. (10) per image, averaged over the batch; the logged "l1" is per pixel either way
+            per_image = jax.vmap(lambda r, y: fl.l1(r, y, lc.pixel_reduction))(rec, x)
+            return jnp.mean(per_image), ({"E": se, "G": sg}, fl.l1(rec, x))
 
-        (loss, stats), grads = jax.value_and_grad(objective, has_aux=True)(state.eg.params)
+        (loss, (stats, l1)), grads = jax.value_and_grad(objective, has_aux=True)(state.eg.params)
         eg, ok = update(state.eg, grads, stats, loss)
-        return state.replace(eg=eg, step=state.step + 1), {"l1": loss, "finite": ok.astype(jnp.float32)}
+        return state.replace(eg=eg, step=state.step + 1), {"l1": l1, "finite": ok.astype(jnp.float32)}
 
     def critic(params, stats, x):
         return apply_net(disc, params, stats, x, True)
@@ -372,8 +374,9 @@ def make_steps(cfg: FusionConfig) -> tuple[Callable, Callable, Callable]:
             else:
                 weighted = jax.vmap(lambda f, fa_, fb_, lb: fl.mixed_perceptual(f, fa_, fb_, lb, lc))
                 cont, sty = weighted(fc, fx, fb, lam_bar)
-            rec = jax.vmap(fl.reconstruction)(x, a_rec, b, b_rec, c, lam)
-            tv = jax.vmap(fl.total_variation)(c, a_rec, b_rec)
+            px = lc.pixel_reduction
+            rec = jax.vmap(lambda *v: fl.reconstruction(*v, reduction=px))(x, a_rec, b, b_rec, c, lam)
+            tv = jax.vmap(lambda *v: fl.total_variation(*v, reduction=px))(c, a_rec, b_rec)
             parts = {
                 "adv": adv,
                 "content": jnp.mean(cont),
