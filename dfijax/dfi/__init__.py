@@ -4,7 +4,8 @@ probe that scores edits, and the sweep pipeline that ties them together.
 
 Modules: `specs` (edit specs, hand-given attributes), `neighbours`, `vectors` (attribute vectors,
 edit targets, the batched edit), `postprocess`, `features` (neighbour-set features and caches),
-`probe`, `sweep` (`run_sweep`), `presets` (the references' exact settings), `align` (own photos to the
+`probe`, `sweep` (`run_sweep`), `presets` (the references' settings), `chainer` (chainer-dfi's
+residual correction, 8-bit output, neighbour rules and crops), `align` (own photos to the
 dataset's face template and back), `tradeoff` (attribute gain against identity drift, with a
 pixel-blend baseline), `dataset_job` (a whole dataset, sharded over processes and devices, resumable).
 """
