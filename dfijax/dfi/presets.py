@@ -4,7 +4,7 @@
   deepart.py, totalvariation.py, utils.py): beta scaling w/mean(w²) over the concatenated taps;
   Σ_l ½‖φ_l(z) − t_l‖² ÷ 3 over relu3_1/4_1/5_1 (one target holding the three blobs, each divided by
   len(target_blob_names)); tv_norm TV^β with its 1e-3 floor, λ = 1e-3, β = 2 on 0-255 values;
-  L-BFGS-B (jaxopt, zoom line search, 10 pairs, stop at a relative decrease below scipy's factr·eps)
+  L-BFGS-B (jaxopt, 10 pairs, unit step, stop at a relative decrease below scipy's factr·eps)
   on the (−128, 162) box of the Caffe input, results clipped to [0, 1]; α = 0.4; 500 iterations,
   later alphas warm-started from the previous clipped result with half; K = 100 neighbours by the
   official rule (LFW: make_manifolds on binarised scores; CelebA: celeba_attributes.select with the
@@ -47,7 +47,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         tv_form="tv-norm",  # deepart.py:L175-177, totalvariation.py:L23-40
         bounds="lbfgsb",  # deepmodels.py:L130, L134
         box="caffe",  # deepmodels.py:L105, L134
-        linesearch="zoom",  # scipy's L-BFGS-B searches a Wolfe step every iteration
+        linesearch="none",  # scipy searches a Wolfe step; the unit step it accepts, see benchmarks/RESULTS.md
         ftol=SCIPY_FTOL,
         history=10,  # scipy's maxcor default
         iters=500,  # demo1.py:L56
