@@ -58,6 +58,21 @@ NORMALIZES = ("relative", "absolute", "reference")
 OPTIMIZERS = ("adam", "torch-adam")
 FITS = ("short", "long")
 CONTENT_FITS = ("crop", "squash")
+_NET_CHOICES = (
+    ("output", OUTPUTS),
+    ("upsample", UPSAMPLES),
+    ("padding", PADDINGS),
+    ("preprocess", NET_INPUTS),
+    ("weight_init", INITS),
+)
+
+
+def _check_choices(obj: Any, table: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+    for name, options in table:
+        if getattr(obj, name) not in options:
+            raise ValueError(f"{name} must be one of {options}, got {getattr(obj, name)!r}")
+
+
 # The paper's output is 150·tanh(a) added to the Caffe mean on the 0-255 scale; in [0, 1] RGB that is:
 TANH_CENTER = (CAFFE_MEAN_BGR[::-1] / 255.0).copy()  # the ImageNet mean, RGB: 0.485, 0.458, 0.408
 TANH_SCALE = 150.0 / 255.0
@@ -132,15 +147,7 @@ class TransformNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        for value, options, what in (
-            (self.output, OUTPUTS, "output"),
-            (self.upsample, UPSAMPLES, "upsample"),
-            (self.padding, PADDINGS, "padding"),
-            (self.preprocess, NET_INPUTS, "preprocess"),
-            (self.weight_init, INITS, "weight_init"),
-        ):
-            if value not in options:
-                raise ValueError(f"{what} must be one of {options}, got {value!r}")
+        _check_choices(self, _NET_CHOICES)
         w, dt, torch_init = self.width, self.dtype, self.weight_init == "torch"
         if self.preprocess == "vgg":
             h = x[..., ::-1] * 255.0 - jnp.asarray(CAFFE_MEAN_BGR)[None, None, None, :]
@@ -384,19 +391,16 @@ class FastStyleConfig:
             raise ValueError(f"size must be a multiple of 4 and at least 32, got {self.size}")
         if self.vgg not in JOHNSON_LAYERS:
             raise ValueError(f"VGG depth must be 16 or 19, got {self.vgg!r}")
-        for value, options, what in (
-            (self.output, OUTPUTS, "output"),
-            (self.upsample, UPSAMPLES, "upsample"),
-            (self.padding, PADDINGS, "padding"),
-            (self.preprocess, NET_INPUTS, "preprocess"),
-            (self.weight_init, INITS, "weight_init"),
-            (self.normalize, NORMALIZES, "normalize"),
-            (self.optimizer, OPTIMIZERS, "optimizer"),
-            (self.content_fit, CONTENT_FITS, "content_fit"),
-            (self.style_fit, FITS, "style_fit"),
-        ):
-            if value not in options:
-                raise ValueError(f"{what} must be one of {options}, got {value!r}")
+        _check_choices(
+            self,
+            _NET_CHOICES
+            + (
+                ("normalize", NORMALIZES),
+                ("optimizer", OPTIMIZERS),
+                ("content_fit", CONTENT_FITS),
+                ("style_fit", FITS),
+            ),
+        )
 
     @classmethod
     def preset(cls, name: str, vgg: int | None = None, **overrides: Any) -> "FastStyleConfig":

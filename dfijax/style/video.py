@@ -378,16 +378,18 @@ def temporal_targets(
     offsets: Sequence[int],
     pairs: Mapping[tuple[int, int], FramePair],
     method: str = "formula",
+    warp_fn: Callable[[jax.Array, jax.Array], jax.Array] = warp,
 ) -> tuple[jax.Array, jax.Array]:
     """The long-term loss targets of frame t: the outputs of frames t − j (j in offsets) warped onto
-    it, [K, H, W, 3], and their long-term weights, [K, H, W] (zero for offsets before the start)."""
+    it by warp_fn(image, backward flow), [K, H, W, 3], and their long-term weights, [K, H, W] (zero for
+    offsets before the start)."""
     h, w = outs[0].shape[:2]
     warped = np.zeros((len(offsets), h, w, 3), np.float32)
     masks = np.zeros((len(offsets), h, w), np.float32)
     for k, j in enumerate(offsets):
         if t - j >= 0:
             p = pairs[(t, t - j)]
-            warped[k] = np.asarray(warp(jnp.asarray(outs[t - j]), jnp.asarray(p.backward)))
+            warped[k] = np.asarray(warp_fn(jnp.asarray(outs[t - j]), jnp.asarray(p.backward)))
             masks[k] = p.mask
     return jnp.asarray(warped), jnp.asarray(long_term_weights(masks, method))
 
@@ -818,15 +820,7 @@ def av_pair_targets(
     """artistic_video.lua's temporal targets of frame t: the outputs of frames t − j ([0, 1]) warped by
     `warpImage` (mean pixel out of frame) and preprocessed, [K, H, W, 3], and their long-term weights,
     [K, H, W] (zero for offsets before the first frame)."""
-    h, w = outs[0].shape[:2]
-    warped = np.zeros((len(offsets), h, w, 3), np.float32)
-    masks = np.zeros((len(offsets), h, w), np.float32)
-    for k, j in enumerate(offsets):
-        if t - j >= 0:
-            p = pairs[(t, t - j)]
-            warped[k] = np.asarray(to_caffe(warp_mean_pad(jnp.asarray(outs[t - j]), jnp.asarray(p.backward))))
-            masks[k] = p.mask
-    return jnp.asarray(warped), jnp.asarray(long_term_weights(masks, method))
+    return temporal_targets(outs, t, offsets, pairs, method, lambda img, flow: to_caffe(warp_mean_pad(img, flow)))
 
 
 def av_single_pass(
