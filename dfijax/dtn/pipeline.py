@@ -38,6 +38,7 @@ from dfijax import images as im
 from dfijax import training
 from dfijax.dtn import faces as F
 from dfijax.dtn import train as T
+from dfijax.dtn import translator
 
 Progress = Callable[[str, int, int, dict], None]
 SHOW = 12  # images per row of the sample figures
@@ -168,6 +169,8 @@ def run_digits(
         classifiers[which] = (params, {**metrics, "cached": cached})
         seconds[stage] = time.perf_counter() - t0
     f_params, c_params = classifiers["f"][0], classifiers["target"][0]
+    if jax.process_index() == 0:
+        translator.save_f(out, f_params)  # G needs f: the run folder is then all `load_translator` reads
     clf = config.classifier("target").model()
     xs, xt = data["source_train"][0], data["target_train"][0]
     xs_test, ys_test = data["source_test"]
@@ -313,6 +316,8 @@ def run_faces(
     t0 = time.perf_counter()
     pick = np.random.default_rng([cfg.seed, 3]).choice(len(sources), min(config.calib, len(sources)), replace=False)
     f_params = F.make_f_params(dtn.f, vgg_variables, sources[pick])
+    if jax.process_index() == 0:
+        translator.save_f(out, f_params)
     seconds["f_calibration"] = time.perf_counter() - t0
     untrained = cfg.init()
     before = F.constancy(dtn, f_params, untrained.g.params, held_out, cfg.seed, g_stats=untrained.g_stats)

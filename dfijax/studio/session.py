@@ -1,0 +1,438 @@
+"""The studio's work, without a user interface: each method is the library call the matching
+experiment makes, on pictures in memory, with what it loaded (dataset, weights, probe, trained runs)
+kept for the next request. Thread-safe: requests of several browser sessions share one `Studio`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from dfijax import images as im
+
+# progress(stage, done, total, info), as the library pipelines report it
+Progress = Callable[[str, int, int, dict], None]
+
+LADDER = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+DFI_PRESETS = ("dfijax", "official", "chainer")
+STYLE_PRESETS = ("quick", "paper")
+PRESERVE = ("none", "luminance", "chol", "pca", "sym")
+TRAIN_COMMANDS = {
+    "fusion": "python -m experiments.train_fusion --out runs/fusion/default   (cpu_small preset, minutes on a CPU)",
+    "fast_style": "python -m experiments.train_fast_style --out runs/fast_style/default   (quick preset)",
+    "dtn": "python -m experiments.train_dtn --steps 200 --ablation-steps 0 --out runs/dtn/default   (minutes on a CPU)",
+}
+# the file each kind of run keeps beside its checkpoints (how a run folder is recognised)
+RUN_MARKERS = {"fusion": "fusion_config.json", "fast_style": "config.json", "dtn": "f_params.msgpack"}
+
+
+@dataclasses.dataclass(frozen=True)
+class StudioConfig:
+    """What the studio serves. dataset / data_dir / n_synthetic: the faces the DFI tab takes its
+    neighbours from (the embedded synthetic faces by default); weights: converted VGG-19 weights (None:
+    weights/ or the seeded random net, announced as NOT pretrained); size / iters / k: the DFI edit's
+    working size, L-BFGS iterations and neighbours (the preset's objective, these sizes, so an edit
+    takes seconds); ladder: the alphas one Edit inverts in one call; probe_steps / probe_train: the
+    attribute probe; runs: where trained checkpoints are looked for (runs/fusion/*, runs/fast_style/*,
+    runs/dtn/*); fusion / fast_style / dtn: a run folder to open first; style_size / style_iters: the
+    Gatys "quick" size and iterations; max_pixels: the largest upload; cache: the feature, vector and
+    probe caches (None: no disk cache); seed: the random net's and the embedded faces'."""
+
+    dataset: str = "synthetic"
+    data_dir: str | None = None
+    n_synthetic: int = 2000
+    weights: str | None = None
+    size: int = 64
+    iters: int = 100
+    k: int = 100
+    ladder: tuple[float, ...] = LADDER
+    probe_steps: int = 300
+    probe_train: int = 2000
+    runs: str = "runs"
+    fusion: str | None = None
+    fast_style: str | None = None
+    dtn: str | None = None
+    style_size: int = 128
+    style_iters: int = 100
+    max_pixels: int = 24_000_000
+    cache: str | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("size", "iters", "k", "n_synthetic", "probe_steps", "probe_train", "style_iters", "max_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.size < 32 or self.style_size < 32:
+            raise ValueError(f"sizes must be at least 32 px, got {self.size} and {self.style_size}")
+        object.__setattr__(self, "ladder", tuple(float(a) for a in self.ladder))
+        if not self.ladder or not all(np.isfinite(self.ladder)):
+            raise ValueError(f"the alpha ladder must be finite numbers, got {self.ladder}")
+
+
+@dataclasses.dataclass
+class Inspection:
+    """A photo read for editing: eyes [2, 2] (x, y) in the photo (None: not found, centre-crop),
+    the crop [S, S, 3], the probe's probabilities per attribute, and a note for the user."""
+
+    eyes: np.ndarray | None
+    crop: np.ndarray
+    matrix: np.ndarray
+    probabilities: dict[str, float]
+    note: str
+
+
+@dataclasses.dataclass
+class Ladder:
+    """One Edit: the crop [S, S, 3] and its edits [A, S, S, 3] for alphas, all in [0, 1]; the photo's
+    transform into the crop (for the full-resolution paste-back); timings and how the work went."""
+
+    edit: str
+    preset: str
+    alphas: tuple[float, ...]
+    crop: np.ndarray
+    edited: np.ndarray
+    matrix: np.ndarray
+    seconds: float
+    engine_seconds: float
+    vector_cached: bool
+    attributes: dict[str, float]
+
+    def nearest(self, alpha: float) -> int:
+        return int(np.argmin(np.abs(np.asarray(self.alphas) - float(alpha))))
+
+
+def draw_eyes(photo: np.ndarray, eyes: np.ndarray | None) -> np.ndarray:
+    """The photo with a ring around each eye (for checking the detection), [H, W, 3] in [0, 1]."""
+    from PIL import Image, ImageDraw
+
+    pic = Image.fromarray(im.to_uint8(photo))
+    if eyes is not None:
+        d = ImageDraw.Draw(pic)
+        r = max(3.0, 0.12 * float(np.linalg.norm(eyes[1] - eyes[0])))
+        for x, y in eyes:
+            for w, c in ((max(2, int(r / 3)), (0, 0, 0)), (max(1, int(r / 6)), (255, 230, 0))):
+                d.ellipse((x - r, y - r, x + r, y + r), outline=c, width=w)
+    return np.asarray(pic, np.float32) / 255.0
+
+
+def parse_eyes(text: str | None) -> np.ndarray | None:
+    """'x1,y1,x2,y2' -> [2, 2] (empty: None, centre-crop the photo). One-line ValueError."""
+    from dfijax.dfi import align
+
+    if text is None or not text.strip():
+        return None
+    return align.parse_eyes(text, 1)[0]
+
+
+def sample_images(seed: int = 0) -> dict[str, np.ndarray]:
+    """The example pictures: scikit-learn's two photos, the embedded scene and painting."""
+    from sklearn.datasets import load_sample_image
+
+    out = {n: load_sample_image(f"{n}.jpg").astype(np.float32) / 255.0 for n in ("china", "flower")}
+    out["scene"] = im.synthetic_scene(192, 256, seed=1)
+    out["painting"] = im.synthetic_painting(192, 192, seed=3)
+    return out
+
+
+class Studio:
+    """The shared state of a studio server (see StudioConfig)."""
+
+    def __init__(self, config: StudioConfig = StudioConfig()):
+        self.config = config
+        self._lock = threading.RLock()
+        self._data = self._weights = self._probe = None
+        self._runs: dict[tuple[str, str], Any] = {}
+        self.engine_calls = 0
+
+    # -- what is loaded -------------------------------------------------------------------------
+    @property
+    def data(self):
+        with self._lock:
+            if self._data is None:
+                self._data = load_faces(self.config)
+            return self._data
+
+    @property
+    def weights(self):
+        from dfijax.weights import load_vgg
+
+        with self._lock:
+            if self._weights is None:
+                self._weights = load_vgg(self.config.weights, depth=19, seed=self.config.seed)
+            return self._weights
+
+    def header(self) -> str:
+        """Which weights (pretrained or NOT), which dataset, which device: the page's first line."""
+        from dfijax import runtime
+
+        w = self.weights
+        kind = "" if not w.pretrained else " (pretrained)"
+        faces, device = self.data.describe(), runtime.device_summary()
+        return f"**Weights:** {w.description}{kind}. **Faces:** {faces}. **Device:** {device}."
+
+    def face_example(self, index: int, size: int = 192) -> np.ndarray:
+        """An embedded face of the dataset, [size, size, 3] in [0, 1]."""
+        return self.data.load(int(index) % len(self.data), size)
+
+    def cache_root(self) -> pathlib.Path | None:
+        return pathlib.Path(self.config.cache) if self.config.cache else None
+
+    # -- Edit a face (DFI) ----------------------------------------------------------------------
+    def sweep_config(self, preset: str, edit: str, iters: int | None = None):
+        from dfijax.dfi import presets
+
+        if preset not in DFI_PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(DFI_PRESETS)}")
+        c = self.config
+        return presets.preset(
+            preset,
+            edits=(edit,),
+            alphas=c.ladder,
+            size=c.size,
+            iters=int(iters or c.iters),
+            k=c.k,
+            allow_fewer=True,
+            probe=False,
+            probe_steps=c.probe_steps,
+            probe_train=c.probe_train,
+            seed=c.seed,
+            feature_cache=c.cache is not None,
+        )
+
+    def probe(self, progress: Progress | None = None):
+        from dfijax.dfi import sweep
+
+        with self._lock:
+            if self._probe is None:
+                cfg = self.sweep_config("dfijax", self.data.attr_names[0] + "+")
+                self._probe = sweep.photo_probe(cfg, self.data, self.cache_root(), progress)
+            return self._probe
+
+    def inspect(
+        self, photo: np.ndarray, eyes: np.ndarray | str | None = "auto", progress: Progress | None = None
+    ) -> Inspection:
+        """Find the eyes (or take them), crop the face as the dataset's, and read its attributes."""
+        from dfijax.dfi import align, sweep
+
+        note = ""
+        if isinstance(eyes, str):
+            try:
+                eyes = align.detect_eyes(photo)
+                note = "eyes found automatically; correct them below if the rings are off"
+            except align.EyeDetectionError:
+                eyes = None
+                note = "no eyes found: type their positions x1,y1,x2,y2 (pixels of the photo), or edit the centre crop"
+        crops = sweep.prepare_photos([photo], self.data, self.config.size, [eyes] if eyes is not None else None)
+        predicted, probs = sweep.predict_photo_attrs(self.probe(progress), crops.images, self.data)
+        return Inspection(
+            eyes, crops.images[0], crops.matrices[0], dict(zip(self.data.attr_names, map(float, probs[0]))), note
+        )
+
+    def edit(
+        self,
+        photo: np.ndarray,
+        edit: str,
+        *,
+        eyes: np.ndarray | None = None,
+        attrs: str = "auto",
+        preset: str = "dfijax",
+        iters: int | None = None,
+        progress: Progress | None = None,
+    ) -> Ladder:
+        """The whole alpha ladder for one photo and one edit ('Smiling+', or several attributes at once,
+        'Smiling+ Mouth_Open+'): the attribute vector (cached on disk), then one engine call (the
+        dfijax and chainer presets; the official one warm-starts alpha by alpha, as its demo does).
+        attrs: the photo's attributes as --attrs takes them ('auto': the probe's reading)."""
+        from dfijax.dfi import sweep
+
+        t0 = time.perf_counter()
+        cfg = self.sweep_config(preset, edit.strip(), iters)
+        data, weights = self.data, self.weights
+        crops = sweep.prepare_photos([photo], data, cfg.size, [eyes] if eyes is not None else None)
+        predicted = None
+        if sweep.wants_predicted_attrs(attrs or "auto"):
+            predicted, _ = sweep.predict_photo_attrs(self.probe(progress), crops.images, data)
+        inputs = sweep.photo_inputs(crops.images, attrs or "auto", data, ["photo"], predicted)
+        with self._lock:  # one solve at a time per server (the queue also limits it)
+            self.engine_calls += 1
+            r = sweep.run_sweep(cfg, data, weights, inputs, cache_root=self.cache_root(), progress=progress)
+        q = inputs.queries[0]
+        return Ladder(
+            edit=edit.strip(),
+            preset=preset,
+            alphas=cfg.alphas,
+            crop=crops.images[0],
+            edited=np.asarray(r.edited[0], np.float32),
+            matrix=crops.matrices[0],
+            seconds=time.perf_counter() - t0,
+            engine_seconds=r.seconds["edit_including_compile"],
+            vector_cached=r.vectors_from_cache > 0,
+            attributes={n: float(v) for n, v in zip(data.attr_names, q) if np.isfinite(v)},
+        )
+
+    @staticmethod
+    def full_resolution(photo: np.ndarray, ladder: Ladder, alpha: float) -> np.ndarray:
+        """The edit at `alpha` added to the whole photo through the inverse of its crop transform."""
+        from dfijax.dfi import align
+
+        return align.paste_back(photo, ladder.crop, ladder.edited[ladder.nearest(alpha)], ladder.matrix)
+
+    # -- trained runs ---------------------------------------------------------------------------
+    def find_runs(self, kind: str) -> list[str]:
+        """Run folders of a kind under config.runs/<kind>/ (newest first), with the configured one first."""
+        base = pathlib.Path(self.config.runs) / kind
+        marker = RUN_MARKERS[kind]
+        found = []
+        if base.is_dir():
+            for p in sorted(base.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
+                if (p / marker).is_file() or (kind == "dtn" and (p / "dtn" / "config.json").is_file()):
+                    found.append(str(p))
+        first = getattr(self.config, kind)
+        return ([first] if first else []) + [f for f in found if f != first]
+
+    def _run(self, kind: str, path: str | os.PathLike | None, load: Callable[[str], Any]) -> Any:
+        if not path or not str(path).strip():
+            found = self.find_runs(kind)
+            if not found:
+                raise FileNotFoundError(
+                    f"no trained {kind.replace('_', ' ')} run yet: train one with {TRAIN_COMMANDS[kind]}"
+                )
+            path = found[0]
+        key = (kind, str(pathlib.Path(path).absolute()))
+        with self._lock:
+            if key not in self._runs:
+                if not pathlib.Path(path).exists():
+                    raise FileNotFoundError(f"{path} does not exist: train one with {TRAIN_COMMANDS[kind]}")
+                self._runs[key] = load(str(path))
+            return self._runs[key]
+
+    # -- Mix two faces (fusion GAN) -------------------------------------------------------------
+    def fusion_run(self, path: str | None = None):
+        """(config, state, step) of a trained fusion run (the newest under runs/fusion when None)."""
+        from dfijax import fusion
+
+        return self._run("fusion", path, fusion.restore)
+
+    def fuse(
+        self, a: np.ndarray, b: np.ndarray, lam: Sequence[float], path: str | None = None
+    ) -> tuple[np.ndarray, float]:
+        """G(Λ∘E(A) + (1 − Λ)∘E(B)) for one per-chunk Λ: ([S, S, 3] in [0, 1], seconds)."""
+        from dfijax import fusion
+
+        run = self.fusion_run(path)
+        t0 = time.perf_counter()
+        r = fusion.run_fuse(run, a, b, [list(map(float, lam))])
+        return r.fused[0], time.perf_counter() - t0
+
+    def fusion_figure(self, a: np.ndarray, b: np.ndarray, lam: Sequence[float], path: str | None = None) -> np.ndarray:
+        """The paper's Fig. 6 for A, B and their fusion: VGG-19 maps and latent chunks, [H, W, 3]."""
+        import tempfile
+
+        from dfijax.fusion import figures
+        from dfijax.fusion.data import to_signed
+        from dfijax.fusion.pipeline import square_crop
+
+        cfg, state, _ = self.fusion_run(path)
+        a, b = (to_signed(square_crop(np.asarray(x, np.float32), cfg.size)) for x in (a, b))
+        imgs, lat, feats = figures.fusion_features(cfg, state.eg, self.weights.variables, a, b, list(lam))
+        with tempfile.TemporaryDirectory() as d:
+            figures.feature_figure(pathlib.Path(d) / "f.png", imgs, lat, feats, cfg.chunks, list(lam))
+            return im.load_image(pathlib.Path(d) / "f.png")
+
+    # -- Stylise --------------------------------------------------------------------------------
+    def stylize(
+        self,
+        content: np.ndarray,
+        style: np.ndarray,
+        *,
+        preset: str = "quick",
+        strength: float = 1.0,
+        preserve: str = "none",
+        progress: Progress | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Gatys style transfer of one content by one style (style weight × strength): (image, info)."""
+        from dfijax import style as st
+
+        if preset not in STYLE_PRESETS:
+            raise ValueError(f"unknown style preset {preset!r}; use one of {', '.join(STYLE_PRESETS)}")
+        if not (np.isfinite(strength) and strength > 0):
+            raise ValueError(f"style strength must be a positive number, got {strength}")
+        over = dict(style_scales=(float(strength),), preserve_color=preserve, seed=self.config.seed)
+        if preset == "quick":
+            over["stages"] = ((self.config.style_size, self.config.style_iters),)
+        cfg = st.style_config(preset, **over)
+        top = cfg.top_size
+        c = np.asarray(im.resize(_pil(content), top), np.float32) / 255.0
+        s = np.asarray(im.resize(_pil(style), top), np.float32) / 255.0
+        r = st.run_style_transfer(cfg, self.weights, [c], [s], progress=progress)
+        p = r.problems[0]
+        return r.images[0], {"initial_loss": p["initial_loss"], "final_loss": p["final_loss"], **r.seconds}
+
+    def fast_style_run(self, path: str | None = None):
+        from dfijax.style import fast
+
+        return self._run("fast_style", path, fast.restore)
+
+    def fast_stylize(
+        self, content: np.ndarray, path: str | None = None, size: int | None = 256
+    ) -> tuple[np.ndarray, float]:
+        """A trained fast-style network on one picture (short side `size`): (image, seconds)."""
+        from dfijax.style import fast_run
+
+        config, params = self.fast_style_run(path)
+        x = np.asarray(im.resize(_pil(content), size), np.float32) / 255.0 if size else content
+        t0 = time.perf_counter()
+        y = fast_run.stylize_images(config.net(), params, [x])[0]
+        if config.preprocess == "vgg":
+            y = fast_run.median_filter(y, 3)
+        return y, time.perf_counter() - t0
+
+    # -- Domain transfer ------------------------------------------------------------------------
+    def dtn_run(self, path: str | None = None):
+        from dfijax.dtn import translator
+
+        return self._run("dtn", path, lambda p: translator.load_translator(p, self.weights.variables))
+
+    def translate(self, x: np.ndarray, path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """G(x) of a trained DTN: x centre-cropped and resized to its size -> (input as used, G(x))."""
+        from dfijax.fusion.pipeline import square_crop
+
+        t = self.dtn_run(path)
+        x = square_crop(np.asarray(x, np.float32), t.size)
+        return x, t(x[None])[0]
+
+
+def _pil(x: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(im.to_uint8(x))
+
+
+def load_faces(config: StudioConfig):
+    """The face dataset of a StudioConfig (as experiments.alpha_sweep loads it)."""
+    if config.dataset == "synthetic":
+        from dfijax.data.synthetic_faces import synthetic_faces
+
+        return synthetic_faces(config.n_synthetic, seed=config.seed)
+    if config.dataset not in ("celeba", "celeba-tfds", "lfw"):
+        raise ValueError(f"unknown dataset {config.dataset!r}; use synthetic, celeba, celeba-tfds or lfw")
+    if not config.data_dir and config.dataset != "celeba-tfds":
+        raise ValueError(f"--dataset {config.dataset} needs --data-dir (the folder holding the dataset)")
+    if config.dataset == "celeba":
+        from dfijax.data.celeba import load_celeba_folder
+
+        return load_celeba_folder(config.data_dir)
+    if config.dataset == "celeba-tfds":
+        from dfijax.data.celeba import load_celeba_tfds
+
+        return load_celeba_tfds(config.data_dir)
+    from dfijax.data.lfw import load_lfw_folder
+
+    return load_lfw_folder(config.data_dir)
