@@ -107,8 +107,9 @@ def main(argv=None) -> int:
         )
     try:
         studio = session.Studio(config)
+        faces = studio.data.describe()  # a dataset error first, before any other work
         common.load_weights(args.weights, args.seed)  # says plainly what the weights are
-        print(f"device: {device}; faces: {studio.data.describe()}", file=sys.stderr)
+        print(f"device: {device}; faces: {faces}", file=sys.stderr)
         demo = app.build(studio)
     except (ValueError, FileNotFoundError, DataError) as e:
         return common.fail(str(e).splitlines()[0])

@@ -57,9 +57,14 @@ def server(tmp_path_factory, random_vgg):
     old = os.environ.get("DFIJAX_CACHE")
     os.environ["DFIJAX_CACHE"] = str(base / "cache")
     try:
-        _tiny_runs(base / "runs", random_vgg)
+        runs = os.environ.get("DFIJAX_STUDIO_RUNS")  # trained runs for the README's screenshots
+        if not runs:
+            runs = base / "runs"
+            _tiny_runs(runs, random_vgg)
+        # the screenshots' run: more iterations, so that the pictures show the methods
+        over = dict(iters=60, style_size=128, style_iters=80) if os.environ.get("DFIJAX_STUDIO_RUNS") else {}
         studio = S.Studio(
-            S.StudioConfig(**TINY_STUDIO, runs=str(base / "runs"), cache=str(base / "cache"), max_pixels=MAX_PIXELS)
+            S.StudioConfig(**{**TINY_STUDIO, **over}, runs=str(runs), cache=str(base / "cache"), max_pixels=MAX_PIXELS)
         )
         demo = app.build(studio, base / "examples")
         _, url, _ = app.launch(demo, port=None, block=False, quiet=True)
@@ -74,6 +79,8 @@ def server(tmp_path_factory, random_vgg):
 
 def _img(value) -> np.ndarray:
     """An image the API returned (a file path, or a dict holding one) as [H, W, 3] in [0, 1]."""
+    while isinstance(value, dict) and "path" not in value:  # a component update: {"value": ..., "visible": ...}
+        value = value["value"]
     path = value["path"] if isinstance(value, dict) else value
     return np.asarray(Image.open(path).convert("RGB"), np.float32) / 255.0
 
@@ -133,9 +140,9 @@ def test_dfi_ladder_is_one_engine_call_and_the_slider_scrubs_it(server, monkeypa
     pics = [_img(g["image"]) for g in gallery]
     chex.assert_shape(pics, (64, 64, 3))
     pictures.assert_not_degenerate(pics)
-    np.testing.assert_allclose(_img(shown), pics[1 + LADDER.index(0.5)], atol=1 / 255)
+    np.testing.assert_allclose(_img(shown)[::4, ::4], pics[1 + LADDER.index(0.5)], atol=1 / 255)  # shown 4x, nearest
     # the slider picks pictures of the ladder, no solve
-    lo, hi = (_img(client.predict(a, api_name="/alpha")) for a in (0.1, 1.0))
+    lo, hi = (_img(client.predict(a, api_name="/alpha"))[::4, ::4] for a in (0.1, 1.0))
     np.testing.assert_allclose(lo, pics[1], atol=1 / 255)
     np.testing.assert_allclose(hi, pics[-1], atol=1 / 255)
     assert np.abs(hi - lo).mean() > 1e-3 and calls == [len(LADDER)]
@@ -190,13 +197,23 @@ def test_fusion_sliders_at_the_ends_give_the_reconstructions(server):
         np.testing.assert_allclose(_img(got)[::8, ::8], y, atol=1 / 255)
         assert "one encoder/generator pass" in text
     assert np.abs(want.fused[0] - want.fused[1]).mean() > 1e-4
+    # the Fig. 6 toggle: feature maps and latent chunks of A, B and the fusion
+    from dfijax.fusion import figures
+
+    _, _, fig = client.predict(run, handle_file(a_path), handle_file(b_path), True, *lams[2], 0, 0, 0, api_name="/fuse")
+    cfg = studio.fusion_run(run)[0]
+    fig = _img(fig)
+    w, h = figures.figure_size(len(figures.FIG6_LAYERS), cfg.n_chunks)
+    chex.assert_shape(fig, (h, w, 3))
+    pictures.assert_not_degenerate(fig)
 
 
 def test_stylise_and_translate(server):
     studio, url, _ = server
     client = Client(url, verbose=False)
     y, text = client.predict(None, None, "Gatys", "quick", 2.0, "luminance", None, api_name="/stylize")
-    y = _img(y)
+    k = -(-256 // TINY_STUDIO["style_size"])  # shown enlarged by a whole factor, nearest
+    y = _img(y)[::k, ::k]
     assert min(y.shape[:2]) == TINY_STUDIO["style_size"] and "Gatys (quick)" in text
     pictures.assert_not_degenerate(y)
     run = studio.find_runs("fast_style")[0]
@@ -251,6 +268,18 @@ def test_bad_uploads_one_line_each_and_the_server_goes_on(server):
         assert "\n" not in str(err.value).strip() and "Traceback" not in str(err.value)
         drawn, *_ = client.predict(handle_file(_face(server, 3)), api_name="/inspect")  # still serving
         chex.assert_shape(_img(drawn), (192, 192, 3))
+    # a path the client names on the server is never opened
+    import httpx
+
+    r = httpx.post(
+        url + "gradio_api/call/inspect",
+        json={"data": [{"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}]},
+    )
+    events = []
+    if r.status_code == 200:
+        with httpx.stream("GET", url + f"gradio_api/call/inspect/{r.json()['event_id']}", timeout=60) as stream:
+            events = list(stream.iter_lines())
+    assert r.status_code != 200 or ("event: error" in events and "not uploaded by a user" in " ".join(events)), events
     with pytest.raises(Exception, match="pick at least one edit"):
         client.predict(handle_file(_face(server, 3)), "", "auto", [], "dfijax", 4, 0.5, api_name="/edit")
     with pytest.raises(Exception, match="unknown attribute 'Smilng'"):
@@ -296,7 +325,7 @@ def test_eight_clients_at_once(server):
     before = _rss()
     clients = [Client(url, verbose=False) for _ in range(8)]
     jobs = [
-        c.submit(handle_file(f), "", "auto", ["Smiling+"], "dfijax", 4, 0.5, api_name="/edit")
+        c.submit(handle_file(f), "", "auto", ["Smiling+"], "dfijax", 2, 0.5, api_name="/edit")
         for c, f in zip(clients, faces)
     ]
     ranks: dict[int, list[int]] = {i: [] for i in range(8)}
@@ -385,8 +414,36 @@ def test_in_a_real_browser(server, tmp_path):
         browser.close()
     for name in ("studio_dfi", "studio_fusion", "studio_style", "studio_dtn"):
         pictures.assert_not_degenerate(np.asarray(Image.open(shots / f"{name}.png").convert("RGB"), np.float32) / 255)
-    if os.environ.get("DFIJAX_SCREENSHOTS"):  # scripts/studio_screenshots.sh keeps them for the README
+    if os.environ.get("DFIJAX_SCREENSHOTS"):  # scripts/studio_screenshots.sh: the README's
         dest = pathlib.Path(os.environ["DFIJAX_SCREENSHOTS"])
         dest.mkdir(parents=True, exist_ok=True)
-        for f in shots.glob("studio_*.png"):
-            shutil.copy(f, dest / f.name)
+        for f in shots.glob("studio_*.png"):  # small enough to commit: 900 px wide, 64 colours
+            pic = Image.open(f).convert("RGB")
+            pic = pic.resize((900, round(pic.height * 900 / pic.width)), Image.LANCZOS)
+            pic.quantize(64, method=Image.Quantize.MEDIANCUT).save(dest / f.name, optimize=True)
+
+
+def test_cli_warns_off_loopback_and_refuses_bad_flags(tmp_path, monkeypatch, capsys):
+    from experiments import studio as cli
+
+    seen = {}
+    monkeypatch.setattr(app, "launch", lambda demo, **kw: seen.update(kw))
+    monkeypatch.setattr(app, "build", lambda studio: seen.update(studio=studio))
+    base = ["--n-synthetic", "50", "--runs", str(tmp_path), "--no-cache"]
+    assert cli.main(base + ["--host", "0.0.0.0", "--port", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: serving on 0.0.0.0" in err and "no authentication" in err and "NOT pretrained" in err
+    assert seen["host"] == "0.0.0.0" and seen["auth"] is None and seen["share"] is False
+    assert seen["studio"].config.ladder == LADDER and seen["studio"].config.cache is None
+    assert cli.main(base + ["--host", "0.0.0.0", "--auth", "me:secret"]) == 0
+    assert "no authentication" not in capsys.readouterr().err and seen["auth"] == ("me", "secret")
+    assert cli.main(base) == 0 and "warning" not in capsys.readouterr().err and seen["host"] == "127.0.0.1"
+    for args, message in (
+        (["--auth", "nocolon"], "--auth takes user:pass"),
+        (["--alphas", "0.1,nan"], "--alphas must be finite"),
+        (["--size", "16"], "at least 32 px"),
+        (["--dataset", "celeba"], "needs --data-dir"),
+    ):
+        assert cli.main(base + args) == 1
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err

@@ -28,6 +28,11 @@ def _u8(x: np.ndarray | None) -> np.ndarray | None:
     return None if x is None else im.to_uint8(x)
 
 
+def _view(x: np.ndarray) -> np.ndarray:
+    """A small result enlarged (nearest, whole factors) to at least 256 px for the page."""
+    return im.to_uint8(im.upscale_nearest(x, 256))
+
+
 def one_line(fn: Callable) -> Callable:
     """Handler errors as one line in the page (gr.Error), never a traceback."""
     import gradio as gr
@@ -173,10 +178,10 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
                         + ", ".join(f"{k}={v:g}" for k, v in lad.attributes.items())
                     )
                     pics = [(_u8(y), f"α={al:g}") for al, y in zip(lad.alphas, lad.edited)]
-                    return lad, _u8(lad.edited[lad.nearest(a)]), [(_u8(lad.crop), "input")] + pics, text
+                    return lad, _view(lad.edited[lad.nearest(a)]), [(_u8(lad.crop), "input")] + pics, text
 
                 def on_alpha(lad, a):
-                    return None if lad is None else _u8(lad.edited[lad.nearest(a)])
+                    return None if lad is None else _view(lad.edited[lad.nearest(a)])
 
                 @one_line
                 def on_full(path, lad, a):
@@ -274,7 +279,7 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
                     )
                     text = f"Λ = {', '.join(f'{v:g}' for v in lam)}: one encoder/generator pass, {sec * 1000:.0f} ms"
                     return (
-                        _u8(np.repeat(np.repeat(y, max(1, 256 // y.shape[0]), 0), max(1, 256 // y.shape[1]), 1)),
+                        _view(y),
                         text,
                         fig,
                     )
@@ -344,13 +349,13 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
                     c = read_or(c_path, ex["scenes"][0], "content picture")
                     if how == "fast":
                         y, sec = studio.fast_stylize(c, ckpt)
-                        return _u8(y), f"fast style network: {sec * 1000:.0f} ms (including compilation on first use)"
+                        return _view(y), f"fast style network: {sec * 1000:.0f} ms (including compilation on first use)"
                     s = read_or(s_path, ex["scenes"][1], "style picture")
                     y, info_ = studio.stylize(
                         c, s, preset=preset_name, strength=float(k), preserve=keep, progress=_progress(progress)
                     )
                     return (
-                        _u8(y),
+                        _view(y),
                         f"Gatys ({preset_name}): loss {info_['initial_loss']:.4g} → {info_['final_loss']:.4g} "
                         f"in {info_['total']:.1f} s",
                     )

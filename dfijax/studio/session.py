@@ -27,7 +27,7 @@ PRESERVE = ("none", "luminance", "chol", "pca", "sym")
 TRAIN_COMMANDS = {
     "fusion": "python -m experiments.train_fusion --out runs/fusion/default   (cpu_small preset, minutes on a CPU)",
     "fast_style": "python -m experiments.train_fast_style --out runs/fast_style/default   (quick preset)",
-    "dtn": "python -m experiments.train_dtn --steps 200 --ablation-steps 0 --out runs/dtn/default   (minutes on a CPU)",
+    "dtn": "python -m experiments.train_dtn --steps 200 --no-ablations --out runs/dtn/default   (minutes on a CPU)",
 }
 # the file each kind of run keeps beside its checkpoints (how a run folder is recognised)
 RUN_MARKERS = {"fusion": "fusion_config.json", "fast_style": "config.json", "dtn": "f_params.msgpack"}
