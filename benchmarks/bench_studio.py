@@ -1,6 +1,7 @@
 """The studio's latency, through its HTTP API, against the same library calls made directly.
 
     python -m benchmarks.bench_studio --size 64 --iters 100 --out benchmarks/results/studio_cpu.json
+    python -m benchmarks.gpu_defaults --only studio      # on a GPU: 200 px, 300 iterations
 
 Starts the studio on a free localhost port (embedded faces, the weights found or the seeded random
 VGG-19, a cpu_small fusion checkpoint trained for one step: timing does not depend on training) and
@@ -8,6 +9,8 @@ times with gradio_client: pressing Edit for the 10-alpha ladder (first press: pr
 features, attribute vector and compilation included; then presses on other photos, compiled),
 moving the α slider, and one fusion slider update. Beside each, the library call the handler makes
 (`dfi.run_sweep`, `fusion.run_fuse`) timed in the same process: the ratio is the studio's overhead.
+Without Gradio installed (a machine without a package index) it times the handlers' own `Studio`
+calls instead, and the JSON's "through" says so.
 """
 
 from __future__ import annotations
@@ -21,21 +24,24 @@ import tempfile
 import time
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=64, help="DFI working size")
     p.add_argument("--iters", type=int, default=100, help="L-BFGS iterations per Edit")
     p.add_argument("--presses", type=int, default=3, help="compiled Edit presses timed (other photos)")
-    p.add_argument("--out", help="write the JSON here too")
-    args = p.parse_args(argv)
+    p.add_argument("--out", help="also write the JSON: a .json file, or a folder (its bench_studio.json)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    import importlib.util
 
     import numpy as np
-    from gradio_client import Client, handle_file
 
     from dfijax import fusion, runtime
     from dfijax import images as im
     from dfijax.dfi import sweep
-    from dfijax.studio import app
     from dfijax.studio import session as S
 
     runtime.enable_compilation_cache()
@@ -46,55 +52,64 @@ def main(argv: list[str] | None = None) -> int:
     )
     data = fusion.load_data("synthetic", n_synthetic=64, holdout=cfg.holdout)
     fusion.run_training(cfg, data, studio.weights.variables, work / "runs" / "fusion" / "bench")
-    demo = app.build(studio, work / "examples")
-    _, url, _ = app.launch(demo, port=None, block=False, quiet=True)
-    client = Client(url, verbose=False)
+    run = studio.find_runs("fusion")[0]
     faces = [str(im.save_image(work / f"face{i}.png", studio.face_example(i, 192))) for i in range(args.presses + 1)]
+    # through the app's HTTP API when Gradio is installed; else the handlers' own library calls
+    api = importlib.util.find_spec("gradio_client") is not None and importlib.util.find_spec("gradio") is not None
+    if api:
+        from gradio_client import Client, handle_file
 
-    def press(path):
+        from dfijax.studio import app
+
+        demo = app.build(studio, work / "examples")
+        _, url, _ = app.launch(demo, port=None, block=False, quiet=True)
+        client = Client(url, verbose=False)
+
+        def edit(path):
+            client.predict(handle_file(path), "", "auto", ["Smiling+"], "dfijax", args.iters, 0.5, api_name="/edit")
+
+        def fuse(lam):
+            client.predict(run, handle_file(faces[0]), handle_file(faces[1]), False, *lam, 0, 0, 0, api_name="/fuse")
+    else:
+
+        def edit(path):
+            studio.edit(im.load_image(path), "Smiling+", iters=args.iters)
+
+        def fuse(lam):
+            studio.fuse(im.load_image(faces[0]), im.load_image(faces[1]), lam, run)
+
+    def timed(fn, *a):
         t0 = time.perf_counter()
-        client.predict(handle_file(path), "", "auto", ["Smiling+"], "dfijax", args.iters, 0.5, api_name="/edit")
+        fn(*a)
         return time.perf_counter() - t0
 
-    first = press(faces[0])
-    presses = [press(f) for f in faces[1:]]
-    t0 = time.perf_counter()
-    for a in studio.config.ladder:
-        client.predict(a, api_name="/alpha")
-    scrub = (time.perf_counter() - t0) / len(studio.config.ladder)
+    first = timed(edit, faces[0])
+    presses = [timed(edit, f) for f in faces[1:]]
+    scrub = None
+    if api:
+        scrub = timed(lambda: [client.predict(a, api_name="/alpha") for a in studio.config.ladder])
+        scrub /= len(studio.config.ladder)
     # the same sweep as the handler's, called directly (compiled: same shapes)
     photo = im.load_image(faces[-1])
     c = studio.sweep_config("dfijax", "Smiling+")
     crops = sweep.prepare_photos([photo], studio.data, c.size)
     pred, _ = sweep.predict_photo_attrs(studio.probe(), crops.images, studio.data)
     inputs = sweep.photo_inputs(crops.images, "auto", studio.data, ["photo"], pred)
-    t0 = time.perf_counter()
-    sweep.run_sweep(c, studio.data, studio.weights, inputs, cache_root=studio.cache_root())
-    direct = time.perf_counter() - t0
+    direct = timed(lambda: sweep.run_sweep(c, studio.data, studio.weights, inputs, cache_root=studio.cache_root()))
 
-    run = studio.find_runs("fusion")[0]
-    fa, fb = faces[0], faces[1]
-    lam = [0.5] * 8
-    client.predict(run, handle_file(fa), handle_file(fb), False, *lam, api_name="/fuse")  # compile
-    fuse_api = []
-    for k in range(5):
-        lam[k % 5] = 0.2 * k
-        t0 = time.perf_counter()
-        client.predict(run, handle_file(fa), handle_file(fb), False, *lam, api_name="/fuse")
-        fuse_api.append(time.perf_counter() - t0)
-    a, b = im.load_image(fa), im.load_image(fb)
-    fuse_direct = []
-    for k in range(5):
-        t0 = time.perf_counter()
-        studio.fuse(a, b, [0.2 * k] * 5)
-        fuse_direct.append(time.perf_counter() - t0)
-    demo.close()
+    fuse([0.5] * 5)  # compile
+    fuse_api = [timed(fuse, [0.2 * k] + [0.5] * 4) for k in range(5)]
+    a, b = im.load_image(faces[0]), im.load_image(faces[1])
+    fuse_direct = [timed(lambda k=k: fusion.run_fuse(studio.fusion_run(run), a, b, [[0.2 * k] * 5])) for k in range(5)]
+    if api:
+        demo.close()
     res = {
         "benchmark": "studio",
         "date": datetime.date.today().isoformat(),
         "device": runtime.device_summary(),
         "command": "python -m benchmarks.bench_studio " + " ".join(argv if argv is not None else sys.argv[1:]),
         "weights": studio.weights.description,
+        "through": "the app's HTTP API (gradio_client)" if api else "Studio's handler calls (Gradio not installed)",
         "dfi": {
             "size": args.size,
             "iters": args.iters,
@@ -117,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(res, indent=2)
     print(text)
     if args.out:
-        pathlib.Path(args.out).write_text(text + "\n")
+        out = pathlib.Path(args.out)
+        if out.suffix != ".json":
+            out.mkdir(parents=True, exist_ok=True)
+            out = out / "bench_studio.json"
+        out.write_text(text + "\n")
     return 0
 
 

@@ -4,7 +4,8 @@
     python -m benchmarks.gpu_defaults --out runs/gpu_defaults --archives results/ --budget-s 480
     python -m benchmarks.gpu_defaults --only style_transfer,video_style
 
-Runs each `python -m experiments.<name>` below in its own process, in this order, with the reference
+Runs each `python -m experiments.<name>` below (and the studio's latency, `benchmarks.bench_studio`)
+in its own process, in this order, with the reference
 settings (200 px / 500 iterations DFI sweep, 224 px inversion, 512 + 800 px Gatys, the paper's video
 preset, 256 px fast style, 128 px width-64 fusion GAN, the paper's DTN networks): training runs are
 shortened with their step flags, never with smaller images. The data are the embedded ones, so no
@@ -41,7 +42,7 @@ KEEP = (".png", ".gif", ".mp4", ".html", ".json", ".jsonl", ".md", ".txt")
 @dataclasses.dataclass(frozen=True)
 class Step:
     name: str  # the step's own name (folder, log)
-    module: str  # experiments.<module>
+    module: str  # experiments.<module>, or a dotted module path (benchmarks.bench_studio)
     args: tuple[str, ...]  # "{runs}" is replaced by --out
     group: str  # archive it goes into
     timeout_s: int
@@ -86,6 +87,14 @@ STEPS = (
     ),
     Step("fuse", "fuse", ("--ckpt", "{runs}/train_fusion"), "fusion", 180, "two embedded synthetic faces"),
     Step(
+        "studio",
+        "benchmarks.bench_studio",
+        ("--size", "200", "--iters", "300"),
+        "dfi",
+        300,
+        "the studio's API: Edit -> 10-alpha ladder at 200 px, 300 iterations; one fusion slider update",
+    ),
+    Step(
         "train_dtn",
         "train_dtn",
         ("--scale", "paper", "--steps", "1000", "--ablation-steps", "500"),
@@ -105,6 +114,11 @@ STEPS = (
 NAMES = tuple(s.name for s in STEPS)
 
 
+def target(step: Step) -> str:
+    """The module `python -m` runs for a step."""
+    return step.module if "." in step.module else f"experiments.{step.module}"
+
+
 def command(step: Step, runs: pathlib.Path) -> list[str]:
     """The step's argv for `python -m experiments.<module>`, with its own --out."""
     args = [a.replace("{runs}", str(runs)) for a in step.args]
@@ -114,7 +128,7 @@ def command(step: Step, runs: pathlib.Path) -> list[str]:
 def check(steps: list[Step], runs: pathlib.Path) -> None:
     """Parse every command with its experiment's own parser (raises SystemExit on a bad flag)."""
     for s in steps:
-        importlib.import_module(f"experiments.{s.module}").parse(command(s, runs))
+        importlib.import_module(target(s)).parse(command(s, runs))
 
 
 def pictures(folder: pathlib.Path) -> list[str]:
@@ -139,7 +153,7 @@ def suspicious(folder: pathlib.Path, names: list[str]) -> list[str]:
 
 def run_step(step: Step, runs: pathlib.Path, deadline: float) -> dict:
     """Run one step in its own process; its record for summary.json."""
-    argv = [sys.executable, "-m", f"experiments.{step.module}", *command(step, runs)]
+    argv = [sys.executable, "-m", target(step), *command(step, runs)]
     timeout = max(1.0, min(step.timeout_s, deadline - time.monotonic()))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     t0 = time.monotonic()
@@ -155,7 +169,7 @@ def run_step(step: Step, runs: pathlib.Path, deadline: float) -> dict:
     pics = pictures(out) if out.exists() else []
     return {
         "step": step.name,
-        "command": "python -m experiments." + " ".join([step.module, *command(step, runs)]),
+        "command": "python -m " + " ".join([target(step), *command(step, runs)]),
         "settings": step.note,
         "status": status,
         "exit_code": rc,
@@ -222,7 +236,7 @@ def main(argv=None) -> int:
     check(steps, runs)
     if a.dry_run:
         for s in steps:
-            print("python -m experiments." + " ".join([s.module, *command(s, runs)]))
+            print("python -m " + " ".join([target(s), *command(s, runs)]))
         return 0
     runs.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + a.budget_s

@@ -77,9 +77,6 @@ if [ "$PART" != experiments ]; then
     # shellcheck disable=SC2086
     bench 150 python3 -m benchmarks.bench_fusion --dtype $dt --json "$OUT/bench_fusion_$dt.json" ${FUSION_ARGS:-}
   done
-  step "bench_studio: the 10-alpha Edit at 200 px through the studio's API"
-  bench 240 python3 -m benchmarks.bench_studio --size 200 --iters 300 --out "$OUT/bench_studio.json"
-  files+=(bench_studio.json)
   step "bench_inversion: the scaling curve and the largest batch"
   # shellcheck disable=SC2086
   bench 360 python3 -m benchmarks.bench_inversion --only none --scaling 1,5,10,20,40,80 --max-batch 80 \

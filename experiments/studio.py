@@ -65,8 +65,10 @@ def main(argv=None) -> int:
             return common.fail("--auth takes user:pass")
         auth = tuple(args.auth.split(":", 1))
     try:
-        from experiments.alpha_sweep import parse_alphas
-
+        ladder = tuple(float(a) for a in args.alphas.split(",") if a.strip())
+    except ValueError:
+        return common.fail(f"--alphas must be comma-separated numbers, got {args.alphas!r}")
+    try:
         config = session.StudioConfig(
             dataset=args.dataset,
             data_dir=args.data_dir,
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
             size=args.size,
             iters=args.iters,
             k=args.k,
-            ladder=parse_alphas(args.alphas),
+            ladder=ladder,
             probe_steps=args.probe_steps,
             runs=args.runs,
             fusion=args.fusion,

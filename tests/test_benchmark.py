@@ -121,9 +121,10 @@ def test_gpu_defaults_command_lines_parse(tmp_path, capsys):
     # every experiment's own parser accepts its GPU-sized command (a bad flag would exit with 2)
     assert gpu_defaults.main(["--dry-run", "--out", str(tmp_path / "runs")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == len(gpu_defaults.STEPS) == 10
+    assert len(lines) == len(gpu_defaults.STEPS) == 11
     assert lines[0].startswith("python -m experiments.alpha_sweep --preset official --out ")
     assert any("train_fusion --preset paper --stage1-steps" in line for line in lines)
+    assert any(line.startswith("python -m benchmarks.bench_studio --size 200 --iters 300 --out ") for line in lines)
     with pytest.raises(SystemExit):
         gpu_defaults.main(["--dry-run", "--only", "alpha_sweep,no_such_step"])
     assert "unknown step(s) ['no_such_step']" in capsys.readouterr().err

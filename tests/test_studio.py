@@ -440,10 +440,26 @@ def test_cli_warns_off_loopback_and_refuses_bad_flags(tmp_path, monkeypatch, cap
     assert cli.main(base) == 0 and "warning" not in capsys.readouterr().err and seen["host"] == "127.0.0.1"
     for args, message in (
         (["--auth", "nocolon"], "--auth takes user:pass"),
-        (["--alphas", "0.1,nan"], "--alphas must be finite"),
+        (["--alphas", "0.1,nan"], "must be finite numbers"),
+        (["--alphas", "0.1,x"], "--alphas must be comma-separated numbers"),
         (["--size", "16"], "at least 32 px"),
         (["--dataset", "celeba"], "needs --data-dir"),
     ):
         assert cli.main(base + args) == 1
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_presets_keep_their_objective_at_the_studio_sizes():
+    from dfijax.dfi import presets
+
+    studio = S.Studio(S.StudioConfig(size=64, iters=100, k=20))
+    for name in S.DFI_PRESETS:
+        cfg, ref = studio.sweep_config(name, "Smiling+"), presets.preset(name)
+        assert (cfg.size, cfg.iters, cfg.k, cfg.alphas, cfg.probe) == (64, 100, 20, LADDER, False)
+        for field in ("scaling", "reduction", "tv", "tv_form", "bounds", "box", "init", "alpha_mode", "neighbours"):
+            assert getattr(cfg, field) == getattr(ref, field), (name, field)
+    assert studio.sweep_config("chainer", "Smiling+").residual_iters == 60  # 600 of 1000, at 100
+    assert studio.sweep_config("chainer", "Smiling+", iters=1000).residual_iters == 600
+    with pytest.raises(ValueError, match="unknown preset 'paper'"):
+        studio.sweep_config("paper", "Smiling+")

@@ -149,11 +149,11 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
                         download = gr.File(label="Download", interactive=False)
 
                 @one_line
-                def on_photo(path):
+                def on_photo(path, progress=gr.Progress()):
                     if not _path(path):
                         return None, "", None, ""
                     x = read(path, "photo")
-                    r = studio.inspect(x, "auto")
+                    r = studio.inspect(x, "auto", progress=_progress(progress))  # the probe trains on first use
                     e = "" if r.eyes is None else ",".join(f"{v:.0f}" for v in r.eyes.reshape(-1))
                     return _u8(S.draw_eyes(x, r.eyes)), e, r.probabilities, r.note
 
@@ -457,4 +457,5 @@ def launch(
         quiet=quiet,
         allowed_paths=[],
         show_error=True,
+        state_session_capacity=256,  # each session's α ladder is kept: bound how many
     )

@@ -186,17 +186,25 @@ class Studio:
 
     # -- Edit a face (DFI) ----------------------------------------------------------------------
     def sweep_config(self, preset: str, edit: str, iters: int | None = None):
+        """The preset's objective, solver and post-processing at the studio's size, iterations and K,
+        over the ladder. A residual reconstruction (chainer) is shortened in proportion to the
+        iterations (the preset's 600 of 1000), so an Edit's cost follows the iterations asked for."""
+        import dataclasses
+
         from dfijax.dfi import presets
 
         if preset not in DFI_PRESETS:
             raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(DFI_PRESETS)}")
         c = self.config
-        return presets.preset(
+        n = int(iters or c.iters)
+        if n < 1:
+            raise ValueError(f"iterations must be at least 1, got {n}")
+        cfg = presets.preset(
             preset,
             edits=(edit,),
             alphas=c.ladder,
             size=c.size,
-            iters=int(iters or c.iters),
+            iters=n,
             k=c.k,
             allow_fewer=True,
             probe=False,
@@ -205,6 +213,11 @@ class Studio:
             seed=c.seed,
             feature_cache=c.cache is not None,
         )
+        full = presets.PRESETS[preset].get("iters", n)
+        if cfg.residual and cfg.residual_mode == "nearest" and n < full:
+            short = max(cfg.residual_every, round(cfg.residual_iters * n / full))
+            cfg = dataclasses.replace(cfg, residual_iters=short)
+        return cfg
 
     def probe(self, progress: Progress | None = None):
         from dfijax.dfi import sweep
