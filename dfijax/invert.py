@@ -295,6 +295,9 @@ class FeatureLoss:
             raise ValueError(f"{len(self.layer_weights)} layer weights for taps {self.taps}")
         if self.tv not in TV_FORMS:
             raise ValueError(f"tv must be one of {TV_FORMS}, got {self.tv!r}")
+        losses.check_weights(
+            tv_weight=self.tv_weight, **{f"layer weight {i}": w for i, w in enumerate(self.layer_weights or ())}
+        )
         if self.reduction not in losses.REDUCTIONS:
             raise ValueError(f"reduction must be one of {losses.REDUCTIONS}, got {self.reduction!r}")
 

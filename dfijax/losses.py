@@ -9,11 +9,26 @@ from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dfijax.shapes import FeatureMap, GramMatrix, Image, Scalar, Vector
 
 Features = Mapping[str, jax.Array]
 REDUCTIONS = ("sum", "mean", "sum/taps")
+
+
+def check_weights(**weights: float | None) -> None:
+    """A one-line ValueError for the first weight that is not a finite number >= 0 (None: unset, fine).
+    Every config that holds loss weights calls it, so every entry point refuses the same values."""
+    for name, w in weights.items():
+        if w is None:
+            continue
+        try:
+            ok = bool(np.isfinite(w)) and float(w) >= 0.0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{name} must be a finite number >= 0, got {w!r}")
 
 
 def _weights(layers: Sequence[str], weights: Sequence[float] | Mapping[str, float] | None) -> list[float]:

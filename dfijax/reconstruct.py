@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfijax import invert as inv
+from dfijax import losses
 from dfijax.losses import psnr
 from dfijax.vgg import VGG19, check_image_batch, layer_index
 
@@ -58,6 +59,7 @@ class ReconstructConfig:
             raise ValueError(f"iters and check_every must be >= 1, got {self.iters} and {self.check_every}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+        losses.check_weights(tv=self.tv)
         if self.backend not in inv.BACKENDS:
             raise ValueError(f"unknown solver backend {self.backend!r}; use one of {inv.BACKENDS}")
 

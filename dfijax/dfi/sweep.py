@@ -118,6 +118,7 @@ class SweepConfig:
             raise ValueError(f"alphas must be finite numbers, got {self.alphas}")
         for t in self.taps:
             layer_index(t)
+        losses.check_weights(tv=self.tv, ftol=self.ftol, color_eps=self.color_eps)
         if self.size < 32:
             raise ValueError(f"size must be at least 32 for VGG-19, got {self.size}")
         if self.k < 1 or self.iters < 1:

@@ -62,6 +62,7 @@ class StyleLoss:
             raise ValueError(f"{len(self.style_weights)} style weights for {len(self.style_layers)} style layers")
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"unknown normalize {self.normalize!r}; use one of {NORMALIZATIONS}")
+        losses.check_weights(content_weight=self.content_weight, tv_weight=self.tv_weight)
 
     @property
     def weights(self) -> tuple[float, ...]:
@@ -452,6 +453,7 @@ class StyleConfig:
         if self.history < 1 or self.check_every < 1:
             raise ValueError(f"history and check_every must be >= 1, got {self.history} and {self.check_every}")
         color.check_preserve_color(self.preserve_color)
+        losses.check_weights(content_weight=self.content_weight, tv=self.tv)
 
     @property
     def sizes(self) -> tuple[int, ...]:
