@@ -40,27 +40,17 @@ import jax.numpy as jnp
 import numpy as np
 
 import dfijax  # noqa: F401
+from benchmarks.problem import TAPS, macs_to  # noqa: F401  (the problem's taps and cost)
 from dfijax import invert as inv
 from dfijax.images import synthetic_scene
 from dfijax.runtime import enable_compilation_cache
-from dfijax.vgg import CONV_CHANNELS, CONV_NAMES, VGG19, tap_shapes
+from dfijax.vgg import VGG19
 from dfijax.weights import random_weights
 
-TAPS = ("relu3_1", "relu4_1", "relu5_1")
 ENGINE = {
     f"jax_{b}_{d}": (b, dt) for b in ("jaxopt", "optax") for d, dt in (("f32", jnp.float32), ("bf16", jnp.bfloat16))
 }
 VARIANTS = (*ENGINE, "torch_single", "torch_image", "torch_all", "torch_all_bf16")
-
-
-def macs_to(last_conv: str, size: int) -> int:
-    """Multiply-accumulates of VGG-19's forward pass up to `last_conv` at size×size."""
-    total = 0
-    for name in CONV_NAMES[: CONV_NAMES.index(last_conv) + 1]:
-        h, w, _ = tap_shapes((size, size), (name,))[name]
-        cin, cout = CONV_CHANNELS[name]
-        total += h * w * 9 * cin * cout
-    return total
 
 
 def build_problem(n_images: int, alphas: list[float], size: int, variables):

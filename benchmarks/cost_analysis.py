@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dfijax  # noqa: F401
-from benchmarks.bench_inversion import TAPS, macs_to
+from benchmarks.problem import TAPS, macs_to
 from dfijax import invert as inv
 from dfijax.vgg import VGG19
 

@@ -55,3 +55,44 @@ def test_import_graph_engine_below_systems_beside_each_other():
     up = sorted((a, b) for a, b in edges if b in SYSTEMS and a not in {"", "__init__", "studio"})
     assert not up, f"imports of a system from the engine or from another system: {up}"
     assert ("studio", "dfi") in edges and not [e for e in edges if e[1] == "studio"], "the studio sits on top"
+
+
+def _module_graph(packages=("dfijax", "experiments", "benchmarks")) -> dict[str, set[str]]:
+    """{module: the project modules it imports}, module-level and inside functions alike."""
+    import ast
+
+    files = {}
+    for pkg in packages:
+        for f in (ROOT / pkg).rglob("*.py"):
+            parts = f.relative_to(ROOT).with_suffix("").parts
+            files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    graph = {m: set() for m in files}
+    for m, f in files.items():
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for a in node.names:
+                    full = f"{node.module}.{a.name}"
+                    graph[m].add(full if full in files else node.module)
+            elif isinstance(node, ast.Import):
+                graph[m] |= {a.name for a in node.names}
+        graph[m] = {t for t in graph[m] if t in files and t != m}
+    return graph
+
+
+def test_no_import_circles():
+    graph = _module_graph()
+    assert "dfijax.dtn.networks" in graph["dfijax.dtn.faces"]  # the walk sees imports
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            m = todo.pop()
+            if m == goal:
+                return True
+            if m not in seen:
+                seen.add(m)
+                todo.extend(graph[m])
+        return False
+
+    circles = sorted((a, b) for a in graph for b in graph[a] if a < b and reaches(b, a))
+    assert not circles, f"modules that import each other (directly or through others): {circles}"

@@ -39,7 +39,7 @@ from dfijax import vgg as vgg_lib
 from dfijax.batching import map_batches
 from dfijax.dtn import losses as L
 from dfijax.dtn.model import PAPER_G_SIZE, Discriminator, Generator, PaperDiscriminator, PaperGenerator, levels
-from dfijax.dtn.train import DTN, translate
+from dfijax.dtn.networks import DTN, translate
 
 
 @dataclasses.dataclass(frozen=True)

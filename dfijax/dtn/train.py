@@ -31,7 +31,6 @@ import pathlib
 from typing import Any, Callable, Sequence
 
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,6 +41,7 @@ from dfijax import training
 from dfijax.batching import apply_params, map_batches
 from dfijax.dtn import losses as L
 from dfijax.dtn.model import SIZE, DigitClassifier, Discriminator, Generator, PaperDiscriminator, PaperGenerator
+from dfijax.dtn.networks import DTN, apply_net, make_dtn, structure, translate, uses_batch_stats  # noqa: F401
 
 TrainState = train_state.TrainState
 Batch = tuple[jax.Array, jax.Array]
@@ -236,71 +236,7 @@ def train_classifier(
     return params, metrics, False
 
 
-# --- the DTN ----------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class DTN:
-    """G = g ∘ f with f frozen, and D. weights: the loss weights and D's class count.
-
-    f: a `DigitClassifier` (f_params = its params; the digits setting) or any hashable object with
-    `feat_dim` and `features(f_params, x) -> [B, feat_dim]` (e.g. `dfijax.dtn.faces.VGGFeatures`,
-    f_params = the frozen VGG-19 variables and feature statistics). Images are [B, S, S, 3] with
-    S = g.size (32 for digits)."""
-
-    f: Any
-    g: Generator | PaperGenerator
-    d: Discriminator | PaperDiscriminator
-    weights: L.DTNWeights
-
-    def __post_init__(self):
-        if self.d.num_classes != self.weights.num_classes:
-            raise ValueError(f"D has {self.d.num_classes} classes but the weights ask for {self.weights.num_classes}")
-
-    def features(self, f_params: Any, x: jax.Array) -> jax.Array:
-        if isinstance(self.f, nn.Module):
-            return self.f.apply({"params": f_params}, x, method="features")
-        return self.f.features(f_params, x)
-
-    def generate(self, f_params: Any, g_params: Any, x: jax.Array, g_stats: Any = None) -> jax.Array:
-        """G(x) = g(f(x)): [B, S, S, 3] in [0, 1] -> [B, S, S, 3] in [0, 1] (S = g.size); g_stats:
-        g's running batch statistics (`DTNState.g_stats`), needed when g has batch norm."""
-        return apply_net(self.g, g_params, g_stats, self.features(f_params, x), train=False)[0]
-
-
-def uses_batch_stats(net: Any) -> bool:
-    """Whether a network has batch norm (and so "batch_stats" and a `train` argument)."""
-    return bool(getattr(net, "uses_batch_stats", False))
-
-
-def apply_net(net: Any, params: Any, stats: Any, x: jax.Array, train: bool) -> tuple[jax.Array, Any]:
-    """(net(x), its batch statistics afterwards): batch statistics and updated running averages when
-    train, the running averages otherwise; nets without batch norm ignore stats and train."""
-    if not uses_batch_stats(net):
-        return net.apply({"params": params}, x), stats
-    if not stats:
-        raise ValueError(
-            f"{type(net).__name__} has batch norm: pass its running statistics (DTNState.g_stats or d_stats)"
-        )
-    variables = {"params": params, "batch_stats": stats}
-    if not train:
-        return net.apply(variables, x, train=False), stats
-    out, upd = net.apply(variables, x, train=True, mutable=["batch_stats"])
-    return out, upd["batch_stats"]
-
-
-def make_dtn(
-    weights: L.DTNWeights = L.PRESETS["digits"],
-    f: DigitClassifier = DigitClassifier(),
-    width: int = 32,
-    d_width: int = 16,
-    out_channels: int = 3,
-) -> DTN:
-    """A DTN for 32×32 digits (g of base width `width`, D of `d_width`) with D's class count taken
-    from the weights."""
-    if width < 1 or d_width < 1:
-        raise ValueError(f"widths must be positive, got {width}, {d_width}")
-    return DTN(f, Generator(width, out_channels), Discriminator(d_width, weights.num_classes), weights)
+# --- training state -------------------------------------------------------------------------------
 
 
 @flax.struct.dataclass
@@ -405,11 +341,6 @@ def _coef(w: L.DTNWeights) -> jax.Array:
     return jnp.array([w.alpha, w.beta, w.gamma], jnp.float32)
 
 
-def _structure(dtn: DTN) -> DTN:
-    """The DTN with α, β, γ zeroed: what a compiled step depends on besides the coefficient array."""
-    return dataclasses.replace(dtn, weights=dtn.weights.replace(alpha=0.0, beta=0.0, gamma=0.0))
-
-
 @functools.lru_cache(maxsize=16)
 def _d_step_jit(dtn: DTN) -> Callable:
     def step(state: DTNState, batch: Batch, rng: jax.Array, f_params: Any):
@@ -451,14 +382,14 @@ def make_d_step(dtn: DTN) -> Callable:
     """Pure, jitted (state, (s, t), rng, f_params) -> (state, metrics): one Adam step on D's params
     (g and f fixed). rng is unused (no stochastic layers) and kept for the shared step signature.
     Compiled once per network structure and process (α, β, γ do not matter)."""
-    return _d_step_jit(_structure(dtn))
+    return _d_step_jit(structure(dtn))
 
 
 def make_g_step(dtn: DTN) -> Callable:
     """Pure, jitted (state, (s, t), rng, f_params) -> (state, metrics): one Adam step on g's params
     (f and D fixed). rng is unused, as in the D step. α, β, γ enter as traced numbers, so the β = 0
     ablation reuses the full DTN's compilation."""
-    fn, coef = _g_step_jit(_structure(dtn)), _coef(dtn.weights)
+    fn, coef = _g_step_jit(structure(dtn)), _coef(dtn.weights)
     return lambda state, batch, rng, f_params: fn(state, batch, rng, f_params, coef)
 
 
@@ -628,22 +559,6 @@ def restore(directory: str | os.PathLike) -> tuple[DTNConfig, DTNState]:
 def records(directory: str | os.PathLike) -> list[dict[str, float]]:
     """The metrics a run logged (the last record per step)."""
     return training.MetricsLog(pathlib.Path(directory) / METRICS, tensorboard=False, enabled=False).records()
-
-
-@functools.partial(jax.jit, static_argnums=(0,))
-def _generate(dtn: DTN, f_params: Any, g_params: Any, g_stats: Any, x: jax.Array) -> jax.Array:
-    return dtn.generate(f_params, g_params, x, g_stats)
-
-
-def translate(
-    dtn: DTN, f_params: Any, g_params: Any, x: np.ndarray, batch: int = 250, g_stats: Any = None
-) -> np.ndarray:
-    """G(x) for [N, S, S, 3] in [0, 1], in batches -> [N, S, S, 3] in [0, 1] (S = dtn.g.size); g_stats:
-    g's running batch statistics (`DTNState.g_stats`) when g has batch norm."""
-    net = _structure(dtn)  # the loss weights do not change G
-    if uses_batch_stats(dtn.g) and not g_stats:
-        raise ValueError(f"{type(dtn.g).__name__} has batch norm: pass g_stats=state.g_stats to translate")
-    return map_batches(lambda c: _generate(net, f_params, g_params, g_stats, c), np.asarray(x, np.float32), batch)
 
 
 def transfer_accuracy(

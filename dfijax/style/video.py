@@ -1091,14 +1091,14 @@ class VideoConfig:
     def loss(self, temporal_weight: float = 1e3) -> Any:
         """The per-frame objective: a StyleLoss ("dfijax", the temporal term is added by TemporalLoss) or
         an ArtisticVideosLoss with this temporal weight."""
-        from dfijax import style
+        from dfijax.style.gatys import StyleLoss
         from dfijax.vgg import VGG19
 
         if self.objective == "artistic-videos":
             return ArtisticVideosLoss(
                 model=VGG19(pooling=self.pooling), tv_weight=self.tv, temporal_weight=temporal_weight
             )
-        return style.StyleLoss(model=VGG19(pooling=self.pooling), tv_weight=self.tv)
+        return StyleLoss(model=VGG19(pooling=self.pooling), tv_weight=self.tv)
 
     def to_dict(self) -> dict[str, Any]:
         from dfijax.style.gatys import json_ready

@@ -1,0 +1,18 @@
+"""The DFI-shaped problem the inversion benchmarks and the cost analysis share: its taps and the
+VGG-19 work of one forward pass."""
+
+from __future__ import annotations
+
+from dfijax.vgg import CONV_CHANNELS, CONV_NAMES, tap_shapes
+
+TAPS = ("relu3_1", "relu4_1", "relu5_1")
+
+
+def macs_to(last_conv: str, size: int) -> int:
+    """Multiply-accumulates of VGG-19's forward pass up to `last_conv` at size×size."""
+    total = 0
+    for name in CONV_NAMES[: CONV_NAMES.index(last_conv) + 1]:
+        h, w, _ = tap_shapes((size, size), (name,))[name]
+        cin, cout = CONV_CHANNELS[name]
+        total += h * w * 9 * cin * cout
+    return total
