@@ -200,51 +200,12 @@ def parse(argv):
     return p.parse_args(argv)
 
 
-def load_dataset(args):
-    if args.dataset == "synthetic":
-        from dfijax.data.synthetic_faces import synthetic_faces
-
-        return synthetic_faces(args.n_synthetic, seed=args.seed or 0)
-    if not args.data_dir and args.dataset != "celeba-tfds":
-        raise ValueError(f"--dataset {args.dataset} needs --data-dir (the folder holding the dataset)")
-    if args.dataset == "celeba":
-        from dfijax.data.celeba import load_celeba_folder
-
-        return load_celeba_folder(args.data_dir)
-    if args.dataset == "celeba-tfds":
-        from dfijax.data.celeba import load_celeba_tfds
-
-        return load_celeba_tfds(args.data_dir)
-    from dfijax.data.lfw import load_lfw_folder
-
-    return load_lfw_folder(args.data_dir)
-
-
-def parse_edits(text: str) -> tuple[str, ...]:
-    """'Smiling+; Eyeglasses+' -> ('Smiling+', 'Eyeglasses+')."""
-    return tuple(e.strip() for e in text.split(";") if e.strip())
-
-
-def parse_names(text: str) -> tuple[str, ...]:
-    """'Young, Bags_Under_Eyes' -> ('Young', 'Bags_Under_Eyes')."""
-    return tuple(n.strip() for n in text.split(",") if n.strip())
-
-
-def parse_alphas(text: str) -> tuple[float, ...]:
-    try:
-        alphas = tuple(float(a) for a in text.split(",") if a.strip())
-    except ValueError:
-        raise ValueError(f"--alphas must be comma-separated numbers, got {text!r}") from None
-    if not alphas or not all(np.isfinite(alphas)):
-        raise ValueError(f"--alphas must be finite numbers, got {text!r}")
-    return alphas
-
-
 def config_from(args) -> "SweepConfig":
     """The preset (or a saved config), overridden by every flag given."""
     import json
 
     from dfijax.dfi import presets
+    from dfijax.dfi.specs import parse_alphas, parse_edits, parse_names
 
     given = dict(
         edits=parse_edits(args.edit) if args.edit is not None else None,
@@ -306,11 +267,12 @@ def main(argv=None) -> int:
     from dfijax import dfi
     from dfijax import images as im
     from dfijax.data import DataError
+    from dfijax.data.faces import load_faces
 
     device = common.setup()
     try:
         cfg = config_from(args)
-        data = load_dataset(args)
+        data = load_faces(args.dataset, args.data_dir, args.n_synthetic, args.seed or 0)
         if cfg.crop == "chainer":  # the inputs too (chainer-dfi crops LFW inputs with the sets' box)
             from dfijax.dfi.chainer import reference_crop
 

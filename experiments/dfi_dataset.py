@@ -73,7 +73,7 @@ def config_from(args, local_devices: int) -> "JobConfig":
     """The preset overridden by every flag given, cut into chunks of --chunk (default: local devices x
     --rows-per-device) rows; --limit defaults to 64 faces per edit on the synthetic set."""
     from dfijax.dfi import dataset_job, presets
-    from experiments.alpha_sweep import parse_alphas, parse_edits
+    from dfijax.dfi.specs import parse_alphas, parse_edits
 
     cfg = presets.preset(
         args.preset,
@@ -116,9 +116,9 @@ def main(argv=None) -> int:
     if (info := common.start_processes(args)) is None:
         return 1
     from dfijax.data import DataError
+    from dfijax.data.faces import load_faces
     from dfijax.dfi import dataset_job
     from dfijax.weights import load_vgg
-    from experiments.alpha_sweep import load_dataset
 
     main_proc = info.index == 0
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if main_proc else (lambda msg: None)
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
             raise ValueError("several processes need one --out folder (the same path on every process)")
         job = config_from(args, info.local_devices)
         cfg = job.sweep
-        data = load_dataset(args)
+        data = load_faces(args.dataset, args.data_dir, args.n_synthetic, args.seed or 0)
         out = common.out_dir(args.out, "dfi_dataset")
         load = common.load_weights if main_proc else lambda path, seed: load_vgg(path, depth=19, seed=seed)
         weights = load(args.weights, cfg.seed)  # only process 0 announces them

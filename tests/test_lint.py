@@ -96,3 +96,16 @@ def test_no_import_circles():
 
     circles = sorted((a, b) for a in graph for b in graph[a] if a < b and reaches(b, a))
     assert not circles, f"modules that import each other (directly or through others): {circles}"
+
+
+def test_no_experiment_imports_another():
+    graph = _module_graph()
+    shared = {"experiments", "experiments.common", "experiments.report"}
+    crossing = sorted(
+        (m, t)
+        for m in graph
+        if m.startswith("experiments.")
+        for t in graph[m]
+        if t.startswith("experiments") and t not in shared
+    )
+    assert not crossing, f"experiments importing other experiments (move what they share into the library): {crossing}"

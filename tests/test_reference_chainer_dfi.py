@@ -18,6 +18,7 @@ from PIL import Image
 
 from dfijax.data import FaceDataset
 from dfijax.data.celeba import CelebAFolder
+from dfijax.data.faces import load_faces
 from dfijax.dfi import chainer, postprocess, presets, sweep
 from tests.conftest import isolate
 
@@ -268,7 +269,7 @@ def test_chainer_preset_runs_with_the_residual_snapshots(tmp_path, monkeypatch, 
 
     # the residual path itself: 2 snapshots of 4 iterations, from the edits' own noise start
     c = presets.preset("chainer", iters=4, residual_iters=4, residual_every=2, size=32, taps=("relu2_1",))
-    x = jnp.asarray(np.asarray(alpha_sweep.load_dataset(alpha_sweep.parse(["--n-synthetic", "300"])).images([1], 32)))
+    x = jnp.asarray(np.asarray(load_faces("synthetic", n_synthetic=300).images([1], 32)))
     loss = c.feature_loss(pretrained=False)
     seen = []
     snaps = chainer.reconstruction_snapshots(

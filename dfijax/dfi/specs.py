@@ -1,4 +1,5 @@
-"""Edit specs ("Smiling+ Mouth_Open-") and attributes given by hand for photos of one's own."""
+"""Edit specs ("Smiling+ Mouth_Open-"), lists of them and of alphas as the command lines write them, and
+attributes given by hand for photos of one's own."""
 
 from __future__ import annotations
 
@@ -44,3 +45,24 @@ def parse_attrs(text: str, names: Sequence[str]) -> np.ndarray:
         except ValueError:
             raise ValueError(f"attribute {name} has value {value!r}, which is not a number") from None
     return q
+
+
+def parse_edits(text: str) -> tuple[str, ...]:
+    """'Smiling+; Eyeglasses+' -> ('Smiling+', 'Eyeglasses+')."""
+    return tuple(e.strip() for e in text.split(";") if e.strip())
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """'Young, Bags_Under_Eyes' -> ('Young', 'Bags_Under_Eyes')."""
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def parse_alphas(text: str) -> tuple[float, ...]:
+    """'0.1,0.2,0.5' -> (0.1, 0.2, 0.5); one-line ValueError for anything but finite numbers."""
+    try:
+        alphas = tuple(float(a) for a in text.split(",") if a.strip())
+    except ValueError:
+        raise ValueError(f"--alphas must be comma-separated numbers, got {text!r}") from None
+    if not alphas or not all(np.isfinite(alphas)):
+        raise ValueError(f"--alphas must be finite numbers, got {text!r}")
+    return alphas

@@ -156,7 +156,10 @@ class Studio:
     def data(self):
         with self._lock:
             if self._data is None:
-                self._data = load_faces(self.config)
+                from dfijax.data.faces import load_faces
+
+                c = self.config
+                self._data = load_faces(c.dataset, c.data_dir, c.n_synthetic, c.seed)
             return self._data
 
     @property
@@ -426,26 +429,3 @@ def _pil(x: np.ndarray):
     from PIL import Image
 
     return Image.fromarray(im.to_uint8(x))
-
-
-def load_faces(config: StudioConfig):
-    """The face dataset of a StudioConfig (as experiments.alpha_sweep loads it)."""
-    if config.dataset == "synthetic":
-        from dfijax.data.synthetic_faces import synthetic_faces
-
-        return synthetic_faces(config.n_synthetic, seed=config.seed)
-    if config.dataset not in ("celeba", "celeba-tfds", "lfw"):
-        raise ValueError(f"unknown dataset {config.dataset!r}; use synthetic, celeba, celeba-tfds or lfw")
-    if not config.data_dir and config.dataset != "celeba-tfds":
-        raise ValueError(f"--dataset {config.dataset} needs --data-dir (the folder holding the dataset)")
-    if config.dataset == "celeba":
-        from dfijax.data.celeba import load_celeba_folder
-
-        return load_celeba_folder(config.data_dir)
-    if config.dataset == "celeba-tfds":
-        from dfijax.data.celeba import load_celeba_tfds
-
-        return load_celeba_tfds(config.data_dir)
-    from dfijax.data.lfw import load_lfw_folder
-
-    return load_lfw_folder(config.data_dir)

@@ -1,0 +1,34 @@
+"""The face datasets by name, as the experiments and the studio name them on their command lines."""
+
+from __future__ import annotations
+
+from dfijax.data import FaceDataset
+
+FACE_DATASETS = ("synthetic", "celeba", "celeba-tfds", "lfw")
+
+
+def load_faces(
+    kind: str = "synthetic", data_dir: str | None = None, n_synthetic: int = 2000, seed: int = 0
+) -> FaceDataset:
+    """ "synthetic" (the embedded faces: n_synthetic of them, drawn with seed), "celeba" (a folder),
+    "celeba-tfds" (tfds, data_dir its data_dir) or "lfw" (a folder with lfw_attributes.txt). One-line
+    ValueError for an unknown kind or a missing --data-dir; the loaders' DataError for missing files."""
+    if kind == "synthetic":
+        from dfijax.data.synthetic_faces import synthetic_faces
+
+        return synthetic_faces(n_synthetic, seed=seed)
+    if kind not in FACE_DATASETS:
+        raise ValueError(f"unknown dataset {kind!r}; use one of {', '.join(FACE_DATASETS)}")
+    if not data_dir and kind != "celeba-tfds":
+        raise ValueError(f"--dataset {kind} needs --data-dir (the folder holding the dataset)")
+    if kind == "celeba":
+        from dfijax.data.celeba import load_celeba_folder
+
+        return load_celeba_folder(data_dir)
+    if kind == "celeba-tfds":
+        from dfijax.data.celeba import load_celeba_tfds
+
+        return load_celeba_tfds(data_dir)
+    from dfijax.data.lfw import load_lfw_folder
+
+    return load_lfw_folder(data_dir)
