@@ -105,7 +105,7 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
                 ladder = gr.State(None)
                 with gr.Row():
                     with gr.Column():
-                        photo = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="dfi-photo")
+                        photo = _upload("Photo", "dfi-photo")
                         gr.Examples(ex["faces"] + ex["photos"], inputs=[photo], label="Examples")
                         shown = gr.Image(
                             format="png", label="Photo and the eyes found", interactive=False, elem_id="dfi-eyes-img"
@@ -211,27 +211,16 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
             with gr.Tab("Mix two faces (fusion GAN)", id="fusion"):
                 runs = studio.find_runs("fusion")
                 with gr.Row():
-                    fckpt = gr.Dropdown(
-                        _choices(runs, studio),
-                        value=runs[0] if runs else None,
-                        allow_custom_value=True,
-                        label="Fusion checkpoint (a run folder of experiments.train_fusion)",
+                    fckpt = _run_picker(
+                        studio,
+                        runs,
+                        "Fusion checkpoint (a run folder of experiments.train_fusion)",
                         elem_id="fusion-ckpt",
                     )
                     fstatus = gr.Markdown(_run_note(studio, "fusion", runs), elem_id="fusion-status")
                 with gr.Row():
-                    fa = gr.File(
-                        label="Face A (empty: embedded face 0)",
-                        file_types=["image"],
-                        type="filepath",
-                        elem_id="fusion-a",
-                    )
-                    fb = gr.File(
-                        label="Face B (empty: embedded face 1)",
-                        file_types=["image"],
-                        type="filepath",
-                        elem_id="fusion-b",
-                    )
+                    fa = _upload("Face A (empty: embedded face 0)", "fusion-a")
+                    fb = _upload("Face B (empty: embedded face 1)", "fusion-b")
                 gr.Examples([[ex["faces"][0], ex["faces"][1]], [ex["faces"][2], ex["faces"][3]]], inputs=[fa, fb])
                 with gr.Row():
                     with gr.Column():
@@ -305,18 +294,8 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
             with gr.Tab("Stylise", id="style"):
                 fruns = studio.find_runs("fast_style")
                 with gr.Row():
-                    content = gr.File(
-                        label="Content (empty: the embedded scene)",
-                        file_types=["image"],
-                        type="filepath",
-                        elem_id="style-content",
-                    )
-                    style_img = gr.File(
-                        label="Style (empty: the embedded painting)",
-                        file_types=["image"],
-                        type="filepath",
-                        elem_id="style-style",
-                    )
+                    content = _upload("Content (empty: the embedded scene)", "style-content")
+                    style_img = _upload("Style (empty: the embedded painting)", "style-style")
                 gr.Examples(
                     [
                         [ex["photos"][0], ex["scenes"][1]],
@@ -330,12 +309,7 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
                     spreset = gr.Radio(list(S.STYLE_PRESETS), value="quick", label="Gatys preset")
                     strength = gr.Slider(0.1, 10, value=1.0, step=0.1, label="Style strength (× style weight)")
                     preserve = gr.Dropdown(list(S.PRESERVE), value="none", label="Colour preservation")
-                    sckpt = gr.Dropdown(
-                        _choices(fruns, studio),
-                        value=fruns[0] if fruns else None,
-                        allow_custom_value=True,
-                        label="Fast-style checkpoint (experiments.train_fast_style)",
-                    )
+                    sckpt = _run_picker(studio, fruns, "Fast-style checkpoint (experiments.train_fast_style)")
                 gr.Markdown(_run_note(studio, "fast_style", fruns))
                 srun = gr.Button("Stylise", variant="primary", elem_id="style-run")
                 with gr.Row():
@@ -371,14 +345,9 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
             # -------------------------------------------------------------- Domain transfer
             with gr.Tab("Domain transfer (DTN)", id="dtn"):
                 druns = studio.find_runs("dtn")
-                dckpt = gr.Dropdown(
-                    _choices(druns, studio),
-                    value=druns[0] if druns else None,
-                    allow_custom_value=True,
-                    label="DTN run (a folder of experiments.train_dtn or train_dtn_faces)",
-                )
+                dckpt = _run_picker(studio, druns, "DTN run (a folder of experiments.train_dtn or train_dtn_faces)")
                 gr.Markdown(_run_note(studio, "dtn", druns))
-                dinput = gr.File(label="A digit or a face", file_types=["image"], type="filepath", elem_id="dtn-input")
+                dinput = _upload("A digit or a face", "dtn-input")
                 gr.Examples([[p] for p in ex["digits"] + ex["faces"][:1]], inputs=[dinput])
                 drun = gr.Button("Translate", variant="primary", elem_id="dtn-run")
                 with gr.Row():
@@ -398,6 +367,23 @@ def _run_note(studio: S.Studio, kind: str, found: list[str]) -> str:
     if found:
         return f"{len(found)} trained run(s) found."
     return f"No trained run yet: train one with `{S.TRAIN_COMMANDS[kind]}`, then reload this page."
+
+
+def _upload(label: str, elem_id: str | None = None):
+    """A picture upload: a file component (the studio's checks read it, not Gradio's image decoder)."""
+    import gradio as gr
+
+    return gr.File(label=label, file_types=["image"], type="filepath", elem_id=elem_id)
+
+
+def _run_picker(studio: S.Studio, found: list[str], label: str, elem_id: str | None = None):
+    """A trained run to use: the runs found (newest first), or any folder typed in."""
+    import gradio as gr
+
+    choices = _choices(found, studio)
+    return gr.Dropdown(
+        choices, value=found[0] if found else None, allow_custom_value=True, label=label, elem_id=elem_id
+    )
 
 
 def _choices(found: list[str], studio: S.Studio) -> list[tuple[str, str]]:
