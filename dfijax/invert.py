@@ -273,7 +273,7 @@ class FeatureLoss:
     model: the VGG19 module (its pooling and compute dtype). taps: the layers compared.
     layer_weights: one per tap (default 1). reduction: "sum" (½‖·‖², DFI paper), "sum/taps" (½‖·‖² ÷
       number of taps, the official DFI code) or "mean" (Chainer).
-    tv: "beta" (Σ(Δ²)^(β/2) on the 0-255 scale, see losses.tv_beta), "squared" (losses.tv_squared),
+    tv_form: "beta" (Σ(Δ²)^(β/2) on the 0-255 scale, see losses.tv_beta), "squared" (losses.tv_squared),
       "per-pixel" (ΣΔ² / (H·W·C) on the 0-255 scale, losses.tv_per_pixel) or "tv-norm" (the official DFI
       code's TV^β with its 1e-3 floor, losses.tv_norm).
     """
@@ -283,7 +283,7 @@ class FeatureLoss:
     layer_weights: tuple[float, ...] | None = None
     reduction: str = "sum"
     tv_weight: float = 0.0
-    tv: str = "beta"
+    tv_form: str = "beta"
     tv_beta: float = 2.0
 
     def __post_init__(self):
@@ -293,8 +293,8 @@ class FeatureLoss:
             layer_index(t)
         if self.layer_weights is not None and len(self.layer_weights) != len(self.taps):
             raise ValueError(f"{len(self.layer_weights)} layer weights for taps {self.taps}")
-        if self.tv not in TV_FORMS:
-            raise ValueError(f"tv must be one of {TV_FORMS}, got {self.tv!r}")
+        if self.tv_form not in TV_FORMS:
+            raise ValueError(f"tv_form must be one of {TV_FORMS}, got {self.tv_form!r}")
         losses.check_weights(
             tv_weight=self.tv_weight, **{f"layer weight {i}": w for i, w in enumerate(self.layer_weights or ())}
         )
@@ -319,7 +319,7 @@ class FeatureLoss:
                 "squared": lambda: losses.tv_squared(x),
                 "per-pixel": lambda: losses.tv_per_pixel(x),
                 "tv-norm": lambda: losses.tv_norm(x, self.tv_beta),
-            }[self.tv]()
+            }[self.tv_form]()
             loss = loss + self.tv_weight * tv
         return loss
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
+from dfijax import config
 from dfijax import invert as inv
-from dfijax import losses
 from dfijax.losses import psnr
 from dfijax.vgg import VGG19, check_image_batch, layer_index
 
@@ -32,67 +33,48 @@ RECONSTRUCT_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclasses.dataclass(frozen=True)
 class ReconstructConfig:
-    """size: square working size (the caller loads images so); layers: the VGG-19 taps to invert,
-    each on its own; iters: L-BFGS iterations from uniform noise (seeded by seed); tv: TV^β weight on
-    the 0-255 scale (losses.tv_beta); backend: "jaxopt" or "optax"; dtype: the network's, "float32"
-    or "bfloat16"."""
+    """Inverting each layer's features on its own, from uniform noise (seeded by seed)."""
 
-    preset: str = "quick"
-    size: int = 64
-    iters: int = 100
-    layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    tv: float = 1e-5
-    backend: str = "jaxopt"
-    dtype: str = "float32"
-    check_every: int = 5
+    RENAMED: ClassVar[dict[str, str]] = {"tv": "tv_weight"}
+
+    preset: Literal[tuple(RECONSTRUCT_PRESETS)] = "quick"
+    """quick: 64 px, 100 iterations; paper: 224 px, 500 iterations; flags override"""
+    size: Annotated[int, config.Bounds(ge=32)] = 64
+    """square working size in pixels (photos are centre-cropped)"""
+    iters: Annotated[int, config.POSITIVE] = 100
+    """L-BFGS iterations"""
+    layers: Annotated[tuple[str, ...], config.comma_list(str)] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    """comma-separated VGG-19 taps, each inverted on its own"""
+    tv_weight: Annotated[float, config.NONNEG, config.flag(aliases=("--tv",))] = 1e-5
+    """TV^2 weight on the 0-255 scale (losses.tv_beta)"""
+    backend: Literal[inv.BACKENDS] = "jaxopt"
+    """L-BFGS implementation"""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """the network's dtype"""
+    check_every: Annotated[int, config.POSITIVE, tyro.conf.Suppress] = 5
     seed: int = 0
+    """random seed of the noise start and the random net"""
 
     def __post_init__(self):
-        object.__setattr__(self, "layers", tuple(self.layers))
+        config.freeze_tuples(self)
+        config.check(self)
         if not self.layers:
             raise ValueError("give at least one layer to invert, e.g. relu1_1,relu2_1")
         for layer in self.layers:
             layer_index(layer)
-        if self.size < 32:
-            raise ValueError(f"size must be at least 32 for VGG-19, got {self.size}")
-        if self.iters < 1 or self.check_every < 1:
-            raise ValueError(f"iters and check_every must be >= 1, got {self.iters} and {self.check_every}")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
-        losses.check_weights(tv=self.tv)
-        if self.backend not in inv.BACKENDS:
-            raise ValueError(f"unknown solver backend {self.backend!r}; use one of {inv.BACKENDS}")
 
     def solver(self) -> inv.SolverConfig:
         return inv.SolverConfig(maxiter=self.iters, backend=self.backend, bounds=None)
 
     def loss(self, layer: str) -> inv.FeatureLoss:
         model = VGG19(dtype=jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32)
-        return inv.FeatureLoss(model=model, taps=(layer,), tv_weight=self.tv)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {**d, "layers": list(self.layers)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ReconstructConfig":
-        bad = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if bad:
-            raise ValueError(f"unknown reconstruction settings {bad} in the saved config")
-        return cls(**d)
+        return inv.FeatureLoss(model=model, taps=(layer,), tv_weight=self.tv_weight)
 
 
 def reconstruct_config(preset: str = "quick", **overrides: Any) -> ReconstructConfig:
     """The named preset ("quick": 64 px, 100 iterations; "paper": 224 px, 500) with any field
     overridden (None values are ignored)."""
-    if preset not in RECONSTRUCT_PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(RECONSTRUCT_PRESETS)}")
-    bad = sorted(set(overrides) - {f.name for f in dataclasses.fields(ReconstructConfig)})
-    if bad:
-        raise ValueError(f"unknown reconstruction settings {bad}")
-    return ReconstructConfig(
-        preset=preset, **{**RECONSTRUCT_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    )
+    return config.preset(ReconstructConfig, RECONSTRUCT_PRESETS, preset, **overrides)
 
 
 @dataclasses.dataclass

@@ -19,8 +19,8 @@ def test_configs_refuse_bad_weights(bad):
     for make, name in (
         (lambda: inv.FeatureLoss(taps=("relu1_1",), tv_weight=bad), "tv_weight"),
         (lambda: inv.FeatureLoss(taps=("relu1_1",), layer_weights=(bad,)), "layer weight 0"),
-        (lambda: ReconstructConfig(tv=bad), "tv"),
-        (lambda: presets.preset("dfijax", tv=bad), "tv"),
+        (lambda: ReconstructConfig(tv_weight=bad), "tv_weight"),
+        (lambda: presets.preset("dfijax", tv_weight=bad), "tv_weight"),
         (lambda: presets.preset("official", ftol=bad), "ftol"),
         (lambda: gatys.style_config("quick", content_weight=bad), "content_weight"),
         (lambda: gatys.StyleLoss(tv_weight=bad), "tv_weight"),
@@ -33,9 +33,9 @@ def test_configs_refuse_bad_weights(bad):
 @pytest.mark.parametrize(
     "module, args, name",
     [
-        ("invert_features", ["--tv", "nan"], "tv"),
-        ("alpha_sweep", ["--tv", "inf"], "tv"),
-        ("style_transfer", ["--tv", "-1"], "tv"),
+        ("invert_features", ["--tv", "nan"], "tv_weight"),
+        ("alpha_sweep", ["--tv", "inf"], "tv_weight"),
+        ("style_transfer", ["--tv", "-1"], "tv_weight"),
         ("style_transfer", ["--content-weight", "nan"], "content_weight"),
     ],
 )

@@ -42,7 +42,7 @@ def test_presets_set_what_the_references_do():
     off, ch = presets.preset("official"), presets.preset("chainer")
     # the official preset's values are checked against its code in tests/test_reference_dfi.py
     assert (off.scaling, off.reduction, off.iters, off.alpha_mode, off.k) == ("beta", "sum/taps", 500, "warm", 100)
-    assert (ch.scaling, ch.reduction, ch.iters, ch.history, ch.init, ch.tv, ch.metric, ch.rank) == (
+    assert (ch.scaling, ch.reduction, ch.iters, ch.history, ch.init, ch.tv_weight, ch.metric, ch.rank) == (
         "chainer",
         "mean",
         1000,
@@ -53,7 +53,7 @@ def test_presets_set_what_the_references_do():
         "all",
     )
     assert ch.include_input and ch.residual and ch.color_match == "channel"
-    assert presets.preset("official", iters=20, tv=None).iters == 20  # flags override; None keeps the preset
+    assert presets.preset("official", iters=20, tv_weight=None).iters == 20  # flags override; None keeps the preset
     with pytest.raises(ValueError, match="unknown preset"):
         presets.preset("paper")
     with pytest.raises(ValueError, match="bounds must be one of"):
@@ -111,6 +111,5 @@ def test_official_preset_runs_and_a_saved_config_repeats_the_run(tmp_path, monke
     assert cfg["box"] == "caffe" and cfg["neighbours"] == "official" and cfg["reduction"] == "sum/taps"
     assert res["tv_weight"] == 1e-3 and all(np.isfinite(res["final_loss"][0]))
     # --config repeats the run exactly; a flag given with it still overrides
-    args = alpha_sweep.parse(["--config", str(tmp_path / "a" / "config.json"), "--iters", "6"])
-    again = alpha_sweep.config_from(args)
+    again = alpha_sweep.parse(["--config", str(tmp_path / "a" / "config.json"), "--iters", "6"]).config
     assert dataclasses.replace(again, iters=4) == presets.from_dict(cfg) and again.iters == 6

@@ -46,7 +46,7 @@ def test_invert_features_bad_input_is_one_line(tmp_path):
     for args, msg in [
         (["--images", str(bad)], "cannot read"),
         (["--layers", "relu9_9"], "unknown VGG-19 tap"),
-        (["--size", "16"], "at least 32"),
+        (["--size", "16"], "size must be an integer >= 32, got 16"),
     ]:
         p = subprocess.run(
             [sys.executable, "-m", "experiments.invert_features", *args, "--out", str(tmp_path / "o")],
@@ -108,7 +108,7 @@ def test_alpha_sweep_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
     _isolated(monkeypatch, tmp_path)
     cases = [
         (["--edit", "Smilng+"], "unknown attribute 'Smilng' (did you mean Smiling?)"),
-        (["--alphas", "0.1,lots"], "--alphas must be comma-separated numbers"),
+        (["--alphas", "0.1,lots"], "--alphas: '0.1,lots' is not a list of finite numbers separated by ','"),
         (["--dataset", "celeba"], "needs --data-dir"),
         (["--k", "500"], "only"),
         (["--images", str(tmp_path / "me.jpg"), "--attrs", "Young=1"], "not found"),

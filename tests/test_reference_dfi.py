@@ -146,7 +146,7 @@ def test_official_objective_and_gradient_equal_deepart_objective_func(caffe_vgg)
     g = np.asarray(grad, np.float64)
     assert np.linalg.norm(g - want_grad) <= 2e-4 * np.linalg.norm(want_grad)
     # the ÷3 of deepart.py:L170 is what the preset computes: ½‖·‖² summed would be 3x the feature term
-    feat_only = presets.preset("official", tv=0.0).feature_loss(pretrained=True)
+    feat_only = presets.preset("official", tv_weight=0.0).feature_loss(pretrained=True)
     tv_term = want - float(feat_only(jnp.asarray(x), caffe_vgg.variables, t))
     assert tv_term == pytest.approx(1e-3 * tv_norm(caffe_input(x.astype(np.float64)))[0], rel=1e-4)
 
@@ -301,7 +301,7 @@ def test_official_preset_settings_are_the_demos():
     assert cfg.alphas == (0.4,)  # demo1.py:L58 --delta
     assert cfg.size == 200  # demo1.py:L64 minimum_resolution
     assert cfg.alpha_mode == "warm" and cfg.init == "input"  # demo1.py:L121-132: init=o, then Y, iter//2
-    assert cfg.tv == 1e-3 and cfg.tv_form == "tv-norm" and cfg.reduction == "sum/taps"  # deepmodels.py:L204
+    assert cfg.tv_weight == 1e-3 and cfg.tv_form == "tv-norm" and cfg.reduction == "sum/taps"  # deepmodels.py:L204
     assert cfg.bounds == "lbfgsb" and cfg.box == "caffe" and cfg.taps == TAPS  # deepmodels.py:L130, L202
     assert cfg.ftol == pytest.approx(1e7 * np.finfo(np.float64).eps)  # scipy L-BFGS-B factr default
     assert cfg.neighbours == "official" and not cfg.include_input

@@ -461,7 +461,17 @@ def test_presets_keep_their_objective_at_the_studio_sizes():
     for name in S.DFI_PRESETS:
         cfg, ref = studio.sweep_config(name, "Smiling+"), presets.preset(name)
         assert (cfg.size, cfg.iters, cfg.k, cfg.alphas, cfg.probe) == (64, 100, 20, LADDER, False)
-        for field in ("scaling", "reduction", "tv", "tv_form", "bounds", "box", "init", "alpha_mode", "neighbours"):
+        for field in (
+            "scaling",
+            "reduction",
+            "tv_weight",
+            "tv_form",
+            "bounds",
+            "box",
+            "init",
+            "alpha_mode",
+            "neighbours",
+        ):
             assert getattr(cfg, field) == getattr(ref, field), (name, field)
     assert studio.sweep_config("chainer", "Smiling+").residual_iters == 60  # 600 of 1000, at 100
     assert studio.sweep_config("chainer", "Smiling+", iters=1000).residual_iters == 600

@@ -25,10 +25,10 @@ gatys`), chainer-dfi the original Caffe VGG-19 (`fetch_vgg19.py keras`, the same
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from dfijax import config
 from dfijax.dfi.sweep import SweepConfig
 
 TAPS = ("relu3_1", "relu4_1", "relu5_1")
@@ -43,7 +43,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         scaling="beta",  # demo1.py:L55, L117-118
         reduction="sum/taps",  # deepmodels.py:L111-121, deepart.py:L56, L169-170
         taps=TAPS,  # deepmodels.py:L202 (conv*_1 blobs, ReLU in place)
-        tv=1e-3,  # deepmodels.py:L204
+        tv_weight=1e-3,  # deepmodels.py:L204
         tv_form="tv-norm",  # deepart.py:L175-177, totalvariation.py:L23-40
         bounds="lbfgsb",  # deepmodels.py:L130, L134
         box="caffe",  # deepmodels.py:L105, L134
@@ -65,7 +65,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         scaling="chainer",
         reduction="mean",
         taps=TAPS,
-        tv=100.0,
+        tv_weight=100.0,
         tv_form="per-pixel",
         bounds="none",
         history=5,
@@ -93,19 +93,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def preset(name: str, **overrides: Any) -> SweepConfig:
     """The named preset's SweepConfig, with any field overridden (None values are ignored)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}")
-    fields = {f.name for f in dataclasses.fields(SweepConfig)}
-    bad = sorted(set(overrides) - fields)
-    if bad:
-        raise ValueError(f"unknown sweep settings {bad}")
-    return SweepConfig(**{**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+    return config.preset(SweepConfig, PRESETS, name, **overrides)
 
 
 def from_dict(d: Mapping[str, Any]) -> SweepConfig:
-    """A SweepConfig from its saved JSON form (tuples come back as lists)."""
-    fields = {f.name for f in dataclasses.fields(SweepConfig)}
-    bad = sorted(set(d) - fields)
-    if bad:
-        raise ValueError(f"unknown sweep settings {bad} in the saved config")
-    return SweepConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    """A SweepConfig from its saved JSON form."""
+    return config.from_dict(SweepConfig, d)

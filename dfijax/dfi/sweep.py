@@ -12,14 +12,14 @@ import dataclasses
 import pathlib
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dfijax import config, losses
 from dfijax import invert as inv
-from dfijax import losses
 from dfijax.data import FaceDataset
 from dfijax.dfi import chainer, features, postprocess, specs, vectors
 from dfijax.dfi import neighbours as nb
@@ -46,114 +46,125 @@ NEIGHBOUR_RULES = ("attributes", "official", "chainer")
 class SweepConfig:
     """Everything that decides a sweep's result (`presets` holds the references' settings).
 
-    Objective: Σ_taps d(φ(z), φ(x) + α·w) + tv · TV(z), d = ½‖·‖² (reduction "sum"), ½‖·‖² ÷ taps
-    ("sum/taps", the official code) or the mean of squares ("mean"); tv_form see invert.FeatureLoss;
-    tv=None: 1e-3 with pretrained weights, 1e-6 with the random net (activations ~100x smaller).
-    Solve: L-BFGS, `history` pairs, line search `linesearch` (None: fixed unit step); bounds "none",
-    "lbfgsb" (true L-BFGS-B, jaxopt) or "project" (clip after each step) on the box "unit" ([0, 1]) or
-    "caffe" (the official code's, see pixel_box); bounded results are clipped to [0, 1] as the official
-    code does; ftol stops a problem at the first relative decrease below it (scipy L-BFGS-B's
-    factr·eps = 2.2e-9); init "input" or "noise" (chainer-dfi's uniform ±10/255 around the Caffe mean
-    colour); alpha_mode "parallel" (every alpha in one call) or "warm" (alphas in
-    order, each later one from the previous result with half the iterations, as the official demo).
-    Neighbours: rule `neighbours` (NEIGHBOUR_RULES); for "attributes": metric "auto" (Hamming for
-    binary datasets, else L2), "hamming" or "l2"; rank "other" or "all" attributes; include_input
-    lets the input be its own neighbour (chainer-dfi does).
-    Post-processing: color_match "none", "channel" (per-channel mean/std) or "global" (official).
-    chainer-dfi's procedures (dfi.chainer): neighbours "chainer" (binary datasets: the include/exclude
-    attribute filter, ranked by pixel distance; LFW: thresholds ±0.5, L2 over all attributes); crop
-    "chainer" reads CelebA/LFW folders with its boxes and PIL bilinear resize; residual_mode "single"
-    subtracts one reconstruction's residual (alpha 0 in the same solve), "nearest" reconstructs from
-    the edits' start for residual_iters, keeps a colour-matched snapshot every residual_every and
-    subtracts the one nearest each colour-matched edit; color_eps is the per-channel match's epsilon
-    (chainer-dfi: 0); output "image", or "diff8": the edit's 8-bit difference added to the input.
+    Objective: Σ_taps d(φ(z), φ(x) + α·w) + tv_weight · TV(z). Solve: L-BFGS from the input (or noise)
+    on an optional pixel box; bounded results are clipped to [0, 1] as the official code does.
+    Neighbours, post-processing and chainer-dfi's procedures (dfi.chainer) as each field says.
     """
 
-    edits: tuple[str, ...] = ("Smiling+",)
-    alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
-    k: int = 100
+    RENAMED: ClassVar[dict[str, str]] = {"tv": "tv_weight"}
+
+    edits: Annotated[tuple[str, ...], config.flag("edit"), config.comma_list(str, ";", "SPEC;SPEC")] = ("Smiling+",)
+    """attribute specs, e.g. 'Smiling+ Mouth_Open+' or 'Young-'; several edits in one call separated by ';',
+    e.g. 'Smiling+;Eyeglasses+' (rows = input x edit)"""
+    alphas: Annotated[tuple[float, ...], config.comma_list(float)] = (0.1, 0.2, 0.3, 0.4, 0.5)
+    """comma-separated edit strengths"""
+    k: Annotated[int, config.POSITIVE] = 100
+    """neighbours in each of the target and source sets"""
     allow_fewer: bool = False
+    """go on with fewer than K neighbours"""
     same_gender: bool = False
-    scaling: str = "chainer"
-    taps: tuple[str, ...] = ("relu3_1", "relu4_1", "relu5_1")
-    size: int = 64
-    iters: int = 100
-    tv: float | None = None
-    tv_form: str = "beta"
-    reduction: str = "sum"
-    bounds: str = "none"
-    box: str = "unit"
-    linesearch: str | None = None
-    ftol: float = 0.0
-    history: int = 10
-    init: str = "input"
-    alpha_mode: str = "parallel"
-    metric: str = "auto"
-    rank: str = "other"
-    neighbours: str = "attributes"
+    """neighbours share the input's gender"""
+    scaling: Literal["chainer", "paper", "beta", "none"] = "chainer"
+    """attribute vector scaling: chainer-dfi's per-layer ‖φ_l(x)‖·w_l/‖w_l‖, the paper's, the official
+    code's w/mean(w²) (beta), or none"""
+    taps: Annotated[tuple[str, ...], config.comma_list(str)] = ("relu3_1", "relu4_1", "relu5_1")
+    """comma-separated VGG-19 layers the objective compares"""
+    size: Annotated[int, config.Bounds(ge=32)] = 64
+    """working size in pixels (dfijax preset 64, the references 200)"""
+    iters: Annotated[int, config.POSITIVE] = 100
+    """L-BFGS iterations (dfijax 100, official 500, chainer 1000)"""
+    tv_weight: Annotated[float | None, config.NONNEG, config.flag(aliases=("--tv",))] = None
+    """TV weight (None: 1e-3 with pretrained weights, 1e-6 with the random net, whose activations are
+    ~100x smaller)"""
+    tv_form: Literal[inv.TV_FORMS] = "beta"
+    """TV form (see invert.FeatureLoss; tv-norm: the official code's, with its 1e-3 floor)"""
+    reduction: Annotated[Literal[losses.REDUCTIONS], config.flag("loss-reduction")] = "sum"
+    """½‖·‖² per tap (sum), the same ÷ number of taps (sum/taps, the official code), or mean of squares"""
+    bounds: Literal["none", "lbfgsb", "project"] = "none"
+    """pixel box during the solve (--box): true L-BFGS-B, or clipping after each step"""
+    box: Literal["unit", "caffe"] = "unit"
+    """the box: [0, 1], or the official code's (-128, 162) on the Caffe input (per channel)"""
+    linesearch: Literal["none", "zoom", "backtracking", "hager-zhang"] | None = None
+    """L-BFGS line search (none: a fixed unit step, dfijax and chainer; official: zoom, as scipy searches)"""
+    ftol: Annotated[float, config.NONNEG] = 0.0
+    """stop at a relative decrease below this (official: scipy L-BFGS-B's factr·eps = 2.2e-9)"""
+    history: Annotated[int, config.POSITIVE] = 10
+    """L-BFGS history size"""
+    init: Literal["input", "noise"] = "input"
+    """start from the input, or from noise (chainer-dfi's uniform ±10/255 around the Caffe mean colour)"""
+    alpha_mode: Literal["parallel", "warm"] = "parallel"
+    """all alphas in one call, or in order warm-started from the previous one with half the iterations"""
+    metric: Literal["auto", "hamming", "l2"] = "auto"
+    """neighbour ranking distance (auto: Hamming for binary datasets, else L2)"""
+    rank: Literal["other", "all"] = "other"
+    """rank neighbours on the other attributes or on all"""
+    neighbours: Literal[NEIGHBOUR_RULES] = "attributes"
+    """neighbour rule: by attributes (metric, rank, same_gender), the official code's, or chainer-dfi's
+    (CelebA: the include/exclude filter ranked by pixel distance; LFW: ±0.5 thresholds, L2)"""
     include_input: bool = False
-    color_match: str = "none"
+    """the input may be its own neighbour (chainer-dfi)"""
+    color_match: Literal["none", "channel", "global"] = "none"
+    """match each output's colour to its input: per-channel mean/std, or one global mean/std (official)"""
     residual: bool = False
-    residual_mode: str = "single"
-    residual_iters: int = 600
-    residual_every: int = 20
-    color_eps: float = 1e-6
-    output: str = "image"
-    crop: str = "dataset"
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    dtype: str = "float32"
+    """subtract what inverting φ(x) alone changes"""
+    residual_mode: Literal["single", "nearest"] = "single"
+    """single: subtract one reconstruction's residual; nearest (chainer-dfi): reconstruct from the edits'
+    start, keep a snapshot every --residual-every of --residual-iters, subtract the nearest"""
+    residual_iters: Annotated[int, config.POSITIVE] = 600
+    """iterations of the residual reconstruction (chainer 600)"""
+    residual_every: Annotated[int, config.POSITIVE] = 20
+    """a residual snapshot every this many iterations (chainer 20)"""
+    color_eps: Annotated[float, config.NONNEG] = 1e-6
+    """epsilon of the per-channel colour match (chainer 0)"""
+    output: Literal["image", "diff8"] = "image"
+    """the edited image, or chainer-dfi's: the 8-bit difference (+128, clipped) added to the input"""
+    crop: Literal["dataset", "chainer"] = "dataset"
+    """the dataset's face crop, or chainer-dfi's boxes with PIL bilinear resize (CelebA/LFW folders)"""
+    include: Annotated[tuple[str, ...], config.comma_list(str)] = ()
+    """chainer neighbours: attributes the neighbours must share with the input (comma-separated)"""
+    exclude: Annotated[tuple[str, ...], config.comma_list(str)] = ()
+    """chainer neighbours: attributes left out of the filter (comma-separated)"""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """the network's dtype"""
     shard: bool = True
-    batch: int = 32
+    """shard the solve's batch over all local devices"""
+    batch: Annotated[int, config.POSITIVE] = 32
+    """images per batch when averaging neighbour features"""
     feature_cache: bool = True
+    """keep per-image neighbour features (float16, ~200 KB per image at 64 px, ~2 MB at 200 px) under
+    ~/.cache/dfijax/features-*"""
     probe: bool = True
-    probe_steps: int = 300
-    probe_train: int = 2000
+    """score the edits with the attribute probe (trained once, cached)"""
+    probe_steps: Annotated[int, config.POSITIVE] = 300
+    """probe training steps"""
+    probe_train: Annotated[int, config.POSITIVE] = 2000
+    """probe training images"""
     seed: int = 0
+    """random seed"""
 
     def __post_init__(self):
+        config.freeze_tuples(self)
+        config.check(self)
         if not self.edits or not all(e.strip() for e in self.edits):
             raise ValueError("give at least one edit, e.g. 'Smiling+'")
-        if not self.alphas or not all(np.isfinite(self.alphas)):
-            raise ValueError(f"alphas must be finite numbers, got {self.alphas}")
+        if not self.alphas:
+            raise ValueError("give at least one alpha, e.g. 0.4")
         for t in self.taps:
             layer_index(t)
-        losses.check_weights(tv=self.tv, ftol=self.ftol, color_eps=self.color_eps)
-        if self.size < 32:
-            raise ValueError(f"size must be at least 32 for VGG-19, got {self.size}")
-        if self.k < 1 or self.iters < 1:
-            raise ValueError("k and iters must be positive")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
-        for name, allowed in (
-            ("tv_form", inv.TV_FORMS),
-            ("reduction", losses.REDUCTIONS),
-            ("bounds", ("none", "lbfgsb", "project")),
-            ("box", ("unit", "caffe")),
-            ("linesearch", inv.LINESEARCHES + ("none",)),
-            ("neighbours", NEIGHBOUR_RULES),
-            ("init", ("input", "noise")),
-            ("alpha_mode", ("parallel", "warm")),
-            ("metric", ("auto", "hamming", "l2")),
-            ("rank", ("other", "all")),
-            ("color_match", ("none", "channel", "global")),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.history < 1:
-            raise ValueError(f"history must be >= 1, got {self.history}")
-        if not (np.isfinite(self.ftol) and self.ftol >= 0):
-            raise ValueError(f"ftol must be a finite number >= 0, got {self.ftol}")
         vectors.uses_normalized_features(self.scaling)  # validates the name
         _check_chainer_fields(self)
 
-    def tv_weight(self, pretrained: bool) -> float:
-        return self.tv if self.tv is not None else (1e-3 if pretrained else 1e-6)
+    def resolved_tv_weight(self, pretrained: bool) -> float:
+        return self.tv_weight if self.tv_weight is not None else (1e-3 if pretrained else 1e-6)
 
     def feature_loss(self, pretrained: bool) -> inv.FeatureLoss:
         model = VGG19(dtype=jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32)
         return inv.FeatureLoss(
-            model=model, taps=self.taps, reduction=self.reduction, tv_weight=self.tv_weight(pretrained), tv=self.tv_form
+            model=model,
+            taps=self.taps,
+            reduction=self.reduction,
+            tv_weight=self.resolved_tv_weight(pretrained),
+            tv_form=self.tv_form,
         )
 
     def pixel_box(self) -> tuple[float, float] | tuple[tuple[float, ...], tuple[float, ...]] | None:
@@ -178,17 +189,8 @@ class SweepConfig:
 
 
 def _check_chainer_fields(c: SweepConfig) -> None:
-    for name, allowed in (
-        ("residual_mode", ("single", "nearest")),
-        ("output", ("image", "diff8")),
-        ("crop", ("dataset", "chainer")),
-    ):
-        if getattr(c, name) not in allowed:
-            raise ValueError(f"{name} must be one of {allowed}, got {getattr(c, name)!r}")
-    if c.residual_every < 1 or c.residual_iters < c.residual_every:
-        raise ValueError(f"need 1 <= residual_every <= residual_iters, got {c.residual_every} and {c.residual_iters}")
-    if not (np.isfinite(c.color_eps) and c.color_eps >= 0):
-        raise ValueError(f"color_eps must be a finite number >= 0, got {c.color_eps}")
+    if c.residual_iters < c.residual_every:
+        raise ValueError(f"need residual_every <= residual_iters, got {c.residual_every} and {c.residual_iters}")
     if not all(isinstance(n, str) and n.strip() for n in c.include + c.exclude):
         raise ValueError(f"include/exclude must be attribute names, got {c.include} and {c.exclude}")
     if set(c.include) & set(c.exclude):

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dfijax.data import FaceDataset
 from dfijax.dfi.neighbours import Neighbours
 from dfijax.dfi.probe import Probe
+
+if TYPE_CHECKING:
+    from dfijax.dfi.sweep import SweepResult
 
 Spec = Sequence[tuple[int, int]]
 
@@ -35,6 +39,20 @@ class TradeOff:
     blend_gain: np.ndarray
     blend_drift: np.ndarray
     stranger_distance: dict[str, float]
+
+    def to_dict(self) -> dict:
+        """Named values for a run's results: the summary and every point."""
+        return {
+            "summary": self.summary(),
+            "stranger_distance": self.stranger_distance,
+            "dfi_gain": self.dfi_gain.tolist(),
+            "dfi_drift": self.dfi_drift.tolist(),
+            "blend_t": self.blend_t.tolist(),
+            "blend_gain": self.blend_gain.tolist(),
+            "blend_drift": self.blend_drift.tolist(),
+            "identity_space": "attribute probe's penultimate features, edited attributes' read-out "
+            "directions projected out, / median distance between two dataset faces",
+        }
 
     def summary(self) -> list[dict[str, float]]:
         """Means over rows: one dict per alpha, then one per blend weight."""
@@ -120,6 +138,38 @@ def measure(
         out["dd"][i] = np.linalg.norm((e_ed[i] - e_in[i]) @ proj, axis=-1) / scale[key]
         out["bd"][i] = np.linalg.norm((e_bl[i] - e_in[i]) @ proj, axis=-1) / scale[key]
     return TradeOff(np.asarray(alphas, np.float32), out["dg"], out["dd"], ts, out["bg"], out["bd"], scale)
+
+
+BLEND_T = (0.1, 0.2, 0.3, 0.45, 0.6)
+EXPLAINED = (
+    "One point per input × alpha. Attribute gain: the attribute probe's score for the edit's direction, "
+    "minus the input's. Identity drift: distance from the input in the probe's penultimate features (a "
+    "network apart from the VGG being edited) with the edited attributes' read-out directions projected "
+    "out, in units of the median distance between two different faces of the dataset. Baseline: the "
+    "input blended in pixels towards the mean of its target neighbours, (1 - t)·x + t·mean, "
+    "t = 0.1 … 0.6. Up and to the left is better."
+)
+
+
+def evaluate(result: "SweepResult", data: FaceDataset, blend_t: Sequence[float] = BLEND_T) -> TradeOff | None:
+    """A sweep's trade-off (None when it ran without the attribute probe)."""
+    from dfijax.dfi import specs
+
+    if result.probe_model is None:
+        return None
+    cfg = result.config
+    edit_specs = [specs.parse_edit(cfg.edits[e], data.attr_names) for _, e in result.rows]
+    return measure(
+        result.probe_model,
+        data,
+        result.inputs,
+        result.edited,
+        edit_specs,
+        result.neighbours,
+        cfg.alphas,
+        cfg.size,
+        blend_t=blend_t,
+    )
 
 
 def plot(path, t: TradeOff, title: str = "attribute gain vs identity drift") -> None:

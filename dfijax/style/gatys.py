@@ -13,13 +13,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
-from dfijax import losses
+from dfijax import config, losses
+from dfijax.style.color import PRESERVE_COLOR
 from dfijax.vgg import VGG19, check_image_batch, layer_index, tap_shapes
 
 GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -396,64 +398,60 @@ STYLE_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _stage(text: str) -> tuple[int, int]:
+    size, iters = text.split(":")
+    return int(size), int(iters)
+
+
 @dataclasses.dataclass(frozen=True)
 class StyleConfig:
-    """Everything that decides a style transfer run (`style_config` fills it from a preset).
+    """Everything that decides a style transfer run (`style_config` fills it from a preset). Each
+    later stage starts from the upsampled result of the one before; the objective's pooling, content
+    weight and TV apply where these fields are None."""
 
-    stages: (short side in px, L-BFGS iterations) per stage, coarse to fine; each later stage starts
-      from the upsampled result of the one before. normalize: the objective ("gatys" or
-      "neural-style", see StyleLoss); pooling / content_weight / tv: None takes the objective's
-      (both max pooling; "avg" is the Gatys paper's text).
-    init: "content", "style" (the first style image cropped to the content's aspect) or "noise"
-      (uniform in [0, 1], seeded by seed). history: L-BFGS memory.
-    style_scales: style-weight multipliers, one result each. blend: weights of several style images
-      (None: equal); separate_styles: one result per style image instead of blending them.
-    preserve_color: "none", "luminance" (transfer on luminance, the content's chroma put back), or
-      "chol" / "pca" / "sym" (style recoloured to the content's colour mean and covariance first).
-    """
+    RENAMED: ClassVar[dict[str, str]] = {"tv": "tv_weight"}
 
-    preset: str = "quick"
-    stages: tuple[tuple[int, int], ...] = ((96, 100),)
-    normalize: str = "gatys"
-    pooling: str | None = None
-    content_weight: float | None = None
-    tv: float | None = None
-    init: str = "content"
-    history: int = 10
-    style_scales: tuple[float, ...] = (1.0,)
-    blend: tuple[float, ...] | None = None
+    preset: Literal[tuple(STYLE_PRESETS)] = "quick"
+    """settings bundle (dfijax.style.STYLE_PRESETS); flags override it"""
+    stages: Annotated[
+        tuple[tuple[int, int], ...],
+        config.comma_list(_stage, metavar="SIZE:ITERS,...", fmt=lambda st: f"{st[0]}:{st[1]}"),
+    ] = ((96, 100),)
+    """size:iterations per stage, coarse to fine, e.g. 512:520,800:220 (each stage starts from the
+    upsampled result of the previous one)"""
+    normalize: Literal[NORMALIZATIONS] = "gatys"
+    """objective convention, with its pooling unless --pooling is given"""
+    pooling: Literal["avg", "max"] | None = None
+    """VGG pooling (None: the objective's; quick avg, paper and neural-style max as their reference code)"""
+    content_weight: Annotated[float | None, config.NONNEG] = None
+    """None: the objective's (gatys 1, neural-style 5)"""
+    tv_weight: Annotated[float | None, config.NONNEG, config.flag(aliases=("--tv",))] = None
+    """TV weight on the 0-255 scale (None: the objective's, gatys 0, neural-style 1e-3)"""
+    init: Literal[INITS] = "content"
+    """first stage's start; style: the style image cropped to the content's aspect; noise: uniform in [0, 1]"""
+    history: Annotated[int, config.POSITIVE] = 10
+    """L-BFGS memory"""
+    style_scales: Annotated[tuple[float, ...], config.comma_list(float), config.Bounds(gt=0)] = (1.0,)
+    """multipliers of the style weights, one result each, e.g. 0.1,1,10"""
+    blend: Annotated[tuple[float, ...] | None, config.comma_list(float), config.NONNEG] = None
+    """weights for several style images, e.g. 0.7,0.3 (None: equal)"""
     separate_styles: bool = False
-    preserve_color: str = "none"
-    check_every: int = 5
+    """one result per style image (all in the same batched call) instead of blending them"""
+    preserve_color: Literal[PRESERVE_COLOR] = "none"
+    """luminance: transfer on luminance, the content's chroma put back; chol / pca / sym: the style
+    recoloured to the content's colour mean and covariance first"""
+    check_every: Annotated[int, config.POSITIVE, tyro.conf.Suppress] = 5
     seed: int = 0
+    """random seed"""
 
     def __post_init__(self):
-        from dfijax.style import color
-
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # frozen: normalise JSON lists
-        try:
-            set_("stages", tuple((int(s), int(n)) for s, n in self.stages))
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"stages must be (size, iterations) pairs, e.g. ((512, 500), (800, 200)), got {self.stages!r}"
-            ) from None
-        set_("style_scales", tuple(float(s) for s in self.style_scales))
-        if self.blend is not None:
-            set_("blend", tuple(float(b) for b in self.blend))
+        config.freeze_tuples(self)
+        object.__setattr__(self, "stages", tuple(tuple(st) for st in self.stages))
+        config.check(self)
         if not self.stages or any(s < 32 for s, _ in self.stages) or any(n < 1 for _, n in self.stages):
             raise ValueError(f"stage sizes must be >= 32 px and iterations >= 1, got {[list(s) for s in self.stages]}")
-        if not self.style_scales or any(not s > 0 for s in self.style_scales):
-            raise ValueError(f"style scales must be positive numbers, got {list(self.style_scales)}")
-        if self.normalize not in NORMALIZATIONS:
-            raise ValueError(f"unknown normalize {self.normalize!r}; use one of {NORMALIZATIONS}")
-        if self.pooling not in (None, "avg", "max"):
-            raise ValueError(f"pooling must be 'avg' or 'max', got {self.pooling!r}")
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        if self.history < 1 or self.check_every < 1:
-            raise ValueError(f"history and check_every must be >= 1, got {self.history} and {self.check_every}")
-        color.check_preserve_color(self.preserve_color)
-        losses.check_weights(content_weight=self.content_weight, tv=self.tv)
+        if not self.style_scales:
+            raise ValueError("give at least one style scale, e.g. 1")
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -471,7 +469,7 @@ class StyleConfig:
     def loss(self) -> StyleLoss:
         """The objective: the normalize preset with pooling / content_weight / tv overridden where set."""
         over: dict[str, Any] = {
-            k: v for k, v in (("content_weight", self.content_weight), ("tv_weight", self.tv)) if v is not None
+            k: v for k, v in (("content_weight", self.content_weight), ("tv_weight", self.tv_weight)) if v is not None
         }
         if self.pooling is not None:
             over["model"] = VGG19(pooling=self.pooling)
@@ -481,18 +479,6 @@ class StyleConfig:
         from dfijax.invert import SolverConfig
 
         return SolverConfig(history_size=self.history)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON values (tuples as lists); `from_dict` reads them back."""
-        return json_ready(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "StyleConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        bad = sorted(set(d) - fields)
-        if bad:
-            raise ValueError(f"unknown style transfer settings {bad} in the saved config")
-        return cls(**d)
 
 
 def json_ready(x: Any) -> Any:
@@ -506,16 +492,8 @@ def json_ready(x: Any) -> Any:
 
 def style_config(preset: str = "quick", **overrides: Any) -> StyleConfig:
     """The named preset ("quick", "paper", "neural-style") with any field overridden (None values are
-    ignored, so unset command-line flags can be passed straight through)."""
-    if preset not in STYLE_PRESETS:
-        raise ValueError(f"unknown style preset {preset!r}; use one of {', '.join(STYLE_PRESETS)}")
-    fields = {f.name for f in dataclasses.fields(StyleConfig)}
-    bad = sorted(set(overrides) - fields)
-    if bad:
-        raise ValueError(f"unknown style transfer settings {bad}")
-    return StyleConfig(
-        preset=preset, **{**STYLE_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    )
+    ignored)."""
+    return config.preset(StyleConfig, STYLE_PRESETS, preset, **overrides)
 
 
 @dataclasses.dataclass

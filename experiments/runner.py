@@ -1,0 +1,217 @@
+"""One runner for every experiment: command line, output folder, device, weights notice, errors, files.
+
+An experiment module declares its settings as a frozen dataclass: the system's library config in the
+field `config` (its fields become flags, with their help), plus the run's own settings (data, inputs,
+`--out`). `Experiment(name, Args, run).main(argv)` then does the rest once, for every experiment:
+
+- the command line is generated from the dataclasses (tyro); `--preset NAME` starts from a named preset
+  of the config, `--config run/config.json` from a saved run, and every flag given overrides either;
+  a bad flag or value is one `error:` line before any work;
+- the `--out` check, the compilation cache, the device summary, the weights notice;
+- `run(args, ctx)` does the work and returns `Outputs`; the library's errors (bad values, missing
+  files, unreadable images or datasets) become one `error:` line, and no folder is left behind;
+- config.json (what `--config` reads back), results.json (config, settings, device, weights, data,
+  and the experiment's own results), report.html (header, the experiment's sections, config), and
+  the final "wrote …" line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import pathlib
+import re
+import sys
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any
+
+import tyro
+
+from dfijax import config as cfglib
+from experiments import common, report
+
+# the system config's fields are flags of their own name, without a "config." prefix
+FLAT = tyro.conf.arg(name="")
+
+
+class UsageError(ValueError):
+    """A command line that does not parse (printed as one `error:` line)."""
+
+
+@dataclasses.dataclass
+class Outputs:
+    """What a run hands back to the runner: the report's title and sections (report.write_report),
+    its own results (merged into results.json), the data and timings it used, the files the final
+    line names, and lines printed before it (the run's numbers)."""
+
+    title: str
+    results: dict[str, Any]
+    sections: list[dict[str, Any]]
+    files: Sequence[str] = ("grid.png",)
+    data: str | None = None
+    seconds: Mapping[str, float] | None = None
+    summary: Sequence[str] = ()
+    config: Any = None  # the config the run resolved, when it differs from args.config
+
+
+@dataclasses.dataclass
+class Context:
+    """The run's surroundings: its name, device summary, output folder (made on demand, after the
+    inputs were checked) and the weights it loaded."""
+
+    name: str
+    device: str
+    out_arg: str | None
+    weights: Any = None
+    _out: pathlib.Path | None = None
+
+    def out(self) -> pathlib.Path:
+        if self._out is None:
+            self._out = common.out_dir(self.out_arg, self.name)
+        return self._out
+
+    def load_weights(self, path: str | None, seed: int = 0, depth: int | None = 19) -> Any:
+        self.weights = common.load_weights(path, seed, depth)
+        return self.weights
+
+    def say(self, line: str) -> None:
+        print(line, file=sys.stderr)
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from dfijax.data import DataError
+
+    return (ValueError, FileNotFoundError, DataError)
+
+
+def _one_line(text: str) -> str:
+    """tyro's parse error as one line: its message, without the title, help excerpt or borders (boxed
+    on a terminal; plain, title first, when written elsewhere)."""
+    segments: list[list[str]] = [[]]
+    for raw in text.splitlines():
+        if raw.strip()[:1] in ("╭", "╰", "+"):
+            continue
+        line = raw.strip().strip("│|").strip()
+        if line and set(line) <= set("─- "):
+            segments.append([])
+        elif line:
+            segments[-1].append(line)
+    segments = [s for s in segments if s]
+    if len(segments) > 1 and not text.lstrip().startswith(("╭", "+")):
+        segments = segments[1:]  # the plain form's title
+    return re.sub(r"\s+", " ", " ".join(segments[0])) if segments else "bad command line (see --help)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """name: the runs/<name> folder and results' "experiment"; args: the settings dataclass (its
+    `config` field holds the system config; optional `preset` and `saved_config` fields name a preset
+    and a saved run to start from); run(args, ctx) -> Outputs; presets: {name: {field: value}} of the
+    config class; doc: the --help description; resolve(args, given) -> args: a last step over the
+    parsed settings, `given` the flags typed (for flags that stand for several fields)."""
+
+    name: str
+    args: type
+    run: Callable[[Any, Context], Outputs]
+    doc: str = ""
+    presets: Mapping[str, Mapping[str, Any]] | None = None
+    resolve: Callable[[Any, set[str]], Any] | None = None
+
+    def config_class(self) -> type:
+        hint = typing.get_type_hints(self.args)["config"]
+        return typing.get_args(hint)[0] if typing.get_origin(hint) is Annotated else hint
+
+    def defaults(self, argv: Sequence[str]) -> Any:
+        """The settings before the flags: the class defaults, the config from --preset or --config."""
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--preset")
+        pre.add_argument("--config")
+        known, _ = pre.parse_known_args(list(argv))
+        fields = {f.name: f for f in dataclasses.fields(self.args)}
+        over: dict[str, Any] = {}
+        cls = self.config_class()
+        if known.config and "saved_config" in fields:
+            base = cfglib.from_dict(cls, report.load_config(known.config))
+            over["saved_config"] = known.config
+        elif self.presets is not None:
+            where = fields if "preset" in fields else {f.name: f for f in dataclasses.fields(cls)}
+            name = known.preset or where["preset"].default
+            base = cfglib.preset(cls, self.presets, name)
+        else:
+            base = cls()
+        if known.preset and "preset" in fields:
+            over["preset"] = known.preset
+        return self.args(config=base, **over)
+
+    def parse(self, argv: Sequence[str] | None = None) -> Any:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        default = self.defaults(argv)
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err):
+                args = tyro.cli(
+                    self.args,
+                    args=argv,
+                    default=default,
+                    description=self.doc,
+                    prog=f"python -m experiments.{self.name}",
+                )
+        except SystemExit as e:
+            if e.code in (0, None):
+                raise
+            raise UsageError(_one_line(err.getvalue())) from None
+        if self.resolve is not None:
+            args = self.resolve(args, {a.split("=")[0] for a in argv if a.startswith("--")})
+        return args
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        try:
+            args = self.parse(argv)
+            common.check_out(getattr(args, "out", None))
+        except _errors() as e:
+            return common.fail(_first_line(e))
+        ctx = Context(self.name, common.setup(), getattr(args, "out", None))
+        try:
+            outputs = self.run(args, ctx)
+        except _errors() as e:
+            return common.fail(_first_line(e))
+        self.write(ctx, args, outputs)
+        return 0
+
+    def write(self, ctx: Context, args: Any, o: Outputs) -> None:
+        out = ctx.out()
+        cfg = cfglib.to_dict(o.config if o.config is not None else args.config)
+        w = ctx.weights
+        base = {"experiment": self.name, "config": cfg, "settings": _settings(args), "device": ctx.device}
+        if w is not None:
+            base.update(weights=w.description, weights_pretrained=w.pretrained, weights_meta=w.meta)
+        if o.data is not None:
+            base["data"] = o.data
+        common.write_json(out / "results.json", {**base, **o.results})
+        report.save_config(out, cfg)
+        report.write_report(
+            out / "report.html",
+            o.title,
+            weights=w.description if w is not None else "none",
+            pretrained=w.pretrained if w is not None else True,
+            device=ctx.device,
+            data=o.data,
+            seconds=o.seconds,
+            config=cfg,
+            sections=o.sections,
+        )
+        for line in o.summary:
+            print(line, file=sys.stderr)
+        named = [str(out / f) for f in o.files] + [str(out / "report.html")]
+        print(f"wrote {', '.join(named)} and {out / 'results.json'}")
+
+
+def _settings(args: Any) -> dict[str, Any]:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.name != "config"}
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
