@@ -8,8 +8,11 @@ field `config` (its fields become flags, with their help), plus the run's own se
   of the config, `--config run/config.json` from a saved run, and every flag given overrides either;
   a bad flag or value is one `error:` line before any work;
 - the `--out` check, the compilation cache, the device summary, the weights notice;
-- `run(args, ctx)` does the work and returns `Outputs`; the library's errors (bad values, missing
-  files, unreadable images or datasets) become one `error:` line, and no folder is left behind;
+- multi-process experiments (a `processes: Processes` field) join their job first, and only process 0
+  speaks and writes;
+- `run(args, ctx)` does the work and returns `Outputs` (None: nothing to write); the library's errors
+  (bad values, missing files, unreadable images or datasets) become one `error:` line, and no folder
+  is left behind;
 - config.json (what `--config` reads back), results.json (config, settings, device, weights, data,
   and the experiment's own results), report.html (header, the experiment's sections, config), and
   the final "wrote …" line.
@@ -37,6 +40,19 @@ from experiments import common, report
 FLAT = tyro.conf.arg(name="")
 
 
+@dataclasses.dataclass(frozen=True)
+class Processes:
+    """The multi-controller flags of a multi-host experiment (dfijax.distributed.initialize); none given:
+    detected (Cloud TPU pod slices, SLURM, Open MPI, JAX_* variables) or alone."""
+
+    coordinator: str | None = None
+    """HOST:PORT of process 0 (multi-process runs without auto-detection)"""
+    num_processes: int | None = None
+    """processes in the job"""
+    process_id: int | None = None
+    """this process's id in [0, num-processes)"""
+
+
 class UsageError(ValueError):
     """A command line that does not parse (printed as one `error:` line)."""
 
@@ -51,6 +67,8 @@ class Outputs:
     results: dict[str, Any]
     sections: list[dict[str, Any]]
     files: Sequence[str] = ("grid.png",)
+    results_file: str = "results.json"
+    device: str | None = None  # the report's device line, when it says more than the device summary
     data: str | None = None
     seconds: Mapping[str, float] | None = None
     summary: Sequence[str] = ()
@@ -65,20 +83,29 @@ class Context:
     name: str
     device: str
     out_arg: str | None
+    proc: Any = None  # dfijax.distributed.ProcessInfo of a multi-process experiment
     weights: Any = None
     _out: pathlib.Path | None = None
 
+    @property
+    def main_proc(self) -> bool:
+        """Whether this process writes the files and speaks (process 0, or the only one)."""
+        return self.proc is None or self.proc.index == 0
+
     def out(self) -> pathlib.Path:
         if self._out is None:
-            self._out = common.out_dir(self.out_arg, self.name)
-        return self._out
+            self._out = common.out_dir(self.out_arg, self.name) if self.main_proc else pathlib.Path(self.out_arg)
+        return self._out.absolute()
 
     def load_weights(self, path: str | None, seed: int = 0, depth: int | None = 19) -> Any:
-        self.weights = common.load_weights(path, seed, depth)
+        """The VGG weights, announced (by process 0 only)."""
+        with contextlib.nullcontext() if self.main_proc else contextlib.redirect_stderr(io.StringIO()):
+            self.weights = common.load_weights(path, seed, depth)
         return self.weights
 
     def say(self, line: str) -> None:
-        print(line, file=sys.stderr)
+        if self.main_proc:
+            print(line, file=sys.stderr, flush=True)
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -171,14 +198,20 @@ class Experiment:
         try:
             args = self.parse(argv)
             common.check_out(getattr(args, "out", None))
+            proc = None
+            if isinstance(p := getattr(args, "processes", None), Processes):
+                from dfijax import distributed
+
+                proc = distributed.initialize(p.coordinator, p.num_processes, p.process_id)
         except _errors() as e:
             return common.fail(_first_line(e))
-        ctx = Context(self.name, common.setup(), getattr(args, "out", None))
+        ctx = Context(self.name, common.setup(), getattr(args, "out", None), proc)
         try:
             outputs = self.run(args, ctx)
         except _errors() as e:
             return common.fail(_first_line(e))
-        self.write(ctx, args, outputs)
+        if outputs is not None and ctx.main_proc:
+            self.write(ctx, args, outputs)
         return 0
 
     def write(self, ctx: Context, args: Any, o: Outputs) -> None:
@@ -190,14 +223,14 @@ class Experiment:
             base.update(weights=w.description, weights_pretrained=w.pretrained, weights_meta=w.meta)
         if o.data is not None:
             base["data"] = o.data
-        common.write_json(out / "results.json", {**base, **o.results})
+        common.write_json(out / o.results_file, {**base, **o.results})
         report.save_config(out, cfg)
         report.write_report(
             out / "report.html",
             o.title,
             weights=w.description if w is not None else "none",
             pretrained=w.pretrained if w is not None else True,
-            device=ctx.device,
+            device=o.device or ctx.device,
             data=o.data,
             seconds=o.seconds,
             config=cfg,
@@ -206,7 +239,7 @@ class Experiment:
         for line in o.summary:
             print(line, file=sys.stderr)
         named = [str(out / f) for f in o.files] + [str(out / "report.html")]
-        print(f"wrote {', '.join(named)} and {out / 'results.json'}")
+        print(f"wrote {', '.join(named)} and {out / o.results_file}")
 
 
 def _settings(args: Any) -> dict[str, Any]:
