@@ -173,13 +173,14 @@ def from_dict(config_cls: type, d: Mapping[str, Any]) -> Any:
 def preset(config_cls: type, table: Mapping[str, Mapping[str, Any]], name: str, **overrides: Any) -> Any:
     """`config_cls` with the fields of preset `name` of `table` ({name: {field: value}}), then
     `overrides` (None values are ignored); one-line ValueErrors for an unknown preset or field. A
-    config with a `preset` field records the name."""
+    config with a `preset` field (or the field its PRESET_FIELD names) records the name."""
     if name not in table:
         raise ValueError(f"unknown preset {name!r}; use one of {', '.join(table)}")
     names = {f.name for f in dataclasses.fields(config_cls)}
     if bad := sorted(set(overrides) - names):
         raise ValueError(f"{', '.join(bad)}: not settings of {config_cls.__name__}")
     values = {**table[name], **{k: v for k, v in overrides.items() if v is not None}}
-    if "preset" in names:
-        values.setdefault("preset", name)
+    field = getattr(config_cls, "PRESET_FIELD", "preset")
+    if field in names:
+        values.setdefault(field, name)
     return config_cls(**values)

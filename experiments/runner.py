@@ -69,6 +69,7 @@ class Outputs:
     files: Sequence[str] = ("grid.png",)
     results_file: str = "results.json"
     device: str | None = None  # the report's device line, when it says more than the device summary
+    weights: str | None = None  # the report's weights line, for a run without VGG weights (default "none")
     data: str | None = None
     seconds: Mapping[str, float] | None = None
     summary: Sequence[str] = ()
@@ -152,25 +153,28 @@ class Experiment:
         return typing.get_args(hint)[0] if typing.get_origin(hint) is Annotated else hint
 
     def defaults(self, argv: Sequence[str]) -> Any:
-        """The settings before the flags: the class defaults, the config from --preset or --config."""
+        """The settings before the flags: the class defaults, the config from --preset or --config. A
+        config class whose PRESET_FIELD names another field is given its preset by that field's flag
+        (e.g. --scale), and its `preset` field, if any, is an ordinary setting."""
+        cls = self.config_class()
+        key = getattr(cls, "PRESET_FIELD", "preset")
         pre = argparse.ArgumentParser(add_help=False)
-        pre.add_argument("--preset")
+        pre.add_argument(f"--{key.replace('_', '-')}", dest="preset")
         pre.add_argument("--config")
         known, _ = pre.parse_known_args(list(argv))
         fields = {f.name: f for f in dataclasses.fields(self.args)}
         over: dict[str, Any] = {}
-        cls = self.config_class()
         if known.config and "saved_config" in fields:
             base = cfglib.from_dict(cls, report.load_config(known.config))
             over["saved_config"] = known.config
         elif self.presets is not None:
-            where = fields if "preset" in fields else {f.name: f for f in dataclasses.fields(cls)}
-            name = known.preset or where["preset"].default
+            where = fields if key in fields else {f.name: f for f in dataclasses.fields(cls)}
+            name = known.preset or where[key].default
             base = cfglib.preset(cls, self.presets, name)
         else:
             base = cls()
-        if known.preset and "preset" in fields:
-            over["preset"] = known.preset
+        if known.preset and key in fields:
+            over[key] = known.preset
         return self.args(config=base, **over)
 
     def parse(self, argv: Sequence[str] | None = None) -> Any:
@@ -192,6 +196,7 @@ class Experiment:
             raise UsageError(_one_line(err.getvalue())) from None
         if self.resolve is not None:
             args = self.resolve(args, {a.split("=")[0] for a in argv if a.startswith("--")})
+        cfglib.check(args)  # the run's own settings (the config checked itself)
         return args
 
     def main(self, argv: Sequence[str] | None = None) -> int:
@@ -228,7 +233,7 @@ class Experiment:
         report.write_report(
             out / "report.html",
             o.title,
-            weights=w.description if w is not None else "none",
+            weights=w.description if w is not None else o.weights or "none",
             pretrained=w.pretrained if w is not None else True,
             device=o.device or ctx.device,
             data=o.data,

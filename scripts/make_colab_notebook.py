@@ -115,7 +115,7 @@ else:
     config = fusion.training_config("paper_gp", batch=128)  # the paper's 128 px, width 64, schedule; batch fits a TPU
     data = fusion.load_data("celeba-tfds", "/content/tfds", holdout=config.holdout)
     out = pathlib.Path("/content/drive/MyDrive/dfijax/fusion")
-print(f"{data.describe()}; {data.description}; {config.total} steps; {config.to_dict()['config']}")"""),
+print(f"{data.describe()}; {data.description}; {config.total} steps; {config.fusion}")"""),
     new_markdown_cell("## Train: stage 1 (autoencoder), then stage 2 (the full objective); rerun this cell to resume"),
     new_code_cell("""from IPython.display import Image, display
 from dfijax import images as im

@@ -246,42 +246,16 @@ def test_training_resumes_exactly_and_refuses_other_settings(tiny_f, tmp_path):
     assert {"d_loss", "g_loss", "gang", "const", "tid", "tv", "d_finite", "g_finite"} <= set(recs[-1])
     with pytest.raises(training.CheckpointMismatch, match=r"other settings: lr 0.001 \(now 0.002\)"):
         D.train_dtn(dataclasses.replace(cfg, lr=2e-3), f_params, XS, XT, tmp_path / "b")
-    with pytest.raises(ValueError, match="g_steps must be at least 1"):
+    with pytest.raises(ValueError, match="g_steps must be an integer >= 1"):
         dataclasses.replace(cfg, g_steps=0)
     with pytest.raises(ValueError, match="does not split"):
         D.train_dtn(dataclasses.replace(cfg, batch=3), f_params, XS, XT, tmp_path / "c")
 
 
-TINY_RUN = [
-    "--n-source",
-    "64",
-    "--n-test",
-    "24",
-    "--steps",
-    "3",
-    "--ablation-steps",
-    "2",
-    "--batch",
-    "8",
-    "--width",
-    "8",
-    "--d-width",
-    "8",
-    "--f-width",
-    "8",
-    "--feat-dim",
-    "16",
-    "--f-steps",
-    "4",
-    "--clf-steps",
-    "4",
-    "--clf-batch",
-    "16",
-    "--save-every",
-    "2",
-    "--lr",
-    "1e-3",
-]
+TINY_RUN = (
+    "--n-source 64 --n-test 24 --steps 3 --ablation-steps 2 --batch 8 --width 8 --d-width 8 --f-width 8 "
+    "--feat-dim 16 --f-steps 4 --clf-steps 4 --clf-batch 16 --save-every 2 --lr 1e-3"
+).split()
 
 
 def test_train_dtn_smoke(tmp_path, monkeypatch, capsys):
@@ -326,8 +300,8 @@ def test_train_dtn_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
     (tmp_path / "empty").mkdir()
     for args, msg in [
         (["--alpha", "-1"], "alpha must be a finite number >= 0"),
-        (["--lr", "0"], "--lr must be a positive"),
-        (["--batch", "0"], "--batch must be at least 1"),
+        (["--lr", "0"], "lr must be a finite number > 0"),
+        (["--batch", "0"], "batch must be an integer >= 1"),
         (["--num-processes", "2"], "give coordinator, num_processes and process_id together"),
         (["--data", "svhn-mnist"], "needs --data-dir"),
         (["--data", "svhn-mnist", "--data-dir", str(tmp_path / "empty")], "tfds build svhn_cropped"),
@@ -346,3 +320,19 @@ def test_train_dtn_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
     assert p.returncode == 1, p.stderr
     err = [l for l in p.stderr.splitlines() if l.startswith("error: ")]
     assert len(err) == 1 and "gamma must be" in err[0] and "Traceback" not in p.stderr, p.stderr
+
+
+def test_train_dtn_scale_presets_resolve():
+    from experiments import train_dtn as E
+
+    a = E.parse(["--scale", "paper"]).config
+    assert (a.scale, a.steps, a.batch, a.f_steps, a.clf_steps, a.preset) == ("paper", 20000, 100, 5000, 3000, "digits")
+    a = E.parse(["--scale", "paper", "--steps", "5", "--preset", "faces", "--beta", "2", "--no-ablations"]).config
+    assert (a.scale, a.steps, a.batch, a.f_steps, a.preset, a.ablations) == ("paper", 5, 100, 5000, "faces", False)
+    assert a.dtn_config().weights == L.preset("faces").replace(beta=2.0) and list(a.runs()) == ["dtn"]
+    a = E.parse([]).config
+    assert (a.scale, a.steps, a.batch, a.f_steps, a.clf_steps, a.abl_steps) == ("quick", 600, 64, 500, 400, 300)
+    dtn = a.dtn_config()  # what a resumed run compares with the settings saved beside its checkpoints
+    assert (dtn.out_channels, dtn.data) == (1, "digits n_source=8000 limit=None; f 500 steps b64")
+    p = E.parse(["--coordinator", "host:1234", "--num-processes", "2", "--process-id", "1"]).processes
+    assert (p.coordinator, p.num_processes, p.process_id) == ("host:1234", 2, 1)

@@ -97,34 +97,10 @@ def test_vgg_f_dtn_g_step_lowers_l_g_and_keeps_vgg_frozen(random_vgg):
     assert c["n"] == 8 and all(np.isfinite(v) for v in c.values()) and c["retrieval_chance"] == 1 / 8
 
 
-TINY_RUN = [
-    "--n-train",
-    "16",
-    "--n-test",
-    "8",
-    "--n-target",
-    "16",
-    "--taps",
-    "relu2_1",
-    "--calib",
-    "8",
-    "--size",
-    "32",
-    "--steps",
-    "3",
-    "--batch",
-    "8",
-    "--lr",
-    "1e-3",
-    "--width",
-    "8",
-    "--d-width",
-    "8",
-    "--save-every",
-    "2",
-    "--log-every",
-    "1",
-]
+TINY_RUN = (
+    "--n-train 16 --n-test 8 --n-target 16 --taps relu2_1 --calib 8 --size 32 --steps 3 --batch 8 --lr 1e-3 "
+    "--width 8 --d-width 8 --save-every 2 --log-every 1"
+).split()
 
 
 def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsys):
@@ -137,8 +113,8 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
     assert res["weights"]["pretrained"] is False and "NOT pretrained" in res["weights"]["description"]
     assert res["loss_weights"] == {"alpha": 100.0, "beta": 1.0, "gamma": 0.05, "const": "mse", "d_classes": 3}
     assert res["steps"] == 3 and res["resumed_from"] == 0 and res["f"]["feat_dim"] == 512
-    assert res["config"]["nets"] == "small" and res["config"]["resolved"]["width"] == 8
-    assert res["config"]["overridden"] == [
+    assert res["config"]["nets"] == "small" and res["config"]["width"] == 8  # the resolved settings
+    assert res["net_preset"]["nets"] == "small" and res["net_preset"]["overridden"] == [
         "batch",
         "d_width",
         "lr",
@@ -149,7 +125,7 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
         "steps",
         "width",
     ]
-    assert res["config"]["preset"]["width"] == 32 and res["networks"]["g"] == "Generator"
+    assert res["net_preset"]["preset"]["width"] == 32 and res["networks"]["g"] == "Generator"
     assert res["networks"]["norm"] == "group" and res["networks"]["g_batch_stats"] == 0
     for k in ("d_loss", "g_loss", "gang", "const", "tid", "tv"):
         assert np.isfinite(res["final_metrics"][k]), k
@@ -169,9 +145,9 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
     assert res2["resumed_from"] == 3 and res2["constancy"] == res["constancy"]
     capsys.readouterr()
     for args, msg in [
-        (["--size", "16"], "--size must be a power of two >= 32"),
+        (["--size", "16"], "size must be a power of two >= 32"),
         (["--alpha", "-1"], "alpha must be a finite number >= 0"),
-        (["--lr", "0"], "--lr must be a positive"),
+        (["--lr", "0"], "lr must be a finite number > 0"),
         (["--taps", "relu9_9"], "unknown VGG-19 tap"),
         (["--data", "celeba"], "needs --data-dir"),
         (["--data", "celeba", "--data-dir", str(tmp_path / "nowhere")], "CelebA not found"),
@@ -297,11 +273,19 @@ def test_paper_preset_one_training_step(random_vgg):
 def test_train_dtn_faces_net_presets_resolve():
     from experiments import train_dtn_faces as E
 
-    a = E.parse(["--nets", "paper"])
-    assert (a.size, a.width, a.d_width, a.batch, a.lr, a.steps, a.overridden) == (64, 64, 64, 64, 2e-4, 20000, [])
-    a = E.parse(["--nets", "paper", "--steps", "5", "--batch", "2"])
-    assert (a.steps, a.batch, a.size, a.overridden) == (5, 2, 64, ["batch", "steps"])
-    a = E.parse([])
+    p = E.parse(["--nets", "paper"])
+    a = p.config
+    assert (a.size, a.width, a.d_width, a.batch, a.lr, a.steps, p.overridden) == (64, 64, 64, 64, 2e-4, 20000, ())
+    p = E.parse(["--nets", "paper", "--steps", "5", "--batch", "2"])
+    a = p.config
+    assert (a.steps, a.batch, a.size, p.overridden) == (5, 2, 64, ("batch", "steps"))
+    a = E.parse([]).config
     assert (a.nets, a.size, a.width, a.d_width, a.batch, a.lr, a.steps) == ("small", 32, 32, 32, 16, 1e-3, 600)
-    with pytest.raises(ValueError, match="--nets paper makes 64x64"):
-        E.check_args(E.parse(["--nets", "paper", "--size", "32"]))
+    dtn = a.dtn_config("w")  # what a resumed run compares with the settings saved beside its checkpoints
+    assert (dtn.domain, dtn.taps, dtn.data) == (
+        "faces",
+        a.taps,
+        "synthetic  n_train=2000 n_target=2000; f: w, calibrated on 256",
+    )
+    with pytest.raises(ValueError, match="nets paper makes 64x64"):
+        E.parse(["--nets", "paper", "--size", "32"])

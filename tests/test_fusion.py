@@ -241,7 +241,7 @@ def test_paper_preset_critic_batchnorm_and_clipping(random_vgg, tmp_path):
     from dfijax.fusion import presets
     from experiments import train_fusion
 
-    small = {"size": 32, "width": 8, "content_layers": "conv2_1", "style_layers": "conv1_1"}
+    small = {"size": 32, "width": 8, "content_layers": ("conv2_1",), "style_layers": ("conv1_1",)}
     s = presets.resolve("paper", small)
     run = fusion.training_config("paper", devices=4, **small)
     assert run.settings == s and run.overrides == tuple(sorted(small)) and run.total == 35000
@@ -293,15 +293,15 @@ def test_paper_preset_critic_batchnorm_and_clipping(random_vgg, tmp_path):
     # the CLI: --preset paper with explicit flags over it (what run_config.json records)
     argv = ["--preset", "paper", "--holdout", "last", "--clip", "0.02"]
     for k, v in small.items():
-        argv += ["--" + k.replace("_", "-"), str(v)]
-    run = train_fusion.config_from(train_fusion.parse(argv), devices=3)
+        argv += ["--" + k.replace("_", "-"), ",".join(v) if isinstance(v, tuple) else str(v)]
+    run = fusion.for_devices(train_fusion.parse(argv).config, devices=3)
     settings, overrides = run.settings, run.overrides
     assert overrides == tuple(sorted(["holdout", "clip", *small])) and settings["clip"] == 0.02
     assert settings["batch"] == 99  # the preset's 100, rounded down to a multiple of the 3 devices
     assert {k: v for k, v in settings.items() if k not in (*overrides, "batch")} == {
         k: v for k, v in presets.PRESETS["paper"].items() if k not in (*overrides, "batch")
     }
-    paper = train_fusion.config_from(train_fusion.parse(["--preset", "paper", "--clip", "0"]), devices=1)
+    paper = fusion.for_devices(train_fusion.parse(["--preset", "paper", "--clip", "0"]).config, devices=1)
     assert paper.clip is None and paper.fusion.clip is None and paper.overrides == ("clip",)
     with pytest.raises(ValueError, match="multiple of the 3 devices"):
         fusion.training_config("paper", devices=3, batch=100)
@@ -528,7 +528,7 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
         (fuse, ["--ckpt", str(tmp_path / "none")], "no checkpoint folder"),
         (fuse, ["--ckpt", str(tmp_path / "empty")], "fusion_config.json"),
         (fuse, ["--ckpt", str(out), "--lambda", "1,0,1"], "needs 5 values"),
-        (fuse, ["--ckpt", str(out), "--lambda", "1,1,1,1,1.5"], "[0, 1]"),
+        (fuse, ["--ckpt", str(out), "--lambda", "1,1,1,1,1.5"], "lam[4] must be a finite number >= 0 and <= 1"),
         (fuse, ["--ckpt", str(out), "--a", str(bad), "--b", str(bad)], "cannot read"),
         (fuse, ["--ckpt", str(out), "--a", str(bad)], "both --a and --b"),
         (

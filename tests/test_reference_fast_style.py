@@ -6,6 +6,8 @@ own functions. Files of fast-neural-style cited as <file>.lua:<line> are under f
 they are train.lua or fast_neural_style.lua.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +22,7 @@ VGG_MEAN = np.array([103.939, 116.779, 123.68])  # preprocess.lua:48
 
 
 def test_paper_preset_is_train_lua_defaults():
-    cfg = fs.FastStyleConfig.preset("paper")
+    cfg = fs.preset("paper")
     lua = dict(
         width=32,  # train.lua:20 -arch c9s1-32,d64,d128,R128,R128,R128,R128,R128,u64,u32,c9s1-3
         blocks=5,  # train.lua:20 (five R128)
@@ -66,7 +68,7 @@ def test_paper_preset_is_train_lua_defaults():
     names = names[:4] + ["pool1"] + names[4:8] + ["pool2"] + names[8:14] + ["pool3"] + names[14:]
     assert [names[i - 1] for i in (4, 9, 16, 23)] == list(cfg.style_layers) and names[16 - 1] == cfg.content_layer
     # the project's own behaviour stays the quick preset
-    quick = fs.FastStyleConfig.preset("quick")
+    quick = fs.preset("quick")
     assert quick == fs.FastStyleConfig(size=64, steps=200, save_every=50)
     assert (quick.normalize, quick.padding, quick.output, quick.upsample, quick.optimizer) == (
         "relative",
@@ -75,9 +77,9 @@ def test_paper_preset_is_train_lua_defaults():
         "resize",
         "adam",
     )
-    assert fs.FastStyleConfig.preset("paper", vgg=19).content_layer == "relu3_4"
-    with pytest.raises(ValueError, match="unknown fast style preset"):
-        fs.FastStyleConfig.preset("fast")
+    assert fs.preset("paper", vgg=19).content_layer == "relu3_4"
+    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+        fs.preset("fast")
 
 
 # ---------------------------------------------------------------- transcription of the Lua loss (torch)
@@ -125,7 +127,7 @@ def lua_tv_grad(a, strength):
 
 def test_paper_loss_value_and_gradient_match_the_lua_modules(images):
     w = random_weights(0, preprocess="caffe", depth=16)
-    cfg = fs.FastStyleConfig.preset("paper", size=32, batch=2)
+    cfg = fs.preset("paper", size=32, batch=2)
     loss = cfg.loss()
     gen = images(2, 32, 32, seed=1) * 0.8 + 0.1  # the network's output, RGB [0, 1]
     content = images(2, 32, 32, seed=2)
@@ -186,7 +188,7 @@ def t(x):
 
 def test_paper_network_matches_the_lua_model(images):
     # a tiny instance of the paper's network: width 4, 1 residual block (the layout is train.lua's)
-    cfg = fs.FastStyleConfig.preset("paper", width=4, blocks=1, size=32, batch=2)
+    cfg = fs.preset("paper", width=4, blocks=1, size=32, batch=2)
     net = cfg.net()
     x = images(2, 32, 40, seed=4)
     init = jax.jit(lambda k, z: net.init_with_output(k, z, capture_intermediates=True))  # one compilation
@@ -296,6 +298,6 @@ def test_paper_preset_stops_without_vgg16_weights(tmp_path, monkeypatch, capsys)
     assert train_fast_style.main(["--preset", "paper", "--vgg", "16", "--out", str(tmp_path / "run")]) == 1
     # an explicit --vgg 19 runs on VGG-19 with the analogous layers
     args = train_fast_style.parse(["--preset", "paper", "--vgg", "19", "--size", "32"])
-    assert train_fast_style.missing_vgg16(args, train_fast_style.loss_depth(args)) is None
-    cfg = train_fast_style.config_from(args, 19)
+    assert fast_run.loss_depth(args.preset, args.vgg, args.weights) == 19
+    cfg = dataclasses.replace(args.config, **fs.loss_layers(args.preset, 19))
     assert (cfg.vgg, cfg.content_layer, cfg.size, cfg.normalize) == (19, "relu3_4", 32, "reference")

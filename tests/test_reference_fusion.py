@@ -108,6 +108,6 @@ def test_presets_pick_the_reduction_and_the_printed_weights():
     from experiments import train_fusion
 
     args = train_fusion.parse(["--preset", "cpu_small", "--pixel-reduction", "sum"])
-    assert train_fusion.config_from(args, devices=1).fusion.loss.pixel_reduction == "sum"
+    assert fusion.for_devices(args.config, devices=1).fusion.loss.pixel_reduction == "sum"
     with pytest.raises(ValueError, match="pixel_reduction must be one of"):
         fl.FusionLoss(pixel_reduction="median")

@@ -563,6 +563,5 @@ def test_video_style_flow_dir_errors_are_one_line(tmp_path, monkeypatch, capsys)
         assert video_style.main(base + ["--flow-dir", str(flow_dir)]) == 1
         err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
         assert len(err) == 1 and msg in err[0], err
-    args = video_style.parse(["--preset", "paper", "--flow-dir", str(folder), "--objective", "dfijax"])
-    cfg = video_style.config_from(args)
+    cfg = video_style.parse(["--preset", "paper", "--flow-dir", str(folder), "--objective", "dfijax"]).config
     assert cfg.flow_dir == str(folder) and cfg.objective == "dfijax" and cfg.iters_first == 2000

@@ -444,9 +444,10 @@ def test_cli_warns_off_loopback_and_refuses_bad_flags(tmp_path, monkeypatch, cap
     assert cli.main(base) == 0 and "warning" not in capsys.readouterr().err and seen["host"] == "127.0.0.1"
     for args, message in (
         (["--auth", "nocolon"], "--auth takes user:pass"),
-        (["--alphas", "0.1,nan"], "must be finite numbers"),
-        (["--alphas", "0.1,x"], "--alphas must be comma-separated numbers"),
-        (["--size", "16"], "at least 32 px"),
+        (["--alphas", "0.1,nan"], "--alphas: '0.1,nan' is not a list of finite numbers"),
+        (["--alphas", "0.1,x"], "--alphas: '0.1,x' is not a list of finite numbers"),
+        (["--size", "16"], "size must be an integer >= 32"),
+        (["--port", "70000"], "port must be an integer >= 0 and <= 65535"),
         (["--dataset", "celeba"], "needs --data-dir"),
     ):
         assert cli.main(base + args) == 1

@@ -299,7 +299,7 @@ def test_video_style_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
     cases = [
         (["--video", str(bad)], "cannot decode"),
         (["--video", str(one)], "at least 2"),
-        (["--temporal-weight", "-1"], "non-negative"),
+        (["--temporal-weight", "-1"], "temporal_weight must be a finite number >= 0"),
         (["--style", str(bad)], "cannot read"),
         (["--video", str(tmp_path / "nope")], "not found"),
         (["--offsets", "2,3"], "including 1"),

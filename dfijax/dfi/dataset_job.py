@@ -23,45 +23,58 @@ import os
 import pathlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dfijax import config
 from dfijax import distributed as dist
 from dfijax.data import FaceDataset
-from dfijax.dfi import features, postprocess, specs, vectors
-from dfijax.dfi import neighbours as nb
+from dfijax.dfi import features, postprocess, presets, specs, sweep
 from dfijax.dfi.sweep import SweepConfig
 from dfijax.weights import VGGWeights
 
-# progress(stage, done, total, info): stage "vectors" (rows of this process's chunk given their
-# attribute vectors), "solve" (L-BFGS iterations of the current step) or "chunks" (steps done).
+# progress(stage, done, total, info): stage "features" (neighbour images of this process's chunk given
+# their features), "probe", "solve" (L-BFGS iterations of the current step) or "chunks" (steps done;
+# info["seconds"]: the step's, the first one's counted from the start of the job).
 Progress = Callable[[str, int, int, dict], None]
-
-SELECTIONS = ("lacking", "all")
 
 
 @dataclasses.dataclass(frozen=True)
 class JobConfig:
-    """sweep: the objective, solver, neighbour and post-processing settings (its edits and alphas;
-    `mask`-free; shard/probe fields apply). chunk: rows (image × edit) per process per call; a multiple
-    of the local device count. select: per edit, the faces that "lack" it (as dataset_inputs) or "all".
-    limit: at most this many faces per edit (None: every selected one)."""
+    """A dataset job: the sweep's settings for each face, and how the faces are chosen and cut into chunks."""
 
-    sweep: SweepConfig
-    chunk: int
-    select: str = "lacking"
-    limit: int | None = None
+    sweep: Annotated[SweepConfig, config.flag("")] = SweepConfig(alphas=(0.4,))
+    """the objective, solver, neighbour and post-processing settings, edits and alphas of each face's edit;
+    the job always picks neighbours by attributes, subtracts a single residual, matches colours with
+    postprocess.match_color and writes the edited image at the dataset's crop (neighbours, include,
+    exclude, residual_mode, color_eps, output, crop and shard do not apply)"""
+    select: Literal["lacking", "all"] = "lacking"
+    """edit the faces lacking the edit (as dataset_inputs picks them) or every face"""
+    limit: Annotated[int | None, config.POSITIVE] = None
+    """at most this many faces per edit (default: all; on the synthetic set: 64)"""
+    chunk: Annotated[int | None, config.POSITIVE] = None
+    """rows (image x edit) per process per compiled call, a multiple of the local device count (default:
+    local devices x --rows-per-device)"""
+    # --rows-: the abbreviation the command line has always accepted
+    rows_per_device: Annotated[int, config.POSITIVE, config.flag(aliases=("--rows-",))] = 4
+    """rows per device per call (without --chunk)"""
+    stop_after_chunks: int | None = None
+    """stop after this many chunks per process (as if killed)"""
 
     def __post_init__(self):
-        if self.chunk < 1:
-            raise ValueError(f"chunk must be a positive number of rows, got {self.chunk}")
-        if self.select not in SELECTIONS:
-            raise ValueError(f"select must be one of {SELECTIONS}, got {self.select!r}")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be positive, got {self.limit}")
+        config.freeze_tuples(self)
+        config.check(self)
+
+    def chunk_rows(self, local_devices: int) -> int:
+        """Rows per process per call: chunk, or local_devices x rows_per_device."""
+        return self.chunk or local_devices * self.rows_per_device
+
+
+# the DFI presets (dfi.presets) as jobs: the dataset job edits at one alpha, 0.4, unless told otherwise
+PRESETS: dict[str, dict[str, Any]] = {name: {"sweep": presets.preset(name, alphas=(0.4,))} for name in presets.PRESETS}
 
 
 @dataclasses.dataclass
@@ -160,17 +173,17 @@ def _atomic_write(path: pathlib.Path, write: Callable[[pathlib.Path], None]) -> 
     os.replace(tmp, path)
 
 
-def _manifest(config: JobConfig, data: FaceDataset, weights: VGGWeights, rows) -> dict[str, Any]:
+def _manifest(config: JobConfig, chunk: int, data: FaceDataset, weights: VGGWeights, rows) -> dict[str, Any]:
     rows_hash = hashlib.sha256(json.dumps([[data.ids[i], e] for i, e in rows]).encode()).hexdigest()[:16]
-    sweep = dataclasses.asdict(config.sweep)
+    settings = dataclasses.asdict(config.sweep)
     for k in ("shard", "batch", "feature_cache"):  # do not change the result
-        sweep.pop(k)
+        settings.pop(k)
     return {
         "data": data.name,
         "data_size": len(data),
         "weights": features.weights_id(weights.meta),
-        "sweep": sweep,
-        "chunk": config.chunk,
+        "sweep": settings,
+        "chunk": chunk,
         "select": config.select,
         "limit": config.limit,
         "n_rows": len(rows),
@@ -197,9 +210,7 @@ def check_manifest(out_dir: pathlib.Path, manifest: dict[str, Any]) -> None:
 
 def _row_noise(seed: int, row: int, shape) -> np.ndarray:
     """chainer-dfi's noise start for one row (seeded by the row, so independent of the batch)."""
-    noise = jax.random.uniform(jax.random.fold_in(jax.random.key(seed), row), shape, jnp.float32, -10.0, 10.0)
-    mean = jnp.array([124.0, 117.0, 104.0]).reshape((1,) * (noise.ndim - 1) + (3,))
-    return np.asarray((mean + noise) / 255.0)
+    return np.asarray(sweep.noise_start(jax.random.fold_in(jax.random.key(seed), row), shape))
 
 
 def run_job(
@@ -209,31 +220,29 @@ def run_job(
     out_dir: str | os.PathLike,
     *,
     cache_root: str | os.PathLike | None = None,
-    stop_after_chunks: int | None = None,
     progress: Progress | None = None,
 ) -> JobResult:
     """Edit every selected row at every alpha into `out_dir`, resuming past finished chunks.
 
     Every process of the job calls it with the same arguments (after `distributed.initialize`).
     cache_root: attribute vectors, per-image neighbour features and (one process) the probe; with several
-    processes each keeps its own subfolder, so no two write the same file. stop_after_chunks: stop
-    after this many steps (each process solves at most that many chunks), as if killed there.
+    processes each keeps its own subfolder, so no two write the same file. config.stop_after_chunks:
+    stop after this many steps (each process solves at most that many chunks), as if killed there.
     """
     progress = progress or (lambda *a: None)
     t_start = time.perf_counter()
     cfg = config.sweep
     info = dist.process_info()
     out = pathlib.Path(out_dir)
-    if config.chunk % info.local_devices:
+    chunk = config.chunk_rows(info.local_devices)
+    if chunk % info.local_devices:
         raise ValueError(
-            f"chunk of {config.chunk} rows does not split over {info.local_devices} local devices; "
+            f"chunk of {chunk} rows does not split over {info.local_devices} local devices; "
             f"use a multiple of {info.local_devices}"
         )
-    if cfg.alpha_mode not in ("parallel", "warm"):
-        raise ValueError(f"alpha_mode must be 'parallel' or 'warm', got {cfg.alpha_mode!r}")
     rows = select_rows(data, cfg.edits, config.select, config.limit)
-    n_chunks = -(-len(rows) // config.chunk)
-    check_manifest(out, _manifest(config, data, weights, rows))
+    n_chunks = -(-len(rows) // chunk)
+    check_manifest(out, _manifest(config, chunk, data, weights, rows))
     for sub in ("shards", "index"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
@@ -242,103 +251,78 @@ def run_job(
     pending = [c for c in mine if c not in done_before]
     skipped = [c for c in mine if c in done_before]
     n_steps = int(dist.allgather(np.int32(len(pending))).max())
-    if stop_after_chunks is not None:
-        n_steps = min(n_steps, stop_after_chunks)
+    if config.stop_after_chunks is not None:
+        n_steps = min(n_steps, config.stop_after_chunks)
 
     edit_specs = [specs.parse_edit(e, data.attr_names) for e in cfg.edits]
-    gender = data.attr_index(data.gender) if (cfg.same_gender and data.gender) else None
-    metric = ("hamming" if data.binary else "l2") if cfg.metric == "auto" else cfg.metric
     loss = cfg.feature_loss(weights.pretrained)
     root = pathlib.Path(cache_root) if cache_root is not None else None
     if root is not None and info.count > 1:  # processes never write the same cache file
         root = root / f"process{info.index}-of-{info.count}"
-    vec_cache = root / "attrvec" if root else None
-    fcache = (
-        features.feature_cache_dir(root / "features", loss, weights.meta, data, cfg.size)
-        if root and cfg.feature_cache
-        else None
-    )
-    probe = _probe(cfg, data, root if info.count == 1 else None, progress) if cfg.probe else None
+    probe = sweep.photo_probe(cfg, data, root if info.count == 1 else None, progress) if cfg.probe else None
 
     mesh = dist.global_mesh()
     gvars = dist.replicate(weights.variables, mesh)
     alphas = list(cfg.alphas)
     run_alphas = ([0.0] if cfg.residual else []) + alphas
-    filler_rows = [rows[k % len(rows)] for k in range(config.chunk)]
+    filler_rows = [rows[k % len(rows)] for k in range(chunk)]
 
     def chunk_inputs(c: int | None):
         """x [C, H, W, 3], w {tap: [C, ...]}, x0, the real rows' global numbers."""
-        nums = list(range(c * config.chunk, min((c + 1) * config.chunk, len(rows)))) if c is not None else []
+        nums = list(range(c * chunk, min((c + 1) * chunk, len(rows)))) if c is not None else []
         sel = [rows[k] for k in nums] if nums else filler_rows
-        pad = [sel[-1]] * (config.chunk - len(sel))
+        pad = [sel[-1]] * (chunk - len(sel))
         x = data.images([i for i, _ in sel + pad], cfg.size)
         if not nums:  # filler: w = 0 (the target is φ(x) itself); its results are dropped
             shapes = jax.eval_shape(
                 lambda z: loss.features(weights.variables, z), jax.ShapeDtypeStruct(x.shape[1:], jnp.float32)
             )
-            w = {t: np.zeros((config.chunk,) + s.shape, np.float32) for t, s in shapes.items()}
+            w = {t: np.zeros((chunk,) + s.shape, np.float32) for t, s in shapes.items()}
         else:
-            ws = []
-            for k, (i, e) in enumerate(sel):
-                n = nb.select_neighbours(
-                    data.attrs,
-                    data.attrs[i],
-                    edit_specs[e],
-                    cfg.k,
-                    metric=metric,
-                    same=gender,
-                    exclude=None if cfg.include_input else i,
-                    allow_fewer=cfg.allow_fewer,
-                    rank=cfg.rank,
-                )
-                wi, _ = features.attribute_vector_cached(
-                    loss,
-                    weights.variables,
-                    weights.meta,
-                    data,
-                    n,
-                    cfg.size,
-                    cfg.scaling,
-                    vec_cache,
-                    cfg.batch,
-                    None,
-                    fcache,
-                )
-                ws.append(wi)
-                progress("vectors", k + 1, len(sel), {"chunk": c})
+            sets = [
+                sweep.attribute_neighbours(cfg, data, data.attrs[i], edit_specs[e], None if cfg.include_input else i)
+                for i, e in sel
+            ]
+            ws, _ = sweep.attribute_vectors(cfg, loss, weights, data, sets, root, progress)
             ws += [ws[-1]] * len(pad)
             w = {t: np.stack([wi[t] for wi in ws]).astype(np.float32) for t in cfg.taps}
         if cfg.init == "input":
             x0 = x
         else:
             x0 = np.stack(
-                [
-                    _row_noise(cfg.seed, nums[k] if k < len(nums) else len(rows) + k, x.shape[1:])
-                    for k in range(config.chunk)
-                ]
+                [_row_noise(cfg.seed, nums[k] if k < len(nums) else len(rows) + k, x.shape[1:]) for k in range(chunk)]
             )
         return x, w, x0, nums
 
+    def solve(x, w, x0):
+        """One global step: every process's C rows x A alphas in one engine call (alpha by alpha, warm
+        started, in "warm" mode); this process's ([C, A, H, W, 3] images, [C, A] final losses)."""
+        xg, wg, x0g = dist.global_batch((x, w, x0), mesh)
+        local = lambda t: dist.local_batch(t, mesh)  # noqa: E731
+        return sweep.solve_alphas(cfg, loss, gvars, xg, wg, run_alphas, progress, x0=x0g, shard=False, local=local)
+
     solved, images_written = [], 0
     t_loop = time.perf_counter()
-    t_first = None
+    t_first, t_prev = None, t_start
     for step in range(n_steps):
         c = pending[step] if step < len(pending) else None
         x, w, x0, nums = chunk_inputs(c)
-        edited, final = _solve(cfg, loss, gvars, mesh, x, w, x0, run_alphas, progress)
+        edited, final = solve(x, w, x0)
         if nums:
             _write_chunk(out, c, cfg, data, rows, nums, x, edited, final, edit_specs, probe, info)
             solved.append(c)
             images_written += len(nums) * len(alphas)
         if t_first is None:
             t_first = time.perf_counter() - t_loop
-        progress("chunks", step + 1, n_steps, {"chunk": c, "process": info.index})
+        now = time.perf_counter()
+        progress("chunks", step + 1, n_steps, {"chunk": c, "process": info.index, "seconds": now - t_prev})
+        t_prev = now
     t_solve_local = time.perf_counter() - t_loop
 
     totals = dist.allgather(np.array([images_written, t_solve_local, t_first or 0.0], np.float64))
     images = int(totals[:, 0].sum())
     t_solve, t_first_all = float(totals[:, 1].max()), float(totals[:, 2].max())
-    first_images = len(alphas) * config.chunk * info.count  # upper bound of the first step's real images
+    first_images = len(alphas) * chunk * info.count  # upper bound of the first step's real images
     steady = None
     if n_steps > 1 and t_solve > t_first_all:
         steady = max(images - min(first_images, images), 0) / (t_solve - t_first_all)
@@ -353,46 +337,6 @@ def run_job(
         steady,
         info,
     )
-
-
-def _solve(cfg: SweepConfig, loss, gvars, mesh, x, w, x0, alphas, progress) -> tuple[np.ndarray, np.ndarray]:
-    """One global step: every process's C rows × A alphas in one engine call (alpha by alpha, warm
-    started, in "warm" mode). Returns this process's ([C, A, H, W, 3] images, [C, A] final losses)."""
-    xg, wg, x0g = dist.global_batch((x, w, x0), mesh)
-    b = xg.shape[0]
-
-    def solve(start, al, iters, done, total):
-        def report(k, losses):
-            progress("solve", done + k, total, {"loss": float(jnp.mean(losses))})
-
-        out, r = vectors.edit(
-            loss,
-            gvars,
-            xg,
-            wg,
-            al,
-            cfg.solver(iters),
-            cfg.scaling,
-            x0=start,
-            check_every=5,
-            shard=False,
-            progress=report,
-        )
-        return out, r.final_loss.reshape(b, len(al))
-
-    if cfg.alpha_mode == "parallel":
-        out, final = solve(x0g, alphas, cfg.iters, 0, cfg.iters)
-        return dist.local_batch((out, final), mesh)
-    iters = [cfg.iters] + [max(1, cfg.iters // 2)] * (len(alphas) - 1)
-    start, done, outs, finals = x0g, 0, [], []
-    for a, n in zip(alphas, iters):
-        out, final = solve(start, [a], n, done, sum(iters))
-        start = out[:, 0]
-        done += n
-        o, f = dist.local_batch((out, final), mesh)
-        outs.append(o[:, 0])
-        finals.append(f[:, 0])
-    return np.stack(outs, 1), np.stack(finals, 1)
 
 
 def _write_chunk(
@@ -431,14 +375,10 @@ def _write_chunk(
     pix = np.sqrt(np.mean((edited - x[:, None]) ** 2, axis=(2, 3, 4)))
     s_in = s_out = None
     if probe is not None:
-
-        def target(p, spec):
-            return np.mean([p[..., i] if sign > 0 else 1 - p[..., i] for i, sign in spec], axis=0)
-
         p_in = probe.scores(x)
         p_out = probe.scores(edited.reshape((n * a,) + edited.shape[2:])).reshape(n, a, -1)
-        s_in = [float(target(p_in[k], edit_specs[rows[r][1]])) for k, r in enumerate(nums)]
-        s_out = [[float(v) for v in target(p_out[k], edit_specs[rows[r][1]])] for k, r in enumerate(nums)]
+        s_in = [float(specs.target_score(p_in[k], edit_specs[rows[r][1]])) for k, r in enumerate(nums)]
+        s_out = [[float(v) for v in specs.target_score(p_out[k], edit_specs[rows[r][1]])] for k, r in enumerate(nums)]
     shard = f"shards/{chunk_name(c)}.npz"
     _atomic_write(out / shard, lambda p: np.savez(open(p, "wb"), images=stored, rows=np.asarray(nums, np.int64)))
     lines = []
@@ -465,13 +405,3 @@ def _write_chunk(
                 )
             )
     _atomic_write(out / "index" / f"{chunk_name(c)}.jsonl", lambda p: p.write_text("\n".join(lines) + "\n"))
-
-
-def _probe(cfg: SweepConfig, data: FaceDataset, root: pathlib.Path | None, progress: Progress):
-    from dfijax.dfi.probe import ProbeConfig, train_probe
-
-    pc = ProbeConfig(size=min(64, cfg.size), steps=cfg.probe_steps, n_train=cfg.probe_train, seed=cfg.seed)
-    probe, _ = train_probe(
-        data, pc, root / "probe" if root else None, progress=lambda i, m: progress("probe", i, pc.steps, {})
-    )
-    return probe

@@ -1,5 +1,5 @@
-"""Edit specs ("Smiling+ Mouth_Open-"), lists of them and of alphas as the command lines write them, and
-attributes given by hand for photos of one's own."""
+"""Edit specs ("Smiling+ Mouth_Open-"), an attribute probe's score for one, and attributes given by hand for
+photos of one's own."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from dfijax.data import unknown_attribute
+
+# a parsed edit spec: (attribute index, +1 or -1) per attribute
+Spec = Sequence[tuple[int, int]]
 
 
 def parse_edit(spec: str, names: Sequence[str]) -> tuple[tuple[int, int], ...]:
@@ -30,6 +33,11 @@ def parse_edit(spec: str, names: Sequence[str]) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
+def target_score(p: np.ndarray, spec: Spec) -> np.ndarray:
+    """Probability of the edit's direction, averaged over its attributes: p [..., A] -> [...]."""
+    return np.mean([p[..., i] if sign > 0 else 1 - p[..., i] for i, sign in spec], axis=0)
+
+
 def parse_attrs(text: str, names: Sequence[str]) -> np.ndarray:
     """Attributes given by hand for an own photo, 'Young=1,Male=-1' -> [A] float32 with NaN for the
     attributes not given (they are left out of the neighbour distance)."""
@@ -45,24 +53,3 @@ def parse_attrs(text: str, names: Sequence[str]) -> np.ndarray:
         except ValueError:
             raise ValueError(f"attribute {name} has value {value!r}, which is not a number") from None
     return q
-
-
-def parse_edits(text: str) -> tuple[str, ...]:
-    """'Smiling+; Eyeglasses+' -> ('Smiling+', 'Eyeglasses+')."""
-    return tuple(e.strip() for e in text.split(";") if e.strip())
-
-
-def parse_names(text: str) -> tuple[str, ...]:
-    """'Young, Bags_Under_Eyes' -> ('Young', 'Bags_Under_Eyes')."""
-    return tuple(n.strip() for n in text.split(",") if n.strip())
-
-
-def parse_alphas(text: str) -> tuple[float, ...]:
-    """'0.1,0.2,0.5' -> (0.1, 0.2, 0.5); one-line ValueError for anything but finite numbers."""
-    try:
-        alphas = tuple(float(a) for a in text.split(",") if a.strip())
-    except ValueError:
-        raise ValueError(f"--alphas must be comma-separated numbers, got {text!r}") from None
-    if not alphas or not all(np.isfinite(alphas)):
-        raise ValueError(f"--alphas must be finite numbers, got {text!r}")
-    return alphas

@@ -27,7 +27,7 @@ from dfijax.vgg import VGG19, layer_index
 from dfijax.weights import VGGWeights
 
 if TYPE_CHECKING:
-    from dfijax.dfi.probe import Probe
+    from dfijax.dfi.probe import Probe, ProbeConfig
 
 # progress(stage, done, total, info): stage is "features", "solve" or "probe"; done counts up to total.
 Progress = Callable[[str, int, int, dict], None]
@@ -275,6 +275,31 @@ def prepare_photos(
     return PhotoCrops(np.clip(np.stack(out), 0, 1).astype(np.float32), np.stack(mats), np.stack(used))
 
 
+def probe_config(config: SweepConfig) -> "ProbeConfig":
+    """The attribute probe's settings for a sweep config (at most 64 px)."""
+    from dfijax.dfi.probe import ProbeConfig
+
+    return ProbeConfig(
+        size=min(64, config.size), steps=config.probe_steps, n_train=config.probe_train, seed=config.seed
+    )
+
+
+def train_sweep_probe(
+    config: SweepConfig,
+    data: FaceDataset,
+    cache_root: str | pathlib.Path | None = None,
+    progress: Progress | None = None,
+) -> tuple["Probe", bool]:
+    """The attribute probe the sweep scores with, trained on first use and kept under cache_root/probe
+    (None: not kept); and whether it came from that cache."""
+    from dfijax.dfi.probe import train_probe
+
+    progress = progress or (lambda *a: None)
+    pc = probe_config(config)
+    root = pathlib.Path(cache_root) / "probe" if cache_root is not None else None
+    return train_probe(data, pc, root, progress=lambda i, m: progress("probe", i, pc.steps, {}))
+
+
 def photo_probe(
     config: SweepConfig,
     data: FaceDataset,
@@ -283,15 +308,7 @@ def photo_probe(
 ) -> "Probe":
     """The attribute probe the sweep scores with (same settings, so the same cached probe): a
     dfijax.dfi.probe.Probe, trained on first use."""
-    from dfijax.dfi.probe import ProbeConfig, train_probe
-
-    progress = progress or (lambda *a: None)
-    pc = ProbeConfig(size=min(64, config.size), steps=config.probe_steps, n_train=config.probe_train, seed=config.seed)
-    root = pathlib.Path(cache_root) if cache_root is not None else None
-    probe, _ = train_probe(
-        data, pc, root / "probe" if root else None, progress=lambda i, m: progress("probe", i, pc.steps, {})
-    )
-    return probe
+    return train_sweep_probe(config, data, cache_root, progress)[0]
 
 
 def predict_photo_attrs(probe: "Probe", images: np.ndarray, data: FaceDataset) -> tuple[np.ndarray, np.ndarray]:
@@ -385,10 +402,9 @@ def run_sweep(
     progress = progress or (lambda *a: None)
     t_start = time.perf_counter()
     edit_specs = [specs.parse_edit(e, data.attr_names) for e in config.edits]
-    gender = data.attr_index(data.gender) if (config.same_gender and data.gender) else None
+    gender = _gender(config, data)
     rows = [(i, e) for i in range(len(inputs.images)) for e in range(len(edit_specs))]
     warnings, sets = [], []
-    metric = ("hamming" if data.binary else "l2") if config.metric == "auto" else config.metric
     official = config.neighbours == "official"
     ndata = chainer.reference_crop(data) if config.crop == "chainer" else data  # the neighbours' images
     binary = nb.binarize_scores(data.attrs, data.attr_names) if official and not data.binary else None
@@ -410,56 +426,15 @@ def run_sweep(
                 batch=config.batch,
             )
         else:
-            n = nb.select_neighbours(
-                data.attrs,
-                inputs.queries[i],
-                edit_specs[e],
-                config.k,
-                metric=metric,
-                same=gender,
-                exclude=exclude,
-                allow_fewer=config.allow_fewer,
-                rank=config.rank,
-            )
+            n = attribute_neighbours(config, data, inputs.queries[i], edit_specs[e], exclude)
         if min(len(n.target), len(n.source)) < config.k:
             warnings.append(f"only {len(n.target)} target / {len(n.source)} source neighbours (K = {config.k})")
         sets.append(n)
 
     loss = config.feature_loss(weights.pretrained)
     root = pathlib.Path(cache_root) if cache_root is not None else None
-    vec_cache = root / "attrvec" if root else None
-    fcache = (
-        features.feature_cache_dir(root / "features", loss, weights.meta, ndata, config.size)
-        if root and config.feature_cache
-        else None
-    )
     t0 = time.perf_counter()
-    total = sum(len(n.target) + len(n.source) for n in sets)
-    done, ws, cached = 0, [], 0
-
-    def count(k):
-        nonlocal done
-        done += k
-        progress("features", done, total, {})
-
-    for n in sets:
-        w, hit = features.attribute_vector_cached(
-            loss,
-            weights.variables,
-            weights.meta,
-            ndata,
-            n,
-            config.size,
-            config.scaling,
-            vec_cache,
-            config.batch,
-            count,
-            fcache,
-        )
-        if hit:
-            count(len(n.target) + len(n.source))
-        ws.append(w)
-        cached += hit
+    ws, cached = attribute_vectors(config, loss, weights, ndata, sets, root, progress)
     t_features = time.perf_counter() - t0
 
     w = {t: jnp.asarray(np.stack([wi[t] for wi in ws])) for t in config.taps}
@@ -525,6 +500,78 @@ def run_sweep(
     )
 
 
+def _gender(config: SweepConfig, data: FaceDataset) -> int | None:
+    """The gender attribute's index when neighbours must share the input's gender (and the data has one)."""
+    return data.attr_index(data.gender) if (config.same_gender and data.gender) else None
+
+
+def attribute_neighbours(
+    config: SweepConfig, data: FaceDataset, query: np.ndarray, spec: specs.Spec, exclude: int | None
+) -> nb.Neighbours:
+    """The "attributes" rule: the K faces nearest the query [A] in the attributes (config.metric, auto:
+    Hamming for binary datasets; config.rank; same_gender) with and without the edit, never `exclude`."""
+    metric = ("hamming" if data.binary else "l2") if config.metric == "auto" else config.metric
+    return nb.select_neighbours(
+        data.attrs,
+        query,
+        spec,
+        config.k,
+        metric=metric,
+        same=_gender(config, data),
+        exclude=exclude,
+        allow_fewer=config.allow_fewer,
+        rank=config.rank,
+    )
+
+
+def attribute_vectors(
+    config: SweepConfig,
+    loss: inv.FeatureLoss,
+    weights: VGGWeights,
+    data: FaceDataset,
+    sets: Sequence[nb.Neighbours],
+    cache_root: pathlib.Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[dict[str, np.ndarray]], int]:
+    """The attribute vector ({tap: array}) of each neighbour set, and how many came from the cache.
+    cache_root: the vectors (attrvec/) and, with config.feature_cache, each neighbour image's features
+    (features-*/) are kept there (None: nothing kept). Reports stage "features" in neighbour images."""
+    progress = progress or (lambda *a: None)
+    vec_cache = cache_root / "attrvec" if cache_root else None
+    fcache = (
+        features.feature_cache_dir(cache_root / "features", loss, weights.meta, data, config.size)
+        if cache_root and config.feature_cache
+        else None
+    )
+    total = sum(len(n.target) + len(n.source) for n in sets)
+    done, ws, cached = 0, [], 0
+
+    def count(k):
+        nonlocal done
+        done += k
+        progress("features", done, total, {})
+
+    for n in sets:
+        w, hit = features.attribute_vector_cached(
+            loss,
+            weights.variables,
+            weights.meta,
+            data,
+            n,
+            config.size,
+            config.scaling,
+            vec_cache,
+            config.batch,
+            count,
+            fcache,
+        )
+        if hit:
+            count(len(n.target) + len(n.source))
+        ws.append(w)
+        cached += hit
+    return ws, cached
+
+
 def nearest_residual_correction(config: SweepConfig, edited: Any, snapshots: np.ndarray, x: Any) -> np.ndarray:
     """train.py's correction: colour-matched edits [B, A, H, W, 3] minus, each, the nearest of the
     colour-matched reconstruction snapshots [S, B, H, W, 3] less the input x [B, H, W, 3]."""
@@ -576,90 +623,88 @@ def _official_neighbours(
 
 
 def initial_images(config: SweepConfig, images: jax.Array) -> jax.Array:
-    """Where the solve starts, [B, H, W, 3]: the inputs, or chainer-dfi's noise: uniform ±10 (0-255
-    scale) around the Caffe mean colour (RGB 124, 117, 104), seeded by config.seed."""
+    """Where the solve starts, [B, H, W, 3]: the inputs, or chainer-dfi's noise (`noise_start`)
+    seeded by config.seed."""
     if config.init == "input":
         return images
-    noise = jax.random.uniform(jax.random.key(config.seed), images.shape, jnp.float32, -10.0, 10.0)
+    return noise_start(jax.random.key(config.seed), images.shape)
+
+
+def noise_start(key: jax.Array, shape: Sequence[int]) -> jax.Array:
+    """chainer-dfi's noise start, [..., H, W, 3] in [0, 1] terms: uniform ±10 (0-255 scale) around the
+    Caffe mean colour (RGB 124, 117, 104)."""
+    noise = jax.random.uniform(key, tuple(shape), jnp.float32, -10.0, 10.0)
     mean = jnp.array([124.0, 117.0, 104.0]).reshape((1,) * (noise.ndim - 1) + (3,))
     return (mean + noise) / 255.0
 
 
 def solve_alphas(
-    config: SweepConfig, loss: inv.FeatureLoss, variables, x: jax.Array, w, alphas: Sequence[float], progress: Progress
+    config: SweepConfig,
+    loss: inv.FeatureLoss,
+    variables,
+    x: jax.Array,
+    w,
+    alphas: Sequence[float],
+    progress: Progress,
+    *,
+    x0: jax.Array | None = None,
+    shard: bool | None = None,
+    local: Callable[[jax.Array], np.ndarray] = np.asarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Invert φ(x) + α·w for B rows × A alphas. "parallel": one engine call for all; "warm": one call
     per alpha over all rows, each later alpha starting from the previous one's result with half the
     iterations. Bounded solves return images clipped to [0, 1] (and warm-start from them), as the
-    official code's F_inverse does. Returns ([B, A, H, W, 3] images, [B, A] final losses)."""
-    shard = config.shard and jax.local_device_count() > 1
-    x0 = initial_images(config, x)
+    official code's F_inverse does. Returns ([B, A, H, W, 3] images, [B, A] final losses).
+    x0: the start (default `initial_images`); shard: split the rows over the local devices (default:
+    config.shard, with several devices; False for rows already placed on a global mesh); local: a
+    result as this process's rows in numpy (dist.local_batch for arrays on a global mesh)."""
+    shard = (config.shard and jax.local_device_count() > 1) if shard is None else shard
+    x0 = initial_images(config, x) if x0 is None else x0
     clip = (lambda z: jnp.clip(z, 0.0, 1.0)) if config.bounds != "none" else (lambda z: z)
-    if config.alpha_mode == "parallel":
 
+    def solve(start, al, iters, done, total, info):
         def report(k, losses):
-            progress("solve", k, config.iters, {"loss": float(jnp.mean(losses))})
+            progress("solve", done + k, total, {"loss": float(jnp.mean(losses)), **info})
 
         out, r = vectors.edit(
             loss,
             variables,
             x,
             w,
-            alphas,
-            config.solver(),
+            al,
+            config.solver(iters),
             config.scaling,
-            x0=x0,
+            x0=start,
             check_every=5,
             shard=shard,
             progress=report,
         )
-        return np.asarray(clip(out)), np.asarray(r.final_loss).reshape(len(x), len(alphas))
+        return clip(out), r.final_loss.reshape(len(x), len(al))
+
+    if config.alpha_mode == "parallel":
+        out, final = solve(x0, alphas, config.iters, 0, config.iters, {})
+        return local(out), local(final)
     iters = [config.iters] + [max(1, config.iters // 2)] * (len(alphas) - 1)
-    total, done, outs, finals = sum(iters), 0, [], []
+    done, outs, finals = 0, [], []
     for a, n in zip(alphas, iters):
-
-        def report(k, losses, done=done):
-            progress("solve", done + k, total, {"loss": float(jnp.mean(losses)), "alpha": a})
-
-        out, r = vectors.edit(
-            loss,
-            variables,
-            x,
-            w,
-            [a],
-            config.solver(n),
-            config.scaling,
-            x0=x0,
-            check_every=5,
-            shard=shard,
-            progress=report,
-        )
-        x0 = clip(out[:, 0])
+        out, final = solve(x0, [a], n, done, sum(iters), {"alpha": a})
+        x0 = out[:, 0]
         done += n
-        outs.append(np.asarray(x0))
-        finals.append(np.asarray(r.final_loss))
+        outs.append(local(x0))
+        finals.append(local(final)[:, 0])
     return np.stack(outs, 1), np.stack(finals, 1)
 
 
 def _probe_scores(config, data, edit_specs, rows, x, flat, b, a, root, progress):
-    from dfijax.dfi.probe import ProbeConfig, train_probe
-
-    pc = ProbeConfig(size=min(64, config.size), steps=config.probe_steps, n_train=config.probe_train, seed=config.seed)
-    probe, probe_cached = train_probe(
-        data, pc, root / "probe" if root else None, progress=lambda i, m: progress("probe", i, pc.steps, {})
-    )
-
-    def target_score(p, spec):  # probability of the edit's direction, averaged over its attributes
-        return np.mean([p[..., i] if sign > 0 else 1 - p[..., i] for i, sign in spec], axis=0)
-
+    probe, probe_cached = train_sweep_probe(config, data, root, progress)
     p_in = probe.scores(x)
     p_out = probe.scores(flat).reshape(b, a, -1)
-    s_in = np.array([target_score(p_in[r], edit_specs[e]) for r, (_, e) in enumerate(rows)])
-    s_out = np.stack([target_score(p_out[r], edit_specs[e]) for r, (_, e) in enumerate(rows)])
+    s_in = np.array([specs.target_score(p_in[r], edit_specs[e]) for r, (_, e) in enumerate(rows)])
+    s_out = np.stack([specs.target_score(p_out[r], edit_specs[e]) for r, (_, e) in enumerate(rows)])
     info = {
         "input_target_attribute_score": float(s_in.mean()),
         "cached": probe_cached,
         "metrics": probe.metrics,
-        "config": dataclasses.asdict(pc),
+        "config": dataclasses.asdict(probe_config(config)),
     }
     return s_out, info, probe

@@ -21,6 +21,7 @@ import numpy as np
 from dfijax.data import FaceDataset
 from dfijax.dfi.neighbours import Neighbours
 from dfijax.dfi.probe import Probe
+from dfijax.dfi.specs import target_score
 
 if TYPE_CHECKING:
     from dfijax.dfi.sweep import SweepResult
@@ -75,11 +76,6 @@ class TradeOff:
             for j, t in enumerate(self.blend_t)
         ]
         return out
-
-
-def target_score(p: np.ndarray, spec: Spec) -> np.ndarray:
-    """Probability of the edit's direction, averaged over its attributes: p [..., A] -> [...]."""
-    return np.mean([p[..., i] if sign > 0 else 1 - p[..., i] for i, sign in spec], axis=0)
 
 
 def identity_projector(probe: Probe, spec: Spec) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""The DTN experiments as library calls: settings in, trained runs, evaluations and report data out.
+"""The DTN experiments as library calls: settings in, data, trained runs, evaluations and report data out.
 
-    run_digits(DigitsConfig(...), data, out)     # f, the evaluation classifier, the DTN, its ablations
-    run_faces(FacesConfig(...), vgg_variables, sources, held_out, targets, targets_show, out)
+    data, description = load_digits(config)    # config: DigitsConfig (`config.DIGITS_PRESETS`)
+    run_digits(config, data, out)              # f, the evaluation classifier, the DTN, its ablations
+    run_faces(config, vgg, load_faces(config), out)   # FacesConfig; vgg: dfijax.weights.VGGWeights
 
 Digits (`run_digits`): (1) f, a small conv classifier, is trained on the source training images and
 frozen (its source test accuracy reported); (2) an evaluation classifier is trained on the target
@@ -11,6 +12,10 @@ against the source labels is the transfer accuracy (the paper's metric); (5) the
 (β = 0, out/no_tid) and "2-class D" (real target vs G(anything), out/two_class) train the same way for
 ablation_steps iterations, and the full DTN's transfer accuracy at that step is logged on its way (a
 milestone of its run) to compare like with like.
+
+`load_digits` reads the digits' four splits: generated street-number digits -> scikit-learn's
+handwritten digits (offline), or tfds svhn_cropped -> mnist. `load_faces` renders or reads the source
+faces (synthetic, or a CelebA folder; the last n_test held out) and renders the cartoon targets.
 
 Faces (`run_faces`): f = frozen VGG-19 features standardised with statistics of `calib` source
 training images (`faces.make_f_params`), the DTN trained in out/dtn, and f-constancy on the held-out
@@ -39,6 +44,8 @@ from dfijax import training
 from dfijax.dtn import faces as F
 from dfijax.dtn import train as T
 from dfijax.dtn import translator
+from dfijax.dtn.config import DigitsConfig, FacesConfig
+from dfijax.weights import VGGWeights
 
 Progress = Callable[[str, int, int, dict], None]
 SHOW = 12  # images per row of the sample figures
@@ -91,43 +98,37 @@ def _stage_progress(progress: Progress | None, stage: str, total: int) -> Callab
 # --- digits ---------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class DigitsConfig:
-    """The digits experiment: the DTN run (`dtn`, domain "digits"), f's and the evaluation classifier's
-    training steps and batch, and the ablations (each of ablation_steps iterations, default dtn.steps // 2)."""
+def load_digits(config: DigitsConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
+    """({source_train, source_test, target_train, target_test}: (images, labels)), a description):
+    config.data "digits" (generated street-number digits -> scikit-learn's handwritten digits upscaled
+    to 32x32) or "svhn-mnist" (tfds svhn_cropped train+extra and test -> mnist, in config.data_dir)."""
+    from dfijax.data import digits as dg
 
-    dtn: T.DTNConfig = T.DTNConfig(out_channels=1)
-    f_steps: int = 500
-    clf_steps: int = 400
-    clf_batch: int = 64
-    ablations: bool = True
-    ablation_steps: int | None = None
-
-    def __post_init__(self):
-        if self.dtn.domain != "digits":
-            raise ValueError(f"the digits pipeline trains a digits DTN, got domain {self.dtn.domain!r}")
-        if min(self.f_steps, self.clf_steps, self.clf_batch) < 1:
-            raise ValueError(f"f_steps, clf_steps and clf_batch must be at least 1, got {self}")
-        if self.ablation_steps is not None and self.ablation_steps < 0:
-            raise ValueError(f"ablation_steps must be >= 0, got {self.ablation_steps}")
-
-    @property
-    def abl_steps(self) -> int:
-        return self.dtn.steps // 2 if self.ablation_steps is None else self.ablation_steps
-
-    def runs(self) -> dict[str, T.DTNConfig]:
-        """{run name: its settings}: the full DTN, then (with ablations) β = 0 and the 2-class D."""
-        out = {"dtn": self.dtn}
-        if self.ablations:
-            out["no_tid"] = dataclasses.replace(self.dtn, beta=0.0, steps=self.abl_steps)
-            out["two_class"] = dataclasses.replace(self.dtn, three_class=False, steps=self.abl_steps)
-        return out
-
-    def classifier(self, which: str) -> T.ClassifierConfig:
-        """f ("f", on sources, ±1 px shifts) or the evaluation classifier ("target", ±2 px)."""
-        steps, shift = (self.f_steps, 1) if which == "f" else (self.clf_steps, 2)
-        d = self.dtn
-        return T.ClassifierConfig(steps, self.clf_batch, shift=shift, seed=d.seed, width=d.f_width, feat_dim=d.feat_dim)
+    seed, n_test = config.seed, config.n_test
+    if config.data == "digits":
+        data = {
+            "source_train": dg.street_digits_split("train", config.n_source, seed),
+            "source_test": dg.street_digits_split("test", n_test, seed),
+            "target_train": dg.sklearn_digits("train"),
+            "target_test": dg.sklearn_digits("test"),
+        }
+        return data, (
+            f"source: {config.n_source} generated street-number digits (seed {seed}), test {n_test} "
+            f"(seed {seed} + 1000003); target: scikit-learn handwritten digits upscaled 8x8 -> 32x32 "
+            "(1437 train / 360 test)"
+        )
+    lim, where = config.source_limit, config.data_dir
+    data = {
+        "source_train": dg.load_svhn(where, "train+extra", lim, seed),
+        "source_test": dg.load_svhn(where, "test", n_test, seed),
+        "target_train": dg.load_mnist(where, "train", lim, seed),
+        "target_test": dg.load_mnist(where, "test", None, seed),
+    }
+    n = {k: len(v[0]) for k, v in data.items()}
+    return data, (
+        f"source: tfds svhn_cropped train+extra ({n['source_train']} images), test {n['source_test']}; target: "
+        f"tfds mnist resized to 32x32 ({n['target_train']} train / {n['target_test']} test)"
+    )
 
 
 def run_digits(
@@ -175,8 +176,8 @@ def run_digits(
     xs, xt = data["source_train"][0], data["target_train"][0]
     xs_test, ys_test = data["source_test"]
     xt_test = data["target_test"][0]
-    show = np.random.default_rng(config.dtn.seed).choice(len(xs_test), min(SHOW, len(xs_test)), replace=False)
-    show_t = np.random.default_rng(config.dtn.seed + 1).choice(len(xt_test), min(SHOW, len(xt_test)), replace=False)
+    show = np.random.default_rng(config.seed).choice(len(xs_test), min(SHOW, len(xs_test)), replace=False)
+    show_t = np.random.default_rng(config.seed + 1).choice(len(xt_test), min(SHOW, len(xt_test)), replace=False)
     summary_runs, pictures, records = {}, {}, {}
     abl = config.abl_steps
     for name, cfg in runs.items():
@@ -215,6 +216,7 @@ def run_digits(
         summary_runs[name] = {
             "title": RUN_TITLES[name],
             "transfer_accuracy": acc,
+            "transfer_accuracy_se": float(np.sqrt(acc * (1 - acc) / len(xs_test))),  # binomial, one seed
             "steps": cfg.steps,
             "resumed_from": start,
             "transfer_accuracy_at": {str(k): v for k, v in sorted({**at, cfg.steps: acc}.items())},
@@ -254,21 +256,6 @@ def accuracy_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str
 # --- faces ----------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class FacesConfig:
-    """The faces experiment: the DTN run (`dtn`, domain "faces") and how many source training images
-    fix f's standardisation."""
-
-    dtn: T.DTNConfig = T.DTNConfig(domain="faces", preset="faces", d_width=32, batch=16, lr=1e-3)
-    calib: int = 256
-
-    def __post_init__(self):
-        if self.dtn.domain != "faces":
-            raise ValueError(f"the faces pipeline trains a faces DTN, got domain {self.dtn.domain!r}")
-        if self.calib < 2:
-            raise ValueError(f"calib must be at least 2, got {self.calib}")
-
-
 def networks_summary(dtn: T.DTN, state: T.DTNState) -> dict[str, Any]:
     """g's and D's class, widths, normalisation, parameter and batch-statistic counts, and image sizes."""
 
@@ -290,23 +277,66 @@ def networks_summary(dtn: T.DTN, state: T.DTNState) -> dict[str, Any]:
     }
 
 
+@dataclasses.dataclass
+class FacesData:
+    """The faces pipeline's images, [N, S, S, 3] in [0, 1] (S = the config's size): source training
+    images, held-out sources (N >= 2), cartoon training images and the cartoons shown in the figure;
+    and what the sources and targets are."""
+
+    sources: np.ndarray
+    held_out: np.ndarray
+    targets: np.ndarray
+    targets_show: np.ndarray
+    source: str
+    target: str
+
+
+def load_faces(config: FacesConfig) -> FacesData:
+    """The sources (synthetic renders, or the first n_train + n_test photos of a CelebA folder; the last
+    n_test held out) and n_target + SHOW cartoon faces (the last SHOW for the figure)."""
+    from dfijax.data.cartoon_faces import cartoon_faces
+
+    n, size, seed = config.n_train + config.n_test, config.size, config.seed
+    if config.data == "synthetic":
+        from dfijax.data.synthetic_faces import synthetic_faces
+
+        ds = synthetic_faces(n, seed)
+        source = (
+            f"source: {n} procedurally rendered synthetic faces (dfijax.data.synthetic_faces, seed {seed}; "
+            "renders standing in for photos, not photos)"
+        )
+    else:
+        from dfijax.data import celeba
+
+        ds = celeba.load_celeba_folder(config.data_dir, limit=n)
+        if len(ds) < n:
+            raise ValueError(f"CelebA in {config.data_dir} has {len(ds)} images; --n-train + --n-test = {n}")
+        source = f"source: the first {n} CelebA photos of {config.data_dir} (centred face crop)"
+    x = ds.images(range(n), size)
+    xt = cartoon_faces(config.n_target + SHOW, seed).images(range(config.n_target + SHOW), size)
+    target = (
+        f"target: {config.n_target} procedural emoji-style cartoon faces (dfijax.data.cartoon_faces, seed "
+        f"{seed}), {SHOW} more held out for the figure"
+    )
+    nt = config.n_target
+    source += f", last {config.n_test} held out"
+    return FacesData(x[: config.n_train], x[config.n_train :], xt[:nt], xt[nt:], source, target)
+
+
 def run_faces(
     config: FacesConfig,
-    vgg_variables: Any,
-    sources: np.ndarray,
-    held_out: np.ndarray,
-    targets: np.ndarray,
-    targets_show: np.ndarray,
+    vgg: VGGWeights,
+    data: FacesData,
     out: str | os.PathLike,
     *,
     mesh: jax.sharding.Mesh | None = None,
     progress: Progress | None = None,
 ) -> DTNResult:
-    """The faces pipeline (module docstring). sources, held_out (N >= 2), targets, targets_show:
-    [N, S, S, 3] in [0, 1] with S = config.dtn.size; vgg_variables: the VGG-19's. Checkpoints in out/dtn
-    (rerunning resumes). Pictures: samples.png (rows: held-out sources, G(source), targets_show,
-    G(target); cells scaled up to 64 px)."""
-    cfg = config.dtn
+    """The faces pipeline (module docstring) on `data` (`load_faces`) with f on the VGG-19 `vgg`.
+    Checkpoints in out/dtn (rerunning resumes). Pictures: samples.png (rows: held-out sources,
+    G(source), the targets shown, G(target); cells scaled up to 64 px)."""
+    cfg = config.dtn_config(vgg.description)
+    sources, held_out, targets, targets_show = data.sources, data.held_out, data.targets, data.targets_show
     for name, x in (("source", sources), ("held-out source", held_out), ("target", targets), ("shown", targets_show)):
         T.check_images(x, name, cfg.size)
     out = pathlib.Path(out).absolute()
@@ -315,7 +345,7 @@ def run_faces(
     seconds = {}
     t0 = time.perf_counter()
     pick = np.random.default_rng([cfg.seed, 3]).choice(len(sources), min(config.calib, len(sources)), replace=False)
-    f_params = F.make_f_params(dtn.f, vgg_variables, sources[pick])
+    f_params = F.make_f_params(dtn.f, vgg.variables, sources[pick])
     if jax.process_index() == 0:
         translator.save_f(out, f_params)
     seconds["f_calibration"] = time.perf_counter() - t0

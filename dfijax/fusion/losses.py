@@ -29,12 +29,12 @@ Two ways to tie the perceptual terms to Λ (`FusionConfig.perceptual`):
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping
+from typing import Annotated, Callable, Literal, Mapping
 
 import jax
 import jax.numpy as jnp
 
-from dfijax import losses
+from dfijax import config, losses
 
 Features = Mapping[str, jax.Array]
 PIXEL_REDUCTIONS = ("mean", "sum")
@@ -46,19 +46,19 @@ class FusionLoss:
     gradient-penalty weight of the critic's loss (0 turns it off; WGAN-GP uses 10), and how the pixel
     losses of eqs. (7)–(10) reduce: "mean" per element or "sum" as printed (see the module doc)."""
 
-    w_adv: float = 1.0
-    w_content: float = 1e-6
-    w_style: float = 5e-5
-    w_recon: float = 30.0
-    w_tv: float = 1.0
+    w_adv: Annotated[float, config.NONNEG] = 1.0
+    w_content: Annotated[float, config.NONNEG] = 1e-6
+    w_style: Annotated[float, config.NONNEG] = 5e-5
+    w_recon: Annotated[float, config.NONNEG] = 30.0
+    w_tv: Annotated[float, config.NONNEG] = 1.0
     content_layers: tuple[str, ...] = ("conv4_1", "conv5_1")
     style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1")
-    gp_weight: float = 10.0
-    pixel_reduction: str = "mean"
+    gp_weight: Annotated[float, config.NONNEG] = 10.0
+    pixel_reduction: Literal[PIXEL_REDUCTIONS] = "mean"
 
     def __post_init__(self):
-        if self.pixel_reduction not in PIXEL_REDUCTIONS:
-            raise ValueError(f"pixel_reduction must be one of {PIXEL_REDUCTIONS}, got {self.pixel_reduction!r}")
+        config.freeze_tuples(self)
+        config.check(self)
 
     @property
     def taps(self) -> tuple[str, ...]:

@@ -7,7 +7,10 @@ data.jsonl); pictures, reports and summaries are the caller's.
     data = load_data("synthetic", holdout=config.holdout, seed=config.seed)   # dfijax.fusion.data
     result = run_training(config, data, vgg.variables, "runs/fusion/x")       # resumes from the folder
     fused = run_fuse("runs/fusion/x", a, b)                                  # Λ = 1, 0.8, …, 0
-    fused.checks()["l1_lambda1_vs_a"], fused.figure()
+    evaluate_fuse(fused)["l1_lambda1_vs_a"], fused.figure()
+
+`TrainingConfig` declares every setting of a run once (type, bounds, help: the command line is made
+from it); `for_devices` fits a preset's batch to the devices.
 
 In a multi-process job every process calls `run_training` with the same arguments (each reads its
 rows of every global batch); samples, the evaluation and the result's pictures are made on process 0.
@@ -19,18 +22,21 @@ import dataclasses
 import os
 import pathlib
 import time
-from typing import Any, Callable, Sequence
+from typing import Annotated, Any, Callable, Literal, Sequence
 
 import jax
 import numpy as np
+import tyro
 
+from dfijax import config as cfglib
 from dfijax import distributed as dist
 from dfijax import training
 from dfijax.fusion import presets
 from dfijax.fusion import train as ft
 from dfijax.fusion.data import EVAL_IMAGES, FusionData, ShardedLoader, to_signed, to_unit
 from dfijax.fusion.figures import LAMBDAS, fusion_grid, sample_grid
-from dfijax.fusion.losses import FusionLoss
+from dfijax.fusion.losses import PIXEL_REDUCTIONS, FusionLoss
+from dfijax.fusion.model import NORMS
 
 # progress(step, total, record): after every training step (counted from 1); record is the step's
 # logged metrics, or None on steps that log nothing.
@@ -39,50 +45,92 @@ Progress = Callable[[int, int, "dict[str, float] | None"], None]
 OnSample = Callable[[int, np.ndarray], None]
 
 
+_D = presets.PRESETS[presets.DEFAULT]  # the fields' defaults: the default preset's values
+_short = "{:g}".format  # 1e-06, 30 in --help, not 1e-06, 30.0
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
-    """A training run's resolved settings: one field per preset setting (`dfijax.fusion.presets`, the
-    command line's option names with '_' for '-', spelled as there: loss_weights "w1,…,w5",
-    content_layers / style_layers comma-separated VGG-19 layers, clip None for no clipping), the seed
-    and the checkpoints kept, and where they came from (the preset and the names of the settings given
-    over it). `fusion` is the networks' and steps' FusionConfig; `training_config` builds one."""
+    """A training run's settings: every field a preset sets (`dfijax.fusion.presets`; the defaults are
+    the default preset's), the seed and the checkpoints kept, and where they came from (the preset,
+    and in `overrides` the names of the settings given over it). `fusion` is the networks' and steps'
+    FusionConfig. `training_config` builds one from a preset; `for_devices` fits its batch to the
+    devices."""
 
-    lr: float
-    loss_weights: str
-    content_layers: str
-    style_layers: str
-    lambda_kind: str
-    lambda_values: str
-    p_ends: float
-    chunks: int
-    d_norm: str
-    gp: float
-    clip: float | None
-    n_critic: int
-    d_optimizer: str
-    d_lr: float | None
-    b1: float
-    perceptual: str
-    size: int
-    width: int
-    batch: int
-    stage1_steps: int
-    stage2_steps: int
-    save_every: int
-    log_every: int
-    sample_every: int
-    holdout: str
-    pixel_reduction: str = "mean"
+    preset: Literal[tuple(presets.PRESETS)] = presets.DEFAULT
+    """named settings (dfijax.fusion.presets); every flag given overrides the preset"""
+    holdout: Literal[presets.HOLDOUTS] = _D["holdout"]
+    """held-out images: last (the last 16), celeba-test (CelebA's test partition), paper-count (the
+    paper's 2,599)"""
+    size: int = _D["size"]
+    """image size, a power of two: 32, 64, 128 (paper), 256"""
+    width: Annotated[int, cfglib.POSITIVE] = _D["width"]
+    """first-layer channels (64 = paper)"""
+    batch: Annotated[int, cfglib.Bounds(ge=2)] = _D["batch"]
+    """global batch, split over all devices of all processes (not given: the preset's, rounded down to
+    a multiple of the device count)"""
+    stage1_steps: Annotated[int, cfglib.NONNEG] = _D["stage1_steps"]
+    """autoencoder pretraining steps"""
+    stage2_steps: Annotated[int, cfglib.NONNEG] = _D["stage2_steps"]
+    """steps of the full objective"""
+    lr: Annotated[float, cfglib.Bounds(gt=0)] = _D["lr"]
+    """Adam learning rate of E and G (and of an Adam critic without --d-lr)"""
+    b1: Annotated[float, cfglib.Bounds(ge=0, le=1)] = _D["b1"]
+    """Adam beta1"""
+    n_critic: Annotated[int, cfglib.POSITIVE] = _D["n_critic"]
+    """critic updates per (E, G) update"""
+    gp: Annotated[float, cfglib.NONNEG] = _D["gp"]
+    """gradient-penalty weight (0: off)"""
+    clip: Annotated[float | None, cfglib.NONNEG] = _D["clip"]
+    """clip the critic's weights to [-c, c] (WGAN; 0 or None: off)"""
+    d_norm: Literal[NORMS] = _D["d_norm"]
+    """critic normalisation (batch = the paper's; layer suits the gradient penalty)"""
+    d_optimizer: Literal[ft.OPTIMIZERS] = _D["d_optimizer"]
+    """the critic's optimizer"""
+    d_lr: Annotated[float | None, cfglib.Bounds(gt=0)] = _D["d_lr"]
+    """the critic's learning rate (None: --lr)"""
+    perceptual: Literal[ft.PERCEPTUAL] = _D["perceptual"]
+    """Λ and the perceptual targets: mean (λ̄-weighted) or paper (eqs. 4, 5 per chunk)"""
+    loss_weights: Annotated[tuple[float, ...], cfglib.comma_list(float, fmt=_short), cfglib.NONNEG] = _D["loss_weights"]
+    """w1..w5: adversarial, content, style, reconstruction, TV"""
+    pixel_reduction: Literal[PIXEL_REDUCTIONS] = _D["pixel_reduction"]
+    """L1 (eqs. 7, 10) and TV (eq. 8): per-pixel mean, or the sum over the pixels as the equations print"""
+    content_layers: Annotated[tuple[str, ...], cfglib.comma_list(str)] = _D["content_layers"]
+    """VGG-19 layers of the content loss"""
+    style_layers: Annotated[tuple[str, ...], cfglib.comma_list(str)] = _D["style_layers"]
+    """VGG-19 layers of the style loss"""
+    lambda_kind: Literal[ft.LAMBDA_KINDS] = _D["lambda_kind"]
+    """training Λ: one per latent chunk (paper), per channel, or per (4x4 cell, chunk)"""
+    lambda_values: Literal[ft.LAMBDA_VALUES] = _D["lambda_values"]
+    """training λ: 0 or 1 (binary), or uniform in [0, 1]"""
+    p_ends: Annotated[float, cfglib.Bounds(ge=0, le=1)] = _D["p_ends"]
+    """share of pairs trained with Λ all 1 or all 0"""
+    chunks: Annotated[int, cfglib.POSITIVE] = _D["chunks"]
+    """latent chunks"""
     seed: int = 0
-    keep: int = 3
-    preset: str = presets.DEFAULT
-    overrides: tuple[str, ...] = ()
+    """random seed (networks, Λ, batch order, synthetic faces)"""
+    save_every: Annotated[int, cfglib.POSITIVE] = _D["save_every"]
+    """checkpoint every N steps"""
+    keep: Annotated[int, cfglib.POSITIVE] = 3
+    """checkpoints kept"""
+    log_every: Annotated[int, cfglib.POSITIVE] = _D["log_every"]
+    """log the losses every N steps"""
+    sample_every: Annotated[int, cfglib.POSITIVE] = _D["sample_every"]
+    """draw samples every N steps"""
+    overrides: Annotated[tuple[str, ...], tyro.conf.Suppress] = ()
 
     def __post_init__(self):
-        if self.batch < 2:
-            raise ValueError(f"--batch must be at least 2, got {self.batch}")
-        if self.stage1_steps < 0 or self.stage2_steps < 0 or self.stage1_steps + self.stage2_steps == 0:
-            raise ValueError("--stage1-steps and --stage2-steps must be >= 0, and not both 0")
+        for name, item in (("loss_weights", float), ("content_layers", str), ("style_layers", str)):
+            if isinstance(v := getattr(self, name), str):  # "a,b,c", as the command line spells it
+                object.__setattr__(self, name, tuple(item(x) for x in v.split(",")))
+        cfglib.freeze_tuples(self)
+        cfglib.check(self)
+        if self.clip == 0:
+            object.__setattr__(self, "clip", None)  # clip 0 turns a preset's clipping off
+        if self.stage1_steps + self.stage2_steps == 0:
+            raise ValueError("stage1_steps + stage2_steps must be at least 1 (not both 0)")
+        if len(self.loss_weights) != 5:
+            raise ValueError(f"loss_weights needs 5 values (w1..w5), got {len(self.loss_weights)}")
         self.fusion  # builds the FusionConfig: checks the networks' settings and the VGG-19 layer names
 
     @property
@@ -94,9 +142,7 @@ class TrainingConfig:
         """The FusionConfig these settings give (one-line ValueErrors for bad values)."""
         from dfijax.vgg import layer_index
 
-        w = tuple(float(v) for v in self.loss_weights.split(","))
-        if len(w) != 5:
-            raise ValueError(f"--loss-weights needs 5 values (w1..w5), got {len(w)}")
+        w = self.loss_weights
         loss = FusionLoss(
             w_adv=w[0],
             w_content=w[1],
@@ -104,8 +150,8 @@ class TrainingConfig:
             w_recon=w[3],
             w_tv=w[4],
             gp_weight=self.gp,
-            content_layers=tuple(self.content_layers.split(",")),
-            style_layers=tuple(self.style_layers.split(",")),
+            content_layers=self.content_layers,
+            style_layers=self.style_layers,
             pixel_reduction=self.pixel_reduction,
         )
         for layer in loss.taps:
@@ -133,38 +179,60 @@ class TrainingConfig:
         """The preset's settings with the overrides applied (a flat dict in the preset's order)."""
         return {k: getattr(self, k) for k in presets.PRESETS[self.preset]}
 
-    def to_dict(self) -> dict[str, Any]:
-        """{"preset", "overrides", "settings", "config": the FusionConfig as a dict} (JSON values)."""
-        return {
-            "preset": self.preset,
-            "overrides": list(self.overrides),
-            "settings": self.settings,
-            "config": self.fusion.to_dict(),
-        }
-
 
 def training_config(
     preset: str = presets.DEFAULT, *, devices: int | None = None, seed: int = 0, keep: int = 3, **overrides: Any
 ) -> TrainingConfig:
-    """The named preset with every non-None override put over it (names as in `presets`; a clip <= 0
-    turns clipping off). Without an explicit batch the preset's batch is rounded down to a multiple of
-    `devices` (default: all devices of all processes); the batch must split over them."""
+    """The named preset with every non-None override put over it (names as in `presets`; a clip of 0
+    turns clipping off), fitted to `devices` (`for_devices`)."""
     given = {k: v for k, v in overrides.items() if v is not None}
     settings = presets.resolve(preset, given)
-    if settings["clip"] is not None and settings["clip"] <= 0:
-        settings["clip"] = None  # clip 0 turns a preset's clipping off
-    n_dev = jax.device_count() if devices is None else devices
-    if "batch" not in given:
-        settings["batch"] = max(n_dev, settings["batch"] - settings["batch"] % n_dev)
     config = TrainingConfig(**settings, seed=seed, keep=keep, preset=preset, overrides=tuple(sorted(given)))
+    return for_devices(config, devices)
+
+
+def for_devices(config: TrainingConfig, devices: int | None = None) -> TrainingConfig:
+    """`config` on `devices` (default: all devices of all processes): unless the batch was given over
+    the preset (in config.overrides), the preset's batch rounded down to a multiple of them; the batch
+    must split over them (one-line ValueError)."""
+    n_dev = jax.device_count() if devices is None else devices
+    if "batch" not in config.overrides:
+        config = dataclasses.replace(config, batch=max(n_dev, config.batch - config.batch % n_dev))
     check_batch(config.batch, n_dev)
     return config
+
+
+def run_record(config: TrainingConfig, data: FusionData) -> dict[str, Any]:
+    """What a run saves before it trains (run_config.json): the preset, the settings given over it,
+    every resolved setting, the FusionConfig, the data and the held-out images."""
+    return {
+        "preset": config.preset,
+        "overrides": list(config.overrides),
+        "settings": config.settings,
+        "config": cfglib.to_dict(config.fusion),
+        "data": data.describe(),
+        "holdout": data.holdout_info(),
+    }
+
+
+def describe(config: TrainingConfig, data: FusionData) -> str:
+    """One line: the preset and its overrides, the data, the networks, the critic, the batch and schedule."""
+    cfg = config.fusion
+    return (
+        f"preset {config.preset}"
+        + (f" (overridden: {', '.join(config.overrides)})" if config.overrides else "")
+        + f"; {data.describe()}; {data.description}; {cfg.size}px, width {cfg.width}, latent {cfg.latent_shape} in "
+        f"chunks {cfg.chunks}; critic {cfg.d_norm} norm, {cfg.d_optimizer}, "
+        + (f"clip {cfg.clip}" if cfg.clip else f"gradient penalty {cfg.loss.gp_weight:g}")
+        + f"; batch {config.batch} over {jax.device_count()} device(s) of {jax.process_count()} process(es); "
+        f"stage 1: {config.stage1_steps} steps, stage 2: {config.stage2_steps} steps"
+    )
 
 
 def check_batch(batch: int, devices: int) -> None:
     """One-line ValueError unless the batch is at least 2 and splits over `devices`."""
     if batch < 2 or batch % devices:
-        raise ValueError(f"--batch must be at least 2 and a multiple of the {devices} devices, got {batch}")
+        raise ValueError(f"batch must be at least 2 and a multiple of the {devices} devices, got {batch}")
 
 
 def check_data(config: TrainingConfig, data: FusionData) -> None:
@@ -223,6 +291,12 @@ class TrainingResult:
     records: list[dict[str, float]] | None = None
     final_stage1: dict[str, float] | None = None
     final_stage2: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's numbers (no arrays): devices, processes, resumed_from, seconds, steps_run,
+        final_stage1, final_stage2, held_out."""
+        keys = ("devices", "processes", "seconds", "steps_run", "final_stage1", "final_stage2", "held_out")
+        return {"resumed_from": self.start, **{k: getattr(self, k) for k in keys}}
 
 
 class _Stop(Exception):
@@ -305,19 +379,36 @@ def run_training(
     return result
 
 
-def parse_lambda(text: str, n_chunks: int) -> list[float]:
-    """'1,1,0,0,0.5' -> per-chunk values (one value means every chunk). One-line ValueErrors."""
+@dataclasses.dataclass(frozen=True)
+class FuseConfig:
+    """Fusing two images with a trained run: besides the sweep Λ = 1, 0.8, …, 0 on every chunk, an
+    optional per-chunk Λ; the seed of the default synthetic faces."""
+
+    lam: Annotated[
+        tuple[float, ...] | None, cfglib.flag("lambda"), cfglib.comma_list(float), cfglib.Bounds(ge=0, le=1)
+    ] = None
+    """per-chunk Λ in [0, 1], e.g. 1,1,0,0,0.5 (one value per latent chunk, or one for every chunk)"""
+    seed: int = 12345
+    """seed of the default synthetic faces"""
+
+    def __post_init__(self):
+        cfglib.freeze_tuples(self)
+        cfglib.check(self)
+
+
+def parse_lambda(values: str | Sequence[float], n_chunks: int) -> list[float]:
+    """'1,1,0,0,0.5' or its numbers -> per-chunk values (one value means every chunk). One-line ValueErrors."""
     try:
-        vals = [float(v) for v in text.split(",")]
+        vals = [float(v) for v in (values.split(",") if isinstance(values, str) else values)]
     except ValueError:
-        raise ValueError(f"--lambda must be comma-separated numbers, got {text!r}") from None
+        raise ValueError(f"lambda must be comma-separated numbers, got {values!r}") from None
     if len(vals) == 1:
         vals = vals * n_chunks
     if len(vals) != n_chunks:
-        raise ValueError(f"--lambda needs {n_chunks} values (one per latent chunk) or one, got {len(vals)}")
+        raise ValueError(f"lambda needs {n_chunks} values (one per latent chunk) or one, got {len(vals)}")
     bad = [v for v in vals if not 0.0 <= v <= 1.0]
     if bad:
-        raise ValueError(f"--lambda values must lie in [0, 1], got {bad[0]:g}")
+        raise ValueError(f"lambda values must lie in [0, 1], got {bad[0]:g}")
     return vals
 
 
@@ -375,6 +466,30 @@ class FuseResult:
         n = len(columns)
         rows = [list(self.fused[:n])] + [[y] for y in self.fused[n:]]
         return fusion_grid(self.a, self.b, rows, columns)
+
+    def feature_figure(self, path: str | os.PathLike, vgg_vars: Any, lam: Sequence[float] | None = None) -> dict:
+        """Write the paper's Fig. 6 (`figures.feature_figure`) for A, B and C fused with the per-chunk
+        `lam` (default 1, 0, 1, 0, …) to path; returns {"features_png", "features_lambda", "features_size"}."""
+        from dfijax.fusion import figures
+
+        cfg = self.config
+        lam = list(lam) if lam else [float((n + 1) % 2) for n in range(cfg.n_chunks)]
+        a, b = to_signed(self.a), to_signed(self.b)
+        imgs, lat, feats = figures.fusion_features(cfg, self.state.eg, vgg_vars, a, b, lam)
+        size = figures.feature_figure(path, imgs, lat, feats, cfg.chunks, lam)
+        return {"features_png": str(path), "features_lambda": lam, "features_size": list(size)}
+
+
+def evaluate_fuse(r: FuseResult, sweep: int = len(LAMBDAS)) -> dict[str, float]:
+    """A fusion's L1 table (on [-1, 1]): `FuseResult.checks` (the sweep's ends against A and B, A
+    against B) and, for each Λ after the first `sweep` ones, l1_custom_vs_a and l1_custom_vs_b (with
+    several: l1_custom0_vs_a, …)."""
+    table = r.checks()
+    extra = range(sweep, len(r.lambdas))
+    for k in extra:
+        name = "custom" if len(extra) == 1 else f"custom{k - sweep}"
+        table[f"l1_{name}_vs_a"], table[f"l1_{name}_vs_b"] = float(r.l1_vs_a[k]), float(r.l1_vs_b[k])
+    return table
 
 
 def run_fuse(

@@ -1,5 +1,5 @@
-"""Named training settings for the fusion GAN: every value `experiments.train_fusion` needs, in one
-flat mapping per preset (keys are the CLI's option names with '_' for '-'); a flag given on the command
+"""Named training settings for the fusion GAN: one flat mapping of `TrainingConfig` fields per preset
+(`dfijax.fusion.pipeline`; the command line's options with '-' for '_'); a flag given on the command
 line overrides its preset value, and the resolved mapping is saved with the run.
 
 - "cpu_small" (the default): 32 px, width 16 (latent 4×4×64), batch 16, 2,000 autoencoder + 60 GAN
@@ -40,9 +40,9 @@ HOLDOUTS = ("last", "celeba-test", "paper-count")
 
 _COMMON: dict[str, Any] = {
     "lr": 1e-3,
-    "loss_weights": "1,1e-6,5e-5,30,1",
-    "content_layers": "conv4_1,conv5_1",
-    "style_layers": "conv1_1,conv2_1,conv3_1",
+    "loss_weights": (1.0, 1e-6, 5e-5, 30.0, 1.0),
+    "content_layers": ("conv4_1", "conv5_1"),
+    "style_layers": ("conv1_1", "conv2_1", "conv3_1"),
     "lambda_kind": "chunk",
     "lambda_values": "binary",
     "p_ends": 0.2,

@@ -24,7 +24,7 @@ import json
 import os
 import pathlib
 import zlib
-from typing import Any, Callable, Mapping
+from typing import Annotated, Any, Callable, Literal
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +32,8 @@ import numpy as np
 import optax
 from flax import struct
 
+from dfijax import config, training
 from dfijax import distributed as dist
-from dfijax import training
 from dfijax.fusion import losses as fl
 from dfijax.fusion.data import to_unit
 from dfijax.fusion.model import (
@@ -44,7 +44,6 @@ from dfijax.fusion.model import (
     Generator,
     chunk_lambda,
     chunk_sizes,
-    depth_for,
     latent_channels,
     mix,
 )
@@ -68,47 +67,30 @@ class FusionConfig:
     d_optimizer, d_lr: the critic's optimizer, "adam" (lr, b1, b2 as above) or "rmsprop" (decay 0.99,
     eps 1e-8 outside the square root: PyTorch's RMSprop, which the WGAN reference code uses); d_lr
     None means lr. perceptual: how Λ selects the perceptual targets, "mean" or "paper" (eqs. 4, 5 per
-    chunk; needs binary per-chunk Λ), see `dfijax.fusion.losses`. dtype: the networks' compute dtype."""
+    chunk; needs binary per-chunk Λ), see `dfijax.fusion.losses`. dtype: the networks' compute dtype.
+    As JSON: `dfijax.config.to_dict` / `from_dict`."""
 
     size: int = 128
-    width: int = 64
-    n_chunks: int = 5
-    d_norm: str = "layer"
-    lambda_kind: str = "chunk"
-    lambda_values: str = "binary"
-    p_ends: float = 0.2
+    width: Annotated[int, config.POSITIVE] = 64
+    n_chunks: Annotated[int, config.POSITIVE] = 5
+    d_norm: Literal[NORMS] = "layer"
+    lambda_kind: Literal[LAMBDA_KINDS] = "chunk"
+    lambda_values: Literal[LAMBDA_VALUES] = "binary"
+    p_ends: Annotated[float, config.Bounds(ge=0, le=1)] = 0.2
     loss: fl.FusionLoss = fl.FusionLoss()
-    clip: float | None = None
-    n_critic: int = 1
-    lr: float = 1e-3
-    b1: float = 0.5
-    b2: float = 0.999
-    d_optimizer: str = "adam"
-    d_lr: float | None = None
-    perceptual: str = "mean"
+    clip: Annotated[float | None, config.Bounds(gt=0)] = None
+    n_critic: Annotated[int, config.POSITIVE] = 1
+    lr: Annotated[float, config.Bounds(gt=0)] = 1e-3
+    b1: Annotated[float, config.Bounds(ge=0, le=1)] = 0.5
+    b2: Annotated[float, config.Bounds(ge=0, le=1)] = 0.999
+    d_optimizer: Literal[OPTIMIZERS] = "adam"
+    d_lr: Annotated[float | None, config.Bounds(gt=0)] = None
+    perceptual: Literal[PERCEPTUAL] = "mean"
     dtype: str = "float32"
 
     def __post_init__(self):
-        depth_for(self.size)
-        if self.width < 1:
-            raise ValueError(f"width must be positive, got {self.width}")
-        chunk_sizes(self.channels, self.n_chunks)
-        if self.d_norm not in NORMS:
-            raise ValueError(f"d_norm must be one of {NORMS}, got {self.d_norm!r}")
-        if self.lambda_kind not in LAMBDA_KINDS:
-            raise ValueError(f"lambda_kind must be one of {LAMBDA_KINDS}, got {self.lambda_kind!r}")
-        if self.lambda_values not in LAMBDA_VALUES:
-            raise ValueError(f"lambda_values must be one of {LAMBDA_VALUES}, got {self.lambda_values!r}")
-        if not 0.0 <= self.p_ends <= 1.0:
-            raise ValueError(f"p_ends must be in [0, 1], got {self.p_ends}")
-        if self.n_critic < 1:
-            raise ValueError(f"n_critic must be >= 1, got {self.n_critic}")
-        if self.clip is not None and not self.clip > 0:
-            raise ValueError(f"clip must be positive (or None for no clipping), got {self.clip}")
-        if self.d_optimizer not in OPTIMIZERS:
-            raise ValueError(f"d_optimizer must be one of {OPTIMIZERS}, got {self.d_optimizer!r}")
-        if self.perceptual not in PERCEPTUAL:
-            raise ValueError(f"perceptual must be one of {PERCEPTUAL}, got {self.perceptual!r}")
+        config.check(self)
+        chunk_sizes(self.channels, self.n_chunks)  # the size a power of two, enough channels for the chunks
         if self.perceptual == "paper" and (self.lambda_kind, self.lambda_values) != ("chunk", "binary"):
             raise ValueError(
                 "the paper's perceptual split (eqs. 4, 5) is defined for λ_n in {0, 1} per chunk: "
@@ -151,15 +133,6 @@ class FusionConfig:
         if self.d_optimizer == "rmsprop":
             return optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False)
         return optax.adam(lr, b1=self.b1, b2=self.b2)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FusionConfig":
-        d = dict(d)
-        loss = {k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("loss", {}).items()}
-        return cls(**d, loss=fl.FusionLoss(**loss))
 
 
 CheckpointMismatch = training.CheckpointMismatch  # a folder trained with other settings, or another version's

@@ -11,11 +11,14 @@ import pathlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+import tyro
 
+from dfijax import config
 from dfijax import images as im
+from dfijax.data.faces import FACE_DATASETS
 
 # progress(stage, done, total, info), as the library pipelines report it
 Progress = Callable[[str, int, int, dict], None]
@@ -35,45 +38,55 @@ RUN_MARKERS = {"fusion": "fusion_config.json", "fast_style": "config.json", "dtn
 
 @dataclasses.dataclass(frozen=True)
 class StudioConfig:
-    """What the studio serves. dataset / data_dir / n_synthetic: the faces the DFI tab takes its
-    neighbours from (the embedded synthetic faces by default); weights: converted VGG-19 weights (None:
-    weights/ or the seeded random net, announced as NOT pretrained); size / iters / k: the DFI edit's
-    working size, L-BFGS iterations and neighbours (the preset's objective, these sizes, so an edit
-    takes seconds); ladder: the alphas one Edit inverts in one call; probe_steps / probe_train: the
-    attribute probe; runs: where trained checkpoints are looked for (runs/fusion/*, runs/fast_style/*,
-    runs/dtn/*); fusion / fast_style / dtn: a run folder to open first; style_size / style_iters: the
-    Gatys "quick" size and iterations; max_pixels: the largest upload; cache: the feature, vector and
-    probe caches (None: no disk cache); seed: the random net's and the embedded faces'."""
+    """What the studio serves. The DFI edit runs a preset's objective at these sizes, iterations and K
+    (so an edit takes seconds); trained runs are looked for under `runs`."""
 
-    dataset: str = "synthetic"
+    dataset: Literal[FACE_DATASETS] = "synthetic"
+    """the faces the DFI tab takes its neighbours from (the embedded synthetic faces by default)"""
     data_dir: str | None = None
-    n_synthetic: int = 2000
+    """dataset folder (celeba, lfw) or tfds data_dir (celeba-tfds)"""
+    n_synthetic: Annotated[int, config.POSITIVE] = 2000
+    """size of the synthetic face set"""
     weights: str | None = None
-    size: int = 64
-    iters: int = 100
-    k: int = 100
-    ladder: tuple[float, ...] = LADDER
-    probe_steps: int = 300
-    probe_train: int = 2000
+    """converted VGG-19 weights (.safetensors); default: weights/ or a seeded random net (announced as NOT
+    pretrained)"""
+    size: Annotated[int, config.Bounds(ge=32)] = 64
+    """DFI working size in pixels"""
+    iters: Annotated[int, config.POSITIVE] = 100
+    """DFI L-BFGS iterations per Edit (a field in the page too)"""
+    k: Annotated[int, config.POSITIVE] = 100
+    """DFI neighbours in each of the target and source sets"""
+    ladder: Annotated[tuple[float, ...], config.flag("alphas"), config.comma_list(float)] = LADDER
+    """the α ladder of one Edit (inverted in one call)"""
+    probe_steps: Annotated[int, config.POSITIVE] = 300
+    """attribute probe training steps (cached)"""
+    probe_train: Annotated[int, config.POSITIVE] = 2000
+    """attribute probe training images"""
     runs: str = "runs"
+    """where trained runs are looked for (runs/fusion/*, runs/fast_style/*, runs/dtn/*)"""
     fusion: str | None = None
+    """a fusion run folder to open first"""
     fast_style: str | None = None
+    """a fast-style run folder to open first"""
     dtn: str | None = None
-    style_size: int = 128
-    style_iters: int = 100
-    max_pixels: int = 24_000_000
-    cache: str | None = None
+    """a DTN run folder to open first"""
+    style_size: Annotated[int, config.Bounds(ge=32)] = 128
+    """Gatys 'quick' size in pixels"""
+    style_iters: Annotated[int, config.POSITIVE] = 100
+    """Gatys 'quick' iterations"""
+    max_pixels: Annotated[int, config.POSITIVE] = 24_000_000
+    """largest upload accepted, in pixels"""
+    cache: Annotated[str | None, tyro.conf.Suppress] = None
+    """the feature, vector and probe caches' folder (None: no disk cache)"""
     seed: int = 0
+    """the random net's and the embedded faces' seed"""
 
     def __post_init__(self):
-        for name in ("size", "iters", "k", "n_synthetic", "probe_steps", "probe_train", "style_iters", "max_pixels"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.size < 32 or self.style_size < 32:
-            raise ValueError(f"sizes must be at least 32 px, got {self.size} and {self.style_size}")
+        config.freeze_tuples(self)
+        config.check(self)
+        if not self.ladder:
+            raise ValueError("ladder must hold at least one alpha")
         object.__setattr__(self, "ladder", tuple(float(a) for a in self.ladder))
-        if not self.ladder or not all(np.isfinite(self.ladder)):
-            raise ValueError(f"the alpha ladder must be finite numbers, got {self.ladder}")
 
 
 @dataclasses.dataclass

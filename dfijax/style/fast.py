@@ -10,11 +10,11 @@ fractionally strided convolutions, without their checkerboard artefacts) and the
 `upsample="transpose"` and `output="tanh"` give the paper's layers. Loss network: VGG-16 as in the
 paper (`johnson_loss(16)`), or VGG-19 with the analogous layers.
 
-Presets (`PRESETS`, `FastStyleConfig.preset`): "quick" is the project's own setting (unit-free
-"relative" losses, per-layer reflection padding); "paper" is jcjohnson/fast-neural-style's train.lua
-with its defaults: reflection padding once at the start and unpadded residual blocks, Caffe-preprocessed
-input, 150·tanh output, instance-norm eps 1e-5, torch's initialisation and Adam, the loss terms as its
-Lua modules compute them (`normalize="reference"`) on VGG-16 layers 16 / 4, 9, 16, 23.
+Presets (`PRESETS`, `preset`): "quick" is the project's own setting (unit-free "relative" losses,
+per-layer reflection padding); "paper" is jcjohnson/fast-neural-style's train.lua with its defaults:
+reflection padding once at the start and unpadded residual blocks, Caffe-preprocessed input, 150·tanh
+output, instance-norm eps 1e-5, torch's initialisation and Adam, the loss terms as its Lua modules
+compute them (`normalize="reference"`) on VGG-16 layers 16 / 4, 9, 16, 23.
 """
 
 from __future__ import annotations
@@ -23,18 +23,19 @@ import dataclasses
 import functools
 import os
 import pathlib
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Annotated, Any, Callable, Literal, Mapping, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tyro
 from flax.training import train_state
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from dfijax import batching, losses, training
+from dfijax import batching, config, losses, training
 from dfijax.vgg import CAFFE_MEAN_BGR, VGG, VGG19
 
 # Johnson et al.'s loss layers on VGG-16 and their VGG-19 analogues (each block's last ReLU): content, style.
@@ -281,7 +282,7 @@ def johnson_loss(depth: int = 16, **kwargs: Any) -> PerceptualLoss:
 
 TrainState = train_state.TrainState
 
-# Training presets (FastStyleConfig fields; `FastStyleConfig.preset`): the same name means the same run
+# Training presets (FastStyleConfig fields; `preset`): the same name means the same run
 # on every device; explicit settings override them. "quick" is the project's own setting (the
 # FastStyleConfig defaults, CPU-sized); "paper" is jcjohnson/fast-neural-style's train.lua defaults.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -313,6 +314,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         save_every=1000,  # -checkpoint_every (train.lua:61)
     ),
 }
+# each preset's loss layers on VGG-16 and VGG-19 (`loss_layers`)
+PRESET_LAYERS = {"quick": JOHNSON_LAYERS, "paper": REFERENCE_LAYERS}
 
 
 class TorchAdamState(NamedTuple):
@@ -350,78 +353,79 @@ def optimizer(name: str, lr: float) -> optax.GradientTransformation:
 
 @dataclasses.dataclass(frozen=True)
 class FastStyleConfig:
-    """One fast-style run: the network (width, blocks, output, upsample, padding, preprocess, eps,
-    weight_init), the training crops (size, batch, content_fit: "crop" random square crops of short-side-resized
-    images, "squash" the whole image cropped to a multiple of 16 px and resized to size x size), the
-    style image (style_size px, 0: size, on its short or long side: style_fit), the optimiser and its lr,
-    the loss (VGG depth, layers, weights, normalisation) and the seed; saved beside the checkpoints, so
-    that `restore` rebuilds the same network. steps, save_every, log_every and keep may change when a
-    run resumes. The defaults are the "quick" preset's; `preset("paper")` is the reference's."""
+    """One fast-style run: the network, the training crops, the style image, the optimiser, the loss
+    (VGG depth, layers, weights, normalisation) and the seed; saved beside the checkpoints, so that
+    `restore` rebuilds the same network. steps, save_every, log_every and keep may change when a run
+    resumes. The defaults are the "quick" preset's network and loss; `preset(name, vgg)` builds a
+    preset (PRESETS) with its loss layers on VGG-16 or VGG-19."""
 
-    width: int = 32
-    blocks: int = 5
-    output: str = "sigmoid"
-    upsample: str = "resize"
-    size: int = 256
-    batch: int = 4
-    lr: float = 1e-3
-    vgg: int = 19
-    content_layer: str = JOHNSON_LAYERS[19][0]
-    style_layers: tuple[str, ...] = JOHNSON_LAYERS[19][1]
-    content_weight: float = 1.0
-    style_weight: float = 0.5
-    tv_weight: float = 1e-4
-    normalize: str = "relative"
+    width: Annotated[int, config.POSITIVE] = 32
+    """network width (32 = Johnson)"""
+    blocks: Annotated[int, config.POSITIVE] = 5
+    """residual blocks of the network"""
+    output: Literal[OUTPUTS] = "sigmoid"
+    """output layer: sigmoid (quick) or the paper's 150·tanh"""
+    upsample: Literal[UPSAMPLES] = "resize"
+    """resize+conv (quick) or the paper's fractionally strided (transposed) convolutions"""
+    size: Annotated[int, config.Bounds(ge=32)] = 256
+    """training crop size in px, a multiple of 4"""
+    batch: Annotated[int, config.POSITIVE] = 4
+    """batch size (split over every device of the job)"""
+    lr: Annotated[float, config.Bounds(gt=0)] = 1e-3
+    """learning rate"""
+    vgg: Annotated[Literal[16, 19], tyro.conf.Suppress] = 19
+    """loss network depth (its layers: content_layer, style_layers)"""
+    content_layer: Annotated[str, tyro.conf.Suppress] = JOHNSON_LAYERS[19][0]
+    """the content loss's VGG layer (`loss_layers` gives a preset's)"""
+    style_layers: Annotated[tuple[str, ...], tyro.conf.Suppress] = JOHNSON_LAYERS[19][1]
+    """the style loss's VGG layers"""
+    content_weight: Annotated[float, config.NONNEG] = 1.0
+    """content loss weight"""
+    style_weight: Annotated[float, config.NONNEG] = 0.5
+    """style loss weight (quick 0.5, paper 5)"""
+    tv_weight: Annotated[float, config.NONNEG, config.flag(aliases=("--tv",))] = 1e-4
+    """TV weight (quick 1e-4, paper 1e-6)"""
+    normalize: Annotated[Literal[NORMALIZES], config.flag(aliases=("--loss-normalize",))] = "relative"
+    """loss terms: relative (quick): unit-free, the same weights work on pretrained and random VGG weights;
+    absolute: the paper's unnormalised sums; reference (paper): the reference code's means"""
     seed: int = 0
-    steps: int = training.resumable(40000)
-    save_every: int = training.resumable(100)
-    log_every: int = training.resumable(10)
-    keep: int = training.resumable(3)
-    padding: str = "reflect"
-    preprocess: str = "center"
-    eps: float = 1e-6
-    weight_init: str = "flax"
-    optimizer: str = "adam"
-    content_fit: str = "crop"
-    style_size: int = 0
-    style_fit: str = "short"
+    """random seed (network initialisation, content crops, a random loss network)"""
+    steps: Annotated[int, config.POSITIVE] = training.resumable(40000)
+    """training steps (may change when a run resumes)"""
+    save_every: Annotated[int, config.NONNEG] = training.resumable(100)
+    """checkpoint interval in steps (may change when a run resumes)"""
+    log_every: Annotated[int, config.NONNEG] = training.resumable(10)
+    """metrics.jsonl interval in steps"""
+    keep: Annotated[int, config.POSITIVE] = training.resumable(3)
+    """checkpoints kept"""
+    padding: Literal[PADDINGS] = "reflect"
+    """reflect: every convolution reflection-padded; reflect-start: the paper's one pad at the start"""
+    preprocess: Literal[NET_INPUTS] = "center"
+    """the network's input: center (x - 0.5) or vgg (the Caffe-preprocessed image)"""
+    eps: Annotated[float, config.Bounds(gt=0)] = 1e-6
+    """instance-norm epsilon"""
+    weight_init: Literal[INITS] = "flax"
+    """initialisation: flax's defaults or torch nn's"""
+    optimizer: Literal[OPTIMIZERS] = "adam"
+    """adam (optax's) or torch-adam (torch optim.adam's eps placement)"""
+    content_fit: Literal[CONTENT_FITS] = "crop"
+    """content images: crop (random square crops of short-side-resized images) or squash (the whole
+    image cropped to a multiple of 16 px and resized to size x size)"""
+    style_size: Annotated[int, config.NONNEG] = 0
+    """style image size in px (0: size)"""
+    style_fit: Literal[FITS] = "short"
+    """which side of the style image style_size sets: short or long"""
 
     def __post_init__(self):
-        if self.size < 32 or self.size % 4:
-            raise ValueError(f"size must be a multiple of 4 and at least 32, got {self.size}")
-        if self.vgg not in JOHNSON_LAYERS:
-            raise ValueError(f"VGG depth must be 16 or 19, got {self.vgg!r}")
-        _check_choices(
-            self,
-            _NET_CHOICES
-            + (
-                ("normalize", NORMALIZES),
-                ("optimizer", OPTIMIZERS),
-                ("content_fit", CONTENT_FITS),
-                ("style_fit", FITS),
-            ),
-        )
-
-    @classmethod
-    def preset(cls, name: str, vgg: int | None = None, **overrides: Any) -> "FastStyleConfig":
-        """The named preset (see PRESETS) with the loss on VGG-`vgg` (None: the preset's, else 19) and
-        that depth's layers (quick: JOHNSON_LAYERS, paper: REFERENCE_LAYERS); overrides: any field."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown fast style preset {name!r}; use one of {', '.join(PRESETS)}")
-        fields = dict(PRESETS[name])
-        depth = vgg if vgg is not None else fields.get("vgg", cls.vgg)
-        if depth not in JOHNSON_LAYERS:
-            raise ValueError(f"VGG depth must be 16 or 19, got {depth!r}")
-        content, style = (REFERENCE_LAYERS if name == "paper" else JOHNSON_LAYERS)[depth]
-        return cls(**{**fields, "vgg": depth, "content_layer": content, "style_layers": style, **overrides})
+        config.freeze_tuples(self)
+        config.check(self)
+        if self.size % 4:
+            raise ValueError(f"size must be a multiple of 4, got {self.size}")
 
     @classmethod
     def johnson(cls, vgg: int = 16, **kwargs: Any) -> "FastStyleConfig":
         """Johnson's loss layers on VGG-`vgg` (see JOHNSON_LAYERS); kwargs: any other field."""
-        if vgg not in JOHNSON_LAYERS:
-            raise ValueError(f"VGG depth must be 16 or 19, got {vgg!r}")
-        content, style = JOHNSON_LAYERS[vgg]
-        return cls(vgg=vgg, content_layer=content, style_layers=style, **kwargs)
+        return cls(**{**loss_layers("quick", vgg), **kwargs})
 
     def net(self, dtype: Any = None) -> TransformNet:
         return TransformNet(
@@ -446,6 +450,22 @@ class FastStyleConfig:
             tv_weight=self.tv_weight,
             normalize=self.normalize,
         )
+
+
+def loss_layers(preset_name: str, depth: int) -> dict[str, Any]:
+    """The loss fields of preset `preset_name` on VGG-`depth` (16 or 19): vgg, content_layer and
+    style_layers (PRESET_LAYERS: quick Johnson's layers, paper train.lua's, or their VGG-19 analogues)."""
+    if depth not in JOHNSON_LAYERS:
+        raise ValueError(f"VGG depth must be 16 or 19, got {depth!r}")
+    content, style = PRESET_LAYERS.get(preset_name, JOHNSON_LAYERS)[depth]
+    return dict(vgg=depth, content_layer=content, style_layers=style)
+
+
+def preset(name: str, vgg: int | None = None, **overrides: Any) -> FastStyleConfig:
+    """The named preset (PRESETS) with its loss on VGG-`vgg` (None: the preset's) and that depth's
+    layers (`loss_layers`); overrides: any field (None values are ignored)."""
+    depth = vgg if vgg is not None else PRESETS.get(name, {}).get("vgg", FastStyleConfig.vgg)
+    return config.preset(FastStyleConfig, PRESETS, name, **{**loss_layers(name, depth), **overrides})
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))

@@ -1,7 +1,8 @@
 """Fast style-transfer pipelines over `dfijax.style.fast`: train a network against one style image
-(`run_training`: style image, content crops, training with auto-resume, sample pictures) and apply a
-trained one to images, folders of images or a video (`run_stylize`: restore from the checkpoint
-folder, batched application grouped by image size, the video's flicker).
+(`run_training`: style image, content crops, training with auto-resume, sample pictures; `loss_depth`
+picks its loss network) and apply a trained one to images, folders of images or a video
+(`run_stylize` with a `StylizeConfig`: restore from the checkpoint folder, batched application
+grouped by image size, the video's flicker).
 
 Nothing here prints or writes pictures: progress goes to a callback progress(stage, done, total,
 info), stages "train" (info: the step's metrics record, when logged) and "stylize" (images done).
@@ -13,11 +14,12 @@ import dataclasses
 import os
 import pathlib
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Annotated, Any, Callable, Mapping, Sequence
 
 import jax
 import numpy as np
 
+from dfijax import config as cfglib
 from dfijax import images as im
 from dfijax import training
 from dfijax.style import fast as fs
@@ -48,6 +50,18 @@ class TrainResult:
         """The last metrics record (None when nothing was logged)."""
         return self.records[-1] if self.records else None
 
+    def info(self, weights: str) -> dict[str, Any]:
+        """The run as plain JSON values: its loss network (depth, layers and `weights`, their
+        description), the step it resumed from, the last metrics record and the network's choices."""
+        c = self.config
+        layers = {"vgg": c.vgg, "content_layer": c.content_layer, "style_layers": list(c.style_layers)}
+        return {
+            "loss_network": {**layers, "weights": weights},
+            "resumed_from": self.resumed_from,
+            "final": self.final,
+            "network": {"width": c.width, "output": c.output, "upsample": c.upsample},
+        }
+
 
 def style_image(path: str | os.PathLike | None, size: int, fit: str = "short") -> np.ndarray:
     """[H, W, 3] in [0, 1]: the image at `path` with its short side (fit "short") or its long side
@@ -63,6 +77,24 @@ def style_image(path: str | os.PathLike | None, size: int, fit: str = "short") -
     h, w = x.shape[:2]
     s = size / max(h, w)
     return im.resize_array(x, (max(1, round(h * s)), max(1, round(w * s))))
+
+
+def loss_depth(preset: str, vgg: int | None = None, weights: str | os.PathLike | None = None) -> int | None:
+    """The loss VGG's depth for a training run: `vgg` when given; None (read from the file) when only
+    `weights` are; 16 for the paper preset; else 16 when VGG-16 weights are found, else 19. The paper
+    preset's VGG-16 without weights (none given, none found) is a one-line ValueError."""
+    from dfijax.weights import find_weights
+
+    if vgg is None and weights:
+        return None
+    found = find_weights(depth=16) is not None
+    depth = vgg or (16 if preset == "paper" or found else 19)
+    if preset == "paper" and depth == 16 and not weights and not found:
+        raise ValueError(
+            "the paper preset's loss network is VGG-16 and no VGG-16 weights were found (weights/vgg16*.safetensors "
+            "or $DFIJAX_WEIGHTS); run: python scripts/fetch_vgg19.py keras16, or pass --vgg 19 for VGG-19's layers"
+        )
+    return depth
 
 
 def median_filter(x: np.ndarray, r: int = 3, keep_size: bool = True) -> np.ndarray:
@@ -153,6 +185,25 @@ class StylizeResult:
     def per_second(self) -> float:
         return len(self.inputs) / max(self.seconds, 1e-9)
 
+    def pictures(self, video_format: str = "gif") -> dict[str, np.ndarray]:
+        """The outputs by file name (for `video.write_pictures`): a video's stylized.<video_format> and
+        compare.gif (input | output side by side); images' <name>_styled.png and, when all are of one
+        size, grid.png (inputs over outputs)."""
+        if self.names is None:
+            x, y = np.stack(self.inputs), np.stack(self.outputs)
+            return {f"stylized.{video_format}": y, "compare.gif": np.concatenate([x, y], 2)}
+        pics = {f"{n}_styled.png": y for n, y in zip(self.names, self.outputs)}
+        if all(x.shape == self.inputs[0].shape for x in self.inputs):
+            pics["grid.png"] = im.make_grid([self.inputs, self.outputs])
+        return pics
+
+    def measures(self) -> dict[str, Any]:
+        """Plain JSON values: seconds and rate, and the images' names, or a video's frame count and flicker."""
+        if self.names is not None:
+            return {"images": self.names, "seconds": self.seconds, "images_per_second": self.per_second}
+        rate = {"seconds": self.seconds, "frames_per_second": self.per_second}
+        return {"frames": len(self.inputs), **rate, "flicker": self.flicker}
+
 
 def load_inputs(
     paths: Sequence[str | os.PathLike] | None, size: int | None, default: int = 4
@@ -166,34 +217,50 @@ def load_inputs(
     return [im.load_image(f, size) for f in files], [f.stem for f in files]
 
 
+@dataclasses.dataclass(frozen=True)
+class StylizeConfig:
+    """How `run_stylize` applies a trained network."""
+
+    size: Annotated[int | None, cfglib.POSITIVE] = None
+    """resize the short side to this (default: keep)"""
+    frames: Annotated[int | None, cfglib.POSITIVE] = None
+    """at most this many video frames"""
+    batch: Annotated[int, cfglib.POSITIVE] = 16
+    """images per batched call"""
+    median: Annotated[int | None, cfglib.NONNEG] = None
+    """r x r median filter on the outputs (default: 3 for a paper-preset run, else 0)"""
+
+    def __post_init__(self):
+        cfglib.check(self)
+
+
 def run_stylize(
     ckpt: str | os.PathLike,
+    config: StylizeConfig = StylizeConfig(),
     *,
     images: Sequence[str | os.PathLike] | None = None,
     video: str | os.PathLike | None = None,
-    size: int | None = None,
-    frames: int | None = None,
-    batch: int = 16,
     progress: Progress | None = None,
-    median: int | None = None,
 ) -> StylizeResult:
     """Restore the network trained in `ckpt` (rebuilt from its saved settings) and apply it to a video
-    (a file or a folder of frames, at most `frames`), else to `images` (files or folders; default:
-    4 embedded scenes); size: resize short sides to it (None: keep). median: r > 1 runs `median_filter`
-    of r x r on each output (size kept); None: 3 for a network trained with the paper preset's
-    Caffe-preprocessed input (fast_neural_style.lua's default), else none. One-line errors:
-    FileNotFoundError (no run there), ValueError (CheckpointMismatch, ImageError, VideoError)."""
+    (a file or a folder of frames, at most config.frames), else to `images` (files or folders;
+    default: 4 embedded scenes); config.size: resize short sides to it (None: keep). config.median:
+    r > 1 runs `median_filter` of r x r on each output (size kept); None: 3 for a network trained
+    with the paper preset's Caffe-preprocessed input (fast_neural_style.lua's default), else none.
+    One-line errors: FileNotFoundError (no run there), ValueError (CheckpointMismatch, ImageError,
+    VideoError)."""
     from dfijax.style import video as vid
 
-    config, params = fs.restore(ckpt)
+    net_config, params = fs.restore(ckpt)
     if video:
-        pics, names = list(vid.read_frames(video, size, frames)), None
+        pics, names = list(vid.read_frames(video, config.size, config.frames)), None
     else:
-        pics, names = load_inputs(images, size)
+        pics, names = load_inputs(images, config.size)
     t0 = time.perf_counter()
-    styled = stylize_images(config.net(), params, pics, batch, progress)
+    styled = stylize_images(net_config.net(), params, pics, config.batch, progress)
+    median = config.median
     if median is None:
-        median = 3 if config.preprocess == "vgg" else 0
+        median = 3 if net_config.preprocess == "vgg" else 0
     if median > 1:
         styled = [median_filter(y, median) for y in styled]
     seconds = time.perf_counter() - t0
@@ -205,4 +272,4 @@ def run_stylize(
             "input": float(vid.warping_errors(x, pairs).mean()) if pairs else None,
             "stylized": float(vid.warping_errors(y, pairs).mean()) if pairs else None,
         }
-    return StylizeResult(config, pics, styled, names, seconds, flicker)
+    return StylizeResult(net_config, pics, styled, names, seconds, flicker)

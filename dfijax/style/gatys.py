@@ -481,15 +481,6 @@ class StyleConfig:
         return SolverConfig(history_size=self.history)
 
 
-def json_ready(x: Any) -> Any:
-    """Tuples -> lists, recursively (for config files)."""
-    if isinstance(x, dict):
-        return {k: json_ready(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [json_ready(v) for v in x]
-    return x
-
-
 def style_config(preset: str = "quick", **overrides: Any) -> StyleConfig:
     """The named preset ("quick", "paper", "neural-style") with any field overridden (None values are
     ignored)."""

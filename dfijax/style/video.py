@@ -1,22 +1,26 @@
 """Style transfer for videos (Ruder, Dosovitskiy, Brox 2016) on the shared engine: the project's
 temporal objective (`TemporalLoss` over a `StyleLoss`, RGB in [0, 1]), synthetic test clips, the
 single-pass and multi-pass algorithms, and the whole pipeline (`run_video_style`, with colour
-preservation as for images; `VideoConfig` and its presets). Frames in and out are `style.video_io`,
-optical flow, reliability masks, long-term weights and flicker metrics `style.flow`, and the
-artistic-videos Torch code's objective and algorithms (the `paper` preset) `style.artistic_videos`;
-their names are importable from here too.
+preservation as for images; `VideoConfig` and its presets; a run's clip `load_clip`, its resumable
+frames `frame_store`). Frames in and out are `style.video_io`, optical flow, reliability masks,
+long-term weights and flicker metrics `style.flow`, and the artistic-videos Torch code's objective
+and algorithms (the `paper` preset) `style.artistic_videos`; their names are importable from here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
+from dfijax import config
 from dfijax import images as im
 from dfijax.style.artistic_videos import (  # noqa: F401
     AV_SCALE,
@@ -43,6 +47,7 @@ from dfijax.style.artistic_videos import (  # noqa: F401
     to_caffe,
     warp_mean_pad,
 )
+from dfijax.style.color import PRESERVE_COLOR
 from dfijax.style.flow import (  # noqa: F401
     LONG_TERM_METHODS,
     FramePair,
@@ -60,7 +65,14 @@ from dfijax.style.flow import (  # noqa: F401
     warp,
     warping_errors,
 )
-from dfijax.style.video_io import IMAGE_SUFFIXES, VideoError, _cv2, read_frames, write_video  # noqa: F401
+from dfijax.style.video_io import (  # noqa: F401
+    IMAGE_SUFFIXES,
+    VideoError,
+    _cv2,
+    read_frames,
+    write_pictures,
+    write_video,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +148,39 @@ def occlusion_clip(n_frames: int, h: int, w: int, seed: int = 0) -> np.ndarray:
         stripes = 0.7 + 0.3 * np.sin((xx - x0) * 1.7 + yy * 0.6)[..., None]
         frames.append(np.where(bar[..., None], bar_col * stripes + 0.1, scene))
     return np.clip(np.stack(frames), 0, 1).astype(np.float32)
+
+
+def load_clip(
+    video: str | os.PathLike | None,
+    size: int,
+    frames: int | None = None,
+    stride: int = 1,
+    clip: str = "pan",
+    seed: int = 0,
+) -> np.ndarray:
+    """A run's frames [T, H, W, 3] in [0, 1]: a video file or folder of frames (`read_frames`: short
+    side `size`, every `stride`-th frame, at most `frames`), or (video None) an embedded clip of
+    `frames` (default 8) frames of size x size ("pan": `synthetic_clip`, "occlusion":
+    `occlusion_clip`). A one-line VideoError for fewer than 2 frames."""
+    if video:
+        x = read_frames(video, size, frames, stride)
+    else:
+        x = (occlusion_clip if clip == "occlusion" else synthetic_clip)(frames or 8, size, size, seed=seed)
+    if len(x) < 2:
+        raise VideoError(f"{video} has {len(x)} frame; a video needs at least 2")
+    return x
+
+
+def frame_store(folder: str | os.PathLike, n: int) -> tuple[list[np.ndarray], Callable[[int, np.ndarray, Any], None]]:
+    """What makes a single pass resumable: (the frames a stopped run finished, read from
+    folder/temporal_<t>.npy in order, at most n; an on_frame for `run_video_style` that saves each
+    finished frame there). The folder is created."""
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    done: list[np.ndarray] = []
+    while len(done) < n and (folder / f"temporal_{len(done):04d}.npy").exists():
+        done.append(np.load(folder / f"temporal_{len(done):04d}.npy"))
+    return done, lambda t, x, _r: np.save(folder / f"temporal_{t:04d}.npy", x)
 
 
 def stylize_sequence(
@@ -306,92 +351,96 @@ VIDEO_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _number_or_auto() -> Any:
+    """A `float | None` field typed on the command line as a number, or `auto` for None."""
+
+    def parse(args: list[str]) -> float | None:
+        if args[0].strip().lower() == "auto":
+            return None
+        try:
+            return float(args[0])
+        except ValueError:
+            raise ValueError(f"{args[0]!r} is neither a number nor auto") from None
+
+    return tyro.constructors.PrimitiveConstructorSpec(
+        nargs=1,
+        metavar="NUMBER|auto",
+        instance_from_str=parse,
+        is_instance=lambda x: x is None or isinstance(x, (int, float)),
+        str_from_instance=lambda x: ["auto" if x is None else f"{x:g}"],
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class VideoConfig:
     """Everything that decides a video run (`video_config` fills it from a preset).
 
-    size: the frames' short side (the caller loads them so). iters_first: iterations of frame 0 and of
-    the per-frame baseline; iters: of each later frame. offsets: the earlier frames J of the temporal
-    loss ((1,) short-term, e.g. (1, 2, 4) long-term). temporal_weight: Ruder's units; None is 1e3 with
-    pretrained weights and 1e-6 with the seeded random VGG-19 (whose style losses are ~1e8 smaller).
-    multipass: 0 (off) or the passes of the multi-pass algorithm (pass_iters per frame and pass, the
-    temporal loss, at half the weight, from pass temporal_after on, blend_weight of the warped
-    neighbour in each start). flow: "dis" or "farneback"; flow_dir: read the flow and reliability
-    files of artistic-videos' makeOptFlow.sh from this folder instead (dfijax.style.flow_files;
-    frames numbered from flow_start). pooling / tv: the objective's. blend: weights of several style
-    images. preserve_color: as dfijax.style.color.PRESERVE_COLOR, the statistics taken over the whole
-    clip. baseline: also stylise every frame independently. history: L-BFGS memory.
+    objective "dfijax": StyleLoss + TemporalLoss on RGB in [0, 1], frame 0 from its content, later
+    frames from the warped previous output where reliable, multi-pass from the per-frame result;
+    "artistic-videos": ArtisticVideosLoss on its Caffe-space image and its algorithms av_single_pass /
+    av_multipass, which alone use init_first, tol_relative / tol_interval, blend_weight_other and
+    seed's noise. The multi-pass algorithm's temporal loss has half the temporal weight."""
 
-    objective: "dfijax" (StyleLoss + TemporalLoss on RGB in [0, 1]: frame 0 from its content, later
-    frames from the warped previous output where reliable, multi-pass from the per-frame result) or
-    "artistic-videos" (ArtisticVideosLoss on its Caffe-space image and its algorithms av_single_pass /
-    av_multipass). long_term: LONG_TERM_METHODS. Used by "artistic-videos" only (ignored by "dfijax"):
-    init_first ("noise", its `random`, or "content"), tol_relative / tol_interval (its stop rule),
-    blend_weight_other (its blendWeight_lastPass: the other neighbour's weight in a pass's start),
-    seed (the noise).
-    """
-
-    preset: str = "quick"
-    size: int = 64
-    iters_first: int = 60
-    iters: int = 30
-    offsets: tuple[int, ...] = (1,)
-    temporal_weight: float | None = None
-    multipass: int = 0
-    pass_iters: int = 20
-    temporal_after: int = 2
-    blend_weight: float = 1.0
-    flow: str = "dis"
-    pooling: str = "avg"
-    tv: float = 0.0
-    blend: tuple[float, ...] | None = None
-    preserve_color: str = "none"
+    preset: Literal[tuple(VIDEO_PRESETS)] = "quick"
+    """quick, or paper: artistic-videos (dfijax.style.video.VIDEO_PRESETS); flags override it"""
+    size: Annotated[int, config.Bounds(ge=32)] = 64
+    """frame short side in pixels"""
+    iters_first: Annotated[int, config.POSITIVE] = 60
+    """iterations for frame 0 and the per-frame baseline"""
+    iters: Annotated[int, config.POSITIVE] = 30
+    """iterations for each later frame"""
+    offsets: Annotated[tuple[int, ...], config.comma_list(int), config.POSITIVE] = (1,)
+    """earlier frames J of the temporal loss: 1 (short-term) or e.g. 1,2,4 (long-term)"""
+    temporal_weight: Annotated[float | None, _number_or_auto(), config.NONNEG] = None
+    """weight of the temporal loss (Ruder's units); auto: 1e3 (multi-pass 5e2) with pretrained weights,
+    1e-6 with the seeded random VGG-19 (whose style losses are ~1e8 smaller)"""
+    multipass: Annotated[int, config.NONNEG] = 0
+    """also run the multi-pass algorithm with this many passes (0: off)"""
+    pass_iters: Annotated[int, config.POSITIVE] = 20
+    """iterations per frame and pass"""
+    temporal_after: Annotated[int, config.POSITIVE] = 2
+    """multi-pass: temporal loss from this pass on (paper 8)"""
+    blend_weight: Annotated[float, config.NONNEG] = 1.0
+    """multi-pass: weight of the warped neighbour in each frame's start (1: delta = 0.5 on reliable pixels)"""
+    flow: Literal["dis", "farneback"] = "dis"
+    """optical flow method (OpenCV)"""
+    pooling: Literal["avg", "max"] = "avg"
+    """VGG pooling"""
+    tv: Annotated[float, config.NONNEG] = 0.0
+    """TV^2 weight on the 0-255 scale"""
+    blend: Annotated[tuple[float, ...] | None, config.comma_list(float), config.NONNEG] = None
+    """weights for several style images, e.g. 0.7,0.3"""
+    preserve_color: Literal[PRESERVE_COLOR] = "none"
+    """keep the clip's colours (statistics over all frames; see dfijax.style.color)"""
     baseline: bool = True
-    objective: str = "dfijax"
-    history: int = 10
-    tol_relative: float = 0.0
-    tol_interval: int = 50
-    long_term: str = "formula"
-    init_first: str = "content"
-    blend_weight_other: float = 0.0
+    """also stylise every frame independently (the per-frame comparison)"""
+    objective: Literal[OBJECTIVES] = "dfijax"
+    """per-frame objective and algorithms"""
+    history: Annotated[int, config.POSITIVE] = 10
+    """L-BFGS memory"""
+    tol_relative: Annotated[float, config.NONNEG] = 0.0
+    """artistic-videos: stop when the loss changes less than this (relative) over tol-interval iterations"""
+    tol_interval: Annotated[int, config.POSITIVE] = 50
+    """artistic-videos: iterations of that stop rule"""
+    long_term: Literal[LONG_TERM_METHODS] = "formula"
+    """how the offsets' reliabilities are combined into long-term weights"""
+    init_first: Literal[INIT_FIRST] = "content"
+    """artistic-videos: frame 0's start, noise (its `random`) or content"""
+    blend_weight_other: Annotated[float, config.NONNEG] = 0.0
+    """artistic-videos multi-pass: the other neighbour's weight in a pass's start (its blendWeight_lastPass)"""
     flow_dir: str | None = None
-    flow_start: int = 1
+    """read makeOptFlow.sh's .flo / .pgm files from this folder instead of computing the flow"""
+    flow_start: Annotated[int, config.NONNEG] = 1
+    """number of the first frame in the flow-dir file names"""
     seed: int = 0
+    """random seed (the embedded clip, a random VGG, artistic-videos' noise)"""
 
     def __post_init__(self):
-        from dfijax.style import color
-
+        config.freeze_tuples(self)
+        config.check(self)
         object.__setattr__(self, "offsets", check_offsets(self.offsets))
-        if self.blend is not None:
-            object.__setattr__(self, "blend", tuple(float(b) for b in self.blend))
-        if self.size < 32 or min(self.iters, self.iters_first, self.pass_iters) < 1:
-            raise VideoError(
-                f"size must be >= 32 and iters, iters_first, pass_iters >= 1; got {self.size}, "
-                f"{self.iters}, {self.iters_first}, {self.pass_iters}"
-            )
-        if self.multipass < 0 or self.multipass == 1:
+        if self.multipass == 1:
             raise VideoError(f"multipass must be 0 (off) or >= 2 passes, got {self.multipass}")
-        if self.temporal_weight is not None and not (np.isfinite(self.temporal_weight) and self.temporal_weight >= 0):
-            raise VideoError(
-                f"the temporal weight must be a non-negative number (or None: auto), got {self.temporal_weight}"
-            )
-        if self.flow not in ("dis", "farneback"):
-            raise VideoError(f"unknown flow method {self.flow!r}; use 'dis' or 'farneback'")
-        if self.pooling not in ("avg", "max"):
-            raise VideoError(f"pooling must be 'avg' or 'max', got {self.pooling!r}")
-        if self.objective not in OBJECTIVES:
-            raise VideoError(f"unknown objective {self.objective!r}; use one of {', '.join(OBJECTIVES)}")
-        if self.long_term not in LONG_TERM_METHODS:
-            raise VideoError(f"unknown long-term weighting {self.long_term!r}; use one of {LONG_TERM_METHODS}")
-        if self.init_first not in INIT_FIRST:
-            raise VideoError(f"init_first must be one of {INIT_FIRST}, got {self.init_first!r}")
-        if self.history < 1 or self.tol_interval < 1 or self.tol_relative < 0 or self.blend_weight_other < 0:
-            raise VideoError(
-                f"history and tol_interval must be >= 1, tol_relative and blend_weight_other >= 0; got "
-                f"{self.history}, {self.tol_interval}, {self.tol_relative}, {self.blend_weight_other}"
-            )
-        color.check_preserve_color(self.preserve_color)
-        MultiPass(None, max(self.multipass, 1), self.temporal_after, 0.0, self.blend_weight)  # validates
 
     def temporal_weight_for(self, pretrained: bool) -> float:
         if self.temporal_weight is not None:
@@ -410,29 +459,10 @@ class VideoConfig:
             )
         return StyleLoss(model=VGG19(pooling=self.pooling), tv_weight=self.tv)
 
-    def to_dict(self) -> dict[str, Any]:
-        from dfijax.style.gatys import json_ready
-
-        return json_ready(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "VideoConfig":
-        bad = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if bad:
-            raise VideoError(f"unknown video settings {bad} in the saved config")
-        return cls(**d)
-
 
 def video_config(preset: str = "quick", **overrides: Any) -> VideoConfig:
     """The named preset ("quick", "paper") with any field overridden (None values are ignored)."""
-    if preset not in VIDEO_PRESETS:
-        raise VideoError(f"unknown video preset {preset!r}; use one of {', '.join(VIDEO_PRESETS)}")
-    bad = sorted(set(overrides) - {f.name for f in dataclasses.fields(VideoConfig)})
-    if bad:
-        raise VideoError(f"unknown video settings {bad}")
-    return VideoConfig(
-        preset=preset, **{**VIDEO_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    )
+    return config.preset(VideoConfig, VIDEO_PRESETS, preset, **overrides)
 
 
 @dataclasses.dataclass
@@ -454,6 +484,57 @@ class VideoResult:
     style_objective: dict[str, list[float]]
     resumed_after_frames: int
     seconds: dict[str, float | None]
+
+    def measures(self) -> dict[str, Any]:
+        """The run's numbers as plain JSON values: temporal weight, offsets, frames and their size,
+        reliable fraction per pair, flicker per video ({per_pair, mean, rmse_255}: the mean squared
+        warping error on RGB in [0, 1] and its root on the 0-255 scale), long-range errors, the
+        multi-pass flicker per pass, the style objective per frame and the seconds per stage."""
+        n, h, w = self.videos["input video"].shape[:3]
+        flicker = {
+            k: {"per_pair": v.tolist(), "mean": float(v.mean()), "rmse_255": float(255 * np.sqrt(v.mean()))}
+            for k, v in self.flicker.items()
+        }
+        return {
+            "temporal_weight": self.temporal_weight,
+            "offsets": list(self.config.offsets),
+            "n_frames": n,
+            "frame_size": [h, w],
+            "resumed_after_frames": self.resumed_after_frames,
+            "reliable_fraction": self.reliable_fraction,
+            "flicker": flicker,
+            "long_range_error": self.long_range,
+            "multipass_flicker_per_pass": self.multipass_flicker_per_pass,
+            "style_objective": self.style_objective,
+            "seconds": self.seconds,
+        }
+
+    def compared(self) -> list[str]:
+        """The videos side by side in compare.gif, left to right."""
+        return [k for k in ("input video", "per-frame", "with temporal loss", "multi-pass") if k in self.videos]
+
+    def pictures(self, video_format: str = "gif") -> dict[str, np.ndarray]:
+        """The run's pictures by file name (for `write_pictures`): frames/<temporal|per_frame|multipass>_<t>.png
+        of each stylised video, stylized.<video_format> (the one with the temporal loss) and compare.gif
+        (`compared`, side by side)."""
+        stems = {"with temporal loss": "temporal", "per-frame": "per_frame", "multi-pass": "multipass"}
+        frames = {
+            f"frames/{stems[k]}_{t:04d}.png": x for k in stems if k in self.videos for t, x in enumerate(self.videos[k])
+        }
+        compare = np.concatenate([self.videos[k] for k in self.compared()], 2)
+        return {**frames, f"stylized.{video_format}": self.videos["with temporal loss"], "compare.gif": compare}
+
+    def tables(self) -> dict[str, dict[str, list]]:
+        """The flicker and long-range errors as tables ({"headers", "rows"}): "flicker" (per video, the
+        mean squared warping error and its RMSE on 0-255) and "long_range" (per offset > 1 and video)."""
+        flicker = [[k, v["mean"], v["rmse_255"]] for k, v in self.measures()["flicker"].items()]
+        return {
+            "flicker": {"headers": ["video", "mean squared error (RGB in [0, 1])", "RMSE on 0-255"], "rows": flicker},
+            "long_range": {
+                "headers": ["offset", "video", "error"],
+                "rows": [[j, k, e] for j, v in self.long_range.items() for k, e in v.items()],
+            },
+        }
 
 
 def run_video_style(

@@ -1,11 +1,11 @@
 """Video frames in and out: a file or a folder of frames read as [T, H, W, 3] in [0, 1], GIF/MP4
-written; one-line VideoErrors."""
+written (and a run's named pictures and videos, `write_pictures`); one-line VideoErrors."""
 
 from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -95,3 +95,14 @@ def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: floa
         writer.write(np.ascontiguousarray(f[..., ::-1]))
     writer.release()
     return path
+
+
+def write_pictures(folder: str | os.PathLike, pictures: Mapping[str, np.ndarray], fps: float = 8.0) -> list[str]:
+    """Write {relative path: [H, W, 3] image or [T, H, W, 3] video} under `folder` (images as
+    `images.save_image`, videos as `write_video`); returns the paths, in order."""
+    for name, x in pictures.items():
+        if np.ndim(x) == 4:
+            write_video(pathlib.Path(folder) / name, x, fps)
+        else:
+            im.save_image(pathlib.Path(folder) / name, x)
+    return list(pictures)

@@ -1,0 +1,126 @@
+"""Settings declared once (dfijax.config) and the command lines generated from them (experiments.runner)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+from typing import Annotated, ClassVar, Literal
+
+import pytest
+
+from dfijax import config
+from experiments import runner
+
+
+@dataclasses.dataclass(frozen=True)
+class Toy:
+    RENAMED: ClassVar[dict[str, str]] = {"old_rate": "rate"}
+
+    rate: Annotated[float, config.NONNEG, config.flag(aliases=("--r",))] = 0.5
+    """a learning rate"""
+    steps: Annotated[int, config.POSITIVE] = 10
+    """how many steps"""
+    mode: Literal["a", "b"] = "a"
+    """which mode"""
+    scales: Annotated[tuple[float, ...], config.comma_list(float), config.Bounds(gt=0)] = (1.0,)
+    """multipliers"""
+    cap: Annotated[int | None, config.Bounds(ge=2, le=8)] = None
+    """an optional cap"""
+    fast: bool = True
+    """go fast"""
+
+    def __post_init__(self):
+        config.freeze_tuples(self)
+        config.check(self)
+
+
+PRESETS = {"small": {"steps": 3}, "big": {"steps": 300, "mode": "b"}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+    config: Annotated[Toy, runner.FLAT] = Toy()
+    preset: Literal[tuple(PRESETS)] = "small"
+    """named settings"""
+    out: str | None = None
+    """output folder"""
+
+
+def _run(args, ctx):
+    return None
+
+
+TOY = runner.Experiment("toy", Args, _run, "A toy experiment.", PRESETS)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(rate=float("nan")), "rate must be a finite number >= 0, got nan"),
+        (dict(rate=-1.0), "rate must be a finite number >= 0, got -1.0"),
+        (dict(rate="x"), "rate must be a finite number >= 0, got 'x'"),
+        (dict(steps=0), "steps must be an integer >= 1, got 0"),
+        (dict(steps=2.5), "steps must be an integer >= 1, got 2.5"),
+        (dict(mode="c"), "mode must be one of a, b; got 'c'"),
+        (dict(scales=(1.0, 0.0)), "scales[1] must be a finite number > 0, got 0.0"),
+        (dict(cap=9), "cap must be an integer >= 2 and <= 8, got 9"),
+        (dict(fast="yes"), "fast must be true or false, got 'yes'"),
+    ],
+)
+def test_check_refuses_values_outside_the_declaration(kwargs, message):
+    with pytest.raises(ValueError) as e:
+        Toy(**kwargs)
+    assert str(e.value) == message
+
+
+def test_round_trip_renamed_fields_and_presets():
+    t = Toy(rate=0.1, scales=[2.0, 3.0], cap=4)
+    assert t.scales == (2.0, 3.0)  # lists frozen into tuples
+    assert config.from_dict(Toy, config.to_dict(t)) == t
+    assert config.from_dict(Toy, {"old_rate": 0.25}).rate == 0.25  # a saved config from before the rename
+    with pytest.raises(ValueError, match="settings speed are not fields of Toy"):
+        config.from_dict(Toy, {"speed": 1})
+    assert config.preset(Toy, PRESETS, "big", steps=None, rate=0.2) == Toy(steps=300, mode="b", rate=0.2)
+    with pytest.raises(ValueError, match="unknown preset 'huge'; use one of small, big"):
+        config.preset(Toy, PRESETS, "huge")
+
+
+def test_the_command_line_is_generated_from_the_fields():
+    assert TOY.parse([]).config == Toy(steps=3)  # the default preset
+    a = TOY.parse(["--preset", "big", "--r", "0.3", "--scales", "1,2.5", "--no-fast", "--cap", "4"])
+    assert a.config == Toy(rate=0.3, steps=300, mode="b", scales=(1.0, 2.5), cap=4, fast=False)
+    assert a.preset == "big" and TOY.parse(["--preset", "big", "--steps", "7"]).config.steps == 7
+    help_text = io.StringIO()
+    with contextlib.redirect_stdout(help_text), pytest.raises(SystemExit):
+        TOY.parse(["--help"])
+    text = " ".join(help_text.getvalue().split())
+    for flag, help_line in (("--rate", "a learning rate"), ("--steps", "how many steps"), ("--cap", "an optional cap")):
+        assert flag in text and help_line in text
+    assert "--r " in text and "--no-fast" in text and "(default: 3)" in text  # the preset's value is the default
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--steps", "0"], "steps must be an integer >= 1, got 0"),
+        (["--mode", "c"], "invalid choice 'c' for argument '--mode'"),
+        (["--scales", "1,x"], "'1,x' is not a list of finite numbers separated by ','"),
+        (["--bogus"], "Unrecognized options: --bogus"),
+        (["--preset", "huge"], "unknown preset 'huge'"),
+    ],
+)
+def test_bad_command_lines_are_one_line(argv, message, capsys):
+    assert TOY.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_tyro_error_boxes_read_as_one_line():
+    boxed = (
+        "╭─ Invalid choice ───╮\n│ invalid choice 'x' for argument '--k'. Expected │\n│ one of (1, 2). │\n"
+        "│ ─────────── │\n│ For full helptext, run x --help │\n╰──────╯\n"
+    )
+    plain = " Value error \n ------------ \n  Error parsing --a: bad  \n  value  \n  ------\n  Argument helptext:\n"
+    assert runner._one_line(boxed) == "invalid choice 'x' for argument '--k'. Expected one of (1, 2)."
+    assert runner._one_line(plain) == "Error parsing --a: bad value"
