@@ -28,6 +28,7 @@ Progress = Callable[[str, int, int, dict], None]
 RECONSTRUCT_PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(size=64, iters=100),  # any device, about a minute on CPU
     "paper": dict(size=224, iters=500),
+    "tiny": dict(size=32, iters=8, layers=("relu1_1", "relu2_1")),  # the tests': seconds
 }
 
 
@@ -38,7 +39,8 @@ class ReconstructConfig:
     RENAMED: ClassVar[dict[str, str]] = {"tv": "tv_weight"}
 
     preset: Literal[tuple(RECONSTRUCT_PRESETS)] = "quick"
-    """quick: 64 px, 100 iterations; paper: 224 px, 500 iterations; flags override"""
+    """quick: 64 px, 100 iterations; paper: 224 px, 500 iterations; tiny: 32 px, 8, two layers; flags
+    override"""
     size: Annotated[int, config.Bounds(ge=32)] = 64
     """square working size in pixels (photos are centre-cropped)"""
     iters: Annotated[int, config.POSITIVE] = 100

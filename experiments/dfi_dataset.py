@@ -22,10 +22,9 @@ import dataclasses
 import json
 from typing import Annotated, Literal
 
-from dfijax import config as C
-from dfijax.data.faces import FACE_DATASETS
+from dfijax.data.faces import FaceSource
 from dfijax.dfi.dataset_job import PRESETS, JobConfig
-from experiments import common, runner
+from experiments import runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +32,7 @@ class Args:
     config: Annotated[JobConfig, runner.FLAT] = JobConfig()
     preset: Literal[tuple(PRESETS)] = "dfijax"
     """the sweep settings of a reference (official, chainer) or this project's default; flags override it"""
-    dataset: Literal[FACE_DATASETS] = "synthetic"
-    """face dataset"""
-    data_dir: str | None = None
-    """dataset folder (celeba, lfw) or tfds data_dir (celeba-tfds)"""
-    n_synthetic: Annotated[int, C.POSITIVE] = 2000
-    """size of the synthetic face set"""
+    faces: Annotated[FaceSource, runner.FLAT] = FaceSource()
     weights: str | None = None
     """converted weights (.safetensors); default: weights/ or a seeded random net"""
     out: str | None = None
@@ -47,17 +41,16 @@ class Args:
 
 
 def run(args: Args, ctx: runner.Context) -> None:
-    from dfijax.data.faces import load_faces
     from dfijax.dfi import dataset_job
 
     p = ctx.proc
     if p.count > 1 and not args.out:
         raise ValueError("several processes need one --out folder (the same path on every process)")
     job = args.config
-    if job.limit is None and args.dataset == "synthetic":
+    if job.limit is None and args.faces.dataset == "synthetic":
         job = dataclasses.replace(job, limit=64)
     cfg = job.sweep
-    data = load_faces(args.dataset, args.data_dir, args.n_synthetic, cfg.seed)
+    data = args.faces.load(cfg.seed)
     out, weights = ctx.out(), ctx.load_weights(args.weights, cfg.seed)
     ctx.say(
         f"device: {ctx.device}; process {p.index} of {p.count} ({p.local_devices} local devices); "
@@ -69,13 +62,12 @@ def run(args: Args, ctx: runner.Context) -> None:
         if stage == "chunks":
             ctx.say(f"step {done}/{total} ({info['seconds']:.1f}s)")
 
-    r = dataset_job.run_job(job, data, weights, out, cache_root=common.cache_root(), progress=progress)
+    r = dataset_job.run_job(job, data, weights, out, cache_root=runner.cache_root(), progress=progress)
     print(json.dumps({**r.summary(), "out": str(out)}), flush=True)
     ctx.say(f"{r.images} images in {r.seconds['solve']:.1f}s: {r.images_per_s:.2f} images/s; index: {out / 'index'}")
 
 
-EXPERIMENT = runner.Experiment("dfi_dataset", Args, run, __doc__, PRESETS)
-main, parse = EXPERIMENT.main, EXPERIMENT.parse
+main, parse = runner.Experiment("dfi_dataset", Args, run, __doc__, PRESETS).entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -91,8 +91,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
     )
 
 
-EXPERIMENT = runner.Experiment("fuse", Args, run, __doc__)
-main, parse = EXPERIMENT.main, EXPERIMENT.parse
+main, parse = runner.Experiment("fuse", Args, run, __doc__).entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

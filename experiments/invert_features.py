@@ -27,8 +27,9 @@ from typing import Annotated
 import numpy as np
 
 from dfijax import config as C
+from dfijax import report
 from dfijax.reconstruct import RECONSTRUCT_PRESETS, ReconstructConfig
-from experiments import common, report, runner
+from experiments import runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
         pics = np.stack([im.synthetic_scene(cfg.size, cfg.size, seed=s) for s in (1, 2)])
     out = ctx.out()
     ctx.say(f"device: {ctx.device}; {len(pics)} images at {cfg.size}px, {cfg.iters} iterations; output {out}")
-    with common.Bars() as bars:
+    with runner.Bars() as bars:
         r = reconstruct.run_reconstruction(cfg, weights, pics, progress=bars.update)
     n = len(r.images)
     for layer, rec in r.reconstructions.items():
@@ -106,8 +107,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
     )
 
 
-EXPERIMENT = runner.Experiment("invert_features", Args, run, __doc__, RECONSTRUCT_PRESETS)
-main, parse = EXPERIMENT.main, EXPERIMENT.parse
+main, parse = runner.Experiment("invert_features", Args, run, __doc__, RECONSTRUCT_PRESETS).entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,21 +1,13 @@
-"""One runner for every experiment: command line, output folder, device, weights notice, errors, files.
+"""One runner for every experiment (as scenic's `app.run(main)`).
 
 An experiment module declares its settings as a frozen dataclass: the system's library config in the
-field `config` (its fields become flags, with their help), plus the run's own settings (data, inputs,
-`--out`). `Experiment(name, Args, run).main(argv)` then does the rest once, for every experiment:
-
-- the command line is generated from the dataclasses (tyro); `--preset NAME` starts from a named preset
-  of the config, `--config run/config.json` from a saved run, and every flag given overrides either;
-  a bad flag or value is one `error:` line before any work;
-- the `--out` check, the compilation cache, the device summary, the weights notice;
-- multi-process experiments (a `processes: Processes` field) join their job first, and only process 0
-  speaks and writes;
-- `run(args, ctx)` does the work and returns `Outputs` (None: nothing to write); the library's errors
-  (bad values, missing files, unreadable images or datasets) become one `error:` line, and no folder
-  is left behind;
-- config.json (what `--config` reads back), results.json (config, settings, device, weights, data,
-  and the experiment's own results), report.html (header, the experiment's sections, config), and
-  the final "wrote …" line.
+field `config` (its fields become flags, with their help) plus the run's own settings (data, inputs,
+`--out`), and a `run(args, ctx) -> Outputs`. `Experiment(...).main(argv)` does the rest, once for all:
+the command line generated from the dataclasses (tyro; `--preset NAME` or `--config run/config.json`
+to start from, every flag given over it; a bad flag or value is one `error:` line before any work),
+the `--out` check, joining a multi-process job (a `processes` field; only process 0 speaks and writes),
+the compilation cache, device summary and weights notice, one `error:` line for the library's errors
+(no folder left behind), then config.json, results.json, report.html and the final "wrote …" line.
 """
 
 from __future__ import annotations
@@ -34,7 +26,10 @@ from typing import Annotated, Any
 import tyro
 
 from dfijax import config as cfglib
-from experiments import common, report
+from dfijax import report, runtime
+from dfijax.progress import Bars  # noqa: F401  (the experiments')
+from dfijax.runtime import cache_dir, cache_root, check_out, out_dir  # noqa: F401  (the experiments')
+from dfijax.weights import VGGWeights, load_vgg
 
 # the system config's fields are flags of their own name, without a "config." prefix
 FLAT = tyro.conf.arg(name="")
@@ -95,13 +90,13 @@ class Context:
 
     def out(self) -> pathlib.Path:
         if self._out is None:
-            self._out = common.out_dir(self.out_arg, self.name) if self.main_proc else pathlib.Path(self.out_arg)
+            self._out = out_dir(self.out_arg, self.name) if self.main_proc else pathlib.Path(self.out_arg)
         return self._out.absolute()
 
     def load_weights(self, path: str | None, seed: int = 0, depth: int | None = 19) -> Any:
         """The VGG weights, announced (by process 0 only)."""
         with contextlib.nullcontext() if self.main_proc else contextlib.redirect_stderr(io.StringIO()):
-            self.weights = common.load_weights(path, seed, depth)
+            self.weights = _load_weights(path, seed, depth)
         return self.weights
 
     def say(self, line: str) -> None:
@@ -109,10 +104,8 @@ class Context:
             print(line, file=sys.stderr, flush=True)
 
 
-def _errors() -> tuple[type[BaseException], ...]:
-    from dfijax.data import DataError
-
-    return (ValueError, FileNotFoundError, DataError)
+# the library's errors a run reports in one line (DataError and ImageError are ValueErrors)
+ERRORS = (ValueError, FileNotFoundError)
 
 
 def _one_line(text: str) -> str:
@@ -147,6 +140,10 @@ class Experiment:
     doc: str = ""
     presets: Mapping[str, Mapping[str, Any]] | None = None
     resolve: Callable[[Any, set[str]], Any] | None = None
+
+    def entry_points(self) -> tuple[Callable[..., int], Callable[..., Any]]:
+        """(main, parse) for the experiment module."""
+        return self.main, self.parse
 
     def config_class(self) -> type:
         hint = typing.get_type_hints(self.args)["config"]
@@ -202,19 +199,19 @@ class Experiment:
     def main(self, argv: Sequence[str] | None = None) -> int:
         try:
             args = self.parse(argv)
-            common.check_out(getattr(args, "out", None))
+            check_out(getattr(args, "out", None))
             proc = None
             if isinstance(p := getattr(args, "processes", None), Processes):
                 from dfijax import distributed
 
                 proc = distributed.initialize(p.coordinator, p.num_processes, p.process_id)
-        except _errors() as e:
-            return common.fail(_first_line(e))
-        ctx = Context(self.name, common.setup(), getattr(args, "out", None), proc)
+        except ERRORS as e:
+            return fail(e)
+        ctx = Context(self.name, setup(), getattr(args, "out", None), proc)
         try:
             outputs = self.run(args, ctx)
-        except _errors() as e:
-            return common.fail(_first_line(e))
+        except ERRORS as e:
+            return fail(e)
         if outputs is not None and ctx.main_proc:
             self.write(ctx, args, outputs)
         return 0
@@ -223,12 +220,13 @@ class Experiment:
         out = ctx.out()
         cfg = cfglib.to_dict(o.config if o.config is not None else args.config)
         w = ctx.weights
-        base = {"experiment": self.name, "config": cfg, "settings": _settings(args), "device": ctx.device}
+        settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.name != "config"}
+        base = {"experiment": self.name, "config": cfg, "settings": settings, "device": ctx.device}
         if w is not None:
             base.update(weights=w.description, weights_pretrained=w.pretrained, weights_meta=w.meta)
         if o.data is not None:
             base["data"] = o.data
-        common.write_json(out / o.results_file, {**base, **o.results})
+        report.write_json(out / o.results_file, {**base, **o.results})
         report.save_config(out, cfg)
         report.write_report(
             out / "report.html",
@@ -247,9 +245,22 @@ class Experiment:
         print(f"wrote {', '.join(named)} and {out / o.results_file}")
 
 
-def _settings(args: Any) -> dict[str, Any]:
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.name != "config"}
+def _load_weights(path: str | None, seed: int = 0, depth: int | None = 19) -> VGGWeights:
+    """Load weights and say plainly what they are (a random net is announced, never hidden).
+    depth: the VGG the caller builds (None: whatever `path` holds; VGG-19 when no path)."""
+    w = load_vgg(path, depth=depth, seed=seed)
+    note = "" if w.pretrained else "  <-- NOTICE: results show what the method does, not what trained features give"
+    print(f"weights: {w.description}{note}", file=sys.stderr)
+    return w
 
 
-def _first_line(e: BaseException) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
+def setup() -> str:
+    """Persistent compilation cache on; returns a device summary."""
+    runtime.enable_compilation_cache()
+    return runtime.device_summary()
+
+
+def fail(e: BaseException) -> int:
+    """One `error:` line (the message's first) and the exit status 1."""
+    print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+    return 1

@@ -21,7 +21,7 @@ from typing import Annotated
 
 from dfijax import config as C
 from dfijax.studio.session import StudioConfig
-from experiments import common, runner
+from experiments import runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,7 @@ def run(args: Args, ctx: runner.Context) -> None:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         unguarded = "" if args.auth else " (it has no authentication: pass --auth user:pass)"
         ctx.say(f"warning: serving on {args.host}: anyone who can reach this port can use the app{unguarded}")
-    cache = str(common.cache_root()) if args.disk_cache else None
+    cache = str(runner.cache_root()) if args.disk_cache else None
     studio = session.Studio(dataclasses.replace(args.config, cache=cache))
     faces = studio.data.describe()  # a dataset error first, before any other work
     ctx.load_weights(args.config.weights, args.config.seed)  # says plainly what the weights are
@@ -63,8 +63,7 @@ def run(args: Args, ctx: runner.Context) -> None:
     app.launch(app.build(studio), **kw, devices=jax.local_device_count())
 
 
-EXPERIMENT = runner.Experiment("studio", Args, run, __doc__)
-main, parse = EXPERIMENT.main, EXPERIMENT.parse
+main, parse = runner.Experiment("studio", Args, run, __doc__).entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -10,24 +10,12 @@
 Expected result (default, ~1 min on CPU): two embedded scenes painted in the procedural painting's
 texture, the houses, hills and sun still recognisable; each loss falls well below its start.
 
-Presets (dfijax.style.STYLE_PRESETS, the same on every device; explicit flags override them):
-  quick         96 px, 100 iterations, Gatys objective with average pooling, init from the content,
-                L-BFGS history 10.
-  paper         the Gatys reference notebook (leongatys/PytorchNeuralStyleTransfer): 512 px for 520
-                iterations, then 800 px for 220 started from the upsampled first result; Gatys
-                objective with max pooling (the notebook's VGG() default; --pooling avg is the
-                paper's text); init from the content; history 100. Load Gatys' vgg_conv.pth
-                (scripts/fetch_vgg19.py gatys, then --weights weights/vgg19_gatys.safetensors) to
-                match its network and its Caffe preprocessing.
-  neural-style  jcjohnson/neural-style: 512 px, 1000 iterations, its objective (below), noise init,
-                history 100.
-Objectives (--normalize; each brings its reference's pooling, content weight, style weights and TV,
-which --pooling / --content-weight / --tv override):
-  gatys         content relu4_2 weight 1 (mean squared error), style relu1_1…relu5_1 with weights
-                1e3/n² on the mean squared error of Gram/(h·w), max pooling, no TV.
-  neural-style  the same layers; Gram/(C·h·w), style weight 100 per layer, content weight 5,
-                TV 1e-3 (½·Σ squared neighbour differences on the 0-255 scale), max pooling.
-
+Presets (the same on every device; flags override them; details in dfijax.style.gatys): quick (96 px,
+100 iterations, Gatys objective with average pooling), paper (the Gatys reference notebook: 512 px x
+520, then 800 px x 220; max pooling; history 100; load Gatys' vgg_conv.pth with scripts/fetch_vgg19.py
+gatys to match its network), neural-style (jcjohnson/neural-style: 512 px, 1000 iterations, its
+objective, noise init). Objectives (--normalize gatys or neural-style) bring their reference's
+pooling, content weight, style weights and TV, which --pooling / --content-weight / --tv override.
 --size is the content's short side: the aspect ratio is kept, nothing is cropped or stretched. Content
 images of different aspect ratios are grouped by their resized shape and each group is solved in its
 own batched call. Every problem of a group — content images × style images (blended, or one each with
@@ -49,8 +37,9 @@ from typing import Annotated
 import numpy as np
 
 from dfijax import config as C
+from dfijax import report
 from dfijax.style.gatys import STYLE_PRESETS, StyleConfig
-from experiments import common, report, runner
+from experiments import runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,28 +90,14 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
         f"device: {ctx.device}; {len(contents)} contents x {len(styles)} styles x {len(cfg.style_scales)} style "
         f"scales; {stage_text}; objective {cfg.normalize}; colour {cfg.preserve_color}; output {out}"
     )
-    with common.Bars() as bars:
+    with runner.Bars() as bars:
         r = style.run_style_transfer(cfg, ctx.weights, contents, styles, progress=bars.update)
     stems = [pathlib.Path(p).stem for p in args.style] or ["painting"]
     set_names = stems if cfg.separate_styles else ["blend" if len(styles) > 1 else stems[0]]
-    scales = cfg.style_scales
-    for p, (i, j, k) in zip(r.problems, r.index):
-        p["name"], p["style"] = f"content{i}_{set_names[j]}_x{scales[k]:g}", set_names[j]
-    imgs = dict(zip(r.index, r.images))
+    r.name_problems(set_names)
     for p, x in zip(r.problems, r.images):
         im.save_image(out / f"{p['name']}.png", x)
-    hmax, wmax = max(x.shape[0] for x in r.images), max(x.shape[1] for x in r.images)
-    cols = [(j, k) for j in range(len(set_names)) for k in range(len(scales))]
-    rows = []
-    for i in range(len(contents)):
-        hw = imgs[(i, 0, 0)].shape[:2]
-        row = [np.asarray(style.resize_images(contents[i], hw))]
-        row += [np.asarray(style.resize_images(im.fit_aspect(s, hw[0] / hw[1]), hw)) for s in styles]
-        rows.append([_pad_to(c, hmax, wmax) for c in row + [imgs[(i, j, k)] for j, k in cols]])
-    labels = (
-        ["content"] + [f"style{q}" for q in range(len(styles))] + [f"{set_names[j]} x{scales[k]:g}" for j, k in cols]
-    )
-    im.save_image(out / "grid.png", im.make_grid(rows, col_labels=labels))
+    im.save_image(out / "grid.png", r.grid(contents, styles, set_names))
     histories = {p["name"]: np.concatenate([s["loss_history"] for s in p["stages"]]) for p in r.problems}
     report.plot_curves(
         out / "loss.png",
@@ -134,57 +109,24 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
     )
     content_text = ", ".join(args.content) or "embedded procedural scenes 1, 2"
     style_text = ", ".join(args.style) or "embedded procedural painting (seed 3)"
-    parts = ("initial_loss", "final_loss")
-    table = {
-        "headers": ["result", "shape", "initial loss", "final loss", "content part", "style part"],
-        "rows": [
-            [
-                p["name"],
-                "x".join(map(str, p["shape"])),
-                *(p[k] for k in parts),
-                p["parts"]["content"],
-                p["parts"]["style"],
-            ]
-            for p in r.problems
-        ],
-    }
+    results = {"loss": r.loss, "aspect_groups": r.groups, "content": content_text, "style": style_text}
+    results.update(seconds=r.seconds, problems_in_one_call=r.problems_in_one_call, results=r.problems)
+    grid_text = f"Colour preservation: {cfg.preserve_color}. Columns: style set × style scale. Objective: {r.loss}."
     return runner.Outputs(
         title=f"Style transfer ({cfg.preset} preset, {cfg.normalize} objective)",
-        results={
-            "loss": r.loss,
-            "aspect_groups": r.groups,
-            "content": content_text,
-            "style": style_text,
-            "seconds": r.seconds,
-            "problems_in_one_call": r.problems_in_one_call,
-            "results": r.problems,
-        },
+        results=results,
         data=f"content: {content_text}; style: {style_text}",
         seconds=r.seconds,
         sections=[
-            {
-                "title": "Content, style and results",
-                "images": ["grid.png"],
-                "text": f"Colour preservation: {cfg.preserve_color}. Columns: style set × style scale. "
-                f"Objective: {r.loss}.",
-            },
+            {"title": "Content, style and results", "images": ["grid.png"], "text": grid_text},
             {"title": "Objective during the solve", "images": ["loss.png"], "pixelated": False},
-            {"title": "Per result", "table": table},
+            {"title": "Per result", "table": r.table()},
         ],
         summary=[f"{p['name']}: loss {p['initial_loss']:.4g} -> {p['final_loss']:.4g}" for p in r.problems],
     )
 
 
-def _pad_to(x: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Centre x [h', w', 3] on a white h x w canvas (for grid cells of another aspect)."""
-    out = np.ones((h, w, 3), np.float32)
-    top, left = (h - x.shape[0]) // 2, (w - x.shape[1]) // 2
-    out[top : top + x.shape[0], left : left + x.shape[1]] = x
-    return out
-
-
-EXPERIMENT = runner.Experiment("style_transfer", Args, run, __doc__, STYLE_PRESETS, resolve)
-main, parse = EXPERIMENT.main, EXPERIMENT.parse
+main, parse = runner.Experiment("style_transfer", Args, run, __doc__, STYLE_PRESETS, resolve).entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

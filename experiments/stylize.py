@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 import tyro
 
 from dfijax.style.fast_run import StylizeConfig
-from experiments import common, runner
+from experiments import runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
     from dfijax.style import fast_run
     from dfijax.style import video as vid
 
-    with common.Bars() as bars:
+    with runner.Bars() as bars:
         r = fast_run.run_stylize(args.ckpt, args.config, images=args.images, video=args.video, progress=bars.update)
     files = vid.write_pictures(ctx.out(), r.pictures(args.format))
     files = [f for f in files if not f.endswith("_styled.png")] or files  # the grid stands for the images
@@ -59,8 +59,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
     )
 
 
-EXPERIMENT = runner.Experiment("stylize", Args, run, __doc__)
-main, parse = EXPERIMENT.main, EXPERIMENT.parse
+main, parse = runner.Experiment("stylize", Args, run, __doc__).entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

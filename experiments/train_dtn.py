@@ -21,14 +21,11 @@ Data (--data): "digits" (default, offline) generates street-number digits as the
 as the target; "svhn-mnist" reads tfds svhn_cropped (train+extra for f and the DTN, test for
 evaluation) and mnist prepared in --data-dir (array_record; nothing is downloaded).
 
-Writes to --out (default runs/dtn/default; rerunning the same command resumes every run from its
-newest checkpoint, and other settings there are a one-line error): results.json (accuracies, settings,
-timings), config.json, report.html (the accuracy table, sample grids, loss curves), samples_<run>.png
-(rows: source test, G(source), target test, G(target)), loss_<run>.png, and <run>/ with the orbax
-checkpoints, the run's config.json and metrics.jsonl, for run in dtn, no_tid, two_class. The pipeline
-is `dfijax.dtn.pipeline.run_digits`; training runs on every device (batch a multiple of their count),
-also of many processes: run the same command on each with --coordinator HOST:PORT --num-processes N
---process-id I (or what jax.distributed detects, as on Cloud TPU); process 0 writes the outputs.
+Writes to --out (default runs/dtn/default; a rerun resumes every run from its newest checkpoint):
+results.json (accuracies, settings, timings), config.json, report.html, samples_<run>.png (source test,
+G(source), target test, G(target)), loss_<run>.png and <run>/ (orbax checkpoints, the run's config,
+metrics.jsonl) for run in dtn, no_tid, two_class. Pipeline: dfijax.dtn.pipeline.run_digits, on every
+device of every process (--coordinator/--num-processes/--process-id, or detected); process 0 writes.
 
 Expected: `python -m experiments.train_dtn --steps 200 --ablation-steps 100` (about 3.5 minutes on 2
 CPU cores) gives f 0.97 on source test, the evaluation classifier 0.997 on target test, 0.27 on raw
@@ -43,8 +40,9 @@ import dataclasses
 import time
 from typing import Annotated
 
+from dfijax import report
 from dfijax.dtn.config import DIGITS_PRESETS, DigitsConfig
-from experiments import common, runner
+from experiments import runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +62,9 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
     out = ctx.out()
     device = f"{ctx.device}; {ctx.proc.count} process(es), {ctx.proc.global_devices} device(s)"
     ctx.say(f"device: {device}; {data_desc}; output {out}")
-    with common.Bars() as bars:
+    with runner.Bars() as bars:
         progress = bars.update if ctx.main_proc else None
-        r = pipeline.run_digits(cfg, data, out, cache_dir=common.cache_dir("dtn"), progress=progress)
+        r = pipeline.run_digits(cfg, data, out, cache_dir=runner.cache_dir("dtn"), progress=progress)
     if not ctx.main_proc:
         return None
     for name, picture in r.pictures.items():
@@ -74,7 +72,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
     runs = r.summary["runs"]
     for name, x in runs.items():
         x["loss_plot"] = f"loss_{name}.png"
-        common.plot_losses(out / x["loss_plot"], r.records[name], keys=("d_loss", "gang", "const", "tid"))
+        report.plot_losses(out / x["loss_plot"], r.records[name], keys=("d_loss", "gang", "const", "tid"))
     r.summary["seconds"]["total"] = time.perf_counter() - t_start
     headers, rows = pipeline.accuracy_table(r.summary)
     note = (
@@ -109,8 +107,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
     )
 
 
-EXPERIMENT = runner.Experiment("train_dtn", Args, run, __doc__, DIGITS_PRESETS)
-main, parse = EXPERIMENT.main, EXPERIMENT.parse
+main, parse = runner.Experiment("train_dtn", Args, run, __doc__, DIGITS_PRESETS).entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

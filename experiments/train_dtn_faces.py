@@ -5,23 +5,14 @@ faces with f = frozen VGG-19 features (the paper's f is the DeepFace network).
     python -m experiments.train_dtn_faces --nets paper --data celeba --data-dir ~/data/celeba \\
         --out runs/dtn_faces/celeba                         # the paper's networks (a GPU run)
 
-Networks (--nets: a preset of dfijax.dtn.config.FACES_PRESETS, the networks and the run settings that
-suit them; every flag given overrides it, and results.json records the preset and those flags):
-  paper  the paper's faces networks (dfijax.dtn.model.PaperGenerator / PaperDiscriminator): g from f's
-         features to 64×64 in 5 upscaling blocks with 1×1 convolutions (9 layers), D of 6 stride-2
-         blocks on 152×152 (its inputs bilinearly scaled up from 64×64), batch norm, width 64; run
-         settings 64 px, 20000 iterations, batch 64, lr 2e-4, 20000 source and target images.
-  small  the light CPU networks (GroupNorm, Generator / Discriminator of base width 32 on 32×32):
-         600 iterations, batch 16, lr 1e-3, 2000 source and target images.
-
-Setting: L_G = L_GANG + α L_CONST + β L_TID + γ L_TV with the paper's faces weights α = 100, β = 1,
-γ = 0.05 (the `faces` preset; override with --alpha/--beta/--gamma), 3-class D. f(x): VGG-19 taps
-(--taps, default relu3_1,relu4_1), each average-pooled to a --grid × --grid map (default 2), flattened,
-concatenated and standardised with statistics of --calib source training images, fixed before
-training (dfijax.dtn.faces); f is never trained. g decodes f(x) to --size × --size (64 for
---nets paper, 32 for small); D sees the target domain at that size (scaled up to 152×152 inside the
-paper's D). With no converted VGG-19 weights (weights/), f is a seeded random VGG-19, NOT
-pretrained, and every output says so.
+Networks (--nets, presets in dfijax.dtn.config.FACES_PRESETS; flags override them, results.json records
+the preset and those flags): paper (the paper's faces networks, dfijax.dtn.model.PaperGenerator /
+PaperDiscriminator: 64 px, D on 152 px, batch norm, 20000 iterations, batch 64, lr 2e-4) or small (light
+GroupNorm networks on 32 px: 600 iterations, batch 16, lr 1e-3, 2000 images per domain).
+L_G = L_GANG + α L_CONST + β L_TID + γ L_TV with the paper's faces weights α = 100, β = 1, γ = 0.05 (the
+`faces` loss preset), 3-class D. f(x): VGG-19 taps (--taps), each average-pooled to --grid × --grid,
+concatenated and standardised on --calib source images (dfijax.dtn.faces); f is never trained. With no
+converted VGG-19 weights, f is a seeded random VGG-19, NOT pretrained, and every output says so.
 
 Data: source (--data) "synthetic" (default, offline): dfijax.data.synthetic_faces, procedural
 renders of faces that stand in for photos (not photos); "celeba": real photos from a CelebA folder
@@ -29,14 +20,11 @@ renders of faces that stand in for photos (not photos); "celeba": real photos fr
 Target: dfijax.data.cartoon_faces, procedural emoji-style faces (--n-target of them, plus 12
 held-out ones for the figure). The last --n-test source images are held out.
 
-Writes to --out (default runs/dtn_faces/default; rerunning the same command resumes from the newest
-checkpoint, and other settings there are a one-line error): results.json (settings, data, weights
-description and pretrained flag, final losses, f-constancy on the held-out sources after training and
-for the untrained g), config.json, report.html, samples.png (rows: held-out sources, G(source),
-held-out cartoons, G(cartoon)), loss.png, and dtn/ with the orbax checkpoints, the run's config.json
-and metrics.jsonl. The pipeline is `dfijax.dtn.pipeline.run_faces`; training runs on every device
-(batch a multiple of their count), also of many processes (--coordinator HOST:PORT --num-processes N
---process-id I on each, or what jax.distributed detects); process 0 writes the outputs.
+Writes to --out (default runs/dtn_faces/default; a rerun resumes from the newest checkpoint): results.json
+(settings, data, weights, final losses, f-constancy on the held-out sources), config.json, report.html,
+samples.png (held-out sources, G(source), held-out cartoons, G(cartoon)), loss.png, and dtn/ (orbax
+checkpoints, the run's config, metrics.jsonl). Pipeline: dfijax.dtn.pipeline.run_faces, on every device
+of every process (--coordinator/--num-processes/--process-id, or detected); process 0 writes.
 
 Expected: `python -m experiments.train_dtn_faces --steps 150` (about 3 minutes on 2 CPU cores, random
 VGG-19) keeps identity in f's space: cos(f(s), f(G(s))) 0.81 against 0.08 for another source, retrieval
@@ -52,8 +40,9 @@ from typing import Annotated
 
 import tyro
 
+from dfijax import report
 from dfijax.dtn.config import FACES_PRESETS, FacesConfig
-from experiments import common, runner
+from experiments import runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,12 +75,12 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
         f"device: {device}; {cfg.nets} networks; {data.source}; {data.target}; {cfg.size}px; f: VGG-19 "
         f"{','.join(cfg.f.taps)} pooled {cfg.grid}x{cfg.grid} ({cfg.f.feat_dim} features); output {out}"
     )
-    with common.Bars() as bars:
+    with runner.Bars() as bars:
         r = pipeline.run_faces(cfg, vgg, data, out, progress=bars.update if ctx.main_proc else None)
     if not ctx.main_proc:
         return None
     im.save_image(out / "samples.png", r.pictures["samples.png"])
-    common.plot_losses(out / "loss.png", r.records["dtn"], keys=("d_loss", "gang", "const", "tid", "tv"))
+    report.plot_losses(out / "loss.png", r.records["dtn"], keys=("d_loss", "gang", "const", "tid", "tv"))
     s = r.summary
     s["seconds"]["total"] = time.perf_counter() - t_start
     c, w, n, f = s["constancy"], s["loss_weights"], s["networks"], s["f"]
@@ -139,8 +128,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
     )
 
 
-EXPERIMENT = runner.Experiment("train_dtn_faces", Args, run, __doc__, FACES_PRESETS, resolve)
-main, parse = EXPERIMENT.main, EXPERIMENT.parse
+main, parse = runner.Experiment("train_dtn_faces", Args, run, __doc__, FACES_PRESETS, resolve).entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

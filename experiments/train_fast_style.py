@@ -27,8 +27,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Literal
 
+from dfijax import report
 from dfijax.style import fast as fs
-from experiments import common, runner
+from experiments import runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +65,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
         f"upsampling {cfg.upsample}\ndevice: {ctx.device}; {proc.count} process(es), {proc.global_devices} "
         f"device(s); training to step {cfg.steps} (batch {cfg.batch}, {cfg.size}px); output {out}"
     )
-    with common.Bars() as bars:  # process 0 shows the progress
+    with runner.Bars() as bars:  # process 0 shows the progress
         progress = bars.update if ctx.main_proc else None
         r = fast_run.run_training(
             cfg, weights.variables, out, content_dir=args.content_dir, style=args.style, progress=progress
@@ -73,7 +74,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
         ctx.say(f"resumed from step {r.resumed_from}")
     if not ctx.main_proc:  # process 0 alone writes the pictures and JSON
         return None
-    common.plot_losses(out / "loss.png", r.records)
+    report.plot_losses(out / "loss.png", r.records)
     im.save_image(out / "samples.png", im.make_grid([list(r.content), list(r.styled)]))
     return runner.Outputs(
         title=f"Fast style training ({args.preset} preset)",
@@ -89,8 +90,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
     )
 
 
-EXPERIMENT = runner.Experiment("train_fast_style", Args, run, __doc__, fs.PRESETS)
-main, parse = EXPERIMENT.main, EXPERIMENT.parse
+main, parse = runner.Experiment("train_fast_style", Args, run, __doc__, fs.PRESETS).entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

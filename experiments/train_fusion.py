@@ -30,10 +30,11 @@ import dataclasses
 import sys
 from typing import Annotated, Literal
 
+from dfijax import report
 from dfijax.fusion.data import DATA_KINDS
 from dfijax.fusion.pipeline import TrainingConfig
 from dfijax.fusion.presets import PRESETS
-from experiments import common, runner
+from experiments import runner
 
 LOSS_KEYS = ("l1", "recon", "adv", "wdist", "content", "style", "tv")  # the curves in loss.png
 SAMPLES = (  # the report's text under samples.png
@@ -81,12 +82,12 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
     weights = ctx.load_weights(args.weights, config.seed)
     out, record = ctx.out(), fusion.run_record(config, data)
     if ctx.main_proc:  # samples/ is made by the first sample
-        common.write_json(out / "run_config.json", record)
+        report.write_json(out / "run_config.json", record)
     ctx.say(f"device: {ctx.device}; {fusion.describe(config, data)}; output {out}")
 
     def on_sample(step: int, grid) -> None:
         im.save_image(out / "samples" / f"step_{step:06d}.png", grid)
-        common.plot_losses(out / "loss.png", fusion.logged_records(out), keys=LOSS_KEYS)
+        report.plot_losses(out / "loss.png", fusion.logged_records(out), keys=LOSS_KEYS)
 
     def progress(step: int, total: int, rec: dict | None) -> None:
         bar.update(step - bar.n)
@@ -104,7 +105,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
         ctx.say(f"resumed from step {r.start}")
     if not ctx.main_proc:
         return None
-    common.plot_losses(out / "loss.png", r.records, keys=LOSS_KEYS)
+    report.plot_losses(out / "loss.png", r.records, keys=LOSS_KEYS)
     im.save_image(out / "samples.png", r.samples)
     own = dataclasses.asdict(args)
     own.pop("config"), own.update(own.pop("processes"))
@@ -139,8 +140,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
     )
 
 
-EXPERIMENT = runner.Experiment("train_fusion", Args, run, __doc__, PRESETS, resolve)
-main, parse = EXPERIMENT.main, EXPERIMENT.parse
+main, parse = runner.Experiment("train_fusion", Args, run, __doc__, PRESETS, resolve).entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

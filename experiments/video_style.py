@@ -38,8 +38,9 @@ from typing import Annotated, Literal
 import numpy as np
 
 from dfijax import config as C
+from dfijax import report
 from dfijax.style.video import VIDEO_PRESETS, VideoConfig
-from experiments import common, report, runner
+from experiments import runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +84,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
         f"{cfg.temporal_weight_for(weights.pretrained):g}; colour {cfg.preserve_color}; output {out}"
         + (f"; resuming after frame {len(done) - 1}" if done else "")
     )
-    with common.Bars() as bars:
+    with runner.Bars() as bars:
         r = vid.run_video_style(cfg, weights, frames, styles, progress=bars.update, done=done, on_frame=save)
     vid.write_pictures(out, r.pictures(args.format), args.fps)
     tables = r.tables()
@@ -128,8 +129,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
     )
 
 
-EXPERIMENT = runner.Experiment("video_style", Args, run, __doc__, VIDEO_PRESETS)
-main, parse = EXPERIMENT.main, EXPERIMENT.parse
+main, parse = runner.Experiment("video_style", Args, run, __doc__, VIDEO_PRESETS).entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,19 +1,36 @@
 """Shared test set-up: CPU only, 8 forced host devices for sharding tests, implicit rank promotion an
-error (every broadcast in the code is explicit; worker processes inherit it), PRNG keys, tiny images."""
+error (every broadcast in the code is explicit; worker processes inherit it), one persistent
+compilation cache for the whole test session (both workers and every experiment share compiled
+programs; removed at the end), PRNG keys, tiny images."""
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["JAX_NUMPY_RANK_PROMOTION"] = "raise"
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+
+# Set by the first process (the controller, whose environment the workers inherit), so one folder serves
+# the session; never the user's ~/.cache.
+os.environ.setdefault("DFIJAX_TEST_JAX_CACHE", tempfile.mkdtemp(prefix="dfijax-test-jax-"))
+os.environ["DFIJAX_JAX_CACHE"] = os.environ["DFIJAX_TEST_JAX_CACHE"]
+os.environ["DFIJAX_JAX_CACHE_MIN_SECS"] = "0.2"
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import dfijax  # noqa: E402,F401  (filters jaxopt's import warning)
+from dfijax import runtime  # noqa: E402
 
 assert jax.config.jax_numpy_rank_promotion == "raise"
+runtime.enable_compilation_cache()
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):  # the controller, after every worker is done
+        shutil.rmtree(os.environ["DFIJAX_TEST_JAX_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture
@@ -45,13 +62,13 @@ def smooth_images(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def isolate(monkeypatch, tmp_path) -> None:
-    """Run an experiment in tmp_path with no real weights (the seeded random VGG-19) and private
-    compilation/feature caches, so tests never touch the user's weights/ or ~/.cache."""
+    """Run an experiment in tmp_path with no real weights (the seeded random VGG-19) and a private
+    feature cache (compiled programs: the session's shared cache), so tests never touch the user's
+    weights/ or ~/.cache."""
     import dfijax.weights
 
     monkeypatch.delenv("DFIJAX_WEIGHTS", raising=False)
     monkeypatch.setattr(dfijax.weights, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
-    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "jaxcache"))
     monkeypatch.setenv("DFIJAX_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
 

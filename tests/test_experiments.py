@@ -14,16 +14,14 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def test_invert_features_smoke(tmp_path, monkeypatch):
-    from experiments import invert_features
-
-    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "cache"))
     import dfijax.weights
+    from experiments import invert_features
 
     monkeypatch.delenv("DFIJAX_WEIGHTS", raising=False)
     monkeypatch.setattr(dfijax.weights, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
-    rc = invert_features.main(["--size", "32", "--iters", "8", "--layers", "relu1_1,relu2_1", "--out", str(out)])
+    rc = invert_features.main(["--preset", "tiny", "--out", str(out)])  # 32 px, 8 iterations, relu1_1 and relu2_1
     assert not (tmp_path / "runs").exists()  # --out was honoured
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
@@ -60,23 +58,7 @@ def test_invert_features_bad_input_is_one_line(tmp_path):
         assert len(err) == 1 and msg in err[0] and "Traceback" not in p.stderr, p.stderr
 
 
-TINY_SWEEP = [
-    "--n-synthetic",
-    "300",
-    "--k",
-    "10",
-    "--inputs",
-    "2",
-    "--alphas",
-    "0.2,0.6",
-    "--iters",
-    "6",
-    "--size",
-    "32",
-    "--batch",
-    "8",
-    "--no-probe",
-]
+TINY_SWEEP = ["--preset", "tiny", "--n-synthetic", "300", "--inputs", "2"]  # dfi.presets "tiny"
 
 
 def test_alpha_sweep_smoke(tmp_path, monkeypatch):
@@ -280,7 +262,7 @@ def test_style_transfer_smoke_and_colour_preservation(tmp_path, monkeypatch, cap
     from experiments import style_transfer
 
     _isolated(monkeypatch, tmp_path)
-    tiny = ["--size", "40", "--iters", "8"]
+    tiny = ["--preset", "tiny"]  # 40 px, 8 iterations
     assert style_transfer.main(tiny + ["--style-scales", "1,10", "--out", str(tmp_path / "s")]) == 0
     res = json.loads((tmp_path / "s" / "results.json").read_text())
     assert res["weights_pretrained"] is False and res["problems_in_one_call"] == 4

@@ -31,20 +31,7 @@ from tests.conftest import isolate as _isolated
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY_LOSS = fl.FusionLoss(content_layers=("conv2_1",), style_layers=("conv1_1",))
 TINY = ft.FusionConfig(size=32, width=8, loss=TINY_LOSS)
-TINY_ARGS = [
-    "--size",
-    "32",
-    "--width",
-    "8",
-    "--batch",
-    "8",
-    "--content-layers",
-    "conv2_1",
-    "--style-layers",
-    "conv1_1",
-    "--n-synthetic",
-    "64",
-]
+TINY_ARGS = ["--preset", "tiny", "--n-synthetic", "64"]  # fusion.presets "tiny": TINY, batch 8
 
 
 def test_paper_shapes_and_chunk_rule(key):
@@ -385,19 +372,8 @@ def test_training_resumes_exactly_and_shards(random_vgg, tmp_path):
 def test_run_training_pipeline_stops_resumes_and_samples(random_vgg, tmp_path):
     from dfijax import fusion
 
-    config = fusion.training_config(
-        size=32,
-        width=8,
-        batch=8,
-        content_layers="conv2_1",
-        style_layers="conv1_1",
-        stage1_steps=4,
-        stage2_steps=1,
-        save_every=2,
-        log_every=1,
-        sample_every=2,
-    )
-    assert config.fusion == TINY and config.total == 5 and config.preset == "cpu_small"
+    config = fusion.training_config("tiny", stage1_steps=4, stage2_steps=1)
+    assert config.fusion == TINY and config.total == 5 and config.preset == "tiny"
     data = fusion.load_data("synthetic", n_synthetic=40, holdout=config.holdout)
     assert (len(data.train_idx), len(data.held_idx)) == (24, 16) and data.evaluated_ids()[0] == "face000024"
     held = data.held_images(32)
@@ -450,8 +426,10 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
     assert info["weights_pretrained"] is False and "NOT pretrained" in info["weights"]
     assert "random (NOT pretrained)" in capsys.readouterr().err
     assert info["config"]["size"] == 32 and info["config"]["loss"]["w_recon"] == 30.0
-    rc = json.loads((out / "run_config.json").read_text())  # the default preset, resolved
-    assert rc["preset"] == info["preset"] == "cpu_small" and "size" in rc["overrides"] and "gp" not in rc["overrides"]
+    rc = json.loads((out / "run_config.json").read_text())  # the preset, resolved
+    assert (
+        rc["preset"] == info["preset"] == "tiny" and "stage1_steps" in rc["overrides"] and "gp" not in rc["overrides"]
+    )
     assert (rc["settings"]["d_norm"], rc["settings"]["gp"], rc["settings"]["clip"], rc["settings"]["batch"]) == (
         "layer",
         10.0,
@@ -533,7 +511,7 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
         (fuse, ["--ckpt", str(out), "--a", str(bad)], "both --a and --b"),
         (
             train_fusion,
-            [*TINY_ARGS[:2], "--width", "16", *TINY_ARGS[4:], "--out", str(out)],
+            [*TINY_ARGS, "--width", "16", "--out", str(out)],
             "trained with other settings: config.width 8 (now 16)",
         ),
         (train_fusion, ["--size", "48"], "power of two"),

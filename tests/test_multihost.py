@@ -20,29 +20,8 @@ from tests.multihost import kill as _kill
 from tests.multihost import start
 from tests.multihost import wait as _wait
 
-ARGS = [
-    "--size",
-    "32",
-    "--width",
-    "8",
-    "--batch",
-    "8",
-    "--content-layers",
-    "conv2_1",
-    "--style-layers",
-    "conv1_1",
-    "--n-synthetic",
-    "64",
-    "--stage1-steps",
-    "1",
-    "--stage2-steps",
-    "3",
-    "--save-every",
-    "2",
-    "--log-every",
-    "1",
-    "--sample-every",
-    "1000",
+ARGS = [  # fusion.presets "tiny" (1 autoencoder + 3 GAN steps, checkpoints every 2), no samples
+    *("--preset", "tiny", "--n-synthetic", "64", "--sample-every", "1000"),
 ]
 STEPS = 4  # 1 autoencoder + 3 GAN steps; checkpoints at 1 (end of stage 1), 2 and 4
 

@@ -16,7 +16,6 @@ def test_colab_notebook_runs_on_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("DFIJAX_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     monkeypatch.setenv("DFIJAX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("DFIJAX_JAX_CACHE", str(tmp_path / "jaxcache"))
     monkeypatch.setenv("XLA_FLAGS", "")
     monkeypatch.setenv("DFIJAX_NOTEBOOK_OUT", str(tmp_path / "sweep"))
     nb = nbformat.read(ROOT / "notebooks" / "alpha_sweep_colab.ipynb", as_version=4)
@@ -38,7 +37,6 @@ def _execute(name, tmp_path, monkeypatch, out_env):
         "DFIJAX_NOTEBOOK_SMALL": "1",
         "JAX_PLATFORMS": "cpu",
         "DFIJAX_CACHE": str(tmp_path / "cache"),
-        "DFIJAX_JAX_CACHE": str(tmp_path / "jaxcache"),
         "XLA_FLAGS": "",
         "DFIJAX_NOTEBOOK_OUT": out_env,
     }.items():

@@ -32,15 +32,16 @@ EXPERIMENTS = [
 @pytest.mark.parametrize("where", ["file", "below a file"])
 def test_out_that_is_a_file_is_one_line_error(name, where, tmp_path, monkeypatch, capsys):
     """Refused before any work: setup, weights and data are never reached."""
-    from experiments import common
 
     isolate(monkeypatch, tmp_path)
 
     def never(*a, **k):
         raise AssertionError("reached work before checking --out")
 
-    monkeypatch.setattr(common, "setup", never)
-    monkeypatch.setattr(common, "load_weights", never)
+    from experiments import runner
+
+    monkeypatch.setattr(runner, "setup", never)
+    monkeypatch.setattr(runner, "_load_weights", never)
     f = tmp_path / "x.png"
     f.write_bytes(b"\x89PNG not a folder")
     out = f if where == "file" else f / "sub"
@@ -69,17 +70,16 @@ def test_out_that_is_a_file_from_the_command_line(tmp_path):
 
 
 def test_check_out_accepts_folders_and_new_paths(tmp_path):
-    from experiments import common
+    from experiments import runner
 
     (tmp_path / "d").mkdir()
     for ok in (None, str(tmp_path / "d"), str(tmp_path / "new" / "deeper"), "relative/new"):
-        common.check_out(ok)
-        assert common.out_error(ok) is None
+        runner.check_out(ok)
     (tmp_path / "f").write_text("")
     with pytest.raises(ValueError, match=r"^--out .*f is a file; give a folder$"):
-        common.check_out(tmp_path / "f")
+        runner.check_out(tmp_path / "f")
     with pytest.raises(ValueError, match=r"^--out .*: .*f is a file, not a folder; give a folder$"):
-        common.out_dir(str(tmp_path / "f" / "a" / "b"), "x")
+        runner.out_dir(str(tmp_path / "f" / "a" / "b"), "x")
 
 
 # ---- pictures: each experiment at a tiny default-like config ------------------------------------
@@ -145,7 +145,7 @@ def test_invert_features_pictures(tmp_path, monkeypatch):
 
     isolate(monkeypatch, tmp_path)
     out = tmp_path / "inv"
-    assert invert_features.main(["--size", "32", "--iters", "8", "--layers", "relu1_1,relu2_1", "--out", str(out)]) == 0
+    assert invert_features.main(["--preset", "tiny", "--out", str(out)]) == 0
     refs = _scenes(32, [1, 2])
     for layer in ("relu1_1", "relu2_1"):  # seen: relu1_1 1.00, 1.00; relu2_1 0.96, 0.90
         rec = P.load_all(P.pngs(out, f"{layer}_*.png"))
@@ -161,7 +161,7 @@ def test_style_transfer_pictures(tmp_path, monkeypatch):
 
     isolate(monkeypatch, tmp_path)
     out = tmp_path / "st"
-    assert style_transfer.main(["--size", "40", "--iters", "8", "--out", str(out)]) == 0
+    assert style_transfer.main(["--preset", "tiny", "--out", str(out)]) == 0
     res = P.load_all(P.pngs(out, "content*_painting_x1.png"))
     assert len(res) == 2
     P.assert_not_degenerate(res, min_std=0.1)  # seen: std 0.21, 0.23
@@ -176,6 +176,8 @@ def test_alpha_sweep_pictures(tmp_path, monkeypatch):
     assert (
         alpha_sweep.main(
             [
+                "--preset",
+                "tiny",
                 "--n-synthetic",
                 "120",
                 "--k",
@@ -184,13 +186,6 @@ def test_alpha_sweep_pictures(tmp_path, monkeypatch):
                 "2",
                 "--alphas",
                 "0.2",
-                "--iters",
-                "6",
-                "--size",
-                "32",
-                "--batch",
-                "8",
-                "--no-probe",
                 "--out",
                 str(out),
             ]
@@ -257,18 +252,7 @@ def test_fusion_pictures(tmp_path, monkeypatch):
     assert (
         train_fusion.main(
             [
-                "--size",
-                "32",
-                "--width",
-                "8",
-                "--batch",
-                "8",
-                "--content-layers",
-                "conv2_1",
-                "--style-layers",
-                "conv1_1",
-                "--n-synthetic",
-                "64",
+                *("--preset", "tiny", "--n-synthetic", "64"),
                 "--stage1-steps",
                 "60",
                 "--stage2-steps",

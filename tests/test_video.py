@@ -263,7 +263,7 @@ def test_video_style_temporal_loss_cuts_flicker_and_resumes(tmp_path, monkeypatc
     assert res["long_range_error"]["j=2"]["with temporal loss"] < 0.2 * res["long_range_error"]["j=2"]["per-frame"]
     assert Image.open(out / "compare.gif").n_frames == 4 and Image.open(out / "compare.gif").size == (3 * 40, 40)
     assert (out / "frames" / "temporal_0003.png").is_file() and (out / "flicker.png").is_file()
-    page = (out / "report.html").read_text()  # written by experiments/report.py: its common header and config
+    page = (out / "report.html").read_text()  # written by dfijax.report: its common header and config
     assert "not pretrained" in page and "<dt>weights</dt>" in page and "<dt>device</dt>" in page
     assert "<h2>Config</h2>" in page and '<img src="flicker.png"' in page and '<img src="compare.gif"' in page
     assert json.loads((out / "config.json").read_text()) == res["config"] and res["config"]["offsets"] == [1, 2]

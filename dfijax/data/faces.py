@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Annotated, Literal
+
+from dfijax import config
 from dfijax.data import FaceDataset
 
 FACE_DATASETS = ("synthetic", "celeba", "celeba-tfds", "lfw")
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceSource:
+    """Which face dataset a run reads (`load_faces`)."""
+
+    dataset: Literal[FACE_DATASETS] = "synthetic"
+    """face dataset"""
+    data_dir: str | None = None
+    """dataset folder (celeba, lfw) or tfds data_dir (celeba-tfds)"""
+    n_synthetic: Annotated[int, config.POSITIVE] = 2000
+    """size of the synthetic face set"""
+
+    def __post_init__(self):
+        config.check(self)
+
+    def load(self, seed: int = 0) -> FaceDataset:
+        return load_faces(self.dataset, self.data_dir, self.n_synthetic, seed)
 
 
 def load_faces(

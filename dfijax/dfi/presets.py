@@ -16,6 +16,8 @@
   up to K = 100, the input itself allowed, fewer accepted) on its crops with PIL bilinear resize;
   per-channel colour adjustment without epsilon, then the nearest of 30 residual snapshots (600
   iterations, every 20) subtracted; the 8-bit difference added to the input.
+- "tiny": the dfijax objective at the smallest useful scale (32 px, 6 iterations, K = 10, two
+  alphas, no probe): what the tests run, seconds on a CPU.
 - "dfijax": this project's default: the chainer scaling, ½‖·‖², TV^β auto-scaled to the weights, no
   box, every alpha in one parallel call (fast, and usable on the random net as on pretrained weights).
 
@@ -37,6 +39,7 @@ SCIPY_FTOL = 1e7 * 2.220446049250313e-16
 
 PRESETS: dict[str, dict[str, Any]] = {
     "dfijax": {},
+    "tiny": dict(size=32, iters=6, k=10, alphas=(0.2, 0.6), batch=8, probe=False),
     "official": dict(
         size=200,  # demo1.py:L64, L102-105 (short side >= 200)
         alphas=(0.4,),  # demo1.py:L58

@@ -372,6 +372,49 @@ class SweepResult:
     warnings: list[str]
     probe_model: Any = None  # the attribute probe (dfi.probe.Probe) that scored the edits
 
+    def row_names(self) -> list[dict[str, str]]:
+        return [{"input": self.labels[i], "edit": self.config.edits[e]} for i, e in self.rows]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result's named values (JSON-ready): rows, neighbours, losses, metrics, probe, timings."""
+        cfg = self.config
+        neighbours = [
+            {
+                "target": n.target.tolist(),
+                "source": n.source.tolist(),
+                "target_available": n.n_target_available,
+                "source_available": n.n_source_available,
+            }
+            for n in self.neighbours
+        ]
+        return {
+            "edit": ";".join(cfg.edits),
+            "edits": list(cfg.edits),
+            "alphas": list(cfg.alphas),
+            "inputs": list(self.labels),
+            "rows": self.row_names(),
+            "tv_weight": self.tv_weight,
+            "neighbours": neighbours,
+            "attribute_vectors_from_cache": self.vectors_from_cache,
+            "seconds": self.seconds,
+            "final_loss": self.final_loss.tolist(),
+            "metrics_per_alpha": self.metrics_per_alpha,
+            "metrics_per_edit": self.metrics_per_edit,
+            "probe": self.probe,
+            "warnings": self.warnings,
+        }
+
+    def metrics_table(self) -> dict[str, list]:
+        """Per edit and alpha (mean over inputs): pixel RMSE and VGG feature distance to the input, and
+        the probe's target attribute score when the probe ran: {"headers", "rows"}."""
+        probe = self.probe is not None
+        names = ["pixel_rmse_to_input", "vgg_feature_distance_to_input"] + ["target_attribute_score"] * probe
+        headers = ["edit", "alpha", "pixel RMSE to input", "VGG feature distance to input"]
+        return {
+            "headers": headers + ["target attribute score (probe)"] * probe,
+            "rows": [[e, m["alpha"], *(m[k] for k in names)] for e, ms in self.metrics_per_edit.items() for m in ms],
+        }
+
 
 def _metrics(pix: np.ndarray, feat: np.ndarray, score: np.ndarray | None, alphas, sel) -> list[dict[str, float]]:
     out = []

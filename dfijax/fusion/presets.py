@@ -28,6 +28,9 @@ line overrides its preset value, and the resolved mapping is saved with the run.
   has 162,770 train, 19,867 validation and 19,962 test images (`--holdout celeba-test`); the paper's
   2,599 lie inside CelebA's test partition.
 
+- "tiny": cpu_small's objective at the tests' scale (width 8, batch 8, one content and one style layer
+  near the input, 1 + 3 steps): seconds on a CPU.
+
 Hold-out choices: "last" (the last `HELD_OUT_LAST` images of any dataset), "celeba-test",
 "paper-count" (see `dfijax.fusion.data.holdout_split`).
 """
@@ -85,6 +88,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "holdout": "last",
     },
     "paper_gp": {**_COMMON, **_GP, **_PAPER_SIZE, "holdout": "last"},
+    "tiny": {
+        **_COMMON,
+        **_GP,
+        "content_layers": ("conv2_1",),
+        "style_layers": ("conv1_1",),
+        "size": 32,
+        "width": 8,
+        "batch": 8,
+        "stage1_steps": 1,
+        "stage2_steps": 3,
+        "save_every": 2,
+        "log_every": 1,
+        "sample_every": 2,
+        "holdout": "last",
+    },
     "paper": {
         **_COMMON,
         **_PAPER_SIZE,

@@ -395,6 +395,8 @@ STYLE_PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(stages=PAPER_STAGES, normalize="gatys", pooling="max", init="content", history=100),
     # jcjohnson/neural-style: 512 px, 1000 iterations, its objective, noise init
     "neural-style": dict(stages=((512, 1000),), normalize="neural-style", init="noise", history=100),
+    # the tests': quick's objective at 40 px for 8 iterations
+    "tiny": dict(stages=((40, 8),), normalize="gatys", pooling="avg", init="content", history=10),
 }
 
 
@@ -506,6 +508,49 @@ class StyleResult:
     @property
     def problems_in_one_call(self) -> int:
         return max(g["problems"] for g in self.groups)
+
+    def name_problems(self, set_names: Sequence[str]) -> None:
+        """Give each problem a "name" (content<i>_<set>_x<scale>) and its "style" set's name."""
+        for p, (i, j, k) in zip(self.problems, self.index):
+            p["name"], p["style"] = f"content{i}_{set_names[j]}_x{self.config.style_scales[k]:g}", set_names[j]
+
+    def grid(
+        self, contents: Sequence[np.ndarray], styles: Sequence[np.ndarray], set_names: Sequence[str]
+    ) -> np.ndarray:
+        """One row per content: the content, each style (cropped to its aspect), then every style set ×
+        scale; cells of another aspect centred on white."""
+        from dfijax import images as im
+
+        imgs, scales = dict(zip(self.index, self.images)), self.config.style_scales
+        hmax, wmax = max(x.shape[0] for x in self.images), max(x.shape[1] for x in self.images)
+        cols = [(j, k) for j in range(len(set_names)) for k in range(len(scales))]
+        rows = []
+        for i, content in enumerate(contents):
+            hw = imgs[(i, 0, 0)].shape[:2]
+            row = [np.asarray(resize_images(content, hw))]
+            row += [np.asarray(resize_images(im.fit_aspect(s, hw[0] / hw[1]), hw)) for s in styles]
+            rows.append([_on_white(c, hmax, wmax) for c in row + [imgs[(i, j, k)] for j, k in cols]])
+        labels = ["content"] + [f"style{q}" for q in range(len(styles))]
+        return im.make_grid(rows, col_labels=labels + [f"{set_names[j]} x{scales[k]:g}" for j, k in cols])
+
+    def table(self) -> dict[str, list]:
+        """Per named problem: shape, initial and final loss, content and style parts."""
+        return {
+            "headers": ["result", "shape", "initial loss", "final loss", "content part", "style part"],
+            "rows": [
+                [p["name"], "x".join(map(str, p["shape"])), p["initial_loss"], p["final_loss"]]
+                + [p["parts"]["content"], p["parts"]["style"]]
+                for p in self.problems
+            ],
+        }
+
+
+def _on_white(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """x [h', w', 3] centred on a white h × w canvas."""
+    out = np.ones((h, w, 3), np.float32)
+    top, left = (h - x.shape[0]) // 2, (w - x.shape[1]) // 2
+    out[top : top + x.shape[0], left : left + x.shape[1]] = x
+    return out
 
 
 def run_style_transfer(

@@ -1,4 +1,4 @@
-"""One report.html for every experiment (jinja2), and matplotlib figures for them.
+"""One report.html for every run (jinja2), the matplotlib figures in it, and the JSON beside it.
 
 Every report opens with the same header: what ran, on which weights (and whether they are pretrained),
 device, data, timings, then the experiment's sections (pictures, tables, text), then the full config.
@@ -147,3 +147,23 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(saved, dict):
         raise ValueError(f"--config {path} holds no config object; give a run's config.json")
     return saved.get("config", saved)
+
+
+def write_json(path: pathlib.Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def plot_losses(
+    path: str | os.PathLike, records: list[dict[str, Any]], keys: tuple[str, ...] = ("loss",), log: bool = True
+) -> None:
+    """Loss curves (one per key in `records`, x = record["step"]): a matplotlib figure with axes and a
+    legend. Values are plotted as |value| on a log axis when log is set."""
+    import numpy as np
+
+    series = {}
+    for k in keys:
+        pts = [(r["step"], r[k]) for r in records if r.get(k) is not None and np.isfinite(r[k])]
+        if len(pts) >= 2:
+            xs, ys = np.array(pts, float).T
+            series[k] = (xs, np.maximum(np.abs(ys), 1e-30) if log else ys)
+    plot_curves(path, series, xlabel="step", ylabel="|value| (log scale)" if log else "value", log_y=log)
