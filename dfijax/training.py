@@ -33,6 +33,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from dfijax import config as cfglib
 from dfijax import distributed as _dist
 from dfijax.distributed import (  # noqa: F401  (many processes)
     global_batch,
@@ -71,31 +72,6 @@ def config_file(config_cls: type) -> str:
     return getattr(config_cls, "CONFIG_FILE", CONFIG_FILE)
 
 
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """A (nested) dataclass config as plain JSON values (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
-def config_from_dict(config_cls: type, d: dict[str, Any]) -> Any:
-    """The inverse of config_to_dict: nested dataclasses rebuilt, lists turned back into tuples; keys
-    the class lacks are a one-line ValueError."""
-    hints = typing.get_type_hints(config_cls)
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    if unknown := sorted(set(d) - names):
-        raise ValueError(
-            f"settings {', '.join(unknown)} are not fields of {config_cls.__name__} (written by another version?)"
-        )
-
-    def value(t: Any, v: Any) -> Any:
-        if isinstance(v, dict) and dataclasses.is_dataclass(t):
-            return config_from_dict(t, v)
-        if isinstance(v, list):
-            return tuple(value(None, x) for x in v)
-        return v
-
-    return config_cls(**{k: value(hints.get(k), v) for k, v in d.items()})
-
-
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out = {}
     for k, v in d.items():
@@ -120,7 +96,7 @@ def _resumable_names(config_cls: type, prefix: str = "") -> set[str]:
 def config_diff(saved: dict[str, Any], config: Any) -> list[str]:
     """'name old (now new)' for each field of `config` that differs from the saved settings and is not
     resumable (nested fields as 'outer.inner'; fields the saved settings lack are not compared)."""
-    old, new = _flat(saved), _flat(config_to_dict(config))
+    old, new = _flat(saved), _flat(cfglib.to_dict(config))
     free = _resumable_names(type(config))
     return [f"{k} {old[k]!r} (now {v!r})" for k, v in new.items() if k in old and k not in free and old[k] != v]
 
@@ -130,7 +106,7 @@ def load_config(directory: str | os.PathLike, config_cls: type) -> Any:
     path = pathlib.Path(directory) / config_file(config_cls)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {directory} holds no run of {config_cls.__name__}")
-    return config_from_dict(config_cls, json.loads(path.read_text()))
+    return cfglib.from_dict(config_cls, json.loads(path.read_text()))
 
 
 def nan_guard(new: Any, old: Any, ok: jax.Array) -> Any:
@@ -181,7 +157,7 @@ class Checkpointer:
         _dist.barrier("checkpointer-config-checked")
         if is_main():
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(config_to_dict(config), indent=2))
+            tmp.write_text(json.dumps(cfglib.to_dict(config), indent=2))
             tmp.replace(path)
 
     def restore_state(self, step: int, template: Any) -> Any:

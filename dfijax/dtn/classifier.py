@@ -122,7 +122,7 @@ def transfer_accuracy(
 
 def _digest(cfg: Any, *arrays: np.ndarray) -> str:
     """A short hash of a config and arrays: the name of a cache folder."""
-    h = hashlib.sha1(json.dumps(training.config_to_dict(cfg), sort_keys=True).encode())
+    h = hashlib.sha1(json.dumps(config.to_dict(cfg), sort_keys=True).encode())
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype}{a.shape}".encode())
