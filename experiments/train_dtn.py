@@ -13,8 +13,8 @@ ablations and reruns reuse them; (3) the DTN (G = g ∘ f, 3-class D, the digits
 source labels is the transfer accuracy (the paper's metric); (5) the ablations "no L_TID" (β = 0)
 and "2-class D" (real target vs G(anything)) are trained the same way for --ablation-steps iterations
 (default half of --steps), and the full DTN's accuracy at that point is reported next to them.
---scale names the run length (dfijax.dtn.config.DIGITS_PRESETS: quick, or paper's 20000 iterations of
-batch 100, f 5000 and classifier 3000 steps); every flag given overrides it.
+--scale names the run length (dfijax.dtn.config.DIGITS_PRESETS: quick, paper's 20000 iterations of
+batch 100, f 5000 and classifier 3000 steps, or the tests' tiny); every flag given overrides it.
 
 Data (--data): "digits" (default, offline) generates street-number digits as the source
 (dfijax.data.digits.street_digits) and uses scikit-learn's 8×8 handwritten digits upscaled to 32×32

@@ -13,9 +13,10 @@ processes: run the same command on each with --coordinator, --num-processes and 
 jax.distributed detects); the batch is split over every device of the job, and process 0 writes.
 
 Presets (dfijax.style.fast.PRESETS; flags override them): quick (the project's unit-free losses, 64 px,
-200 steps) and paper: every default of jcjohnson/fast-neural-style's train.lua (its network, Caffe input
-and 150·tanh output; VGG-16 content relu3_3, style relu1_2 to relu4_3, weights 1 / 5, TV 1e-6 as a
-gradient, the Lua modules' means; 256 px squashed images, batch 4, torch's Adam, 40000 steps).
+200 steps; tiny: its losses at the tests' 32 px, width 8, 30 steps) and paper: every default of
+jcjohnson/fast-neural-style's train.lua (its network, Caffe input and 150·tanh output; VGG-16 content
+relu3_3, style relu1_2 to relu4_3, weights 1 / 5, TV 1e-6 as a gradient, the Lua modules' means; 256 px
+squashed images, batch 4, torch's Adam, 40000 steps).
 
 Loss network (--vgg): quick: VGG-16 when its weights are there (weights/vgg16_*.safetensors, or
 --weights of depth 16), else VGG-19 with the analogous layers; --vgg 16 without them is a seeded random
@@ -37,7 +38,7 @@ class Args:
     config: Annotated[fs.FastStyleConfig, runner.FLAT] = fs.FastStyleConfig()
     preset: Literal[tuple(fs.PRESETS)] = "quick"
     """quick: the project's setting, 64 px, 200 steps (minutes on a CPU); paper: train.lua's defaults
-    (256 px, 40000 steps, VGG-16 required); flags override"""
+    (256 px, 40000 steps, VGG-16 required); tiny: the tests' (32 px, width 8, 30 steps); flags override"""
     content_dir: str | None = None
     """folder of content images (default: embedded procedural scenes)"""
     style: str | None = None

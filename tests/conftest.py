@@ -1,5 +1,6 @@
-"""Shared test set-up: CPU only, 8 forced host devices for sharding tests, implicit rank promotion an
-error (every broadcast in the code is explicit; worker processes inherit it), one persistent
+"""Shared test set-up: CPU only, 4 forced host devices for sharding tests (enough to split batches
+unevenly; more only multiply the work of every test that trains on all devices), implicit rank
+promotion an error (every broadcast in the code is explicit; worker processes inherit it), one persistent
 compilation cache for the whole test session (both workers and every experiment share compiled
 programs; removed at the end), PRNG keys, tiny images."""
 
@@ -9,7 +10,8 @@ import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["JAX_NUMPY_RANK_PROMOTION"] = "raise"
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+DEVICES = 4
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={DEVICES}".strip()
 
 # Set by the first process (the controller, whose environment the workers inherit), so one folder serves
 # the session; never the user's ~/.cache.

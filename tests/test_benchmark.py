@@ -11,35 +11,28 @@ def test_bench_inversion_tiny(tmp_path, capsys):
     from benchmarks import bench_inversion
 
     out = tmp_path / "bench.json"
-    argv = ["--tiny", "--json", str(out), "--skip", "jax_optax_bf16,torch_all", "--curve-variant", "jax_jaxopt_f32"]
-    assert bench_inversion.main([*argv, "--scaling", "1,6", "--max-batch", "3", "--max-batch-probes", "2"]) == 0
+    # the stacked engine beside PyTorch one problem at a time and one image at a time (the other variants
+    # differ only in dtype or optimiser, whose trajectories tests/test_invert.py compares)
+    skip = "jax_jaxopt_bf16,jax_optax_f32,jax_optax_bf16,torch_all,torch_all_bf16"
+    argv = ["--tiny", "--json", str(out), "--skip", skip, "--curve-variant", "jax_jaxopt_f32"]
+    assert bench_inversion.main([*argv, "--scaling", "6", "--max-batch", "6", "--max-batch-probes", "1"]) == 0
     info = json.loads(out.read_text())
     rows = {r["variant"]: r for r in info["rows"]}
-    assert set(rows) == {
-        "jax_jaxopt_f32",
-        "jax_jaxopt_bf16",
-        "jax_optax_f32",
-        "torch_single",
-        "torch_image",
-        "torch_all_bf16",
-    }
+    assert set(rows) == {"jax_jaxopt_f32", "torch_single", "torch_image"}
     for r in rows.values():
         assert r["sec_per_image_alpha"] > 0 and np.isfinite(r["final_loss"]) and r["tflops"] > 0
     # one problem at a time on both sides: the same L-BFGS iterates, so the same final loss
     np.testing.assert_allclose(
         rows["jax_jaxopt_f32"]["final_loss_ref_problems"], rows["torch_single"]["final_loss_ref_problems"], rtol=2e-3
     )
-    np.testing.assert_allclose(
-        rows["jax_optax_f32"]["final_loss_ref_problems"], rows["jax_jaxopt_f32"]["final_loss_ref_problems"], rtol=2e-3
-    )
     assert rows["torch_image"]["speedup_vs_torch_image"] == pytest.approx(1.0)
     # 2 images x 2 alphas at 32 px, 3 iterations: FLOPs = 2 * MACs(conv5_1) * 2 * 3
     assert info["flop_per_image_alpha"] == 2 * bench_inversion.macs_to("conv5_1", 32) * 2 * 3
-    assert "| jax_jaxopt_bf16 |" in capsys.readouterr().out
+    assert "| jax_jaxopt_f32 |" in capsys.readouterr().out
     # the scaling curve (6 problems: the 4 tiled) and the batch search (no allocation fails on this machine)
-    assert [c["problems"] for c in info["scaling"]] == [1, 6]
+    assert [c["problems"] for c in info["scaling"]] == [6]
     assert all(c["sec_per_image_alpha"] > 0 and c["compile_s"] > 0 for c in info["scaling"])
-    assert info["max_batch"] == {"largest_fitting": 6, "smallest_failing": None, "tried": [[3, True], [6, True]]}
+    assert info["max_batch"] == {"largest_fitting": 6, "smallest_failing": None, "tried": [[6, True]]}
 
 
 def test_batch_search_doubles_then_bisects():

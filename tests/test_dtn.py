@@ -1,8 +1,10 @@
 """Domain Transfer Network: losses on hand-made values, the digit sets, the D/G steps (f frozen, each
-lowers its own loss, NaN guard), exact resume, missing data, and the experiment's smoke and bad input."""
+lowers its own loss, NaN guard), exact resume, missing data, and the experiment's smoke, pictures and bad
+input."""
 
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -16,6 +18,7 @@ from dfijax import dtn as D
 from dfijax.data import DataError
 from dfijax.data import digits as dg
 from dfijax.dtn import losses as L
+from tests import pictures as P
 from tests.conftest import isolate as _isolated
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -252,19 +255,38 @@ def test_training_resumes_exactly_and_refuses_other_settings(tiny_f, tmp_path):
         D.train_dtn(dataclasses.replace(cfg, batch=3), f_params, XS, XT, tmp_path / "c")
 
 
-TINY_RUN = (
-    "--n-source 64 --n-test 24 --steps 3 --ablation-steps 2 --batch 8 --width 8 --d-width 8 --f-width 8 "
-    "--feat-dim 16 --f-steps 4 --clf-steps 4 --clf-batch 16 --save-every 2 --lr 1e-3"
-).split()
-
-
-def test_train_dtn_smoke(tmp_path, monkeypatch, capsys):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One `--scale tiny` run with its ablations (2 steps each), in an isolated folder whose cache later
+    runs reuse: (that folder, the run's --out)."""
     from experiments import train_dtn
 
-    _isolated(monkeypatch, tmp_path)
+    base = tmp_path_factory.mktemp("dtn")
+    with pytest.MonkeyPatch.context() as mp:
+        _isolated(mp, base)
+        assert train_dtn.main(["--scale", "tiny", "--ablation-steps", "2", "--out", str(base / "run")]) == 0
+        assert not (base / "runs").exists()
+    return base, base / "run"
+
+
+def test_train_dtn_pictures(tiny_run):
+    """Long enough (600 cheap steps, f trained 300) for G to depend on its input: with f barely trained
+    (4 steps) G drew one template for every input (spread 0.011, own-input gap 0.005), which these
+    checks catch although the template scored 0.65 against the targets."""
+    src, g_src, tgt, g_tgt = P.grid_cells(P.load_png(tiny_run[1] / "samples_dtn.png"), 32, 32, 4, 12, top=14)
+    P.assert_not_degenerate(src + g_src + tgt + g_tgt, min_std=0.1)  # seen: G std 0.25-0.29
+    P.assert_input_dependent(g_src, 0.04, "G(source)")  # seen: 0.082
+    P.assert_input_dependent(g_tgt, 0.04, "G(target)")  # seen: 0.087
+    P.assert_keeps_structure(g_tgt, tgt, 0.5, "G(target)")  # seen: 0.68-0.93
+    P.assert_matches_own_input(g_tgt, tgt, 0.06, "G(target)")  # seen: 0.16
+
+
+def test_train_dtn_smoke(tiny_run, tmp_path, monkeypatch, capsys):
+    from experiments import train_dtn
+
+    base, first = tiny_run
     out = tmp_path / "run"
-    assert train_dtn.main(TINY_RUN + ["--out", str(out)]) == 0
-    assert not (tmp_path / "runs").exists()
+    shutil.copytree(first, out)
     res = json.loads((out / "results.json").read_text())
     for k in ("f_source_test_accuracy", "target_classifier_test_accuracy", "no_transfer_accuracy"):
         assert 0.0 <= res[k] <= 1.0
@@ -272,23 +294,25 @@ def test_train_dtn_smoke(tmp_path, monkeypatch, capsys):
     assert res["runs"]["no_tid"]["weights"]["beta"] == 0.0 and res["runs"]["two_class"]["weights"]["d_classes"] == 2
     assert res["runs"]["dtn"]["weights"] == {"alpha": 15.0, "beta": 15.0, "gamma": 0.0, "const": "mse", "d_classes": 3}
     for name, r in res["runs"].items():
-        assert 0.0 <= r["transfer_accuracy"] <= 1.0 and r["steps"] == (3 if name == "dtn" else 2)
+        assert 0.0 <= r["transfer_accuracy"] <= 1.0 and r["steps"] == (600 if name == "dtn" else 2)
         assert (out / r["samples"]).stat().st_size > 0 and (out / r["loss_plot"]).is_file()
     page = (out / "report.html").read_text()
     assert "samples_dtn.png" in page and "2-class D" in page
     assert f"{res['runs']['dtn']['transfer_accuracy']:.4f}" in page
     assert not res["classifiers"]["f"]["cached"]
-    # a rerun resumes (nothing left to train) and reuses the cached classifiers
-    assert train_dtn.main(TINY_RUN + ["--out", str(out), "--no-ablations"]) == 0
+    # a rerun (a copy of the run, the same cache) resumes with nothing left to train and reuses the classifiers
+    _isolated(monkeypatch, base)
+    tiny = ["--scale", "tiny", "--out", str(out)]
+    assert train_dtn.main(tiny + ["--no-ablations"]) == 0
     res2 = json.loads((out / "results.json").read_text())
     assert res2["classifiers"]["f"]["cached"] and res2["classifiers"]["target"]["cached"]
-    assert res2["runs"]["dtn"]["resumed_from"] == 3
+    assert res2["runs"]["dtn"]["resumed_from"] == 600
     assert res2["runs"]["dtn"]["transfer_accuracy"] == res["runs"]["dtn"]["transfer_accuracy"]
-    assert set(res["runs"]["dtn"]["transfer_accuracy_at"]) == {"2", "3"}  # also evaluated at the ablations' 2
+    assert set(res["runs"]["dtn"]["transfer_accuracy_at"]) == {"2", "600"}  # also evaluated at the ablations' 2
     assert json.loads((out / "dtn" / "config.json").read_text())["beta"] is None
     assert json.loads((out / "no_tid" / "config.json").read_text())["beta"] == 0.0
     # other settings in the same --out: one line, before any training
-    assert train_dtn.main(TINY_RUN + ["--out", str(out), "--width", "16"]) == 1
+    assert train_dtn.main(tiny + ["--width", "16"]) == 1
     err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")]
     assert len(err) == 1 and "other settings: width 8 (now 16)" in err[0], err
 

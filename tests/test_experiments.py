@@ -202,7 +202,7 @@ def test_alpha_sweep_on_a_celeba_folder(tmp_path, monkeypatch):
 
 def test_alpha_sweep_several_edits_own_photos_and_devices(tmp_path, monkeypatch):
     """Two edits in one call; greyscale and RGBA photos with hand-given attributes; full-resolution
-    output; sharded over the 8 forced CPU devices equals one device."""
+    output; sharded over the 4 forced CPU devices equals one device."""
     from dfijax.data.synthetic_faces import synthetic_faces
     from experiments import alpha_sweep
 
@@ -323,12 +323,8 @@ def test_train_fast_style_resumes_and_stylize_applies(tmp_path, monkeypatch, cap
     _isolated(monkeypatch, tmp_path)
     ck = tmp_path / "fs"
     args = [
-        "--size",
-        "32",
-        "--batch",
-        "2",
-        "--width",
-        "8",
+        "--preset",
+        "tiny",
         "--save-every",
         "2",
         "--out",

@@ -174,8 +174,8 @@ def test_stylize_chunks_pad_and_keep_the_order(key):
 
 
 def test_train_mesh_splits_the_batch_over_the_devices_that_divide_it():
-    assert jax.device_count() == 8  # tests/conftest.py
-    assert [fs.train_mesh(b).devices.size for b in (1, 2, 4, 6, 8, 12, 16)] == [1, 2, 4, 6, 8, 6, 8]
+    assert jax.device_count() == 4  # tests/conftest.py
+    assert [fs.train_mesh(b).devices.size for b in (1, 2, 3, 4, 6, 8, 9)] == [1, 2, 3, 4, 3, 4, 3]
     m = fs.train_mesh(4)
     x = training.put_global(np.arange(8.0).reshape(4, 2), m)
     assert len(x.sharding.device_set) == 4 and x.addressable_shards[1].data.shape == (1, 2)

@@ -206,7 +206,9 @@ def test_video_style_pictures(tmp_path, monkeypatch):
     isolate(monkeypatch, tmp_path)
     out = tmp_path / "v"
     assert (
-        video_style.main(["--size", "40", "--frames", "3", "--iters-first", "10", "--iters", "5", "--out", str(out)])
+        video_style.main(
+            ["--preset", "tiny", "--frames", "3", "--iters-first", "10", "--iters", "5", "--out", str(out)]
+        )
         == 0
     )
     frames = list(vid.synthetic_clip(3, 40, 40, seed=0))
@@ -226,7 +228,7 @@ def test_fast_style_pictures(tmp_path, monkeypatch):
     ck = tmp_path / "fs"
     assert (
         train_fast_style.main(
-            ["--size", "32", "--batch", "2", "--width", "8", "--steps", "30", "--save-every", "30", "--out", str(ck)]
+            ["--preset", "tiny", "--out", str(ck)]  # 32 px, batch 2, width 8, 30 steps
         )
         == 0
     )
@@ -279,58 +281,6 @@ def test_fusion_pictures(tmp_path, monkeypatch):
     keep_a = P.load_png(out / "fused_1.0.png")
     s = P.assert_keeps_structure(keep_a, a, 0.35, "fused at lambda 1")[0]  # seen: 0.61 (vs B: 0.24)
     assert s > P.structure_similarity(keep_a, b) + 0.15
-
-
-def test_train_dtn_pictures(tmp_path, monkeypatch):
-    """Long enough (600 cheap steps, f trained 300) for G to depend on its input: with f barely trained
-    (4 steps) G drew one template for every input (spread 0.011, own-input gap 0.005), which these
-    checks catch although the template scored 0.65 against the targets."""
-    from experiments import train_dtn
-
-    isolate(monkeypatch, tmp_path)
-    out = tmp_path / "dtn"
-    assert (
-        train_dtn.main(
-            [
-                "--n-source",
-                "512",
-                "--n-test",
-                "24",
-                "--steps",
-                "600",
-                "--no-ablations",
-                "--batch",
-                "16",
-                "--width",
-                "8",
-                "--d-width",
-                "8",
-                "--f-width",
-                "8",
-                "--feat-dim",
-                "16",
-                "--f-steps",
-                "300",
-                "--clf-steps",
-                "4",
-                "--clf-batch",
-                "16",
-                "--save-every",
-                "1000",
-                "--lr",
-                "1e-3",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    src, g_src, tgt, g_tgt = P.grid_cells(P.load_png(out / "samples_dtn.png"), 32, 32, 4, 12, top=14)
-    P.assert_not_degenerate(src + g_src + tgt + g_tgt, min_std=0.1)  # seen: G std 0.25-0.29
-    P.assert_input_dependent(g_src, 0.04, "G(source)")  # seen: 0.082
-    P.assert_input_dependent(g_tgt, 0.04, "G(target)")  # seen: 0.087
-    P.assert_keeps_structure(g_tgt, tgt, 0.5, "G(target)")  # seen: 0.68-0.93
-    P.assert_matches_own_input(g_tgt, tgt, 0.06, "G(target)")  # seen: 0.16
 
 
 def test_train_dtn_faces_pictures(tmp_path, monkeypatch):

@@ -46,12 +46,9 @@ def _tiny_runs(root: pathlib.Path, vgg) -> None:
     )
     data = fusion.load_data("synthetic", n_synthetic=40, holdout=cfg.holdout)
     fusion.run_training(cfg, data, vgg.variables, root / "fusion" / "tiny")
-    fcfg = fast.FastStyleConfig(
-        width=4, blocks=1, size=32, batch=2, style_layers=("relu1_2",), content_layer="relu1_2", steps=2
-    )
+    fcfg = fast.preset("tiny", width=4, blocks=1, style_layers=("relu1_2",), content_layer="relu1_2", steps=2)
     fast_run.run_training(fcfg, vgg.variables, root / "fast_style" / "tiny")
-    tiny_dtn = "--n-source 64 --n-test 24 --steps 2 --batch 8 --width 8 --d-width 8 --f-width 8 --feat-dim 16"
-    tiny_dtn += " --f-steps 4 --clf-steps 4 --clf-batch 16 --no-ablations"
+    tiny_dtn = "--scale tiny --n-source 64 --steps 2 --batch 8 --f-steps 4 --no-ablations"
     assert train_dtn.main(tiny_dtn.split() + ["--out", str(root / "dtn" / "tiny")]) == 0
 
 

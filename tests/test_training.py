@@ -48,12 +48,12 @@ def test_metrics_log_keeps_the_last_record_per_step(tmp_path):
 def test_shard_batch_splits_over_the_mesh():
     mesh = training.data_mesh()
     n = mesh.devices.size
-    assert n == jax.local_device_count() == 8  # conftest forces 8 CPU devices
+    assert n == jax.local_device_count() == 4  # conftest forces 4 CPU devices
     x = training.shard_batch({"img": np.zeros((2 * n, 4, 4, 3), np.float32)}, mesh)["img"]
     assert len(x.sharding.device_set) == n and x.addressable_shards[0].data.shape == (2, 4, 4, 3)
     p = training.replicate({"w": jnp.ones(3)}, mesh)["w"]
     assert p.addressable_shards[0].data.shape == (3,)
-    with pytest.raises(ValueError, match="does not split over 8 devices"):
+    with pytest.raises(ValueError, match="does not split over 4 devices"):
         training.shard_batch(np.zeros((5, 2)), mesh)
 
 
@@ -61,13 +61,13 @@ def test_one_mesh_constructor_and_process_rows():
     from dfijax import distributed as dist
 
     mesh, local = dist.global_mesh(), training.data_mesh()
-    assert mesh.axis_names == local.axis_names == ("data",) and mesh.shape == local.shape == {"data": 8}
+    assert mesh.axis_names == local.axis_names == ("data",) and mesh.shape == local.shape == {"data": 4}
     assert list(mesh.devices.flat) == jax.devices()  # one process: the global mesh is the local one
     assert dist.global_mesh("batch").axis_names == ("batch",)
     assert training.process_rows(mesh, 16) == slice(0, 16)  # one process holds every row
     assert training.process_rows(training.data_mesh(jax.devices()[:2]), 6) == slice(0, 6)
-    with pytest.raises(ValueError, match="a batch of 12 does not split over the 8 devices"):
-        training.process_rows(mesh, 12)
+    with pytest.raises(ValueError, match="a batch of 10 does not split over the 4 devices"):
+        training.process_rows(mesh, 10)
 
 
 def test_put_global_splits_a_known_batch_and_local_copy_brings_back_one():
@@ -75,17 +75,17 @@ def test_put_global_splits_a_known_batch_and_local_copy_brings_back_one():
     x = np.arange(16 * 3, dtype=np.float32).reshape(16, 3)
     g = training.put_global({"x": x, "y": x[:, 0].astype(np.int32)}, mesh)
     chex.assert_shape(g["x"], (16, 3))
-    assert g["x"].sharding.spec[0] == "data" and len(g["x"].addressable_shards) == 8
-    chex.assert_shape(g["x"].addressable_shards[3].data, (2, 3))
-    np.testing.assert_array_equal(g["x"].addressable_shards[3].data, x[6:8])  # device i holds rows 2i, 2i + 1
+    assert g["x"].sharding.spec[0] == "data" and len(g["x"].addressable_shards) == 4
+    chex.assert_shape(g["x"].addressable_shards[3].data, (4, 3))
+    np.testing.assert_array_equal(g["x"].addressable_shards[3].data, x[12:16])  # device i holds rows 4i to 4i + 3
     np.testing.assert_array_equal(np.asarray(g["y"]), np.arange(0, 48, 3))
     state = training.replicate({"w": jnp.arange(4.0), "n": jnp.array(7)}, mesh)
     mine = training.local_copy(state)
     assert mine["w"].sharding.device_set == {jax.local_devices()[0]}
     chex.assert_trees_all_equal(mine, {"w": jnp.arange(4.0), "n": jnp.array(7)})
-    with pytest.raises(ValueError, match=r"shape \(16, 3\) is split over 8 devices; local_copy takes replicated"):
+    with pytest.raises(ValueError, match=r"shape \(16, 3\) is split over 4 devices; local_copy takes replicated"):
         training.local_copy(g)
-    with pytest.raises(ValueError, match="does not split over the 8 devices"):
+    with pytest.raises(ValueError, match="does not split over the 4 devices"):
         training.put_global(np.zeros((5, 2)), mesh)
 
 

@@ -236,7 +236,7 @@ def test_read_and_write_frames(tmp_path):
             vid.read_frames(path)
 
 
-TINY = ["--size", "40", "--frames", "4", "--iters-first", "20", "--iters", "10", "--offsets", "1,2"]
+TINY = ["--preset", "tiny", "--frames", "4", "--offsets", "1,2"]  # 40 px, 20 iterations for frame 0, 10 after
 
 
 def test_video_style_temporal_loss_cuts_flicker_and_resumes(tmp_path, monkeypatch):

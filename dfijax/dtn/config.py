@@ -24,7 +24,21 @@ Weight = Annotated[float | None, config.NONNEG]
 
 
 @dataclasses.dataclass(frozen=True)
-class DTNConfig:
+class LossWeights:
+    """The DTN's loss settings, shared by a run and the experiments that train runs."""
+
+    alpha: Weight = None
+    """L_CONST weight (None: the preset's)"""
+    beta: Weight = None
+    """L_TID weight (None: the preset's)"""
+    gamma: Weight = None
+    """L_TV weight (None: the preset's)"""
+    const: Literal["mse", "cosine"] = "mse"
+    """distance for L_CONST"""
+
+
+@dataclasses.dataclass(frozen=True)
+class DTNConfig(LossWeights):
     """One DTN training run, saved beside its checkpoints (`training.Checkpointer(config=)`); resuming
     under settings that differ in a field not marked resumable is a one-line `CheckpointMismatch`.
 
@@ -56,14 +70,6 @@ class DTNConfig:
     """faces: each tap average-pooled to grid x grid"""
     preset: Literal[LOSS_PRESETS] = "digits"
     """loss weights (losses.PRESETS), alpha/beta/gamma overriding them when given"""
-    alpha: Weight = None
-    """L_CONST weight (None: the preset's)"""
-    beta: Weight = None
-    """L_TID weight (None: the preset's)"""
-    gamma: Weight = None
-    """L_TV weight (None: the preset's)"""
-    const: Literal["mse", "cosine"] = "mse"
-    """distance for L_CONST"""
     three_class: bool = True
     """D with 3 classes (G(source), G(target), real target), or 2 (generated, real)"""
     lr: Annotated[float, config.Bounds(gt=0)] = 3e-4
@@ -112,22 +118,62 @@ class DTNConfig:
 
 # --- the experiments ------------------------------------------------------------------------------------
 
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSettings(LossWeights):
+    """The settings the digits and faces experiments share (each adds its own data, preset and run size)."""
+
+    steps: Annotated[int, config.NONNEG] = 600
+    """DTN iterations (one D step, then --g-steps G steps, each)"""
+    g_steps: Annotated[int, config.POSITIVE] = 1
+    """G steps per D step"""
+    width: Annotated[int, config.POSITIVE] = 32
+    """base width of g"""
+    save_every: Annotated[int, config.POSITIVE] = 200
+    """checkpoint period"""
+    seed: int = 0
+    """random seed (data, networks, batches)"""
+
+    def run_settings(self, *more: str) -> dict:
+        """The fields a DTN run takes from the experiment under the same names (and `more`)."""
+        keys = ("preset", "alpha", "beta", "gamma", "const", "steps", "g_steps", "width", "d_width", "batch", "lr")
+        return {k: getattr(self, k) for k in keys + ("save_every", "seed") + more}
+
+
 DIGITS_PRESETS: dict[str, dict] = {  # run lengths; the same command means the same run on every device
     "quick": dict(steps=600, batch=64, f_steps=500, clf_steps=400),
     "paper": dict(steps=20000, batch=100, f_steps=5000, clf_steps=3000),
+    # the tests': the narrowest networks, trained just long enough that G depends on its input (with f
+    # barely trained G draws one template for every digit); the evaluation classifier is left untrained
+    "tiny": dict(
+        n_source=512,
+        n_test=24,
+        steps=600,
+        batch=16,
+        lr=1e-3,
+        width=8,
+        d_width=8,
+        f_width=8,
+        feat_dim=16,
+        f_steps=300,
+        clf_steps=4,
+        clf_batch=16,
+        save_every=300,
+    ),
 }
 
 
 @dataclasses.dataclass(frozen=True)
-class DigitsConfig:
+class DigitsConfig(ExperimentSettings):
     """The digits experiment (`pipeline.run_digits`): its data, f's and the evaluation classifier's
     training, the DTN run (`dtn_config`) and its ablations (`runs`)."""
 
     PRESET_FIELD: ClassVar[str] = "scale"
 
     scale: Literal[tuple(DIGITS_PRESETS)] = "quick"
-    """run length: quick (600 DTN steps, batch 64: minutes on a CPU) or paper (20000, batch 100, f 5000
-    and classifier 3000 steps); flags override"""
+    """run length: quick (600 DTN steps, batch 64: minutes on a CPU), paper (20000, batch 100, f 5000
+    and classifier 3000 steps) or tiny (the tests': width 8, 512 sources, 600 steps of batch 16); flags
+    override"""
     data: Literal["digits", "svhn-mnist"] = "digits"
     """digits: generated street-number digits -> scikit-learn's handwritten digits (offline);
     svhn-mnist: tfds svhn_cropped -> mnist, prepared in --data-dir"""
@@ -141,16 +187,6 @@ class DigitsConfig:
     """svhn-mnist: a seeded random subset of each SVHN split (train, extra) and of MNIST train"""
     preset: Literal[LOSS_PRESETS] = "digits"
     """loss weights: digits α=β=15, γ=0; faces (the paper's) α=100, β=1, γ=0.05"""
-    alpha: Weight = None
-    """L_CONST weight (None: the --preset's)"""
-    beta: Weight = None
-    """L_TID weight (None: the --preset's)"""
-    gamma: Weight = None
-    """L_TV weight (None: the --preset's)"""
-    const: Literal["mse", "cosine"] = "mse"
-    """distance for L_CONST"""
-    steps: Annotated[int, config.NONNEG] = 600
-    """DTN iterations (one D + G step each)"""
     ablation_steps: Annotated[int | None, config.NONNEG] = None
     """iterations per ablation (default: --steps / 2); the full DTN is also evaluated there"""
     ablations: bool = True
@@ -159,10 +195,6 @@ class DigitsConfig:
     """batch size"""
     lr: Annotated[float, config.Bounds(gt=0)] = 3e-4
     """Adam learning rate of g and D (b1 = 0.5)"""
-    g_steps: Annotated[int, config.POSITIVE] = 1
-    """G steps per D step"""
-    width: Annotated[int, config.POSITIVE] = 32
-    """base width of g"""
     d_width: Annotated[int, config.POSITIVE] = 16
     """base width of D"""
     f_width: Annotated[int, config.POSITIVE] = 32
@@ -175,10 +207,6 @@ class DigitsConfig:
     """training steps of the evaluation classifier"""
     clf_batch: Annotated[int, config.POSITIVE] = 64
     """batch size of both classifiers"""
-    save_every: Annotated[int, config.POSITIVE] = 200
-    """checkpoint period"""
-    seed: int = 0
-    """random seed (data, networks, batches)"""
 
     def __post_init__(self):
         config.check(self)
@@ -191,15 +219,10 @@ class DigitsConfig:
 
     def dtn_config(self) -> DTNConfig:
         """The full DTN's run (grey targets: g of one channel)."""
-        keys = ("width", "d_width", "f_width", "feat_dim", "preset", "alpha", "beta", "gamma", "const", "lr")
         data = (
             f"{self.data} n_source={self.n_source} limit={self.source_limit}; f {self.f_steps} steps b{self.clf_batch}"
         )
-        return DTNConfig(
-            **{k: getattr(self, k) for k in keys + ("g_steps", "batch", "seed", "steps", "save_every")},
-            out_channels=1,
-            data=data,
-        )
+        return DTNConfig(**self.run_settings("f_width", "feat_dim"), out_channels=1, data=data)
 
     def runs(self) -> dict[str, DTNConfig]:
         """{run name: its settings}: the full DTN, then (with ablations) β = 0 and the 2-class D."""
@@ -229,7 +252,7 @@ FACES_PRESETS: dict[str, dict] = {  # the networks and the run settings that sui
 
 
 @dataclasses.dataclass(frozen=True)
-class FacesConfig:
+class FacesConfig(ExperimentSettings):
     """The faces experiment (`pipeline.run_faces`): its data, f (VGG-19 taps, pooling, the images that
     fix its standardisation) and the DTN run (`dtn_config`)."""
 
@@ -259,32 +282,14 @@ class FacesConfig:
     """source training images that fix f's standardisation"""
     preset: Literal[LOSS_PRESETS] = "faces"
     """loss weights: faces (the paper's) α=100, β=1, γ=0.05; digits α=β=15, γ=0"""
-    alpha: Weight = None
-    """L_CONST weight (None: the --preset's)"""
-    beta: Weight = None
-    """L_TID weight (None: the --preset's)"""
-    gamma: Weight = None
-    """L_TV weight (None: the --preset's)"""
-    const: Literal["mse", "cosine"] = "mse"
-    """distance for L_CONST"""
-    steps: Annotated[int, config.NONNEG] = 600
-    """iterations (one D + g-steps G steps)"""
     batch: Annotated[int, config.POSITIVE] = 16
     """batch size"""
     lr: Annotated[float, config.Bounds(gt=0)] = 1e-3
     """Adam learning rate of g and D (b1 = 0.5; the small preset's is higher for its short run)"""
-    g_steps: Annotated[int, config.POSITIVE] = 1
-    """G steps per D step"""
-    width: Annotated[int, config.POSITIVE] = 32
-    """base width of g"""
     d_width: Annotated[int, config.POSITIVE] = 32
     """base width of D"""
-    save_every: Annotated[int, config.POSITIVE] = 200
-    """checkpoint period"""
     log_every: Annotated[int, config.POSITIVE] = 10
     """metrics period"""
-    seed: int = 0
-    """random seed (data, networks, batches)"""
 
     def __post_init__(self):
         config.freeze_tuples(self)
@@ -308,10 +313,9 @@ class FacesConfig:
         """The DTN run; f_description names the VGG-19 weights (a resume with other weights is refused)."""
         data = f"{self.data} {self.data_dir or ''} n_train={self.n_train} n_target={self.n_target}; "
         data += f"f: {f_description}, calibrated on {self.calib}"
-        keys = ("nets", "size", "width", "d_width", "grid", "preset", "alpha", "beta", "gamma", "const", "lr")
         return DTNConfig(
             domain="faces",
             taps=faces.parse_taps(self.taps),
             data=data,
-            **{k: getattr(self, k) for k in keys + ("g_steps", "batch", "seed", "steps", "save_every", "log_every")},
+            **self.run_settings("nets", "size", "grid", "log_every"),
         )

@@ -287,6 +287,7 @@ TrainState = train_state.TrainState
 # FastStyleConfig defaults, CPU-sized); "paper" is jcjohnson/fast-neural-style's train.lua defaults.
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(size=64, steps=200, save_every=50),  # minutes on a CPU
+    "tiny": dict(size=32, batch=2, width=8, steps=30, save_every=30),  # the tests': seconds, the scene kept
     "paper": dict(
         width=32,  # -arch c9s1-32,d64,d128,R128 x5,u64,u32,c9s1-3 (train.lua:20)
         blocks=5,

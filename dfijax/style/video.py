@@ -329,6 +329,8 @@ INIT_FIRST = ("content", "noise")
 VIDEO_PRESETS: dict[str, dict[str, Any]] = {
     # on any device: 64 px, 60 iterations for frame 0, 30 after, 20 per pass, temporal loss from pass 2
     "quick": dict(size=64, iters_first=60, iters=30, pass_iters=20, temporal_after=2),
+    # the tests': 40 px, 20 and 10 iterations, enough for the temporal loss to cut the flicker
+    "tiny": dict(size=40, iters_first=20, iters=10, pass_iters=5, temporal_after=2),
     # manuelruder/artistic-videos (artistic_video.lua, artistic_video_multiPass.lua defaults): its
     # objective (ArtisticVideosLoss), max pooling, TV 1e-3 in the gradient, noise start, prevWarped,
     # 2000 iterations for frame 0 and 1000 after, stopped when the loss changes < 1e-4 over 50,
@@ -382,7 +384,7 @@ class VideoConfig:
     seed's noise. The multi-pass algorithm's temporal loss has half the temporal weight."""
 
     preset: Literal[tuple(VIDEO_PRESETS)] = "quick"
-    """quick, or paper: artistic-videos (dfijax.style.video.VIDEO_PRESETS); flags override it"""
+    """quick, paper (artistic-videos) or the tests' tiny (dfijax.style.video.VIDEO_PRESETS); flags override it"""
     size: Annotated[int, config.Bounds(ge=32)] = 64
     """frame short side in pixels"""
     iters_first: Annotated[int, config.POSITIVE] = 60
@@ -461,7 +463,7 @@ class VideoConfig:
 
 
 def video_config(preset: str = "quick", **overrides: Any) -> VideoConfig:
-    """The named preset ("quick", "paper") with any field overridden (None values are ignored)."""
+    """The named preset ("quick", "paper", "tiny") with any field overridden (None values are ignored)."""
     return config.preset(VideoConfig, VIDEO_PRESETS, preset, **overrides)
 
 
