@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 
 import chex
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ from PIL import Image
 
 from dfijax.invert import SolverConfig
 from dfijax.style import video as vid
+from tests import pictures as P
 from tests.conftest import isolate as _isolated
 
 
@@ -239,14 +241,36 @@ def test_read_and_write_frames(tmp_path):
 TINY = ["--preset", "tiny", "--frames", "4", "--offsets", "1,2"]  # 40 px, 20 iterations for frame 0, 10 after
 
 
-def test_video_style_temporal_loss_cuts_flicker_and_resumes(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One `--preset tiny` run of the experiment on 4 frames of the embedded clip, offsets 1 and 2."""
+    from experiments import video_style
+
+    base = tmp_path_factory.mktemp("video")
+    with pytest.MonkeyPatch.context() as mp:
+        _isolated(mp, base)
+        assert video_style.main(TINY + ["--out", str(base / "v")]) == 0
+    return base / "v"
+
+
+def test_video_style_pictures(tiny_run):
+    """Both versions keep each frame's structure under the style."""
+    frames = list(vid.synthetic_clip(4, 40, 40, seed=0))
+    for kind in ("temporal", "per_frame"):
+        styled = P.load_all(P.pngs(tiny_run / "frames", f"{kind}_*.png"))
+        assert len(styled) == 4
+        P.assert_not_degenerate(styled, min_std=0.1)
+        P.assert_keeps_structure(styled, frames, 0.3, f"{kind} frame")
+
+
+def test_video_style_temporal_loss_cuts_flicker_and_resumes(tiny_run, tmp_path, monkeypatch):
     """Short synthetic moving clip: the temporal version flickers far less than per-frame stylisation
     (seen at 40 px: ~3e-4 vs ~3e-2), at a similar style objective."""
     from experiments import video_style
 
     _isolated(monkeypatch, tmp_path)
     out = tmp_path / "v"
-    assert video_style.main(TINY + ["--out", str(out)]) == 0
+    shutil.copytree(tiny_run, out)
     res = json.loads((out / "results.json").read_text())
     assert res["weights_pretrained"] is False and res["temporal_weight"] == 1e-6 and res["n_frames"] == 4
     fl = res["flicker"]
@@ -320,9 +344,7 @@ def test_run_video_style_preserves_the_clips_colour(random_vgg):
     from dfijax.style import color
 
     frames = vid.synthetic_clip(4, 40, 40)  # the shapes and solver of TINY above: no new compile
-    cfg = style.video_config(
-        "quick", size=40, iters_first=20, iters=10, offsets=(1, 2), baseline=False, preserve_color="luminance"
-    )
+    cfg = style.video_config("tiny", offsets=(1, 2), baseline=False, preserve_color="luminance")
     seen, calls = [], []
     r = style.run_video_style(
         cfg,
