@@ -136,8 +136,8 @@ class ExperimentSettings(LossWeights):
 
     def run_settings(self, *more: str) -> dict:
         """The fields a DTN run takes from the experiment under the same names (and `more`)."""
-        keys = ("preset", "alpha", "beta", "gamma", "const", "steps", "g_steps", "width", "d_width", "batch", "lr")
-        return {k: getattr(self, k) for k in keys + ("save_every", "seed") + more}
+        shared = ("preset", "alpha", "beta", "gamma", "const", "steps", "g_steps", "width", "d_width", "batch", "lr")
+        return {k: getattr(self, k) for k in (*shared, "save_every", "seed", *more)}
 
 
 DIGITS_PRESETS: dict[str, dict] = {  # run lengths; the same command means the same run on every device
