@@ -319,6 +319,12 @@ class MetricsLog:
 Hook = tuple[int | None, Callable[[int, Any, "dict[str, float] | None"], "dict[str, Any] | None"]]
 
 
+def strong_types(tree: Any) -> Any:
+    """`tree` with its weakly typed arrays (a fresh TrainState's step) made strong: a restored
+    checkpoint's arrays are strong, so a run and its resume then compile the same step program."""
+    return jax.tree.map(lambda x: x.astype(x.dtype) if isinstance(x, jax.Array) and x.aval.weak_type else x, tree)
+
+
 def fit(
     step: Callable[[Any, Any, jax.Array], tuple[Any, dict[str, Any]]],
     state: Any,
@@ -355,6 +361,7 @@ def fit(
         state, start = (
             checkpointer.restore_or(state, data=data, reposition=reposition) if checkpointer is not None else (state, 0)
         )
+    state = strong_types(state)
     if callable(batches):
         batch_at = batches
     else:

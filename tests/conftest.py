@@ -1,5 +1,7 @@
 """Shared test set-up: CPU only, 4 forced host devices for sharding tests (enough to split batches
-unevenly; more only multiply the work of every test that trains on all devices), implicit rank
+unevenly; more only multiply the work of every test that trains on all devices), XLA's backend at
+optimisation level 1 (half of the suite's CPU time is compiling, and LLVM's level-2 passes cost up to
+4x on the PRNG and init programs every training test builds, for no gain at test sizes), implicit rank
 promotion an error (every broadcast in the code is explicit; worker processes inherit it), one persistent
 compilation cache for the whole test session (both workers and every experiment share compiled
 programs; removed at the end), PRNG keys, tiny images."""
@@ -11,7 +13,10 @@ import tempfile
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["JAX_NUMPY_RANK_PROMOTION"] = "raise"
 DEVICES = 4
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={DEVICES}".strip()
+FAST_COMPILE = "--xla_backend_optimization_level=1"  # also for the tests' own subprocesses (one device)
+os.environ["XLA_FLAGS"] = " ".join(
+    [os.environ.get("XLA_FLAGS", ""), FAST_COMPILE, f"--xla_force_host_platform_device_count={DEVICES}"]
+).strip()
 
 # Set by the first process (the controller, whose environment the workers inherit), so one folder serves
 # the session; never the user's ~/.cache.

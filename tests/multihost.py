@@ -22,11 +22,12 @@ def free_port() -> int:
 
 def cpu_env(devices: int, cache: pathlib.Path) -> dict[str, str]:
     """This environment without real weights, on CPU with `devices` forced host devices, the project
-    importable and the caches (features, compilation) under `cache`."""
+    importable, XLA at the suite's optimisation level (tests/conftest.py) and the caches (features,
+    compilation) under `cache`."""
     env = {k: v for k, v in os.environ.items() if k != "DFIJAX_WEIGHTS"}
     env.update(
         JAX_PLATFORMS="cpu",
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        XLA_FLAGS=f"--xla_backend_optimization_level=1 --xla_force_host_platform_device_count={devices}",
         PYTHONPATH=str(ROOT),
         DFIJAX_CACHE=str(cache),
         DFIJAX_JAX_CACHE=str(cache / "jax"),

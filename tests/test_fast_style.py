@@ -1,17 +1,23 @@
+import contextlib
 import dataclasses
+import io
 import json
+import shutil
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
 from dfijax import training
 from dfijax.images import synthetic_painting, synthetic_scene
 from dfijax.style import fast as fs
 from dfijax.style import fast_run
 from dfijax.vgg import VGG
+from tests import pictures as P
+from tests.conftest import isolate
 
 NET = fs.TransformNet(width=8, blocks=2)
 LOSS = fs.PerceptualLoss(content_layer="relu2_2", style_layers=("relu1_2", "relu2_2"))
@@ -218,3 +224,85 @@ def test_content_batches_rows_are_the_global_batch_rows(tmp_path):
         np.testing.assert_array_equal(np.concatenate([b.rows(5, slice(0, 1)), b.rows(5, slice(1, 4))]), whole)
         np.testing.assert_array_equal(b(5), whole)  # a pure function of the step
         assert np.abs(b(6) - whole).max() > 0.05
+
+
+# ---- the experiments: one tiny run shared by the pictures and the command-line checks ------------
+
+TINY_RUN = ["--preset", "tiny", "--vgg", "16", "--output", "tanh", "--upsample", "transpose"]  # the paper's choices
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One `train_fast_style --preset tiny` run (32 px, batch 2, width 8, 30 steps) with the paper's
+    loss network and output choices, in an isolated folder: (its --out, what it printed to stderr)."""
+    from experiments import train_fast_style
+
+    base = tmp_path_factory.mktemp("fast_style")
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        isolate(mp, base)
+        assert train_fast_style.main([*TINY_RUN, "--out", str(base / "run")]) == 0
+    return base / "run", err.getvalue()
+
+
+def test_fast_style_pictures(tiny_run, tmp_path, monkeypatch):
+    """30 steps at 32 px: the network already keeps the scene (sun, house, hills) under its texture.
+    Checked through stylize's default input, the 4 embedded scenes at 128 px (noise < 0.06 there)."""
+    from experiments import stylize
+
+    isolate(monkeypatch, tmp_path)
+    ck = tiny_run[0]
+    rows = P.grid_cells(P.load_png(ck / "samples.png"), 32, 32, 2, 2)
+    P.assert_not_degenerate(rows[0] + rows[1], min_std=0.1)  # seen: styled std 0.19, 0.19
+    P.assert_input_dependent(rows[1], 0.04, "sample")  # seen: 0.064
+    out = tmp_path / "st"
+    assert stylize.main(["--ckpt", str(ck), "--out", str(out)]) == 0
+    styled = P.load_all(P.pngs(out, "scene*_styled.png"))
+    assert len(styled) == 4 and styled[0].shape == (128, 128, 3)
+    P.assert_not_degenerate(styled, min_std=0.1)  # seen: std 0.17-0.18
+    scenes = [synthetic_scene(128, 128, seed=s) for s in range(4)]
+    P.assert_keeps_structure(styled, scenes, 0.15, "stylised scene")  # seen: 0.29, 0.31, 0.33, 0.23
+    P.assert_matches_own_input(styled, scenes, 0.05, "stylised scene")
+
+
+def test_train_fast_style_resumes_and_stylize_applies(tiny_run, tmp_path, monkeypatch, capsys):
+    from experiments import stylize, train_fast_style
+
+    isolate(monkeypatch, tmp_path)
+    assert "loss network: VGG-16 (seeded random, NOT pretrained), content relu2_2" in tiny_run[1]
+    ck = tmp_path / "fs"
+    shutil.copytree(tiny_run[0], ck)
+    assert train_fast_style.main(TINY_RUN + ["--steps", "32", "--save-every", "2", "--out", str(ck)]) == 0
+    info = json.loads((ck / "train_info.json").read_text())
+    assert info["resumed_from"] == 30 and info["final"]["step"] == 32
+    assert info["network"] == {"width": 8, "output": "tanh", "upsample": "transpose"}
+    assert info["loss_network"]["vgg"] == 16 and "NOT pretrained" in info["loss_network"]["weights"]
+    assert info["loss_network"]["style_layers"] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+    assert np.asarray(Image.open(ck / "loss.png")).shape == (280, 560, 3)
+    assert (ck / "samples.png").is_file()
+    img = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(0).uniform(size=(30, 42, 3)) * 255).astype(np.uint8)).save(img)
+    assert stylize.main(["--ckpt", str(ck), "--images", str(img), "--out", str(tmp_path / "st")]) == 0
+    styled = np.asarray(Image.open(tmp_path / "st" / "photo_styled.png"))
+    assert styled.shape == (30, 42, 3)
+    cfg, params = fs.restore(ck)  # stylize rebuilt the trained network from the saved settings
+    assert cfg.net() == fs.TransformNet(width=8, output="tanh", upsample="transpose") and cfg.steps == 32
+    photo = np.asarray(Image.open(img), np.float32)[None] / 255
+    expect = fs.stylize(cfg.net(), params, photo)[0] * 255
+    assert np.abs(styled.astype(np.float32) - expect).max() <= 1.0
+    assert "images/s" in capsys.readouterr().out
+    assert stylize.main(["--ckpt", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
+    assert "no checkpoint folder" in capsys.readouterr().err
+    # a video through the same network, with its flicker reported
+    from dfijax.style import video as vid
+
+    vid.write_video(tmp_path / "clip.avi", vid.synthetic_clip(3, 32, 40))
+    assert stylize.main(["--ckpt", str(ck), "--video", str(tmp_path / "clip.avi"), "--out", str(tmp_path / "sv")]) == 0
+    res = json.loads((tmp_path / "sv" / "results.json").read_text())
+    assert res["frames"] == 3 and res["flicker"]["stylized"] >= 0 and res["flicker"]["input"] >= 0
+    assert Image.open(tmp_path / "sv" / "compare.gif").size == (80, 32)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"nope" * 20)
+    capsys.readouterr()
+    assert stylize.main(["--ckpt", str(ck), "--video", str(bad), "--out", str(tmp_path / "x")]) == 1
+    assert "cannot decode" in capsys.readouterr().err

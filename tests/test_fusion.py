@@ -1,7 +1,7 @@
 """Fusion GAN: shapes and chunks, mixing, the loss terms' values (the paper's per-chunk λ_n split by
 hand), the paper preset's BatchNorm critic and weight clipping, the CelebA hold-out splits, training
 (stage-1 L1 falls, exact resume after a kill, 4 devices == 1 device) and the two experiments with their
-bad-input messages and the feature-map figure.
+bad-input messages, the feature-map figure and the pictures, on one shared run.
 
 One tiny config (32 px, width 8, shallow VGG taps) everywhere, so the jitted steps compile once per
 mesh for the whole file."""
@@ -26,6 +26,7 @@ from dfijax.fusion import model
 from dfijax.fusion import train as ft
 from dfijax.fusion.data import Batches, to_signed, to_unit
 from dfijax.vgg import VGG19
+from tests.conftest import FAST_COMPILE
 from tests.conftest import isolate as _isolated
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -399,32 +400,32 @@ def test_run_training_pipeline_stops_resumes_and_samples(random_vgg, tmp_path):
     assert 0 < r.held_out["recon_l1"] < 1
 
 
-def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One `train_fusion` run at the tiny preset (60 + 2 steps) in an isolated folder, shared by the
+    experiments test and the pictures test: (its --out, what it printed to stderr)."""
+    import contextlib
+    import io
+
+    from experiments import train_fusion
+
+    base = tmp_path_factory.mktemp("fusion")
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        _isolated(mp, base)
+        args = ["--stage1-steps", "60", "--stage2-steps", "2", "--log-every", "5", "--sample-every", "30"]
+        assert train_fusion.main(TINY_ARGS + args + ["--save-every", "30", "--out", str(base / "run")]) == 0
+    return base / "run", err.getvalue()
+
+
+def test_train_and_fuse_experiments(tiny_run, tmp_path, monkeypatch, capsys, random_vgg):
     from experiments import fuse, train_fusion
 
     _isolated(monkeypatch, tmp_path)
-    out = tmp_path / "run"
-    rc = train_fusion.main(
-        TINY_ARGS
-        + [
-            "--stage1-steps",
-            "60",
-            "--stage2-steps",
-            "2",
-            "--log-every",
-            "5",
-            "--sample-every",
-            "30",
-            "--save-every",
-            "30",
-            "--out",
-            str(out),
-        ]
-    )
-    assert rc == 0
+    out, err = tiny_run
+    assert "random (NOT pretrained)" in err
     info = json.loads((out / "train_info.json").read_text())
     assert info["weights_pretrained"] is False and "NOT pretrained" in info["weights"]
-    assert "random (NOT pretrained)" in capsys.readouterr().err
     assert info["config"]["size"] == 32 and info["config"]["loss"]["w_recon"] == 30.0
     rc = json.loads((out / "run_config.json").read_text())  # the preset, resolved
     assert (
@@ -528,6 +529,25 @@ def test_train_and_fuse_experiments(tmp_path, monkeypatch, capsys, random_vgg):
         assert len(err) == 1 and msg in err[0], (args, err)
 
 
+def test_fusion_pictures(tiny_run, tmp_path, monkeypatch):
+    """The shared run's samples and `fuse`'s default pictures: not degenerate, and Λ = 1 keeps face A."""
+    from experiments import fuse
+    from tests import pictures as P
+
+    _isolated(monkeypatch, tmp_path)
+    ck = tiny_run[0]
+    P.assert_not_degenerate(P.load_png(ck / "samples.png"), min_std=0.1)
+    out = tmp_path / "fused"
+    assert fuse.main(["--ckpt", str(ck), "--out", str(out)]) == 0
+    fused = P.load_all(P.pngs(out, "fused_*.png"))
+    assert len(fused) == 6
+    P.assert_not_degenerate(fused, min_std=0.05)  # seen: std 0.12-0.15
+    a, b = synthetic_faces(2, 12345).images([0, 1], 32)
+    keep_a = P.load_png(out / "fused_1.0.png")
+    s = P.assert_keeps_structure(keep_a, a, 0.35, "fused at lambda 1")[0]  # seen: 0.61 (vs B: 0.24)
+    assert s > P.structure_similarity(keep_a, b) + 0.15
+
+
 def test_fuse_cli_missing_checkpoint_is_one_line(tmp_path):
     p = subprocess.run(
         [sys.executable, "-m", "experiments.fuse", "--ckpt", str(tmp_path / "nothing")],
@@ -554,22 +574,14 @@ def test_train_fusion_survives_sigkill(tmp_path):
         "-m",
         "experiments.train_fusion",
         *TINY_ARGS,
-        "--stage1-steps",
-        "120",
-        "--stage2-steps",
-        "0",
-        "--save-every",
-        "20",
-        "--log-every",
-        "20",
-        "--sample-every",
-        "1000",
+        *("--stage1-steps", "60", "--stage2-steps", "0"),
+        *("--save-every", "10", "--log-every", "10", "--sample-every", "1000"),
     ]
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
         "PYTHONPATH": str(ROOT),
-        "XLA_FLAGS": "",
+        "XLA_FLAGS": FAST_COMPILE,
         "DFIJAX_JAX_CACHE": str(tmp_path / "jaxcache"),
         "DFIJAX_CACHE": str(tmp_path / "cache"),
     }
@@ -579,7 +591,7 @@ def test_train_fusion_survives_sigkill(tmp_path):
     proc = subprocess.Popen(args + ["--out", str(killed)], **quiet)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if killed.is_dir() and any(p.name.isdigit() and int(p.name) >= 40 for p in killed.iterdir()):
+        if killed.is_dir() and any(p.name.isdigit() and int(p.name) >= 20 for p in killed.iterdir()):
             break
         time.sleep(0.01)
     assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
@@ -589,10 +601,10 @@ def test_train_fusion_survives_sigkill(tmp_path):
     assert again.returncode == 0, again.stderr.decode()[-2000:]
     assert straight.wait() == 0
     info = json.loads((killed / "train_info.json").read_text())
-    assert 40 <= info["resumed_from"] < 120, info["resumed_from"]
+    assert 20 <= info["resumed_from"] < 60, info["resumed_from"]
     steps = [r["step"] for r in training.MetricsLog(killed / "metrics.jsonl").records()]
-    assert steps == list(range(20, 121, 20))
+    assert steps == list(range(10, 61, 10))
     _, a, sa = ft.restore(tmp_path / "straight")
     _, b, sb = ft.restore(killed)
-    assert sa == sb == 120
+    assert sa == sb == 60
     chex.assert_trees_all_close(jax.device_get(b.eg.params), jax.device_get(a.eg.params), rtol=1e-5, atol=1e-6)

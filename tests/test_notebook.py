@@ -6,6 +6,8 @@ import pathlib
 
 import pytest
 
+from tests.conftest import FAST_COMPILE
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -16,7 +18,7 @@ def test_colab_notebook_runs_on_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("DFIJAX_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     monkeypatch.setenv("DFIJAX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setenv("XLA_FLAGS", FAST_COMPILE)
     monkeypatch.setenv("DFIJAX_NOTEBOOK_OUT", str(tmp_path / "sweep"))
     nb = nbformat.read(ROOT / "notebooks" / "alpha_sweep_colab.ipynb", as_version=4)
     nbclient.NotebookClient(
@@ -37,7 +39,7 @@ def _execute(name, tmp_path, monkeypatch, out_env):
         "DFIJAX_NOTEBOOK_SMALL": "1",
         "JAX_PLATFORMS": "cpu",
         "DFIJAX_CACHE": str(tmp_path / "cache"),
-        "XLA_FLAGS": "",
+        "XLA_FLAGS": FAST_COMPILE,
         "DFIJAX_NOTEBOOK_OUT": out_env,
     }.items():
         monkeypatch.setenv(k, v)

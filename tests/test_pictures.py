@@ -1,5 +1,7 @@
 """Every experiment: --out naming a file is a one-line error; the pictures each one writes at a tiny
-default-like config are not degenerate and, where the method keeps the content, keep its structure."""
+default-like config are not degenerate and, where the method keeps the content, keep its structure.
+The systems whose tests share one trained run check its pictures beside them (tests/test_dtn.py,
+test_fast_style.py, test_fusion.py, test_video.py), with the checks of tests/pictures.py."""
 
 import importlib
 import pathlib
@@ -197,70 +199,6 @@ def test_alpha_sweep_pictures(tmp_path, monkeypatch):
     P.assert_not_degenerate(edited + inputs, min_std=0.1)  # seen: std 0.21, 0.22
     P.assert_keeps_structure(edited, inputs, 0.6, "edit at alpha 0.2")  # seen: 0.99, 0.99
     P.assert_matches_own_input(edited, inputs, 0.2, "edit")  # seen: 0.54
-
-
-def test_fast_style_pictures(tmp_path, monkeypatch):
-    """30 steps at 32 px: the network already keeps the scene (sun, house, hills) under its texture.
-    Checked through stylize's default input, the 4 embedded scenes at 128 px (noise < 0.06 there)."""
-    from experiments import stylize, train_fast_style
-
-    isolate(monkeypatch, tmp_path)
-    ck = tmp_path / "fs"
-    assert (
-        train_fast_style.main(
-            ["--preset", "tiny", "--out", str(ck)]  # 32 px, batch 2, width 8, 30 steps
-        )
-        == 0
-    )
-    rows = P.grid_cells(P.load_png(ck / "samples.png"), 32, 32, 2, 2)
-    P.assert_not_degenerate(rows[0] + rows[1], min_std=0.1)  # seen: styled std 0.19-0.22
-    P.assert_input_dependent(rows[1], 0.05, "sample")
-    out = tmp_path / "st"
-    assert stylize.main(["--ckpt", str(ck), "--out", str(out)]) == 0
-    styled = P.load_all(P.pngs(out, "scene*_styled.png"))
-    assert len(styled) == 4 and styled[0].shape == (128, 128, 3)
-    P.assert_not_degenerate(styled, min_std=0.1)
-    scenes = _scenes(128, range(4))
-    P.assert_keeps_structure(styled, scenes, 0.15, "stylised scene")  # seen: 0.29, 0.34, 0.33, 0.22
-    P.assert_matches_own_input(styled, scenes, 0.05, "stylised scene")  # seen: 0.12
-
-
-def test_fusion_pictures(tmp_path, monkeypatch):
-    from dfijax.data.synthetic_faces import synthetic_faces
-    from experiments import fuse, train_fusion
-
-    isolate(monkeypatch, tmp_path)
-    ck = tmp_path / "run"
-    assert (
-        train_fusion.main(
-            [
-                *("--preset", "tiny", "--n-synthetic", "64"),
-                "--stage1-steps",
-                "60",
-                "--stage2-steps",
-                "2",
-                "--log-every",
-                "5",
-                "--sample-every",
-                "1000",
-                "--save-every",
-                "1000",
-                "--out",
-                str(ck),
-            ]
-        )
-        == 0
-    )
-    P.assert_not_degenerate(P.load_png(ck / "samples.png"), min_std=0.1)
-    out = tmp_path / "fused"
-    assert fuse.main(["--ckpt", str(ck), "--out", str(out)]) == 0
-    fused = P.load_all(P.pngs(out, "fused_*.png"))
-    assert len(fused) == 6
-    P.assert_not_degenerate(fused, min_std=0.05)  # seen: std 0.12-0.15
-    a, b = synthetic_faces(2, 12345).images([0, 1], 32)
-    keep_a = P.load_png(out / "fused_1.0.png")
-    s = P.assert_keeps_structure(keep_a, a, 0.35, "fused at lambda 1")[0]  # seen: 0.61 (vs B: 0.24)
-    assert s > P.structure_similarity(keep_a, b) + 0.15
 
 
 def test_train_dtn_faces_pictures(tmp_path, monkeypatch):

@@ -254,3 +254,26 @@ def test_config_is_saved_checked_on_resume_and_restored(tmp_path):
             training.restore(folder, Cfg, _template)
     with pytest.raises(training.CheckpointMismatch, match="does not fit the state"):
         training.restore(d, Cfg, template=lambda c: {"w": jnp.zeros(5), "step": jnp.zeros((), jnp.int32)})
+
+
+def test_a_run_and_its_resume_compile_one_step_program(tmp_path):
+    """A fresh flax TrainState counts steps in a weakly typed int, a restored one in a strong int32:
+    fit makes both strong, so resuming in the same process reuses the compiled step."""
+    import optax
+    from flax.training import train_state
+
+    @jax.jit
+    def step(state, batch, rng):
+        grads = {"w": state.params["w"] - batch}
+        return state.apply_gradients(grads=grads), {"loss": jnp.sum(grads["w"] ** 2)}
+
+    fresh = train_state.TrainState.create(apply_fn=None, params={"w": jnp.zeros(3)}, tx=optax.sgd(0.5))
+    fresh = training.replicate(fresh, training.data_mesh(jax.devices()[:2]))  # as the systems place states
+    assert fresh.step.aval.weak_type and not training.strong_types(fresh).step.aval.weak_type
+    with training.Checkpointer(tmp_path / "run", save_every=2) as ck:
+        training.fit(step, fresh, _batches, 4, ck, rng=jax.random.key(0))
+    with training.Checkpointer(tmp_path / "run", save_every=2) as ck:
+        resumed, _ = training.fit(step, fresh, _batches, 6, ck, rng=jax.random.key(0))
+    assert int(resumed.step) == 6 and step._cache_size() == 1
+    whole, _ = training.fit(step, fresh, _batches, 6, rng=jax.random.key(0))
+    chex.assert_trees_all_equal(resumed.params, whole.params)
