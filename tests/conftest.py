@@ -1,12 +1,15 @@
-"""Shared test set-up: CPU only, 4 forced host devices for sharding tests (enough to split batches
-unevenly; more only multiply the work of every test that trains on all devices), XLA's backend at
+"""Shared test set-up: CPU only, 4 forced host devices for the sharding tests (enough to split batches
+unevenly), every other test run as on a one-device machine (`all_devices` below), XLA's backend at
 optimisation level 1 (half of the suite's CPU time is compiling, and LLVM's level-2 passes cost up to
 4x on the PRNG and init programs every training test builds, for no gain at test sizes), implicit rank
 promotion an error (every broadcast in the code is explicit; worker processes inherit it), one persistent
 compilation cache for the whole test session (both workers and every experiment share compiled
 programs; removed at the end), PRNG keys, tiny images."""
 
+import contextlib
+import io
 import os
+import pathlib
 import shutil
 import tempfile
 
@@ -33,6 +36,30 @@ from dfijax import runtime  # noqa: E402
 
 assert jax.config.jax_numpy_rank_promotion == "raise"
 runtime.enable_compilation_cache()
+
+# Tests see the first forced device only, as on a one-device machine: the systems split every batch over
+# all the devices they are shown, and 4 devices on 2 cores cost a tenth of the suite's CPU time (SPMD
+# compilation, per-device threads) in tests that are not about sharding. A test about sharding takes the
+# `all_devices` fixture, which shows all 4 again.
+_LISTINGS = ("devices", "local_devices", "device_count", "local_device_count")
+_ALL = {name: getattr(jax, name) for name in _LISTINGS}
+
+
+def _first(listing):
+    return lambda *args, **kwargs: listing(*args, **kwargs)[:1]
+
+
+jax.devices, jax.local_devices = _first(_ALL["devices"]), _first(_ALL["local_devices"])
+jax.device_count = jax.local_device_count = lambda *args, **kwargs: 1
+
+
+@pytest.fixture
+def all_devices(monkeypatch) -> int:
+    """All the forced CPU devices, seen by the library's jax.devices() & co. for this test: their count."""
+    for name in _LISTINGS:
+        monkeypatch.setattr(jax, name, _ALL[name])
+    assert jax.local_device_count() == DEVICES
+    return DEVICES
 
 
 def pytest_sessionfinish(session):
@@ -78,6 +105,18 @@ def isolate(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(dfijax.weights, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
     monkeypatch.setenv("DFIJAX_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
+
+
+def one_run(tmp_path_factory, name: str, main, argv: list[str]) -> tuple[pathlib.Path, pathlib.Path, str]:
+    """An experiment run once for a module's tests (its pictures, resume and command-line checks):
+    main(argv + ["--out", <base>/run]) must return 0, isolated in a fresh folder <base> whose feature
+    cache later runs may reuse. Returns (<base>, <base>/run, what the run printed to stderr)."""
+    base = tmp_path_factory.mktemp(name)
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        isolate(mp, base)
+        assert main([*argv, "--out", str(base / "run")]) == 0
+    return base, base / "run", err.getvalue()
 
 
 @pytest.fixture

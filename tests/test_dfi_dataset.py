@@ -61,7 +61,7 @@ def test_select_rows_lacking_and_limit():
     assert dataset_job.select_rows(data, ("Smiling+",), "all") == [(i, 0) for i in range(60)]
 
 
-def test_distributed_helpers_round_trip_in_one_process():
+def test_distributed_helpers_round_trip_in_one_process(all_devices):
     info = dist.initialize(num_processes=1)
     assert (info.index, info.count) == (0, 1) and dist.is_main()
     mesh = dist.global_mesh()

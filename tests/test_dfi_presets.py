@@ -102,7 +102,6 @@ def test_official_preset_runs_and_a_saved_config_repeats_the_run(tmp_path, monke
         "--no-probe",
         "--taps",
         "relu3_1,relu4_1",
-        "--no-shard",  # one device: the 4 forced CPU devices would compile the bounded line-search solve 4-way
     ]
     assert alpha_sweep.main(["--preset", "official", *tiny, "--out", str(tmp_path / "a")]) == 0
     res = json.loads((tmp_path / "a" / "results.json").read_text())

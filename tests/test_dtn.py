@@ -20,6 +20,7 @@ from dfijax.data import digits as dg
 from dfijax.dtn import losses as L
 from tests import pictures as P
 from tests.conftest import isolate as _isolated
+from tests.conftest import one_run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -228,7 +229,7 @@ def test_d_and_g_steps_lower_their_losses_and_keep_f_frozen(tiny_f):
     chex.assert_trees_all_close(state.d.params, before.d.params)
 
 
-def test_training_resumes_exactly_and_refuses_other_settings(tiny_f, tmp_path):
+def test_training_resumes_exactly_and_refuses_other_settings(tiny_f, tmp_path, all_devices):
     import dataclasses
 
     from dfijax import training
@@ -261,12 +262,9 @@ def tiny_run(tmp_path_factory):
     runs reuse: (that folder, the run's --out)."""
     from experiments import train_dtn
 
-    base = tmp_path_factory.mktemp("dtn")
-    with pytest.MonkeyPatch.context() as mp:
-        _isolated(mp, base)
-        assert train_dtn.main(["--scale", "tiny", "--ablation-steps", "2", "--out", str(base / "run")]) == 0
-        assert not (base / "runs").exists()
-    return base, base / "run"
+    base, run, _ = one_run(tmp_path_factory, "dtn", train_dtn.main, ["--scale", "tiny", "--ablation-steps", "2"])
+    assert not (base / "runs").exists()
+    return base, run
 
 
 def test_train_dtn_pictures(tiny_run):

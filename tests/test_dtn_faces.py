@@ -239,10 +239,10 @@ def test_paper_preset_one_training_step(random_vgg):
     assert _size(state.g.params) == PAPER_G_PARAMS and _size(state.d.params) == PAPER_D_PARAMS
     z = F.features(f, f_params, xs[:2])
     chex.assert_shape(z, (2, FEAT))
-    img = dtn.g.apply({"params": state.g.params, "batch_stats": state.g_stats}, jnp.asarray(z))
+    img = jax.jit(dtn.g.apply)({"params": state.g.params, "batch_stats": state.g_stats}, jnp.asarray(z))
     chex.assert_shape(img, (2, 64, 64, 3))
     assert 0.0 <= float(img.min()) and float(img.max()) <= 1.0 and float(img.std()) > 0
-    logits = dtn.d.apply(
+    logits = jax.jit(dtn.d.apply)(  # one program each, not some hundred op-by-op ones
         {"params": state.d.params, "batch_stats": state.d_stats},
         jax.random.uniform(jax.random.key(2), (2, 152, 152, 3)),
     )

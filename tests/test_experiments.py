@@ -200,7 +200,7 @@ def test_alpha_sweep_on_a_celeba_folder(tmp_path, monkeypatch):
         assert np.isfinite(json.loads((tmp_path / name / "results.json").read_text())["final_loss"]).all()
 
 
-def test_alpha_sweep_several_edits_own_photos_and_devices(tmp_path, monkeypatch):
+def test_alpha_sweep_several_edits_own_photos_and_devices(tmp_path, monkeypatch, all_devices):
     """Two edits in one call; greyscale and RGBA photos with hand-given attributes; full-resolution
     output; sharded over the 4 forced CPU devices equals one device."""
     from dfijax.data.synthetic_faces import synthetic_faces

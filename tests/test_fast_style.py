@@ -1,6 +1,4 @@
-import contextlib
 import dataclasses
-import io
 import json
 import shutil
 
@@ -17,7 +15,7 @@ from dfijax.style import fast as fs
 from dfijax.style import fast_run
 from dfijax.vgg import VGG
 from tests import pictures as P
-from tests.conftest import isolate
+from tests.conftest import isolate, one_run
 
 NET = fs.TransformNet(width=8, blocks=2)
 LOSS = fs.PerceptualLoss(content_layer="relu2_2", style_layers=("relu1_2", "relu2_2"))
@@ -179,8 +177,8 @@ def test_stylize_chunks_pad_and_keep_the_order(key):
     assert np.abs(out[1] - whole[1, :24, :20]).max() > 1e-4  # styled as a 24 x 20 image, not cropped
 
 
-def test_train_mesh_splits_the_batch_over_the_devices_that_divide_it():
-    assert jax.device_count() == 4  # tests/conftest.py
+def test_train_mesh_splits_the_batch_over_the_devices_that_divide_it(all_devices):
+    assert all_devices == 4  # tests/conftest.py
     assert [fs.train_mesh(b).devices.size for b in (1, 2, 3, 4, 6, 8, 9)] == [1, 2, 3, 4, 3, 4, 3]
     m = fs.train_mesh(4)
     x = training.put_global(np.arange(8.0).reshape(4, 2), m)
@@ -237,12 +235,8 @@ def tiny_run(tmp_path_factory):
     loss network and output choices, in an isolated folder: (its --out, what it printed to stderr)."""
     from experiments import train_fast_style
 
-    base = tmp_path_factory.mktemp("fast_style")
-    err = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
-        isolate(mp, base)
-        assert train_fast_style.main([*TINY_RUN, "--out", str(base / "run")]) == 0
-    return base / "run", err.getvalue()
+    _, run, err = one_run(tmp_path_factory, "fast_style", train_fast_style.main, TINY_RUN)
+    return run, err
 
 
 def test_fast_style_pictures(tiny_run, tmp_path, monkeypatch):

@@ -26,7 +26,7 @@ from dfijax.fusion import model
 from dfijax.fusion import train as ft
 from dfijax.fusion.data import Batches, to_signed, to_unit
 from dfijax.vgg import VGG19
-from tests.conftest import FAST_COMPILE
+from tests.conftest import FAST_COMPILE, one_run
 from tests.conftest import isolate as _isolated
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -321,12 +321,12 @@ def _params(state):
     )
 
 
-def test_training_resumes_exactly_and_shards(random_vgg, tmp_path):
+def test_training_resumes_exactly_and_shards(random_vgg, tmp_path, all_devices):
     batches = Batches(synthetic_faces(40, 0), 32, 8, seed=1)
     np.testing.assert_array_equal(batches(3), batches(3))
     kw = dict(save_every=2, log_every=1)
     v = random_vgg.variables
-    assert len(jax.devices()) == 4
+    assert all_devices == 4
     full, start = ft.train(TINY, batches, v, 2, 4, tmp_path / "a", **kw)  # 2 autoencoder + 4 GAN steps
     assert start == 0 and int(full.step) == 6 and int(full.stage) == 2
     recs = training.MetricsLog(tmp_path / "a" / "metrics.jsonl").records()
@@ -404,18 +404,11 @@ def test_run_training_pipeline_stops_resumes_and_samples(random_vgg, tmp_path):
 def tiny_run(tmp_path_factory):
     """One `train_fusion` run at the tiny preset (60 + 2 steps) in an isolated folder, shared by the
     experiments test and the pictures test: (its --out, what it printed to stderr)."""
-    import contextlib
-    import io
-
     from experiments import train_fusion
 
-    base = tmp_path_factory.mktemp("fusion")
-    err = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
-        _isolated(mp, base)
-        args = ["--stage1-steps", "60", "--stage2-steps", "2", "--log-every", "5", "--sample-every", "30"]
-        assert train_fusion.main(TINY_ARGS + args + ["--save-every", "30", "--out", str(base / "run")]) == 0
-    return base / "run", err.getvalue()
+    args = ["--stage1-steps", "60", "--stage2-steps", "2", "--log-every", "5", "--sample-every", "30"]
+    _, run, err = one_run(tmp_path_factory, "fusion", train_fusion.main, TINY_ARGS + args + ["--save-every", "30"])
+    return run, err
 
 
 def test_train_and_fuse_experiments(tiny_run, tmp_path, monkeypatch, capsys, random_vgg):

@@ -257,9 +257,9 @@ def test_bad_configuration_and_inputs_get_one_line_errors(random_vgg, problem):
         assert "\n" not in str(e.value)
 
 
-def test_sharded_across_4_devices_equals_one_device(random_vgg, problem, solved):
+def test_sharded_across_4_devices_equals_one_device(random_vgg, problem, solved, all_devices):
     """conftest forces 4 host CPU devices; 3 problems are padded to 4 and split one per device."""
-    assert jax.local_device_count() == 4
+    assert all_devices == 4
     _, targets, x0 = problem
     r = I.invert(LOSS, random_vgg.variables, targets, x0, CFG, shard=True)
     chex.assert_shape(r.images, x0.shape)

@@ -45,7 +45,13 @@ def test_metrics_log_keeps_the_last_record_per_step(tmp_path):
     assert [(r["step"], r["loss"]) for r in log] == [(1, 2.0), (2, 1.25)]
 
 
-def test_shard_batch_splits_over_the_mesh():
+def test_tests_see_one_device_unless_they_ask_for_all():
+    """tests/conftest.py: the library's device listings show the first forced device only."""
+    assert jax.device_count() == jax.local_device_count() == len(jax.devices()) == len(jax.local_devices()) == 1
+    assert training.data_mesh().devices.size == training.global_mesh().devices.size == 1
+
+
+def test_shard_batch_splits_over_the_mesh(all_devices):
     mesh = training.data_mesh()
     n = mesh.devices.size
     assert n == jax.local_device_count() == 4  # conftest forces 4 CPU devices
@@ -57,7 +63,7 @@ def test_shard_batch_splits_over_the_mesh():
         training.shard_batch(np.zeros((5, 2)), mesh)
 
 
-def test_one_mesh_constructor_and_process_rows():
+def test_one_mesh_constructor_and_process_rows(all_devices):
     from dfijax import distributed as dist
 
     mesh, local = dist.global_mesh(), training.data_mesh()
@@ -70,7 +76,7 @@ def test_one_mesh_constructor_and_process_rows():
         training.process_rows(mesh, 10)
 
 
-def test_put_global_splits_a_known_batch_and_local_copy_brings_back_one():
+def test_put_global_splits_a_known_batch_and_local_copy_brings_back_one(all_devices):
     mesh = training.global_mesh()
     x = np.arange(16 * 3, dtype=np.float32).reshape(16, 3)
     g = training.put_global({"x": x, "y": x[:, 0].astype(np.int32)}, mesh)

@@ -14,6 +14,7 @@ from dfijax.invert import SolverConfig
 from dfijax.style import video as vid
 from tests import pictures as P
 from tests.conftest import isolate as _isolated
+from tests.conftest import one_run
 
 
 def test_warp_shifts_by_integer_flow_and_clamps_edges():
@@ -246,11 +247,7 @@ def tiny_run(tmp_path_factory):
     """One `--preset tiny` run of the experiment on 4 frames of the embedded clip, offsets 1 and 2."""
     from experiments import video_style
 
-    base = tmp_path_factory.mktemp("video")
-    with pytest.MonkeyPatch.context() as mp:
-        _isolated(mp, base)
-        assert video_style.main(TINY + ["--out", str(base / "v")]) == 0
-    return base / "v"
+    return one_run(tmp_path_factory, "video", video_style.main, TINY)[1]
 
 
 def test_video_style_pictures(tiny_run):
