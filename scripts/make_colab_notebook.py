@@ -34,6 +34,8 @@ while not (root / "pyproject.toml").exists() and root != root.parent:
 os.chdir(root)
 sys.path.insert(0, str(root))
 import jax
+from dfijax import runtime
+runtime.enable_compilation_cache()  # a restarted runtime reuses the compiled programs
 print("devices:", jax.devices())"""),
     new_markdown_cell("## VGG-19 weights: fetch (575 MB, checksum-verified, resumable) and convert"),
     new_code_cell("""weights = None
@@ -60,8 +62,10 @@ print(data.describe())"""),
 from dfijax.weights import load_vgg19
 vgg = load_vgg19(weights)
 print(vgg.description)
-config = (dfi.SweepConfig(edits=("Smiling+",), size=200, iters=500) if not SMALL else
-          dfi.SweepConfig(edits=("Smiling+",), size=32, iters=5, k=10, alphas=(0.2, 0.5), probe=False, batch=8))
+if SMALL:  # the tests' preset: 32 px, 6 iterations, K = 10
+    config = dfi.preset("tiny", edits=("Smiling+",))
+else:  # the references' 200 px and 500 iterations
+    config = dfi.SweepConfig(edits=("Smiling+",), size=200, iters=500)
 inputs = dfi.dataset_inputs(data, "Smiling+", config.size, count=8 if not SMALL else 2)
 cache = pathlib.Path(os.environ.get("DFIJAX_CACHE", "~/.cache/dfijax")).expanduser()
 result = dfi.run_sweep(config, data, vgg, inputs, cache_root=cache)"""),
@@ -97,15 +101,14 @@ synthetic faces and a seeded random VGG-19 (the project's tests run it that way)
     CELLS[3],
     new_markdown_cell("""## Config, data and checkpoints
 
-The config is a preset (`dfijax/fusion/presets.py`: `cpu_small`, `paper_gp`, `paper`) with any setting
+The config is a preset (`dfijax/fusion/presets.py`: `tiny`, `cpu_small`, `paper_gp`, `paper`) with any setting
 given over it. CelebA comes through tensorflow-datasets (`celeb_a`; if Google Drive refuses the
 download, put the CelebA folder on Drive and use `fusion.load_data("celeba", folder)`). Checkpoints go
 to Drive when mounted."""),
     new_code_cell("""from dfijax import fusion
 out = pathlib.Path(os.environ.get("DFIJAX_NOTEBOOK_OUT", "runs/colab_fusion")).absolute()
 if SMALL:
-    config = fusion.training_config("cpu_small", size=32, width=8, batch=8, stage1_steps=20, stage2_steps=2,
-                                    content_layers="conv2_1", style_layers="conv1_1", save_every=10, sample_every=10)
+    config = fusion.training_config("tiny", stage1_steps=20, stage2_steps=2, save_every=10, sample_every=10)
     data = fusion.load_data("synthetic", n_synthetic=64, holdout=config.holdout)
 else:
     import tensorflow_datasets as tfds

@@ -151,3 +151,17 @@ def pngs(folder: str | os.PathLike, pattern: str) -> list[pathlib.Path]:
 
 def load_all(paths: Sequence[str | os.PathLike]) -> list[np.ndarray]:
     return [load_png(p) for p in paths]
+
+
+def assert_floor_discriminates(out: np.ndarray, ref: np.ndarray, floor: float) -> None:
+    """out passes the checks at this floor where a constant picture and uniform noise of its shape fail."""
+    import pytest
+
+    assert_not_degenerate(out)
+    assert_keeps_structure(out, ref, floor)
+    flat = np.full_like(out, float(out.mean()))
+    with pytest.raises(AssertionError, match="flat"):
+        assert_not_degenerate(flat)
+    for bad in (flat, np.random.default_rng(0).uniform(size=out.shape)):
+        with pytest.raises(AssertionError, match="structure similarity"):
+            assert_keeps_structure(bad, ref, floor)

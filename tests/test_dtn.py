@@ -160,16 +160,17 @@ def test_check_images_mismatched_sizes():
     D.check_images(np.zeros((2, 32, 32, 3), np.float32), "ok")
 
 
-# A tiny problem: narrow networks, 8 source and 8 target images.
+# A tiny problem: the networks and batch of the experiment's `--scale tiny` (so that the steps compile once
+# for the file), 16 source and 16 target images.
 TINY_F = D.DigitClassifier(width=8, feat_dim=16)
 XS, YS = dg.street_digits(16, seed=11)
-XT = dg.sklearn_digits("test")[0][:8]
-TINY = D.DTNConfig(width=8, d_width=8, out_channels=1, f_width=8, feat_dim=16, lr=1e-3, batch=8)
+XT = dg.sklearn_digits("test")[0][:16]
+TINY = D.DTNConfig(width=8, d_width=8, out_channels=1, f_width=8, feat_dim=16, lr=1e-3, batch=16)
 
 
 @pytest.fixture(scope="module")
 def tiny_f():
-    cfg = D.ClassifierConfig(steps=30, batch=16, lr=3e-3, shift=1, width=8, feat_dim=16)
+    cfg = D.ClassifierConfig(steps=30, batch=16, shift=1, width=8, feat_dim=16)  # f's program in the tiny run
     params, metrics, _ = D.train_classifier(cfg, XS, YS, eval_set=(XS, YS))
     return params, metrics
 
@@ -177,7 +178,7 @@ def tiny_f():
 def test_classifier_learns_and_is_cached(tiny_f, tmp_path):
     params, metrics = tiny_f
     assert metrics["test_accuracy"] > 0.5 and metrics["steps"] == 30  # fits its 16 training images
-    cfg = D.ClassifierConfig(steps=3, batch=8, width=8, feat_dim=16)
+    cfg = D.ClassifierConfig(steps=3, batch=16, shift=1, width=8, feat_dim=16)
     p1, m1, c1 = D.train_classifier(cfg, XS, YS, cache_dir=tmp_path, name="k")
     p2, m2, c2 = D.train_classifier(cfg, XS, YS, cache_dir=tmp_path, name="k")
     assert (c1, c2) == (False, True) and m1 == m2 and m1["n_train"] == 16
@@ -196,7 +197,7 @@ def test_d_and_g_steps_lower_their_losses_and_keep_f_frozen(tiny_f):
     state = D.init_state(dtn, lr=1e-3, seed=0)
     assert set(jax.tree.leaves(jax.tree.map(lambda _: 0, state))) == {0}  # only g, D and optimiser arrays
     assert "encoder" not in state.g.params and "encoder" not in state.d.params
-    batch = (jnp.asarray(XS[:8]), jnp.asarray(XT))
+    batch = (jnp.asarray(XS), jnp.asarray(XT))
     d_step, g_step = D.make_d_step(dtn), D.make_g_step(dtn)
     rng = jax.random.key(0)
     g_before = jax.tree.map(np.array, state.g.params)  # host copies: the steps donate the state

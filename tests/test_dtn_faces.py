@@ -12,6 +12,7 @@ from dfijax import dtn as D
 from dfijax.data.cartoon_faces import ATTRIBUTES, HAIR, HAIR_STYLES, cartoon_faces
 from dfijax.data.synthetic_faces import synthetic_faces
 from dfijax.dtn import faces as F
+from tests import pictures as P
 from tests.conftest import isolate
 
 
@@ -133,6 +134,13 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
         assert all(np.isfinite(v) for v in res[part].values()) and res[part]["n"] == 8
     assert (out / "samples.png").stat().st_size > 0 and (out / "loss.png").is_file()
     assert "NOT pretrained" in (out / "report.html").read_text()
+    # the pictures: after 3 steps G is still untrained (noise-like textures, structure similarity 0.0-0.2;
+    # 300 steps do not change that at this width), so only their range and variation are checked; the
+    # source and target faces in the figure must be real pictures
+    src, g_src, tgt, g_tgt = P.grid_cells(P.load_png(out / "samples.png"), 64, 64, 4, 8)
+    P.assert_not_degenerate(src + g_src + tgt + g_tgt, min_std=0.05)
+    P.assert_input_dependent(src, 0.05, "source face")
+    P.assert_input_dependent(tgt, 0.05, "target face")
     assert any(p.name.isdigit() for p in (out / "dtn").iterdir())  # orbax step folders
     saved, state = D.restore(out / "dtn")  # the run's settings and newest state, as evaluation reads them
     assert (saved.domain, saved.taps, saved.width, saved.steps, int(state.g.step)) == ("faces", ("relu2_1",), 8, 3, 3)

@@ -575,8 +575,7 @@ def test_train_fusion_survives_sigkill(tmp_path):
         "JAX_PLATFORMS": "cpu",
         "PYTHONPATH": str(ROOT),
         "XLA_FLAGS": FAST_COMPILE,
-        "DFIJAX_JAX_CACHE": str(tmp_path / "jaxcache"),
-        "DFIJAX_CACHE": str(tmp_path / "cache"),
+        "DFIJAX_CACHE": str(tmp_path / "cache"),  # compiled programs: the session's (the notebook's tiny run)
     }
     quiet = dict(cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     straight = subprocess.Popen(args + ["--out", str(tmp_path / "straight")], **quiet)

@@ -28,7 +28,7 @@ def test_colab_notebook_runs_on_cpu(tmp_path, monkeypatch):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the grid is shown
     res = json.loads((tmp_path / "sweep" / "results.json").read_text())
-    assert res["alphas"] == [0.2, 0.5] and res["weights_pretrained"] is False
+    assert res["alphas"] == [0.2, 0.6] and res["weights_pretrained"] is False  # dfi.presets "tiny"
 
 
 def _execute(name, tmp_path, monkeypatch, out_env):
@@ -51,8 +51,8 @@ def _execute(name, tmp_path, monkeypatch, out_env):
 
 
 def test_fusion_notebook_runs_on_cpu(tmp_path, monkeypatch):
-    """The fusion cells call the library (training_config, load_data, run_training, run_fuse) at a tiny
-    config: 20 + 2 steps, then the samples and the fusion figure are shown."""
+    """The fusion cells call the library (training_config, load_data, run_training, run_fuse) at the tiny
+    preset: 20 + 2 steps, then the samples and the fusion figure are shown."""
     from PIL import Image
 
     out = tmp_path / "fusion"
