@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_linesearch --size 64 --iters 10
 
-One synthetic face, the seeded random VGG-19, the `official` preset's objective and L-BFGS-B on its
+One synthetic face, the seeded random VGG-19, the `official` preset's objective and the batched engine's L-BFGS-B on its
 box, targets 1.1·φ(x). Each mode is run twice (the second call is compiled); prints one JSON line per
 mode: the loss at the start and at the end, whether the iterates equal the fixed step's, the first
 call's seconds and the compiled seconds per iteration.
@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     x = synthetic_faces(50, seed=0).images([0], args.size)
     reference = None
     for mode in args.modes.split(","):
-        cfg = presets.preset("official", size=args.size, iters=args.iters, linesearch=mode, shard=False)
+        cfg = presets.preset(
+            "official", size=args.size, iters=args.iters, linesearch=mode, shard=False, optimizer="engine"
+        )
         loss = cfg.feature_loss(pretrained=False)
         targets = {k: 1.1 * v for k, v in inv.feature_targets(loss, weights.variables, x).items()}
         times = []

@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     from dfijax.weights import random_weights
 
     weights = random_weights(0, preprocess="caffe")
-    cfg = presets.preset("official", taps=("relu3_1", "relu4_1"), size=32, iters=4, linesearch=args.linesearch)
+    cfg = presets.preset(
+        "official", taps=("relu3_1", "relu4_1"), size=32, iters=4, linesearch=args.linesearch, optimizer="engine"
+    )
     loss = cfg.feature_loss(True)
     x = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
     targets = inv.feature_targets(loss, weights.variables, x)

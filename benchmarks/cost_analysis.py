@@ -39,9 +39,12 @@ DTYPES = {"f32": jnp.float32, "bf16": jnp.bfloat16}
 GB = 1e9
 
 
-def _problem(size: int, batch: int, dtype: Any, iters: int, history: int, tv: float, taps: tuple[str, ...]):
+def _problem(
+    size: int, batch: int, dtype: Any, iters: int, history: int, tv: float, taps: tuple[str, ...], rounding: str
+):
     """(loss, config, abstract VGG variables, targets, x0) at the benchmark's shapes; nothing allocated."""
-    loss = inv.FeatureLoss(model=VGG19(dtype=dtype), taps=taps, reduction="sum", tv_weight=tv)
+    model = VGG19(dtype=dtype, pool_rounding=rounding)
+    loss = inv.FeatureLoss(model=model, taps=taps, reduction="sum", tv_weight=tv)
     cfg = inv.SolverConfig(maxiter=iters, history_size=history)
     variables = jax.eval_shape(lambda: VGG19().init(jax.random.key(0), jnp.zeros((1, size, size, 3)), taps=taps))
     x0 = jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32)
@@ -74,18 +77,20 @@ def analyze(
     history: int = 10,
     tv: float = 1e-3,
     taps: tuple[str, ...] = TAPS,
+    pool_rounding: str = "floor",
 ) -> dict[str, Any]:
     """Lower and compile (never run) one loop mode of the solve for `batch` problems of size×size images.
 
     mode "host": one batched L-BFGS step (flops = one iteration of all `batch` problems); "device": the
     whole while-loop solve (flops = init + one body, as XLA counts loops once). Returns flops,
     bytes_accessed, the memory analysis in bytes (argument/output/temp/alias and total_bytes) and the
-    lowering and compile seconds. taps: the compared layers (the benchmark's by default)."""
+    lowering and compile seconds. taps: the compared layers (the benchmark's by default); pool_rounding:
+    "ceil" sizes the features as the references' nets do (at 200 px relu5_1 is 13x13, not 12x12)."""
     if mode not in ("host", "device"):
         raise ValueError(f"mode must be 'host' or 'device', got {mode!r}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
-    loss, cfg, variables, targets, x0 = _problem(size, batch, DTYPES[dtype], iters, history, tv, taps)
+    loss, cfg, variables, targets, x0 = _problem(size, batch, DTYPES[dtype], iters, history, tv, taps, pool_rounding)
     t0 = time.perf_counter()
     if mode == "host":
         state = jax.eval_shape(lambda v, t, x: inv._init_batch(loss, cfg, v, t, x), variables, targets, x0)
@@ -100,6 +105,7 @@ def analyze(
         "batch": batch,
         "dtype": dtype,
         "mode": mode,
+        "pool_rounding": pool_rounding,
         **_stats(compiled),
         "lower_s": round(t1 - t0, 2),
         "compile_s": round(t2 - t1, 2),
@@ -152,6 +158,12 @@ def main(argv=None) -> int:
         default=0.75,
         help="JAX's default GPU preallocation (XLA_PYTHON_CLIENT_MEM_FRACTION) for the second prediction",
     )
+    p.add_argument(
+        "--pool-rounding",
+        choices=("floor", "ceil"),
+        default="floor",
+        help="VGG pools on odd sizes: floor, or ceil as the official/chainer presets' Caffe-style nets",
+    )
     p.add_argument("--json", help="write the numbers here (default: benchmarks/results/<date>-cpu-cost-<size>px.json)")
     a = p.parse_args(argv)
     try:
@@ -170,12 +182,12 @@ def main(argv=None) -> int:
         print(f"error: --size must be at least 32 for VGG-19, got {a.size}", file=sys.stderr)
         return 1
 
-    analytic_step = 2 * 2 * macs_to("conv5_1", a.size)  # 2 FLOP/MAC × (forward + input gradient)
+    analytic_step = 2 * 2 * macs_to("conv5_1", a.size, a.pool_rounding)  # 2 FLOP/MAC × (forward + input gradient)
     rows, summary = [], {}
     for dt in dtypes:
         for mode in ("host", "device"):
             for b in batches:
-                r = analyze(a.size, b, dt, mode, a.iters, a.history)
+                r = analyze(a.size, b, dt, mode, a.iters, a.history, pool_rounding=a.pool_rounding)
                 rows.append(r)
                 print(
                     f"  {dt} {mode} B={b}: {r['flops'] / 1e9:.1f} GFLOP, {r['total_bytes'] / GB:.3f} GB "
@@ -213,6 +225,7 @@ def main(argv=None) -> int:
             "history": a.history,
             "batches": batches,
             "taps": list(TAPS),
+            "pool_rounding": a.pool_rounding,
             "backend": "jaxopt",
             "budget_gb": a.budget_gb,
             "mem_fraction": a.mem_fraction,

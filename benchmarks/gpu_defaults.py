@@ -56,7 +56,8 @@ STEPS = (
         ("--preset", "official"),
         "dfi",
         300,
-        "official preset: 200 px, 500 L-BFGS iterations, K = 100 of 2000 synthetic faces, 3 inputs x 5 alphas",
+        "official preset: 200 px, 500 iterations of scipy's L-BFGS-B (one problem at a time), K = 100 of 2000 "
+        "synthetic faces, 3 inputs at alpha 0.4",
     ),
     Step("invert_features", "invert_features", ("--preset", "paper"), "dfi", 240, "paper preset: 224 px, 500 it."),
     Step(

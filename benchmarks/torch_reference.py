@@ -37,16 +37,18 @@ CONVS = [n for n in NAMES if n.startswith("conv")]
 
 class TorchVGG(nn.Module):
     """VGG-16/19 features as torchvision lays them out (`features.N`), NCHW, returning named taps.
-    `names[i]` is the tap that features[i] produces; `convs` the convolution names in order."""
+    `names[i]` is the tap that features[i] produces; `convs` the convolution names in order.
+    ceil_mode: pools round odd sizes up, as Caffe, Chainer (cover_all) and loadcaffe's nets do."""
 
-    def __init__(self, pooling: str = "max", depth: int = 19):
+    def __init__(self, pooling: str = "max", depth: int = 19, ceil_mode: bool = False):
         super().__init__()
         self.depth, self.names = depth, _names(CFGS[depth])
         self.convs = [n for n in self.names if n.startswith("conv")]
         layers, cin = [], 3
         for v in CFGS[depth]:
             if v == "M":
-                layers.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
+                pool = nn.MaxPool2d if pooling == "max" else nn.AvgPool2d
+                layers.append(pool(2, 2, ceil_mode=ceil_mode))
             else:
                 layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU(inplace=False)]
                 cin = v

@@ -1,7 +1,9 @@
 """Inverting VGG features back into images with L-BFGS, batched with vmap.
 
-The solver sits behind one small interface (`SolverConfig`, `minimize`) with two backends:
-jaxopt's LBFGS / LBFGSB (default) and optax.lbfgs (jaxopt is unmaintained; optax is where it went).
+The solver sits behind one small interface (`SolverConfig`, `minimize`) with two batched backends:
+jaxopt's LBFGS / LBFGSB (default) and optax.lbfgs (jaxopt is unmaintained; optax is where it went);
+a third, "scipy", runs scipy's own L-BFGS-B one problem at a time on the host (`dfijax.scipy_lbfgsb`),
+as the official DFI code does.
 
 Speed: with `linesearch=None` each iteration costs exactly one forward + input-gradient pass, like
 `torch.optim.LBFGS` without a line search. The objective is scaled once by 1/‖∇f(x0)‖₁: the first unit
@@ -29,11 +31,11 @@ from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float
 
 import dfijax  # noqa: F401  (filters jaxopt's import warning)
-from dfijax import losses, mesh
+from dfijax import losses, mesh, scipy_lbfgsb
 from dfijax.shapes import Image, Images, Scalar
 from dfijax.vgg import VGG19, check_image_batch, layer_index
 
-BACKENDS = ("jaxopt", "optax")
+BACKENDS = ("jaxopt", "optax", "scipy")
 LINESEARCHES = (None, "zoom", "backtracking", "hager-zhang")
 
 
@@ -42,8 +44,10 @@ class SolverConfig:
     """L-BFGS settings (hashable: a static argument of the compiled solve).
 
     maxiter: iterations (each one function + gradient evaluation when linesearch is None).
-    backend: "jaxopt" (LBFGS, or LBFGSB when bounds are given) or "optax" (optax.lbfgs; bounds are
-      enforced by projection after each step).
+    backend: "jaxopt" (LBFGS, or LBFGSB when bounds are given), "optax" (optax.lbfgs; bounds are
+      enforced by projection after each step) or "scipy" (scipy.optimize.minimize's L-BFGS-B with its
+      Wolfe line search, one problem at a time; `linesearch` and `patience` do not apply, ftol is
+      scipy's relative-decrease stop).
     history_size: L-BFGS memory.
     linesearch: None (fixed unit step, fastest) or "zoom" / "backtracking" / "hager-zhang" (jaxopt),
       "zoom" / "backtracking" (optax).
@@ -51,6 +55,8 @@ class SolverConfig:
       (0 runs all iterations). The first, deliberately small step never counts.
     bounds: (low, high) pixel box, e.g. (0.0, 1.0), or per channel ((l_R, l_G, l_B), (h_R, h_G, h_B)),
       or None.
+    units: scipy backend: it solves on x·units (255: the Caffe input's scale, whose gradient step is
+      L-BFGS-B's first trial step in the official code); the batched backends scale by 1/‖∇f(x0)‖₁.
     """
 
     maxiter: int = 300
@@ -60,12 +66,19 @@ class SolverConfig:
     ftol: float = 0.0
     patience: int = 3
     bounds: tuple[float, float] | tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    units: float = 1.0
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown solver backend {self.backend!r}; use one of {BACKENDS}")
         if self.linesearch not in LINESEARCHES:
             raise ValueError(f"unknown line search {self.linesearch!r}; use one of {LINESEARCHES}")
+        if self.backend == "scipy" and self.linesearch is not None:
+            raise ValueError("the scipy backend has its own line search (dcsrch): leave linesearch None")
+        if not (np.isfinite(self.units) and self.units > 0):
+            raise ValueError(f"units must be a positive number, got {self.units!r}")
+        if self.units != 1.0 and self.backend != "scipy":
+            raise ValueError("units scale the scipy backend's variable; the batched backends scale by 1/‖∇f(x0)‖₁")
         if self.backend == "optax" and self.linesearch == "hager-zhang":
             raise ValueError("optax has no hager-zhang line search; use 'zoom' or 'backtracking'")
         if not (isinstance(self.maxiter, int) and self.maxiter >= 1):
@@ -463,6 +476,8 @@ def invert(
     bad = [t for t in names if not bool(jnp.isfinite(targets[t]).all())]
     if bad:
         raise ValueError(f"targets {bad} contain NaN or inf; check the weights, the inputs and the attribute vector")
+    if config.backend == "scipy":
+        return _invert_scipy(loss, variables, targets, x0, config, progress, check_every, snapshot)
     n_dev = jax.local_device_count()
     fns = _ONE_DEVICE
     if shard and n_dev > 1:
@@ -505,6 +520,62 @@ def invert(
             if config.ftol > 0 and bool(jnp.all(state.done)):
                 break
     return result(InversionResult(state.best_x, state.history, state.k, state.best_f))
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _value_and_grad(loss, x, variables, targets):
+    return jax.value_and_grad(loss)(x, variables, targets)
+
+
+def _invert_scipy(loss, variables, targets, x0, config: SolverConfig, progress, check_every, snapshot):
+    """The problems one after another through scipy's L-BFGS-B (one compiled objective for all).
+    progress(k, losses [B]) counts iterations of all problems in units of one problem's maxiter (losses:
+    each problem's latest value, NaN before it starts); snapshot(k, images) shows each problem's
+    current iterate (the start before it runs, the result after)."""
+    b = x0.shape[0]
+    current = np.array(x0, np.float32)
+    latest = np.full(b, np.nan, np.float32)
+    bounds = None if config.bounds is None else tuple(np.asarray(v, np.float64) for v in config.bounds)
+    out, history, iters, final = [], [], [], []
+    for i in range(b):
+        t = {k: v[i] for k, v in targets.items()}
+
+        def value_and_grad(x, t=t):
+            f, g = _value_and_grad(loss, jnp.asarray(x, jnp.float32), variables, t)
+            return float(f), np.asarray(g)
+
+        def step(k, x, f, i=i):
+            current[i], latest[i] = x, f
+            if k % check_every == 0:
+                done = (i * config.maxiter + k) // b
+                if progress is not None:
+                    progress(done, jnp.asarray(latest))
+                if snapshot is not None:
+                    snapshot(done, jnp.asarray(current))
+
+        r = scipy_lbfgsb.minimize(
+            value_and_grad,
+            current[i],
+            maxiter=config.maxiter,
+            history_size=config.history_size,
+            ftol=config.ftol,
+            bounds=bounds,
+            units=config.units,
+            callback=step,
+        )
+        current[i], latest[i] = r.x, r.value
+        out.append(r.x)
+        history.append(r.history)
+        iters.append(r.num_iters)
+        final.append(r.value)
+    if progress is not None:
+        progress(config.maxiter, jnp.asarray(latest))
+    return InversionResult(
+        jnp.asarray(np.stack(out), jnp.float32),
+        jnp.asarray(np.stack(history), jnp.float32),
+        jnp.asarray(iters),
+        jnp.asarray(final, jnp.float32),
+    )
 
 
 def noise_init(key: jax.Array, shape: Sequence[int], low: float = 0.0, high: float = 1.0) -> Float[Array, "..."]:

@@ -111,7 +111,7 @@ def run_reconstruction(
         targets = inv.feature_targets(loss, weights.variables, x)
 
         def report(k, losses, layer=layer):
-            progress(layer, int(k), config.iters, {"loss": float(jnp.mean(losses))})
+            progress(layer, int(k), config.iters, {"loss": float(np.nanmean(np.asarray(losses)))})
 
         r = inv.invert(
             loss, weights.variables, targets, x0, config.solver(), progress=report, check_every=config.check_every

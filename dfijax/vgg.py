@@ -4,6 +4,10 @@
 a dict of the requested taps and computes nothing past the deepest one. The preprocessing a weight
 file expects (torchvision's RGB mean/std, or Caffe's BGR 0-255 minus mean) lives in the variables,
 under the `preprocess` collection, so weights and preprocessing cannot be mismatched by the caller.
+
+Pools round odd sizes down (`pool_rounding="floor"`, torch's nn.MaxPool2d, the Gatys notebook) or up
+("ceil": Caffe's pooling_layer.cpp, Chainer's cover_all, loadcaffe's `:ceil()`, i.e. the DFI, video and
+fast-style references): the last window then hangs over the bottom/right edge and pools what it covers.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ CONV_CHANNELS: dict[str, tuple[int, int]] = conv_channels(19)
 LAYERS: tuple[str, ...] = layers(19)
 
 MIN_SIZE = 32
+POOL_ROUNDINGS = ("floor", "ceil")
 
 # Preprocessing affine maps x_pre = x @ matrix.T + offset from RGB in [0, 1].
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -90,6 +95,18 @@ def preprocess_constants(kind: str) -> dict[str, np.ndarray]:
     return {"matrix": matrix, "offset": offset.astype(np.float32)}
 
 
+def check_pool_rounding(rounding: str) -> str:
+    if rounding not in POOL_ROUNDINGS:
+        raise ValueError(f"pool_rounding must be one of {POOL_ROUNDINGS}, got {rounding!r}")
+    return rounding
+
+
+def pooled_size(n: int, rounding: str = "floor") -> int:
+    """Length after a 2x2, stride-2 pool over n: floor(n/2), or ceil(n/2) as Caffe computes it,
+    ceil((n + 2·pad − kernel)/stride) + 1 with pad 0 (pooling_layer.cpp)."""
+    return n // 2 if check_pool_rounding(rounding) == "floor" else -(-n // 2)
+
+
 def layer_index(name: str, depth: int = 19) -> int:
     """Position of a tap in forward order in VGG-`depth`; a clear error for unknown names."""
     try:
@@ -113,6 +130,34 @@ def check_image_batch(x: jax.Array | np.ndarray, what: str = "images", net: str 
         raise ValueError(f"{what} must be at least {MIN_SIZE}x{MIN_SIZE} pixels for {net}, got {shape[1]}x{shape[2]}")
 
 
+def zero_colour(variables: dict) -> np.ndarray:
+    """The RGB colour in [0, 1] that these weights' preprocessing maps to zero (their mean colour)."""
+    pre = variables["preprocess"]
+    return np.linalg.solve(np.asarray(pre["matrix"], np.float64), -np.asarray(pre["offset"], np.float64))
+
+
+def fit_to_quantum(image: np.ndarray, fill: np.ndarray, quantum: int = 64) -> tuple[np.ndarray, tuple[int, int]]:
+    """deepfeatinterp's torch backend (deepmodels_torch.py FitToQuantum): an image [H, W, 3] padded, centred,
+    to the next multiple of `quantum` on each side with `fill` (its zeros in the network's input space:
+    `zero_colour`); the odd pixel goes to the bottom/right. Returns (padded, (top, left)); crop back with
+    `unfit_from_quantum`."""
+    h, w = image.shape[:2]
+    top = (quantum - h % quantum) // 2 if h % quantum else 0
+    left = (quantum - w % quantum) // 2 if w % quantum else 0
+    out = np.empty((-(-h // quantum) * quantum, -(-w // quantum) * quantum, image.shape[2]), np.float32)
+    out[...] = np.asarray(fill, np.float32)
+    out[top : top + h, left : left + w] = image
+    return out, (top, left)
+
+
+def unfit_from_quantum(padded: np.ndarray, hw: tuple[int, int], quantum: int = 64) -> np.ndarray:
+    """The [H, W] image `fit_to_quantum` padded (deepmodels_torch.py unfit_from_quantum)."""
+    h, w = hw
+    top = (quantum - h % quantum) // 2 if h % quantum else 0
+    left = (quantum - w % quantum) // 2 if w % quantum else 0
+    return padded[top : top + h, left : left + w]
+
+
 class VGG(nn.Module):
     """VGG-16 or VGG-19 feature extractor.
 
@@ -120,11 +165,14 @@ class VGG(nn.Module):
       depth: 16 (conv1_1..conv5_3) or 19 (conv1_1..conv5_4).
       pooling: "max" (the classifier's) or "avg" (Gatys et al. prefer it for synthesis).
       dtype: compute dtype of the convolutions (float32 or bfloat16); taps come back float32.
+      pool_rounding: "floor" or "ceil" for odd sizes (see the module doc); a ceil average pool divides
+        by the pixels its window covers, as Caffe and torch do without padding.
     """
 
     pooling: str = "max"
     dtype: jnp.dtype = jnp.float32
-    depth: int = 19  # last, so VGG19("avg") keeps meaning pooling="avg"
+    depth: int = 19  # after pooling and dtype, so VGG19("avg") keeps meaning pooling="avg"
+    pool_rounding: str = "floor"
 
     @nn.compact
     def __call__(self, x: Images, taps: Sequence[str] = ("relu5_4",)) -> dict[str, jax.Array]:
@@ -138,6 +186,7 @@ class VGG(nn.Module):
         check_image_batch(x, net=f"VGG-{self.depth}")
         if self.pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', got {self.pooling!r}")
+        ceil = check_pool_rounding(self.pool_rounding) == "ceil"
 
         pre = preprocess_constants("torchvision")
         matrix = self.variable("preprocess", "matrix", lambda: jnp.asarray(pre["matrix"])).value
@@ -155,8 +204,12 @@ class VGG(nn.Module):
             elif kind == "relu":
                 h = nn.relu(h)
             else:
-                pool = nn.max_pool if self.pooling == "max" else nn.avg_pool
-                h = pool(h, (2, 2), strides=(2, 2), padding="VALID")
+                # ceil: pad the odd edge; max pools pad with -inf, the average divides by what is covered
+                pad = ((0, h.shape[1] % 2), (0, h.shape[2] % 2)) if ceil else "VALID"
+                if self.pooling == "max":
+                    h = nn.max_pool(h, (2, 2), strides=(2, 2), padding=pad)
+                else:
+                    h = nn.avg_pool(h, (2, 2), strides=(2, 2), padding=pad, count_include_pad=False)
             if name in wanted:
                 out[name] = h.astype(jnp.float32)
         return out
@@ -174,8 +227,10 @@ class VGG19(VGG):
     depth: int = 19
 
 
-def tap_shapes(image_hw: tuple[int, int], taps: Iterable[str], depth: int = 19) -> dict[str, tuple[int, int, int]]:
-    """Spatial size and channels of each tap for an H x W input (pools floor odd sizes)."""
+def tap_shapes(
+    image_hw: tuple[int, int], taps: Iterable[str], depth: int = 19, pool_rounding: str = "floor"
+) -> dict[str, tuple[int, int, int]]:
+    """Spatial size and channels of each tap for an H x W input (pools round odd sizes as pool_rounding)."""
     h, w = image_hw
     shapes, c = {}, 3
     channels = conv_channels(depth)
@@ -183,7 +238,7 @@ def tap_shapes(image_hw: tuple[int, int], taps: Iterable[str], depth: int = 19) 
         if name.startswith("conv"):
             c = channels[name][1]
         elif name.startswith("pool"):
-            h, w = h // 2, w // 2
+            h, w = pooled_size(h, pool_rounding), pooled_size(w, pool_rounding)
         shapes[name] = (h, w, c)
     for t in taps:
         layer_index(t, depth)

@@ -70,10 +70,10 @@ class VGGWeights:
     def depth(self) -> int:
         return int(self.meta.get("depth", "19"))
 
-    def module(self, pooling: str = "max", dtype: Any = None) -> VGG:
+    def module(self, pooling: str = "max", dtype: Any = None, pool_rounding: str = "floor") -> VGG:
         """The VGG module these weights fit."""
         kw = {"dtype": dtype} if dtype is not None else {}
-        return VGG(pooling=pooling, depth=self.depth, **kw)
+        return VGG(pooling=pooling, depth=self.depth, pool_rounding=pool_rounding, **kw)
 
     @property
     def description(self) -> str:
@@ -150,6 +150,20 @@ def random_weights(seed: int = 0, preprocess: str = "torchvision", depth: int = 
         "seed": str(seed),
     }
     return VGGWeights(_variables(random_params(seed, depth), preprocess), meta)
+
+
+def with_caffe_mean(weights: VGGWeights, mean_bgr: tuple[float, float, float] | None) -> VGGWeights:
+    """Caffe-preprocessed weights with another BGR mean subtracted from the 0-255 input (chainer-dfi's
+    net.py:8 subtracts 104, 117, 124 where the Caffe model's mean is 103.939, 116.779, 123.68); recorded
+    in the metadata (`caffe_mean`) so caches tell the two apart. None, or weights with torchvision
+    preprocessing (whose normalisation is their own), come back unchanged."""
+    if mean_bgr is None or weights.meta.get("preprocess") != "caffe":
+        return weights
+    mean = np.asarray(mean_bgr, np.float32)
+    if mean.shape != (3,) or not np.all(np.isfinite(mean)):
+        raise WeightsError(f"a Caffe mean is three finite BGR values, e.g. 104,117,124; got {mean_bgr!r}")
+    variables = {**weights.variables, "preprocess": {**weights.variables["preprocess"], "offset": -mean}}
+    return VGGWeights(variables, {**weights.meta, "caffe_mean": ",".join(f"{v:g}" for v in mean)})
 
 
 # ---------------------------------------------------------------- readers (all return HWIO params)

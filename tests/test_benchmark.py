@@ -72,6 +72,9 @@ def test_macs_match_the_reference_count():
 
     # REFERENCE: 14.4 GMAC forward to conv5_1 at 200x200
     assert macs_to("conv5_1", 200) == pytest.approx(14.4e9, rel=0.01)
+    # Caffe's rounding makes pool4 13x13 at 200 px: conv5_1 works on 169 positions, not 144
+    extra = macs_to("conv5_1", 200, "ceil") - macs_to("conv5_1", 200)
+    assert extra == (13 * 13 - 12 * 12) * 9 * 512 * 512
 
 
 def test_bench_fast_style_tiny(tmp_path, capsys):

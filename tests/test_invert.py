@@ -1,10 +1,13 @@
 """The inversion engine: reconstruction, both backends, bounds, batching, compiles, PyTorch parity."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.optimize
 
 from dfijax import invert as I
 from dfijax.losses import psnr
@@ -234,7 +237,10 @@ def test_matches_torch_lbfgs_on_the_same_problem(random_vgg):
 def test_bad_configuration_and_inputs_get_one_line_errors(random_vgg, problem):
     _, targets, x0 = problem
     cases = [
-        (lambda: I.SolverConfig(backend="scipy"), "unknown solver backend 'scipy'"),
+        (lambda: I.SolverConfig(backend="lbfgs"), "unknown solver backend 'lbfgs'"),
+        (lambda: I.SolverConfig(backend="scipy", linesearch="zoom"), "its own line search"),
+        (lambda: I.SolverConfig(units=255.0), "units scale the scipy backend"),
+        (lambda: I.SolverConfig(backend="scipy", units=0.0), "units must be a positive number"),
         (lambda: I.SolverConfig(linesearch="wolfe"), "unknown line search"),
         (lambda: I.SolverConfig(maxiter=0), "maxiter must be a positive integer"),
         (lambda: I.SolverConfig(bounds=(1.0, 0.0)), "bounds must be"),
@@ -267,3 +273,49 @@ def test_sharded_across_4_devices_equals_one_device(random_vgg, problem, solved,
     chex.assert_shape(r.images, x0.shape)
     np.testing.assert_allclose(r.loss_history[:, :10], solved.loss_history[:, :10], rtol=1e-4)
     np.testing.assert_allclose(r.images, solved.images, atol=2e-3)
+
+
+@dataclasses.dataclass(frozen=True)
+class Quartic:
+    """A small bounded objective with curvature that changes along the way (no VGG: milliseconds)."""
+
+    def target_names(self):
+        return ("t",)
+
+    def __call__(self, x, variables, targets):
+        return jnp.sum((x - targets["t"]) ** 2 * (1.0 + 4.0 * x**2)) + 0.1 * jnp.sum(jnp.diff(x, axis=0) ** 2)
+
+
+def test_scipy_backend_is_scipys_lbfgsb_on_the_scaled_variable():
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(0.3, 0.7, (2, 32, 33, 3)).astype(np.float32)
+    t = {"t": jnp.asarray(rng.uniform(-0.5, 1.5, (2, 32, 33, 3)), jnp.float32)}
+    loss = Quartic()
+    seen, shots = [], []
+    cfg = I.SolverConfig(backend="scipy", maxiter=12, history_size=4, bounds=(0.1, 0.9), units=255.0)
+    r = I.invert(loss, {}, t, x0, cfg, check_every=3, progress=lambda k, f: seen.append((k, np.asarray(f))),
+                 snapshot=lambda k, z: shots.append(np.asarray(z)))  # fmt: skip
+    chex.assert_shape(r.images, x0.shape)
+    chex.assert_shape(r.loss_history, (2, 13))
+    for i in range(2):  # scipy itself, on u = 255·x with the box scaled alike (the same compiled objective)
+
+        def fun(u, i=i):
+            x = jnp.asarray(u.reshape(x0.shape[1:]) / 255.0, jnp.float32)
+            f, g = I._value_and_grad(loss, x, {}, {"t": t["t"][i]})
+            return float(f), np.asarray(g, np.float64).ravel() / 255.0
+
+        u0 = x0[i].astype(np.float64).ravel() * 255.0
+        box = [(0.1 * 255.0, 0.9 * 255.0)] * u0.size
+        opts = {"maxiter": 12, "maxcor": 4}
+        want = scipy.optimize.minimize(fun, u0, jac=True, method="L-BFGS-B", bounds=box, options=opts)
+        np.testing.assert_allclose(np.asarray(r.images[i]).ravel(), want.x / 255.0, atol=1e-6)
+        assert float(r.final_loss[i]) == pytest.approx(want.fun, rel=1e-5) and int(r.num_iters[i]) == want.nit
+    assert np.all(np.isfinite(np.asarray(r.loss_history)[:, : int(min(r.num_iters)) + 1]))
+    assert float(r.images.min()) >= 0.1 - 1e-6 and float(r.images.max()) <= 0.9 + 1e-6
+    # progress counts both problems' iterations in one problem's units, each problem's latest loss
+    ks = [k for k, _ in seen]
+    assert ks == sorted(ks) and ks[-1] == 12 and np.isnan(seen[0][1][1]) and np.all(np.isfinite(seen[-1][1]))
+    assert len(shots) >= 4 and not np.allclose(shots[0], shots[-1])
+    # units matter: the first step of L-BFGS-B (x − ∇f when boxed) on [0, 1] units goes elsewhere
+    plain = I.invert(loss, {}, t, x0, dataclasses.replace(cfg, units=1.0))
+    assert np.abs(np.asarray(plain.images) - np.asarray(r.images)).max() > 1e-3

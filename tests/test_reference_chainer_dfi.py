@@ -11,18 +11,24 @@ import dataclasses
 import json
 
 import chex
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from benchmarks.torch_reference import TorchVGG, load_hwio
 from dfijax.data import FaceDataset
 from dfijax.data.celeba import CelebAFolder
 from dfijax.data.faces import load_faces
 from dfijax.dfi import chainer, postprocess, presets, sweep
-from tests.conftest import isolate
+from dfijax.vgg import tap_shapes
+from dfijax.weights import random_weights
+from tests.conftest import isolate, smooth_images
 
 CAFFE_MEAN = np.asarray([104, 117, 124], dtype=np.float32)  # net.py:L8
+TAPS = ("relu3_1", "relu4_1", "relu5_1")  # train.py:L72 layers=['3_1', '4_1', '5_1'] (F.relu outputs)
 
 
 def ref_preprocess(rgb01):
@@ -46,6 +52,98 @@ def to_rgb01_diff(d):
     """A preprocessed-space difference [1, 3, H, W] -> RGB [H, W, 3] in the [0, 1] scale (train.py:L43-44)."""
     d = d.transpose((0, 2, 3, 1))  # train.py:L43
     return d.reshape(d.shape[1:])[:, :, ::-1] / 255.0  # train.py:L44
+
+
+@pytest.fixture(scope="module")
+def caffe_vgg():
+    """The seeded random VGG-19 with Caffe preprocessing (chainer-dfi loads the original Caffe model)."""
+    return random_weights(0, preprocess="caffe")
+
+
+def ref_net(caffe_vgg):
+    """net.py:L50-62's forward: ReLU after every conv, F.max_pooling_2d(h, 2, stride=2) with Chainer's
+    default cover_all=True (the output covers every input pixel: ceil)."""
+    return load_hwio(TorchVGG("max", ceil_mode=True), caffe_vgg.variables["params"]).eval()
+
+
+def ref_feature(net, x):
+    """train.py:L72-74 feature(net, x, layers=['3_1', '4_1', '5_1']): each layer flattened per image."""
+    y = net(x, ["relu3_1", "relu4_1", "relu5_1"])
+    return [y[f"relu{layer}"].reshape(y[f"relu{layer}"].shape[0], -1) for layer in ["3_1", "4_1", "5_1"]]
+
+
+def ref_total_variation(x):
+    """train.py:L116-121: [1, -1] kernels down and across, squared, summed, over x's element count."""
+    dh = x[:, :, :-1, :] - x[:, :, 1:, :]  # L119 wh = [[1], [-1]] per channel (cross-correlation)
+    dw = x[:, :, :, :-1] - x[:, :, :, 1:]  # L120 ww = [[1, -1]]
+    return (torch.sum(dh**2) + torch.sum(dw**2)) / float(np.prod(x.shape))  # L121
+
+
+def ref_update_loss(net, x, target_layers, tv_weight):
+    """train.py:L123-133 update(): Σ F.mean_squared_error(layer, target) + tv_weight · TV, and its gradient."""
+    x = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+    total_loss = 0
+    for layer, target in zip(ref_feature(net, x), target_layers):  # L127
+        total_loss = total_loss + torch.mean((layer - torch.tensor(target)) ** 2)  # L128, L130
+    total_loss = total_loss + tv_weight * ref_total_variation(x)  # L131-133
+    total_loss.backward()  # L135
+    return float(total_loss), x.grad.numpy().astype(np.float64)
+
+
+def chainer_pooled(size):
+    """chainer/utils/conv.py get_conv_outsize(size, k, s, p, cover_all=True) for F.max_pooling_2d(h, 2,
+    stride=2) (net.py:L58; pad 0): (size + p * 2 - k + s - 1) // s + 1."""
+    k, s, p = 2, 2, 0
+    return (size + p * 2 - k + s - 1) // s + 1
+
+
+def test_chainer_network_has_chainers_layer_shapes(caffe_vgg):
+    """net.py:L51-53 layer order: 3_1, 4_1, 5_1 after 2, 3, 4 pools; at 200x200 (train.py:L15) 5_1 is
+    13x13 where flooring gives 12x12."""
+    model = presets.preset("chainer").feature_loss(pretrained=True).model
+    for h, w in [(200, 200), (350, 450), (37, 53)]:
+        want = {}
+        for pools, tap in [(2, "relu3_1"), (3, "relu4_1"), (4, "relu5_1")]:
+            hh, ww = h, w
+            for _ in range(pools):
+                hh, ww = chainer_pooled(hh), chainer_pooled(ww)
+            want[tap] = (1, hh, ww)
+        x = jax.ShapeDtypeStruct((1, h, w, 3), jnp.float32)
+        got = jax.eval_shape(lambda v, x: model.apply(v, x, taps=TAPS), caffe_vgg.variables, x)
+        assert {t: tuple(v.shape[:3]) for t, v in got.items()} == want, (h, w)
+        if (h, w) == (200, 200):
+            assert want["relu5_1"] == (1, 13, 13)
+
+
+def test_chainer_objective_and_gradient_equal_train_py_update(caffe_vgg):
+    h, w = 72, 56  # odd at pool4: cover_all's relu5_1 is 5x4, flooring's 4x3
+    x01, other01 = smooth_images(2, h, w, seed=3)
+    net = ref_net(caffe_vgg)
+    base = [f.detach().numpy() for f in ref_feature(net, torch.tensor(ref_preprocess(other01)))]
+    targets = [f + 0.3 * np.sign(np.sin(np.arange(f.size))).reshape(f.shape).astype(np.float32) for f in base]
+    want, want_grad = ref_update_loss(net, ref_preprocess(x01), targets, tv_weight=100.0)  # --tv-weight 100 (L32)
+
+    cfg = presets.preset("chainer")
+    loss = cfg.feature_loss(pretrained=True)
+    weights = cfg.network(caffe_vgg)
+    shapes = {t: v[:2] for t, v in tap_shapes((h, w), TAPS, pool_rounding=cfg.pool_rounding).items()}
+    assert shapes == {"relu3_1": (18, 14), "relu4_1": (9, 7), "relu5_1": (5, 4)}
+    t = {}
+    for tap, f, (th, tw) in zip(TAPS, targets, shapes.values()):
+        t[tap] = jnp.asarray(f.reshape(-1, th, tw).transpose(1, 2, 0))  # [C·h·w] NCHW -> [h, w, C]
+    got, grad = jax.value_and_grad(loss)(jnp.asarray(x01), weights.variables, t)
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
+    # dfijax's gradient is with respect to RGB in [0, 1]: the reference's is on BGR 0-255 (net.py:L12-14)
+    want_rgb = 255.0 * want_grad[0].transpose(1, 2, 0)[:, :, ::-1]
+    assert np.linalg.norm(np.asarray(grad, np.float64) - want_rgb) <= 1e-4 * np.linalg.norm(want_rgb)
+    # the mean is net.py's: the preset's relu3_1 is the reference's, the Caffe model's own mean is not
+    ref3 = ref_feature(net, torch.tensor(ref_preprocess(x01)))[0].detach().numpy().reshape(-1, 18, 14)
+    ref3 = ref3.transpose(1, 2, 0)
+    errs = [
+        np.linalg.norm(np.asarray(loss.features(v, jnp.asarray(x01))["relu3_1"]) - ref3) / np.linalg.norm(ref3)
+        for v in (weights.variables, caffe_vgg.variables)
+    ]
+    assert errs[0] < 1e-6 < 1e-4 < errs[1], errs
 
 
 def test_residual_correction_and_colour_adjust_follow_train_py():

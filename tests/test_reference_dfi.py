@@ -1,11 +1,15 @@
 """The `official` DFI preset against paulu/deepfeatinterp's own code, transcribed line by line.
 
 Every expected value here is computed by a numpy (and, for the network's backward pass, torch)
-transcription of the reference: deepart.py, deepmodels.py, totalvariation.py, utils.py, demo1.py,
-datasets/lfw/lfw_binarize_attributes.py. Line numbers are the repository's newest commit. dfijax is
-only the thing under test; the VGG-19 weights are the seeded random ones with Caffe preprocessing
-(as vgg_normalised.caffemodel is used: BGR, 0-255, minus the mean).
+transcription of the reference: deepart.py, deepmodels.py, deepmodels_torch.py, totalvariation.py,
+utils.py, demo1.py, demo2.py, datasets/lfw/lfw_binarize_attributes.py, and Caffe's pooling_layer.cpp for
+the network's shapes (its pools round up: the torch net here uses ceil_mode). Line numbers are the
+repository's newest commit. dfijax is only the thing under test; the VGG-19 weights are the seeded
+random ones with Caffe preprocessing (as vgg_normalised.caffemodel is used: BGR, 0-255, minus the mean).
 """
+
+import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -16,9 +20,11 @@ import torch
 
 from benchmarks.torch_reference import TorchVGG, load_hwio
 from dfijax import dfi
+from dfijax import invert as inv
+from dfijax.data import FaceDataset
 from dfijax.dfi import neighbours as nb
 from dfijax.dfi import postprocess, presets, sweep
-from dfijax.vgg import VGG19
+from dfijax.vgg import fit_to_quantum, tap_shapes, unfit_from_quantum, zero_colour
 from dfijax.weights import random_weights
 from tests.conftest import smooth_images
 
@@ -114,7 +120,12 @@ def caffe_input(initial_image):
 
 def deprocess(data):
     """deepmodels.py:L214: [1, 3, H, W] Caffe -> RGB [0, 1] HWC, clipped."""
-    return ((data[0].transpose(1, 2, 0) + MEAN)[:, :, ::-1] / 255.0).clip(0, 1)
+    return deprocess_unclipped(data).clip(0, 1)
+
+
+def deprocess_unclipped(data):
+    """deepmodels.py:L214 before its clip (an iterate inside the box may leave [0, 1])."""
+    return (data[0].transpose(1, 2, 0) + MEAN)[:, :, ::-1] / 255.0
 
 
 # ----------------------------------------------------------------------------- tests
@@ -125,30 +136,146 @@ def caffe_vgg():
     return random_weights(0, preprocess="caffe")
 
 
-def test_official_objective_and_gradient_equal_deepart_objective_func(caffe_vgg):
-    x, other = smooth_images(2, 40, 36, seed=3)
+@pytest.fixture(scope="module")
+def caffe_net(caffe_vgg):
+    """The Caffe VGG-19 as the prototxt builds it: pools rounding up (pooling_layer.cpp `ceil`)."""
+    return load_hwio(TorchVGG("max", ceil_mode=True), caffe_vgg.variables["params"]).eval()
+
+
+H, W = 72, 56  # odd at pool4 (9x7): Caffe's relu5_1 is 5x4 where flooring gives 4x3
+
+
+def caffe_blobs(net, caffe_in):
+    """net.forward() blobs conv3_1/4_1/5_1 (after the in-place ReLUs), [1, C, h, w] float64."""
+    out = net(torch.tensor(caffe_in, dtype=torch.float32), list(TAPS))
+    return {"conv" + t[4:]: out[t].detach().numpy().astype(np.float64) for t in TAPS}
+
+
+def shifted(blobs):
+    """Targets off the image's own features (a flat sign pattern), so the objective is not at a minimum."""
+    return {k: v + 0.05 * np.sign(np.sin(np.arange(v.size))).reshape(v.shape) for k, v in blobs.items()}
+
+
+def to_nhwc(blobs):
+    return {"relu" + k[4:]: jnp.asarray(v[0].transpose(1, 2, 0), jnp.float32) for k, v in blobs.items()}
+
+
+def test_official_objective_and_gradient_equal_deepart_objective_func(caffe_vgg, caffe_net):
+    x, other = smooth_images(2, H, W, seed=3)
     x = x.copy()
     x[4:14, 6:20] = 0.5  # a flat patch: tv_norm's 1e-3 floor and its gradient there
-    t = {k: v[0] for k, v in VGG19().apply(caffe_vgg.variables, other[None], taps=TAPS).items()}
-    t = {k: v + 0.05 * np.sign(np.sin(np.arange(v.size))).reshape(v.shape) for k, v in t.items()}  # shifted targets
+    F2 = shifted(caffe_blobs(caffe_net, caffe_input(other.astype(np.float64))))
+    assert F2["conv5_1"].shape == (1, 512, 5, 4) and F2["conv3_1"].shape == (1, 256, 18, 14)
 
     cfg = presets.preset("official")
     loss = cfg.feature_loss(pretrained=True)
+    t = to_nhwc(F2)
+    assert loss.model.pool_rounding == "ceil"
+    assert {k: v[:2] for k, v in tap_shapes((H, W), TAPS, pool_rounding="ceil").items()} == {
+        k: tuple(v.shape[:2]) for k, v in t.items()
+    }
     got, grad = jax.value_and_grad(loss)(jnp.asarray(x), caffe_vgg.variables, t)
 
-    net = load_hwio(TorchVGG("max"), caffe_vgg.variables["params"]).eval()
-    F2 = {"conv" + k[4:]: np.asarray(v, np.float64).transpose(2, 0, 1)[None] for k, v in t.items()}
-    want, want_grad = dfi_reconstruct_objective(F2, net, BLOBS, caffe_input(x.astype(np.float64)))
+    want, want_grad = dfi_reconstruct_objective(F2, caffe_net, BLOBS, caffe_input(x.astype(np.float64)))
     # the gradient in dfijax's RGB [0, 1] coordinates: caffe_in = rgb[..., ::-1] * 255 - mean (deepmodels.py:L211)
-    want_grad = 255.0 * want_grad.reshape(1, 3, 40, 36)[0].transpose(1, 2, 0)[:, :, ::-1]
+    want_grad = 255.0 * want_grad.reshape(1, 3, H, W)[0].transpose(1, 2, 0)[:, :, ::-1]
 
-    np.testing.assert_allclose(float(got), want, rtol=2e-5)
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
     g = np.asarray(grad, np.float64)
-    assert np.linalg.norm(g - want_grad) <= 2e-4 * np.linalg.norm(want_grad)
+    assert np.linalg.norm(g - want_grad) <= 1e-4 * np.linalg.norm(want_grad)
     # the ÷3 of deepart.py:L170 is what the preset computes: ½‖·‖² summed would be 3x the feature term
     feat_only = presets.preset("official", tv_weight=0.0).feature_loss(pretrained=True)
     tv_term = want - float(feat_only(jnp.asarray(x), caffe_vgg.variables, t))
     assert tv_term == pytest.approx(1e-3 * tv_norm(caffe_input(x.astype(np.float64)))[0], rel=1e-4)
+
+
+def caffe_pooled(height):
+    """pooling_layer.cpp (Reshape): pooled_height_ = static_cast<int>(ceil(static_cast<float>(height_ +
+    2 * pad_h_ - kernel_h_) / stride_h_)) + 1, with VGG's kernel 2, stride 2, pad 0."""
+    return int(np.ceil(np.float32(height + 2 * 0 - 2) / 2)) + 1
+
+
+def test_official_network_has_caffes_blob_shapes(caffe_vgg):
+    """conv3_1/4_1/5_1 sit after 2/3/4 pools (VGG_ILSVRC_19_layers_deploy_fullconv.prototxt); at 200x200
+    (demo1's size) Caffe's conv5_1 is 13x13 where flooring gives 12x12."""
+    model = presets.preset("official").feature_loss(pretrained=True).model
+    for h, w in [(200, 200), (350, 450), (37, 53)]:
+        want = {}
+        for pools, tap in [(2, "relu3_1"), (3, "relu4_1"), (4, "relu5_1")]:
+            hh, ww = h, w
+            for _ in range(pools):
+                hh, ww = caffe_pooled(hh), caffe_pooled(ww)
+            want[tap] = (1, hh, ww)
+        x = jax.ShapeDtypeStruct((1, h, w, 3), jnp.float32)
+        got = jax.eval_shape(lambda v, x: model.apply(v, x, taps=TAPS), caffe_vgg.variables, x)
+        assert {t: tuple(v.shape[:3]) for t, v in got.items()} == want, (h, w)
+    assert want["relu5_1"] == (1, 3, 4)  # 37x53
+    assert tap_shapes((200, 200), ["relu5_1"], pool_rounding="ceil")["relu5_1"][:2] == (13, 13)
+
+
+def test_official_solve_is_dfi_reconstructs_scipy_call(caffe_vgg, caffe_net):
+    """deepmodels.py:L105-134: scipy's L-BFGS-B on the Caffe input (BGR, 0-255, minus the mean), boxed in
+    (-128, 162), options {'maxiter', 'iprint'}. Run on the preset's compiled objective (equal to
+    objective_func, the test above) in the reference's coordinates, it gives the preset's first 10
+    iterates; run on the torch transcription of objective_func, the same final loss. (The two networks'
+    float32 gradients differ by ~1e-6, which L-BFGS-B's curvature pairs amplify within a few iterations,
+    so iterates are compared on one objective.)"""
+    x, other = smooth_images(2, H, W, seed=4)
+    # a little noise: no exact ties in the max pools, whose gradient torch and XLA route differently
+    x = (0.15 + 0.7 * x + np.random.default_rng(0).uniform(-0.02, 0.02, x.shape)).astype(np.float32)
+    F2 = shifted(caffe_blobs(caffe_net, caffe_input(other.astype(np.float64))))
+    cfg = presets.preset("official", iters=12)
+    loss, variables, t = cfg.feature_loss(pretrained=True), cfg.network(caffe_vgg).variables, to_nhwc(F2)
+    caffe_in = caffe_input(x.astype(np.float64))
+
+    def preset_objective(v, *args):
+        """The preset's objective at the Caffe input v (deepart.objective_func's signature and units), the
+        program the preset's solve compiles (bit for bit the same values)."""
+        x = jnp.asarray(deprocess_unclipped(v.reshape(caffe_in.shape)), jnp.float32)
+        f, g = inv._value_and_grad(loss, x, variables, t)
+        return float(f), np.asarray(g, np.float64)[:, :, ::-1].transpose(2, 0, 1).ravel() / 255.0
+
+    def dfi_reconstruct_solve(objective, *args):
+        x0 = caffe_in.ravel().astype(np.float64)  # L129
+        solver_param = {"maxiter": cfg.iters, "iprint": -1}  # L131
+        bounds = (-128, 162)  # L105
+        seen = []
+        opt_res = scipy.optimize.minimize(
+            objective,
+            x0,
+            args=args,
+            bounds=list(zip(np.full_like(x0, bounds[0]), np.full_like(x0, bounds[1]))),
+            method="L-BFGS-B",
+            jac=True,
+            options={"maxiter": solver_param["maxiter"]},
+            callback=lambda xk: seen.append(deprocess_unclipped(xk.reshape(caffe_in.shape))),
+        )  # L134 (Python 3: list(zip(...)); iprint, which only prints, left out)
+        return seen, opt_res
+
+    want, opt_res = dfi_reconstruct_solve(preset_objective)
+    group = [(None, list(BLOBS), False, 1.0)]  # L111-121: one target group, equal blob weights
+    _, transcribed = dfi_reconstruct_solve(
+        objective_func, caffe_net, list(BLOBS), group, [F2], 0.001, 2, caffe_in.shape
+    )
+
+    got = {}
+    r = inv.invert(
+        loss, variables, {k: v[None] for k, v in t.items()}, jnp.asarray(x[None]), cfg.solver(), check_every=1,
+        snapshot=lambda k, z: got.setdefault(k, np.asarray(z[0], np.float64)),
+    )  # fmt: skip
+    assert len(want) == cfg.iters and int(r.num_iters[0]) == cfg.iters
+    moved = [np.sqrt(np.mean((b - a) ** 2)) * 255 for a, b in zip([x] + want, want)]
+    assert min(moved[:10]) > 0.5  # every iterate moves (0-255 units; seen 1.2 to 15)
+    for k in range(10):  # seen: 3.3e-6 each (the iterates' float32 rounding)
+        assert np.sqrt(np.mean((got[k + 1] - want[k]) ** 2)) * 255 <= 1e-4, k
+    assert float(r.final_loss[0]) == pytest.approx(opt_res.fun, rel=1e-4)  # seen 0 (the same iterates)
+    # on the transcription the path drifts apart after a few iterations (float32 noise, above), the loss not
+    assert float(r.final_loss[0]) == pytest.approx(transcribed.fun, rel=5e-3)  # seen 2.3e-3 (12 iterations)
+    # the first trial step, x − ∇f in Caffe units (lbfgsb.f lnsrlb: stp = 1 when boxed), was accepted:
+    # on [0, 1] pixels the same solver would have stepped 255² times shorter
+    g0 = preset_objective(caffe_in.ravel())[1].reshape(caffe_in.shape)
+    first = deprocess_unclipped(caffe_in - g0)
+    np.testing.assert_allclose(got[1], first, atol=1e-5)
 
 
 def test_official_box_is_dfi_reconstructs_caffe_bounds(caffe_vgg):
@@ -255,18 +382,32 @@ def celeba_select(score, constraints, attributes):
     return list(S[knn[0]])  # L269
 
 
+@dataclasses.dataclass
+class AttrTable(FaceDataset):
+    def load(self, index, size):
+        raise AssertionError("neighbour selection reads attributes only")
+
+
 def test_official_celeba_neighbours_are_celeba_attributes_select():
     rng = np.random.default_rng(3)
     attrs = np.where(rng.random((80, 6)) < 0.5, -1.0, 1.0)  # CelebA's ±1 labels
     gender, smile, young = 0, 1, 2
     XA = attrs[7]
-    # demo2.py:L103-104 builds the constraints this way: the input's gender, the edited attribute
-    cP = [(gender, XA[gender] >= 0), (young, True)]
-    cQ = [(gender, XA[gender] >= 0), (young, False)]
+    # demo2.py:L103-104 (method 'older'): the input's gender and smile held, then the edited attribute
+    cP = [(gender, XA[gender] >= 0), (smile, XA[smile] >= 0), (young, True)]
+    cQ = [(gender, XA[gender] >= 0), (smile, XA[smile] >= 0), (young, False)]
     P, Q = celeba_select(attrs, cP, XA), celeba_select(attrs, cQ, XA)
-    got = nb.official_binary_neighbours(attrs, XA, [(young, -1)], k=5, same=gender, allow_fewer=True)
+    got = nb.official_binary_neighbours(attrs, XA, [(young, -1)], k=5, same=[gender, smile], allow_fewer=True)
     np.testing.assert_array_equal(got.source, P[:5])
     np.testing.assert_array_equal(got.target, Q[:5])
+    gender_only = nb.official_binary_neighbours(attrs, XA, [(young, -1)], k=5, same=gender, allow_fewer=True)
+    assert not np.array_equal(gender_only.source, got.source)  # holding the smile changes the sets here
+    # the preset holds exactly these for that edit: gender (same_gender) and Smiling (hold), not an edited one
+    names = ("Male", "Smiling", "Young", "Eyeglasses", "Bald", "Mouth_Slightly_Open")
+    data = AttrTable("celeba", names, attrs, tuple(map(str, range(80))), True, "Male")
+    cfg = presets.preset("official")
+    assert sweep._held(cfg, data, [(young, -1)]) == [gender, smile]
+    assert sweep._held(cfg, data, [(smile, 1)]) == [gender]
     # raw query scores (a classifier's, not ±1) are compared with the 0/1 binary table as they are
     q = rng.normal(size=6)
     cQ = [(smile, True)]
@@ -303,6 +444,9 @@ def test_official_preset_settings_are_the_demos():
     assert cfg.alpha_mode == "warm" and cfg.init == "input"  # demo1.py:L121-132: init=o, then Y, iter//2
     assert cfg.tv_weight == 1e-3 and cfg.tv_form == "tv-norm" and cfg.reduction == "sum/taps"  # deepmodels.py:L204
     assert cfg.bounds == "lbfgsb" and cfg.box == "caffe" and cfg.taps == TAPS  # deepmodels.py:L130, L202
+    assert cfg.optimizer == "scipy" and cfg.history == 10  # deepmodels.py:L134, scipy's maxcor default
+    assert cfg.pool_rounding == "ceil"  # Caffe pooling_layer.cpp: ceil((H + 2 pad - k) / stride) + 1
+    assert cfg.same_gender and cfg.hold == ("Smiling",)  # demo2.py:L103-112
     assert cfg.ftol == pytest.approx(1e7 * np.finfo(np.float64).eps)  # scipy L-BFGS-B factr default
     assert cfg.neighbours == "official" and not cfg.include_input
 
@@ -321,3 +465,33 @@ def test_warm_alphas_start_from_the_previous_clipped_result(random_vgg):
     second, _ = dfi.edit(loss, random_vgg.variables, x, w, [0.5], cfg.solver(2), cfg.scaling, x0=start)
     np.testing.assert_allclose(out[:, 0], np.asarray(start), atol=1e-5)
     np.testing.assert_allclose(out[:, 1], np.clip(np.asarray(second[:, 0]), 0, 1), atol=1e-5)
+
+
+def test_torch_backend_pads_to_a_multiple_of_64_as_fit_to_quantum():
+    """deepmodels_torch.py:L29-60 (FitToQuantum after Normalize, unfit_from_quantum): demo2's torch backend
+    pads each normalised CHW image with zeros, centred, to a multiple of 64; dfijax pads the RGB image with
+    the colour its preprocessing maps to zero, so the network sees the same tensor."""
+
+    def reference_fit(img, quantum=64.0):  # FitToQuantum.__call__, img [C, H, W] after Normalize
+        size = img.size()
+        pad_w = 0 if img.size(1) % int(quantum) == 0 else int((quantum - img.size(1) % int(quantum)) / 2)
+        pad_h = 0 if img.size(2) % int(quantum) == 0 else int((quantum - img.size(2) % int(quantum)) / 2)
+        res = torch.zeros(
+            size[0], int(math.ceil(size[1] / quantum) * quantum), int(math.ceil(size[2] / quantum) * quantum)
+        )
+        res[:, pad_w : (pad_w + size[1]), pad_h : (pad_h + size[2])].copy_(img)
+        return res
+
+    weights = random_weights(0)  # torchvision preprocessing, as vgg19g_torch_base's Normalize
+    mean, std = torch.tensor((0.485, 0.456, 0.406)), torch.tensor((0.229, 0.224, 0.225))
+    for h, w in [(200, 150), (129, 64), (64, 65)]:
+        img = smooth_images(1, h, w, seed=h)[0]
+        normalised = (torch.from_numpy(img).permute(2, 0, 1) - mean[:, None, None]) / std[:, None, None]
+        want = reference_fit(normalised).permute(1, 2, 0).numpy()
+        padded, (top, left) = fit_to_quantum(img, zero_colour(weights.variables))
+        pre = weights.variables["preprocess"]
+        got = padded @ np.asarray(pre["matrix"]).T + np.asarray(pre["offset"])
+        assert got.shape == want.shape and got.shape[0] % 64 == 0 and got.shape[1] % 64 == 0
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        np.testing.assert_array_equal(unfit_from_quantum(padded, (h, w)), img)
+        assert (top, left) == ((64 - h % 64) // 2 if h % 64 else 0, (64 - w % 64) // 2 if w % 64 else 0)

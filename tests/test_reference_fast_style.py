@@ -87,7 +87,8 @@ def test_paper_preset_is_train_lua_defaults():
 
 def torch_vgg16(params, a, upto="relu4_3"):
     """vgg16.t7's layers on the Caffe-preprocessed batch a [N, 3, H, W] (BGR, 0-255, minus the mean):
-    3x3 convs pad 1, ReLU, 2x2 max pools; returns every relu output by name."""
+    3x3 convs pad 1, ReLU, 2x2 max pools rounding up (loadcaffe.cpp writes SpatialMaxPooling `:ceil()`);
+    returns every relu output by name."""
     out, h = {}, a
     for b, n in ((1, 2), (2, 2), (3, 3), (4, 3)):
         for l in range(1, n + 1):
@@ -97,7 +98,7 @@ def torch_vgg16(params, a, upto="relu4_3"):
             out[f"relu{b}_{l}"] = h
             if f"relu{b}_{l}" == upto:
                 return out
-        h = torch.nn.functional.max_pool2d(h, 2, 2)
+        h = torch.nn.functional.max_pool2d(h, 2, 2, ceil_mode=True)
     return out
 
 
@@ -123,6 +124,34 @@ def lua_tv_grad(a, strength):
     g[:, :, :-1, 1:] -= x_diff  # :30
     g[:, :, 1:, :-1] -= y_diff  # :31
     return g * strength  # :32
+
+
+def torch_pooled(size):
+    """torch/nn lib/THNN/generic/SpatialMaxPooling.c, ceil_mode (loadcaffe's `:ceil()` in vgg16.t7),
+    kernel 2, stride 2, pad 0: (long)(ceil((float)(inputHeight - kH + 2*padH) / dH)) + 1."""
+    kH, dH, padH = 2, 2, 0
+    return int(np.ceil(np.float32(size - kH + 2 * padH) / dH)) + 1
+
+
+def test_paper_loss_network_has_loadcaffes_layer_shapes():
+    """vgg16.t7's relu1_2, relu2_2, relu3_3, relu4_3 (train.lua:44 style, :37 content) sit after 0-3
+    pools; at the 256 px training size they agree with flooring, on a long-side-256 style image not."""
+    cfg = fs.preset("paper")
+    model = cfg.loss().model
+    taps = tuple(dict.fromkeys((*cfg.style_layers, cfg.content_layer)))
+    pools = {"relu1_2": 0, "relu2_2": 1, "relu3_3": 2, "relu4_3": 3}
+    w16 = random_weights(0, preprocess="caffe", depth=16)
+    for h, w in [(200, 200), (350, 450), (256, 171), (37, 53)]:
+        want = {}
+        for t in taps:
+            hh, ww = h, w
+            for _ in range(pools[t]):
+                hh, ww = torch_pooled(hh), torch_pooled(ww)
+            want[t] = (hh, ww)
+        x = jax.ShapeDtypeStruct((1, h, w, 3), jnp.float32)
+        got = jax.eval_shape(lambda v, x: model.apply(v, x, taps=taps), w16.variables, x)
+        assert {t: tuple(v.shape[1:3]) for t, v in got.items()} == want, (h, w)
+    assert want["relu4_3"] == (5, 7)  # 37x53: flooring gives 4x6
 
 
 def test_paper_loss_value_and_gradient_match_the_lua_modules(images):

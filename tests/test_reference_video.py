@@ -35,8 +35,9 @@ def lua_preprocess(img_chw_rgb):
 
 
 def torch_vgg_taps(params, x_chw, taps):
-    """loadcaffe VGG-19 up to the deepest tap: conv3x3 pad 1, ReLU, max pooling 2x2/2 (AV:L58 `-pooling
-    max`, CORE:L197-209 keeps the SpatialMaxPooling). Returns {tap: [C, h, w]} and keeps the graph."""
+    """loadcaffe VGG-19 up to the deepest tap: conv3x3 pad 1, ReLU, max pooling 2x2/2 rounding up (AV:L58
+    `-pooling max`, CORE:L197-209 keeps the SpatialMaxPooling, which loadcaffe.cpp writes with `:ceil()`).
+    Returns {tap: [C, h, w]} and keeps the graph."""
     order = [
         (1, 2),
         (2, 2),
@@ -55,7 +56,7 @@ def torch_vgg_taps(params, x_chw, taps):
                 out[f"relu{b}_{l}"] = h[0]
             if len(out) == len(taps):
                 return out
-        h = torch.nn.functional.max_pool2d(h, 2, 2)
+        h = torch.nn.functional.max_pool2d(h, 2, 2, ceil_mode=True)
     return out
 
 
@@ -116,26 +117,56 @@ def lua_objective(params, z_chw, content_rgb, style_rgb, warped_rgb, c, weights)
     return loss, grad
 
 
+def torch_pooled(size):
+    """torch/nn lib/THNN/generic/SpatialMaxPooling.c, ceil_mode (loadcaffe's `:ceil()`), kernel 2, stride
+    2, pad 0: (long)(ceil((float)(inputHeight - kH + 2*padH) / dH)) + 1."""
+    kH, dH, padH = 2, 2, 0
+    return int(np.ceil(np.float32(size - kH + 2 * padH) / dH)) + 1
+
+
+def test_paper_network_has_loadcaffes_layer_shapes(random_vgg):
+    """The paper preset's VGG-19 at artistic-videos' 450x350 frames (relu3_1 88x113 where flooring gives
+    87x112), at 200x200 and at an odd size: every tap the objective reads, as the Lua net sizes it."""
+    model = vid.video_config("paper").loss().model
+    taps = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")  # AV:L63-64 content, style
+    pools = {"relu1_1": 0, "relu2_1": 1, "relu3_1": 2, "relu4_1": 3, "relu4_2": 3, "relu5_1": 4}
+    for h, w in [(350, 450), (200, 200), (37, 53)]:
+        want = {}
+        for t in taps:
+            hh, ww = h, w
+            for _ in range(pools[t]):
+                hh, ww = torch_pooled(hh), torch_pooled(ww)
+            want[t] = (hh, ww)
+        x = jax.ShapeDtypeStruct((1, h, w, 3), jnp.float32)
+        got = jax.eval_shape(lambda v, x: model.apply(v, x, taps=taps), random_vgg.variables, x)
+        assert {t: tuple(v.shape[1:3]) for t, v in got.items()} == want, (h, w)
+        if (h, w) == (350, 450):
+            assert want["relu3_1"] == (88, 113) and want["relu5_1"] == (22, 29)
+
+
 def test_paper_objective_value_and_gradient_match_the_lua_code(random_vgg):
-    """32 px, seeded random VGG-19 with Caffe preprocessing (so the network sees the Lua's input),
-    two earlier frames with fractional reliabilities: value and gradient of ArtisticVideosLoss (paper
-    settings) against the transcription; 'exact' temporal gradient and TV in the value as variants."""
+    """36x44 px (odd at pool4: loadcaffe's ceil pools give relu5_1 3x3 where flooring gives 2x2), seeded
+    random VGG-19 with Caffe preprocessing (so the network sees the Lua's input), two earlier frames
+    with fractional reliabilities: value and gradient of ArtisticVideosLoss (paper settings) against the
+    transcription; 'exact' temporal gradient and TV in the value as variants."""
+    H, W = 36, 44
     pre = {k: jnp.asarray(v) for k, v in preprocess_constants("caffe").items()}
     variables = {"params": random_vgg.variables["params"], "preprocess": pre}
     rng = np.random.default_rng(0)
-    content = rng.uniform(0, 1, (32, 32, 3)).astype(np.float32)
-    style = rng.uniform(0, 1, (32, 32, 3)).astype(np.float32)
-    warped = rng.uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
-    c = rng.uniform(0, 1, (2, 32, 32)).astype(np.float32)
+    content = rng.uniform(0, 1, (H, W, 3)).astype(np.float32)
+    style = rng.uniform(0, 1, (H, W, 3)).astype(np.float32)
+    warped = rng.uniform(0, 1, (2, H, W, 3)).astype(np.float32)
+    c = rng.uniform(0, 1, (2, H, W)).astype(np.float32)
     c[0, :4] = 0.0
     c[1, -4:] = 1.0
-    z = (rng.normal(0, 30, (32, 32, 3))).astype(np.float32)
+    z = (rng.normal(0, 30, (H, W, 3))).astype(np.float32)
     weights = (5.0, 1e2, 1e3, 1e-3)  # AV:L35-38 content, style, temporal, tv
 
     loss = vid.ArtisticVideosLoss()  # the paper defaults
     assert (loss.content_weight, loss.style_weight, loss.temporal_weight, loss.tv_weight) == weights
     assert loss.model.pooling == "max" and loss.content_layers == ("relu4_2",)
-    grams = vid.av_style_grams(loss, variables, [style], None, (32, 32))
+    assert loss.model.pool_rounding == "ceil" and vid.video_config("paper").loss().model == loss.model
+    grams = vid.av_style_grams(loss, variables, [style], None, (H, W))
     tg = vid.av_targets(loss, variables, content[None], grams, 2)
     tg = {k: v[0] for k, v in tg.items()}
     tg["warped"] = vid.to_caffe(warped)
@@ -173,7 +204,7 @@ def test_paper_objective_value_and_gradient_match_the_lua_code(random_vgg):
         shallow = vid.ArtisticVideosLoss(
             content_layers=("relu1_1",), style_layers=(), content_weight=0.0, tv_weight=0.0, temporal_gradient=kind
         )
-        tg1 = {**tg, "content/relu1_1": jnp.zeros((32, 32, 64))}
+        tg1 = {**tg, "content/relu1_1": jnp.zeros((H, W, 64))}
         g = jax.jit(jax.grad(lambda x, s=shallow: s(x, variables, tg1)))(jnp.asarray(z))
         d = np.asarray(z)[None] - np.asarray(tg["warped"])
         want_t = (1e3 * 2 * factor[..., None] * d / z.size).sum(0)

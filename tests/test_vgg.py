@@ -45,6 +45,32 @@ def test_average_pooling_is_the_mean_of_each_window(random_vgg):
     np.testing.assert_allclose(out_max["pool1"][0], r.reshape(17, 2, 17, 2, 64).max(axis=(1, 3)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_ceil_pools_cover_the_odd_edge(random_vgg, pooling):
+    """Rounding up (Caffe, Chainer's cover_all, loadcaffe): the last window hangs over the bottom/right
+    edge and pools what it covers (the average divides by the pixels covered, as Caffe does unpadded)."""
+    x = jnp.asarray(smooth_images(1, 35, 33, seed=2))
+    model = VGG19(pooling=pooling, pool_rounding="ceil")
+    out = model.apply(random_vgg.variables, x, taps=("relu1_2", "pool1", "relu5_1"))
+    r = np.asarray(out["relu1_2"])[0]
+    reduce = np.max if pooling == "max" else np.mean
+    manual = np.array(
+        [[reduce(r[2 * i : 2 * i + 2, 2 * j : 2 * j + 2], axis=(0, 1)) for j in range(17)] for i in range(18)]
+    )
+    chex.assert_shape(out["pool1"], (1, 18, 17, 64))
+    np.testing.assert_allclose(out["pool1"][0], manual, rtol=1e-5, atol=1e-6)
+    assert tap_shapes((35, 33), ["pool1", "relu5_1"], pool_rounding="ceil") == {
+        "pool1": (18, 17, 64),
+        "relu5_1": (3, 3, 512),
+    }
+    chex.assert_shape(out["relu5_1"], (1, 3, 3, 512))
+    assert tap_shapes((35, 33), ["relu5_1"])["relu5_1"] == (2, 2, 512)  # flooring
+    floor = VGG19(pooling=pooling).apply(random_vgg.variables, x, taps=("pool1",))["pool1"][0]
+    np.testing.assert_allclose(floor, out["pool1"][0, :17, :16], rtol=1e-6)  # the windows both have
+    with pytest.raises(ValueError, match="pool_rounding must be one of"):
+        VGG19(pool_rounding="round").apply(random_vgg.variables, x, taps=("pool1",))
+
+
 def test_bfloat16_compute_returns_float32_close_to_float32(random_vgg):
     x = jnp.asarray(smooth_images(2, 40, 40))
     taps = ("relu3_1", "relu4_1", "relu5_1")

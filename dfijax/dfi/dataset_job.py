@@ -67,14 +67,21 @@ class JobConfig:
     def __post_init__(self):
         config.freeze_tuples(self)
         config.check(self)
+        if self.sweep.optimizer != "engine":
+            raise ValueError(
+                "the dataset job solves every chunk in one engine call on a global mesh: use --optimizer engine"
+            )
 
     def chunk_rows(self, local_devices: int) -> int:
         """Rows per process per call: chunk, or local_devices x rows_per_device."""
         return self.chunk or local_devices * self.rows_per_device
 
 
-# the DFI presets (dfi.presets) as jobs: the dataset job edits at one alpha, 0.4, unless told otherwise
-PRESETS: dict[str, dict[str, Any]] = {name: {"sweep": presets.preset(name, alphas=(0.4,))} for name in presets.PRESETS}
+# the DFI presets (dfi.presets) as jobs: the dataset job edits at one alpha, 0.4, unless told otherwise,
+# always on the batched engine (the official preset's scipy solver runs one problem at a time)
+PRESETS: dict[str, dict[str, Any]] = {
+    name: {"sweep": presets.preset(name, alphas=(0.4,), optimizer="engine")} for name in presets.PRESETS
+}
 
 
 @dataclasses.dataclass
@@ -255,6 +262,7 @@ def run_job(
         n_steps = min(n_steps, config.stop_after_chunks)
 
     edit_specs = [specs.parse_edit(e, data.attr_names) for e in cfg.edits]
+    weights = cfg.network(weights)
     loss = cfg.feature_loss(weights.pretrained)
     root = pathlib.Path(cache_root) if cache_root is not None else None
     if root is not None and info.count > 1:  # processes never write the same cache file

@@ -87,6 +87,7 @@ def feature_cache_dir(
         weights=weights_id(weights_meta),
         taps=loss.taps,
         pooling=loss.model.pooling,
+        pool_rounding=loss.model.pool_rounding,
         dtype=str(loss.model.dtype),
         data=dataset.name,
         crop=getattr(dataset, "crop", None),
@@ -100,8 +101,10 @@ def cache_key(**parts) -> str:
 
 
 def weights_id(meta: Mapping[str, str]) -> str:
-    """What identifies weights for caching: the source file's hash, or the random seed."""
-    return meta.get("source_sha256") or f"random-seed{meta.get('seed', '?')}"
+    """What identifies weights for caching: the source file's hash, or the random seed (and a Caffe mean
+    other than the file's, see weights.with_caffe_mean)."""
+    base = meta.get("source_sha256") or f"random-seed{meta.get('seed', '?')}"
+    return f"{base}-mean{meta['caffe_mean']}" if meta.get("caffe_mean") else base
 
 
 def attribute_vector_cached(
@@ -125,6 +128,7 @@ def attribute_vector_cached(
         weights=weights_id(weights_meta),
         taps=loss.taps,
         pooling=loss.model.pooling,
+        pool_rounding=loss.model.pool_rounding,
         data=dataset.name,
         crop=getattr(dataset, "crop", None),
         size=size,

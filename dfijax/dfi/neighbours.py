@@ -22,6 +22,10 @@ class Neighbours:
     n_source_available: int
 
 
+def _indices(same: int | Sequence[int] | None) -> list[int]:
+    return [] if same is None else [int(same)] if np.ndim(same) == 0 else [int(j) for j in same]
+
+
 def select_neighbours(
     attrs: np.ndarray,
     query: np.ndarray,
@@ -31,7 +35,7 @@ def select_neighbours(
     has: float = 0.5,
     lacks: float = -0.5,
     metric: str = "l2",
-    same: int | None = None,
+    same: int | Sequence[int] | None = None,
     exclude: int | None = None,
     allow_fewer: bool = False,
     rank: str = "other",
@@ -42,7 +46,7 @@ def select_neighbours(
     attributes out of the distance, rank="all" uses every attribute (as chainer-dfi and the official
     code do; with Hamming distance the edited ones add the same amount to every candidate of a set).
 
-    attrs: [N, A]; query: [A]. same: an attribute index (e.g. Male) whose sign must match the query's.
+    attrs: [N, A]; query: [A]. same: attribute indices (e.g. Male) whose signs must match the query's.
     exclude: a dataset index never chosen (the input itself). Fewer than k qualifying images raise
     NeighbourError unless allow_fewer; none at all always does.
     """
@@ -60,10 +64,10 @@ def select_neighbours(
         pos, neg = attrs[:, i] >= has, attrs[:, i] < lacks
         want &= pos if sign > 0 else neg
         oppo &= neg if sign > 0 else pos
-    if same is not None:
-        if np.isnan(query[same]):
+    for j in _indices(same):
+        if np.isnan(query[j]):
             raise ValueError("a same-attribute restriction needs that attribute's value for the input")
-        match = np.sign(attrs[:, same]) == np.sign(query[same])
+        match = np.sign(attrs[:, j]) == np.sign(query[j])
         want &= match
         oppo &= match
     if exclude is not None:
@@ -194,20 +198,23 @@ def official_binary_neighbours(
     edit: Sequence[tuple[int, int]],
     k: int = 100,
     *,
-    same: int | None = None,
+    same: int | Sequence[int] | None = None,
     exclude: int | None = None,
     allow_fewer: bool = False,
 ) -> Neighbours:
     """The official code's CelebA selection (deepmodels.py celeba_attributes.select): binary = score
-    >= 0; a hard filter on the constraints (same: the query's side of that attribute, e.g. Male, as
-    demo2 constrains gender; then the edit's attributes: target on the edit's side, source on the other);
+    >= 0; a hard filter on the constraints (same: the query's side of those attributes, as demo2 holds
+    gender and smile; then the edit's attributes: target on the edit's side, source on the other);
     ranked by numpy's argsort of the Minkowski p = 1 distance between the query's raw values and the
     0/1 binary attributes (NaN query entries left out). The input (exclude) is dropped after ranking."""
     attrs = np.asarray(attrs, np.float64)
     query = np.asarray(query, np.float64)
     binary = attrs >= 0
     known = ~np.isnan(query)
-    base = [] if same is None else [(same, bool(query[same] >= 0))]
+    held = _indices(same)
+    if np.any(np.isnan(query[held])):
+        raise ValueError("a same-attribute restriction needs that attribute's value for the input")
+    base = [(j, bool(query[j] >= 0)) for j in held]
     sets = []
     for side in (1, -1):
         cons = base + [(i, (sign > 0) == (side > 0)) for i, sign in edit]

@@ -3,13 +3,17 @@
 - "official": paulu/deepfeatinterp, the caffe+scipy backend as demo1.py calls it (deepmodels.py,
   deepart.py, totalvariation.py, utils.py): beta scaling w/mean(w²) over the concatenated taps;
   Σ_l ½‖φ_l(z) − t_l‖² ÷ 3 over relu3_1/4_1/5_1 (one target holding the three blobs, each divided by
-  len(target_blob_names)); tv_norm TV^β with its 1e-3 floor, λ = 1e-3, β = 2 on 0-255 values;
-  L-BFGS-B (jaxopt, 10 pairs, unit step, stop at a relative decrease below scipy's factr·eps)
-  on the (−128, 162) box of the Caffe input, results clipped to [0, 1]; α = 0.4; 500 iterations,
-  later alphas warm-started from the previous clipped result with half; K = 100 neighbours by the
-  official rule (LFW: make_manifolds on binarised scores; CelebA: celeba_attributes.select with the
-  input's gender); one global mean/std colour match to the input.
-- "chainer": dsanno/chainer-dfi (train.py, train_lfw.py): per-layer ‖φ_l(x)‖·w_l/‖w_l‖; per-layer mean
+  len(target_blob_names)) of a VGG-19 whose pools round up as Caffe's do; tv_norm TV^β with its 1e-3
+  floor, λ = 1e-3, β = 2 on 0-255 values; scipy's L-BFGS-B itself (maxcor 10, factr 1e7, its Wolfe
+  search, one problem at a time on the 0-255 scale, so its first step is the reference's) on the
+  (−128, 162) box of the Caffe input, results clipped to [0, 1]; α = 0.4; 500 iterations, later alphas
+  warm-started from the previous clipped result with half; K = 100 neighbours by the official rule
+  (LFW: make_manifolds on binarised scores; CelebA: celeba_attributes.select with the input's gender
+  and smile held, as demo2 holds them); one global mean/std colour match to the input.
+  `--optimizer engine` solves every problem in one batched call instead (see the README for how far
+  its iterates are from scipy's).
+- "chainer": dsanno/chainer-dfi (train.py, train_lfw.py, net.py): its VGG-19 pools rounding up
+  (cover_all) on BGR 0-255 minus (104, 117, 124); per-layer ‖φ_l(x)‖·w_l/‖w_l‖; per-layer mean
   squared error; TV weight 100 on (ΣΔ²)/(H·W·C) of 0-255 values; L-BFGS without line search, history
   5, 1000 iterations from uniform noise; neighbours by its rules (dfi.chainer: CelebA's include/exclude
   filter ranked by pixel distance to the input, LFW's ±0.5 thresholds ranked by L2 over all attributes;
@@ -46,25 +50,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         scaling="beta",  # demo1.py:L55, L117-118
         reduction="sum/taps",  # deepmodels.py:L111-121, deepart.py:L56, L169-170
         taps=TAPS,  # deepmodels.py:L202 (conv*_1 blobs, ReLU in place)
+        pool_rounding="ceil",  # Caffe pooling_layer.cpp: pooled = ceil((H + 2·pad − k)/stride) + 1
         tv_weight=1e-3,  # deepmodels.py:L204
         tv_form="tv-norm",  # deepart.py:L175-177, totalvariation.py:L23-40
         bounds="lbfgsb",  # deepmodels.py:L130, L134
         box="caffe",  # deepmodels.py:L105, L134
-        linesearch="none",  # scipy searches a Wolfe step; the unit step it accepts, see benchmarks/RESULTS.md
-        ftol=SCIPY_FTOL,
+        optimizer="scipy",  # deepmodels.py:L130-134 scipy.optimize.minimize(method='L-BFGS-B')
+        ftol=SCIPY_FTOL,  # scipy's default factr, deepmodels.py:L131 sets only maxiter
         history=10,  # scipy's maxcor default
         iters=500,  # demo1.py:L56
         init="input",  # demo1.py:L122
         alpha_mode="warm",  # demo1.py:L124-132
         k=100,  # demo1.py:L54
         neighbours="official",  # demo1.py:L19-47, deepmodels.py:L263-269
-        same_gender=True,  # demo2.py:L103-110 constrains the input's gender (LFW: the attribute's, L26)
+        same_gender=True,  # demo2.py:L103-112 holds the input's gender (LFW: demo1's attribute gender, L26)
+        hold=("Smiling",),  # demo2.py:L103-112 holds the input's smile too (an edit of it is not held)
         include_input=False,  # demo1.py:L42, L45
         color_match="global",  # demo1.py:L57, L135-136, utils.py:L45-61
         residual=False,
     ),
     "chainer": dict(
-        size=200,
+        size=200,  # train.py:L15
+        pool_rounding="ceil",  # net.py:L58 F.max_pooling_2d(h, 2, stride=2), cover_all=True
+        caffe_mean=(104.0, 117.0, 124.0),  # net.py:L8
         scaling="chainer",
         reduction="mean",
         taps=TAPS,

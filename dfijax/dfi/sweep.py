@@ -23,8 +23,8 @@ from dfijax import invert as inv
 from dfijax.data import FaceDataset
 from dfijax.dfi import chainer, features, postprocess, specs, vectors
 from dfijax.dfi import neighbours as nb
-from dfijax.vgg import VGG19, layer_index
-from dfijax.weights import VGGWeights
+from dfijax.vgg import POOL_ROUNDINGS, VGG19, layer_index
+from dfijax.weights import VGGWeights, with_caffe_mean
 
 if TYPE_CHECKING:
     from dfijax.dfi.probe import Probe, ProbeConfig
@@ -64,11 +64,19 @@ class SweepConfig:
     """go on with fewer than K neighbours"""
     same_gender: bool = False
     """neighbours share the input's gender"""
+    hold: Annotated[tuple[str, ...], config.comma_list(str)] = ()
+    """attributes the neighbours share with the input besides gender, unless the edit changes them
+    (official: Smiling, as demo2 holds gender and smile; not used by LFW's demo1 rule or chainer's)"""
     scaling: Literal["chainer", "paper", "beta", "none"] = "chainer"
     """attribute vector scaling: chainer-dfi's per-layer ‖φ_l(x)‖·w_l/‖w_l‖, the paper's, the official
     code's w/mean(w²) (beta), or none"""
     taps: Annotated[tuple[str, ...], config.comma_list(str)] = ("relu3_1", "relu4_1", "relu5_1")
     """comma-separated VGG-19 layers the objective compares"""
+    pool_rounding: Literal[POOL_ROUNDINGS] = "floor"
+    """VGG pools on odd sizes: floor, or ceil as Caffe and Chainer round (official, chainer)"""
+    caffe_mean: Annotated[tuple[float, float, float] | None, config.comma_list(float)] = None
+    """BGR mean Caffe-preprocessed weights subtract (None: the weights' own 103.939,116.779,123.68;
+    chainer: 104,117,124); torchvision-preprocessed weights keep their own normalisation"""
     size: Annotated[int, config.Bounds(ge=32)] = 64
     """working size in pixels (dfijax preset 64, the references 200)"""
     iters: Annotated[int, config.POSITIVE] = 100
@@ -84,8 +92,12 @@ class SweepConfig:
     """pixel box during the solve (--box): true L-BFGS-B, or clipping after each step"""
     box: Literal["unit", "caffe"] = "unit"
     """the box: [0, 1], or the official code's (-128, 162) on the Caffe input (per channel)"""
+    optimizer: Literal["engine", "scipy"] = "engine"
+    """engine: every problem in one compiled, vmapped L-BFGS call (fast); scipy: scipy's L-BFGS-B itself,
+    one problem at a time on the Caffe input's 0-255 scale, as the official code runs it (--history,
+    --ftol, the box and --iters apply; its line search is scipy's)"""
     linesearch: Literal["none", "zoom", "backtracking", "hager-zhang"] | None = None
-    """L-BFGS line search (none: a fixed unit step, dfijax and chainer; official: zoom, as scipy searches)"""
+    """engine's L-BFGS line search (none: a fixed unit step)"""
     ftol: Annotated[float, config.NONNEG] = 0.0
     """stop at a relative decrease below this (official: scipy L-BFGS-B's factr·eps = 2.2e-9)"""
     history: Annotated[int, config.POSITIVE] = 10
@@ -157,8 +169,12 @@ class SweepConfig:
     def resolved_tv_weight(self, pretrained: bool) -> float:
         return self.tv_weight if self.tv_weight is not None else (1e-3 if pretrained else 1e-6)
 
+    def network(self, weights: VGGWeights) -> VGGWeights:
+        """The weights as the objective sees them (with caffe_mean when set and they are Caffe's)."""
+        return with_caffe_mean(weights, self.caffe_mean)
+
     def feature_loss(self, pretrained: bool) -> inv.FeatureLoss:
-        model = VGG19(dtype=jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32)
+        model = VGG19(dtype=jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32, pool_rounding=self.pool_rounding)
         return inv.FeatureLoss(
             model=model,
             taps=self.taps,
@@ -177,14 +193,16 @@ class SweepConfig:
         return tuple(tuple(float((v + m) / 255.0) for m in CAFFE_MEAN_RGB) for v in CAFFE_BOUNDS)
 
     def solver(self, iters: int | None = None) -> inv.SolverConfig:
+        scipy = self.optimizer == "scipy"
         return inv.SolverConfig(
             maxiter=iters or self.iters,
             history_size=self.history,
-            backend="optax" if self.bounds == "project" else "jaxopt",
+            backend="scipy" if scipy else "optax" if self.bounds == "project" else "jaxopt",
             bounds=self.pixel_box(),
-            linesearch=None if self.linesearch == "none" else self.linesearch,
+            linesearch=None if (scipy or self.linesearch == "none") else self.linesearch,
             ftol=self.ftol,
             patience=1 if self.ftol else 3,
+            units=255.0 if scipy else 1.0,
         )
 
 
@@ -199,6 +217,14 @@ def _check_chainer_fields(c: SweepConfig) -> None:
         raise ValueError("include/exclude filter chainer-dfi's neighbours: set neighbours='chainer' too")
     if c.same_gender and c.neighbours == "chainer":
         raise ValueError("chainer neighbours ignore same_gender: include or exclude 'Male' instead")
+    if c.hold and c.neighbours == "chainer":
+        raise ValueError("chainer neighbours ignore hold: use include instead")
+    if c.caffe_mean is not None and len(c.caffe_mean) != 3:
+        raise ValueError(f"caffe_mean is three BGR values, e.g. 104,117,124; got {c.caffe_mean}")
+    if c.optimizer == "scipy" and c.bounds == "project":
+        raise ValueError("the scipy solver boxes the pixels itself (L-BFGS-B): use bounds 'lbfgsb' or 'none'")
+    if c.optimizer == "scipy" and c.linesearch not in (None, "none"):
+        raise ValueError("the scipy solver searches its own Wolfe step: drop --linesearch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -445,7 +471,6 @@ def run_sweep(
     progress = progress or (lambda *a: None)
     t_start = time.perf_counter()
     edit_specs = [specs.parse_edit(e, data.attr_names) for e in config.edits]
-    gender = _gender(config, data)
     rows = [(i, e) for i in range(len(inputs.images)) for e in range(len(edit_specs))]
     warnings, sets = [], []
     official = config.neighbours == "official"
@@ -454,7 +479,7 @@ def run_sweep(
     for i, e in rows:
         exclude = None if config.include_input else inputs.excludes[i]
         if official:
-            n = _official_neighbours(config, data, inputs, i, edit_specs[e], gender, exclude, binary)
+            n = _official_neighbours(config, data, inputs, i, edit_specs[e], exclude, binary)
         elif config.neighbours == "chainer":
             n = chainer.select_neighbours(
                 ndata,
@@ -474,6 +499,9 @@ def run_sweep(
             warnings.append(f"only {len(n.target)} target / {len(n.source)} source neighbours (K = {config.k})")
         sets.append(n)
 
+    if config.caffe_mean is not None and weights.meta.get("preprocess") != "caffe":
+        warnings.append(f"caffe_mean {config.caffe_mean} not applied: these weights use torchvision preprocessing")
+    weights = config.network(weights)
     loss = config.feature_loss(weights.pretrained)
     root = pathlib.Path(cache_root) if cache_root is not None else None
     t0 = time.perf_counter()
@@ -543,9 +571,13 @@ def run_sweep(
     )
 
 
-def _gender(config: SweepConfig, data: FaceDataset) -> int | None:
-    """The gender attribute's index when neighbours must share the input's gender (and the data has one)."""
-    return data.attr_index(data.gender) if (config.same_gender and data.gender) else None
+def _held(config: SweepConfig, data: FaceDataset, spec: specs.Spec) -> list[int]:
+    """The attributes neighbours share with the input: the gender (same_gender, where the data has one),
+    then `hold`'s that the data has and the edit leaves alone."""
+    held = [data.attr_index(data.gender)] if (config.same_gender and data.gender) else []
+    edited = {i for i, _ in spec}
+    held += [data.attr_index(n) for n in config.hold if n in data.attr_names]
+    return [j for j in dict.fromkeys(held) if j not in edited]
 
 
 def attribute_neighbours(
@@ -560,7 +592,7 @@ def attribute_neighbours(
         spec,
         config.k,
         metric=metric,
-        same=_gender(config, data),
+        same=_held(config, data, spec),
         exclude=exclude,
         allow_fewer=config.allow_fewer,
         rank=config.rank,
@@ -649,15 +681,16 @@ def _official_neighbours(
     inputs: SweepInputs,
     i: int,
     spec: tuple[tuple[int, int], ...],
-    gender: int | None,
     exclude: int | None,
     binary: nb.BinaryAttributes | None,
 ) -> nb.Neighbours:
-    """The official code's rule: binary datasets as celeba_attributes.select (gender constrained to
-    the input's side when same_gender), continuous (LFW) scores as demo1's make_manifolds."""
+    """The official code's rule: binary datasets as celeba_attributes.select (the held attributes, gender
+    and `hold`, constrained to the input's side as demo2.py:L99-112 does), continuous (LFW) scores as
+    demo1's make_manifolds."""
     if binary is None:
+        held = _held(config, data, spec)
         return nb.official_binary_neighbours(
-            data.attrs, inputs.queries[i], spec, config.k, same=gender, exclude=exclude, allow_fewer=config.allow_fewer
+            data.attrs, inputs.queries[i], spec, config.k, same=held, exclude=exclude, allow_fewer=config.allow_fewer
         )
     own = inputs.excludes[i]
     query = binary.members[own] if own is not None else binary.member(inputs.queries[i], data.attr_names)
@@ -679,6 +712,12 @@ def noise_start(key: jax.Array, shape: Sequence[int]) -> jax.Array:
     noise = jax.random.uniform(key, tuple(shape), jnp.float32, -10.0, 10.0)
     mean = jnp.array([124.0, 117.0, 104.0]).reshape((1,) * (noise.ndim - 1) + (3,))
     return (mean + noise) / 255.0
+
+
+def _mean_started(losses: jax.Array) -> float:
+    """The mean loss of the problems that have started (the scipy solver reports NaN for the others)."""
+    seen = np.asarray(losses)[np.isfinite(np.asarray(losses))]
+    return float(seen.mean()) if seen.size else float("nan")
 
 
 def solve_alphas(
@@ -707,7 +746,7 @@ def solve_alphas(
 
     def solve(start, al, iters, done, total, info):
         def report(k, losses):
-            progress("solve", done + k, total, {"loss": float(jnp.mean(losses)), **info})
+            progress("solve", done + k, total, {"loss": _mean_started(losses), **info})
 
         out, r = vectors.edit(
             loss,

@@ -92,8 +92,8 @@ class ArtisticVideosLoss:
     def __post_init__(self):
         from dfijax.vgg import VGG19, layer_index
 
-        if self.model is None:
-            object.__setattr__(self, "model", VGG19(pooling="max"))
+        if self.model is None:  # the reference's net through loadcaffe: max pools rounding up
+            object.__setattr__(self, "model", VGG19(pooling="max", pool_rounding="ceil"))
         for t in self.content_layers + self.style_layers:
             layer_index(t)
         if self.temporal_gradient not in TEMPORAL_GRADIENTS:

@@ -36,7 +36,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from dfijax import batching, config, losses, training
-from dfijax.vgg import CAFFE_MEAN_BGR, VGG, VGG19
+from dfijax.vgg import CAFFE_MEAN_BGR, POOL_ROUNDINGS, VGG, VGG19
 
 # Johnson et al.'s loss layers on VGG-16 and their VGG-19 analogues (each block's last ReLU): content, style.
 JOHNSON_LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
@@ -298,6 +298,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         eps=1e-5,  # InstanceNormalization.lua:21 (-use_instance_norm 1, train.lua:21)
         weight_init="torch",
         vgg=16,  # -loss_network models/vgg16.t7 (train.lua:38)
+        pool_rounding="ceil",  # vgg16.t7 comes through loadcaffe: nn.SpatialMaxPooling(...):ceil()
         content_layer=REFERENCE_LAYERS[16][0],  # -content_layers 16 (train.lua:37)
         style_layers=REFERENCE_LAYERS[16][1],  # -style_layers 4,9,16,23 (train.lua:44)
         content_weight=1.0,  # -content_weights 1.0 (train.lua:36)
@@ -380,6 +381,8 @@ class FastStyleConfig:
     """the content loss's VGG layer (`loss_layers` gives a preset's)"""
     style_layers: Annotated[tuple[str, ...], tyro.conf.Suppress] = JOHNSON_LAYERS[19][1]
     """the style loss's VGG layers"""
+    pool_rounding: Literal[POOL_ROUNDINGS] = "floor"
+    """loss network pools on odd sizes: floor, or ceil as the paper preset's loadcaffe net rounds"""
     content_weight: Annotated[float, config.NONNEG] = 1.0
     """content loss weight"""
     style_weight: Annotated[float, config.NONNEG] = 0.5
@@ -443,7 +446,7 @@ class FastStyleConfig:
 
     def loss(self) -> PerceptualLoss:
         return PerceptualLoss(
-            model=VGG(depth=self.vgg),
+            model=VGG(depth=self.vgg, pool_rounding=self.pool_rounding),
             content_layer=self.content_layer,
             style_layers=tuple(self.style_layers),
             content_weight=self.content_weight,

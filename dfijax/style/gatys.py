@@ -142,6 +142,7 @@ class StyleLoss:
         return {
             "normalize": self.normalize,
             "pooling": self.model.pooling,
+            "pool_rounding": self.model.pool_rounding,
             "content_layers": list(self.content_layers),
             "style_layers": list(self.style_layers),
             "content_weight": self.content_weight,
@@ -152,11 +153,14 @@ class StyleLoss:
 
 
 STYLE_LOSS_PRESETS: dict[str, dict[str, Any]] = {
-    # the Gatys reference notebook: max pooling (its `VGG()` default), Gram / (h·w), weights 1e3/n²,
-    # content 1, no TV; pooling="avg" is the paper's text
+    # the Gatys reference notebook: max pooling (its `VGG()` default, nn.MaxPool2d: odd sizes floored),
+    # Gram / (h·w), weights 1e3/n², content 1, no TV; pooling="avg" is the paper's text
     "gatys": dict(model=VGG19(pooling="max"), normalize="gatys", content_weight=1.0, tv_weight=0.0),
-    # jcjohnson/neural-style defaults: max pooling, Gram / (C·h·w), style 100, content 5, TV 1e-3
-    "neural-style": dict(model=VGG19(pooling="max"), normalize="neural-style", content_weight=5.0, tv_weight=1e-3),
+    # jcjohnson/neural-style defaults: max pooling rounding up (its net comes through loadcaffe, which
+    # writes :ceil()), Gram / (C·h·w), style 100, content 5, TV 1e-3
+    "neural-style": dict(
+        model=VGG19(pooling="max", pool_rounding="ceil"), normalize="neural-style", content_weight=5.0, tv_weight=1e-3
+    ),
 }
 
 
@@ -473,8 +477,8 @@ class StyleConfig:
         over: dict[str, Any] = {
             k: v for k, v in (("content_weight", self.content_weight), ("tv_weight", self.tv_weight)) if v is not None
         }
-        if self.pooling is not None:
-            over["model"] = VGG19(pooling=self.pooling)
+        if self.pooling is not None:  # the objective's network, its rounding kept
+            over["model"] = STYLE_LOSS_PRESETS[self.normalize]["model"].clone(pooling=self.pooling)
         return style_loss_preset(self.normalize, **over)
 
     def solver(self) -> Any:

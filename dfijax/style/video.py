@@ -73,6 +73,7 @@ from dfijax.style.video_io import (  # noqa: F401
     write_pictures,
     write_video,
 )
+from dfijax.vgg import POOL_ROUNDINGS, VGG19
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,6 +344,7 @@ VIDEO_PRESETS: dict[str, dict[str, Any]] = {
         temporal_after=8,
         objective="artistic-videos",
         pooling="max",
+        pool_rounding="ceil",  # loadcaffe writes nn.SpatialMaxPooling(...):ceil()
         tv=1e-3,
         history=100,
         tol_relative=1e-4,
@@ -408,6 +410,8 @@ class VideoConfig:
     """optical flow method (OpenCV)"""
     pooling: Literal["avg", "max"] = "avg"
     """VGG pooling"""
+    pool_rounding: Literal[POOL_ROUNDINGS] = "floor"
+    """VGG pools on odd sizes: floor, or ceil as the paper preset's loadcaffe net rounds"""
     tv: Annotated[float, config.NONNEG] = 0.0
     """TV^2 weight on the 0-255 scale"""
     blend: Annotated[tuple[float, ...] | None, config.comma_list(float), config.NONNEG] = None
@@ -453,13 +457,14 @@ class VideoConfig:
         """The per-frame objective: a StyleLoss ("dfijax", the temporal term is added by TemporalLoss) or
         an ArtisticVideosLoss with this temporal weight."""
         from dfijax.style.gatys import StyleLoss
-        from dfijax.vgg import VGG19
 
         if self.objective == "artistic-videos":
-            return ArtisticVideosLoss(
-                model=VGG19(pooling=self.pooling), tv_weight=self.tv, temporal_weight=temporal_weight
-            )
-        return StyleLoss(model=VGG19(pooling=self.pooling), tv_weight=self.tv)
+            return ArtisticVideosLoss(model=self.model(), tv_weight=self.tv, temporal_weight=temporal_weight)
+        return StyleLoss(model=self.model(), tv_weight=self.tv)
+
+    def model(self) -> VGG19:
+        """The loss network: VGG-19 with this run's pooling and its rounding."""
+        return VGG19(pooling=self.pooling, pool_rounding=self.pool_rounding)
 
 
 def video_config(preset: str = "quick", **overrides: Any) -> VideoConfig:
