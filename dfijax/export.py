@@ -41,8 +41,13 @@ def specs(tree: Any) -> Any:
 def export_portable(fun_jit: Any, *args: Any, platforms: Sequence[str] = PLATFORMS) -> jax.export.Exported:
     """jax.export of a jax.jit-wrapped function for all `platforms` at the shapes of args (arrays or
     ShapeDtypeStructs; lowering only, nothing is computed). Raises what jax.export raises when an op has
-    no lowering for one of the platforms or calls a custom target that is not guaranteed stable."""
-    return jax.export.export(fun_jit, platforms=tuple(platforms))(*specs(args))
+    no lowering for one of the platforms or calls a custom target that is not guaranteed stable, as one
+    line: ValueError("cannot export for (platforms): …")."""
+    try:
+        return jax.export.export(fun_jit, platforms=tuple(platforms))(*specs(args))
+    except Exception as e:  # JAX raises many types here (a host callback has no multi-platform lowering)
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ValueError(f"cannot export for {tuple(platforms)}: {type(e).__name__}: {first}") from None
 
 
 def custom_call_targets(exported: jax.export.Exported) -> set[str]:

@@ -222,7 +222,7 @@ def test_celeba_corrupt_and_wrong_size_images(tmp_path):
     with pytest.raises(DataError) as e:
         ds.load(2, 8)
     assert str(bad) in _one_line(e) and "100x100" in str(e.value)
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="out of range"):
         ds.load(6, 8)
 
 

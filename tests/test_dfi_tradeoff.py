@@ -7,7 +7,7 @@ from PIL import Image
 
 from dfijax.data.synthetic_faces import synthetic_faces
 from dfijax.dfi import neighbours as nb
-from dfijax.dfi import specs, tradeoff
+from dfijax.dfi import tradeoff
 from dfijax.dfi.probe import ProbeConfig, train_probe
 
 
@@ -30,29 +30,58 @@ def test_projector_removes_only_the_edited_directions(faces_and_probe):
     assert np.linalg.norm(p @ other) > 0.3 * np.linalg.norm(other)  # a gender change still counts as drift
 
 
-def test_blend_measured_as_an_edit_gives_the_blend_curve(faces_and_probe):
-    """Feeding the baseline's own blends in as the 'edits' must reproduce the baseline numbers, and
-    t = 0 is no change: zero gain, zero drift; drift grows with t."""
+def test_gain_and_drift_equal_a_direct_computation(faces_and_probe):
+    """measure() against the definitions computed here by hand from the probe's scores and embeddings:
+    gain = P(edit's direction | edit) − P(… | input); drift = ‖(e(edit) − e(input))·Π‖ / median over
+    stranger pairs of ‖(e(a) − e(b))·Π‖, Π removing the edited attribute's read-out direction. The
+    'edits' are real faces: each input's nearest target neighbour, and the input itself (no change)."""
     data, probe = faces_and_probe
-    size, ts = 32, (0.0, 0.3, 0.6)
-    spec = specs.parse_edit("Smiling+", data.attr_names)
-    rows = [i for i in range(len(data)) if data.attrs[i, spec[0][0]] < 0][:3]
+    size, ts, n_strangers = 32, (0.0, 0.3, 0.6), 40
+    smile = data.attr_names.index("Smiling")
+    add, remove = [(smile, 1)], [(smile, -1)]
+    rows = [i for i in range(len(data)) if data.attrs[i, smile] < 0][:2]
+    rows += [i for i in range(len(data)) if data.attrs[i, smile] >= 0.5][:1]
+    specs_ = [add, add, remove]
     inputs = data.images(rows, size)
-    sets = [nb.select_neighbours(data.attrs, data.attrs[i], spec, 20, exclude=i) for i in rows]
-    means = np.stack([data.images(n.target, size).mean(0) for n in sets])
-    t = np.asarray(ts, np.float32)[None, :, None, None, None]
-    blends = (1 - t) * inputs[:, None] + t * means[:, None]
-    res = tradeoff.measure(probe, data, inputs, blends, [spec] * 3, sets, ts, size, blend_t=ts, n_strangers=50)
-    chex.assert_shape([res.dfi_gain, res.dfi_drift, res.blend_gain, res.blend_drift], (3, 3))
-    np.testing.assert_allclose(res.dfi_gain, res.blend_gain, atol=1e-5)
-    np.testing.assert_allclose(res.dfi_drift, res.blend_drift, atol=1e-5)
-    np.testing.assert_allclose(res.blend_gain[:, 0], 0, atol=1e-6)
-    np.testing.assert_allclose(res.blend_drift[:, 0], 0, atol=1e-6)
+    sets = [nb.select_neighbours(data.attrs, data.attrs[i], sp, 20, exclude=i) for i, sp in zip(rows, specs_)]
+    edits = np.stack([np.stack([data.images(n.target[:1], size)[0], x]) for n, x in zip(sets, inputs)])
+    res = tradeoff.measure(
+        probe, data, inputs, edits, specs_, sets, (1.0, 0.0), size, blend_t=ts, n_strangers=n_strangers
+    )
+    chex.assert_shape([res.dfi_gain, res.dfi_drift], (3, 2))
+    chex.assert_shape([res.blend_gain, res.blend_drift], (3, 3))
+
+    k = probe.head()[0][:, smile]
+    proj = np.eye(len(k)) - np.outer(k, k) / (k @ k)  # the complement of the smile read-out
+    e_s = probe.embed(data.images(range(n_strangers), size)) @ proj
+    pairs = [np.linalg.norm(e_s[a] - e_s[b]) for a in range(n_strangers) for b in range(a + 1, n_strangers)]
+    stranger = float(np.median(pairs))
+    assert res.stranger_distance == pytest.approx({"+Smiling": stranger, "-Smiling": stranger}, rel=1e-4)
+
+    def direct(images, x, sign):
+        p, p_in = probe.scores(images)[:, smile], probe.scores(x[None])[0, smile]
+        gain = p - p_in if sign > 0 else (1 - p) - (1 - p_in)
+        drift = np.linalg.norm((probe.embed(images) - probe.embed(x[None])) @ proj, axis=1) / stranger
+        return gain, drift
+
+    for r, (x, sp, n) in enumerate(zip(inputs, specs_, sets)):
+        gain, drift = direct(edits[r], x, sp[0][1])
+        np.testing.assert_allclose(res.dfi_gain[r], gain, atol=1e-5)
+        np.testing.assert_allclose(res.dfi_drift[r], drift, rtol=1e-4, atol=1e-6)
+        mean = data.images(n.target, size).mean(0)
+        blends = np.stack([(1 - t) * x + t * mean for t in ts])
+        gain, drift = direct(blends, x, sp[0][1])
+        np.testing.assert_allclose(res.blend_gain[r], gain, atol=1e-5)
+        np.testing.assert_allclose(res.blend_drift[r], drift, rtol=1e-4, atol=1e-6)
+    # another face with the edit's attribute gains it (seen 0.05-0.12 from this 60-step probe) and is
+    # another person (seen drift 0.36-0.93 of the stranger distance)
+    assert (res.dfi_gain[:, 0] > 0.02).all() and (res.dfi_drift[:, 0] > 0.2).all()
+    np.testing.assert_allclose(res.dfi_gain[:, 1], 0, atol=1e-6)  # the input itself: no change
+    np.testing.assert_allclose(res.dfi_drift[:, 1], 0, atol=1e-6)
     assert (np.diff(res.blend_drift, axis=1) > 0).all()
-    assert list(res.stranger_distance) == ["+Smiling"] and res.stranger_distance["+Smiling"] > 0
-    assert [s["method"] for s in res.summary()] == ["dfi"] * 3 + ["pixel blend"] * 3
+    assert [s["method"] for s in res.summary()] == ["dfi"] * 2 + ["pixel blend"] * 3
     with pytest.raises(ValueError, match="rows"):
-        tradeoff.measure(probe, data, inputs[:2], blends, [spec] * 3, sets, ts, size)
+        tradeoff.measure(probe, data, inputs[:2], edits, specs_, sets, (1.0, 0.0), size)
 
 
 def test_tradeoff_plot_has_axes(faces_and_probe, tmp_path):

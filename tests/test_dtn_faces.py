@@ -44,7 +44,7 @@ def test_cartoon_faces_deterministic_shape_range_varied():
     assert np.abs(corr[~np.eye(len(free), dtype=bool)]).max() < 0.15
     with pytest.raises(ValueError, match="at least one"):
         cartoon_faces(0)
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"cartoon face 24 out of range \(dataset has 24\)"):
         ds.load(24, 32)
 
 
@@ -95,7 +95,20 @@ def test_vgg_f_dtn_g_step_lowers_l_g_and_keeps_vgg_frozen(random_vgg):
     chex.assert_shape(out, (3, 32, 32, 3))
     assert 0 <= out.min() and out.max() <= 1
     c = F.constancy(dtn, f_params, state.g.params, XS)
-    assert c["n"] == 8 and all(np.isfinite(v) for v in c.values()) and c["retrieval_chance"] == 1 / 8
+    assert c["n"] == 8 and c["retrieval_chance"] == 1 / 8
+    # the metrics by their definitions, from f(s) and f(G(s)) here (unit rows u; a pairing without fixed points)
+    f_s = F.features(TINY_F, f_params, XS).astype(np.float64)
+    f_gs = F.features(TINY_F, f_params, D.translate(dtn, f_params, state.g.params, XS)).astype(np.float64)
+    u = lambda z: z / np.linalg.norm(z, axis=1, keepdims=True)
+    cos = u(f_s) @ u(f_gs).T
+    assert c["const_mse"] == pytest.approx(np.mean((f_s - f_gs) ** 2), rel=1e-6)
+    assert c["cos_s_gs"] == pytest.approx(np.mean(np.diag(cos)), rel=1e-6)
+    assert c["retrieval_top1"] == np.mean(np.argmax(cos, 1) == np.arange(8))
+    pairs = [(i, j) for i in range(8) for j in range(8) if i != j]  # the baselines pair each s with another s'
+    s_s = [np.sum(u(f_s)[i] * u(f_s)[j]) for i, j in pairs]
+    assert min(s_s) - 1e-9 <= c["cos_s_other_s"] <= max(s_s) + 1e-9 and c["cos_s_other_s"] < 0.99
+    assert c["const_mse_random_pair"] >= min(np.mean((f_s[i] - f_s[j]) ** 2) for i, j in pairs) > 0
+    assert min(cos[i, j] for i, j in pairs) - 1e-9 <= c["cos_s_other_gs"] <= max(cos[i, j] for i, j in pairs) + 1e-9
 
 
 TINY_RUN = (
@@ -104,7 +117,7 @@ TINY_RUN = (
 ).split()
 
 
-def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsys):
+def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsys, random_vgg):
     from experiments import train_dtn_faces
 
     isolate(monkeypatch, tmp_path)
@@ -130,17 +143,29 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
     assert res["networks"]["norm"] == "group" and res["networks"]["g_batch_stats"] == 0
     for k in ("d_loss", "g_loss", "gang", "const", "tid", "tv"):
         assert np.isfinite(res["final_metrics"][k]), k
-    for part in ("constancy", "constancy_untrained_g"):
+    for part in ("constancy", "constancy_untrained_g"):  # their formulas: test_vgg_f_dtn_g_step_… above
         assert all(np.isfinite(v) for v in res[part].values()) and res[part]["n"] == 8
+    # the trained G and the untrained one are two different G: three steps moved every G-dependent number
+    for k in ("const_mse", "cos_s_gs", "cos_s_other_gs"):
+        assert res["constancy"][k] != res["constancy_untrained_g"][k], k
+    assert res["constancy"]["const_mse_random_pair"] == res["constancy_untrained_g"]["const_mse_random_pair"]
     assert (out / "samples.png").stat().st_size > 0 and (out / "loss.png").is_file()
     assert "NOT pretrained" in (out / "report.html").read_text()
     # the pictures: after 3 steps G is still untrained (noise-like textures, structure similarity 0.0-0.2;
-    # 300 steps do not change that at this width), so only their range and variation are checked; the
-    # source and target faces in the figure must be real pictures
+    # 300 steps do not change that at this width), so what is checked is that the figure shows G of its
+    # faces and that they differ with the face; the source and target faces must be real pictures
     src, g_src, tgt, g_tgt = P.grid_cells(P.load_png(out / "samples.png"), 64, 64, 4, 8)
     P.assert_not_degenerate(src + g_src + tgt + g_tgt, min_std=0.05)
     P.assert_input_dependent(src, 0.05, "source face")
     P.assert_input_dependent(tgt, 0.05, "target face")
+    # G's row is G of the row above (64 px tiles of 32 px faces): the translator of the run, on those faces
+    from dfijax.dtn import translator
+
+    g = translator.load_translator(out, random_vgg.variables)(np.stack([x[::2, ::2] for x in src]))
+    err = max(float(np.abs(np.repeat(np.repeat(y, 2, 0), 2, 1) - t).max()) for y, t in zip(g, g_src))
+    assert err < 0.02, err  # seen: 0.0033 (8-bit PNGs)
+    P.assert_input_dependent(g_src, 0.03, "G(source)")  # seen: 0.085 (one face's G for all: 0)
+    P.assert_input_dependent(g_tgt, 0.02, "G(target)")  # seen: 0.047
     assert any(p.name.isdigit() for p in (out / "dtn").iterdir())  # orbax step folders
     saved, state = D.restore(out / "dtn")  # the run's settings and newest state, as evaluation reads them
     assert (saved.domain, saved.taps, saved.width, saved.steps, int(state.g.step)) == ("faces", ("relu2_1",), 8, 3, 3)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests import pictures as P
@@ -104,6 +105,11 @@ def test_alpha_sweep_smoke(tmp_path, monkeypatch):
     P.assert_not_degenerate(edited + inputs, min_std=0.1)  # seen: std 0.21-0.22
     P.assert_keeps_structure(edited, inputs, 0.6, "edit at alpha 0.2")  # seen: 0.99, 1.00
     P.assert_matches_own_input(edited, inputs, 0.2, "edit")  # seen: 0.55
+    # the reported pixel RMSE is each edit's against its own input (mean over inputs), up to 8-bit files
+    for j, a in enumerate(res["alphas"]):
+        pics = [P.load_png(tmp_path / "a" / f"img{i}_a{a}.png") for i in range(2)]
+        direct = np.mean([np.sqrt(np.mean((e - x) ** 2)) for e, x in zip(pics, inputs)])
+        assert m[j]["pixel_rmse_to_input"] == pytest.approx(direct, abs=2e-3), a  # seen: 0.030, 0.068 (3e-5 off)
     # a second sweep reuses the cached attribute vectors
     assert alpha_sweep.main(TINY_SWEEP + ["--out", str(tmp_path / "b"), "--alphas", "0.4"]) == 0
     assert json.loads((tmp_path / "b" / "results.json").read_text())["attribute_vectors_from_cache"] == 2

@@ -397,7 +397,10 @@ def test_run_training_pipeline_stops_resumes_and_samples(random_vgg, tmp_path):
         r.samples[18:114, 4:100], np.repeat(np.repeat((held[0] + 1) / 2, 3, 0), 3, 1), atol=0.51 / 255
     )
     assert r.held_out == fusion.evaluate(TINY, r.state.eg, held) and r.held_out["images"] == 16
-    assert 0 < r.held_out["recon_l1"] < 1
+    rec = np.asarray(ft.reconstruct(TINY, r.state.eg, held))  # the held-out numbers by their definitions
+    mse = np.mean(((rec + 1) / 2 - (held + 1) / 2) ** 2)
+    assert r.held_out["recon_l1"] == pytest.approx(float(np.mean(np.abs(rec - held))), rel=1e-5)
+    assert r.held_out["recon_psnr_db"] == pytest.approx(float(10 * np.log10(1 / mse)), rel=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -529,7 +532,16 @@ def test_fusion_pictures(tiny_run, tmp_path, monkeypatch):
 
     _isolated(monkeypatch, tmp_path)
     ck = tiny_run[0]
-    P.assert_not_degenerate(P.load_png(ck / "samples.png"), min_std=0.1)
+    grid = P.load_png(ck / "samples.png")
+    P.assert_not_degenerate(grid, min_std=0.1)
+    # rows: A … B, their reconstructions, the fusions at Λ = 1.0 … 0.0 (32 px tiles drawn at 96)
+    (a_, *_, b_), (ra, *_, rb), fused = P.grid_cells(grid, 96, 96, 3, 6, top=14)
+    l1 = lambda x, y: float(np.abs(x - y).mean())
+    for rec, own, other in ((ra, a_, b_), (rb, b_, a_)):  # seen: 0.13 to its own face, 0.16-0.17 to the other
+        assert l1(rec, own) < 0.2 and l1(rec, own) < l1(rec, other) - 0.01
+    assert l1(fused[0], ra) == 0 and l1(fused[-1], rb) == 0  # Λ = 1 is A's latent, Λ = 0 B's
+    to_a, to_b = [l1(f, ra) for f in fused], [l1(f, rb) for f in fused]
+    assert np.all(np.diff(to_a) > 0) and np.all(np.diff(to_b) < 0)  # seen: 0 → 0.11 and 0.11 → 0
     out = tmp_path / "fused"
     assert fuse.main(["--ckpt", str(ck), "--out", str(out)]) == 0
     fused = P.load_all(P.pngs(out, "fused_*.png"))

@@ -109,3 +109,15 @@ def test_no_experiment_imports_another():
         if t.startswith("experiments") and t not in shared
     )
     assert not crossing, f"experiments importing other experiments (move what they share into the library): {crossing}"
+
+
+def test_every_mutant_still_applies(monkeypatch):
+    """scripts/mutants.py plants its bugs by exact text: each must still be found once in today's code."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("mutants", ROOT / "scripts" / "mutants.py")
+    mutants = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "mutants", mutants)  # its dataclasses look their module up
+    spec.loader.exec_module(mutants)
+    assert mutants.check_applies() == [] and len(mutants.MUTANTS) >= 10

@@ -8,7 +8,6 @@ mean, NCHW), dfijax in RGB [0, 1] NHWC.
 """
 
 import dataclasses
-import json
 
 import chex
 import jax
@@ -21,11 +20,10 @@ from PIL import Image
 from benchmarks.torch_reference import TorchVGG, load_hwio
 from dfijax.data import FaceDataset
 from dfijax.data.celeba import CelebAFolder
-from dfijax.data.faces import load_faces
 from dfijax.dfi import chainer, postprocess, presets, sweep
 from dfijax.vgg import tap_shapes
 from dfijax.weights import random_weights
-from tests.conftest import isolate, smooth_images
+from tests.conftest import smooth_images
 
 CAFFE_MEAN = np.asarray([104, 117, 124], dtype=np.float32)  # net.py:L8
 TAPS = ("relu3_1", "relu4_1", "relu5_1")  # train.py:L72 layers=['3_1', '4_1', '5_1'] (F.relu outputs)
@@ -338,41 +336,3 @@ def test_lfw_neighbours_follow_nearest_attributes():
     np.testing.assert_array_equal(n.source, source)
     assert n.target[0] == i  # the input is not excluded: its own nearest neighbour
     assert len(t) == len(s) == 6 and nt > 6 and ns > 6
-
-
-def test_chainer_preset_runs_with_the_residual_snapshots(tmp_path, monkeypatch, random_vgg):
-    from experiments import alpha_sweep
-
-    isolate(monkeypatch, tmp_path)
-    cfg = presets.preset("chainer")
-    assert (cfg.neighbours, cfg.crop, cfg.residual_mode, cfg.residual_iters, cfg.residual_every) == (
-        "chainer",
-        "chainer",
-        "nearest",
-        600,
-        20,
-    )
-    assert (cfg.color_match, cfg.color_eps, cfg.output, cfg.k) == ("channel", 0.0, "diff8", 100) and cfg.include_input
-    tiny = ["--preset", "chainer", "--n-synthetic", "300", "--k", "10", "--inputs", "1", "--alphas", "0.3"]
-    tiny += ["--iters", "4", "--residual-iters", "4", "--residual-every", "2", "--size", "32", "--batch", "10"]
-    tiny += ["--no-probe", "--no-shard", "--taps", "relu2_1", "--include", "Young", "--out", str(tmp_path / "a")]
-    assert alpha_sweep.main(tiny) == 0
-    res = json.loads((tmp_path / "a" / "results.json").read_text())
-    assert res["config"]["include"] == ["Young"] and res["config"]["residual_iters"] == 4
-    assert np.all(np.isfinite(res["final_loss"])) and len(res["final_loss"][0]) == 1
-    rmse = res["metrics_per_alpha"][0]["pixel_rmse_to_input"]  # of the post-processed (residual, diff8) edit
-    assert np.isfinite(rmse) and 0 < rmse < 0.5
-    nbr = res["neighbours"][0]
-    assert len(nbr["target"]) == len(nbr["source"]) == 10 and nbr["target_available"] > 10
-
-    # the residual path itself: 2 snapshots of 4 iterations, from the edits' own noise start
-    c = presets.preset("chainer", iters=4, residual_iters=4, residual_every=2, size=32, taps=("relu2_1",))
-    x = jnp.asarray(np.asarray(load_faces("synthetic", n_synthetic=300).images([1], 32)))
-    loss = c.feature_loss(pretrained=False)
-    seen = []
-    snaps = chainer.reconstruction_snapshots(
-        loss, random_vgg.variables, x, sweep.initial_images(c, x), c.solver(4), 2, progress=seen.append
-    )
-    chex.assert_shape(snaps, (2, 1, 32, 32, 3))
-    chex.assert_tree_all_finite(snaps)
-    assert seen == [2, 4] and not np.allclose(snaps[0], snaps[1])

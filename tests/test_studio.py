@@ -44,12 +44,13 @@ def _tiny_runs(root: pathlib.Path, vgg) -> None:
     from dfijax.style import fast, fast_run
     from experiments import train_dtn
 
-    cfg = fusion.training_config("tiny", stage1_steps=2, stage2_steps=1)  # tests/test_fusion.py's programs
+    # tests/test_fusion.py's programs; 30 steps, so that moving one Λ changes the picture (0.019, not 0.001)
+    cfg = fusion.training_config("tiny", stage1_steps=30, stage2_steps=1)
     data = fusion.load_data("synthetic", n_synthetic=40, holdout=cfg.holdout)
     fusion.run_training(cfg, data, vgg.variables, root / "fusion" / "tiny")
     fcfg = fast.preset("tiny", width=4, blocks=1, style_layers=("relu1_2",), content_layer="relu1_2", steps=2)
     fast_run.run_training(fcfg, vgg.variables, root / "fast_style" / "tiny")  # as in tests/test_fast_style.py
-    tiny_dtn = "--scale tiny --n-source 64 --steps 2 --f-steps 4 --no-ablations"  # tests/test_dtn.py's programs
+    tiny_dtn = "--scale tiny --n-source 64 --steps 2 --f-steps 4 --clf-steps 4 --no-ablations"  # test_dtn.py's programs
     assert train_dtn.main(tiny_dtn.split() + ["--out", str(root / "dtn" / "tiny")]) == 0
 
 
@@ -364,6 +365,8 @@ def test_in_a_real_browser(server, tmp_path):
             pytest.fail("CI: no Chromium for the browser test (apt-get install -y chromium)")
         pytest.skip("no Chromium: apt-get install -y chromium (as root), then pip install playwright")
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    from dfijax import fusion
+
     _, url, _ = server
     shots = tmp_path / "screens"
     shots.mkdir()
@@ -374,6 +377,15 @@ def test_in_a_real_browser(server, tmp_path):
         path = shots / "_el.png"
         el.screenshot(path=str(path))
         return np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
+
+    def off(shot: np.ndarray, want: np.ndarray) -> float:
+        """Mean |shot − want| with the screenshot resized to the picture the server computed."""
+        h, w = want.shape[:2]
+        return float(
+            np.abs(np.asarray(Image.fromarray(im.to_uint8(shot)).resize((w, h), Image.BILINEAR)) / 255 - want).mean()
+        )
+
+    studio, ex = server[0], app.write_examples(server[0], tmp_path / "ex")
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
@@ -399,7 +411,14 @@ def test_in_a_real_browser(server, tmp_path):
         page.locator("#fusion-info").get_by_text("Λ = 0.5, 0.5, 0.5, 0.5, 0.5").wait_for(timeout=120_000)
         page.locator("#fusion-l1 input[type=range]").fill("0")
         page.locator("#fusion-info").get_by_text("Λ = 0, 0.5, 0.5, 0.5, 0.5").wait_for(timeout=120_000)
-        chex.assert_equal_shape([shown(page, "#fusion-result"), mixed])
+        page.wait_for_timeout(1000)
+        moved = shown(page, "#fusion-result")
+        chex.assert_equal_shape([moved, mixed])
+        faces = [im.load_image(f) for f in ex["faces"][:2]]  # the page's default A and B, fused by the library
+        for shot, lam in ((mixed, [0.5] * 5), (moved, [0.0] + [0.5] * 4)):
+            want = fusion.run_fuse(studio.fusion_run(None), *faces, [lam]).fused[0]
+            assert off(shot, im.upscale_nearest(want, 256)) < 0.015, lam  # seen 0.007 (the page scales it)
+        assert np.abs(moved - mixed).mean() > 5e-3, "moving Λ₁ did not change the fusion"  # seen 0.019
         page.screenshot(path=str(shots / "studio_fusion.png"), full_page=True)
         page.get_by_role("tab", name="Stylise").click()
         page.locator("#style-run").click()
@@ -407,15 +426,17 @@ def test_in_a_real_browser(server, tmp_path):
         page.locator("#style-info").get_by_text("Gatys").wait_for(timeout=300_000)
         page.screenshot(path=str(shots / "studio_style.png"), full_page=True)
         page.get_by_role("tab", name="Domain transfer (DTN)").click()
-        page.locator("#dtn-input input[type=file]").set_input_files(
-            app.write_examples(server[0], tmp_path / "ex")["digits"][0]
-        )
+        page.locator("#dtn-input input[type=file]").set_input_files(ex["digits"][0])
         page.locator("#dtn-run").click()
-        shown(page, "#dtn-result")
+        g_shot = shown(page, "#dtn-result")
+        x_shot = shown(page, "#dtn-as-seen")
+        x, g = studio.translate(im.load_image(ex["digits"][0]))
+        g_want, x_want = (im.upscale_nearest(v, 128) for v in (g, x))
+        pictures.assert_not_degenerate(g_shot)
+        assert off(g_shot, g_want) < 0.05 and off(x_shot, x_want) < 0.05  # seen: 0.027 and 0.016
+        assert off(g_shot, x_want) > 0.1  # G(x) is not x (seen 0.20)
         page.screenshot(path=str(shots / "studio_dtn.png"), full_page=True)
         browser.close()
-    for name in ("studio_dfi", "studio_fusion", "studio_style", "studio_dtn"):
-        pictures.assert_not_degenerate(np.asarray(Image.open(shots / f"{name}.png").convert("RGB"), np.float32) / 255)
     if os.environ.get("DFIJAX_SCREENSHOTS"):  # scripts/studio_screenshots.sh: the README's
         dest = pathlib.Path(os.environ["DFIJAX_SCREENSHOTS"])
         dest.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ def test_deterministic_attributes_and_images():
     chex.assert_shape(x, (5, 48, 48, 3))
     assert x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
     assert a.attr_names == ATTRIBUTES and a.binary and set(np.unique(a.attrs)) == {-1.0, 1.0}
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"face 50 out of range \(dataset has 50\)"):
         a.load(50, 32)
 
 

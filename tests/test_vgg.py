@@ -1,4 +1,5 @@
 import chex
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,7 +32,7 @@ def test_computes_nothing_past_the_deepest_tap(random_vgg):
     x = jnp.asarray(smooth_images(1, 32, 32))
     out = VGG19().apply(v, x, taps=("relu1_1",))
     chex.assert_shape(out["relu1_1"], (1, 32, 32, 64))
-    with pytest.raises(Exception):
+    with pytest.raises(flax.errors.ScopeParamNotFoundError, match='"kernel" in scope "/conv1_2"'):
         VGG19().apply(v, x, taps=("pool1",))
 
 

@@ -715,9 +715,11 @@ def noise_start(key: jax.Array, shape: Sequence[int]) -> jax.Array:
 
 
 def _mean_started(losses: jax.Array) -> float:
-    """The mean loss of the problems that have started (the scipy solver reports NaN for the others)."""
-    seen = np.asarray(losses)[np.isfinite(np.asarray(losses))]
-    return float(seen.mean()) if seen.size else float("nan")
+    """The mean loss of the problems that have started (the scipy solver reports NaN for the others), in
+    jnp: losses may span several processes' devices (the dataset job)."""
+    started = jnp.isfinite(losses)
+    n = jnp.sum(started)
+    return float(jnp.where(n > 0, jnp.sum(jnp.where(started, losses, 0.0)) / jnp.maximum(n, 1), jnp.nan))
 
 
 def solve_alphas(

@@ -204,13 +204,13 @@ def run_digits(
         )
         seconds[name] = time.perf_counter() - t0
         state = final_state(cfg, out / name)
-        g_test = T.translate(dtn, f_params, state.g.params, xs_test)
-        acc = T.accuracy(clf, c_params, g_test, ys_test)
+        acc = T.transfer_accuracy(dtn, f_params, state.g.params, clf, c_params, xs_test, ys_test)
+        gs_show = T.translate(dtn, f_params, state.g.params, xs_test[show])
         gt_show = T.translate(dtn, f_params, state.g.params, xt_test[show_t])
         records[name] = T.records(out / name)
         at = {r["step"]: r["transfer_accuracy"] for r in records[name] if "transfer_accuracy" in r}
         pictures[f"samples_{name}.png"] = im.make_grid(
-            [list(xs_test[show]), list(g_test[show]), list(xt_test[show_t]), list(gt_show)],
+            [list(xs_test[show]), list(gs_show), list(xt_test[show_t]), list(gt_show)],
             col_labels=[str(int(ys_test[i])) for i in show],
         )
         summary_runs[name] = {

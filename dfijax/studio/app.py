@@ -351,7 +351,7 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
                 gr.Examples([[p] for p in ex["digits"] + ex["faces"][:1]], inputs=[dinput])
                 drun = gr.Button("Translate", variant="primary", elem_id="dtn-run")
                 with gr.Row():
-                    din = gr.Image(format="png", label="x (as G sees it)", interactive=False)
+                    din = gr.Image(format="png", label="x (as G sees it)", interactive=False, elem_id="dtn-as-seen")
                     dout = gr.Image(format="png", label="G(x)", interactive=False, elem_id="dtn-result")
 
                 @one_line
