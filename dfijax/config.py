@@ -6,8 +6,11 @@ Bounds(ge=0)]`), its CLI spelling where it differs from the field's name (`flag(
 the docstring under it. `check(config)` (called from `__post_init__`) refuses any value outside them
 with one line naming the field, so a notebook, a command and the studio refuse the same values alike;
 the experiments' command lines are generated from the same fields (tyro), so a new setting is one field.
-`to_dict` / `from_dict` round-trip any config through JSON; `preset(cls, name)` builds a named preset
-from the class's `PRESETS` table.
+`to_dict` / `from_dict` round-trip any config through JSON. A system's presets are typed config
+instances in one registry (`registry(Preset(name, config, doc), ...)`, names checked unique, as openpi
+keeps its `_CONFIGS`), each written out or derived from another with `dataclasses.replace`;
+`preset(cls, table, name, **overrides)` gives one with fields overridden. (Tables of field dicts, the
+older form, are still read while the systems move over.)
 """
 
 from __future__ import annotations
@@ -170,16 +173,43 @@ def from_dict(config_cls: type, d: Mapping[str, Any]) -> Any:
     return config_cls(**{k: value(hints.get(k), v) for k, v in d.items()})
 
 
-def preset(config_cls: type, table: Mapping[str, Mapping[str, Any]], name: str, **overrides: Any) -> Any:
-    """`config_cls` with the fields of preset `name` of `table` ({name: {field: value}}), then
-    `overrides` (None values are ignored); one-line ValueErrors for an unknown preset or field. A
-    config with a `preset` field (or the field its PRESET_FIELD names) records the name."""
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named config instance and what it is (the reference code it follows, or what it is for)."""
+
+    name: str
+    config: Any
+    doc: str = ""
+
+
+def registry(*presets: Preset) -> dict[str, Any]:
+    """{name: config} of the presets, in order; a ValueError when two share a name or a config is not a
+    dataclass instance."""
+    seen: dict[str, Any] = {}
+    for p in presets:
+        if p.name in seen:
+            raise ValueError(f"preset {p.name!r} is defined twice")
+        if not dataclasses.is_dataclass(p.config) or isinstance(p.config, type):
+            raise ValueError(f"preset {p.name!r} must be a config instance, got {type(p.config).__name__}")
+        seen[p.name] = p.config
+    return seen
+
+
+def preset(config_cls: type, table: Mapping[str, Any], name: str, **overrides: Any) -> Any:
+    """Preset `name` of `table` (a `registry` of `config_cls` instances, or {name: {field: value}}) with
+    `overrides` (None values are ignored); one-line ValueErrors for an unknown preset or field. A config
+    with a `preset` field (or the field its PRESET_FIELD names) records the name."""
     if name not in table:
         raise ValueError(f"unknown preset {name!r}; use one of {', '.join(table)}")
     names = {f.name for f in dataclasses.fields(config_cls)}
     if bad := sorted(set(overrides) - names):
         raise ValueError(f"{', '.join(bad)}: not settings of {config_cls.__name__}")
-    values = {**table[name], **{k: v for k, v in overrides.items() if v is not None}}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if dataclasses.is_dataclass(table[name]):
+        if not isinstance(table[name], config_cls):
+            raise ValueError(f"preset {name!r} is a {type(table[name]).__name__}, not a {config_cls.__name__}")
+        return dataclasses.replace(table[name], **given)
+    values = {**table[name], **given}
     field = getattr(config_cls, "PRESET_FIELD", "preset")
     if field in names:
         values.setdefault(field, name)

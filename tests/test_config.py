@@ -124,3 +124,18 @@ def test_tyro_error_boxes_read_as_one_line():
     plain = " Value error \n ------------ \n  Error parsing --a: bad  \n  value  \n  ------\n  Argument helptext:\n"
     assert runner._one_line(boxed) == "invalid choice 'x' for argument '--k'. Expected one of (1, 2)."
     assert runner._one_line(plain) == "Error parsing --a: bad value"
+
+
+def test_presets_are_typed_instances_in_one_registry():
+    from dfijax.dfi import SweepConfig, presets
+
+    assert all(type(c) is SweepConfig for c in presets.PRESETS.values())
+    assert presets.preset("official", iters=20, tv_weight=None) == dataclasses.replace(
+        presets.PRESETS["official"], iters=20
+    )  # overrides; None keeps the preset's
+    with pytest.raises(ValueError, match="preset 'a' is defined twice"):
+        config.registry(config.Preset("a", SweepConfig()), config.Preset("a", SweepConfig(k=3)))
+    with pytest.raises(ValueError, match="must be a config instance"):
+        config.registry(config.Preset("a", {"k": 3}))
+    with pytest.raises(ValueError, match="not settings of SweepConfig"):
+        presets.preset("tiny", kk=3)

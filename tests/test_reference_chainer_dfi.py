@@ -85,7 +85,7 @@ def ref_update_loss(net, x, target_layers, tv_weight):
         total_loss = total_loss + torch.mean((layer - torch.tensor(target)) ** 2)  # L128, L130
     total_loss = total_loss + tv_weight * ref_total_variation(x)  # L131-133
     total_loss.backward()  # L135
-    return float(total_loss), x.grad.numpy().astype(np.float64)
+    return float(total_loss.detach()), x.grad.detach().numpy().astype(np.float64)
 
 
 def chainer_pooled(size):

@@ -27,12 +27,12 @@ Weight = Annotated[float | None, config.NONNEG]
 class LossWeights:
     """The DTN's loss settings, shared by a run and the experiments that train runs."""
 
-    alpha: Weight = None
-    """L_CONST weight (None: the preset's)"""
-    beta: Weight = None
-    """L_TID weight (None: the preset's)"""
-    gamma: Weight = None
-    """L_TV weight (None: the preset's)"""
+    alpha: Annotated[Weight, config.flag("const-weight", aliases=("--alpha",))] = None
+    """L_CONST weight, the paper's α (None: the preset's)"""
+    beta: Annotated[Weight, config.flag("tid-weight", aliases=("--beta",))] = None
+    """L_TID weight, the paper's β (None: the preset's)"""
+    gamma: Annotated[Weight, config.flag("tv-weight", aliases=("--gamma",))] = None
+    """L_TV weight, the paper's γ (None: the preset's)"""
     const: Literal["mse", "cosine"] = "mse"
     """distance for L_CONST"""
 

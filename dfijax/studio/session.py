@@ -229,7 +229,7 @@ class Studio:
             seed=c.seed,
             feature_cache=c.cache is not None,
         )
-        full = presets.PRESETS[preset].get("iters", n)
+        full = presets.PRESETS[preset].iters
         if cfg.residual and cfg.residual_mode == "nearest" and n < full:
             short = max(cfg.residual_every, round(cfg.residual_iters * n / full))
             cfg = dataclasses.replace(cfg, residual_iters=short)
