@@ -89,7 +89,7 @@ def initialize(
 
 
 def process_info() -> ProcessInfo:
-    return ProcessInfo(jax.process_index(), jax.process_count(), jax.local_device_count(), jax.device_count())
+    return ProcessInfo(jax.process_index(), jax.process_count(), mesh_lib.local_device_count(), mesh_lib.device_count())
 
 
 def is_main() -> bool:
@@ -99,7 +99,7 @@ def is_main() -> bool:
 
 def global_mesh(axis: str = AXIS) -> jax.sharding.Mesh:
     """A 1-D mesh over every device of every process (jax.make_mesh; the same on all processes)."""
-    return mesh_lib.data_mesh(jax.devices(), axis)
+    return mesh_lib.data_mesh(mesh_lib.devices(), axis)
 
 
 def _local_count(mesh: jax.sharding.Mesh) -> int:
@@ -157,7 +157,7 @@ def local_copy(tree: Any) -> Any:
     same values on this process's first device, for work outside the mesh (evaluation, sampling).
     Leaves that are not jax arrays are put there as they are; a leaf split over devices is a one-line
     ValueError."""
-    dev = jax.local_devices()[0]
+    dev = mesh_lib.local_devices()[0]
 
     def mine(a):
         if not isinstance(a, jax.Array):

@@ -478,7 +478,7 @@ def invert(
         raise ValueError(f"targets {bad} contain NaN or inf; check the weights, the inputs and the attribute vector")
     if config.backend == "scipy":
         return _invert_scipy(loss, variables, targets, x0, config, progress, check_every, snapshot)
-    n_dev = jax.local_device_count()
+    n_dev = mesh.local_device_count()
     fns = _ONE_DEVICE
     if shard and n_dev > 1:
         pad = (-b) % n_dev

@@ -9,6 +9,8 @@ import pathlib
 
 import jax
 
+from dfijax import mesh
+
 
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> pathlib.Path:
     """Turn on JAX's persistent compilation cache (default ~/.cache/dfijax/jax or $DFIJAX_JAX_CACHE), so
@@ -26,7 +28,7 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> pathlib.P
 
 def device_summary() -> str:
     """e.g. '1 x cpu (TFRT_CPU_0)' or '8 x tpu (TPU v2)'."""
-    devs = jax.devices()
+    devs = mesh.devices()
     return f"{len(devs)} x {devs[0].platform} ({getattr(devs[0], 'device_kind', '?')})"
 
 

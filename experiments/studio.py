@@ -20,6 +20,7 @@ import dataclasses
 from typing import Annotated
 
 from dfijax import config as C
+from dfijax import mesh
 from dfijax.studio.session import StudioConfig
 from experiments import runner
 
@@ -46,7 +47,6 @@ def run(args: Args, ctx: runner.Context) -> None:
         import gradio  # noqa: F401
     except ImportError:
         raise ValueError('the studio needs Gradio: pip install -e ".[app]"') from None
-    import jax
 
     from dfijax.studio import app, session
 
@@ -60,7 +60,7 @@ def run(args: Args, ctx: runner.Context) -> None:
     ctx.say(f"device: {ctx.device}; faces: {faces}")
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     kw = dict(host=args.host, port=args.port or None, share=args.share, auth=auth)
-    app.launch(app.build(studio), **kw, devices=jax.local_device_count())
+    app.launch(app.build(studio), **kw, devices=mesh.local_device_count())
 
 
 main, parse = runner.Experiment("studio", Args, run, __doc__).entry_points()

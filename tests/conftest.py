@@ -1,5 +1,6 @@
 """Shared test set-up: CPU only, 4 forced host devices for the sharding tests (enough to split batches
-unevenly), every other test run as on a one-device machine (`all_devices` below), XLA's backend at
+unevenly), the library using one of them in every other test, as on a one-device machine (`all_devices`
+below), XLA's backend at
 optimisation level 1 and its loop emitters instead of the fusion emitters (compiling was half of the
 suite's CPU time: LLVM's level-2 passes cost up to 4x on the PRNG and init programs every training test
 builds, the fusion emitters ~1.8x on every program, for programs at most 20 % faster at test sizes),
@@ -34,33 +35,23 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import dfijax  # noqa: E402,F401  (filters jaxopt's import warning)
-from dfijax import runtime  # noqa: E402
+from dfijax import mesh, runtime  # noqa: E402
 
 assert jax.config.jax_numpy_rank_promotion == "raise"
 runtime.enable_compilation_cache()
 
-# Tests see the first forced device only, as on a one-device machine: the systems split every batch over
-# all the devices they are shown, and 4 devices on 2 cores cost a tenth of the suite's CPU time (SPMD
-# compilation, per-device threads) in tests that are not about sharding. A test about sharding takes the
-# `all_devices` fixture, which shows all 4 again.
-_LISTINGS = ("devices", "local_devices", "device_count", "local_device_count")
-_ALL = {name: getattr(jax, name) for name in _LISTINGS}
-
-
-def _first(listing):
-    return lambda *args, **kwargs: listing(*args, **kwargs)[:1]
-
-
-jax.devices, jax.local_devices = _first(_ALL["devices"]), _first(_ALL["local_devices"])
-jax.device_count = jax.local_device_count = lambda *args, **kwargs: 1
+# The library uses the first forced device only, as on a one-device machine ($DFIJAX_DEVICES, which
+# dfijax.mesh reads): the systems split every batch over all the devices they use, and 4 devices on 2
+# cores cost a tenth of the suite's CPU time (SPMD compilation, per-device threads) in tests that are not
+# about sharding. A test about sharding takes the `all_devices` fixture, which gives the library all 4.
+os.environ[mesh.ENV_DEVICES] = "1"
 
 
 @pytest.fixture
 def all_devices(monkeypatch) -> int:
-    """All the forced CPU devices, seen by the library's jax.devices() & co. for this test: their count."""
-    for name in _LISTINGS:
-        monkeypatch.setattr(jax, name, _ALL[name])
-    assert jax.local_device_count() == DEVICES
+    """All the forced CPU devices, used by the library for this test: their count."""
+    monkeypatch.delenv(mesh.ENV_DEVICES)
+    assert mesh.local_device_count() == jax.local_device_count() == DEVICES
     return DEVICES
 
 

@@ -24,7 +24,7 @@ def cpu_env(devices: int, cache: pathlib.Path) -> dict[str, str]:
     """This environment without real weights, on CPU with `devices` forced host devices, the project
     importable, XLA at the suite's optimisation level (tests/conftest.py) and the caches (features,
     compilation) under `cache`."""
-    env = {k: v for k, v in os.environ.items() if k != "DFIJAX_WEIGHTS"}
+    env = {k: v for k, v in os.environ.items() if k not in ("DFIJAX_WEIGHTS", "DFIJAX_DEVICES")}
     env.update(
         JAX_PLATFORMS="cpu",
         XLA_FLAGS=f"--xla_backend_optimization_level=1 --xla_force_host_platform_device_count={devices}",

@@ -45,10 +45,18 @@ def test_metrics_log_keeps_the_last_record_per_step(tmp_path):
     assert [(r["step"], r["loss"]) for r in log] == [(1, 2.0), (2, 1.25)]
 
 
-def test_tests_see_one_device_unless_they_ask_for_all():
-    """tests/conftest.py: the library's device listings show the first forced device only."""
-    assert jax.device_count() == jax.local_device_count() == len(jax.devices()) == len(jax.local_devices()) == 1
+def test_tests_see_one_device_unless_they_ask_for_all(monkeypatch):
+    """tests/conftest.py sets $DFIJAX_DEVICES=1: the library uses the first of JAX's 4 forced devices."""
+    from dfijax import mesh
+
+    assert jax.local_device_count() == 4 and mesh.local_devices() == mesh.devices() == jax.local_devices()[:1]
     assert training.data_mesh().devices.size == training.global_mesh().devices.size == 1
+    monkeypatch.setenv("DFIJAX_DEVICES", "3")
+    assert mesh.local_devices() == jax.local_devices()[:3] and mesh.device_count() == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("DFIJAX_DEVICES", bad)
+        with pytest.raises(ValueError, match=rf"\$DFIJAX_DEVICES must be a positive number of devices, got '{bad}'"):
+            mesh.local_devices()
 
 
 def test_shard_batch_splits_over_the_mesh(all_devices):

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dfijax import config, losses
+from dfijax import config, losses, mesh
 from dfijax import invert as inv
 from dfijax.data import FaceDataset
 from dfijax.dfi import chainer, features, postprocess, specs, vectors
@@ -523,7 +523,7 @@ def run_sweep(
             initial_images(config, x),
             config.solver(config.residual_iters),
             config.residual_every,
-            shard=config.shard and jax.local_device_count() > 1,
+            shard=config.shard and mesh.local_device_count() > 1,
             progress=lambda k: progress("residual", k, config.residual_iters, {}),
         )
     t_edit = time.perf_counter() - t0
@@ -742,7 +742,7 @@ def solve_alphas(
     x0: the start (default `initial_images`); shard: split the rows over the local devices (default:
     config.shard, with several devices; False for rows already placed on a global mesh); local: a
     result as this process's rows in numpy (dist.local_batch for arrays on a global mesh)."""
-    shard = (config.shard and jax.local_device_count() > 1) if shard is None else shard
+    shard = (config.shard and mesh.local_device_count() > 1) if shard is None else shard
     x0 = initial_images(config, x) if x0 is None else x0
     clip = (lambda z: jnp.clip(z, 0.0, 1.0)) if config.bounds != "none" else (lambda z: z)
 

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax.training import train_state
 
-from dfijax import training
+from dfijax import mesh, training
 from dfijax.dtn import losses as L
 from dfijax.dtn.fitting import adam
 from dfijax.dtn.model import Discriminator, Generator, PaperDiscriminator, PaperGenerator
@@ -61,7 +61,7 @@ def init_state(dtn: DTN, lr: float = 3e-4, seed: int = 0, b1: float = 0.5) -> DT
         g_stats=dict(g_vars.get("batch_stats", {})),
         d_stats=dict(d_vars.get("batch_stats", {})),
     )
-    return jax.device_put(state, jax.local_devices()[0])
+    return jax.device_put(state, mesh.local_devices()[0])
 
 
 # Jitted inits with the "rbg" PRNG: on XLA:CPU, compiling threefry for every parameter takes seconds.

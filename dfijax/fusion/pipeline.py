@@ -30,6 +30,7 @@ import tyro
 
 from dfijax import config as cfglib
 from dfijax import distributed as dist
+from dfijax import mesh as mesh_lib
 from dfijax import training
 from dfijax.fusion import presets
 from dfijax.fusion import train as ft
@@ -195,7 +196,7 @@ def for_devices(config: TrainingConfig, devices: int | None = None) -> TrainingC
     """`config` on `devices` (default: all devices of all processes): unless the batch was given over
     the preset (in config.overrides), the preset's batch rounded down to a multiple of them; the batch
     must split over them (one-line ValueError)."""
-    n_dev = jax.device_count() if devices is None else devices
+    n_dev = mesh_lib.device_count() if devices is None else devices
     if "batch" not in config.overrides:
         config = dataclasses.replace(config, batch=max(n_dev, config.batch - config.batch % n_dev))
     check_batch(config.batch, n_dev)
@@ -224,7 +225,7 @@ def describe(config: TrainingConfig, data: FusionData) -> str:
         + f"; {data.describe()}; {data.description}; {cfg.size}px, width {cfg.width}, latent {cfg.latent_shape} in "
         f"chunks {cfg.chunks}; critic {cfg.d_norm} norm, {cfg.d_optimizer}, "
         + (f"clip {cfg.clip}" if cfg.clip else f"gradient penalty {cfg.loss.gp_weight:g}")
-        + f"; batch {config.batch} over {jax.device_count()} device(s) of {jax.process_count()} process(es); "
+        + f"; batch {config.batch} over {mesh_lib.device_count()} device(s) of {jax.process_count()} process(es); "
         f"stage 1: {config.stage1_steps} steps, stage 2: {config.stage2_steps} steps"
     )
 

@@ -36,6 +36,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from dfijax import batching, config, losses, training
+from dfijax import mesh as mesh_lib
 from dfijax.vgg import CAFFE_MEAN_BGR, POOL_ROUNDINGS, VGG, VGG19
 
 # Johnson et al.'s loss layers on VGG-16 and their VGG-19 analogues (each block's last ReLU): content, style.
@@ -529,7 +530,7 @@ def train_mesh(batch: int) -> jax.sharding.Mesh:
             n = mesh.devices.size
             raise ValueError(f"batch {batch} does not split over the job's {n} devices; use a multiple of {n}")
         return mesh
-    devices = jax.local_devices()
+    devices = mesh_lib.local_devices()
     return training.data_mesh(devices[: max(k for k in range(1, len(devices) + 1) if batch % k == 0)])
 
 
