@@ -182,16 +182,21 @@ class Preset:
     doc: str = ""
 
 
-def registry(*presets: Preset) -> dict[str, Any]:
-    """{name: config} of the presets, in order; a ValueError when two share a name or a config is not a
-    dataclass instance."""
+def registry(*presets: Preset, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """{name: config} of the presets, in order; a ValueError when two share a name, a config is not a
+    dataclass instance, a config's own `preset` field names another preset, or the names are not
+    `names` (the tuple a config class's `preset: Literal[...]` field was declared with)."""
     seen: dict[str, Any] = {}
     for p in presets:
         if p.name in seen:
             raise ValueError(f"preset {p.name!r} is defined twice")
         if not dataclasses.is_dataclass(p.config) or isinstance(p.config, type):
             raise ValueError(f"preset {p.name!r} must be a config instance, got {type(p.config).__name__}")
+        if getattr(p.config, "preset", p.name) != p.name:
+            raise ValueError(f"preset {p.name!r} holds a config whose preset field says {p.config.preset!r}")
         seen[p.name] = p.config
+    if names is not None and tuple(seen) != tuple(names):
+        raise ValueError(f"presets {tuple(seen)} are not the declared {tuple(names)}")
     return seen
 
 

@@ -25,11 +25,7 @@ from dfijax.vgg import VGG19, check_image_batch, layer_index
 # progress(layer, iteration, iterations, {"loss": mean loss}) every few iterations of each layer's solve.
 Progress = Callable[[str, int, int, dict], None]
 
-RECONSTRUCT_PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(size=64, iters=100),  # any device, about a minute on CPU
-    "paper": dict(size=224, iters=500),
-    "tiny": dict(size=32, iters=8, layers=("relu1_1", "relu2_1")),  # the tests': seconds
-}
+PRESET_NAMES = ("quick", "paper", "tiny")  # RECONSTRUCT_PRESETS', below the class
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +34,7 @@ class ReconstructConfig:
 
     RENAMED: ClassVar[dict[str, str]] = {"tv": "tv_weight"}
 
-    preset: Literal[tuple(RECONSTRUCT_PRESETS)] = "quick"
+    preset: Literal[PRESET_NAMES] = "quick"
     """quick: 64 px, 100 iterations; paper: 224 px, 500 iterations; tiny: 32 px, 8, two layers; flags
     override"""
     size: Annotated[int, config.Bounds(ge=32)] = 64
@@ -71,6 +67,18 @@ class ReconstructConfig:
     def loss(self, layer: str) -> inv.FeatureLoss:
         model = VGG19(dtype=jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32)
         return inv.FeatureLoss(model=model, taps=(layer,), tv_weight=self.tv_weight)
+
+
+RECONSTRUCT_PRESETS: dict[str, ReconstructConfig] = config.registry(
+    config.Preset("quick", ReconstructConfig(), "64 px, 100 iterations: any device, about a minute on a CPU"),
+    config.Preset("paper", ReconstructConfig(preset="paper", size=224, iters=500), "224 px, 500 iterations"),
+    config.Preset(
+        "tiny",
+        ReconstructConfig(preset="tiny", size=32, iters=8, layers=("relu1_1", "relu2_1")),
+        "the tests': 32 px, 8 iterations, two layers (seconds)",
+    ),
+    names=PRESET_NAMES,
+)
 
 
 def reconstruct_config(preset: str = "quick", **overrides: Any) -> ReconstructConfig:

@@ -139,3 +139,11 @@ def test_presets_are_typed_instances_in_one_registry():
         config.registry(config.Preset("a", {"k": 3}))
     with pytest.raises(ValueError, match="not settings of SweepConfig"):
         presets.preset("tiny", kk=3)
+    # a config that records its preset's name must record this one; the names are the declared ones
+    from dfijax.reconstruct import PRESET_NAMES, RECONSTRUCT_PRESETS, ReconstructConfig
+
+    assert tuple(RECONSTRUCT_PRESETS) == PRESET_NAMES and all(c.preset == n for n, c in RECONSTRUCT_PRESETS.items())
+    with pytest.raises(ValueError, match="preset 'paper' holds a config whose preset field says 'quick'"):
+        config.registry(config.Preset("paper", ReconstructConfig()))
+    with pytest.raises(ValueError, match=r"presets \('quick',\) are not the declared \('quick', 'paper'\)"):
+        config.registry(config.Preset("quick", ReconstructConfig()), names=("quick", "paper"))

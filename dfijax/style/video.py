@@ -327,32 +327,7 @@ Progress = Callable[[str, int, int, dict], None]
 OBJECTIVES = ("dfijax", "artistic-videos")
 INIT_FIRST = ("content", "noise")
 
-VIDEO_PRESETS: dict[str, dict[str, Any]] = {
-    # on any device: 64 px, 60 iterations for frame 0, 30 after, 20 per pass, temporal loss from pass 2
-    "quick": dict(size=64, iters_first=60, iters=30, pass_iters=20, temporal_after=2),
-    # the tests': 40 px, 20 and 10 iterations, enough for the temporal loss to cut the flicker
-    "tiny": dict(size=40, iters_first=20, iters=10, pass_iters=5, temporal_after=2),
-    # manuelruder/artistic-videos (artistic_video.lua, artistic_video_multiPass.lua defaults): its
-    # objective (ArtisticVideosLoss), max pooling, TV 1e-3 in the gradient, noise start, prevWarped,
-    # 2000 iterations for frame 0 and 1000 after, stopped when the loss changes < 1e-4 over 50,
-    # L-BFGS memory 100, closestFirst long-term weights; multi-pass 100 per pass, temporal from pass 8
-    "paper": dict(
-        size=350,
-        iters_first=2000,
-        iters=1000,
-        pass_iters=100,
-        temporal_after=8,
-        objective="artistic-videos",
-        pooling="max",
-        pool_rounding="ceil",  # loadcaffe writes nn.SpatialMaxPooling(...):ceil()
-        tv=1e-3,
-        history=100,
-        tol_relative=1e-4,
-        tol_interval=50,
-        long_term="closestFirst",
-        init_first="noise",
-    ),
-}
+PRESET_NAMES = ("quick", "tiny", "paper")  # VIDEO_PRESETS', below VideoConfig
 
 
 def _number_or_auto() -> Any:
@@ -385,7 +360,7 @@ class VideoConfig:
     av_multipass, which alone use init_first, tol_relative / tol_interval, blend_weight_other and
     seed's noise. The multi-pass algorithm's temporal loss has half the temporal weight."""
 
-    preset: Literal[tuple(VIDEO_PRESETS)] = "quick"
+    preset: Literal[PRESET_NAMES] = "quick"
     """quick, paper (artistic-videos) or the tests' tiny (dfijax.style.video.VIDEO_PRESETS); flags override it"""
     size: Annotated[int, config.Bounds(ge=32)] = 64
     """frame short side in pixels"""
@@ -465,6 +440,45 @@ class VideoConfig:
     def model(self) -> VGG19:
         """The loss network: VGG-19 with this run's pooling and its rounding."""
         return VGG19(pooling=self.pooling, pool_rounding=self.pool_rounding)
+
+
+VIDEO_PRESETS: dict[str, VideoConfig] = config.registry(
+    config.Preset(
+        "quick",
+        VideoConfig(),
+        "on any device: 64 px, 60 iterations for frame 0, 30 after, 20 per pass, temporal loss from pass 2",
+    ),
+    config.Preset(
+        "tiny",
+        VideoConfig(preset="tiny", size=40, iters_first=20, iters=10, pass_iters=5, temporal_after=2),
+        "the tests': 40 px, 20 and 10 iterations, enough for the temporal loss to cut the flicker",
+    ),
+    config.Preset(
+        "paper",
+        VideoConfig(
+            preset="paper",
+            size=350,
+            iters_first=2000,
+            iters=1000,
+            pass_iters=100,
+            temporal_after=8,
+            objective="artistic-videos",
+            pooling="max",
+            pool_rounding="ceil",  # loadcaffe writes nn.SpatialMaxPooling(...):ceil()
+            tv=1e-3,
+            history=100,
+            tol_relative=1e-4,
+            tol_interval=50,
+            long_term="closestFirst",
+            init_first="noise",
+        ),
+        "manuelruder/artistic-videos (artistic_video.lua, artistic_video_multiPass.lua defaults): its objective "
+        "(ArtisticVideosLoss), max pooling rounding up, TV 1e-3 in the gradient, noise start, prevWarped, 2000 "
+        "iterations for frame 0 and 1000 after, stopped when the loss changes < 1e-4 over 50, L-BFGS memory "
+        "100, closestFirst long-term weights; multi-pass 100 per pass, temporal from pass 8",
+    ),
+    names=PRESET_NAMES,
+)
 
 
 def video_config(preset: str = "quick", **overrides: Any) -> VideoConfig:
