@@ -182,22 +182,28 @@ class Preset:
     doc: str = ""
 
 
-def registry(*presets: Preset, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+def registry(*presets: Preset, field: str = "preset", names: tuple[str, ...] | None = None) -> dict[str, Any]:
     """{name: config} of the presets, in order; a ValueError when two share a name, a config is not a
-    dataclass instance, a config's own `preset` field names another preset, or the names are not
-    `names` (the tuple a config class's `preset: Literal[...]` field was declared with)."""
+    dataclass instance, a config's own `field` (where it has one) names another preset, or the names
+    are not `names` (the tuple that field's `Literal[...]` was declared with)."""
     seen: dict[str, Any] = {}
     for p in presets:
         if p.name in seen:
             raise ValueError(f"preset {p.name!r} is defined twice")
         if not dataclasses.is_dataclass(p.config) or isinstance(p.config, type):
             raise ValueError(f"preset {p.name!r} must be a config instance, got {type(p.config).__name__}")
-        if getattr(p.config, "preset", p.name) != p.name:
-            raise ValueError(f"preset {p.name!r} holds a config whose preset field says {p.config.preset!r}")
+        if getattr(p.config, field, p.name) != p.name:
+            raise ValueError(f"preset {p.name!r} holds a config whose {field} field says {getattr(p.config, field)!r}")
         seen[p.name] = p.config
     if names is not None and tuple(seen) != tuple(names):
         raise ValueError(f"presets {tuple(seen)} are not the declared {tuple(names)}")
     return seen
+
+
+def changed(base: Any, new: Any, skip: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The sorted names of the fields where config `new` differs from `base` (what was given over it)."""
+    names = (f.name for f in dataclasses.fields(base) if f.name not in skip)
+    return tuple(sorted(n for n in names if getattr(base, n) != getattr(new, n)))
 
 
 def preset(config_cls: type, table: Mapping[str, Any], name: str, **overrides: Any) -> Any:

@@ -3,10 +3,12 @@
 Every report opens with the same header: what ran, on which weights (and whether they are pretrained),
 device, data, timings, then the experiment's sections (pictures, tables, text), then the full config.
 Every run also saves that config (`save_config`); `load_config` reads it back for --config.
+`write_run` writes a run's three files (results.json, config.json, report.html) from its `Outputs`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -44,6 +46,48 @@ results show what the method does, not what trained features give.</p>{% endif %
 <h2>Config</h2><pre style="white-space:pre-wrap">{{ config }}</pre>
 </body></html>
 """)
+
+
+@dataclasses.dataclass
+class Outputs:
+    """What an experiment's run hands back: the report's title and sections (`write_report`), its results
+    (merged into results.json), the files its final line names, lines printed before it, and the config
+    it resolved (when it is not the one it was given)."""
+
+    title: str
+    results: dict[str, Any]
+    sections: list[dict[str, Any]]
+    files: Sequence[str] = ("grid.png",)
+    results_file: str = "results.json"
+    device: str | None = None  # the report's device line, when it says more than the device summary
+    weights: str | None = None  # the report's weights line for a run without VGG weights (default "none")
+    data: str | None = None
+    seconds: Mapping[str, float] | None = None
+    summary: Sequence[str] = ()
+    config: Any = None
+
+
+def write_run(out: pathlib.Path, o: Outputs, head: Mapping[str, Any], weights: Any = None) -> None:
+    """results.json ({**head, "config", weights', data, **o.results}), config.json and report.html of
+    one run; head: {"experiment", "settings", "device", "config"} (config a dict); weights: the
+    dfijax.weights.VGGWeights the run used, if any."""
+    cfg = head["config"]
+    base = dict(head)
+    if weights is not None:
+        base.update(weights=weights.description, weights_pretrained=weights.pretrained, weights_meta=weights.meta)
+    write_json(out / o.results_file, {**base, **({"data": o.data} if o.data is not None else {}), **o.results})
+    save_config(out, cfg)
+    write_report(
+        out / "report.html",
+        o.title,
+        weights=weights.description if weights is not None else o.weights or "none",
+        pretrained=weights.pretrained if weights is not None else True,
+        device=o.device or head["device"],
+        data=o.data,
+        seconds=o.seconds,
+        config=cfg,
+        sections=o.sections,
+    )
 
 
 def fmt(x: Any) -> str:

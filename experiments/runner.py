@@ -1,44 +1,38 @@
 """One runner for every experiment (as scenic's `app.run(main)`).
 
-An experiment module declares its settings as a frozen dataclass: the system's library config in the
-field `config` (its fields become flags, with their help) plus the run's own settings (data, inputs,
-`--out`), and a `run(args, ctx) -> Outputs`. `Experiment(...).main(argv)` does the rest, once for all:
-the command line generated from the dataclasses (tyro; `--preset NAME` or `--config run/config.json`
-to start from, every flag given over it; a bad flag or value is one `error:` line before any work),
-the `--out` check, joining a multi-process job (a `processes` field; only process 0 speaks and writes),
-the compilation cache, device summary and weights notice, one `error:` line for the library's errors
-(no folder left behind), then config.json, results.json, report.html and the final "wrote …" line.
+An experiment declares its settings as a frozen dataclass: the system's config in the field `config`
+(its fields become flags, with their help) beside the run's own settings (data, inputs, `--out`), and a
+`run(args, ctx) -> Outputs`. `Experiment(...).main(argv)` does the rest: the command line is tyro's,
+read twice (first the preset or saved config to start from, then every flag over it); a flag tyro cannot
+read is tyro's own message; a value the config refuses, and the library's errors, are one `error:`
+line, before any folder is made. Then the device summary, config.json, results.json, report.html and
+the final "wrote …" line; a multi-process job (a `processes` field) has process 0 speak and write.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import dataclasses
-import io
 import pathlib
-import re
 import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any
+from typing import Any
 
 import tyro
 
-from dfijax import config as cfglib
-from dfijax import report, runtime
+from dfijax import config, distributed, report, runtime
 from dfijax.progress import Bars  # noqa: F401  (the experiments')
+from dfijax.report import Outputs
 from dfijax.runtime import cache_dir, cache_root, check_out, out_dir  # noqa: F401  (the experiments')
-from dfijax.weights import VGGWeights, load_vgg
+from dfijax.weights import load_vgg
 
-# the system config's fields are flags of their own name, without a "config." prefix
-FLAT = tyro.conf.arg(name="")
+FLAT = tyro.conf.arg(name="")  # the system config's fields are flags of their own name
+ERRORS = (ValueError, FileNotFoundError)  # the library's errors a run reports in one line
 
 
 @dataclasses.dataclass(frozen=True)
 class Processes:
-    """The multi-controller flags of a multi-host experiment (dfijax.distributed.initialize); none given:
-    detected (Cloud TPU pod slices, SLURM, Open MPI, JAX_* variables) or alone."""
+    """The multi-controller flags (dfijax.distributed.initialize); none given: detected, or alone."""
 
     coordinator: str | None = None
     """HOST:PORT of process 0 (multi-process runs without auto-detection)"""
@@ -48,33 +42,9 @@ class Processes:
     """this process's id in [0, num-processes)"""
 
 
-class UsageError(ValueError):
-    """A command line that does not parse (printed as one `error:` line)."""
-
-
-@dataclasses.dataclass
-class Outputs:
-    """What a run hands back to the runner: the report's title and sections (report.write_report),
-    its own results (merged into results.json), the data and timings it used, the files the final
-    line names, and lines printed before it (the run's numbers)."""
-
-    title: str
-    results: dict[str, Any]
-    sections: list[dict[str, Any]]
-    files: Sequence[str] = ("grid.png",)
-    results_file: str = "results.json"
-    device: str | None = None  # the report's device line, when it says more than the device summary
-    weights: str | None = None  # the report's weights line, for a run without VGG weights (default "none")
-    data: str | None = None
-    seconds: Mapping[str, float] | None = None
-    summary: Sequence[str] = ()
-    config: Any = None  # the config the run resolved, when it differs from args.config
-
-
 @dataclasses.dataclass
 class Context:
-    """The run's surroundings: its name, device summary, output folder (made on demand, after the
-    inputs were checked) and the weights it loaded."""
+    """A run's surroundings: name, device summary, output folder (made on demand), process, weights."""
 
     name: str
     device: str
@@ -83,10 +53,7 @@ class Context:
     weights: Any = None
     _out: pathlib.Path | None = None
 
-    @property
-    def main_proc(self) -> bool:
-        """Whether this process writes the files and speaks (process 0, or the only one)."""
-        return self.proc is None or self.proc.index == 0
+    main_proc = property(lambda self: self.proc is None or self.proc.index == 0)
 
     def out(self) -> pathlib.Path:
         if self._out is None:
@@ -94,9 +61,11 @@ class Context:
         return self._out.absolute()
 
     def load_weights(self, path: str | None, seed: int = 0, depth: int | None = 19) -> Any:
-        """The VGG weights, announced (by process 0 only)."""
-        with contextlib.nullcontext() if self.main_proc else contextlib.redirect_stderr(io.StringIO()):
-            self.weights = _load_weights(path, seed, depth)
+        """The VGG weights (depth None: what the file holds), announced by process 0; a random net says so."""
+        self.weights = load_vgg(path, depth=depth, seed=seed)
+        note = "  <-- NOTICE: results show what the method does, not what trained features give"
+        note = "" if self.weights.pretrained else note
+        self.say(f"weights: {self.weights.description}{note}")
         return self.weights
 
     def say(self, line: str) -> None:
@@ -104,163 +73,83 @@ class Context:
             print(line, file=sys.stderr, flush=True)
 
 
-# the library's errors a run reports in one line (DataError and ImageError are ValueErrors)
-ERRORS = (ValueError, FileNotFoundError)
-
-
-def _one_line(text: str) -> str:
-    """tyro's parse error as one line: its message, without the title, help excerpt or borders (boxed
-    on a terminal; plain, title first, when written elsewhere)."""
-    segments: list[list[str]] = [[]]
-    for raw in text.splitlines():
-        if raw.strip()[:1] in ("╭", "╰", "+"):
-            continue
-        line = raw.strip().strip("│|").strip()
-        if line and set(line) <= set("─- "):
-            segments.append([])
-        elif line:
-            segments[-1].append(line)
-    segments = [s for s in segments if s]
-    if len(segments) > 1 and not text.lstrip().startswith(("╭", "+")):
-        segments = segments[1:]  # the plain form's title
-    return re.sub(r"\s+", " ", " ".join(segments[0])) if segments else "bad command line (see --help)"
-
-
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """name: the runs/<name> folder and results' "experiment"; args: the settings dataclass (its
-    `config` field holds the system config; optional `preset` and `saved_config` fields name a preset
-    and a saved run to start from); run(args, ctx) -> Outputs; presets: {name: {field: value}} of the
-    config class; doc: the --help description; resolve(args, given) -> args: a last step over the
-    parsed settings, `given` the flags typed (for flags that stand for several fields)."""
+    """name: runs/<name> and results' "experiment"; args: the settings dataclass; run(args, ctx);
+    presets: the config class's registry ({name: config}); preset_field: the field (of args or of the
+    config) naming the preset; resolve(args, start): a last step, `start` the config the flags were
+    given over (what differs from it was given)."""
 
     name: str
     args: type
-    run: Callable[[Any, Context], Outputs]
+    run: Callable[[Any, Context], Outputs | None]
     doc: str = ""
-    presets: Mapping[str, Mapping[str, Any]] | None = None
-    resolve: Callable[[Any, set[str]], Any] | None = None
+    presets: Mapping[str, Any] | None = None
+    resolve: Callable[[Any, Any], Any] | None = None
+    preset_field: str = "preset"
 
     def entry_points(self) -> tuple[Callable[..., int], Callable[..., Any]]:
-        """(main, parse) for the experiment module."""
         return self.main, self.parse
 
-    def config_class(self) -> type:
-        hint = typing.get_type_hints(self.args)["config"]
-        return typing.get_args(hint)[0] if typing.get_origin(hint) is Annotated else hint
+    def start(self, argv: Sequence[str]) -> Any:
+        """The settings the flags are given over: --config's saved config, else the named preset."""
+        cls = typing.get_args(typing.get_type_hints(self.args, include_extras=True)["config"])[0]
+        k, own = self.preset_field, self.args.__dataclass_fields__
+        wanted = {k: self.args if k in own else cls} if self.presets is not None else {}
+        wanted |= {"saved_config": self.args} if "saved_config" in own else {}
+        if not wanted:
+            return self.args()
+        fields = [
+            (n, _hint(c, n), dataclasses.field(default=c.__dataclass_fields__[n].default)) for n, c in wanted.items()
+        ]
+        pre = dataclasses.make_dataclass("Start", fields, frozen=True)
+        start, _ = tyro.cli(pre, args=list(argv), return_unknown_args=True, add_help=False, prog=self.prog)
+        if getattr(start, "saved_config", None):
+            return self.args(config=config.from_dict(cls, report.load_config(start.saved_config)))
+        if self.presets is None:
+            return self.args()
+        return self.args(config=self.presets[getattr(start, k)], **({k: getattr(start, k)} if k in own else {}))
 
-    def defaults(self, argv: Sequence[str]) -> Any:
-        """The settings before the flags: the class defaults, the config from --preset or --config. A
-        config class whose PRESET_FIELD names another field is given its preset by that field's flag
-        (e.g. --scale), and its `preset` field, if any, is an ordinary setting."""
-        cls = self.config_class()
-        key = getattr(cls, "PRESET_FIELD", "preset")
-        pre = argparse.ArgumentParser(add_help=False)
-        pre.add_argument(f"--{key.replace('_', '-')}", dest="preset")
-        pre.add_argument("--config")
-        known, _ = pre.parse_known_args(list(argv))
-        fields = {f.name: f for f in dataclasses.fields(self.args)}
-        over: dict[str, Any] = {}
-        if known.config and "saved_config" in fields:
-            base = cfglib.from_dict(cls, report.load_config(known.config))
-            over["saved_config"] = known.config
-        elif self.presets is not None:
-            where = fields if key in fields else {f.name: f for f in dataclasses.fields(cls)}
-            name = known.preset or where[key].default
-            base = cfglib.preset(cls, self.presets, name)
-        else:
-            base = cls()
-        if known.preset and key in fields:
-            over[key] = known.preset
-        return self.args(config=base, **over)
+    @property
+    def prog(self) -> str:
+        return f"python -m experiments.{self.name}"
 
     def parse(self, argv: Sequence[str] | None = None) -> Any:
         argv = list(sys.argv[1:] if argv is None else argv)
-        default = self.defaults(argv)
-        err = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(err):
-                args = tyro.cli(
-                    self.args,
-                    args=argv,
-                    default=default,
-                    description=self.doc,
-                    prog=f"python -m experiments.{self.name}",
-                )
-        except SystemExit as e:
-            if e.code in (0, None):
-                raise
-            raise UsageError(_one_line(err.getvalue())) from None
+        start = self.start(argv)
+        args = tyro.cli(self.args, args=argv, default=start, description=self.doc, prog=self.prog)
         if self.resolve is not None:
-            args = self.resolve(args, {a.split("=")[0] for a in argv if a.startswith("--")})
-        cfglib.check(args)  # the run's own settings (the config checked itself)
+            args = self.resolve(args, start.config)
+        config.check(args)
         return args
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         try:
-            args = self.parse(argv)
+            try:
+                args = self.parse(argv)
+            except SystemExit as e:  # tyro's --help (0) or its own message on a flag it cannot read (2)
+                return int(e.code or 0)
             check_out(getattr(args, "out", None))
-            proc = None
-            if isinstance(p := getattr(args, "processes", None), Processes):
-                from dfijax import distributed
-
-                proc = distributed.initialize(p.coordinator, p.num_processes, p.process_id)
+            p = getattr(args, "processes", None)
+            proc = distributed.initialize(p.coordinator, p.num_processes, p.process_id) if p is not None else None
+            runtime.enable_compilation_cache()
+            ctx = Context(self.name, runtime.device_summary(), getattr(args, "out", None), proc)
+            if (o := self.run(args, ctx)) is not None and ctx.main_proc:
+                self.write(ctx, args, o)
         except ERRORS as e:
-            return fail(e)
-        ctx = Context(self.name, setup(), getattr(args, "out", None), proc)
-        try:
-            outputs = self.run(args, ctx)
-        except ERRORS as e:
-            return fail(e)
-        if outputs is not None and ctx.main_proc:
-            self.write(ctx, args, outputs)
+            print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+            return 1
         return 0
 
     def write(self, ctx: Context, args: Any, o: Outputs) -> None:
-        out = ctx.out()
-        cfg = cfglib.to_dict(o.config if o.config is not None else args.config)
-        w = ctx.weights
+        cfg = config.to_dict(o.config if o.config is not None else args.config)
         settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.name != "config"}
-        base = {"experiment": self.name, "config": cfg, "settings": settings, "device": ctx.device}
-        if w is not None:
-            base.update(weights=w.description, weights_pretrained=w.pretrained, weights_meta=w.meta)
-        if o.data is not None:
-            base["data"] = o.data
-        report.write_json(out / o.results_file, {**base, **o.results})
-        report.save_config(out, cfg)
-        report.write_report(
-            out / "report.html",
-            o.title,
-            weights=w.description if w is not None else o.weights or "none",
-            pretrained=w.pretrained if w is not None else True,
-            device=o.device or ctx.device,
-            data=o.data,
-            seconds=o.seconds,
-            config=cfg,
-            sections=o.sections,
-        )
+        head = {"experiment": self.name, "config": cfg, "settings": settings, "device": ctx.device}
+        report.write_run(out := ctx.out(), o, head, ctx.weights)
         for line in o.summary:
             print(line, file=sys.stderr)
-        named = [str(out / f) for f in o.files] + [str(out / "report.html")]
-        print(f"wrote {', '.join(named)} and {out / o.results_file}")
+        print(f"wrote {', '.join(str(out / f) for f in (*o.files, 'report.html'))} and {out / o.results_file}")
 
 
-def _load_weights(path: str | None, seed: int = 0, depth: int | None = 19) -> VGGWeights:
-    """Load weights and say plainly what they are (a random net is announced, never hidden).
-    depth: the VGG the caller builds (None: whatever `path` holds; VGG-19 when no path)."""
-    w = load_vgg(path, depth=depth, seed=seed)
-    note = "" if w.pretrained else "  <-- NOTICE: results show what the method does, not what trained features give"
-    print(f"weights: {w.description}{note}", file=sys.stderr)
-    return w
-
-
-def setup() -> str:
-    """Persistent compilation cache on; returns a device summary."""
-    runtime.enable_compilation_cache()
-    return runtime.device_summary()
-
-
-def fail(e: BaseException) -> int:
-    """One `error:` line (the message's first) and the exit status 1."""
-    print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-    return 1
+def _hint(cls: type, name: str) -> Any:
+    return typing.get_type_hints(cls, include_extras=True)[name]

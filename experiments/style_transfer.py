@@ -14,8 +14,9 @@ Presets (the same on every device; flags override them; details in dfijax.style.
 100 iterations, Gatys objective with average pooling), paper (the Gatys reference notebook: 512 px x
 520, then 800 px x 220; max pooling; history 100; load Gatys' vgg_conv.pth with scripts/fetch_vgg19.py
 gatys to match its network), neural-style (jcjohnson/neural-style: 512 px, 1000 iterations, its
-objective, noise init). Objectives (--normalize gatys or neural-style) bring their reference's
-pooling, content weight, style weights and TV, which --pooling / --content-weight / --tv override.
+objective: Gram / (C·h·w), content 5, TV 1e-3, pools rounding up; noise init). Each flag changes its own
+setting only: --normalize (the Gram and style-weight convention), --pooling, --pool-rounding,
+--content-weight and --tv.
 --size is the content's short side: the aspect ratio is kept, nothing is cropped or stretched. Content
 images of different aspect ratios are grouped by their resized shape and each group is solved in its
 own batched call. Every problem of a group — content images × style images (blended, or one each with
@@ -62,16 +63,14 @@ class Args:
     """output folder (default runs/style_transfer/<time>)"""
 
 
-def resolve(args: Args, given: set[str]) -> Args:
-    """--size/--iters as one stage; a chosen objective brings its own pooling unless --pooling is given."""
+def resolve(args: Args, start: StyleConfig) -> Args:
+    """--size/--iters as one stage (not with --stages)."""
     cfg = args.config
-    if "--stages" in given and (args.size is not None or args.iters is not None):
+    if cfg.stages != start.stages and (args.size is not None or args.iters is not None):
         raise ValueError("give either --stages or --size/--iters, not both")
     if args.size is not None or args.iters is not None:
         first = cfg.stages[0]
         cfg = dataclasses.replace(cfg, stages=((args.size or first[0], args.iters or first[1]),))
-    if "--normalize" in given and "--pooling" not in given:
-        cfg = dataclasses.replace(cfg, pooling=None)
     return dataclasses.replace(args, config=cfg)
 
 

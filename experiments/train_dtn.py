@@ -107,7 +107,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
     )
 
 
-main, parse = runner.Experiment("train_dtn", Args, run, __doc__, DIGITS_PRESETS).entry_points()
+main, parse = runner.Experiment("train_dtn", Args, run, __doc__, DIGITS_PRESETS, preset_field="scale").entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

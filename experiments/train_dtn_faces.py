@@ -40,6 +40,7 @@ from typing import Annotated
 
 import tyro
 
+from dfijax import config as cfglib
 from dfijax import report
 from dfijax.dtn.config import FACES_PRESETS, FacesConfig
 from experiments import runner
@@ -47,7 +48,7 @@ from experiments import runner
 
 @dataclasses.dataclass(frozen=True)
 class Args:
-    config: Annotated[FacesConfig, runner.FLAT] = FacesConfig()
+    config: Annotated[FacesConfig, runner.FLAT] = FACES_PRESETS["small"]
     weights: str | None = None
     """converted VGG-19 weights; default: weights/ or a seeded random net"""
     out: str = "runs/dtn_faces/default"
@@ -56,10 +57,9 @@ class Args:
     overridden: tyro.conf.Suppress[tuple[str, ...]] = ()  # the --nets preset's settings given as flags
 
 
-def resolve(args: Args, given: set[str]) -> Args:
-    """Record which of the --nets preset's settings the command line gave."""
-    preset = FACES_PRESETS[args.config.nets]
-    return dataclasses.replace(args, overridden=tuple(k for k in sorted(preset) if f"--{k.replace('_', '-')}" in given))
+def resolve(args: Args, start: FacesConfig) -> Args:
+    """Record which of the --nets preset's settings the command line changed."""
+    return dataclasses.replace(args, overridden=cfglib.changed(start, args.config))
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
@@ -102,7 +102,8 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
     )
     table = dict(zip(("headers", "rows"), pipeline.constancy_table(s)))
     rows_text = "Rows: held-out sources, G(source), held-out cartoons, G(cartoon)."
-    preset = {"nets": cfg.nets, "preset": FACES_PRESETS[cfg.nets], "overridden": list(args.overridden)}
+    start = cfglib.to_dict(FACES_PRESETS[cfg.nets])
+    preset = {"nets": cfg.nets, "preset": start, "overridden": list(args.overridden)}
     return runner.Outputs(
         title="Domain Transfer Network: faces → cartoons",
         results={
@@ -128,7 +129,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
     )
 
 
-main, parse = runner.Experiment("train_dtn_faces", Args, run, __doc__, FACES_PRESETS, resolve).entry_points()
+main, parse = runner.Experiment("train_dtn_faces", Args, run, __doc__, FACES_PRESETS, resolve, "nets").entry_points()
 
 if __name__ == "__main__":
     raise SystemExit(main())

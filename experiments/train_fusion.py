@@ -30,6 +30,7 @@ import dataclasses
 import sys
 from typing import Annotated, Literal
 
+from dfijax import config as cfglib
 from dfijax import report
 from dfijax.fusion.data import DATA_KINDS
 from dfijax.fusion.pipeline import TrainingConfig
@@ -63,9 +64,9 @@ class Args:
     processes: Annotated[runner.Processes, runner.FLAT] = runner.Processes()
 
 
-def resolve(args: Args, given: set[str]) -> Args:
-    """Record the preset's settings given on the command line (run_config.json's "overrides")."""
-    over = tuple(sorted(k for k in PRESETS[args.config.preset] if "--" + k.replace("_", "-") in given))
+def resolve(args: Args, start: TrainingConfig) -> Args:
+    """Record the preset's settings the command line changed (run_config.json's "overrides")."""
+    over = cfglib.changed(start, args.config, skip=("preset", "overrides"))
     return dataclasses.replace(args, config=dataclasses.replace(args.config, overrides=over))
 
 

@@ -376,9 +376,9 @@ def test_train_dtn_scale_presets_resolve():
     from experiments import train_dtn as E
 
     a = E.parse(["--scale", "paper"]).config
-    assert (a.scale, a.steps, a.batch, a.f_steps, a.clf_steps, a.preset) == ("paper", 20000, 100, 5000, 3000, "digits")
+    assert (a.scale, a.steps, a.batch, a.f_steps, a.clf_steps, a.losses) == ("paper", 20000, 100, 5000, 3000, "digits")
     a = E.parse(["--scale", "paper", "--steps", "5", "--preset", "faces", "--beta", "2", "--no-ablations"]).config
-    assert (a.scale, a.steps, a.batch, a.f_steps, a.preset, a.ablations) == ("paper", 5, 100, 5000, "faces", False)
+    assert (a.scale, a.steps, a.batch, a.f_steps, a.losses, a.ablations) == ("paper", 5, 100, 5000, "faces", False)
     assert a.dtn_config().weights == L.preset("faces").replace(beta=2.0) and list(a.runs()) == ["dtn"]
     a = E.parse([]).config
     assert (a.scale, a.steps, a.batch, a.f_steps, a.clf_steps, a.abl_steps) == ("quick", 600, 64, 500, 400, 300)

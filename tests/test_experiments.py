@@ -121,7 +121,6 @@ def test_alpha_sweep_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
     _isolated(monkeypatch, tmp_path)
     cases = [
         (["--edit", "Smilng+"], "unknown attribute 'Smilng' (did you mean Smiling?)"),
-        (["--alphas", "0.1,lots"], "--alphas: '0.1,lots' is not a list of finite numbers separated by ','"),
         (["--dataset", "celeba"], "needs --data-dir"),
         (["--k", "500"], "only"),
         (["--images", str(tmp_path / "me.jpg"), "--attrs", "Young=1"], "not found"),
@@ -131,6 +130,10 @@ def test_alpha_sweep_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
         assert alpha_sweep.main(TINY_SWEEP + extra + ["--out", str(tmp_path / "x")]) == 1, extra
         err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")]
         assert len(err) == 1 and msg in err[0], (extra, err)
+    # a flag tyro cannot read: its own message and status 2, before any work
+    assert alpha_sweep.main(TINY_SWEEP + ["--alphas", "0.1,lots", "--out", str(tmp_path / "x")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--alphas: '0.1,lots' is not a list of finite numbers separated by ','" in err and "Traceback" not in err
 
 
 def test_alpha_sweep_raises_the_target_attribute_score(tmp_path, monkeypatch):

@@ -230,7 +230,7 @@ def test_paper_preset_critic_batchnorm_and_clipping(random_vgg, tmp_path):
     from experiments import train_fusion
 
     small = {"size": 32, "width": 8, "content_layers": ("conv2_1",), "style_layers": ("conv1_1",)}
-    s = presets.resolve("paper", small)
+    s = {**presets.PRESETS["paper"].settings, **small}
     run = fusion.training_config("paper", devices=4, **small)
     assert run.settings == s and run.overrides == tuple(sorted(small)) and run.total == 35000
     cfg = run.fusion
@@ -251,8 +251,8 @@ def test_paper_preset_critic_batchnorm_and_clipping(random_vgg, tmp_path):
         30.0,
         "binary",
     )
-    default = presets.resolve(presets.DEFAULT, {})
-    assert presets.DEFAULT == "cpu_small"
+    default = presets.PRESETS[presets.DEFAULT].settings
+    assert presets.DEFAULT == "cpu_small" and presets.PRESETS["cpu_small"] == fusion.TrainingConfig()
     assert (default["d_norm"], default["gp"], default["clip"]) == ("layer", 10.0, None)
     state = ft.init_state(cfg)
     init = jax.device_get(state.d)
@@ -287,7 +287,7 @@ def test_paper_preset_critic_batchnorm_and_clipping(random_vgg, tmp_path):
     assert overrides == tuple(sorted(["holdout", "clip", *small])) and settings["clip"] == 0.02
     assert settings["batch"] == 99  # the preset's 100, rounded down to a multiple of the 3 devices
     assert {k: v for k, v in settings.items() if k not in (*overrides, "batch")} == {
-        k: v for k, v in presets.PRESETS["paper"].items() if k not in (*overrides, "batch")
+        k: v for k, v in presets.PRESETS["paper"].settings.items() if k not in (*overrides, "batch")
     }
     paper = fusion.for_devices(train_fusion.parse(["--preset", "paper", "--clip", "0"]).config, devices=1)
     assert paper.clip is None and paper.fusion.clip is None and paper.overrides == ("clip",)

@@ -42,8 +42,8 @@ def test_out_that_is_a_file_is_one_line_error(name, where, tmp_path, monkeypatch
 
     from experiments import runner
 
-    monkeypatch.setattr(runner, "setup", never)
-    monkeypatch.setattr(runner, "_load_weights", never)
+    monkeypatch.setattr(runner.runtime, "device_summary", never)
+    monkeypatch.setattr(runner, "load_vgg", never)
     f = tmp_path / "x.png"
     f.write_bytes(b"\x89PNG not a folder")
     out = f if where == "file" else f / "sub"

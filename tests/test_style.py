@@ -216,7 +216,8 @@ def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
     assert paper.stages == ((512, 520), (800, 220)) and paper.history == 100
     assert paper.loss() == style.StyleLoss() and paper.init == "content"
     assert st.parse([]).config.loss().model.pooling == "avg"  # quick keeps average pooling
-    assert st.parse(["--normalize", "neural-style"]).config.loss().model.pooling == "max"
+    one = st.parse(["--normalize", "neural-style"]).config.loss()  # a flag changes its own field only
+    assert (one.normalize, one.model.pooling, one.content_weight, one.tv_weight) == ("neural-style", "avg", 1.0, 0.0)
     ns = st.parse(["--preset", "neural-style", "--tv", "0", "--iters", "50"]).config
     assert ns.stages == ((512, 50),) and ns.init == "noise"
     assert (ns.loss().normalize, ns.loss().content_weight, ns.loss().tv_weight, ns.loss().model.pooling) == (
@@ -228,7 +229,7 @@ def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
     assert st.parse([]).config.stages == ((96, 100),)
     with pytest.raises(ValueError, match="--stages or --size"):
         st.parse(["--stages", "32:2", "--size", "40"]).config
-    with pytest.raises(ValueError, match="'32x2' is not a list of SIZE:ITERS"):
+    with pytest.raises(SystemExit, match="2"):  # tyro's own message: "'32x2' is not a list of SIZE:ITERS"
         st.parse(["--stages", "32x2"]).config
     with pytest.raises(ValueError, match="stage sizes must be >= 32"):
         st.parse(["--size", "16"]).config
@@ -259,7 +260,7 @@ def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
     cfg = res["config"]
     assert cfg["preset"] == "quick" and cfg["stages"] == [[32, 3]] and cfg["init"] == "content"
     assert cfg["normalize"] == "neural-style" and res["loss"]["style_weights"] == [100.0] * 5
-    assert res["loss"]["content_weight"] == 5.0 and res["loss"]["pooling"] == "max"
+    assert res["loss"]["content_weight"] == 1.0 and res["loss"]["pooling"] == "avg"  # quick's, not neural-style's
     assert [g["stage_shapes"] for g in res["aspect_groups"]] == [[[32, 48]], [[32, 32]]]
     assert [r["shape"] for r in res["results"]] == [[32, 48], [32, 32]]
     for r in res["results"]:

@@ -79,9 +79,12 @@ class JobConfig:
 
 # the DFI presets (dfi.presets) as jobs: the dataset job edits at one alpha, 0.4, unless told otherwise,
 # always on the batched engine (the official preset's scipy solver runs one problem at a time)
-PRESETS: dict[str, dict[str, Any]] = {
-    name: {"sweep": presets.preset(name, alphas=(0.4,), optimizer="engine")} for name in presets.PRESETS
-}
+PRESETS: dict[str, JobConfig] = config.registry(
+    *(
+        config.Preset(name, JobConfig(sweep=presets.preset(name, alphas=(0.4,), optimizer="engine")))
+        for name in presets.PRESETS
+    )
+)
 
 
 @dataclasses.dataclass

@@ -1,14 +1,14 @@
 """The DTN's settings: one training run (`DTNConfig`, saved beside its checkpoints) and the two
 experiments that train runs (`DigitsConfig`, `FacesConfig`: every setting of their command lines,
-with its help, bounds and choices), with the experiments' named presets (`DIGITS_PRESETS` by run
-length, `FACES_PRESETS` by networks; the field named by a config's PRESET_FIELD records the preset,
-and every field given overrides it).
+with its help, bounds and choices), with the experiments' presets as typed config instances
+(`DIGITS_PRESETS` by run length, recorded in `scale`; `FACES_PRESETS` by networks, recorded in `nets`).
+The settings a run takes from its experiment are declared once, in `RunSettings`, which both inherit.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from dfijax import config, training
 from dfijax.dtn import faces
@@ -24,9 +24,14 @@ Weight = Annotated[float | None, config.NONNEG]
 
 
 @dataclasses.dataclass(frozen=True)
-class LossWeights:
-    """The DTN's loss settings, shared by a run and the experiments that train runs."""
+class RunSettings:
+    """The settings of a DTN run that its experiment chooses (losses, length, networks' widths, optimiser)."""
 
+    RENAMED: ClassVar[dict[str, str]] = {"preset": "losses"}
+
+    losses: Annotated[Literal[LOSS_PRESETS], config.flag("losses", aliases=("--preset",))] = "digits"
+    """loss weights: digits α=β=15, γ=0; faces (the paper's) α=100, β=1, γ=0.05 (--alpha/--beta/--gamma
+    override them)"""
     alpha: Annotated[Weight, config.flag("const-weight", aliases=("--alpha",))] = None
     """L_CONST weight, the paper's α (None: the preset's)"""
     beta: Annotated[Weight, config.flag("tid-weight", aliases=("--beta",))] = None
@@ -35,10 +40,30 @@ class LossWeights:
     """L_TV weight, the paper's γ (None: the preset's)"""
     const: Literal["mse", "cosine"] = "mse"
     """distance for L_CONST"""
+    steps: Annotated[int, config.NONNEG] = training.resumable(600)
+    """DTN iterations (one D step, then --g-steps G steps, each)"""
+    g_steps: Annotated[int, config.POSITIVE] = 1
+    """G steps per D step"""
+    width: Annotated[int, config.POSITIVE] = 32
+    """base width of g"""
+    d_width: Annotated[int, config.POSITIVE] = 16
+    """base width of D"""
+    batch: Annotated[int, config.POSITIVE] = 64
+    """source and target images per iteration"""
+    lr: Annotated[float, config.Bounds(gt=0)] = 3e-4
+    """Adam learning rate of g and D (b1 = 0.5)"""
+    save_every: Annotated[int, config.POSITIVE] = training.resumable(200)
+    """checkpoint period"""
+    seed: int = 0
+    """random seed (data, networks, batches)"""
+
+    def run_settings(self) -> dict[str, Any]:
+        """This config's RunSettings fields, by name (what a DTNConfig takes from an experiment)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(RunSettings)}
 
 
 @dataclasses.dataclass(frozen=True)
-class DTNConfig(LossWeights):
+class DTNConfig(RunSettings):
     """One DTN training run, saved beside its checkpoints (`training.Checkpointer(config=)`); resuming
     under settings that differ in a field not marked resumable is a one-line `CheckpointMismatch`.
 
@@ -54,10 +79,6 @@ class DTNConfig(LossWeights):
     """g and D: the light networks, or the paper's faces networks (faces only)"""
     size: Annotated[int, config.POSITIVE] = SIZE
     """image size of g's output and D's input (digits: 32)"""
-    width: Annotated[int, config.POSITIVE] = 32
-    """base width of g"""
-    d_width: Annotated[int, config.POSITIVE] = 16
-    """base width of D"""
     out_channels: Annotated[int, config.POSITIVE] = 3
     """g's output channels (1: grey, repeated to RGB)"""
     f_width: Annotated[int, config.POSITIVE] = 32
@@ -68,24 +89,10 @@ class DTNConfig(LossWeights):
     """faces: the VGG-19 taps that make f"""
     grid: Annotated[int, config.POSITIVE] = 2
     """faces: each tap average-pooled to grid x grid"""
-    preset: Literal[LOSS_PRESETS] = "digits"
-    """loss weights (losses.PRESETS), alpha/beta/gamma overriding them when given"""
     three_class: bool = True
     """D with 3 classes (G(source), G(target), real target), or 2 (generated, real)"""
-    lr: Annotated[float, config.Bounds(gt=0)] = 3e-4
-    """Adam learning rate of g and D (b1 = 0.5)"""
-    g_steps: Annotated[int, config.POSITIVE] = 1
-    """G steps per D step"""
-    batch: Annotated[int, config.POSITIVE] = 64
-    """source and target images per iteration"""
-    seed: int = 0
-    """random seed (initialisation, batches)"""
     data: str = ""
     """free text naming the training data (and f), so a resume on other data is refused"""
-    steps: Annotated[int, config.NONNEG] = training.resumable(600)
-    """iterations"""
-    save_every: Annotated[int, config.POSITIVE] = training.resumable(200)
-    """checkpoint period"""
     log_every: Annotated[int, config.POSITIVE] = training.resumable(10)
     """metrics period"""
     keep: Annotated[int, config.POSITIVE] = training.resumable(2)
@@ -101,7 +108,7 @@ class DTNConfig(LossWeights):
     @property
     def weights(self) -> L.DTNWeights:
         over = {k: float(getattr(self, k)) for k in ("alpha", "beta", "gamma") if getattr(self, k) is not None}
-        return L.preset(self.preset).replace(const=self.const, three_class=self.three_class, **over)
+        return L.preset(self.losses).replace(const=self.const, three_class=self.three_class, **over)
 
     def build(self) -> DTN:
         """The networks this run trains."""
@@ -118,60 +125,16 @@ class DTNConfig(LossWeights):
 
 # --- the experiments ------------------------------------------------------------------------------------
 
-
-@dataclasses.dataclass(frozen=True)
-class ExperimentSettings(LossWeights):
-    """The settings the digits and faces experiments share (each adds its own data, preset and run size)."""
-
-    steps: Annotated[int, config.NONNEG] = 600
-    """DTN iterations (one D step, then --g-steps G steps, each)"""
-    g_steps: Annotated[int, config.POSITIVE] = 1
-    """G steps per D step"""
-    width: Annotated[int, config.POSITIVE] = 32
-    """base width of g"""
-    save_every: Annotated[int, config.POSITIVE] = 200
-    """checkpoint period"""
-    seed: int = 0
-    """random seed (data, networks, batches)"""
-
-    def run_settings(self, *more: str) -> dict:
-        """The fields a DTN run takes from the experiment under the same names (and `more`)."""
-        shared = ("preset", "alpha", "beta", "gamma", "const", "steps", "g_steps", "width", "d_width", "batch", "lr")
-        return {k: getattr(self, k) for k in (*shared, "save_every", "seed", *more)}
-
-
-DIGITS_PRESETS: dict[str, dict] = {  # run lengths; the same command means the same run on every device
-    "quick": dict(steps=600, batch=64, f_steps=500, clf_steps=400),
-    "paper": dict(steps=20000, batch=100, f_steps=5000, clf_steps=3000),
-    # the tests': the narrowest networks, trained just long enough that G transfers: f's 1000 steps give
-    # G features worth translating (transfer accuracy 0.62 against 0.21 untranslated; with f at 300 steps
-    # 0.33), and the evaluation classifier is trained enough to score (0.95 on the target test set)
-    "tiny": dict(
-        n_source=512,
-        n_test=24,
-        steps=600,
-        batch=16,
-        lr=1e-3,
-        width=8,
-        d_width=8,
-        f_width=8,
-        feat_dim=16,
-        f_steps=1000,
-        clf_steps=200,
-        clf_batch=16,
-        save_every=300,
-    ),
-}
+SCALES = ("quick", "paper", "tiny")  # DIGITS_PRESETS', below the class
+NETS_PRESETS = ("small", "paper")  # FACES_PRESETS', below the class
 
 
 @dataclasses.dataclass(frozen=True)
-class DigitsConfig(ExperimentSettings):
+class DigitsConfig(RunSettings):
     """The digits experiment (`pipeline.run_digits`): its data, f's and the evaluation classifier's
     training, the DTN run (`dtn_config`) and its ablations (`runs`)."""
 
-    PRESET_FIELD: ClassVar[str] = "scale"
-
-    scale: Literal[tuple(DIGITS_PRESETS)] = "quick"
+    scale: Literal[SCALES] = "quick"
     """run length: quick (600 DTN steps, batch 64: minutes on a CPU), paper (20000, batch 100, f 5000
     and classifier 3000 steps) or tiny (the tests': width 8, 512 sources, 600 steps of batch 16); flags
     override"""
@@ -186,18 +149,10 @@ class DigitsConfig(ExperimentSettings):
     """source test images for the transfer accuracy"""
     source_limit: Annotated[int | None, config.POSITIVE] = None
     """svhn-mnist: a seeded random subset of each SVHN split (train, extra) and of MNIST train"""
-    preset: Literal[LOSS_PRESETS] = "digits"
-    """loss weights: digits α=β=15, γ=0; faces (the paper's) α=100, β=1, γ=0.05"""
     ablation_steps: Annotated[int | None, config.NONNEG] = None
     """iterations per ablation (default: --steps / 2); the full DTN is also evaluated there"""
     ablations: bool = True
     """also train the ablations: without L_TID (β = 0) and with a 2-class D"""
-    batch: Annotated[int, config.POSITIVE] = 64
-    """batch size"""
-    lr: Annotated[float, config.Bounds(gt=0)] = 3e-4
-    """Adam learning rate of g and D (b1 = 0.5)"""
-    d_width: Annotated[int, config.POSITIVE] = 16
-    """base width of D"""
     f_width: Annotated[int, config.POSITIVE] = 32
     """base width of f and the evaluation classifier"""
     feat_dim: Annotated[int, config.POSITIVE] = 128
@@ -223,7 +178,8 @@ class DigitsConfig(ExperimentSettings):
         data = (
             f"{self.data} n_source={self.n_source} limit={self.source_limit}; f {self.f_steps} steps b{self.clf_batch}"
         )
-        return DTNConfig(**self.run_settings("f_width", "feat_dim"), out_channels=1, data=data)
+        f = dict(f_width=self.f_width, feat_dim=self.feat_dim)
+        return DTNConfig(**self.run_settings(), **f, out_channels=1, data=data)
 
     def runs(self) -> dict[str, DTNConfig]:
         """{run name: its settings}: the full DTN, then (with ablations) β = 0 and the 2-class D."""
@@ -242,24 +198,46 @@ class DigitsConfig(ExperimentSettings):
         )
 
 
-FACES_PRESETS: dict[str, dict] = {  # the networks and the run settings that suit them
-    "paper": dict(
-        size=64, width=64, d_width=64, n_train=20000, n_target=20000, steps=20000, batch=64, lr=2e-4, save_every=1000
+DIGITS_PRESETS: dict[str, DigitsConfig] = config.registry(  # the same command means the same run on every device
+    config.Preset("quick", DigitsConfig(), "600 DTN steps of batch 64, f 500 and classifier 400 steps"),
+    config.Preset(
+        "paper",
+        DigitsConfig(scale="paper", steps=20000, batch=100, f_steps=5000, clf_steps=3000),
+        "the paper's 20000 iterations of batch 100; f 5000 and the evaluation classifier 3000 steps",
     ),
-    "small": dict(
-        size=32, width=32, d_width=32, n_train=2000, n_target=2000, steps=600, batch=16, lr=1e-3, save_every=200
+    # f's 1000 steps give G features worth translating (transfer accuracy 0.62 against 0.21
+    # untranslated; with f at 300 steps 0.33), and the evaluation classifier scores (0.95 on its test set)
+    config.Preset(
+        "tiny",
+        DigitsConfig(
+            scale="tiny",
+            n_source=512,
+            n_test=24,
+            steps=600,
+            batch=16,
+            lr=1e-3,
+            width=8,
+            d_width=8,
+            f_width=8,
+            feat_dim=16,
+            f_steps=1000,
+            clf_steps=200,
+            clf_batch=16,
+            save_every=300,
+        ),
+        "the tests': the narrowest networks, trained just long enough that G transfers",
     ),
-}
+    field="scale",
+    names=SCALES,
+)
 
 
 @dataclasses.dataclass(frozen=True)
-class FacesConfig(ExperimentSettings):
+class FacesConfig(RunSettings):
     """The faces experiment (`pipeline.run_faces`): its data, f (VGG-19 taps, pooling, the images that
-    fix its standardisation) and the DTN run (`dtn_config`)."""
+    fix its standardisation) and the DTN run (`dtn_config`); FACES_PRESETS hold its two starting points."""
 
-    PRESET_FIELD: ClassVar[str] = "nets"
-
-    nets: Literal[tuple(FACES_PRESETS)] = "small"
+    nets: Literal[NETS_PRESETS] = "small"
     """networks and run-size preset: paper (the paper's faces nets, 64 px g, 152 px D; 20000 iterations,
     batch 64, lr 2e-4, 20000 source and target images) or small (light CPU nets, 32 px; 600, 16, 1e-3,
     2000); flags override"""
@@ -281,14 +259,6 @@ class FacesConfig(ExperimentSettings):
     """each tap average-pooled to grid x grid"""
     calib: Annotated[int, config.Bounds(ge=2)] = 256
     """source training images that fix f's standardisation"""
-    preset: Literal[LOSS_PRESETS] = "faces"
-    """loss weights: faces (the paper's) α=100, β=1, γ=0.05; digits α=β=15, γ=0"""
-    batch: Annotated[int, config.POSITIVE] = 16
-    """batch size"""
-    lr: Annotated[float, config.Bounds(gt=0)] = 1e-3
-    """Adam learning rate of g and D (b1 = 0.5; the small preset's is higher for its short run)"""
-    d_width: Annotated[int, config.POSITIVE] = 32
-    """base width of D"""
     log_every: Annotated[int, config.POSITIVE] = 10
     """metrics period"""
 
@@ -314,9 +284,33 @@ class FacesConfig(ExperimentSettings):
         """The DTN run; f_description names the VGG-19 weights (a resume with other weights is refused)."""
         data = f"{self.data} {self.data_dir or ''} n_train={self.n_train} n_target={self.n_target}; "
         data += f"f: {f_description}, calibrated on {self.calib}"
-        return DTNConfig(
-            domain="faces",
-            taps=faces.parse_taps(self.taps),
-            data=data,
-            **self.run_settings("nets", "size", "grid", "log_every"),
-        )
+        own = dict(nets=self.nets, size=self.size, grid=self.grid, log_every=self.log_every)
+        return DTNConfig(domain="faces", taps=faces.parse_taps(self.taps), data=data, **own, **self.run_settings())
+
+
+FACES_PRESETS: dict[str, FacesConfig] = config.registry(  # the networks and the run settings that suit them
+    config.Preset(
+        "small",
+        FacesConfig(losses="faces", width=32, d_width=32, batch=16, lr=1e-3),
+        "light CPU networks at 32 px: 600 iterations of 16, lr 1e-3, 2000 images each",
+    ),
+    config.Preset(
+        "paper",
+        FacesConfig(
+            nets="paper",
+            losses="faces",
+            size=64,
+            width=64,
+            d_width=64,
+            n_train=20000,
+            n_target=20000,
+            steps=20000,
+            batch=64,
+            lr=2e-4,
+            save_every=1000,
+        ),
+        "the paper's faces networks (64 px g, 152 px D): 20000 iterations of 64, lr 2e-4, 20000 images each",
+    ),
+    field="nets",
+    names=NETS_PRESETS,
+)

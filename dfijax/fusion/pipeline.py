@@ -22,11 +22,10 @@ import dataclasses
 import os
 import pathlib
 import time
-from typing import Annotated, Any, Callable, Literal, Sequence
+from typing import Annotated, Any, Callable, Sequence
 
 import jax
 import numpy as np
-import tyro
 
 from dfijax import config as cfglib
 from dfijax import distributed as dist
@@ -36,8 +35,7 @@ from dfijax.fusion import presets
 from dfijax.fusion import train as ft
 from dfijax.fusion.data import EVAL_IMAGES, FusionData, ShardedLoader, to_signed, to_unit
 from dfijax.fusion.figures import LAMBDAS, fusion_grid, sample_grid
-from dfijax.fusion.losses import PIXEL_REDUCTIONS, FusionLoss
-from dfijax.fusion.model import NORMS
+from dfijax.fusion.presets import TrainingConfig
 
 # progress(step, total, record): after every training step (counted from 1); record is the step's
 # logged metrics, or None on steps that log nothing.
@@ -46,150 +44,12 @@ Progress = Callable[[int, int, "dict[str, float] | None"], None]
 OnSample = Callable[[int, np.ndarray], None]
 
 
-_D = presets.PRESETS[presets.DEFAULT]  # the fields' defaults: the default preset's values
-_short = "{:g}".format  # 1e-06, 30 in --help, not 1e-06, 30.0
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TrainingConfig:
-    """A training run's settings: every field a preset sets (`dfijax.fusion.presets`; the defaults are
-    the default preset's), the seed and the checkpoints kept, and where they came from (the preset,
-    and in `overrides` the names of the settings given over it). `fusion` is the networks' and steps'
-    FusionConfig. `training_config` builds one from a preset; `for_devices` fits its batch to the
-    devices."""
-
-    preset: Literal[tuple(presets.PRESETS)] = presets.DEFAULT
-    """named settings (dfijax.fusion.presets); every flag given overrides the preset"""
-    holdout: Literal[presets.HOLDOUTS] = _D["holdout"]
-    """held-out images: last (the last 16), celeba-test (CelebA's test partition), paper-count (the
-    paper's 2,599)"""
-    size: int = _D["size"]
-    """image size, a power of two: 32, 64, 128 (paper), 256"""
-    width: Annotated[int, cfglib.POSITIVE] = _D["width"]
-    """first-layer channels (64 = paper)"""
-    batch: Annotated[int, cfglib.Bounds(ge=2)] = _D["batch"]
-    """global batch, split over all devices of all processes (not given: the preset's, rounded down to
-    a multiple of the device count)"""
-    stage1_steps: Annotated[int, cfglib.NONNEG] = _D["stage1_steps"]
-    """autoencoder pretraining steps"""
-    stage2_steps: Annotated[int, cfglib.NONNEG] = _D["stage2_steps"]
-    """steps of the full objective"""
-    lr: Annotated[float, cfglib.Bounds(gt=0)] = _D["lr"]
-    """Adam learning rate of E and G (and of an Adam critic without --d-lr)"""
-    b1: Annotated[float, cfglib.Bounds(ge=0, le=1)] = _D["b1"]
-    """Adam beta1"""
-    n_critic: Annotated[int, cfglib.POSITIVE] = _D["n_critic"]
-    """critic updates per (E, G) update"""
-    gp: Annotated[float, cfglib.NONNEG] = _D["gp"]
-    """gradient-penalty weight (0: off)"""
-    clip: Annotated[float | None, cfglib.NONNEG] = _D["clip"]
-    """clip the critic's weights to [-c, c] (WGAN; 0 or None: off)"""
-    d_norm: Literal[NORMS] = _D["d_norm"]
-    """critic normalisation (batch = the paper's; layer suits the gradient penalty)"""
-    d_optimizer: Literal[ft.OPTIMIZERS] = _D["d_optimizer"]
-    """the critic's optimizer"""
-    d_lr: Annotated[float | None, cfglib.Bounds(gt=0)] = _D["d_lr"]
-    """the critic's learning rate (None: --lr)"""
-    perceptual: Literal[ft.PERCEPTUAL] = _D["perceptual"]
-    """Λ and the perceptual targets: mean (λ̄-weighted) or paper (eqs. 4, 5 per chunk)"""
-    loss_weights: Annotated[tuple[float, ...], cfglib.comma_list(float, fmt=_short), cfglib.NONNEG] = _D["loss_weights"]
-    """w1..w5: adversarial, content, style, reconstruction, TV"""
-    pixel_reduction: Literal[PIXEL_REDUCTIONS] = _D["pixel_reduction"]
-    """L1 (eqs. 7, 10) and TV (eq. 8): per-pixel mean, or the sum over the pixels as the equations print"""
-    content_layers: Annotated[tuple[str, ...], cfglib.comma_list(str)] = _D["content_layers"]
-    """VGG-19 layers of the content loss"""
-    style_layers: Annotated[tuple[str, ...], cfglib.comma_list(str)] = _D["style_layers"]
-    """VGG-19 layers of the style loss"""
-    lambda_kind: Literal[ft.LAMBDA_KINDS] = _D["lambda_kind"]
-    """training Λ: one per latent chunk (paper), per channel, or per (4x4 cell, chunk)"""
-    lambda_values: Literal[ft.LAMBDA_VALUES] = _D["lambda_values"]
-    """training λ: 0 or 1 (binary), or uniform in [0, 1]"""
-    p_ends: Annotated[float, cfglib.Bounds(ge=0, le=1)] = _D["p_ends"]
-    """share of pairs trained with Λ all 1 or all 0"""
-    chunks: Annotated[int, cfglib.POSITIVE] = _D["chunks"]
-    """latent chunks"""
-    seed: int = 0
-    """random seed (networks, Λ, batch order, synthetic faces)"""
-    save_every: Annotated[int, cfglib.POSITIVE] = _D["save_every"]
-    """checkpoint every N steps"""
-    keep: Annotated[int, cfglib.POSITIVE] = 3
-    """checkpoints kept"""
-    log_every: Annotated[int, cfglib.POSITIVE] = _D["log_every"]
-    """log the losses every N steps"""
-    sample_every: Annotated[int, cfglib.POSITIVE] = _D["sample_every"]
-    """draw samples every N steps"""
-    overrides: Annotated[tuple[str, ...], tyro.conf.Suppress] = ()
-
-    def __post_init__(self):
-        for name, item in (("loss_weights", float), ("content_layers", str), ("style_layers", str)):
-            if isinstance(v := getattr(self, name), str):  # "a,b,c", as the command line spells it
-                object.__setattr__(self, name, tuple(item(x) for x in v.split(",")))
-        cfglib.freeze_tuples(self)
-        cfglib.check(self)
-        if self.clip == 0:
-            object.__setattr__(self, "clip", None)  # clip 0 turns a preset's clipping off
-        if self.stage1_steps + self.stage2_steps == 0:
-            raise ValueError("stage1_steps + stage2_steps must be at least 1 (not both 0)")
-        if len(self.loss_weights) != 5:
-            raise ValueError(f"loss_weights needs 5 values (w1..w5), got {len(self.loss_weights)}")
-        self.fusion  # builds the FusionConfig: checks the networks' settings and the VGG-19 layer names
-
-    @property
-    def total(self) -> int:
-        return self.stage1_steps + self.stage2_steps
-
-    @property
-    def fusion(self) -> ft.FusionConfig:
-        """The FusionConfig these settings give (one-line ValueErrors for bad values)."""
-        from dfijax.vgg import layer_index
-
-        w = self.loss_weights
-        loss = FusionLoss(
-            w_adv=w[0],
-            w_content=w[1],
-            w_style=w[2],
-            w_recon=w[3],
-            w_tv=w[4],
-            gp_weight=self.gp,
-            content_layers=self.content_layers,
-            style_layers=self.style_layers,
-            pixel_reduction=self.pixel_reduction,
-        )
-        for layer in loss.taps:
-            layer_index(layer)
-        return ft.FusionConfig(
-            size=self.size,
-            width=self.width,
-            n_chunks=self.chunks,
-            d_norm=self.d_norm,
-            lambda_kind=self.lambda_kind,
-            lambda_values=self.lambda_values,
-            p_ends=self.p_ends,
-            loss=loss,
-            clip=self.clip,
-            n_critic=self.n_critic,
-            lr=self.lr,
-            b1=self.b1,
-            d_optimizer=self.d_optimizer,
-            d_lr=self.d_lr,
-            perceptual=self.perceptual,
-        )
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        """The preset's settings with the overrides applied (a flat dict in the preset's order)."""
-        return {k: getattr(self, k) for k in presets.PRESETS[self.preset]}
-
-
-def training_config(
-    preset: str = presets.DEFAULT, *, devices: int | None = None, seed: int = 0, keep: int = 3, **overrides: Any
-) -> TrainingConfig:
-    """The named preset with every non-None override put over it (names as in `presets`; a clip of 0
-    turns clipping off), fitted to `devices` (`for_devices`)."""
+def training_config(preset: str = presets.DEFAULT, *, devices: int | None = None, **overrides: Any) -> TrainingConfig:
+    """The named preset (`presets.PRESETS`) with every non-None override put over it (a clip of 0 turns
+    clipping off; `overrides` records their names), fitted to `devices` (`for_devices`)."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    settings = presets.resolve(preset, given)
-    config = TrainingConfig(**settings, seed=seed, keep=keep, preset=preset, overrides=tuple(sorted(given)))
-    return for_devices(config, devices)
+    config = cfglib.preset(TrainingConfig, presets.PRESETS, preset, **given)
+    return for_devices(dataclasses.replace(config, overrides=tuple(sorted(given))), devices)
 
 
 def for_devices(config: TrainingConfig, devices: int | None = None) -> TrainingConfig:

@@ -283,40 +283,6 @@ def johnson_loss(depth: int = 16, **kwargs: Any) -> PerceptualLoss:
 
 TrainState = train_state.TrainState
 
-# Training presets (FastStyleConfig fields; `preset`): the same name means the same run
-# on every device; explicit settings override them. "quick" is the project's own setting (the
-# FastStyleConfig defaults, CPU-sized); "paper" is jcjohnson/fast-neural-style's train.lua defaults.
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(size=64, steps=200, save_every=50),  # minutes on a CPU
-    "tiny": dict(size=32, batch=2, width=8, steps=30, save_every=30),  # the tests': seconds, the scene kept
-    "paper": dict(
-        width=32,  # -arch c9s1-32,d64,d128,R128 x5,u64,u32,c9s1-3 (train.lua:20)
-        blocks=5,
-        output="tanh",  # nn.Tanh, nn.MulConstant(-tanh_constant 150) (models.lua:137-138, train.lua:25)
-        upsample="transpose",  # 'u': SpatialFullConvolution 3x3, stride 2, pad 1, adj 1 (models.lua:101-104)
-        padding="reflect-start",  # -padding_type (train.lua:24)
-        preprocess="vgg",  # -preprocessing vgg (train.lua:26)
-        eps=1e-5,  # InstanceNormalization.lua:21 (-use_instance_norm 1, train.lua:21)
-        weight_init="torch",
-        vgg=16,  # -loss_network models/vgg16.t7 (train.lua:38)
-        pool_rounding="ceil",  # vgg16.t7 comes through loadcaffe: nn.SpatialMaxPooling(...):ceil()
-        content_layer=REFERENCE_LAYERS[16][0],  # -content_layers 16 (train.lua:37)
-        style_layers=REFERENCE_LAYERS[16][1],  # -style_layers 4,9,16,23 (train.lua:44)
-        content_weight=1.0,  # -content_weights 1.0 (train.lua:36)
-        style_weight=5.0,  # -style_weights 5.0, one per layer (train.lua:43, utils.lua:28-34)
-        tv_weight=1e-6,  # -tv_strength (train.lua:33)
-        normalize="reference",
-        size=256,  # the 256x256 images of ms-coco-256.h5 (make_style_dataset.py:17-18)
-        content_fit="squash",  # make_style_dataset.py:53-58
-        style_size=256,  # -style_image_size (train.lua:42), the long side (image.scale)
-        style_fit="long",
-        batch=4,  # -batch_size (train.lua:53)
-        lr=1e-3,  # -learning_rate (train.lua:54), no decay (-lr_decay_every -1)
-        optimizer="torch-adam",  # optim.adam (train.lua:239)
-        steps=40000,  # -num_iterations (train.lua:51)
-        save_every=1000,  # -checkpoint_every (train.lua:61)
-    ),
-}
 # each preset's loss layers on VGG-16 and VGG-19 (`loss_layers`)
 PRESET_LAYERS = {"quick": JOHNSON_LAYERS, "paper": REFERENCE_LAYERS}
 
@@ -457,6 +423,50 @@ class FastStyleConfig:
         )
 
 
+# Training presets: the same name means the same run on every device; explicit settings override
+# them. "quick" is the project's own setting (the FastStyleConfig defaults, CPU-sized); "paper" is
+# jcjohnson/fast-neural-style's train.lua defaults.
+PRESETS: dict[str, FastStyleConfig] = config.registry(
+    config.Preset("quick", FastStyleConfig(size=64, steps=200, save_every=50), "minutes on a CPU"),
+    config.Preset(
+        "tiny",
+        FastStyleConfig(size=32, batch=2, width=8, steps=30, save_every=30),
+        "the tests': seconds, the scene kept",
+    ),
+    config.Preset(
+        "paper",
+        FastStyleConfig(
+            width=32,  # -arch c9s1-32,d64,d128,R128 x5,u64,u32,c9s1-3 (train.lua:20)
+            blocks=5,
+            output="tanh",  # nn.Tanh, nn.MulConstant(-tanh_constant 150) (models.lua:137-138, train.lua:25)
+            upsample="transpose",  # 'u': SpatialFullConvolution 3x3, stride 2, pad 1, adj 1 (models.lua:101-104)
+            padding="reflect-start",  # -padding_type (train.lua:24)
+            preprocess="vgg",  # -preprocessing vgg (train.lua:26)
+            eps=1e-5,  # InstanceNormalization.lua:21 (-use_instance_norm 1, train.lua:21)
+            weight_init="torch",
+            vgg=16,  # -loss_network models/vgg16.t7 (train.lua:38)
+            pool_rounding="ceil",  # vgg16.t7 comes through loadcaffe: nn.SpatialMaxPooling(...):ceil()
+            content_layer=REFERENCE_LAYERS[16][0],  # -content_layers 16 (train.lua:37)
+            style_layers=REFERENCE_LAYERS[16][1],  # -style_layers 4,9,16,23 (train.lua:44)
+            content_weight=1.0,  # -content_weights 1.0 (train.lua:36)
+            style_weight=5.0,  # -style_weights 5.0, one per layer (train.lua:43, utils.lua:28-34)
+            tv_weight=1e-6,  # -tv_strength (train.lua:33)
+            normalize="reference",
+            size=256,  # the 256x256 images of ms-coco-256.h5 (make_style_dataset.py:17-18)
+            content_fit="squash",  # make_style_dataset.py:53-58
+            style_size=256,  # -style_image_size (train.lua:42), the long side (image.scale)
+            style_fit="long",
+            batch=4,  # -batch_size (train.lua:53)
+            lr=1e-3,  # -learning_rate (train.lua:54), no decay (-lr_decay_every -1)
+            optimizer="torch-adam",  # optim.adam (train.lua:239)
+            steps=40000,  # -num_iterations (train.lua:51)
+            save_every=1000,  # -checkpoint_every (train.lua:61)
+        ),
+        "jcjohnson/fast-neural-style's train.lua defaults",
+    ),
+)
+
+
 def loss_layers(preset_name: str, depth: int) -> dict[str, Any]:
     """The loss fields of preset `preset_name` on VGG-`depth` (16 or 19): vgg, content_layer and
     style_layers (PRESET_LAYERS: quick Johnson's layers, paper train.lua's, or their VGG-19 analogues)."""
@@ -469,7 +479,7 @@ def loss_layers(preset_name: str, depth: int) -> dict[str, Any]:
 def preset(name: str, vgg: int | None = None, **overrides: Any) -> FastStyleConfig:
     """The named preset (PRESETS) with its loss on VGG-`vgg` (None: the preset's) and that depth's
     layers (`loss_layers`); overrides: any field (None values are ignored)."""
-    depth = vgg if vgg is not None else PRESETS.get(name, {}).get("vgg", FastStyleConfig.vgg)
+    depth = vgg if vgg is not None else PRESETS[name].vgg if name in PRESETS else FastStyleConfig.vgg
     return config.preset(FastStyleConfig, PRESETS, name, **{**loss_layers(name, depth), **overrides})
 
 

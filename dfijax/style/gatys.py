@@ -152,13 +152,13 @@ class StyleLoss:
         }
 
 
-STYLE_LOSS_PRESETS: dict[str, dict[str, Any]] = {
+STYLE_LOSS_PRESETS: dict[str, StyleLoss] = {
     # the Gatys reference notebook: max pooling (its `VGG()` default, nn.MaxPool2d: odd sizes floored),
     # Gram / (h·w), weights 1e3/n², content 1, no TV; pooling="avg" is the paper's text
-    "gatys": dict(model=VGG19(pooling="max"), normalize="gatys", content_weight=1.0, tv_weight=0.0),
+    "gatys": StyleLoss(model=VGG19(pooling="max"), normalize="gatys", content_weight=1.0, tv_weight=0.0),
     # jcjohnson/neural-style defaults: max pooling rounding up (its net comes through loadcaffe, which
     # writes :ceil()), Gram / (C·h·w), style 100, content 5, TV 1e-3
-    "neural-style": dict(
+    "neural-style": StyleLoss(
         model=VGG19(pooling="max", pool_rounding="ceil"), normalize="neural-style", content_weight=5.0, tv_weight=1e-3
     ),
 }
@@ -169,7 +169,7 @@ def style_loss_preset(name: str, **overrides: Any) -> StyleLoss:
     and style relu1_1…relu5_1), any field overridden by keyword (e.g. tv_weight=0)."""
     if name not in STYLE_LOSS_PRESETS:
         raise ValueError(f"unknown style loss preset {name!r}; use one of {tuple(STYLE_LOSS_PRESETS)}")
-    return StyleLoss(**{**STYLE_LOSS_PRESETS[name], **overrides})
+    return dataclasses.replace(STYLE_LOSS_PRESETS[name], **overrides)
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
@@ -391,17 +391,7 @@ INITS = ("content", "style", "noise")
 # closure evaluation each), then 11 steps = 220 at 800 px.
 PAPER_STAGES = ((512, 520), (800, 220))
 
-STYLE_PRESETS: dict[str, dict[str, Any]] = {
-    # 96 px, 100 iterations, Gatys objective with average pooling, from the content, L-BFGS history 10
-    "quick": dict(stages=((96, 100),), normalize="gatys", pooling="avg", init="content", history=10),
-    # the Gatys reference notebook: 512 px x 520, then 800 px x 220 from the upsampled first result,
-    # max pooling, from the content, torch.optim.LBFGS's history 100 and fixed unit step
-    "paper": dict(stages=PAPER_STAGES, normalize="gatys", pooling="max", init="content", history=100),
-    # jcjohnson/neural-style: 512 px, 1000 iterations, its objective, noise init
-    "neural-style": dict(stages=((512, 1000),), normalize="neural-style", init="noise", history=100),
-    # the tests': quick's objective at 40 px for 8 iterations
-    "tiny": dict(stages=((40, 8),), normalize="gatys", pooling="avg", init="content", history=10),
-}
+PRESET_NAMES = ("quick", "paper", "neural-style", "tiny")  # STYLE_PRESETS', below StyleConfig
 
 
 def _stage(text: str) -> tuple[int, int]:
@@ -411,14 +401,14 @@ def _stage(text: str) -> tuple[int, int]:
 
 @dataclasses.dataclass(frozen=True)
 class StyleConfig:
-    """Everything that decides a style transfer run (`style_config` fills it from a preset). Each
-    later stage starts from the upsampled result of the one before; the objective's pooling, content
-    weight and TV apply where these fields are None."""
+    """Everything that decides a style transfer run (`style_config` gives a preset of STYLE_PRESETS).
+    Each later stage starts from the upsampled result of the one before."""
 
     RENAMED: ClassVar[dict[str, str]] = {"tv": "tv_weight"}
 
-    preset: Literal[tuple(STYLE_PRESETS)] = "quick"
-    """settings bundle (dfijax.style.STYLE_PRESETS); flags override it"""
+    preset: Literal[PRESET_NAMES] = "quick"
+    """settings bundle (dfijax.style.STYLE_PRESETS: quick, paper = the Gatys notebook, neural-style =
+    jcjohnson/neural-style, tiny = the tests'); flags override it"""
     stages: Annotated[
         tuple[tuple[int, int], ...],
         config.comma_list(_stage, metavar="SIZE:ITERS,...", fmt=lambda st: f"{st[0]}:{st[1]}"),
@@ -426,13 +416,17 @@ class StyleConfig:
     """size:iterations per stage, coarse to fine, e.g. 512:520,800:220 (each stage starts from the
     upsampled result of the previous one)"""
     normalize: Literal[NORMALIZATIONS] = "gatys"
-    """objective convention, with its pooling unless --pooling is given"""
-    pooling: Literal["avg", "max"] | None = None
-    """VGG pooling (None: the objective's; quick avg, paper and neural-style max as their reference code)"""
-    content_weight: Annotated[float | None, config.NONNEG] = None
-    """None: the objective's (gatys 1, neural-style 5)"""
-    tv_weight: Annotated[float | None, config.NONNEG, config.flag(aliases=("--tv",))] = None
-    """TV weight on the 0-255 scale (None: the objective's, gatys 0, neural-style 1e-3)"""
+    """objective convention: gatys (Gram / (h·w), style weights 1e3/n²) or neural-style (Gram / (C·h·w),
+    style weight 100, TV halved as neural-style's TVLoss)"""
+    pooling: Literal["avg", "max"] = "avg"
+    """VGG pooling (quick avg as the paper's text; paper and neural-style max as their reference code)"""
+    pool_rounding: Literal["floor", "ceil"] = "floor"
+    """odd sizes at a pooling layer: floor (PyTorch's nn.MaxPool2d, the Gatys notebook) or ceil (loadcaffe's
+    :ceil(), neural-style)"""
+    content_weight: Annotated[float, config.NONNEG] = 1.0
+    """content weight (gatys 1, neural-style 5)"""
+    tv_weight: Annotated[float, config.NONNEG, config.flag(aliases=("--tv",))] = 0.0
+    """TV weight on the 0-255 scale (gatys 0, neural-style 1e-3)"""
     init: Literal[INITS] = "content"
     """first stage's start; style: the style image cropped to the content's aspect; noise: uniform in [0, 1]"""
     history: Annotated[int, config.POSITIVE] = 10
@@ -473,18 +467,44 @@ class StyleConfig:
         return max(self.sizes)
 
     def loss(self) -> StyleLoss:
-        """The objective: the normalize preset with pooling / content_weight / tv overridden where set."""
-        over: dict[str, Any] = {
-            k: v for k, v in (("content_weight", self.content_weight), ("tv_weight", self.tv_weight)) if v is not None
-        }
-        if self.pooling is not None:  # the objective's network, its rounding kept
-            over["model"] = STYLE_LOSS_PRESETS[self.normalize]["model"].clone(pooling=self.pooling)
-        return style_loss_preset(self.normalize, **over)
+        """The objective these settings give."""
+        model = VGG19(pooling=self.pooling, pool_rounding=self.pool_rounding)
+        return StyleLoss(model, normalize=self.normalize, content_weight=self.content_weight, tv_weight=self.tv_weight)
 
     def solver(self) -> Any:
         from dfijax.invert import SolverConfig
 
         return SolverConfig(history_size=self.history)
+
+
+STYLE_PRESETS: dict[str, StyleConfig] = config.registry(
+    config.Preset(
+        "quick", StyleConfig(), "96 px, 100 iterations, the Gatys objective with average pooling, L-BFGS history 10"
+    ),
+    config.Preset(
+        "paper",
+        StyleConfig(preset="paper", stages=PAPER_STAGES, pooling="max", history=100),
+        "the Gatys reference notebook: 512 px x 520, then 800 px x 220 from the upsampled first result, max "
+        "pooling, torch.optim.LBFGS's history 100",
+    ),
+    config.Preset(
+        "neural-style",
+        StyleConfig(
+            preset="neural-style",
+            stages=((512, 1000),),
+            normalize="neural-style",
+            pooling="max",
+            pool_rounding="ceil",
+            content_weight=5.0,
+            tv_weight=1e-3,
+            init="noise",
+            history=100,
+        ),
+        "jcjohnson/neural-style's defaults: 512 px, 1000 iterations, its objective, from noise",
+    ),
+    config.Preset("tiny", StyleConfig(preset="tiny", stages=((40, 8),)), "the tests': quick at 40 px for 8 iterations"),
+    names=PRESET_NAMES,
+)
 
 
 def style_config(preset: str = "quick", **overrides: Any) -> StyleConfig:
