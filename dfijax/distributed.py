@@ -20,6 +20,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -175,7 +176,6 @@ def local_copy(tree: Any) -> Any:
 def local_batch(global_tree: Any, mesh: jax.sharding.Mesh, axis: str = AXIS) -> Any:
     """The inverse of global_batch: this process's rows of each global array, as numpy. Arrays split
     some other way are first resharded over `axis` along their leading dimension."""
-    from jax.experimental import multihost_utils
 
     sharding = NamedSharding(mesh, P(axis))
     to_rows = jax.jit(lambda t: t, out_shardings=sharding)
@@ -193,7 +193,6 @@ def allgather(x: Any) -> np.ndarray:
     must call it."""
     if jax.process_count() == 1:
         return np.asarray(x)[None]
-    from jax.experimental import multihost_utils
 
     return np.asarray(multihost_utils.process_allgather(np.asarray(x)))
 
@@ -201,6 +200,4 @@ def allgather(x: Any) -> np.ndarray:
 def barrier(name: str) -> None:
     """Wait until every process reaches the barrier of this name."""
     if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
         multihost_utils.sync_global_devices(name)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from tqdm import tqdm
+
 
 class Bars:
     """tqdm bars for a library pipeline's progress(stage, done, total, info) callback: one bar per
@@ -16,7 +18,6 @@ class Bars:
         self.bars = {}
 
     def update(self, stage: str, done: int, total: int, info: dict) -> None:
-        from tqdm import tqdm
 
         if stage not in self.bars:
             desc, unit = self._DESC.get(stage, (stage, "it"))

@@ -16,6 +16,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jinja2
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
 _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 <html><head><meta charset="utf-8"><title>{{ title }}</title>
@@ -143,12 +147,9 @@ def plot_curves(
 ) -> pathlib.Path:
     """Line plot of {label: (x, y)} with axes, labels and a legend; integer_x: ticks on whole numbers
     only (frames, steps)."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=80)  # 560 × 280 px
+    fig = Figure(figsize=(7, 3.5), dpi=80)  # 560 × 280 px; Agg, without pyplot's global state
+    ax = fig.subplots()
     for label, (x, y) in series.items():
         ax.plot(list(x), list(y), marker="o" if markers else None, ms=3, label=label)
     ax.set_xlabel(xlabel)
@@ -156,8 +157,6 @@ def plot_curves(
     if log_y:
         ax.set_yscale("log")
     if integer_x:
-        from matplotlib.ticker import MaxNLocator
-
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         ax.set_title(title)
@@ -167,8 +166,6 @@ def plot_curves(
     fig.tight_layout()
     path = pathlib.Path(path)
     fig.savefig(path, facecolor="white")
-    plt.close(fig)
-    from PIL import Image
 
     Image.open(path).convert("RGB").save(path)  # no alpha channel: plain RGB like every other picture
     return path
@@ -202,7 +199,6 @@ def plot_losses(
 ) -> None:
     """Loss curves (one per key in `records`, x = record["step"]): a matplotlib figure with axes and a
     legend. Values are plotted as |value| on a log axis when log is set."""
-    import numpy as np
 
     series = {}
     for k in keys:

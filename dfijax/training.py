@@ -32,6 +32,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from grain import python as grain
 
 from dfijax import config as cfglib
 from dfijax import distributed as _dist
@@ -134,7 +137,6 @@ class Checkpointer:
     CheckpointMismatch naming the differing fields); it is then (re)written there as JSON (process 0)."""
 
     def __init__(self, directory: str | os.PathLike, keep: int = 3, save_every: int | None = 100, config: Any = None):
-        import orbax.checkpoint as ocp
 
         self._ocp = ocp
         self.directory = pathlib.Path(directory).absolute()
@@ -205,8 +207,6 @@ class Checkpointer:
                     "pass reposition to restore one"
                 )
         elif data is not None and self.data_processes(step) == jax.process_count():
-            from grain import python as grain
-
             args = ocp.args.Composite(
                 **{STATE: ocp.args.StandardRestore(template), DATA: grain.PyGrainCheckpointRestore(data)}
             )
@@ -235,8 +235,6 @@ class Checkpointer:
                 if data is None:
                     args = ocp.args.StandardSave(state)
                 else:
-                    from grain import python as grain
-
                     args = ocp.args.Composite(
                         **{STATE: ocp.args.StandardSave(state), DATA: grain.PyGrainCheckpointSave(data)}
                     )
@@ -273,7 +271,7 @@ class MetricsLog:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if tensorboard:
-            from tensorboardX import SummaryWriter
+            from tensorboardX import SummaryWriter  # here: it imports torch when installed (1.2 s)
 
             self._tb = SummaryWriter(str(self.path.parent / "tb"), flush_secs=30)
 
@@ -292,8 +290,6 @@ class MetricsLog:
     def image(self, step: int, name: str, image: Any) -> None:
         """A sample picture, [H, W, 3] float in [0, 1], in the TensorBoard log."""
         if self._tb is not None:
-            import numpy as np
-
             self._tb.add_image(name, np.clip(np.asarray(image, np.float32), 0, 1), int(step), dataformats="HWC")
 
     def close(self) -> None:

@@ -22,7 +22,10 @@ import os
 import pathlib
 from typing import Any, Mapping
 
+import h5py
 import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load_file, save_file
 
 from dfijax.fetch import sha256_file
 from dfijax.vgg import DEPTHS, PREPROCESS_KINDS, VGG, conv_channels, conv_names, layers, preprocess_constants
@@ -224,8 +227,6 @@ def read_pth(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def read_safetensors_source(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
-    from safetensors.numpy import load_file
 
     try:
         with safe_open(str(path), framework="numpy") as f:
@@ -238,7 +239,6 @@ def read_safetensors_source(path: str | os.PathLike) -> tuple[dict[str, np.ndarr
 def read_keras_h5(path: str | os.PathLike, depth: int | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Keras VGG16/VGG19 .h5 (groups block{b}_conv{l}, datasets *_W_1:0 / *_b_1:0 or kernel:0 / bias:0);
     depth None: 19 when a block{3,4,5}_conv4 group is there, else 16."""
-    import h5py
 
     try:
         f = h5py.File(str(path), "r")
@@ -326,7 +326,6 @@ def read_source(
 
 def save_converted(path: str | os.PathLike, params: Mapping, meta: Mapping[str, str]) -> pathlib.Path:
     """Write params (a VGG-16 or VGG-19) and meta; `format` and `depth` are filled in when absent."""
-    from safetensors.numpy import save_file
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -387,7 +386,6 @@ def convert_file(
 
 def converted_depth(path: str | os.PathLike) -> int | None:
     """The depth a converted file declares (reads only its header); None if it is not one."""
-    from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as f:

@@ -128,15 +128,18 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
     assert res["loss_weights"] == {"alpha": 100.0, "beta": 1.0, "gamma": 0.05, "const": "mse", "d_classes": 3}
     assert res["steps"] == 3 and res["resumed_from"] == 0 and res["f"]["feat_dim"] == 512
     assert res["config"]["nets"] == "small" and res["config"]["width"] == 8  # the resolved settings
+    # every setting the flags changed from the small preset (--size 32 and --lr 1e-3 are its own values)
     assert res["net_preset"]["nets"] == "small" and res["net_preset"]["overridden"] == [
         "batch",
+        "calib",
         "d_width",
-        "lr",
+        "log_every",
         "n_target",
+        "n_test",
         "n_train",
         "save_every",
-        "size",
         "steps",
+        "taps",
         "width",
     ]
     assert res["net_preset"]["preset"]["width"] == 32 and res["networks"]["g"] == "Generator"

@@ -462,9 +462,13 @@ def test_cli_warns_off_loopback_and_refuses_bad_flags(tmp_path, monkeypatch, cap
     assert "no authentication" not in capsys.readouterr().err and seen["auth"] == ("me", "secret")
     assert cli.main(base) == 0 and "warning" not in capsys.readouterr().err and seen["host"] == "127.0.0.1"
     for args, message in (
-        (["--auth", "nocolon"], "--auth takes user:pass"),
         (["--alphas", "0.1,nan"], "--alphas: '0.1,nan' is not a list of finite numbers"),
         (["--alphas", "0.1,x"], "--alphas: '0.1,x' is not a list of finite numbers"),
+    ):  # tyro's own message, status 2
+        assert cli.main(base + args) == 2
+        assert message in " ".join(capsys.readouterr().err.split())
+    for args, message in (
+        (["--auth", "nocolon"], "--auth takes user:pass"),
         (["--size", "16"], "size must be an integer >= 32"),
         (["--port", "70000"], "port must be an integer >= 0 and <= 65535"),
         (["--dataset", "celeba"], "needs --data-dir"),

@@ -246,8 +246,10 @@ def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
                 str(tmp_path / "square.png"),
                 "--stages",
                 "32:3",
-                "--normalize",
+                "--preset",
                 "neural-style",
+                "--init",
+                "content",
                 "--out",
                 str(out),
             ]
@@ -258,9 +260,9 @@ def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
     assert np.asarray(Image.open(out / "content1_painting_x1.png")).shape == (32, 32, 3)
     res = json.loads((out / "results.json").read_text())
     cfg = res["config"]
-    assert cfg["preset"] == "quick" and cfg["stages"] == [[32, 3]] and cfg["init"] == "content"
+    assert cfg["preset"] == "neural-style" and cfg["stages"] == [[32, 3]] and cfg["init"] == "content"
     assert cfg["normalize"] == "neural-style" and res["loss"]["style_weights"] == [100.0] * 5
-    assert res["loss"]["content_weight"] == 1.0 and res["loss"]["pooling"] == "avg"  # quick's, not neural-style's
+    assert res["loss"]["content_weight"] == 5.0 and res["loss"]["pooling"] == "max"
     assert [g["stage_shapes"] for g in res["aspect_groups"]] == [[[32, 48]], [[32, 32]]]
     assert [r["shape"] for r in res["results"]] == [[32, 48], [32, 32]]
     for r in res["results"]:
@@ -307,7 +309,7 @@ def test_run_style_transfer_preserves_the_contents_colour(random_vgg):
     # the shapes and objective of test_cli_presets_aspect_groups_and_stages' wide content: no new compile
     content, painting = synthetic_scene(32, 48, seed=1), synthetic_painting(48, 48, seed=3)
     calls = []
-    cfg = style.style_config("quick", stages=((32, 3),), normalize="neural-style", preserve_color="luminance")
+    cfg = style.style_config("neural-style", stages=((32, 3),), init="content", preserve_color="luminance")
     r = style.run_style_transfer(cfg, random_vgg, [content], [painting], progress=lambda *a: calls.append(a))
     assert len(r.images) == 1
     chex.assert_shape(r.images[0], (32, 48, 3))

@@ -274,7 +274,8 @@ def sklearn_digits(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     'test' (360) or 'all' (1,797). Returns ([N, 32, 32, 3] float32 in [0, 1], [N] int32)."""
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-    from sklearn.datasets import load_digits
+
+    from sklearn.datasets import load_digits  # here: sklearn.datasets takes 1 s to import
 
     d = load_digits()
     images, labels = d.images, d.target.astype(np.int32)

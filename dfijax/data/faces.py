@@ -7,6 +7,9 @@ from typing import Annotated, Literal
 
 from dfijax import config
 from dfijax.data import FaceDataset
+from dfijax.data.celeba import load_celeba_folder, load_celeba_tfds
+from dfijax.data.lfw import load_lfw_folder
+from dfijax.data.synthetic_faces import synthetic_faces
 
 FACE_DATASETS = ("synthetic", "celeba", "celeba-tfds", "lfw")
 
@@ -36,21 +39,14 @@ def load_faces(
     "celeba-tfds" (tfds, data_dir its data_dir) or "lfw" (a folder with lfw_attributes.txt). One-line
     ValueError for an unknown kind or a missing --data-dir; the loaders' DataError for missing files."""
     if kind == "synthetic":
-        from dfijax.data.synthetic_faces import synthetic_faces
-
         return synthetic_faces(n_synthetic, seed=seed)
     if kind not in FACE_DATASETS:
         raise ValueError(f"unknown dataset {kind!r}; use one of {', '.join(FACE_DATASETS)}")
     if not data_dir and kind != "celeba-tfds":
         raise ValueError(f"--dataset {kind} needs --data-dir (the folder holding the dataset)")
     if kind == "celeba":
-        from dfijax.data.celeba import load_celeba_folder
-
         return load_celeba_folder(data_dir)
     if kind == "celeba-tfds":
-        from dfijax.data.celeba import load_celeba_tfds
-
         return load_celeba_tfds(data_dir)
-    from dfijax.data.lfw import load_lfw_folder
 
     return load_lfw_folder(data_dir)

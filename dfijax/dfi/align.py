@@ -34,6 +34,7 @@ import math
 import pathlib
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from dfijax.data import FaceDataset
@@ -128,7 +129,6 @@ def align(photo: np.ndarray, matrix: np.ndarray, out_hw: tuple[int, int]) -> np.
     """Warp photo [H, W, C] (float32) by matrix (photo -> output pixels) into [h, w, C] = out_hw.
     Shrinking is antialiased (warped at an integer multiple of the size, then area-averaged down);
     parts outside the photo repeat its edge pixels."""
-    import cv2
 
     x = np.ascontiguousarray(np.asarray(photo, np.float32))
     h, w = out_hw
@@ -163,7 +163,6 @@ def unalign(
     """Bring an aligned image edited [h, w, C] back to the photo's frame (inverse of `align`'s
     matrix): ([H, W, C] warped image, [H, W] mask in [0, 1]); the mask is the feathered crop
     (`feather_mask`) in photo coordinates, exactly 0 wherever the photo lies outside the crop."""
-    import cv2
 
     e = np.ascontiguousarray(np.asarray(edited, np.float32))
     h, w = int(photo_shape[0]), int(photo_shape[1])
@@ -218,7 +217,6 @@ def order_eyes(eyes: np.ndarray) -> np.ndarray:
 
 
 def _cascades():
-    import cv2
 
     folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
     files = [pathlib.Path(folder or "") / n for n in ("haarcascade_frontalface_default.xml", "haarcascade_eye.xml")]

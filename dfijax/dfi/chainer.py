@@ -23,6 +23,8 @@ from PIL import Image
 
 from dfijax import invert as inv
 from dfijax.data import FaceDataset
+from dfijax.data.celeba import CelebAFolder
+from dfijax.data.lfw import LFWFolder
 from dfijax.dfi.neighbours import NeighbourError, Neighbours
 
 # (left, top, right, bottom), PIL crop convention: README's `-c 19,39,159,179` on the 178×218 aligned CelebA
@@ -255,8 +257,6 @@ class ReferenceCrop(FaceDataset):
 def reference_crop(data: FaceDataset) -> FaceDataset:
     """data read with chainer-dfi's box and bilinear resize: CelebA folders with `CELEBA_BOX`, LFW
     folders with `LFW_BOX`; any other dataset (synthetic, tfds) as it is."""
-    from dfijax.data.celeba import CelebAFolder
-    from dfijax.data.lfw import LFWFolder
 
     if isinstance(data, ReferenceCrop):
         return data

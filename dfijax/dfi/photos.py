@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from dfijax import images as im
 from dfijax.data import FaceDataset
-from dfijax.dfi import sweep
+from dfijax.dfi import align, sweep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +64,6 @@ class Photos:
 
     def paste_back(self, i: int, crop: np.ndarray, edited: np.ndarray) -> np.ndarray:
         """Photo i at full resolution with the edit of its crop put back (feathered; the rest unchanged)."""
-        from dfijax.dfi import align
 
         return align.paste_back(self.originals[i], crop, edited, self.crops.matrices[i])
 
@@ -81,8 +81,6 @@ def load(
     """Own photos as a sweep's inputs. attrs: 'Young=1,Male=-1' by hand, 'auto' (the attribute probe's
     prediction, trained on `data` on first use) or 'auto,Male=-1'; eyes: 'x1,y1,x2,y2' per photo
     (';' between photos), 'auto' (found by OpenCV), or None (centre-cropped or padded, `fit`)."""
-    from dfijax import images as im
-    from dfijax.dfi import align
 
     if not attrs:
         raise ValueError(

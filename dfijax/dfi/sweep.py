@@ -19,10 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfijax import config, losses, mesh
+from dfijax import images as im
 from dfijax import invert as inv
 from dfijax.data import FaceDataset
-from dfijax.dfi import chainer, features, postprocess, specs, vectors
+from dfijax.dfi import align, chainer, features, postprocess, specs, vectors
 from dfijax.dfi import neighbours as nb
+from dfijax.dfi.probe import ProbeConfig, train_probe
 from dfijax.vgg import POOL_ROUNDINGS, VGG19, layer_index
 from dfijax.weights import VGGWeights, with_caffe_mean
 
@@ -279,8 +281,6 @@ def prepare_photos(
     eyes[i]: [2, 2] (x, y) eye positions in photo i -> aligned to the dataset's eye template by a
     similarity transform; "auto" -> the same with eyes found by OpenCV's Haar cascades; None (or
     eyes None) -> centre-cropped to the square (fit="crop") or padded with edge pixels (fit="pad")."""
-    from dfijax import images as im
-    from dfijax.dfi import align
 
     eyes = [None] * len(photos) if eyes is None else list(eyes)
     if len(eyes) != len(photos):
@@ -303,7 +303,6 @@ def prepare_photos(
 
 def probe_config(config: SweepConfig) -> "ProbeConfig":
     """The attribute probe's settings for a sweep config (at most 64 px)."""
-    from dfijax.dfi.probe import ProbeConfig
 
     return ProbeConfig(
         size=min(64, config.size), steps=config.probe_steps, n_train=config.probe_train, seed=config.seed
@@ -318,7 +317,6 @@ def train_sweep_probe(
 ) -> tuple["Probe", bool]:
     """The attribute probe the sweep scores with, trained on first use and kept under cache_root/probe
     (None: not kept); and whether it came from that cache."""
-    from dfijax.dfi.probe import train_probe
 
     progress = progress or (lambda *a: None)
     pc = probe_config(config)

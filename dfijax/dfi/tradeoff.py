@@ -17,8 +17,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
 
 from dfijax.data import FaceDataset
+from dfijax.dfi import specs
 from dfijax.dfi.neighbours import Neighbours
 from dfijax.dfi.probe import Probe
 from dfijax.dfi.specs import target_score
@@ -149,7 +152,6 @@ EXPLAINED = (
 
 def evaluate(result: "SweepResult", data: FaceDataset, blend_t: Sequence[float] = BLEND_T) -> TradeOff | None:
     """A sweep's trade-off (None when it ran without the attribute probe)."""
-    from dfijax.dfi import specs
 
     if result.probe_model is None:
         return None
@@ -171,13 +173,9 @@ def evaluate(result: "SweepResult", data: FaceDataset, blend_t: Sequence[float] 
 def plot(path, t: TradeOff, title: str = "attribute gain vs identity drift") -> None:
     """Scatter of every input × α (DFI) and input × t (pixel blend) with their mean curves; axes and
     legend (matplotlib), saved as an RGB PNG."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=80)
+    fig = Figure(figsize=(7, 4.5), dpi=80)  # Agg, without pyplot's global state
+    ax = fig.subplots()
     for name, drift, gain, params, color in (
         ("DFI", t.dfi_drift, t.dfi_gain, t.alphas, "tab:blue"),
         ("pixel blend to target neighbours' mean", t.blend_drift, t.blend_gain, t.blend_t, "tab:orange"),
@@ -195,5 +193,4 @@ def plot(path, t: TradeOff, title: str = "attribute gain vs identity drift") -> 
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, facecolor="white")
-    plt.close(fig)
     Image.open(path).convert("RGB").save(path)

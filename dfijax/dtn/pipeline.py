@@ -41,6 +41,10 @@ import numpy as np
 
 from dfijax import images as im
 from dfijax import training
+from dfijax.data import celeba
+from dfijax.data import digits as dg
+from dfijax.data.cartoon_faces import cartoon_faces
+from dfijax.data.synthetic_faces import synthetic_faces
 from dfijax.dtn import faces as F
 from dfijax.dtn import train as T
 from dfijax.dtn import translator
@@ -102,7 +106,6 @@ def load_digits(config: DigitsConfig) -> tuple[dict[str, tuple[np.ndarray, np.nd
     """({source_train, source_test, target_train, target_test}: (images, labels)), a description):
     config.data "digits" (generated street-number digits -> scikit-learn's handwritten digits upscaled
     to 32x32) or "svhn-mnist" (tfds svhn_cropped train+extra and test -> mnist, in config.data_dir)."""
-    from dfijax.data import digits as dg
 
     seed, n_test = config.seed, config.n_test
     if config.data == "digits":
@@ -294,20 +297,15 @@ class FacesData:
 def load_faces(config: FacesConfig) -> FacesData:
     """The sources (synthetic renders, or the first n_train + n_test photos of a CelebA folder; the last
     n_test held out) and n_target + SHOW cartoon faces (the last SHOW for the figure)."""
-    from dfijax.data.cartoon_faces import cartoon_faces
 
     n, size, seed = config.n_train + config.n_test, config.size, config.seed
     if config.data == "synthetic":
-        from dfijax.data.synthetic_faces import synthetic_faces
-
         ds = synthetic_faces(n, seed)
         source = (
             f"source: {n} procedurally rendered synthetic faces (dfijax.data.synthetic_faces, seed {seed}; "
             "renders standing in for photos, not photos)"
         )
     else:
-        from dfijax.data import celeba
-
         ds = celeba.load_celeba_folder(config.data_dir, limit=n)
         if len(ds) < n:
             raise ValueError(f"CelebA in {config.data_dir} has {len(ds)} images; --n-train + --n-test = {n}")

@@ -28,8 +28,10 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from grain import python as grain
 
-from dfijax.data import FaceDataset
+from dfijax.data import DataError, FaceDataset, celeba
+from dfijax.data.synthetic_faces import synthetic_faces
 
 HELD_OUT_LAST = 16  # holdout "last": this many images at the end of the dataset
 PAPER_TRAIN_COUNT = 200_000  # the paper: 200,000 training images, "the remaining 2,599" for testing
@@ -191,7 +193,6 @@ class GlobalOrderSampler:
         return int(self._order(epoch)[s * self.batch + row])
 
     def __getitem__(self, index: int):
-        from grain import python as grain
 
         count = self._shard_options.shard_count
         local_rows = self.batch // count
@@ -237,7 +238,6 @@ class ShardedLoader:
         threads: int = 8,
         cache_bytes: int = 2 << 30,
     ):
-        from grain import python as grain
 
         self.shard_options = shard_options or grain.ShardByJaxProcess(drop_remainder=True)
         self.images = Batches(dataset, size, batch, seed, indices=indices, cache_bytes=cache_bytes)
@@ -347,8 +347,6 @@ def load_data(
     EVAL_IMAGES of its test split). limit: only the first `limit` images. holdout: see `holdout_split`.
     One-line errors: DataError (a dataset that is missing or malformed), ValueError (a split that
     cannot be made)."""
-    from dfijax.data import DataError, celeba
-    from dfijax.data.synthetic_faces import synthetic_faces
 
     if kind not in DATA_KINDS:
         raise ValueError(f"unknown fusion data {kind!r}; use one of {', '.join(DATA_KINDS)}")

@@ -19,7 +19,9 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
 from dfijax import images as im
 from dfijax.fusion.data import to_unit
@@ -124,10 +126,6 @@ def feature_figure(
     `fusion_features` returns them; chunks: the chunk channel counts; lam: the per-chunk Λ of C (for the
     titles). Columns: the image, one per VGG layer, one per latent chunk; rows: for each image all
     channels, then its first four channels enlarged."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     starts = np.cumsum((0,) + tuple(chunks[:-1]))
     cols = [(f"{k}\n{v.shape[1]}×{v.shape[2]}×{v.shape[3]}", v) for k, v in feats.items()]
@@ -137,7 +135,8 @@ def feature_figure(
     ]
     ncols, nrows = 1 + len(cols), 2 * len(names)
     w, h = figure_size(len(feats), len(chunks))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(w / 100, h / 100), dpi=100, squeeze=False)
+    fig = Figure(figsize=(w / 100, h / 100), dpi=100)  # Agg, without pyplot's global state
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
     to_rgb = lambda x: np.clip((x + 1.0) * 0.5, 0.0, 1.0)  # noqa: E731
     for i, name in enumerate(names):
@@ -171,5 +170,4 @@ def feature_figure(
     )
     fig.subplots_adjust(left=0.03, right=0.995, bottom=0.01, top=1 - (TITLE_PX + 28) / h, wspace=0.08, hspace=0.12)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return w, h

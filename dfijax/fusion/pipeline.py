@@ -31,11 +31,13 @@ from dfijax import config as cfglib
 from dfijax import distributed as dist
 from dfijax import mesh as mesh_lib
 from dfijax import training
-from dfijax.fusion import presets
+from dfijax.data.synthetic_faces import synthetic_faces
+from dfijax.fusion import figures, presets
 from dfijax.fusion import train as ft
 from dfijax.fusion.data import EVAL_IMAGES, FusionData, ShardedLoader, to_signed, to_unit
 from dfijax.fusion.figures import LAMBDAS, fusion_grid, sample_grid
 from dfijax.fusion.presets import TrainingConfig
+from dfijax.images import resize_array
 
 # progress(step, total, record): after every training step (counted from 1); record is the step's
 # logged metrics, or None on steps that log nothing.
@@ -275,7 +277,6 @@ def parse_lambda(values: str | Sequence[float], n_chunks: int) -> list[float]:
 
 def square_crop(x: np.ndarray, size: int) -> np.ndarray:
     """Centre square crop of x [H, W, 3], resized to [size, size, 3] (unchanged when already that)."""
-    from dfijax.images import resize_array
 
     h, w, _ = x.shape
     s = min(h, w)
@@ -331,7 +332,6 @@ class FuseResult:
     def feature_figure(self, path: str | os.PathLike, vgg_vars: Any, lam: Sequence[float] | None = None) -> dict:
         """Write the paper's Fig. 6 (`figures.feature_figure`) for A, B and C fused with the per-chunk
         `lam` (default 1, 0, 1, 0, …) to path; returns {"features_png", "features_lambda", "features_size"}."""
-        from dfijax.fusion import figures
 
         cfg = self.config
         lam = list(lam) if lam else [float((n + 1) % 2) for n in range(cfg.n_chunks)]
@@ -372,8 +372,6 @@ def run_fuse(
     if (a is None) != (b is None):
         raise ValueError("give both images a and b, or neither (two synthetic faces)")
     if a is None:
-        from dfijax.data.synthetic_faces import synthetic_faces
-
         a, b = synthetic_faces(2, seed).images([0, 1], cfg.size)
     a, b = (to_signed(square_crop(np.asarray(x, np.float32), cfg.size)) for x in (a, b))
     fused = np.asarray(ft.fuse(cfg, state.eg, a, b, list(lambdas)))

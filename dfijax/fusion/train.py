@@ -35,7 +35,7 @@ from flax import struct
 from dfijax import config, training
 from dfijax import distributed as dist
 from dfijax.fusion import losses as fl
-from dfijax.fusion.data import to_unit
+from dfijax.fusion.data import ShardedLoader, to_unit
 from dfijax.fusion.model import (
     LATENT_HW,
     NORMS,
@@ -435,7 +435,6 @@ def train(
     end of stage 1 and at the end (keep the newest `keep`); metrics (with "stage") every log_every steps
     to ckpt_dir/metrics.jsonl. callback(step, state, record or None) after every step (for progress and
     samples). Returns (state, the step it resumed from)."""
-    from dfijax.fusion.data import ShardedLoader
 
     mesh = mesh or training.global_mesh()
     total = stage1_steps + stage2_steps

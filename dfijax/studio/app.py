@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from dfijax import images as im
+from dfijax.data import digits
 from dfijax.studio import session as S
 from dfijax.studio import uploads
 
@@ -62,7 +63,6 @@ def _progress(bar) -> S.Progress:
 
 def write_examples(studio: S.Studio, folder: pathlib.Path) -> dict[str, list[str]]:
     """The example pictures as files: embedded faces, scene, painting, scikit-learn's photos, a digit."""
-    from dfijax.data import digits
 
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, list[str]] = {"faces": [], "photos": [], "scenes": [], "digits": []}

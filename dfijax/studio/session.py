@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -15,10 +16,19 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import tyro
+from PIL import Image, ImageDraw
 
-from dfijax import config
+from dfijax import config, fusion, runtime
 from dfijax import images as im
-from dfijax.data.faces import FACE_DATASETS
+from dfijax import style as st
+from dfijax.data.faces import FACE_DATASETS, load_faces
+from dfijax.dfi import align, presets, sweep
+from dfijax.dtn import translator
+from dfijax.fusion import figures
+from dfijax.fusion.data import to_signed
+from dfijax.fusion.pipeline import square_crop
+from dfijax.style import fast, fast_run
+from dfijax.weights import load_vgg
 
 # progress(stage, done, total, info), as the library pipelines report it
 Progress = Callable[[str, int, int, dict], None]
@@ -123,7 +133,6 @@ class Ladder:
 
 def draw_eyes(photo: np.ndarray, eyes: np.ndarray | None) -> np.ndarray:
     """The photo with a ring around each eye (for checking the detection), [H, W, 3] in [0, 1]."""
-    from PIL import Image, ImageDraw
 
     pic = Image.fromarray(im.to_uint8(photo))
     if eyes is not None:
@@ -137,7 +146,6 @@ def draw_eyes(photo: np.ndarray, eyes: np.ndarray | None) -> np.ndarray:
 
 def parse_eyes(text: str | None) -> np.ndarray | None:
     """'x1,y1,x2,y2' -> [2, 2] (empty: None, centre-crop the photo). One-line ValueError."""
-    from dfijax.dfi import align
 
     if text is None or not text.strip():
         return None
@@ -146,7 +154,8 @@ def parse_eyes(text: str | None) -> np.ndarray | None:
 
 def sample_images(seed: int = 0) -> dict[str, np.ndarray]:
     """The example pictures: scikit-learn's two photos, the embedded scene and painting."""
-    from sklearn.datasets import load_sample_image
+
+    from sklearn.datasets import load_sample_image  # here: sklearn.datasets takes 1 s to import
 
     out = {n: load_sample_image(f"{n}.jpg").astype(np.float32) / 255.0 for n in ("china", "flower")}
     out["scene"] = im.synthetic_scene(192, 256, seed=1)
@@ -169,15 +178,12 @@ class Studio:
     def data(self):
         with self._lock:
             if self._data is None:
-                from dfijax.data.faces import load_faces
-
                 c = self.config
                 self._data = load_faces(c.dataset, c.data_dir, c.n_synthetic, c.seed)
             return self._data
 
     @property
     def weights(self):
-        from dfijax.weights import load_vgg
 
         with self._lock:
             if self._weights is None:
@@ -186,7 +192,6 @@ class Studio:
 
     def header(self) -> str:
         """Which weights (pretrained or NOT), which dataset, which device: the page's first line."""
-        from dfijax import runtime
 
         w = self.weights
         kind = "" if not w.pretrained else " (pretrained)"
@@ -205,9 +210,6 @@ class Studio:
         """The preset's objective, solver and post-processing at the studio's size, iterations and K,
         over the ladder. A residual reconstruction (chainer) is shortened in proportion to the
         iterations (the preset's 600 of 1000), so an Edit's cost follows the iterations asked for."""
-        import dataclasses
-
-        from dfijax.dfi import presets
 
         if preset not in DFI_PRESETS:
             raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(DFI_PRESETS)}")
@@ -236,7 +238,6 @@ class Studio:
         return cfg
 
     def probe(self, progress: Progress | None = None):
-        from dfijax.dfi import sweep
 
         with self._lock:
             if self._probe is None:
@@ -248,7 +249,6 @@ class Studio:
         self, photo: np.ndarray, eyes: np.ndarray | str | None = "auto", progress: Progress | None = None
     ) -> Inspection:
         """Find the eyes (or take them), crop the face as the dataset's, and read its attributes."""
-        from dfijax.dfi import align, sweep
 
         note = ""
         if isinstance(eyes, str):
@@ -279,7 +279,6 @@ class Studio:
         'Smiling+ Mouth_Open+'): the attribute vector (cached on disk), then one engine call (the
         dfijax and chainer presets; the official one warm-starts alpha by alpha, as its demo does).
         attrs: the photo's attributes as --attrs takes them ('auto': the probe's reading)."""
-        from dfijax.dfi import sweep
 
         t0 = time.perf_counter()
         cfg = self.sweep_config(preset, edit.strip(), iters)
@@ -309,7 +308,6 @@ class Studio:
     @staticmethod
     def full_resolution(photo: np.ndarray, ladder: Ladder, alpha: float) -> np.ndarray:
         """The edit at `alpha` added to the whole photo through the inverse of its crop transform."""
-        from dfijax.dfi import align
 
         return align.paste_back(photo, ladder.crop, ladder.edited[ladder.nearest(alpha)], ladder.matrix)
 
@@ -345,7 +343,6 @@ class Studio:
     # -- Mix two faces (fusion GAN) -------------------------------------------------------------
     def fusion_run(self, path: str | None = None):
         """(config, state, step) of a trained fusion run (the newest under runs/fusion when None)."""
-        from dfijax import fusion
 
         return self._run("fusion", path, fusion.restore)
 
@@ -353,7 +350,6 @@ class Studio:
         self, a: np.ndarray, b: np.ndarray, lam: Sequence[float], path: str | None = None
     ) -> tuple[np.ndarray, float]:
         """G(Λ∘E(A) + (1 − Λ)∘E(B)) for one per-chunk Λ: ([S, S, 3] in [0, 1], seconds)."""
-        from dfijax import fusion
 
         run = self.fusion_run(path)
         t0 = time.perf_counter()
@@ -362,11 +358,6 @@ class Studio:
 
     def fusion_figure(self, a: np.ndarray, b: np.ndarray, lam: Sequence[float], path: str | None = None) -> np.ndarray:
         """The paper's Fig. 6 for A, B and their fusion: VGG-19 maps and latent chunks, [H, W, 3]."""
-        import tempfile
-
-        from dfijax.fusion import figures
-        from dfijax.fusion.data import to_signed
-        from dfijax.fusion.pipeline import square_crop
 
         cfg, state, _ = self.fusion_run(path)
         a, b = (to_signed(square_crop(np.asarray(x, np.float32), cfg.size)) for x in (a, b))
@@ -387,7 +378,6 @@ class Studio:
         progress: Progress | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Gatys style transfer of one content by one style (style weight × strength): (image, info)."""
-        from dfijax import style as st
 
         if preset not in STYLE_PRESETS:
             raise ValueError(f"unknown style preset {preset!r}; use one of {', '.join(STYLE_PRESETS)}")
@@ -405,7 +395,6 @@ class Studio:
         return r.images[0], {"initial_loss": p["initial_loss"], "final_loss": p["final_loss"], **r.seconds}
 
     def fast_style_run(self, path: str | None = None):
-        from dfijax.style import fast
 
         return self._run("fast_style", path, fast.restore)
 
@@ -413,7 +402,6 @@ class Studio:
         self, content: np.ndarray, path: str | None = None, size: int | None = 256
     ) -> tuple[np.ndarray, float]:
         """A trained fast-style network on one picture (short side `size`): (image, seconds)."""
-        from dfijax.style import fast_run
 
         config, params = self.fast_style_run(path)
         x = np.asarray(im.resize(_pil(content), size), np.float32) / 255.0 if size else content
@@ -425,13 +413,11 @@ class Studio:
 
     # -- Domain transfer ------------------------------------------------------------------------
     def dtn_run(self, path: str | None = None):
-        from dfijax.dtn import translator
 
         return self._run("dtn", path, lambda p: translator.load_translator(p, self.weights.variables))
 
     def translate(self, x: np.ndarray, path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """G(x) of a trained DTN: x centre-cropped and resized to its size -> (input as used, G(x))."""
-        from dfijax.fusion.pipeline import square_crop
 
         t = self.dtn_run(path)
         x = square_crop(np.asarray(x, np.float32), t.size)
@@ -439,6 +425,5 @@ class Studio:
 
 
 def _pil(x: np.ndarray):
-    from PIL import Image
 
     return Image.fromarray(im.to_uint8(x))

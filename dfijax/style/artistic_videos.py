@@ -13,14 +13,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dfijax.invert import minimize_init, minimize_step
 from dfijax.style.flow import FramePair, check_offsets, temporal_targets, warp
 from dfijax.style.video_io import VideoError
+from dfijax.vgg import CAFFE_MEAN_BGR, VGG19, layer_index
 
 AV_SCALE = 256.0  # artistic_video_core.lua preprocess: `img:mul(256.0)`, not 255
 
 
 def _mean_bgr(ndim: int) -> jax.Array:
-    from dfijax.vgg import CAFFE_MEAN_BGR
 
     return jnp.asarray(CAFFE_MEAN_BGR).reshape((1,) * (ndim - 1) + (3,))
 
@@ -90,7 +91,6 @@ class ArtisticVideosLoss:
     temporal_gradient: str = "reference"
 
     def __post_init__(self):
-        from dfijax.vgg import VGG19, layer_index
 
         if self.model is None:  # the reference's net through loadcaffe: max pools rounding up
             object.__setattr__(self, "model", VGG19(pooling="max", pool_rounding="ceil"))
@@ -217,19 +217,16 @@ def av_targets(
 
 
 def _av_init(loss, config, variables, targets, z0):
-    from dfijax.invert import minimize_init
 
     return jax.vmap(lambda t, x: minimize_init(loss, x, (variables, t), config))(targets, z0)
 
 
 def _av_step(loss, config, variables, targets, state):
-    from dfijax.invert import minimize_step
 
     return jax.vmap(lambda t, c: minimize_step(loss, c, (variables, t), config))(targets, state)
 
 
 def _av_run(loss, config, variables, targets, state, until):
-    from dfijax.invert import minimize_step
 
     def one(t, c):
         return jax.lax.while_loop(

@@ -36,6 +36,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from dfijax import batching, config, losses, training
+from dfijax import images as im
 from dfijax import mesh as mesh_lib
 from dfijax.vgg import CAFFE_MEAN_BGR, POOL_ROUNDINGS, VGG, VGG19
 
@@ -637,7 +638,6 @@ class ContentBatches:
         return np.stack([self._row(step, r) for r in range(*rows.indices(self.batch))])
 
     def _row(self, step: int, row: int) -> np.ndarray:
-        from dfijax import images as im
 
         if self.files is None:
             return im.synthetic_scene(self.size, self.size, seed=10_000 + step * self.batch + row)
@@ -652,7 +652,6 @@ class ContentBatches:
 def squash(x: np.ndarray, size: int) -> np.ndarray:
     """[H, W, 3] -> [size, size, 3]: cropped to a multiple of 16 px from the top left, then resized
     without keeping the aspect, as make_style_dataset.py:53-58 builds ms-coco-256.h5."""
-    from dfijax import images as im
 
     h, w = x.shape[:2]
     return im.resize_array(x[: max(16, h - h % 16), : max(16, w - w % 16)], (size, size))

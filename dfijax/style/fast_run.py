@@ -23,6 +23,8 @@ from dfijax import config as cfglib
 from dfijax import images as im
 from dfijax import training
 from dfijax.style import fast as fs
+from dfijax.style import video as vid
+from dfijax.weights import find_weights
 
 Progress = Callable[[str, int, int, dict], None]
 SAMPLE_STEP = 10**6  # the content batch the sample pictures show (no training run reaches it)
@@ -83,7 +85,6 @@ def loss_depth(preset: str, vgg: int | None = None, weights: str | os.PathLike |
     """The loss VGG's depth for a training run: `vgg` when given; None (read from the file) when only
     `weights` are; 16 for the paper preset; else 16 when VGG-16 weights are found, else 19. The paper
     preset's VGG-16 without weights (none given, none found) is a one-line ValueError."""
-    from dfijax.weights import find_weights
 
     if vgg is None and weights:
         return None
@@ -249,7 +250,6 @@ def run_stylize(
     with the paper preset's Caffe-preprocessed input (fast_neural_style.lua's default), else none.
     One-line errors: FileNotFoundError (no run there), ValueError (CheckpointMismatch, ImageError,
     VideoError)."""
-    from dfijax.style import video as vid
 
     net_config, params = fs.restore(ckpt)
     if video:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dfijax import images as im
+from dfijax.style import flow_files
 from dfijax.style.video_io import VideoError, _cv2
 
 
@@ -134,7 +135,6 @@ def flow_dir_pairs(
     """offset_pairs read from artistic-videos' flow files instead of computed: for every t and s = t − j,
     backward_<t>_<s>.flo and reliable_<t>_<s>.pgm, and with following=True forward_<t>_<t+1>.flo and
     reliable_<t>_<t+1>.pgm (file numbers = frame index + start, see dfijax.style.flow_files)."""
-    from dfijax.style import flow_files
 
     folder = pathlib.Path(folder)
     if not folder.is_dir():

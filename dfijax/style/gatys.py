@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
@@ -21,6 +22,10 @@ import numpy as np
 import tyro
 
 from dfijax import config, losses
+from dfijax import images as im
+from dfijax import invert as inv
+from dfijax.invert import FeatureLoss, SolverConfig, feature_targets, invert
+from dfijax.style import color
 from dfijax.style.color import PRESERVE_COLOR
 from dfijax.vgg import VGG19, check_image_batch, layer_index, tap_shapes
 
@@ -208,7 +213,6 @@ def style_targets(
     blend: Sequence[float] | None = None,
 ) -> dict[str, jax.Array]:
     """Targets for B content images [B, H, W, 3] and one (blended) style: {name: [B, ...]}."""
-    from dfijax.invert import FeatureLoss, feature_targets
 
     contents = jnp.asarray(contents, jnp.float32)
     check_image_batch(contents, "content images")
@@ -342,7 +346,6 @@ def coarse_to_fine(
     progress: called as progress(stage, iteration, losses [P]).
     invert_kwargs: passed to `invert` (loop, check_every, shard).
     """
-    from dfijax.invert import SolverConfig, invert
 
     sizes, iters = [int(s) for s in sizes], [int(n) for n in iters]
     if not sizes or len(sizes) != len(iters):
@@ -472,7 +475,6 @@ class StyleConfig:
         return StyleLoss(model, normalize=self.normalize, content_weight=self.content_weight, tv_weight=self.tv_weight)
 
     def solver(self) -> Any:
-        from dfijax.invert import SolverConfig
 
         return SolverConfig(history_size=self.history)
 
@@ -543,7 +545,6 @@ class StyleResult:
     ) -> np.ndarray:
         """One row per content: the content, each style (cropped to its aspect), then every style set ×
         scale; cells of another aspect centred on white."""
-        from dfijax import images as im
 
         imgs, scales = dict(zip(self.index, self.images)), self.config.style_scales
         hmax, wmax = max(x.shape[0] for x in self.images), max(x.shape[1] for x in self.images)
@@ -588,11 +589,6 @@ def run_style_transfer(
     with the style images ([h, w, 3] each), at every style scale, as the config says. Contents of one
     shape are solved together: one batched, compiled call per aspect group and stage. Colour
     preservation wraps the solve (dfijax.style.color). weights: a dfijax.weights.VGGWeights."""
-    import time
-
-    from dfijax import images as im
-    from dfijax import invert as inv
-    from dfijax.style import color
 
     progress = progress or (lambda *a: None)
     t_start = time.perf_counter()

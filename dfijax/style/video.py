@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,9 @@ import tyro
 
 from dfijax import config
 from dfijax import images as im
+from dfijax import invert as inv
+from dfijax.invert import invert
+from dfijax.style import color, gatys
 from dfijax.style.artistic_videos import (  # noqa: F401
     AV_SCALE,
     TEMPORAL_GRADIENTS,
@@ -65,6 +69,7 @@ from dfijax.style.flow import (  # noqa: F401
     warp,
     warping_errors,
 )
+from dfijax.style.gatys import StyleLoss
 from dfijax.style.video_io import (  # noqa: F401
     IMAGE_SUFFIXES,
     VideoError,
@@ -73,7 +78,7 @@ from dfijax.style.video_io import (  # noqa: F401
     write_pictures,
     write_video,
 )
-from dfijax.vgg import POOL_ROUNDINGS, VGG19
+from dfijax.vgg import POOL_ROUNDINGS, VGG19, check_image_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,7 +216,6 @@ def stylize_sequence(
     offsets; long_term: how the offsets' reliabilities are combined (long_term_weights); done: frames
     already finished (a resumed run continues after them); on_frame(t, image, result) is called after
     each frame (save it there). Returns all T outputs, [H, W, 3] in [0, 1]."""
-    from dfijax.invert import invert
 
     offsets = check_offsets(offsets)
     pairs = _as_pair_map(pairs)
@@ -277,7 +281,6 @@ def stylize_multipass(
 
     pairs: offset_pairs(frames, (1,), following=True) (both neighbours of every frame).
     on_pass(p, outputs) is called after each pass. Returns the T outputs of the last pass."""
-    from dfijax.invert import invert
 
     n = len(frames)
     missing = [k for t in range(1, n) for k in ((t, t - 1), (t - 1, t)) if k not in pairs]
@@ -431,7 +434,6 @@ class VideoConfig:
     def loss(self, temporal_weight: float = 1e3) -> Any:
         """The per-frame objective: a StyleLoss ("dfijax", the temporal term is added by TemporalLoss) or
         an ArtisticVideosLoss with this temporal weight."""
-        from dfijax.style.gatys import StyleLoss
 
         if self.objective == "artistic-videos":
             return ArtisticVideosLoss(model=self.model(), tv_weight=self.tv, temporal_weight=temporal_weight)
@@ -573,11 +575,6 @@ def run_video_style(
     their flicker. on_frame(t, image, result) after each single-pass frame, image being the network's
     output [H, W, 3] (save it: passing the saved frames back as `done` resumes after them). weights: a
     dfijax.weights.VGGWeights."""
-    import time
-
-    from dfijax import invert as inv
-    from dfijax.style import color, gatys
-    from dfijax.vgg import check_image_batch
 
     progress = progress or (lambda *a: None)
     frames = np.asarray(frames, np.float32)

@@ -8,6 +8,7 @@ import pathlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from PIL import Image
 
 from dfijax import images as im
 
@@ -80,8 +81,6 @@ def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: floa
     path.parent.mkdir(parents=True, exist_ok=True)
     u8 = [im.to_uint8(f) for f in frames]
     if path.suffix.lower() == ".gif":
-        from PIL import Image
-
         pics = [Image.fromarray(f) for f in u8]
         pics[0].save(path, save_all=True, append_images=pics[1:], duration=max(1, round(1000 / fps)), loop=0)
         return path
