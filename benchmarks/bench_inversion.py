@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import dfijax  # noqa: F401
+from benchmarks import torch_reference as tr
+from benchmarks.cost_analysis import memory_note
 from benchmarks.problem import TAPS, macs_to  # noqa: F401  (the problem's taps and cost)
 from dfijax import invert as inv
 from dfijax.images import synthetic_scene
@@ -136,8 +138,6 @@ def largest_batch(fits, start: int, probes: int) -> dict:
 def run_torch(params, x0, targets, iters, history, tv_weight, mode, n_alphas, subset_images):
     import torch
 
-    from benchmarks import torch_reference as tr
-
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -223,7 +223,6 @@ def main(argv=None) -> int:
     weights = random_weights(0)
     x0, targets = build_problem(a.images, alphas, a.size, weights.variables)
     flop_per_problem = 2 * macs_to("conv5_1", a.size) * 2 * a.iters  # forward + input gradient
-    from benchmarks.cost_analysis import memory_note  # the memory needed, predicted before anything runs
 
     note = memory_note(a.size, len(x0))
     if note:

@@ -15,6 +15,14 @@ import json
 import sys
 import time
 
+import jax
+import numpy as np
+
+from dfijax import invert as inv
+from dfijax.data.synthetic_faces import synthetic_faces
+from dfijax.dfi import presets
+from dfijax.weights import random_weights
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -22,14 +30,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--modes", default="none,zoom", help="comma-separated: none, zoom, backtracking, hager-zhang")
     args = p.parse_args(argv)
-
-    import jax
-    import numpy as np
-
-    from dfijax import invert as inv
-    from dfijax.data.synthetic_faces import synthetic_faces
-    from dfijax.dfi import presets
-    from dfijax.weights import random_weights
 
     weights = random_weights(0)
     x = synthetic_faces(50, seed=0).images([0], args.size)

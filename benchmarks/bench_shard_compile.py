@@ -17,6 +17,13 @@ import resource
 import sys
 import time
 
+import jax
+import numpy as np
+
+from dfijax import invert as inv
+from dfijax.dfi import presets
+from dfijax.weights import random_weights
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,13 +32,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-shard", action="store_true", help="one device (the comparison)")
     args = p.parse_args(argv)
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={args.devices}"
-
-    import jax
-    import numpy as np
-
-    from dfijax import invert as inv
-    from dfijax.dfi import presets
-    from dfijax.weights import random_weights
 
     weights = random_weights(0, preprocess="caffe")
     cfg = presets.preset(

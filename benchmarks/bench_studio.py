@@ -17,11 +17,19 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import pathlib
 import sys
 import tempfile
 import time
+
+import numpy as np
+
+from dfijax import fusion, runtime
+from dfijax import images as im
+from dfijax.dfi import sweep, sweep_inputs
+from dfijax.studio import session as S
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,14 +43,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    import importlib.util
-
-    import numpy as np
-
-    from dfijax import fusion, runtime
-    from dfijax import images as im
-    from dfijax.dfi import sweep
-    from dfijax.studio import session as S
 
     runtime.enable_compilation_cache()
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench-studio-"))
@@ -92,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     # the same sweep as the handler's, called directly (compiled: same shapes)
     photo = im.load_image(faces[-1])
     c = studio.sweep_config("dfijax", "Smiling+")
-    crops = sweep.prepare_photos([photo], studio.data, c.size)
-    pred, _ = sweep.predict_photo_attrs(studio.probe(), crops.images, studio.data)
-    inputs = sweep.photo_inputs(crops.images, "auto", studio.data, ["photo"], pred)
+    crops = sweep_inputs.prepare_photos([photo], studio.data, c.size)
+    pred, _ = sweep_inputs.predict_photo_attrs(studio.probe(), crops.images, studio.data)
+    inputs = sweep_inputs.photo_inputs(crops.images, "auto", studio.data, ["photo"], pred)
     direct = timed(lambda: sweep.run_sweep(c, studio.data, studio.weights, inputs, cache_root=studio.cache_root()))
 
     fuse([0.5] * 5)  # compile

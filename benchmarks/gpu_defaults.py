@@ -33,6 +33,7 @@ import sys
 import tarfile
 import time
 
+import jax
 import numpy as np
 from PIL import Image
 
@@ -257,7 +258,6 @@ def main(argv=None) -> int:
             print(f"    look at {b}", file=sys.stderr, flush=True)
         if r["status"] != "ok":
             print("    " + "\n    ".join(r["log_tail"]), file=sys.stderr, flush=True)
-    import jax
 
     dev = jax.devices()[0]
     info = {

@@ -45,6 +45,7 @@ class Bounds:
         )
 
 
+FLAT = tyro.conf.arg(name="")  # a nested config whose fields are flags of their own name (no "outer." prefix)
 NONNEG = Bounds(ge=0)
 POSITIVE = Bounds(ge=1)
 

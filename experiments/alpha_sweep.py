@@ -30,9 +30,13 @@ import dataclasses
 from typing import Annotated, Literal
 
 from dfijax import config as C
+from dfijax import images as im
 from dfijax.data.faces import FaceSource
+from dfijax.dfi import photos as ph
+from dfijax.dfi import sweep, sweep_inputs, tradeoff
+from dfijax.dfi.chainer import reference_crop
 from dfijax.dfi.presets import PRESETS
-from dfijax.dfi.sweep import SweepConfig
+from dfijax.dfi.sweep_config import SweepConfig
 from experiments import runner
 
 
@@ -71,16 +75,10 @@ class Args:
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs:
-    from dfijax import dfi
-    from dfijax import images as im
-    from dfijax.dfi import photos as ph
-    from dfijax.dfi import tradeoff
 
     cfg = args.config
     data = args.faces.load(cfg.seed)
     if cfg.crop == "chainer":  # the inputs too (chainer-dfi crops LFW inputs with the sets' box)
-        from dfijax.dfi.chainer import reference_crop
-
         data = reference_crop(data)
     if args.eyes and not args.images:
         raise ValueError("--eyes is for own photos: give them with --images")
@@ -92,7 +90,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
             ctx.say(line)
         inputs = photos.inputs
     else:
-        inputs = dfi.dataset_inputs(data, cfg.edits[0], cfg.size, args.inputs, list(args.indices) or None)
+        inputs = sweep_inputs.dataset_inputs(data, cfg.edits[0], cfg.size, args.inputs, list(args.indices) or None)
     mask = im.load_image(args.mask, (cfg.size, cfg.size)).mean(-1) if args.mask else None
     out, weights = ctx.out(), ctx.load_weights(args.weights, cfg.seed)
     ctx.say(
@@ -101,7 +99,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
         f"TV {cfg.resolved_tv_weight(weights.pretrained):g}; output {out}"
     )
     with runner.Bars() as bars:
-        r = dfi.run_sweep(cfg, data, weights, inputs, mask=mask, cache_root=runner.cache_root(), progress=bars.update)
+        r = sweep.run_sweep(cfg, data, weights, inputs, mask=mask, cache_root=runner.cache_root(), progress=bars.update)
     for w in r.warnings:
         ctx.say(f"warning: {w}")
     for row, (i, e) in enumerate(r.rows):

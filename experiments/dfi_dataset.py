@@ -23,6 +23,7 @@ import json
 from typing import Annotated, Literal
 
 from dfijax.data.faces import FaceSource
+from dfijax.dfi import dataset_job
 from dfijax.dfi.dataset_job import PRESETS, JobConfig
 from experiments import runner
 
@@ -41,7 +42,6 @@ class Args:
 
 
 def run(args: Args, ctx: runner.Context) -> None:
-    from dfijax.dfi import dataset_job
 
     p = ctx.proc
     if p.count > 1 and not args.out:

@@ -22,6 +22,8 @@ from typing import Annotated
 
 import tyro
 
+from dfijax import fusion
+from dfijax import images as im
 from dfijax.fusion.pipeline import FuseConfig
 from experiments import runner
 
@@ -44,8 +46,6 @@ class Args:
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs:
-    from dfijax import fusion
-    from dfijax import images as im
 
     if (args.a is None) != (args.b is None):
         raise ValueError("give both --a and --b, or neither (two synthetic faces)")

@@ -27,7 +27,8 @@ from typing import Annotated
 import numpy as np
 
 from dfijax import config as C
-from dfijax import report
+from dfijax import images as im
+from dfijax import reconstruct, report
 from dfijax.reconstruct import RECONSTRUCT_PRESETS, ReconstructConfig
 from experiments import runner
 
@@ -46,8 +47,6 @@ class Args:
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs:
-    from dfijax import images as im
-    from dfijax import reconstruct
 
     cfg = args.config
     weights = ctx.load_weights(args.weights, cfg.seed)

@@ -26,7 +26,7 @@ from dfijax.report import Outputs
 from dfijax.runtime import cache_dir, cache_root, check_out, out_dir  # noqa: F401  (the experiments')
 from dfijax.weights import load_vgg
 
-FLAT = tyro.conf.arg(name="")  # the system config's fields are flags of their own name
+FLAT = config.FLAT  # the system config's fields are flags of their own name
 ERRORS = (ValueError, FileNotFoundError)  # the library's errors a run reports in one line
 
 

@@ -38,7 +38,8 @@ from typing import Annotated
 import numpy as np
 
 from dfijax import config as C
-from dfijax import report
+from dfijax import images as im
+from dfijax import report, style
 from dfijax.style.gatys import STYLE_PRESETS, StyleConfig
 from experiments import runner
 
@@ -75,8 +76,6 @@ def resolve(args: Args, start: StyleConfig) -> Args:
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs:
-    from dfijax import images as im
-    from dfijax import style
 
     cfg = args.config
     top = cfg.top_size  # images are loaded at the largest stage's size; each stage resizes them

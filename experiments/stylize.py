@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 
 import tyro
 
+from dfijax.style import fast_run
+from dfijax.style import video as vid
 from dfijax.style.fast_run import StylizeConfig
 from experiments import runner
 
@@ -40,8 +42,6 @@ class Args:
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs:
-    from dfijax.style import fast_run
-    from dfijax.style import video as vid
 
     with runner.Bars() as bars:
         r = fast_run.run_stylize(args.ckpt, args.config, images=args.images, video=args.video, progress=bars.update)

@@ -8,7 +8,7 @@
 Pipeline: (1) f, a small conv classifier, is trained on the source train split (its source test
 accuracy is reported) and frozen; (2) an evaluation classifier is trained on the target train split
 (its target test accuracy is reported); both are cached with orbax under ~/.cache/dfijax/dtn, so
-ablations and reruns reuse them; (3) the DTN (G = g ∘ f, 3-class D, the digits preset α = β = 15,
+ablations and reruns reuse them; (3) the DTN (G = g ∘ f, 3-class D, the digits loss weights (--losses) α = β = 15,
 γ = 0) is trained; (4) the evaluation classifier labels G(source test) and its accuracy against the
 source labels is the transfer accuracy (the paper's metric); (5) the ablations "no L_TID" (β = 0)
 and "2-class D" (real target vs G(anything)) are trained the same way for --ablation-steps iterations
@@ -40,7 +40,9 @@ import dataclasses
 import time
 from typing import Annotated
 
+from dfijax import images as im
 from dfijax import report
+from dfijax.dtn import pipeline
 from dfijax.dtn.config import DIGITS_PRESETS, DigitsConfig
 from experiments import runner
 
@@ -54,8 +56,6 @@ class Args:
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
-    from dfijax import images as im
-    from dfijax.dtn import pipeline
 
     t_start, cfg = time.perf_counter(), args.config
     data, data_desc = pipeline.load_digits(cfg)

@@ -41,7 +41,9 @@ from typing import Annotated
 import tyro
 
 from dfijax import config as cfglib
+from dfijax import images as im
 from dfijax import report
+from dfijax.dtn import pipeline
 from dfijax.dtn.config import FACES_PRESETS, FacesConfig
 from experiments import runner
 
@@ -63,8 +65,6 @@ def resolve(args: Args, start: FacesConfig) -> Args:
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
-    from dfijax import images as im
-    from dfijax.dtn import pipeline
 
     t_start, cfg = time.perf_counter(), args.config
     vgg = ctx.load_weights(args.weights, cfg.seed)

@@ -28,8 +28,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Literal
 
+from dfijax import images as im
 from dfijax import report
 from dfijax.style import fast as fs
+from dfijax.style import fast_run
 from experiments import runner
 
 
@@ -53,8 +55,6 @@ class Args:
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
-    from dfijax import images as im
-    from dfijax.style import fast_run
 
     weights = ctx.load_weights(args.weights, args.config.seed, fast_run.loss_depth(args.preset, args.vgg, args.weights))
     cfg = dataclasses.replace(args.config, **fs.loss_layers(args.preset, weights.depth))

@@ -30,8 +30,11 @@ import dataclasses
 import sys
 from typing import Annotated, Literal
 
+from tqdm import tqdm
+
 from dfijax import config as cfglib
-from dfijax import report
+from dfijax import fusion, report
+from dfijax import images as im
 from dfijax.fusion.data import DATA_KINDS
 from dfijax.fusion.pipeline import TrainingConfig
 from dfijax.fusion.presets import PRESETS
@@ -71,10 +74,6 @@ def resolve(args: Args, start: TrainingConfig) -> Args:
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
-    from tqdm import tqdm
-
-    from dfijax import fusion
-    from dfijax import images as im
 
     config = fusion.for_devices(args.config)
     kw = dict(holdout=config.holdout, limit=args.limit, n_synthetic=args.n_synthetic, seed=config.seed)

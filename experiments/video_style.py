@@ -38,7 +38,9 @@ from typing import Annotated, Literal
 import numpy as np
 
 from dfijax import config as C
+from dfijax import images as im
 from dfijax import report
+from dfijax.style import video as vid
 from dfijax.style.video import VIDEO_PRESETS, VideoConfig
 from experiments import runner
 
@@ -69,8 +71,6 @@ class Args:
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs:
-    from dfijax import images as im
-    from dfijax.style import video as vid
 
     cfg = args.config
     frames = vid.load_clip(args.video, cfg.size, args.frames, args.stride, args.clip, cfg.seed)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from dfijax import images as im
 from dfijax.data.synthetic_faces import synthetic_faces
-from dfijax.dfi import align, sweep
+from dfijax.dfi import align, sweep_inputs
 from tests.conftest import isolate, smooth_images
 
 
@@ -80,7 +80,7 @@ def test_a_wide_photo_is_cropped_or_padded_never_stretched(tmp_path):
     yy, xx = np.mgrid[0:h, 0:w]
     photo[(xx - 60) ** 2 + (yy - 20) ** 2 < 15**2] = 0.0  # a round dark disc in the middle
     data = synthetic_faces(2)
-    crop = sweep.prepare_photos([photo], data, 32)
+    crop = sweep_inputs.prepare_photos([photo], data, 32)
     chex.assert_shape(crop.images, (1, 32, 32, 3))
     out = crop.images[0]
     assert not ((out[..., 0] > 0.6) & (out[..., 1] < 0.3)).any()  # the edge bar is cut away
@@ -92,7 +92,7 @@ def test_a_wide_photo_is_cropped_or_padded_never_stretched(tmp_path):
     path = tmp_path / "wide.png"
     im.save_image(path, photo)
     np.testing.assert_allclose(out, im.load_image(path, (32, 32)), atol=1.5 / 255)  # the same box as load_image
-    pad = sweep.prepare_photos([photo], data, 30, fit="pad").images[0]
+    pad = sweep_inputs.prepare_photos([photo], data, 30, fit="pad").images[0]
     dark = pad.max(-1) < 0.4
     rows, cols = np.flatnonzero(dark.any(1)), np.flatnonzero(dark.any(0))
     assert abs(len(rows) - len(cols)) <= 1 and 6 <= len(rows) <= 9  # 30 px of 120, scaled by 1/4
@@ -196,22 +196,22 @@ def test_attrs_auto_takes_the_probe_prediction_with_overrides():
     probs[names.index("Male")] = 0.9
     probs[names.index("Young")] = 0.7
     imgs = np.zeros((2, 32, 32, 3), np.float32)
-    values, p = sweep.predict_photo_attrs(_FixedProbe(probs), imgs, data)
+    values, p = sweep_inputs.predict_photo_attrs(_FixedProbe(probs), imgs, data)
     chex.assert_shape(values, (2, len(names)))
     np.testing.assert_array_equal(values[0], np.where(probs > 0.5, 1.0, -1.0))  # binary: ±1
-    assert sweep.wants_predicted_attrs("auto,Male=-1") and not sweep.wants_predicted_attrs("Young=1")
-    inputs = sweep.photo_inputs(imgs, "auto,Male=-1", data, ["a", "b"], values)
+    assert sweep_inputs.wants_predicted_attrs("auto,Male=-1") and not sweep_inputs.wants_predicted_attrs("Young=1")
+    inputs = sweep_inputs.photo_inputs(imgs, "auto,Male=-1", data, ["a", "b"], values)
     expect = values.copy()
     expect[:, names.index("Male")] = -1.0
     np.testing.assert_array_equal(inputs.queries, expect)
     with pytest.raises(ValueError, match="unknown attribute 'Mael'"):
-        sweep.photo_inputs(imgs, "auto,Mael=-1", data, ["a", "b"], values)
+        sweep_inputs.photo_inputs(imgs, "auto,Mael=-1", data, ["a", "b"], values)
     with pytest.raises(ValueError, match="needs the probe's predictions"):
-        sweep.photo_inputs(imgs, "auto", data, ["a", "b"])
+        sweep_inputs.photo_inputs(imgs, "auto", data, ["a", "b"])
     # a continuous dataset: the predicted side's typical score
     cont = synthetic_faces(50)
     cont.attrs = cont.attrs * np.linspace(0.5, 2.0, len(cont))[:, None].astype(np.float32)
-    v, _ = sweep.predict_photo_attrs(_FixedProbe(probs), imgs[:1], cont)
+    v, _ = sweep_inputs.predict_photo_attrs(_FixedProbe(probs), imgs[:1], cont)
     i = names.index("Male")
     assert v[0, i] == pytest.approx(cont.attrs[cont.attrs[:, i] > 0, i].mean(), rel=1e-5)
 

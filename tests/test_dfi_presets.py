@@ -14,7 +14,7 @@ from PIL import Image
 from dfijax import dfi
 from dfijax import invert as inv
 from dfijax.data.faces import load_faces
-from dfijax.dfi import chainer, presets, sweep
+from dfijax.dfi import chainer, presets, solve
 from dfijax.weights import random_weights
 from tests.conftest import isolate, smooth_images
 
@@ -54,13 +54,31 @@ def test_neighbour_rules_of_the_presets():
     np.testing.assert_array_equal(hamming.target, [3, 5])
 
 
+def test_each_declared_variant_is_a_registered_part():
+    """Every choice SweepConfig declares for a variant has its part, and nothing else is registered."""
+    import typing
+
+    from dfijax.dfi import finish, residuals, rules, sweep_config
+
+    hints = typing.get_type_hints(sweep_config.SweepConfig)
+    choices = {
+        name: set(typing.get_args(hints[name])) for name in ("neighbours", "color_match", "output", "residual_mode")
+    }
+    assert set(rules.RULES) == set(sweep_config.NEIGHBOUR_RULES) == choices["neighbours"]
+    assert set(finish.COLOR_MATCH) == choices["color_match"] and set(finish.OUTPUTS) == choices["output"]
+    assert set(residuals.RESIDUALS) == choices["residual_mode"] | {"none"}
+    assert residuals.residual(dfi.SweepConfig(residual=False)) is residuals.RESIDUALS["none"]
+    nearest = dfi.SweepConfig(residual=True, residual_mode="nearest")
+    assert residuals.residual(nearest) is residuals.RESIDUALS["nearest"]
+
+
 def test_noise_init_is_chainer_dfi_noise_around_the_caffe_mean():
     x = jnp.zeros((2, 40, 40, 3))
-    z = np.asarray(sweep.initial_images(dfi.SweepConfig(init="noise"), x)) * 255.0
+    z = np.asarray(solve.initial_images(dfi.SweepConfig(init="noise"), x)) * 255.0
     mean = np.array([124.0, 117.0, 104.0])
     assert np.all(np.abs(z - mean) <= 10.0 + 1e-4) and np.abs(z - mean).max() > 9.0
     np.testing.assert_allclose(z.reshape(-1, 3).mean(0), mean, atol=0.5)
-    assert sweep.initial_images(dfi.SweepConfig(), x) is x
+    assert solve.initial_images(dfi.SweepConfig(), x) is x
 
 
 def test_official_preset_runs_and_a_saved_config_repeats_the_run(tmp_path, monkeypatch):
@@ -118,7 +136,7 @@ def test_official_bounded_solve_stays_in_its_box_and_clips():
     # the sweep's result is that solve clipped to [0, 1] (φ(x) + 1·w with w unscaled: the same targets)
     w = {"relu2_1": t["relu2_1"] - inv.feature_targets(loss, caffe.variables, x)["relu2_1"]}
     unscaled = dataclasses.replace(small, scaling="none")
-    out, _ = sweep.solve_alphas(unscaled, loss, caffe.variables, x, w, [1.0], lambda *a: None)
+    out, _ = solve.solve_alphas(unscaled, loss, caffe.variables, x, w, [1.0], lambda *a: None)
     np.testing.assert_allclose(out[:, 0], np.clip(img, 0, 1), atol=1e-4)
     assert out.min() == 0.0 and out.max() == 1.0 and (img.min() < 0 and img.max() > 1)
 
@@ -131,7 +149,7 @@ def test_warm_alphas_start_from_the_previous_clipped_result(random_vgg):
     cfg = dfi.SweepConfig(taps=("relu2_1",), size=32, iters=4, alpha_mode="warm", bounds="lbfgsb", box="caffe")
     cfg = dfi.SweepConfig(**{**cfg.__dict__, "shard": False})
     loss = cfg.feature_loss(pretrained=False)
-    out, _ = sweep.solve_alphas(cfg, loss, random_vgg.variables, x, w, [0.2, 0.5], lambda *a: None)
+    out, _ = solve.solve_alphas(cfg, loss, random_vgg.variables, x, w, [0.2, 0.5], lambda *a: None)
     first, _ = dfi.edit(loss, random_vgg.variables, x, w, [0.2], cfg.solver(4), cfg.scaling)
     start = jnp.clip(first[:, 0], 0.0, 1.0)
     second, _ = dfi.edit(loss, random_vgg.variables, x, w, [0.5], cfg.solver(2), cfg.scaling, x0=start)
@@ -175,7 +193,7 @@ def test_chainer_preset_runs_with_the_residual_snapshots(tmp_path, monkeypatch, 
     loss = c.feature_loss(pretrained=False)
     seen = []
     snaps = chainer.reconstruction_snapshots(
-        loss, random_vgg.variables, x, sweep.initial_images(c, x), c.solver(4), 2, progress=seen.append
+        loss, random_vgg.variables, x, solve.initial_images(c, x), c.solver(4), 2, progress=seen.append
     )
     chex.assert_shape(snaps, (2, 1, 32, 32, 3))
     chex.assert_tree_all_finite(snaps)
@@ -184,5 +202,5 @@ def test_chainer_preset_runs_with_the_residual_snapshots(tmp_path, monkeypatch, 
 
 def test_solve_progress_averages_the_problems_that_have_started():
     """The scipy solver reports NaN for problems not yet started; the sweep's progress line skips them."""
-    assert sweep._mean_started(jnp.array([jnp.nan, 2.0, 4.0])) == 3.0
-    assert np.isnan(sweep._mean_started(jnp.full((2,), jnp.nan)))
+    assert solve._mean_started(jnp.array([jnp.nan, 2.0, 4.0])) == 3.0
+    assert np.isnan(solve._mean_started(jnp.full((2,), jnp.nan)))

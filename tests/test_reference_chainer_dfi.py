@@ -20,7 +20,7 @@ from PIL import Image
 from benchmarks.torch_reference import TorchVGG, load_hwio
 from dfijax.data import FaceDataset
 from dfijax.data.celeba import CelebAFolder
-from dfijax.dfi import chainer, postprocess, presets, sweep
+from dfijax.dfi import chainer, finish, postprocess, presets
 from dfijax.vgg import tap_shapes
 from dfijax.weights import random_weights
 from tests.conftest import smooth_images
@@ -180,8 +180,8 @@ def test_residual_correction_and_colour_adjust_follow_train_py():
     np.testing.assert_allclose(got, np.stack(want), atol=2e-5)
     # run_sweep's wiring of the same steps under the preset (colour match, then the nearest residual)
     cfg = presets.preset("chainer")
-    wired = sweep.nearest_residual_correction(
-        cfg, sweep._match_colors(cfg, edits01[None], image01[None]), snaps01[:, None], image01[None]
+    wired = finish.nearest_residual_correction(
+        cfg, finish.match_colors(cfg, edits01[None], image01[None]), snaps01[:, None], image01[None]
     )
     np.testing.assert_allclose(wired[0] - image01[None], np.stack(want), atol=2e-5)
 
@@ -209,7 +209,7 @@ def test_diff8_output_follows_postprocess_image():
     x = rng.integers(0, 256, (6, 6, 3)).astype(np.float32) / 255.0
     z = x[None] + to_rgb01_diff(diff)[None]
     want = np.asarray(ref_postprocess_image(Image.fromarray(np.round(x * 255).astype(np.uint8)), diff))
-    np.testing.assert_array_equal(np.round(sweep.diff8_images(z[None], x[None])[0, 0] * 255), want)
+    np.testing.assert_array_equal(np.round(finish.diff8_images(z[None], x[None])[0, 0] * 255), want)
 
 
 CELEBA_NAMES = ("Bald", "Eyeglasses", "Male", "Smiling", "Young", "Mouth_Slightly_Open")

@@ -22,7 +22,7 @@ from benchmarks.torch_reference import TorchVGG, load_hwio
 from dfijax import invert as inv
 from dfijax.data import FaceDataset
 from dfijax.dfi import neighbours as nb
-from dfijax.dfi import postprocess, presets, sweep
+from dfijax.dfi import postprocess, presets, rules
 from dfijax.vgg import fit_to_quantum, tap_shapes, unfit_from_quantum, zero_colour
 from dfijax.weights import random_weights
 from tests.conftest import smooth_images
@@ -395,8 +395,8 @@ def test_official_celeba_neighbours_are_celeba_attributes_select():
     names = ("Male", "Smiling", "Young", "Eyeglasses", "Bald", "Mouth_Slightly_Open")
     data = AttrTable("celeba", names, attrs, tuple(map(str, range(80))), True, "Male")
     cfg = presets.preset("official")
-    assert sweep._held(cfg, data, [(young, -1)]) == [gender, smile]
-    assert sweep._held(cfg, data, [(smile, 1)]) == [gender]
+    assert rules._held(cfg, data, [(young, -1)]) == [gender, smile]
+    assert rules._held(cfg, data, [(smile, 1)]) == [gender]
     # raw query scores (a classifier's, not ±1) are compared with the 0/1 binary table as they are
     q = rng.normal(size=6)
     cQ = [(smile, True)]

@@ -26,12 +26,20 @@ if importlib.util.find_spec("gradio") is None:
 from gradio_client import Client, handle_file  # noqa: E402
 
 from dfijax import images as im  # noqa: E402
+from dfijax.data.faces import FaceSource  # noqa: E402
 from dfijax.studio import app, uploads  # noqa: E402
 from dfijax.studio import session as S  # noqa: E402
 
 LADDER = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 TINY_STUDIO = dict(
-    size=32, n_synthetic=300, k=10, iters=2, probe_steps=20, probe_train=200, style_size=48, style_iters=4
+    size=32,
+    faces=FaceSource(n_synthetic=300),
+    k=10,
+    iters=2,
+    probe_steps=20,
+    probe_train=200,
+    style_size=48,
+    style_iters=4,
 )
 MAX_PIXELS = 300_000
 SIZE = TINY_STUDIO["size"]

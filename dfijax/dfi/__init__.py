@@ -4,7 +4,10 @@ probe that scores edits, and the sweep pipeline that ties them together.
 
 Modules: `specs` (edit specs, hand-given attributes), `neighbours`, `vectors` (attribute vectors,
 edit targets, the batched edit), `postprocess`, `features` (neighbour-set features and caches),
-`probe`, `sweep` (`run_sweep`), `presets` (the references' settings), `chainer` (chainer-dfi's
+`probe`, `sweep` (`run_sweep`: neighbours → vectors → solve → post-process → evaluate) with its parts
+`sweep_config` (`SweepConfig`), `sweep_inputs` (dataset faces or own photos), `rules` (the neighbour
+rules), `solve`, `residuals` (chainer-dfi's corrections) and `finish` (colour match, output formats),
+`presets` (the references' settings), `chainer` (chainer-dfi's
 residual correction, 8-bit output, neighbour rules and crops), `align` (own photos to the
 dataset's face template and back), `tradeoff` (attribute gain against identity drift, with a
 pixel-blend baseline), `dataset_job` (a whole dataset, sharded over processes and devices, resumable).
@@ -14,7 +17,9 @@ from dfijax.dfi.neighbours import NeighbourError, Neighbours, select_neighbours
 from dfijax.dfi.postprocess import apply_at_full_resolution, mask_blend, match_color, subtract_residual
 from dfijax.dfi.presets import PRESETS, preset
 from dfijax.dfi.specs import parse_attrs, parse_edit
-from dfijax.dfi.sweep import SweepConfig, SweepInputs, SweepResult, dataset_inputs, photo_inputs, run_sweep
+from dfijax.dfi.sweep import SweepResult, run_sweep
+from dfijax.dfi.sweep_config import SweepConfig
+from dfijax.dfi.sweep_inputs import SweepInputs, dataset_inputs, photo_inputs
 from dfijax.dfi.vectors import SCALINGS, attribute_vector, edit, edit_targets, uses_normalized_features
 
 __all__ = [

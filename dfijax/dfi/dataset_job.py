@@ -32,8 +32,8 @@ import numpy as np
 from dfijax import config
 from dfijax import distributed as dist
 from dfijax.data import FaceDataset
-from dfijax.dfi import features, postprocess, presets, specs, sweep
-from dfijax.dfi.sweep import SweepConfig
+from dfijax.dfi import features, postprocess, presets, rules, solve, specs, sweep, sweep_inputs
+from dfijax.dfi.sweep_config import SweepConfig
 from dfijax.weights import VGGWeights
 
 # progress(stage, done, total, info): stage "features" (neighbour images of this process's chunk given
@@ -220,7 +220,7 @@ def check_manifest(out_dir: pathlib.Path, manifest: dict[str, Any]) -> None:
 
 def _row_noise(seed: int, row: int, shape) -> np.ndarray:
     """chainer-dfi's noise start for one row (seeded by the row, so independent of the batch)."""
-    return np.asarray(sweep.noise_start(jax.random.fold_in(jax.random.key(seed), row), shape))
+    return np.asarray(solve.noise_start(jax.random.fold_in(jax.random.key(seed), row), shape))
 
 
 def run_job(
@@ -270,7 +270,7 @@ def run_job(
     root = pathlib.Path(cache_root) if cache_root is not None else None
     if root is not None and info.count > 1:  # processes never write the same cache file
         root = root / f"process{info.index}-of-{info.count}"
-    probe = sweep.photo_probe(cfg, data, root if info.count == 1 else None, progress) if cfg.probe else None
+    probe = sweep_inputs.photo_probe(cfg, data, root if info.count == 1 else None, progress) if cfg.probe else None
 
     mesh = dist.global_mesh()
     gvars = dist.replicate(weights.variables, mesh)
@@ -291,7 +291,7 @@ def run_job(
             w = {t: np.zeros((chunk,) + s.shape, np.float32) for t, s in shapes.items()}
         else:
             sets = [
-                sweep.attribute_neighbours(cfg, data, data.attrs[i], edit_specs[e], None if cfg.include_input else i)
+                rules.attribute_neighbours(cfg, data, data.attrs[i], edit_specs[e], None if cfg.include_input else i)
                 for i, e in sel
             ]
             ws, _ = sweep.attribute_vectors(cfg, loss, weights, data, sets, root, progress)
@@ -310,7 +310,7 @@ def run_job(
         started, in "warm" mode); this process's ([C, A, H, W, 3] images, [C, A] final losses)."""
         xg, wg, x0g = dist.global_batch((x, w, x0), mesh)
         local = lambda t: dist.local_batch(t, mesh)  # noqa: E731
-        return sweep.solve_alphas(cfg, loss, gvars, xg, wg, run_alphas, progress, x0=x0g, shard=False, local=local)
+        return solve.solve_alphas(cfg, loss, gvars, xg, wg, run_alphas, progress, x0=x0g, shard=False, local=local)
 
     solved, images_written = [], 0
     t_loop = time.perf_counter()

@@ -13,19 +13,19 @@ import numpy as np
 
 from dfijax import images as im
 from dfijax.data import FaceDataset
-from dfijax.dfi import align, sweep
+from dfijax.dfi import align, solve, sweep_config, sweep_inputs
 
 
 @dataclasses.dataclass(frozen=True)
 class Photos:
-    """paths; originals (full resolution, [H_i, W_i, 3] in [0, 1]); crops (sweep.PhotoCrops); inputs
-    (sweep.SweepInputs); probs [N, A] the probe's probabilities (None when the attributes were given
+    """paths; originals (full resolution, [H_i, W_i, 3] in [0, 1]); crops (sweep_inputs.PhotoCrops); inputs
+    (sweep_inputs.SweepInputs); probs [N, A] the probe's probabilities (None when the attributes were given
     by hand); fit ("crop" or "pad", for the photos not aligned by eyes); attr_names."""
 
     paths: tuple[str, ...]
     originals: list[np.ndarray]
-    crops: sweep.PhotoCrops
-    inputs: sweep.SweepInputs
+    crops: sweep_inputs.PhotoCrops
+    inputs: sweep_inputs.SweepInputs
     probs: np.ndarray | None
     fit: str
     attr_names: tuple[str, ...]
@@ -71,12 +71,12 @@ class Photos:
 def load(
     paths: Sequence[str],
     attrs: str | None,
-    config: sweep.SweepConfig,
+    config: sweep_config.SweepConfig,
     data: FaceDataset,
     eyes: str | None = None,
     fit: str = "crop",
     cache_root: str | pathlib.Path | None = None,
-    progress: sweep.Progress | None = None,
+    progress: solve.Progress | None = None,
 ) -> Photos:
     """Own photos as a sweep's inputs. attrs: 'Young=1,Male=-1' by hand, 'auto' (the attribute probe's
     prediction, trained on `data` on first use) or 'auto,Male=-1'; eyes: 'x1,y1,x2,y2' per photo
@@ -91,10 +91,10 @@ def load(
     if eyes:
         given = align.parse_eyes(eyes, len(originals))
         per_photo = ["auto"] * len(originals) if given is None else given
-    crops = sweep.prepare_photos(originals, data, config.size, per_photo, fit)
+    crops = sweep_inputs.prepare_photos(originals, data, config.size, per_photo, fit)
     predicted = probs = None
-    if sweep.wants_predicted_attrs(attrs):
-        probe = sweep.photo_probe(config, data, cache_root, progress)
-        predicted, probs = sweep.predict_photo_attrs(probe, crops.images, data)
-    inputs = sweep.photo_inputs(crops.images, attrs, data, list(paths), predicted)
+    if sweep_inputs.wants_predicted_attrs(attrs):
+        probe = sweep_inputs.photo_probe(config, data, cache_root, progress)
+        predicted, probs = sweep_inputs.predict_photo_attrs(probe, crops.images, data)
+    inputs = sweep_inputs.photo_inputs(crops.images, attrs, data, list(paths), predicted)
     return Photos(tuple(paths), originals, crops, inputs, probs, fit, tuple(data.attr_names))

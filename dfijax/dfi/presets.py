@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dfijax import config
-from dfijax.dfi.sweep import SweepConfig
+from dfijax.dfi.sweep_config import SweepConfig
 
 TAPS = ("relu3_1", "relu4_1", "relu5_1")
 # scipy L-BFGS-B's default stop: factr 1e7 times the float64 machine epsilon

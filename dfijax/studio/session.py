@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 import tyro
@@ -21,8 +21,8 @@ from PIL import Image, ImageDraw
 from dfijax import config, fusion, runtime
 from dfijax import images as im
 from dfijax import style as st
-from dfijax.data.faces import FACE_DATASETS, load_faces
-from dfijax.dfi import align, presets, sweep
+from dfijax.data.faces import FaceSource
+from dfijax.dfi import align, presets, sweep, sweep_inputs
 from dfijax.dtn import translator
 from dfijax.fusion import figures
 from dfijax.fusion.data import to_signed
@@ -51,12 +51,8 @@ class StudioConfig:
     """What the studio serves. The DFI edit runs a preset's objective at these sizes, iterations and K
     (so an edit takes seconds); trained runs are looked for under `runs`."""
 
-    dataset: Literal[FACE_DATASETS] = "synthetic"
+    faces: Annotated[FaceSource, config.FLAT] = FaceSource()
     """the faces the DFI tab takes its neighbours from (the embedded synthetic faces by default)"""
-    data_dir: str | None = None
-    """dataset folder (celeba, lfw) or tfds data_dir (celeba-tfds)"""
-    n_synthetic: Annotated[int, config.POSITIVE] = 2000
-    """size of the synthetic face set"""
     weights: str | None = None
     """converted VGG-19 weights (.safetensors); default: weights/ or a seeded random net (announced as NOT
     pretrained)"""
@@ -179,7 +175,7 @@ class Studio:
         with self._lock:
             if self._data is None:
                 c = self.config
-                self._data = load_faces(c.dataset, c.data_dir, c.n_synthetic, c.seed)
+                self._data = c.faces.load(c.seed)
             return self._data
 
     @property
@@ -242,7 +238,7 @@ class Studio:
         with self._lock:
             if self._probe is None:
                 cfg = self.sweep_config("dfijax", self.data.attr_names[0] + "+")
-                self._probe = sweep.photo_probe(cfg, self.data, self.cache_root(), progress)
+                self._probe = sweep_inputs.photo_probe(cfg, self.data, self.cache_root(), progress)
             return self._probe
 
     def inspect(
@@ -258,8 +254,8 @@ class Studio:
             except align.EyeDetectionError:
                 eyes = None
                 note = "no eyes found: type their positions x1,y1,x2,y2 (pixels of the photo), or edit the centre crop"
-        crops = sweep.prepare_photos([photo], self.data, self.config.size, [eyes] if eyes is not None else None)
-        predicted, probs = sweep.predict_photo_attrs(self.probe(progress), crops.images, self.data)
+        crops = sweep_inputs.prepare_photos([photo], self.data, self.config.size, [eyes] if eyes is not None else None)
+        predicted, probs = sweep_inputs.predict_photo_attrs(self.probe(progress), crops.images, self.data)
         return Inspection(
             eyes, crops.images[0], crops.matrices[0], dict(zip(self.data.attr_names, map(float, probs[0]))), note
         )
@@ -283,11 +279,11 @@ class Studio:
         t0 = time.perf_counter()
         cfg = self.sweep_config(preset, edit.strip(), iters)
         data, weights = self.data, self.weights
-        crops = sweep.prepare_photos([photo], data, cfg.size, [eyes] if eyes is not None else None)
+        crops = sweep_inputs.prepare_photos([photo], data, cfg.size, [eyes] if eyes is not None else None)
         predicted = None
-        if sweep.wants_predicted_attrs(attrs or "auto"):
-            predicted, _ = sweep.predict_photo_attrs(self.probe(progress), crops.images, data)
-        inputs = sweep.photo_inputs(crops.images, attrs or "auto", data, ["photo"], predicted)
+        if sweep_inputs.wants_predicted_attrs(attrs or "auto"):
+            predicted, _ = sweep_inputs.predict_photo_attrs(self.probe(progress), crops.images, data)
+        inputs = sweep_inputs.photo_inputs(crops.images, attrs or "auto", data, ["photo"], predicted)
         with self._lock:  # one solve at a time per server (the queue also limits it)
             self.engine_calls += 1
             r = sweep.run_sweep(cfg, data, weights, inputs, cache_root=self.cache_root(), progress=progress)

@@ -12,19 +12,19 @@ import os
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
 
+import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dfijax import images as im
 from dfijax.style import flow_files
-from dfijax.style.video_io import VideoError, _cv2
+from dfijax.style.video_io import VideoError
 
 
 def optical_flow(a: np.ndarray, b: np.ndarray, method: str = "dis") -> np.ndarray:
     """Dense flow from frame a to frame b ([H, W, 3] in [0, 1]): [H, W, 2] (dx, dy) with
     a(p) ≈ b(p + flow(p)). method: "dis" (DIS, medium preset at full resolution) or "farneback"."""
-    cv2 = _cv2()
     ga = cv2.cvtColor(im.to_uint8(a), cv2.COLOR_RGB2GRAY)
     gb = cv2.cvtColor(im.to_uint8(b), cv2.COLOR_RGB2GRAY)
     if method == "dis":

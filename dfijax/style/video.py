@@ -73,7 +73,6 @@ from dfijax.style.gatys import StyleLoss
 from dfijax.style.video_io import (  # noqa: F401
     IMAGE_SUFFIXES,
     VideoError,
-    _cv2,
     read_frames,
     write_pictures,
     write_video,

@@ -7,6 +7,7 @@ import os
 import pathlib
 from collections.abc import Mapping, Sequence
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -17,14 +18,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 class VideoError(ValueError):
     """A video or frame folder that cannot be used; the message names the file and the fix."""
-
-
-def _cv2():
-    try:
-        import cv2
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise VideoError("video needs OpenCV: pip install opencv-python-headless") from None
-    return cv2
 
 
 def read_frames(
@@ -49,7 +42,6 @@ def read_frames(
                 x = im.resize_array(x, frames[0].shape[:2])
             frames.append(x)
     else:
-        cv2 = _cv2()
         cap = cv2.VideoCapture(str(path))
         try:
             i = 0
@@ -84,7 +76,6 @@ def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: floa
         pics = [Image.fromarray(f) for f in u8]
         pics[0].save(path, save_all=True, append_images=pics[1:], duration=max(1, round(1000 / fps)), loop=0)
         return path
-    cv2 = _cv2()
     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
     h, w = u8[0].shape[:2]
     writer = cv2.VideoWriter(str(path), fourcc, fps, (w, h))
