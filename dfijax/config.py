@@ -155,6 +155,7 @@ def from_dict(config_cls: type, d: Mapping[str, Any]) -> Any:
     config has renamed (its RENAMED table: {old: new}) read under the new name; keys the class lacks
     are a one-line ValueError."""
     hints = typing.get_type_hints(config_cls)
+    d = getattr(config_cls, "upgrade", dict)(dict(d))  # a config's own mapping of an older layout
     renamed = getattr(config_cls, "RENAMED", {})
     d = {renamed.get(k, k): v for k, v in d.items()}
     names = {f.name for f in dataclasses.fields(config_cls)}
@@ -201,10 +202,65 @@ def registry(*presets: Preset, field: str = "preset", names: tuple[str, ...] | N
     return seen
 
 
+def _flag_name(f: dataclasses.Field, hint: Any) -> str:
+    """A field's name on the command line, with "_" for "-" (its flag(...) name, else its own)."""
+    meta = typing.get_args(hint)[1:] if typing.get_origin(hint) is typing.Annotated else ()
+    named = [m.name for m in meta if isinstance(m, tyro.conf._confstruct._ArgConfig) and m.name]
+    return named[0].replace("-", "_") if named else f.name
+
+
+def _nested(t: Any) -> bool:
+    return dataclasses.is_dataclass(_split(t)[0])
+
+
+def leaves(config: Any) -> dict[str, tuple[str, ...]]:
+    """{command-line name: field path} of every setting of `config`, nested FLAT configs' fields by
+    their own names (`flag` names where given): what a flag or a keyword override names."""
+    out: dict[str, tuple[str, ...]] = {}
+    hints = typing.get_type_hints(type(config), include_extras=True)
+    for f in dataclasses.fields(config):
+        if _nested(hints[f.name]) and FLAT in _split(hints[f.name])[1]:
+            out |= {k: (f.name, *p) for k, p in leaves(getattr(config, f.name)).items()}
+        else:
+            out[_flag_name(f, hints[f.name])] = (f.name,)
+    return out
+
+
+def get(config: Any, path: tuple[str, ...]) -> Any:
+    """The setting at field path `path` of `config` (`leaves` gives the paths)."""
+    for name in path:
+        config = getattr(config, name)
+    return config
+
+
+def _paths(config: Any) -> dict[str, tuple[str, ...]]:
+    """`leaves`, and every field also by its own name where that names nothing else."""
+    out = dict(leaves(config))
+    for name, path in list(out.items()):
+        out.setdefault(path[-1], path)
+    return out
+
+
+def replace(config: Any, **values: Any) -> Any:
+    """`config` with settings replaced by their command-line or field names (`leaves`), nested ones
+    included."""
+    names = _paths(config)
+    if bad := sorted(set(values) - set(names)):
+        raise ValueError(f"{', '.join(bad)}: not settings of {type(config).__name__}")
+    top = {names[k][0]: v for k, v in values.items() if len(names[k]) == 1}
+    inner: dict[str, dict[str, Any]] = {}
+    for k, v in values.items():
+        if len(names[k]) > 1:
+            inner.setdefault(names[k][0], {})[names[k][-1]] = v
+    top |= {field: replace(getattr(config, field), **kw) for field, kw in inner.items()}
+    return dataclasses.replace(config, **top)
+
+
 def changed(base: Any, new: Any, skip: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The sorted names of the fields where config `new` differs from `base` (what was given over it)."""
-    names = (f.name for f in dataclasses.fields(base) if f.name not in skip)
-    return tuple(sorted(n for n in names if getattr(base, n) != getattr(new, n)))
+    """The sorted command-line names of the settings where config `new` differs from `base` (what was
+    given over it), nested ones included."""
+    names = {k: p for k, p in leaves(base).items() if p[0] not in skip}
+    return tuple(sorted(k for k, p in names.items() if get(base, p) != get(new, p)))
 
 
 def preset(config_cls: type, table: Mapping[str, Any], name: str, **overrides: Any) -> Any:
@@ -214,13 +270,13 @@ def preset(config_cls: type, table: Mapping[str, Any], name: str, **overrides: A
     if name not in table:
         raise ValueError(f"unknown preset {name!r}; use one of {', '.join(table)}")
     names = {f.name for f in dataclasses.fields(config_cls)}
-    if bad := sorted(set(overrides) - names):
-        raise ValueError(f"{', '.join(bad)}: not settings of {config_cls.__name__}")
     given = {k: v for k, v in overrides.items() if v is not None}
     if dataclasses.is_dataclass(table[name]):
         if not isinstance(table[name], config_cls):
             raise ValueError(f"preset {name!r} is a {type(table[name]).__name__}, not a {config_cls.__name__}")
-        return dataclasses.replace(table[name], **given)
+        return replace(table[name], **given)
+    if bad := sorted(set(overrides) - names):
+        raise ValueError(f"{', '.join(bad)}: not settings of {config_cls.__name__}")
     values = {**table[name], **given}
     field = getattr(config_cls, "PRESET_FIELD", "preset")
     if field in names:

@@ -104,7 +104,7 @@ def test_presets_pick_the_reduction_and_the_printed_weights():
     for name in ("paper_gp", "cpu_small"):
         assert fusion.training_config(name, devices=1).fusion.loss.pixel_reduction == "mean"
     over = fusion.training_config("paper_gp", devices=1, pixel_reduction="sum").fusion.loss
-    assert over.pixel_reduction == "sum" and presets.PRESETS["paper_gp"].pixel_reduction == "mean"
+    assert over.pixel_reduction == "sum" and presets.PRESETS["paper_gp"].fusion.loss.pixel_reduction == "mean"
     from experiments import train_fusion
 
     args = train_fusion.parse(["--preset", "cpu_small", "--pixel-reduction", "sum"])

@@ -35,9 +35,14 @@ import jax
 import jax.numpy as jnp
 
 from dfijax import config, losses
+from dfijax.vgg import layer_index
 
 Features = Mapping[str, jax.Array]
 PIXEL_REDUCTIONS = ("mean", "sum")
+
+
+_short = "{:g}".format  # 1e-06, 30 in --help, not 1e-06, 30.0
+_WEIGHTS = ("w_adv", "w_content", "w_style", "w_recon", "w_tv")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,19 +51,42 @@ class FusionLoss:
     gradient-penalty weight of the critic's loss (0 turns it off; WGAN-GP uses 10), and how the pixel
     losses of eqs. (7)–(10) reduce: "mean" per element or "sum" as printed (see the module doc)."""
 
-    w_adv: Annotated[float, config.NONNEG] = 1.0
-    w_content: Annotated[float, config.NONNEG] = 1e-6
-    w_style: Annotated[float, config.NONNEG] = 5e-5
-    w_recon: Annotated[float, config.NONNEG] = 30.0
-    w_tv: Annotated[float, config.NONNEG] = 1.0
-    content_layers: tuple[str, ...] = ("conv4_1", "conv5_1")
-    style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1")
-    gp_weight: Annotated[float, config.NONNEG] = 10.0
+    weights: Annotated[
+        tuple[float, ...], config.flag("loss-weights"), config.comma_list(float, fmt=_short), config.NONNEG
+    ] = (1.0, 1e-6, 5e-5, 30.0, 1.0)
+    """w1..w5: adversarial, content, style, reconstruction, TV"""
+    content_layers: Annotated[tuple[str, ...], config.comma_list(str)] = ("conv4_1", "conv5_1")
+    """VGG-19 layers of the content loss"""
+    style_layers: Annotated[tuple[str, ...], config.comma_list(str)] = ("conv1_1", "conv2_1", "conv3_1")
+    """VGG-19 layers of the style loss"""
+    gp_weight: Annotated[float, config.flag("gp"), config.NONNEG] = 10.0
+    """gradient-penalty weight (0: off)"""
     pixel_reduction: Literal[PIXEL_REDUCTIONS] = "mean"
+    """L1 (eqs. 7, 10) and TV (eq. 8): per-pixel mean, or the sum over the pixels as the equations print"""
 
     def __post_init__(self):
+        for name, item in (("weights", float), ("content_layers", str), ("style_layers", str)):
+            if isinstance(v := getattr(self, name), str):  # "a,b,c", as the command line spells it
+                object.__setattr__(self, name, tuple(item(x) for x in v.split(",")))
         config.freeze_tuples(self)
         config.check(self)
+        if len(self.weights) != 5:
+            raise ValueError(f"loss_weights needs 5 values (w1..w5), got {len(self.weights)}")
+        for layer in self.taps:
+            layer_index(layer)
+
+    @staticmethod
+    def upgrade(d: dict) -> dict:
+        """A saved FusionLoss of the older layout (w_adv … w_tv as five fields) in this one."""
+        if any(k in d for k in _WEIGHTS):
+            d["weights"] = [d.pop(k, w) for k, w in zip(_WEIGHTS, FusionLoss.weights)]
+        return d
+
+    w_adv = property(lambda self: self.weights[0])
+    w_content = property(lambda self: self.weights[1])
+    w_style = property(lambda self: self.weights[2])
+    w_recon = property(lambda self: self.weights[3])
+    w_tv = property(lambda self: self.weights[4])
 
     @property
     def taps(self) -> tuple[str, ...]:

@@ -43,10 +43,7 @@ from typing import Annotated, Any, Literal
 import tyro
 
 from dfijax import config
-from dfijax.fusion.losses import PIXEL_REDUCTIONS, FusionLoss
-from dfijax.fusion.model import NORMS
-from dfijax.fusion.train import LAMBDA_KINDS, LAMBDA_VALUES, OPTIMIZERS, PERCEPTUAL, FusionConfig
-from dfijax.vgg import layer_index
+from dfijax.fusion.train import FusionConfig
 
 HOLDOUTS = ("last", "celeba-test", "paper-count")
 PRESET_NAMES = ("cpu_small", "paper_gp", "tiny", "paper")  # PRESETS', below TrainingConfig
@@ -59,7 +56,8 @@ _short = "{:g}".format  # 1e-06, 30 in --help, not 1e-06, 30.0
 class TrainingConfig:
     """A training run's settings (the defaults are cpu_small's), the seed and the checkpoints kept, and
     where they came from (the preset, and in `overrides` the names of the settings given over it).
-    `fusion` is the networks' and steps' FusionConfig. `pipeline.training_config` gives a preset;
+    `fusion` holds the networks' and steps' settings (FusionConfig, its fields flags of their own
+    names). `pipeline.training_config` gives a preset;
     `pipeline.for_devices` fits its batch to the devices."""
 
     preset: Literal[PRESET_NAMES] = DEFAULT
@@ -67,10 +65,7 @@ class TrainingConfig:
     holdout: Literal[HOLDOUTS] = "last"
     """held-out images: last (the last 16), celeba-test (CelebA's test partition), paper-count (the
     paper's 2,599)"""
-    size: int = 32
-    """image size, a power of two: 32, 64, 128 (paper), 256"""
-    width: Annotated[int, config.POSITIVE] = 16
-    """first-layer channels (64 = paper)"""
+    fusion: Annotated[FusionConfig, config.FLAT] = FusionConfig(size=32, width=16)
     batch: Annotated[int, config.Bounds(ge=2)] = 16
     """global batch, split over all devices of all processes (not given: the preset's, rounded down to
     a multiple of the device count)"""
@@ -78,46 +73,6 @@ class TrainingConfig:
     """autoencoder pretraining steps"""
     stage2_steps: Annotated[int, config.NONNEG] = 60
     """steps of the full objective"""
-    lr: Annotated[float, config.Bounds(gt=0)] = 1e-3
-    """Adam learning rate of E and G (and of an Adam critic without --d-lr)"""
-    b1: Annotated[float, config.Bounds(ge=0, le=1)] = 0.5
-    """Adam beta1"""
-    n_critic: Annotated[int, config.POSITIVE] = 1
-    """critic updates per (E, G) update"""
-    gp: Annotated[float, config.NONNEG] = 10.0
-    """gradient-penalty weight (0: off)"""
-    clip: Annotated[float | None, config.NONNEG] = None
-    """clip the critic's weights to [-c, c] (WGAN; 0 or None: off)"""
-    d_norm: Literal[NORMS] = "layer"
-    """critic normalisation (batch = the paper's; layer suits the gradient penalty)"""
-    d_optimizer: Literal[OPTIMIZERS] = "adam"
-    """the critic's optimizer"""
-    d_lr: Annotated[float | None, config.Bounds(gt=0)] = None
-    """the critic's learning rate (None: --lr)"""
-    perceptual: Literal[PERCEPTUAL] = "mean"
-    """Λ and the perceptual targets: mean (λ̄-weighted) or paper (eqs. 4, 5 per chunk)"""
-    loss_weights: Annotated[tuple[float, ...], config.comma_list(float, fmt=_short), config.NONNEG] = (
-        1.0,
-        1e-6,
-        5e-5,
-        30.0,
-        1.0,
-    )
-    """w1..w5: adversarial, content, style, reconstruction, TV"""
-    pixel_reduction: Literal[PIXEL_REDUCTIONS] = "mean"
-    """L1 (eqs. 7, 10) and TV (eq. 8): per-pixel mean, or the sum over the pixels as the equations print"""
-    content_layers: Annotated[tuple[str, ...], config.comma_list(str)] = ("conv4_1", "conv5_1")
-    """VGG-19 layers of the content loss"""
-    style_layers: Annotated[tuple[str, ...], config.comma_list(str)] = ("conv1_1", "conv2_1", "conv3_1")
-    """VGG-19 layers of the style loss"""
-    lambda_kind: Literal[LAMBDA_KINDS] = "chunk"
-    """training Λ: one per latent chunk (paper), per channel, or per (4x4 cell, chunk)"""
-    lambda_values: Literal[LAMBDA_VALUES] = "binary"
-    """training λ: 0 or 1 (binary), or uniform in [0, 1]"""
-    p_ends: Annotated[float, config.Bounds(ge=0, le=1)] = 0.2
-    """share of pairs trained with Λ all 1 or all 0"""
-    chunks: Annotated[int, config.POSITIVE] = 5
-    """latent chunks"""
     seed: int = 0
     """random seed (networks, Λ, batch order, synthetic faces)"""
     save_every: Annotated[int, config.POSITIVE] = 500
@@ -131,83 +86,45 @@ class TrainingConfig:
     overrides: Annotated[tuple[str, ...], tyro.conf.Suppress] = ()
 
     def __post_init__(self):
-        for name, item in (("loss_weights", float), ("content_layers", str), ("style_layers", str)):
-            if isinstance(v := getattr(self, name), str):  # "a,b,c", as the command line spells it
-                object.__setattr__(self, name, tuple(item(x) for x in v.split(",")))
-        config.freeze_tuples(self)
         config.check(self)
-        if self.clip == 0:
-            object.__setattr__(self, "clip", None)  # clip 0 turns a preset's clipping off
         if self.stage1_steps + self.stage2_steps == 0:
             raise ValueError("stage1_steps + stage2_steps must be at least 1 (not both 0)")
-        if len(self.loss_weights) != 5:
-            raise ValueError(f"loss_weights needs 5 values (w1..w5), got {len(self.loss_weights)}")
-        self.fusion  # builds the FusionConfig: checks the networks' settings and the VGG-19 layer names
 
     @property
     def total(self) -> int:
         return self.stage1_steps + self.stage2_steps
 
     @property
-    def fusion(self) -> FusionConfig:
-        """The FusionConfig these settings give (one-line ValueErrors for bad values)."""
-
-        w = self.loss_weights
-        loss = FusionLoss(
-            w_adv=w[0],
-            w_content=w[1],
-            w_style=w[2],
-            w_recon=w[3],
-            w_tv=w[4],
-            gp_weight=self.gp,
-            content_layers=self.content_layers,
-            style_layers=self.style_layers,
-            pixel_reduction=self.pixel_reduction,
-        )
-        for layer in loss.taps:
-            layer_index(layer)
-        return FusionConfig(
-            size=self.size,
-            width=self.width,
-            n_chunks=self.chunks,
-            d_norm=self.d_norm,
-            lambda_kind=self.lambda_kind,
-            lambda_values=self.lambda_values,
-            p_ends=self.p_ends,
-            loss=loss,
-            clip=self.clip,
-            n_critic=self.n_critic,
-            lr=self.lr,
-            b1=self.b1,
-            d_optimizer=self.d_optimizer,
-            d_lr=self.d_lr,
-            perceptual=self.perceptual,
-        )
-
-    @property
     def settings(self) -> dict[str, Any]:
-        """Every setting a preset chooses, as resolved (all fields but preset, seed, keep, overrides)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_SETTINGS}
+        """Every setting a preset chooses, as resolved, by its command-line name (all but preset, seed,
+        keep, overrides)."""
+        names = config.leaves(self)
+        return {k: config.get(self, p) for k, p in names.items() if p[0] not in _NOT_SETTINGS}
 
 
-_PAPER_SIZE = dict(size=128, width=64, batch=100, stage1_steps=5000, stage2_steps=30000)
-_PAPER_SIZE |= dict(save_every=1000, log_every=50, sample_every=1000)
 _CPU_SMALL = TrainingConfig()
+_GP = _CPU_SMALL.fusion
+
+
+def _paper_size(preset: str, fusion: FusionConfig) -> TrainingConfig:
+    """The paper's sizes and schedule (128 px, width 64, batch 100, 5,000 + 30,000 steps) over `fusion`."""
+    sizes = dataclasses.replace(fusion, size=128, width=64)
+    every = dict(save_every=1000, log_every=50, sample_every=1000)
+    return TrainingConfig(preset=preset, fusion=sizes, batch=100, stage1_steps=5000, stage2_steps=30000, **every)
+
+
 PRESETS: dict[str, TrainingConfig] = config.registry(
     config.Preset("cpu_small", _CPU_SMALL, "the default: WGAN-GP with a LayerNorm critic at 32 px, minutes on a CPU"),
     config.Preset(
-        "paper_gp",
-        dataclasses.replace(_CPU_SMALL, preset="paper_gp", **_PAPER_SIZE),
-        "the paper's sizes and schedule with the default's critic and losses",
+        "paper_gp", _paper_size("paper_gp", _GP), "the paper's sizes and schedule with the default's critic and losses"
     ),
     config.Preset(
         "tiny",
-        dataclasses.replace(
-            _CPU_SMALL,
+        TrainingConfig(
             preset="tiny",
-            content_layers=("conv2_1",),
-            style_layers=("conv1_1",),
-            width=8,
+            fusion=dataclasses.replace(
+                _GP, width=8, loss=dataclasses.replace(_GP.loss, content_layers=("conv2_1",), style_layers=("conv1_1",))
+            ),
             batch=8,
             stage1_steps=1,
             stage2_steps=3,
@@ -220,18 +137,20 @@ PRESETS: dict[str, TrainingConfig] = config.registry(
     config.Preset(
         "paper",
         dataclasses.replace(
-            _CPU_SMALL,
-            preset="paper",
-            **_PAPER_SIZE,
-            d_norm="batch",
-            gp=0.0,
-            clip=0.01,
-            n_critic=5,
-            d_optimizer="rmsprop",
-            d_lr=5e-5,
-            b1=0.9,
-            perceptual="paper",
-            pixel_reduction="sum",
+            _paper_size(
+                "paper",
+                dataclasses.replace(
+                    _GP,
+                    d_norm="batch",
+                    clip=0.01,
+                    n_critic=5,
+                    d_optimizer="rmsprop",
+                    d_lr=5e-5,
+                    b1=0.9,
+                    perceptual="paper",
+                    loss=dataclasses.replace(_GP.loss, gp_weight=0.0, pixel_reduction="sum"),
+                ),
+            ),
             holdout="celeba-test",
         ),
         "Takagi & Okadome as written, with the original WGAN where the paper cites it",

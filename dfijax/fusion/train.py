@@ -71,25 +71,43 @@ class FusionConfig:
     As JSON: `dfijax.config.to_dict` / `from_dict`."""
 
     size: int = 128
+    """image size, a power of two: 32, 64, 128 (paper), 256"""
     width: Annotated[int, config.POSITIVE] = 64
-    n_chunks: Annotated[int, config.POSITIVE] = 5
+    """first-layer channels (64 = paper)"""
+    n_chunks: Annotated[int, config.POSITIVE, config.flag("chunks")] = 5
+    """latent chunks"""
     d_norm: Literal[NORMS] = "layer"
+    """critic normalisation (batch = the paper's; layer suits the gradient penalty)"""
     lambda_kind: Literal[LAMBDA_KINDS] = "chunk"
+    """training Λ: one per latent chunk (paper), per channel, or per (4x4 cell, chunk)"""
     lambda_values: Literal[LAMBDA_VALUES] = "binary"
+    """training λ: 0 or 1 (binary), or uniform in [0, 1]"""
     p_ends: Annotated[float, config.Bounds(ge=0, le=1)] = 0.2
-    loss: fl.FusionLoss = fl.FusionLoss()
-    clip: Annotated[float | None, config.Bounds(gt=0)] = None
+    """share of pairs trained with Λ all 1 or all 0"""
+    loss: Annotated[fl.FusionLoss, config.FLAT] = fl.FusionLoss()
+    clip: Annotated[float | None, config.NONNEG] = None
+    """clip the critic's weights to [-c, c] (WGAN; 0 or None: off)"""
     n_critic: Annotated[int, config.POSITIVE] = 1
+    """critic updates per (E, G) update"""
     lr: Annotated[float, config.Bounds(gt=0)] = 1e-3
+    """Adam learning rate of E and G (and of an Adam critic without --d-lr)"""
     b1: Annotated[float, config.Bounds(ge=0, le=1)] = 0.5
+    """Adam beta1"""
     b2: Annotated[float, config.Bounds(ge=0, le=1)] = 0.999
+    """Adam beta2"""
     d_optimizer: Literal[OPTIMIZERS] = "adam"
+    """the critic's optimizer"""
     d_lr: Annotated[float | None, config.Bounds(gt=0)] = None
+    """the critic's learning rate (None: --lr)"""
     perceptual: Literal[PERCEPTUAL] = "mean"
-    dtype: str = "float32"
+    """Λ and the perceptual targets: mean (λ̄-weighted) or paper (eqs. 4, 5 per chunk)"""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """the networks' compute dtype"""
 
     def __post_init__(self):
         config.check(self)
+        if self.clip == 0:
+            object.__setattr__(self, "clip", None)  # clip 0 turns a preset's clipping off
         chunk_sizes(self.channels, self.n_chunks)  # the size a power of two, enough channels for the chunks
         if self.perceptual == "paper" and (self.lambda_kind, self.lambda_values) != ("chunk", "binary"):
             raise ValueError(
