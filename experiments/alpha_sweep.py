@@ -37,6 +37,8 @@ from dfijax.dfi import sweep, sweep_inputs, tradeoff
 from dfijax.dfi.chainer import reference_crop
 from dfijax.dfi.presets import PRESETS
 from dfijax.dfi.sweep_config import SweepConfig
+from dfijax.progress import Bars
+from dfijax.runtime import cache_root
 from experiments import runner
 
 
@@ -84,8 +86,8 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
         raise ValueError("--eyes is for own photos: give them with --images")
     photos = None
     if args.images:
-        with runner.Bars() as bars:
-            photos = ph.load(args.images, args.attrs, cfg, data, args.eyes, args.fit, runner.cache_root(), bars.update)
+        with Bars() as bars:
+            photos = ph.load(args.images, args.attrs, cfg, data, args.eyes, args.fit, cache_root(), bars.update)
         for line in photos.notes():
             ctx.say(line)
         inputs = photos.inputs
@@ -98,8 +100,8 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
         f"{len(cfg.alphas)} alphas at {cfg.size}px, {cfg.iters} iterations, "
         f"TV {cfg.resolved_tv_weight(weights.pretrained):g}; output {out}"
     )
-    with runner.Bars() as bars:
-        r = sweep.run_sweep(cfg, data, weights, inputs, mask=mask, cache_root=runner.cache_root(), progress=bars.update)
+    with Bars() as bars:
+        r = sweep.run_sweep(cfg, data, weights, inputs, mask=mask, cache_root=cache_root(), progress=bars.update)
     for w in r.warnings:
         ctx.say(f"warning: {w}")
     for row, (i, e) in enumerate(r.rows):

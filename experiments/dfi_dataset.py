@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 from dfijax.data.faces import FaceSource
 from dfijax.dfi import dataset_job
 from dfijax.dfi.dataset_job import PRESETS, JobConfig
+from dfijax.runtime import cache_root
 from experiments import runner
 
 
@@ -62,7 +63,7 @@ def run(args: Args, ctx: runner.Context) -> None:
         if stage == "chunks":
             ctx.say(f"step {done}/{total} ({info['seconds']:.1f}s)")
 
-    r = dataset_job.run_job(job, data, weights, out, cache_root=runner.cache_root(), progress=progress)
+    r = dataset_job.run_job(job, data, weights, out, cache_root=cache_root(), progress=progress)
     print(json.dumps({**r.summary(), "out": str(out)}), flush=True)
     ctx.say(f"{r.images} images in {r.seconds['solve']:.1f}s: {r.images_per_s:.2f} images/s; index: {out / 'index'}")
 

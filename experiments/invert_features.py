@@ -29,6 +29,7 @@ import numpy as np
 from dfijax import config as C
 from dfijax import images as im
 from dfijax import reconstruct, report
+from dfijax.progress import Bars
 from dfijax.reconstruct import RECONSTRUCT_PRESETS, ReconstructConfig
 from experiments import runner
 
@@ -56,7 +57,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
         pics = np.stack([im.synthetic_scene(cfg.size, cfg.size, seed=s) for s in (1, 2)])
     out = ctx.out()
     ctx.say(f"device: {ctx.device}; {len(pics)} images at {cfg.size}px, {cfg.iters} iterations; output {out}")
-    with runner.Bars() as bars:
+    with Bars() as bars:
         r = reconstruct.run_reconstruction(cfg, weights, pics, progress=bars.update)
     n = len(r.images)
     for layer, rec in r.reconstructions.items():

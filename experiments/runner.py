@@ -1,13 +1,9 @@
-"""One runner for every experiment (as scenic's `app.run(main)`).
-
-An experiment declares its settings as a frozen dataclass: the system's config in the field `config`
-(its fields become flags, with their help) beside the run's own settings (data, inputs, `--out`), and a
-`run(args, ctx) -> Outputs`. `Experiment(...).main(argv)` does the rest: the command line is tyro's,
-read twice (first the preset or saved config to start from, then every flag over it); a flag tyro cannot
-read is tyro's own message; a value the config refuses, and the library's errors, are one `error:`
-line, before any folder is made. Then the device summary, config.json, results.json, report.html and
-the final "wrote …" line; a multi-process job (a `processes` field) has process 0 speak and write.
-"""
+"""One runner for every experiment (as scenic's `app.run(main)`). An experiment is a frozen settings
+dataclass (the system's config in `config`, its fields flags, beside the run's own settings) and a
+`run(args, ctx) -> Outputs`. `Experiment(...).main(argv)`: tyro reads the command line twice (the preset
+or saved config, then every flag over it; a flag it cannot read is its own message), a refused value or
+a library error is one `error:` line before any folder is made; then config.json, results.json,
+report.html and the "wrote …" line (process 0 of a multi-process job speaks and writes)."""
 
 from __future__ import annotations
 
@@ -21,9 +17,8 @@ from typing import Any
 import tyro
 
 from dfijax import config, distributed, report, runtime
-from dfijax.progress import Bars  # noqa: F401  (the experiments')
 from dfijax.report import Outputs
-from dfijax.runtime import cache_dir, cache_root, check_out, out_dir  # noqa: F401  (the experiments')
+from dfijax.runtime import check_out, out_dir
 from dfijax.weights import load_vgg
 
 FLAT = config.FLAT  # the system config's fields are flags of their own name
@@ -97,10 +92,9 @@ class Experiment:
         k, own = self.preset_field, self.args.__dataclass_fields__
         wanted = {k: self.args if k in own else cls} if self.presets is not None else {}
         wanted |= {"saved_config": self.args} if "saved_config" in own else {}
-        if not wanted:
-            return self.args()
+        hint = lambda c, n: typing.get_type_hints(c, include_extras=True)[n]
         fields = [
-            (n, _hint(c, n), dataclasses.field(default=c.__dataclass_fields__[n].default)) for n, c in wanted.items()
+            (n, hint(c, n), dataclasses.field(default=c.__dataclass_fields__[n].default)) for n, c in wanted.items()
         ]
         pre = dataclasses.make_dataclass("Start", fields, frozen=True)
         start, _ = tyro.cli(pre, args=list(argv), return_unknown_args=True, add_help=False, prog=self.prog)
@@ -110,9 +104,7 @@ class Experiment:
             return self.args()
         return self.args(config=self.presets[getattr(start, k)], **({k: getattr(start, k)} if k in own else {}))
 
-    @property
-    def prog(self) -> str:
-        return f"python -m experiments.{self.name}"
+    prog = property(lambda self: f"python -m experiments.{self.name}")
 
     def parse(self, argv: Sequence[str] | None = None) -> Any:
         argv = list(sys.argv[1:] if argv is None else argv)
@@ -125,10 +117,12 @@ class Experiment:
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         try:
-            try:
-                args = self.parse(argv)
-            except SystemExit as e:  # tyro's --help (0) or its own message on a flag it cannot read (2)
-                return int(e.code or 0)
+            args = self.parse(argv)
+        except SystemExit as e:  # tyro's --help (0) or its own message on a flag it cannot read (2)
+            return int(e.code or 0)
+        except ERRORS as e:
+            return _fail(e)
+        try:
             check_out(getattr(args, "out", None))
             p = getattr(args, "processes", None)
             proc = distributed.initialize(p.coordinator, p.num_processes, p.process_id) if p is not None else None
@@ -137,8 +131,7 @@ class Experiment:
             if (o := self.run(args, ctx)) is not None and ctx.main_proc:
                 self.write(ctx, args, o)
         except ERRORS as e:
-            print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-            return 1
+            return _fail(e)
         return 0
 
     def write(self, ctx: Context, args: Any, o: Outputs) -> None:
@@ -151,5 +144,6 @@ class Experiment:
         print(f"wrote {', '.join(str(out / f) for f in (*o.files, 'report.html'))} and {out / o.results_file}")
 
 
-def _hint(cls: type, name: str) -> Any:
-    return typing.get_type_hints(cls, include_extras=True)[name]
+def _fail(e: BaseException) -> int:
+    print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+    return 1

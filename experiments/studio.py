@@ -21,6 +21,7 @@ from typing import Annotated
 
 from dfijax import config as C
 from dfijax import mesh
+from dfijax.runtime import cache_root
 from dfijax.studio.session import StudioConfig
 from experiments import runner
 
@@ -53,7 +54,7 @@ def run(args: Args, ctx: runner.Context) -> None:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         unguarded = "" if args.auth else " (it has no authentication: pass --auth user:pass)"
         ctx.say(f"warning: serving on {args.host}: anyone who can reach this port can use the app{unguarded}")
-    cache = str(runner.cache_root()) if args.disk_cache else None
+    cache = str(cache_root()) if args.disk_cache else None
     studio = session.Studio(dataclasses.replace(args.config, cache=cache))
     faces = studio.data.describe()  # a dataset error first, before any other work
     ctx.load_weights(args.config.weights, args.config.seed)  # says plainly what the weights are

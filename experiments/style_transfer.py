@@ -40,6 +40,7 @@ import numpy as np
 from dfijax import config as C
 from dfijax import images as im
 from dfijax import report, style
+from dfijax.progress import Bars
 from dfijax.style.gatys import STYLE_PRESETS, StyleConfig
 from experiments import runner
 
@@ -88,7 +89,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
         f"device: {ctx.device}; {len(contents)} contents x {len(styles)} styles x {len(cfg.style_scales)} style "
         f"scales; {stage_text}; objective {cfg.normalize}; colour {cfg.preserve_color}; output {out}"
     )
-    with runner.Bars() as bars:
+    with Bars() as bars:
         r = style.run_style_transfer(cfg, ctx.weights, contents, styles, progress=bars.update)
     stems = [pathlib.Path(p).stem for p in args.style] or ["painting"]
     set_names = stems if cfg.separate_styles else ["blend" if len(styles) > 1 else stems[0]]

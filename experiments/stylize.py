@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 
 import tyro
 
+from dfijax.progress import Bars
 from dfijax.style import fast_run
 from dfijax.style import video as vid
 from dfijax.style.fast_run import StylizeConfig
@@ -43,7 +44,7 @@ class Args:
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs:
 
-    with runner.Bars() as bars:
+    with Bars() as bars:
         r = fast_run.run_stylize(args.ckpt, args.config, images=args.images, video=args.video, progress=bars.update)
     files = vid.write_pictures(ctx.out(), r.pictures(args.format))
     files = [f for f in files if not f.endswith("_styled.png")] or files  # the grid stands for the images

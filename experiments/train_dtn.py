@@ -44,6 +44,8 @@ from dfijax import images as im
 from dfijax import report
 from dfijax.dtn import pipeline
 from dfijax.dtn.config import DIGITS_PRESETS, DigitsConfig
+from dfijax.progress import Bars
+from dfijax.runtime import cache_dir
 from experiments import runner
 
 
@@ -62,9 +64,9 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
     out = ctx.out()
     device = f"{ctx.device}; {ctx.proc.count} process(es), {ctx.proc.global_devices} device(s)"
     ctx.say(f"device: {device}; {data_desc}; output {out}")
-    with runner.Bars() as bars:
+    with Bars() as bars:
         progress = bars.update if ctx.main_proc else None
-        r = pipeline.run_digits(cfg, data, out, cache_dir=runner.cache_dir("dtn"), progress=progress)
+        r = pipeline.run_digits(cfg, data, out, cache_dir=cache_dir("dtn"), progress=progress)
     if not ctx.main_proc:
         return None
     for name, picture in r.pictures.items():

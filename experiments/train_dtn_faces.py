@@ -45,6 +45,7 @@ from dfijax import images as im
 from dfijax import report
 from dfijax.dtn import pipeline
 from dfijax.dtn.config import FACES_PRESETS, FacesConfig
+from dfijax.progress import Bars
 from experiments import runner
 
 
@@ -75,7 +76,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
         f"device: {device}; {cfg.nets} networks; {data.source}; {data.target}; {cfg.size}px; f: VGG-19 "
         f"{','.join(cfg.f.taps)} pooled {cfg.grid}x{cfg.grid} ({cfg.f.feat_dim} features); output {out}"
     )
-    with runner.Bars() as bars:
+    with Bars() as bars:
         r = pipeline.run_faces(cfg, vgg, data, out, progress=bars.update if ctx.main_proc else None)
     if not ctx.main_proc:
         return None

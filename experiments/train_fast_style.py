@@ -30,6 +30,7 @@ from typing import Annotated, Literal
 
 from dfijax import images as im
 from dfijax import report
+from dfijax.progress import Bars
 from dfijax.style import fast as fs
 from dfijax.style import fast_run
 from experiments import runner
@@ -66,7 +67,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
         f"upsampling {cfg.upsample}\ndevice: {ctx.device}; {proc.count} process(es), {proc.global_devices} "
         f"device(s); training to step {cfg.steps} (batch {cfg.batch}, {cfg.size}px); output {out}"
     )
-    with runner.Bars() as bars:  # process 0 shows the progress
+    with Bars() as bars:  # process 0 shows the progress
         progress = bars.update if ctx.main_proc else None
         r = fast_run.run_training(
             cfg, weights.variables, out, content_dir=args.content_dir, style=args.style, progress=progress

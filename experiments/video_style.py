@@ -40,6 +40,7 @@ import numpy as np
 from dfijax import config as C
 from dfijax import images as im
 from dfijax import report
+from dfijax.progress import Bars
 from dfijax.style import video as vid
 from dfijax.style.video import VIDEO_PRESETS, VideoConfig
 from experiments import runner
@@ -84,7 +85,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
         f"{cfg.temporal_weight_for(weights.pretrained):g}; colour {cfg.preserve_color}; output {out}"
         + (f"; resuming after frame {len(done) - 1}" if done else "")
     )
-    with runner.Bars() as bars:
+    with Bars() as bars:
         r = vid.run_video_style(cfg, weights, frames, styles, progress=bars.update, done=done, on_frame=save)
     vid.write_pictures(out, r.pictures(args.format), args.fps)
     tables = r.tables()
