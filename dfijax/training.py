@@ -36,8 +36,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from grain import python as grain
 
-from dfijax import config as cfglib
 from dfijax import distributed as _dist
+from dfijax.config import from_dict, to_dict
 from dfijax.distributed import (  # noqa: F401  (many processes)
     global_batch,
     global_mesh,
@@ -99,7 +99,7 @@ def _resumable_names(config_cls: type, prefix: str = "") -> set[str]:
 def config_diff(saved: dict[str, Any], config: Any) -> list[str]:
     """'name old (now new)' for each field of `config` that differs from the saved settings and is not
     resumable (nested fields as 'outer.inner'; fields the saved settings lack are not compared)."""
-    old, new = _flat(saved), _flat(cfglib.to_dict(config))
+    old, new = _flat(saved), _flat(to_dict(config))
     free = _resumable_names(type(config))
     return [f"{k} {old[k]!r} (now {v!r})" for k, v in new.items() if k in old and k not in free and old[k] != v]
 
@@ -109,7 +109,7 @@ def load_config(directory: str | os.PathLike, config_cls: type) -> Any:
     path = pathlib.Path(directory) / config_file(config_cls)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {directory} holds no run of {config_cls.__name__}")
-    return cfglib.from_dict(config_cls, json.loads(path.read_text()))
+    return from_dict(config_cls, json.loads(path.read_text()))
 
 
 def nan_guard(new: Any, old: Any, ok: jax.Array) -> Any:
@@ -159,7 +159,7 @@ class Checkpointer:
         _dist.barrier("checkpointer-config-checked")
         if is_main():
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cfglib.to_dict(config), indent=2))
+            tmp.write_text(json.dumps(to_dict(config), indent=2))
             tmp.replace(path)
 
     def restore_state(self, step: int, template: Any) -> Any:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Literal
 
-from dfijax import config as C
+from dfijax import config
 from dfijax import images as im
 from dfijax.data.faces import FaceSource
 from dfijax.dfi import photos as ph
@@ -48,12 +48,12 @@ class Args:
     preset: Literal[tuple(PRESETS)] = "dfijax"
     """the objective, solver, neighbour and post-processing settings of a reference (official: Upchurch et
     al.'s code; chainer: chainer-dfi; dfijax: this project's fast default); every flag given overrides it"""
-    saved_config: Annotated[str | None, C.flag("config")] = None
+    saved_config: Annotated[str | None, config.flag("config")] = None
     """repeat a run: its config.json (flags given here still override it)"""
     faces: Annotated[FaceSource, runner.FLAT] = FaceSource()
-    inputs: Annotated[int, C.POSITIVE] = 3
+    inputs: Annotated[int, config.POSITIVE] = 3
     """how many dataset faces lacking the edit to edit"""
-    indices: Annotated[tuple[int, ...], C.comma_list(int)] = ()
+    indices: Annotated[tuple[int, ...], config.comma_list(int)] = ()
     """comma-separated dataset indices to edit instead"""
     images: tuple[str, ...] = ()
     """own photos to edit, any size; never stretched: centre-cropped to the dataset's square face crop (or

@@ -26,9 +26,8 @@ from typing import Annotated
 
 import numpy as np
 
-from dfijax import config as C
+from dfijax import config, reconstruct, report
 from dfijax import images as im
-from dfijax import reconstruct, report
 from dfijax.progress import Bars
 from dfijax.reconstruct import RECONSTRUCT_PRESETS, ReconstructConfig
 from experiments import runner
@@ -37,7 +36,7 @@ from experiments import runner
 @dataclasses.dataclass(frozen=True)
 class Args:
     config: Annotated[ReconstructConfig, runner.FLAT] = ReconstructConfig()
-    saved_config: Annotated[str | None, C.flag("config")] = None
+    saved_config: Annotated[str | None, config.flag("config")] = None
     """repeat a run: its config.json (flags given here still override it)"""
     images: tuple[str, ...] = ()
     """image files (default: two embedded procedural scenes)"""

@@ -19,8 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated
 
-from dfijax import config as C
-from dfijax import mesh
+from dfijax import config, mesh
 from dfijax.runtime import cache_root
 from dfijax.studio.session import StudioConfig
 from experiments import runner
@@ -31,13 +30,13 @@ class Args:
     config: Annotated[StudioConfig, runner.FLAT] = StudioConfig()
     host: str = "127.0.0.1"
     """interface to bind (the default, loopback, serves this machine only)"""
-    port: Annotated[int, C.Bounds(ge=0, le=65535)] = 7860
+    port: Annotated[int, config.Bounds(ge=0, le=65535)] = 7860
     """port (0: a free one)"""
     share: bool = False
     """also open a public Gradio share link"""
     auth: str | None = None
     """user:pass required to open the page"""
-    disk_cache: Annotated[bool, C.flag("cache")] = True
+    disk_cache: Annotated[bool, config.flag("cache")] = True
     """keep the feature, vector and probe caches on disk"""
 
 

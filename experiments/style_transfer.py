@@ -37,9 +37,8 @@ from typing import Annotated
 
 import numpy as np
 
-from dfijax import config as C
+from dfijax import config, report, style
 from dfijax import images as im
-from dfijax import report, style
 from dfijax.progress import Bars
 from dfijax.style.gatys import STYLE_PRESETS, StyleConfig
 from experiments import runner
@@ -48,16 +47,16 @@ from experiments import runner
 @dataclasses.dataclass(frozen=True)
 class Args:
     config: Annotated[StyleConfig, runner.FLAT] = StyleConfig()
-    saved_config: Annotated[str | None, C.flag("config")] = None
+    saved_config: Annotated[str | None, config.flag("config")] = None
     """repeat a run: its config.json (flags given here still override it)"""
     content: tuple[str, ...] = ()
     """content images (default: two embedded procedural scenes)"""
     style: tuple[str, ...] = ()
     """style images (default: an embedded procedural painting)"""
-    size: Annotated[int | None, C.Bounds(ge=32)] = None
+    size: Annotated[int | None, config.Bounds(ge=32)] = None
     """content short side in px, aspect kept; --size/--iters replace the stages by one stage (a missing
     value from the first stage)"""
-    iters: Annotated[int | None, C.POSITIVE] = None
+    iters: Annotated[int | None, config.POSITIVE] = None
     """L-BFGS iterations of that single stage"""
     weights: str | None = None
     """converted weights (.safetensors); default: weights/ or a seeded random net"""

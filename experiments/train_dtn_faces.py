@@ -40,9 +40,8 @@ from typing import Annotated
 
 import tyro
 
-from dfijax import config as cfglib
+from dfijax import config, report
 from dfijax import images as im
-from dfijax import report
 from dfijax.dtn import pipeline
 from dfijax.dtn.config import FACES_PRESETS, FacesConfig
 from dfijax.progress import Bars
@@ -62,7 +61,7 @@ class Args:
 
 def resolve(args: Args, start: FacesConfig) -> Args:
     """Record which of the --nets preset's settings the command line changed."""
-    return dataclasses.replace(args, overridden=cfglib.changed(start, args.config))
+    return dataclasses.replace(args, overridden=config.changed(start, args.config))
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
@@ -103,7 +102,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
     )
     table = dict(zip(("headers", "rows"), pipeline.constancy_table(s)))
     rows_text = "Rows: held-out sources, G(source), held-out cartoons, G(cartoon)."
-    start = cfglib.to_dict(FACES_PRESETS[cfg.nets])
+    start = config.to_dict(FACES_PRESETS[cfg.nets])
     preset = {"nets": cfg.nets, "preset": start, "overridden": list(args.overridden)}
     return runner.Outputs(
         title="Domain Transfer Network: faces → cartoons",

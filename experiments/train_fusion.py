@@ -32,8 +32,7 @@ from typing import Annotated, Literal
 
 from tqdm import tqdm
 
-from dfijax import config as cfglib
-from dfijax import fusion, report
+from dfijax import config, fusion, report
 from dfijax import images as im
 from dfijax.fusion.data import DATA_KINDS
 from dfijax.fusion.pipeline import TrainingConfig
@@ -69,7 +68,7 @@ class Args:
 
 def resolve(args: Args, start: TrainingConfig) -> Args:
     """Record the preset's settings the command line changed (run_config.json's "overrides")."""
-    over = cfglib.changed(start, args.config, skip=("preset", "overrides"))
+    over = config.changed(start, args.config, skip=("preset", "overrides"))
     return dataclasses.replace(args, config=dataclasses.replace(args.config, overrides=over))
 
 

@@ -37,9 +37,8 @@ from typing import Annotated, Literal
 
 import numpy as np
 
-from dfijax import config as C
+from dfijax import config, report
 from dfijax import images as im
-from dfijax import report
 from dfijax.progress import Bars
 from dfijax.style import video as vid
 from dfijax.style.video import VIDEO_PRESETS, VideoConfig
@@ -49,7 +48,7 @@ from experiments import runner
 @dataclasses.dataclass(frozen=True)
 class Args:
     config: Annotated[VideoConfig, runner.FLAT] = VideoConfig()
-    saved_config: Annotated[str | None, C.flag("config")] = None
+    saved_config: Annotated[str | None, config.flag("config")] = None
     """repeat a run: its config.json (flags given here still override it)"""
     video: str | None = None
     """video file or folder of frames (default: an embedded procedural clip)"""
@@ -57,13 +56,13 @@ class Args:
     """embedded clip: a camera pan with a moving ball, or a bar sweeping over a still scene"""
     style: tuple[str, ...] = ()
     """style images (default: an embedded procedural painting)"""
-    frames: Annotated[int | None, C.POSITIVE] = None
+    frames: Annotated[int | None, config.POSITIVE] = None
     """at most this many frames (default: all; 8 for the embedded clip)"""
-    stride: Annotated[int, C.POSITIVE] = 1
+    stride: Annotated[int, config.POSITIVE] = 1
     """use every n-th frame"""
     format: Literal["gif", "mp4"] = "gif"
     """the stylised video's file format"""
-    fps: Annotated[float, C.Bounds(gt=0)] = 8.0
+    fps: Annotated[float, config.Bounds(gt=0)] = 8.0
     """frames per second of the written videos"""
     weights: str | None = None
     """converted weights (.safetensors); default: weights/ or a seeded random net"""

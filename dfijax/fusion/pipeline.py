@@ -27,10 +27,9 @@ from typing import Annotated, Any, Callable, Sequence
 import jax
 import numpy as np
 
-from dfijax import config as cfglib
+from dfijax import config, training
 from dfijax import distributed as dist
 from dfijax import mesh as mesh_lib
-from dfijax import training
 from dfijax.data.synthetic_faces import synthetic_faces
 from dfijax.fusion import figures, presets
 from dfijax.fusion import train as ft
@@ -50,8 +49,8 @@ def training_config(preset: str = presets.DEFAULT, *, devices: int | None = None
     """The named preset (`presets.PRESETS`) with every non-None override put over it (a clip of 0 turns
     clipping off; `overrides` records their names), fitted to `devices` (`for_devices`)."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    config = cfglib.preset(TrainingConfig, presets.PRESETS, preset, **given)
-    return for_devices(dataclasses.replace(config, overrides=tuple(sorted(given))), devices)
+    run = config.preset(TrainingConfig, presets.PRESETS, preset, **given)
+    return for_devices(dataclasses.replace(run, overrides=tuple(sorted(given))), devices)
 
 
 def for_devices(config: TrainingConfig, devices: int | None = None) -> TrainingConfig:
@@ -65,14 +64,14 @@ def for_devices(config: TrainingConfig, devices: int | None = None) -> TrainingC
     return config
 
 
-def run_record(config: TrainingConfig, data: FusionData) -> dict[str, Any]:
+def run_record(run: TrainingConfig, data: FusionData) -> dict[str, Any]:
     """What a run saves before it trains (run_config.json): the preset, the settings given over it,
     every resolved setting, the FusionConfig, the data and the held-out images."""
     return {
-        "preset": config.preset,
-        "overrides": list(config.overrides),
-        "settings": config.settings,
-        "config": cfglib.to_dict(config.fusion),
+        "preset": run.preset,
+        "overrides": list(run.overrides),
+        "settings": run.settings,
+        "config": config.to_dict(run.fusion),
         "data": data.describe(),
         "holdout": data.holdout_info(),
     }
@@ -248,15 +247,15 @@ class FuseConfig:
     optional per-chunk Λ; the seed of the default synthetic faces."""
 
     lam: Annotated[
-        tuple[float, ...] | None, cfglib.flag("lambda"), cfglib.comma_list(float), cfglib.Bounds(ge=0, le=1)
+        tuple[float, ...] | None, config.flag("lambda"), config.comma_list(float), config.Bounds(ge=0, le=1)
     ] = None
     """per-chunk Λ in [0, 1], e.g. 1,1,0,0,0.5 (one value per latent chunk, or one for every chunk)"""
     seed: int = 12345
     """seed of the default synthetic faces"""
 
     def __post_init__(self):
-        cfglib.freeze_tuples(self)
-        cfglib.check(self)
+        config.freeze_tuples(self)
+        config.check(self)
 
 
 def parse_lambda(values: str | Sequence[float], n_chunks: int) -> list[float]:

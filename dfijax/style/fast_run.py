@@ -19,9 +19,8 @@ from typing import Annotated, Any, Callable, Mapping, Sequence
 import jax
 import numpy as np
 
-from dfijax import config as cfglib
+from dfijax import config, training
 from dfijax import images as im
-from dfijax import training
 from dfijax.style import fast as fs
 from dfijax.style import video as vid
 from dfijax.weights import find_weights
@@ -222,17 +221,17 @@ def load_inputs(
 class StylizeConfig:
     """How `run_stylize` applies a trained network."""
 
-    size: Annotated[int | None, cfglib.POSITIVE] = None
+    size: Annotated[int | None, config.POSITIVE] = None
     """resize the short side to this (default: keep)"""
-    frames: Annotated[int | None, cfglib.POSITIVE] = None
+    frames: Annotated[int | None, config.POSITIVE] = None
     """at most this many video frames"""
-    batch: Annotated[int, cfglib.POSITIVE] = 16
+    batch: Annotated[int, config.POSITIVE] = 16
     """images per batched call"""
-    median: Annotated[int | None, cfglib.NONNEG] = None
+    median: Annotated[int | None, config.NONNEG] = None
     """r x r median filter on the outputs (default: 3 for a paper-preset run, else 0)"""
 
     def __post_init__(self):
-        cfglib.check(self)
+        config.check(self)
 
 
 def run_stylize(
