@@ -250,6 +250,8 @@ def test_cli_presets_aspect_groups_and_stages(tmp_path, monkeypatch):
                 "neural-style",
                 "--init",
                 "content",
+                "--history",
+                "10",
                 "--out",
                 str(out),
             ]
@@ -309,7 +311,7 @@ def test_run_style_transfer_preserves_the_contents_colour(random_vgg):
     # the shapes and objective of test_cli_presets_aspect_groups_and_stages' wide content: no new compile
     content, painting = synthetic_scene(32, 48, seed=1), synthetic_painting(48, 48, seed=3)
     calls = []
-    cfg = style.style_config("neural-style", stages=((32, 3),), init="content", preserve_color="luminance")
+    cfg = style.style_config("neural-style", stages=((32, 3),), init="content", history=10, preserve_color="luminance")
     r = style.run_style_transfer(cfg, random_vgg, [content], [painting], progress=lambda *a: calls.append(a))
     assert len(r.images) == 1
     chex.assert_shape(r.images[0], (32, 48, 3))
