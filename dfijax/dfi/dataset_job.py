@@ -305,7 +305,7 @@ def run_job(
             )
         return x, w, x0, nums
 
-    def solve(x, w, x0):
+    def solve_step(x, w, x0):
         """One global step: every process's C rows x A alphas in one engine call (alpha by alpha, warm
         started, in "warm" mode); this process's ([C, A, H, W, 3] images, [C, A] final losses)."""
         xg, wg, x0g = dist.global_batch((x, w, x0), mesh)
@@ -318,7 +318,7 @@ def run_job(
     for step in range(n_steps):
         c = pending[step] if step < len(pending) else None
         x, w, x0, nums = chunk_inputs(c)
-        edited, final = solve(x, w, x0)
+        edited, final = solve_step(x, w, x0)
         if nums:
             _write_chunk(out, c, cfg, data, rows, nums, x, edited, final, edit_specs, probe, info)
             solved.append(c)
