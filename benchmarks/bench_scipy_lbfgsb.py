@@ -45,7 +45,7 @@ def problem(size: int, n: int, weights):
 
 
 def run(cfg, loss, weights, targets, x, optimizer: str, iters: int) -> dict:
-    solver = presets.preset("official", optimizer=optimizer).solver(iters)
+    solver = presets.preset("official", optimizer=optimizer).solve.solver(iters)
     solver = inv.SolverConfig(**{**solver.__dict__, "ftol": 0.0})  # every iteration, both ways
     iterates: dict[int, np.ndarray] = {}
 

@@ -126,7 +126,8 @@ def _check_value(name: str, t: Any, bounds: Bounds | None, v: Any) -> None:
 
 
 def check(config: Any) -> None:
-    """A one-line ValueError for the first field of `config` outside its type, choices or bounds."""
+    """A one-line ValueError for the first field of `config` outside its type, choices or bounds, naming
+    the setting as it is typed (its command-line name)."""
     hints = typing.get_type_hints(type(config), include_extras=True)
     for f in dataclasses.fields(config):
         t, meta = _split(hints[f.name])
@@ -134,7 +135,7 @@ def check(config: Any) -> None:
         v = getattr(config, f.name)
         if dataclasses.is_dataclass(v):
             continue
-        _check_value(f.name, t, bounds, v)
+        _check_value(_flag_name(f, hints[f.name]), t, bounds, v)
 
 
 def freeze_tuples(config: Any) -> None:
@@ -150,12 +151,18 @@ def to_dict(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
+def upgrade(config_cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved dict of `config_cls` in its current layout: the class's own `upgrade(d)` where it has one,
+    then settings saved flat moved into their nested configs (`nest`)."""
+    return nest(config_cls, getattr(config_cls, "upgrade", dict)(dict(d)))
+
+
 def from_dict(config_cls: type, d: Mapping[str, Any]) -> Any:
-    """The inverse of to_dict: nested dataclasses rebuilt, lists turned back into tuples, names a
-    config has renamed (its RENAMED table: {old: new}) read under the new name; keys the class lacks
-    are a one-line ValueError."""
+    """The inverse of to_dict: nested dataclasses rebuilt, lists turned back into tuples, older layouts
+    read (`upgrade`), names a config has renamed (its RENAMED table: {old: new}) read under the new name;
+    keys the class lacks are a one-line ValueError."""
     hints = typing.get_type_hints(config_cls)
-    d = getattr(config_cls, "upgrade", dict)(dict(d))  # a config's own mapping of an older layout
+    d = upgrade(config_cls, d)
     renamed = getattr(config_cls, "RENAMED", {})
     d = {renamed.get(k, k): v for k, v in d.items()}
     names = {f.name for f in dataclasses.fields(config_cls)}
@@ -214,13 +221,15 @@ def _nested(t: Any) -> bool:
 
 
 def leaves(config: Any) -> dict[str, tuple[str, ...]]:
-    """{command-line name: field path} of every setting of `config`, nested FLAT configs' fields by
-    their own names (`flag` names where given): what a flag or a keyword override names."""
+    """{command-line name: field path} of every setting of `config` (a config or its class), nested FLAT
+    configs' fields by their own names (`flag` names where given): what a flag or a keyword override names."""
+    cls = config if isinstance(config, type) else type(config)
     out: dict[str, tuple[str, ...]] = {}
-    hints = typing.get_type_hints(type(config), include_extras=True)
-    for f in dataclasses.fields(config):
-        if _nested(hints[f.name]) and FLAT in _split(hints[f.name])[1]:
-            out |= {k: (f.name, *p) for k, p in leaves(getattr(config, f.name)).items()}
+    hints = typing.get_type_hints(cls, include_extras=True)
+    for f in dataclasses.fields(cls):
+        t, meta = _split(hints[f.name])
+        if dataclasses.is_dataclass(t) and FLAT in meta:
+            out |= {k: (f.name, *p) for k, p in leaves(t).items()}
         else:
             out[_flag_name(f, hints[f.name])] = (f.name,)
     return out
@@ -233,7 +242,7 @@ def get(config: Any, path: tuple[str, ...]) -> Any:
     return config
 
 
-def _paths(config: Any) -> dict[str, tuple[str, ...]]:
+def _paths(config: Any) -> dict[str, tuple[str, ...]]:  # a config or its class
     """`leaves`, and every field also by its own name where that names nothing else."""
     out = dict(leaves(config))
     for name, path in list(out.items()):
@@ -254,6 +263,29 @@ def replace(config: Any, **values: Any) -> Any:
             inner.setdefault(names[k][0], {})[names[k][-1]] = v
     top |= {field: replace(getattr(config, field), **kw) for field, kw in inner.items()}
     return dataclasses.replace(config, **top)
+
+
+def nest(config_cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved dict of `config_cls` in its nested layout, where `d` may hold nested settings flat at the
+    top under their command-line or field names (an older layout; its RENAMED names read too)."""
+    hints = typing.get_type_hints(config_cls, include_extras=True)
+    renamed = getattr(config_cls, "RENAMED", {})
+    paths = _paths(config_cls)
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        k = renamed.get(k, k)
+        if k in hints and (not _nested(hints[k]) or isinstance(v, Mapping)):
+            path: tuple[str, ...] = (k,)
+        else:
+            path = paths.get(k, (k,))
+        into = out
+        for name in path[:-1]:
+            into = into.setdefault(name, {})
+        if isinstance(v, Mapping) and isinstance(into.get(path[-1]), dict):
+            into[path[-1]] |= v
+        else:
+            into[path[-1]] = v
+    return out
 
 
 def changed(base: Any, new: Any, skip: tuple[str, ...] = ()) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ import orbax.checkpoint as ocp
 from grain import python as grain
 
 from dfijax import distributed as _dist
-from dfijax.config import from_dict, to_dict
+from dfijax.config import from_dict, leaves, to_dict, upgrade
 from dfijax.distributed import (  # noqa: F401  (many processes)
     global_batch,
     global_mesh,
@@ -98,10 +98,13 @@ def _resumable_names(config_cls: type, prefix: str = "") -> set[str]:
 
 def config_diff(saved: dict[str, Any], config: Any) -> list[str]:
     """'name old (now new)' for each field of `config` that differs from the saved settings and is not
-    resumable (nested fields as 'outer.inner'; fields the saved settings lack are not compared)."""
-    old, new = _flat(saved), _flat(to_dict(config))
+    resumable (named as typed on the command line, other nested fields as 'outer.inner'; fields the saved
+    settings lack are not compared)."""
+    old, new = _flat(upgrade(type(config), saved)), _flat(to_dict(config))
     free = _resumable_names(type(config))
-    return [f"{k} {old[k]!r} (now {v!r})" for k, v in new.items() if k in old and k not in free and old[k] != v]
+    typed = {".".join(path): name for name, path in leaves(type(config)).items()}
+    differ = [k for k, v in new.items() if k in old and k not in free and old[k] != v]
+    return [f"{typed.get(k, k)} {old[k]!r} (now {new[k]!r})" for k in differ]
 
 
 def load_config(directory: str | os.PathLike, config_cls: type) -> Any:

@@ -97,8 +97,8 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
     out, weights = ctx.out(), ctx.load_weights(args.weights, cfg.seed)
     ctx.say(
         f"device: {ctx.device}; data: {data.describe()}; {len(inputs.images)} inputs x {len(cfg.edits)} edits x "
-        f"{len(cfg.alphas)} alphas at {cfg.size}px, {cfg.iters} iterations, "
-        f"TV {cfg.resolved_tv_weight(weights.pretrained):g}; output {out}"
+        f"{len(cfg.alphas)} alphas at {cfg.size}px, {cfg.solve.iters} iterations, "
+        f"TV {cfg.objective.resolved_tv_weight(weights.pretrained):g}; output {out}"
     )
     with Bars() as bars:
         r = sweep.run_sweep(cfg, data, weights, inputs, mask=mask, cache_root=cache_root(), progress=bars.update)

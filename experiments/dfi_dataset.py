@@ -56,7 +56,7 @@ def run(args: Args, ctx: runner.Context) -> None:
     ctx.say(
         f"device: {ctx.device}; process {p.index} of {p.count} ({p.local_devices} local devices); "
         f"data: {data.describe()}; edits {list(cfg.edits)} x alphas {list(cfg.alphas)} at {cfg.size}px, "
-        f"{cfg.iters} iterations, {job.chunk_rows(p.local_devices)} rows per process per call; output {out}"
+        f"{cfg.solve.iters} iterations, {job.chunk_rows(p.local_devices)} rows per process per call; output {out}"
     )
 
     def progress(stage, done, total, info):

@@ -67,7 +67,7 @@ def resolve(args: Args, start: FacesConfig) -> Args:
 def run(args: Args, ctx: runner.Context) -> runner.Outputs | None:
 
     t_start, cfg = time.perf_counter(), args.config
-    vgg = ctx.load_weights(args.weights, cfg.seed)
+    vgg = ctx.load_weights(args.weights, cfg.run.seed)
     data = pipeline.load_faces(cfg)
     out = ctx.out()
     device = f"{ctx.device}; {ctx.proc.count} process(es), {ctx.proc.global_devices} device(s)"

@@ -65,7 +65,7 @@ print(vgg.description)
 if SMALL:  # the tests' preset: 32 px, 6 iterations, K = 10
     config = dfi.preset("tiny", edits=("Smiling+",))
 else:  # the references' 200 px and 500 iterations
-    config = dfi.SweepConfig(edits=("Smiling+",), size=200, iters=500)
+    config = dfi.preset("dfijax", edits=("Smiling+",), size=200, iters=500)
 inputs = dfi.dataset_inputs(data, "Smiling+", config.size, count=8 if not SMALL else 2)
 cache = pathlib.Path(os.environ.get("DFIJAX_CACHE", "~/.cache/dfijax")).expanduser()
 result = dfi.run_sweep(config, data, vgg, inputs, cache_root=cache)"""),

@@ -56,9 +56,11 @@ def dtn(folder: pathlib.Path) -> Any:
     import jax.numpy as jnp
 
     from dfijax.dtn import train as T
+    from dfijax.dtn.config import RunSettings
     from dfijax.dtn.model import DigitClassifier
 
-    cfg = T.DTNConfig(width=8, d_width=8, f_width=8, feat_dim=16, batch=4, steps=DTN_STEPS, save_every=2, log_every=1)
+    run = RunSettings(width=8, d_width=8, batch=4, steps=DTN_STEPS, save_every=2)
+    cfg = T.DTNConfig(run, f_width=8, feat_dim=16, log_every=1)
     f = DigitClassifier(width=cfg.f_width, feat_dim=cfg.feat_dim)
     f_params = f.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)))["params"]
     rng = np.random.default_rng(0)

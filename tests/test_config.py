@@ -86,6 +86,28 @@ def test_round_trip_renamed_fields_and_presets():
         config.preset(Toy, PRESETS, "huge")
 
 
+@dataclasses.dataclass(frozen=True)
+class Outer:
+    RENAMED: ClassVar[dict[str, str]] = {"old_rate": "rate"}
+
+    toy: Annotated[Toy, config.FLAT] = Toy()
+    size: int = 4
+
+
+def test_nested_configs_keep_flat_names_and_read_the_flat_layout():
+    from dfijax import training
+
+    o = Outer(Toy(steps=5), size=8)
+    assert config.leaves(Outer)["steps"] == ("toy", "steps") and config.leaves(o) == config.leaves(Outer)
+    assert config.replace(o, steps=6, size=9, rate=0.4) == Outer(Toy(steps=6, rate=0.4), size=9)
+    assert config.changed(o, config.replace(o, steps=6)) == ("steps",)
+    flat = {"old_rate": 0.25, "steps": 5, "size": 8, "cap": 4}  # saved before the nesting (and the rename)
+    assert config.from_dict(Outer, flat) == Outer(Toy(rate=0.25, steps=5, cap=4), size=8)
+    assert config.from_dict(Outer, config.to_dict(o)) == o
+    assert training.config_diff(flat, config.replace(o, rate=0.25, cap=4)) == []
+    assert training.config_diff(flat, config.replace(o, rate=0.25, cap=4, steps=7)) == ["steps 5 (now 7)"]
+
+
 def test_the_command_line_is_generated_from_the_fields():
     assert TOY.parse([]).config == Toy(steps=3)  # the default preset
     a = TOY.parse(["--preset", "big", "--r", "0.3", "--scales", "1,2.5", "--no-fast", "--cap", "4"])
@@ -126,11 +148,12 @@ def test_presets_are_typed_instances_in_one_registry():
     from dfijax.dfi import SweepConfig, presets
 
     assert all(type(c) is SweepConfig for c in presets.PRESETS.values())
+    off = presets.PRESETS["official"]
     assert presets.preset("official", iters=20, tv_weight=None) == dataclasses.replace(
-        presets.PRESETS["official"], iters=20
-    )  # overrides; None keeps the preset's
+        off, solve=dataclasses.replace(off.solve, iters=20)
+    )  # overrides by command-line name, into their group; None keeps the preset's
     with pytest.raises(ValueError, match="preset 'a' is defined twice"):
-        config.registry(config.Preset("a", SweepConfig()), config.Preset("a", SweepConfig(k=3)))
+        config.registry(config.Preset("a", SweepConfig()), config.Preset("a", SweepConfig(size=48)))
     with pytest.raises(ValueError, match="must be a config instance"):
         config.registry(config.Preset("a", {"k": 3}))
     with pytest.raises(ValueError, match="not settings of SweepConfig"):

@@ -1,6 +1,7 @@
 """The dataset-scale DFI job: chunk plan, index round trip, the distributed helpers in one process, and
 the job itself as 2 CPU processes (2 devices each) on localhost: full coverage, stop and resume."""
 
+import dataclasses
 import json
 import pathlib
 
@@ -9,8 +10,10 @@ import jax
 import numpy as np
 import pytest
 
+from dfijax import config
 from dfijax import distributed as dist
 from dfijax.dfi import dataset_job
+from dfijax.dfi.sweep_config import SweepConfig
 from tests import multihost as mh
 
 ARGS = [
@@ -95,6 +98,16 @@ def test_index_round_trip_and_manifest_check(tmp_path):
     dataset_job.check_manifest(tmp_path, {"chunk": 2})
     with pytest.raises(ValueError, match="different job"):
         dataset_job.check_manifest(tmp_path, {"chunk": 4})
+    # a job written with the flat settings layout (and without the settings that do not change the
+    # result) resumes under the grouped one; another iteration count does not
+    flat = {"edits": ["Young-"], "k": 7, "iters": 9, "tv": 0.5, "probe": False, "residual": True}
+    (tmp_path / "job.json").write_text(json.dumps({"chunk": 2, "sweep": flat}))
+    job = dataset_job.JobConfig(sweep=config.replace(SweepConfig(), edits=("Young-",), k=7, iters=9, tv_weight=0.5))
+    job = dataclasses.replace(job, sweep=config.replace(job.sweep, probe=False, residual=True, batch=4, shard=False))
+    dataset_job.check_manifest(tmp_path, {"chunk": 2, "sweep": dataset_job._result_settings(job.sweep)})
+    with pytest.raises(ValueError, match=r"\(sweep differ\)"):
+        other = config.replace(job.sweep, iters=10)
+        dataset_job.check_manifest(tmp_path, {"chunk": 2, "sweep": dataset_job._result_settings(other)})
 
 
 # ------------------------------------------------------------------------------------------ 2 processes

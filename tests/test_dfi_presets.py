@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dfijax import dfi
+from dfijax import config, dfi
 from dfijax import invert as inv
 from dfijax.data.faces import load_faces
 from dfijax.dfi import chainer, presets, solve
+from dfijax.dfi.sweep_config import Finish, Solve
 from dfijax.weights import random_weights
 from tests.conftest import isolate, smooth_images
 
@@ -24,8 +25,23 @@ TAPS = ("relu3_1", "relu4_1", "relu5_1")
 def test_presets_set_what_the_references_do():
     off, ch = presets.preset("official"), presets.preset("chainer")
     # the official preset's values are checked against its code in tests/test_reference_dfi.py
-    assert (off.scaling, off.reduction, off.iters, off.alpha_mode, off.k) == ("beta", "sum/taps", 500, "warm", 100)
-    assert (ch.scaling, ch.reduction, ch.iters, ch.history, ch.init, ch.tv_weight, ch.metric, ch.rank) == (
+    assert (
+        off.objective.scaling,
+        off.objective.reduction,
+        off.solve.iters,
+        off.solve.alpha_mode,
+        off.neighbours.k,
+    ) == ("beta", "sum/taps", 500, "warm", 100)
+    assert (
+        ch.objective.scaling,
+        ch.objective.reduction,
+        ch.solve.iters,
+        ch.solve.history,
+        ch.solve.init,
+        ch.objective.tv_weight,
+        ch.neighbours.metric,
+        ch.neighbours.rank,
+    ) == (
         "chainer",
         "mean",
         1000,
@@ -35,8 +51,10 @@ def test_presets_set_what_the_references_do():
         "l2",
         "all",
     )
-    assert ch.include_input and ch.residual and ch.color_match == "channel"
-    assert presets.preset("official", iters=20, tv_weight=None).iters == 20  # flags override; None keeps the preset
+    assert ch.neighbours.include_input and ch.finish.residual and ch.finish.color_match == "channel"
+    assert (
+        presets.preset("official", iters=20, tv_weight=None).solve.iters == 20
+    )  # flags override; None keeps the preset
     with pytest.raises(ValueError, match="unknown preset"):
         presets.preset("paper")
     with pytest.raises(ValueError, match="bounds must be one of"):
@@ -60,21 +78,19 @@ def test_each_declared_variant_is_a_registered_part():
 
     from dfijax.dfi import finish, residuals, rules, sweep_config
 
-    hints = typing.get_type_hints(sweep_config.SweepConfig)
-    choices = {
-        name: set(typing.get_args(hints[name])) for name in ("neighbours", "color_match", "output", "residual_mode")
-    }
-    assert set(rules.RULES) == set(sweep_config.NEIGHBOUR_RULES) == choices["neighbours"]
+    fields = {"rule": sweep_config.Neighbours, "color_match": Finish, "output": Finish, "residual_mode": Finish}
+    choices = {name: set(typing.get_args(typing.get_type_hints(group)[name])) for name, group in fields.items()}
+    assert set(rules.RULES) == set(sweep_config.NEIGHBOUR_RULES) == choices["rule"]
     assert set(finish.COLOR_MATCH) == choices["color_match"] and set(finish.OUTPUTS) == choices["output"]
     assert set(residuals.RESIDUALS) == choices["residual_mode"] | {"none"}
-    assert residuals.residual(dfi.SweepConfig(residual=False)) is residuals.RESIDUALS["none"]
-    nearest = dfi.SweepConfig(residual=True, residual_mode="nearest")
+    assert residuals.residual(dfi.SweepConfig(finish=Finish(residual=False))) is residuals.RESIDUALS["none"]
+    nearest = dfi.SweepConfig(finish=Finish(residual=True, residual_mode="nearest"))
     assert residuals.residual(nearest) is residuals.RESIDUALS["nearest"]
 
 
 def test_noise_init_is_chainer_dfi_noise_around_the_caffe_mean():
     x = jnp.zeros((2, 40, 40, 3))
-    z = np.asarray(solve.initial_images(dfi.SweepConfig(init="noise"), x)) * 255.0
+    z = np.asarray(solve.initial_images(dfi.SweepConfig(solve=Solve(init="noise")), x)) * 255.0
     mean = np.array([124.0, 117.0, 104.0])
     assert np.all(np.abs(z - mean) <= 10.0 + 1e-4) and np.abs(z - mean).max() > 9.0
     np.testing.assert_allclose(z.reshape(-1, 3).mean(0), mean, atol=0.5)
@@ -107,12 +123,14 @@ def test_official_preset_runs_and_a_saved_config_repeats_the_run(tmp_path, monke
     assert alpha_sweep.main(["--preset", "official", *tiny, "--out", str(tmp_path / "a")]) == 0
     res = json.loads((tmp_path / "a" / "results.json").read_text())
     cfg = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert cfg["alpha_mode"] == "warm" and cfg["scaling"] == "beta" and cfg["iters"] == 4 and cfg["k"] == 10
-    assert cfg["box"] == "caffe" and cfg["neighbours"] == "official" and cfg["reduction"] == "sum/taps"
+    solved, objective, neighbours = cfg["solve"], cfg["objective"], cfg["neighbours"]
+    assert solved["alpha_mode"] == "warm" and objective["scaling"] == "beta" and solved["iters"] == 4
+    assert solved["box"] == "caffe" and neighbours == {**neighbours, "rule": "official", "k": 10}
+    assert objective["reduction"] == "sum/taps"
     assert res["tv_weight"] == 1e-3 and all(np.isfinite(res["final_loss"][0]))
     # --config repeats the run exactly; a flag given with it still overrides
     again = alpha_sweep.parse(["--config", str(tmp_path / "a" / "config.json"), "--iters", "6"]).config
-    assert dataclasses.replace(again, iters=4) == presets.from_dict(cfg) and again.iters == 6
+    assert config.replace(again, iters=4) == presets.from_dict(cfg) and again.solve.iters == 6
 
 
 def test_official_bounded_solve_stays_in_its_box_and_clips():
@@ -121,21 +139,21 @@ def test_official_bounded_solve_stays_in_its_box_and_clips():
     results come back clipped to [0, 1] (tests/test_reference_dfi.py checks the range against
     deepmodels.py)."""
     caffe = random_weights(0, preprocess="caffe")
-    lo, hi = (np.asarray(v) for v in presets.preset("official").pixel_box())
+    lo, hi = (np.asarray(v) for v in presets.preset("official").solve.pixel_box())
     x = jnp.asarray(smooth_images(1, 32, 32, seed=1))
     small = presets.preset("official", taps=("relu2_1",), size=32, iters=6, shard=False, tv_weight=0.0)
-    loss = small.feature_loss(pretrained=True)
+    loss = small.objective.feature_loss(pretrained=True)
     beyond = jnp.clip(3.0 * x - 1.0, -1.0, 2.0)  # its features: the target
     t = inv.feature_targets(loss, caffe.variables, beyond)
-    free = inv.invert(loss, caffe.variables, t, x, dataclasses.replace(small.solver(), bounds=None))
-    boxed = inv.invert(loss, caffe.variables, t, x, small.solver())
+    free = inv.invert(loss, caffe.variables, t, x, dataclasses.replace(small.solve.solver(), bounds=None))
+    boxed = inv.invert(loss, caffe.variables, t, x, small.solve.solver())
     img, past = np.asarray(boxed.images), np.asarray(free.images)
     assert np.all(img >= lo - 1e-6) and np.all(img <= hi + 1e-6)
     on_box = np.isclose(img, lo, atol=1e-6) | np.isclose(img, hi, atol=1e-6)
     assert on_box.mean() > 0.1 and ((past < lo) | (past > hi)).mean() > 0.1  # seen: 0.56 and 0.55
     # the sweep's result is that solve clipped to [0, 1] (φ(x) + 1·w with w unscaled: the same targets)
     w = {"relu2_1": t["relu2_1"] - inv.feature_targets(loss, caffe.variables, x)["relu2_1"]}
-    unscaled = dataclasses.replace(small, scaling="none")
+    unscaled = config.replace(small, scaling="none")
     out, _ = solve.solve_alphas(unscaled, loss, caffe.variables, x, w, [1.0], lambda *a: None)
     np.testing.assert_allclose(out[:, 0], np.clip(img, 0, 1), atol=1e-4)
     assert out.min() == 0.0 and out.max() == 1.0 and (img.min() < 0 and img.max() > 1)
@@ -146,13 +164,21 @@ def test_warm_alphas_start_from_the_previous_clipped_result(random_vgg):
     the previous (clipped, deepmodels.py:L214) result with iter // 2."""
     x = jnp.asarray(smooth_images(2, 32, 32, seed=5))
     w = {"relu2_1": 0.5 * jnp.ones((2, 16, 16, 128))}
-    cfg = dfi.SweepConfig(taps=("relu2_1",), size=32, iters=4, alpha_mode="warm", bounds="lbfgsb", box="caffe")
-    cfg = dfi.SweepConfig(**{**cfg.__dict__, "shard": False})
-    loss = cfg.feature_loss(pretrained=False)
+    cfg = config.replace(
+        dfi.SweepConfig(),
+        taps=("relu2_1",),
+        size=32,
+        iters=4,
+        alpha_mode="warm",
+        bounds="lbfgsb",
+        box="caffe",
+        shard=False,
+    )
+    loss = cfg.objective.feature_loss(pretrained=False)
     out, _ = solve.solve_alphas(cfg, loss, random_vgg.variables, x, w, [0.2, 0.5], lambda *a: None)
-    first, _ = dfi.edit(loss, random_vgg.variables, x, w, [0.2], cfg.solver(4), cfg.scaling)
+    first, _ = dfi.edit(loss, random_vgg.variables, x, w, [0.2], cfg.solve.solver(4), cfg.objective.scaling)
     start = jnp.clip(first[:, 0], 0.0, 1.0)
-    second, _ = dfi.edit(loss, random_vgg.variables, x, w, [0.5], cfg.solver(2), cfg.scaling, x0=start)
+    second, _ = dfi.edit(loss, random_vgg.variables, x, w, [0.5], cfg.solve.solver(2), cfg.objective.scaling, x0=start)
     np.testing.assert_allclose(out[:, 0], np.asarray(start), atol=1e-5)
     np.testing.assert_allclose(out[:, 1], np.clip(np.asarray(second[:, 0]), 0, 1), atol=1e-5)
 
@@ -162,20 +188,31 @@ def test_chainer_preset_runs_with_the_residual_snapshots(tmp_path, monkeypatch, 
 
     isolate(monkeypatch, tmp_path)
     cfg = presets.preset("chainer")
-    assert (cfg.neighbours, cfg.crop, cfg.residual_mode, cfg.residual_iters, cfg.residual_every) == (
+    assert (
+        cfg.neighbours.rule,
+        cfg.crop,
+        cfg.finish.residual_mode,
+        cfg.finish.residual_iters,
+        cfg.finish.residual_every,
+    ) == (
         "chainer",
         "chainer",
         "nearest",
         600,
         20,
     )
-    assert (cfg.color_match, cfg.color_eps, cfg.output, cfg.k) == ("channel", 0.0, "diff8", 100) and cfg.include_input
+    assert (cfg.finish.color_match, cfg.finish.color_eps, cfg.finish.output, cfg.neighbours.k) == (
+        "channel",
+        0.0,
+        "diff8",
+        100,
+    ) and cfg.neighbours.include_input
     tiny = ["--preset", "chainer", "--n-synthetic", "300", "--k", "10", "--inputs", "1", "--alphas", "0.3"]
     tiny += ["--iters", "4", "--residual-iters", "4", "--residual-every", "2", "--size", "32", "--batch", "10"]
     tiny += ["--no-probe", "--no-shard", "--taps", "relu2_1", "--include", "Young", "--out", str(tmp_path / "a")]
     assert alpha_sweep.main(tiny) == 0
     res = json.loads((tmp_path / "a" / "results.json").read_text())
-    assert res["config"]["include"] == ["Young"] and res["config"]["residual_iters"] == 4
+    assert res["config"]["neighbours"]["include"] == ["Young"] and res["config"]["finish"]["residual_iters"] == 4
     assert np.all(np.isfinite(res["final_loss"])) and len(res["final_loss"][0]) == 1
     rmse = res["metrics_per_alpha"][0]["pixel_rmse_to_input"]  # of the post-processed (residual, diff8) edit
     edit = np.asarray(Image.open(tmp_path / "a" / "img0_a0.3.png"), np.float32) / 255
@@ -190,10 +227,10 @@ def test_chainer_preset_runs_with_the_residual_snapshots(tmp_path, monkeypatch, 
     # the residual path itself: 2 snapshots of 4 iterations, from the edits' own noise start
     c = presets.preset("chainer", iters=4, residual_iters=4, residual_every=2, size=32, taps=("relu2_1",))
     x = jnp.asarray(np.asarray(load_faces("synthetic", n_synthetic=300).images([1], 32)))
-    loss = c.feature_loss(pretrained=False)
+    loss = c.objective.feature_loss(pretrained=False)
     seen = []
     snaps = chainer.reconstruction_snapshots(
-        loss, random_vgg.variables, x, solve.initial_images(c, x), c.solver(4), 2, progress=seen.append
+        loss, random_vgg.variables, x, solve.initial_images(c, x), c.solve.solver(4), 2, progress=seen.append
     )
     chex.assert_shape(snaps, (2, 1, 32, 32, 3))
     chex.assert_tree_all_finite(snaps)

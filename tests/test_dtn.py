@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dfijax import config
 from dfijax import dtn as D
 from dfijax.data import DataError
 from dfijax.data import digits as dg
@@ -165,7 +166,7 @@ def test_check_images_mismatched_sizes():
 TINY_F = D.DigitClassifier(width=8, feat_dim=16)
 XS, YS = dg.street_digits(16, seed=11)
 XT = dg.sklearn_digits("test")[0][:16]
-TINY = D.DTNConfig(width=8, d_width=8, out_channels=1, f_width=8, feat_dim=16, lr=1e-3, batch=16)
+TINY = D.DTNConfig(D.RunSettings(width=8, d_width=8, lr=1e-3, batch=16), out_channels=1, f_width=8, feat_dim=16)
 
 
 @pytest.fixture(scope="module")
@@ -246,15 +247,14 @@ def test_transfer_accuracy_scores_g_of_the_source_against_its_labels(tiny_f):
 
 
 def test_training_resumes_exactly_and_refuses_other_settings(tiny_f, tmp_path, all_devices):
-    import dataclasses
 
     from dfijax import training
 
     f_params = tiny_f[0]
-    cfg = dataclasses.replace(TINY, steps=4, save_every=2, log_every=1)
+    cfg = config.replace(TINY, steps=4, save_every=2, log_every=1)
     full, start = D.train_dtn(cfg, f_params, XS, XT, tmp_path / "a")
     assert start == 0 and int(full.g.step) == 4 and int(full.d.step) == 4
-    D.train_dtn(dataclasses.replace(cfg, steps=2), f_params, XS, XT, tmp_path / "b")  # "killed" after 2
+    D.train_dtn(config.replace(cfg, steps=2), f_params, XS, XT, tmp_path / "b")  # "killed" after 2
     resumed, start = D.train_dtn(cfg, f_params, XS, XT, tmp_path / "b")
     assert start == 2 and int(resumed.g.step) == 4
     chex.assert_trees_all_close(training.local_copy(resumed), training.local_copy(full), rtol=1e-5, atol=1e-6)
@@ -265,11 +265,11 @@ def test_training_resumes_exactly_and_refuses_other_settings(tiny_f, tmp_path, a
     assert [r["step"] for r in recs] == [1, 2, 3, 4]
     assert {"d_loss", "g_loss", "gang", "const", "tid", "tv", "d_finite", "g_finite"} <= set(recs[-1])
     with pytest.raises(training.CheckpointMismatch, match=r"other settings: lr 0.001 \(now 0.002\)"):
-        D.train_dtn(dataclasses.replace(cfg, lr=2e-3), f_params, XS, XT, tmp_path / "b")
+        D.train_dtn(config.replace(cfg, lr=2e-3), f_params, XS, XT, tmp_path / "b")
     with pytest.raises(ValueError, match="g_steps must be an integer >= 1"):
-        dataclasses.replace(cfg, g_steps=0)
+        config.replace(cfg, g_steps=0)
     with pytest.raises(ValueError, match="does not split"):
-        D.train_dtn(dataclasses.replace(cfg, batch=3), f_params, XS, XT, tmp_path / "c")
+        D.train_dtn(config.replace(cfg, batch=3), f_params, XS, XT, tmp_path / "c")
 
 
 @pytest.fixture(scope="module")
@@ -335,8 +335,8 @@ def test_train_dtn_smoke(tiny_run, tmp_path, monkeypatch, capsys):
     assert res2["runs"]["dtn"]["resumed_from"] == 600
     assert res2["runs"]["dtn"]["transfer_accuracy"] == res["runs"]["dtn"]["transfer_accuracy"]
     assert set(res["runs"]["dtn"]["transfer_accuracy_at"]) == {"2", "600"}  # also evaluated at the ablations' 2
-    assert json.loads((out / "dtn" / "config.json").read_text())["beta"] is None
-    assert json.loads((out / "no_tid" / "config.json").read_text())["beta"] == 0.0
+    assert json.loads((out / "dtn" / "config.json").read_text())["run"]["beta"] is None
+    assert json.loads((out / "no_tid" / "config.json").read_text())["run"]["beta"] == 0.0
     # other settings in the same --out: one line, before any training
     assert train_dtn.main(tiny + ["--width", "16"]) == 1
     err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error: ")]
@@ -349,7 +349,7 @@ def test_train_dtn_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
     _isolated(monkeypatch, tmp_path)
     (tmp_path / "empty").mkdir()
     for args, msg in [
-        (["--alpha", "-1"], "alpha must be a finite number >= 0"),
+        (["--alpha", "-1"], "const_weight must be a finite number >= 0"),
         (["--lr", "0"], "lr must be a finite number > 0"),
         (["--batch", "0"], "batch must be an integer >= 1"),
         (["--num-processes", "2"], "give coordinator, num_processes and process_id together"),
@@ -369,19 +369,33 @@ def test_train_dtn_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
     )
     assert p.returncode == 1, p.stderr
     err = [l for l in p.stderr.splitlines() if l.startswith("error: ")]
-    assert len(err) == 1 and "gamma must be" in err[0] and "Traceback" not in p.stderr, p.stderr
+    assert len(err) == 1 and "tv_weight must be" in err[0] and "Traceback" not in p.stderr, p.stderr
 
 
 def test_train_dtn_scale_presets_resolve():
     from experiments import train_dtn as E
 
     a = E.parse(["--scale", "paper"]).config
-    assert (a.scale, a.steps, a.batch, a.f_steps, a.clf_steps, a.losses) == ("paper", 20000, 100, 5000, 3000, "digits")
+    assert (a.scale, a.run.steps, a.run.batch, a.f_steps, a.clf_steps, a.run.losses) == (
+        "paper",
+        20000,
+        100,
+        5000,
+        3000,
+        "digits",
+    )
     a = E.parse(["--scale", "paper", "--steps", "5", "--preset", "faces", "--beta", "2", "--no-ablations"]).config
-    assert (a.scale, a.steps, a.batch, a.f_steps, a.losses, a.ablations) == ("paper", 5, 100, 5000, "faces", False)
+    assert (a.scale, a.run.steps, a.run.batch, a.f_steps, a.run.losses, a.ablations) == (
+        "paper",
+        5,
+        100,
+        5000,
+        "faces",
+        False,
+    )
     assert a.dtn_config().weights == L.preset("faces").replace(beta=2.0) and list(a.runs()) == ["dtn"]
     a = E.parse([]).config
-    assert (a.scale, a.steps, a.batch, a.f_steps, a.clf_steps, a.abl_steps) == ("quick", 600, 64, 500, 400, 300)
+    assert (a.scale, a.run.steps, a.run.batch, a.f_steps, a.clf_steps, a.abl_steps) == ("quick", 600, 64, 500, 400, 300)
     dtn = a.dtn_config()  # what a resumed run compares with the settings saved beside its checkpoints
     assert (dtn.out_channels, dtn.data) == (1, "digits n_source=8000 limit=None; f 500 steps b64")
     p = E.parse(["--coordinator", "host:1234", "--num-processes", "2", "--process-id", "1"]).processes

@@ -127,7 +127,7 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
     assert res["weights"]["pretrained"] is False and "NOT pretrained" in res["weights"]["description"]
     assert res["loss_weights"] == {"alpha": 100.0, "beta": 1.0, "gamma": 0.05, "const": "mse", "d_classes": 3}
     assert res["steps"] == 3 and res["resumed_from"] == 0 and res["f"]["feat_dim"] == 512
-    assert res["config"]["nets"] == "small" and res["config"]["width"] == 8  # the resolved settings
+    assert res["config"]["nets"] == "small" and res["config"]["run"]["width"] == 8  # the resolved settings
     # every setting the flags changed from the small preset (--size 32 and --lr 1e-3 are its own values)
     assert res["net_preset"]["nets"] == "small" and res["net_preset"]["overridden"] == [
         "batch",
@@ -142,7 +142,7 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
         "taps",
         "width",
     ]
-    assert res["net_preset"]["preset"]["width"] == 32 and res["networks"]["g"] == "Generator"
+    assert res["net_preset"]["preset"]["run"]["width"] == 32 and res["networks"]["g"] == "Generator"
     assert res["networks"]["norm"] == "group" and res["networks"]["g_batch_stats"] == 0
     for k in ("d_loss", "g_loss", "gang", "const", "tid", "tv"):
         assert np.isfinite(res["final_metrics"][k]), k
@@ -171,7 +171,13 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
     P.assert_input_dependent(g_tgt, 0.02, "G(target)")  # seen: 0.047
     assert any(p.name.isdigit() for p in (out / "dtn").iterdir())  # orbax step folders
     saved, state = D.restore(out / "dtn")  # the run's settings and newest state, as evaluation reads them
-    assert (saved.domain, saved.taps, saved.width, saved.steps, int(state.g.step)) == ("faces", ("relu2_1",), 8, 3, 3)
+    assert (saved.domain, saved.taps, saved.run.width, saved.run.steps, int(state.g.step)) == (
+        "faces",
+        ("relu2_1",),
+        8,
+        3,
+        3,
+    )
     assert saved.weights == D.preset("faces") and res["networks"]["g_params"] == sum(
         x.size for x in jax.tree.leaves(state.g.params)
     )
@@ -182,7 +188,7 @@ def test_train_dtn_faces_smoke_resume_and_bad_input(tmp_path, monkeypatch, capsy
     capsys.readouterr()
     for args, msg in [
         (["--size", "16"], "size must be a power of two >= 32"),
-        (["--alpha", "-1"], "alpha must be a finite number >= 0"),
+        (["--alpha", "-1"], "const_weight must be a finite number >= 0"),
         (["--lr", "0"], "lr must be a finite number > 0"),
         (["--taps", "relu9_9"], "unknown VGG-19 tap"),
         (["--data", "celeba"], "needs --data-dir"),
@@ -311,12 +317,28 @@ def test_train_dtn_faces_net_presets_resolve():
 
     p = E.parse(["--nets", "paper"])
     a = p.config
-    assert (a.size, a.width, a.d_width, a.batch, a.lr, a.steps, p.overridden) == (64, 64, 64, 64, 2e-4, 20000, ())
+    assert (a.size, a.run.width, a.run.d_width, a.run.batch, a.run.lr, a.run.steps, p.overridden) == (
+        64,
+        64,
+        64,
+        64,
+        2e-4,
+        20000,
+        (),
+    )
     p = E.parse(["--nets", "paper", "--steps", "5", "--batch", "2"])
     a = p.config
-    assert (a.steps, a.batch, a.size, p.overridden) == (5, 2, 64, ("batch", "steps"))
+    assert (a.run.steps, a.run.batch, a.size, p.overridden) == (5, 2, 64, ("batch", "steps"))
     a = E.parse([]).config
-    assert (a.nets, a.size, a.width, a.d_width, a.batch, a.lr, a.steps) == ("small", 32, 32, 32, 16, 1e-3, 600)
+    assert (a.nets, a.size, a.run.width, a.run.d_width, a.run.batch, a.run.lr, a.run.steps) == (
+        "small",
+        32,
+        32,
+        32,
+        16,
+        1e-3,
+        600,
+    )
     dtn = a.dtn_config("w")  # what a resumed run compares with the settings saved beside its checkpoints
     assert (dtn.domain, dtn.taps, dtn.data) == (
         "faces",

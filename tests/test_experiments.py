@@ -230,7 +230,7 @@ def test_alpha_sweep_on_a_celeba_folder(tmp_path, monkeypatch):
         run += ["--residual-every", "2", "--out", tmp_path / name, "--preset", name]
         assert alpha_sweep.main([str(a) for a in run]) == 0
         cfg = json.loads((tmp_path / name / "config.json").read_text())
-        assert cfg["scaling"] == ("beta" if name == "official" else "chainer") and cfg["size"] == 32
+        assert cfg["objective"]["scaling"] == ("beta" if name == "official" else "chainer") and cfg["size"] == 32
         assert np.isfinite(json.loads((tmp_path / name / "results.json").read_text())["final_loss"]).all()
 
 

@@ -515,7 +515,7 @@ def test_train_and_fuse_experiments(tiny_run, tmp_path, monkeypatch, capsys, ran
         (fuse, ["--ckpt", str(tmp_path / "none")], "no checkpoint folder"),
         (fuse, ["--ckpt", str(tmp_path / "empty")], "fusion_config.json"),
         (fuse, ["--ckpt", str(out), "--lambda", "1,0,1"], "needs 5 values"),
-        (fuse, ["--ckpt", str(out), "--lambda", "1,1,1,1,1.5"], "lam[4] must be a finite number >= 0 and <= 1"),
+        (fuse, ["--ckpt", str(out), "--lambda", "1,1,1,1,1.5"], "lambda[4] must be a finite number >= 0 and <= 1"),
         (fuse, ["--ckpt", str(out), "--a", str(bad), "--b", str(bad)], "cannot read"),
         (fuse, ["--ckpt", str(out), "--a", str(bad)], "both --a and --b"),
         (

@@ -95,7 +95,7 @@ def test_dtn_on_two_processes_trains_as_on_one(runs):
     chex.assert_trees_all_equal(two[1], two[0])
     chex.assert_trees_all_close(two[0], one, rtol=1e-5, atol=1e-5)
     cfg, state = dtn_train.restore(base / "two" / "dtn")
-    assert cfg.batch == 4 and cfg.steps == DTN_STEPS
+    assert cfg.run.batch == 4 and cfg.run.steps == DTN_STEPS
     got = flat({"g": state.g.params, "d": state.d.params, "step": state.g.step})
     chex.assert_trees_all_close(got, two[0])
     init = cfg.init()

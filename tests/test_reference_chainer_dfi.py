@@ -98,7 +98,7 @@ def chainer_pooled(size):
 def test_chainer_network_has_chainers_layer_shapes(caffe_vgg):
     """net.py:L51-53 layer order: 3_1, 4_1, 5_1 after 2, 3, 4 pools; at 200x200 (train.py:L15) 5_1 is
     13x13 where flooring gives 12x12."""
-    model = presets.preset("chainer").feature_loss(pretrained=True).model
+    model = presets.preset("chainer").objective.feature_loss(pretrained=True).model
     for h, w in [(200, 200), (350, 450), (37, 53)]:
         want = {}
         for pools, tap in [(2, "relu3_1"), (3, "relu4_1"), (4, "relu5_1")]:
@@ -122,9 +122,9 @@ def test_chainer_objective_and_gradient_equal_train_py_update(caffe_vgg):
     want, want_grad = ref_update_loss(net, ref_preprocess(x01), targets, tv_weight=100.0)  # --tv-weight 100 (L32)
 
     cfg = presets.preset("chainer")
-    loss = cfg.feature_loss(pretrained=True)
-    weights = cfg.network(caffe_vgg)
-    shapes = {t: v[:2] for t, v in tap_shapes((h, w), TAPS, pool_rounding=cfg.pool_rounding).items()}
+    loss = cfg.objective.feature_loss(pretrained=True)
+    weights = cfg.objective.network(caffe_vgg)
+    shapes = {t: v[:2] for t, v in tap_shapes((h, w), TAPS, pool_rounding=cfg.objective.pool_rounding).items()}
     assert shapes == {"relu3_1": (18, 14), "relu4_1": (9, 7), "relu5_1": (5, 4)}
     t = {}
     for tap, f, (th, tw) in zip(TAPS, targets, shapes.values()):

@@ -167,7 +167,7 @@ def test_official_objective_and_gradient_equal_deepart_objective_func(caffe_vgg,
     assert F2["conv5_1"].shape == (1, 512, 5, 4) and F2["conv3_1"].shape == (1, 256, 18, 14)
 
     cfg = presets.preset("official")
-    loss = cfg.feature_loss(pretrained=True)
+    loss = cfg.objective.feature_loss(pretrained=True)
     t = to_nhwc(F2)
     assert loss.model.pool_rounding == "ceil"
     assert {k: v[:2] for k, v in tap_shapes((H, W), TAPS, pool_rounding="ceil").items()} == {
@@ -183,7 +183,7 @@ def test_official_objective_and_gradient_equal_deepart_objective_func(caffe_vgg,
     g = np.asarray(grad, np.float64)
     assert np.linalg.norm(g - want_grad) <= 1e-4 * np.linalg.norm(want_grad)
     # the ÷3 of deepart.py:L170 is what the preset computes: ½‖·‖² summed would be 3x the feature term
-    feat_only = presets.preset("official", tv_weight=0.0).feature_loss(pretrained=True)
+    feat_only = presets.preset("official", tv_weight=0.0).objective.feature_loss(pretrained=True)
     tv_term = want - float(feat_only(jnp.asarray(x), caffe_vgg.variables, t))
     assert tv_term == pytest.approx(1e-3 * tv_norm(caffe_input(x.astype(np.float64)))[0], rel=1e-4)
 
@@ -197,7 +197,7 @@ def caffe_pooled(height):
 def test_official_network_has_caffes_blob_shapes(caffe_vgg):
     """conv3_1/4_1/5_1 sit after 2/3/4 pools (VGG_ILSVRC_19_layers_deploy_fullconv.prototxt); at 200x200
     (demo1's size) Caffe's conv5_1 is 13x13 where flooring gives 12x12."""
-    model = presets.preset("official").feature_loss(pretrained=True).model
+    model = presets.preset("official").objective.feature_loss(pretrained=True).model
     for h, w in [(200, 200), (350, 450), (37, 53)]:
         want = {}
         for pools, tap in [(2, "relu3_1"), (3, "relu4_1"), (4, "relu5_1")]:
@@ -224,7 +224,11 @@ def test_official_solve_is_dfi_reconstructs_scipy_call(caffe_vgg, caffe_net):
     x = (0.15 + 0.7 * x + np.random.default_rng(0).uniform(-0.02, 0.02, x.shape)).astype(np.float32)
     F2 = shifted(caffe_blobs(caffe_net, caffe_input(other.astype(np.float64))))
     cfg = presets.preset("official", iters=12)
-    loss, variables, t = cfg.feature_loss(pretrained=True), cfg.network(caffe_vgg).variables, to_nhwc(F2)
+    loss, variables, t = (
+        cfg.objective.feature_loss(pretrained=True),
+        cfg.objective.network(caffe_vgg).variables,
+        to_nhwc(F2),
+    )
     caffe_in = caffe_input(x.astype(np.float64))
 
     def preset_objective(v, *args):
@@ -236,7 +240,7 @@ def test_official_solve_is_dfi_reconstructs_scipy_call(caffe_vgg, caffe_net):
 
     def dfi_reconstruct_solve(objective, *args):
         x0 = caffe_in.ravel().astype(np.float64)  # L129
-        solver_param = {"maxiter": cfg.iters, "iprint": -1}  # L131
+        solver_param = {"maxiter": cfg.solve.iters, "iprint": -1}  # L131
         bounds = (-128, 162)  # L105
         seen = []
         opt_res = scipy.optimize.minimize(
@@ -259,10 +263,10 @@ def test_official_solve_is_dfi_reconstructs_scipy_call(caffe_vgg, caffe_net):
 
     got = {}
     r = inv.invert(
-        loss, variables, {k: v[None] for k, v in t.items()}, jnp.asarray(x[None]), cfg.solver(), check_every=1,
+        loss, variables, {k: v[None] for k, v in t.items()}, jnp.asarray(x[None]), cfg.solve.solver(), check_every=1,
         snapshot=lambda k, z: got.setdefault(k, np.asarray(z[0], np.float64)),
     )  # fmt: skip
-    assert len(want) == cfg.iters and int(r.num_iters[0]) == cfg.iters
+    assert len(want) == cfg.solve.iters and int(r.num_iters[0]) == cfg.solve.iters
     moved = [np.sqrt(np.mean((b - a) ** 2)) * 255 for a, b in zip([x] + want, want)]
     assert min(moved[:10]) > 0.5  # every iterate moves (0-255 units; seen 1.2 to 15)
     for k in range(10):  # seen: 3.3e-6 each (the iterates' float32 rounding)
@@ -282,11 +286,11 @@ def test_official_box_is_dfi_reconstructs_caffe_bounds(caffe_vgg):
     lo = deprocess_unclipped = ((np.full((1, 1, 3), bounds[0]) + MEAN)[:, :, ::-1] / 255.0)[0, 0]  # L134, L214
     hi = ((np.full((1, 1, 3), bounds[1]) + MEAN)[:, :, ::-1] / 255.0)[0, 0]
     cfg = presets.preset("official")
-    got_lo, got_hi = cfg.pixel_box()
+    got_lo, got_hi = cfg.solve.pixel_box()
     np.testing.assert_allclose(got_lo, lo, rtol=1e-12)
     np.testing.assert_allclose(got_hi, hi, rtol=1e-12)
     assert deprocess_unclipped[0] < 0 < 1 < hi[2]  # wider than [0, 1] in every channel
-    solver = cfg.solver(3)
+    solver = cfg.solve.solver(3)
     assert solver.bounds == (tuple(lo), tuple(hi)) and solver.history_size == 10  # scipy's maxcor
 
 
@@ -424,20 +428,24 @@ def test_official_color_match_is_utils_color_match():
 
 def test_official_preset_settings_are_the_demos():
     cfg = presets.preset("official")
-    assert cfg.k == 100  # demo1.py:L54 --K
-    assert cfg.scaling == "beta"  # demo1.py:L55, L117-118 WF = (QF - PF) / mean((QF - PF)**2)
-    assert cfg.iters == 500  # demo1.py:L56 --iter
-    assert cfg.color_match == "global"  # demo1.py:L57, L135-136
+    assert cfg.neighbours.k == 100  # demo1.py:L54 --K
+    assert cfg.objective.scaling == "beta"  # demo1.py:L55, L117-118 WF = (QF - PF) / mean((QF - PF)**2)
+    assert cfg.solve.iters == 500  # demo1.py:L56 --iter
+    assert cfg.finish.color_match == "global"  # demo1.py:L57, L135-136
     assert cfg.alphas == (0.4,)  # demo1.py:L58 --delta
     assert cfg.size == 200  # demo1.py:L64 minimum_resolution
-    assert cfg.alpha_mode == "warm" and cfg.init == "input"  # demo1.py:L121-132: init=o, then Y, iter//2
-    assert cfg.tv_weight == 1e-3 and cfg.tv_form == "tv-norm" and cfg.reduction == "sum/taps"  # deepmodels.py:L204
-    assert cfg.bounds == "lbfgsb" and cfg.box == "caffe" and cfg.taps == TAPS  # deepmodels.py:L130, L202
-    assert cfg.optimizer == "scipy" and cfg.history == 10  # deepmodels.py:L134, scipy's maxcor default
-    assert cfg.pool_rounding == "ceil"  # Caffe pooling_layer.cpp: ceil((H + 2 pad - k) / stride) + 1
-    assert cfg.same_gender and cfg.hold == ("Smiling",)  # demo2.py:L103-112
-    assert cfg.ftol == pytest.approx(1e7 * np.finfo(np.float64).eps)  # scipy L-BFGS-B factr default
-    assert cfg.neighbours == "official" and not cfg.include_input
+    assert cfg.solve.alpha_mode == "warm" and cfg.solve.init == "input"  # demo1.py:L121-132: init=o, then Y, iter//2
+    assert (
+        cfg.objective.tv_weight == 1e-3 and cfg.objective.tv_form == "tv-norm" and cfg.objective.reduction == "sum/taps"
+    )  # deepmodels.py:L204
+    assert (
+        cfg.solve.bounds == "lbfgsb" and cfg.solve.box == "caffe" and cfg.objective.taps == TAPS
+    )  # deepmodels.py:L130, L202
+    assert cfg.solve.optimizer == "scipy" and cfg.solve.history == 10  # deepmodels.py:L134, scipy's maxcor default
+    assert cfg.objective.pool_rounding == "ceil"  # Caffe pooling_layer.cpp: ceil((H + 2 pad - k) / stride) + 1
+    assert cfg.neighbours.same_gender and cfg.neighbours.hold == ("Smiling",)  # demo2.py:L103-112
+    assert cfg.solve.ftol == pytest.approx(1e7 * np.finfo(np.float64).eps)  # scipy L-BFGS-B factr default
+    assert cfg.neighbours.rule == "official" and not cfg.neighbours.include_input
 
 
 def test_torch_backend_pads_to_a_multiple_of_64_as_fit_to_quantum():

@@ -46,7 +46,7 @@ Progress = Callable[[str, int, int, dict], None]
 class JobConfig:
     """A dataset job: the sweep's settings for each face, and how the faces are chosen and cut into chunks."""
 
-    sweep: Annotated[SweepConfig, config.flag("")] = SweepConfig(alphas=(0.4,))
+    sweep: Annotated[SweepConfig, config.FLAT] = SweepConfig(alphas=(0.4,))
     """the objective, solver, neighbour and post-processing settings, edits and alphas of each face's edit;
     the job always picks neighbours by attributes, subtracts a single residual, matches colours with
     postprocess.match_color and writes the edited image at the dataset's crop (neighbours, include,
@@ -67,7 +67,7 @@ class JobConfig:
     def __post_init__(self):
         config.freeze_tuples(self)
         config.check(self)
-        if self.sweep.optimizer != "engine":
+        if self.sweep.solve.optimizer != "engine":
             raise ValueError(
                 "the dataset job solves every chunk in one engine call on a global mesh: use --optimizer engine"
             )
@@ -183,19 +183,24 @@ def _atomic_write(path: pathlib.Path, write: Callable[[pathlib.Path], None]) -> 
     os.replace(tmp, path)
 
 
-def _manifest(config: JobConfig, chunk: int, data: FaceDataset, weights: VGGWeights, rows) -> dict[str, Any]:
+def _result_settings(sweep: SweepConfig | dict[str, Any]) -> dict[str, Any]:
+    """The sweep's settings that decide a job's result (either layout saved), those that do not at their
+    defaults."""
+    if isinstance(sweep, dict):
+        sweep = config.from_dict(SweepConfig, sweep)
+    return config.to_dict(config.replace(sweep, shard=True, batch=32, feature_cache=True))
+
+
+def _manifest(job: JobConfig, chunk: int, data: FaceDataset, weights: VGGWeights, rows) -> dict[str, Any]:
     rows_hash = hashlib.sha256(json.dumps([[data.ids[i], e] for i, e in rows]).encode()).hexdigest()[:16]
-    settings = dataclasses.asdict(config.sweep)
-    for k in ("shard", "batch", "feature_cache"):  # do not change the result
-        settings.pop(k)
     return {
         "data": data.name,
         "data_size": len(data),
         "weights": features.weights_id(weights.meta),
-        "sweep": settings,
+        "sweep": _result_settings(job.sweep),
         "chunk": chunk,
-        "select": config.select,
-        "limit": config.limit,
+        "select": job.select,
+        "limit": job.limit,
         "n_rows": len(rows),
         "rows_sha256": rows_hash,
     }
@@ -206,6 +211,8 @@ def check_manifest(out_dir: pathlib.Path, manifest: dict[str, Any]) -> None:
     path = out_dir / "job.json"
     if path.is_file():
         old = json.loads(path.read_text())
+        if "sweep" in old:
+            old["sweep"] = _result_settings(old["sweep"])
         norm = json.loads(json.dumps(manifest))
         diff = sorted(k for k in set(old) | set(norm) if old.get(k) != norm.get(k))
         if diff:
@@ -265,17 +272,19 @@ def run_job(
         n_steps = min(n_steps, config.stop_after_chunks)
 
     edit_specs = [specs.parse_edit(e, data.attr_names) for e in cfg.edits]
-    weights = cfg.network(weights)
-    loss = cfg.feature_loss(weights.pretrained)
+    weights = cfg.objective.network(weights)
+    loss = cfg.objective.feature_loss(weights.pretrained)
     root = pathlib.Path(cache_root) if cache_root is not None else None
     if root is not None and info.count > 1:  # processes never write the same cache file
         root = root / f"process{info.index}-of-{info.count}"
-    probe = sweep_inputs.photo_probe(cfg, data, root if info.count == 1 else None, progress) if cfg.probe else None
+    probe = (
+        sweep_inputs.photo_probe(cfg, data, root if info.count == 1 else None, progress) if cfg.probe.enabled else None
+    )
 
     mesh = dist.global_mesh()
     gvars = dist.replicate(weights.variables, mesh)
     alphas = list(cfg.alphas)
-    run_alphas = ([0.0] if cfg.residual else []) + alphas
+    run_alphas = ([0.0] if cfg.finish.residual else []) + alphas
     filler_rows = [rows[k % len(rows)] for k in range(chunk)]
 
     def chunk_inputs(c: int | None):
@@ -291,13 +300,15 @@ def run_job(
             w = {t: np.zeros((chunk,) + s.shape, np.float32) for t, s in shapes.items()}
         else:
             sets = [
-                rules.attribute_neighbours(cfg, data, data.attrs[i], edit_specs[e], None if cfg.include_input else i)
+                rules.attribute_neighbours(
+                    cfg, data, data.attrs[i], edit_specs[e], None if cfg.neighbours.include_input else i
+                )
                 for i, e in sel
             ]
             ws, _ = sweep.attribute_vectors(cfg, loss, weights, data, sets, root, progress)
             ws += [ws[-1]] * len(pad)
-            w = {t: np.stack([wi[t] for wi in ws]).astype(np.float32) for t in cfg.taps}
-        if cfg.init == "input":
+            w = {t: np.stack([wi[t] for wi in ws]).astype(np.float32) for t in cfg.objective.taps}
+        if cfg.solve.init == "input":
             x0 = x
         else:
             x0 = np.stack(
@@ -366,15 +377,15 @@ def _write_chunk(
 ) -> None:
     n = len(nums)
     x, edited, final = x[:n], edited[:n], final[:n]
-    if cfg.residual:
+    if cfg.finish.residual:
         edited = np.asarray(
             postprocess.subtract_residual(
                 jnp.asarray(edited[:, 1:]), jnp.asarray(edited[:, :1]), jnp.asarray(x)[:, None]
             )
         )
         final = final[:, 1:]
-    if cfg.color_match != "none":
-        per_channel = cfg.color_match == "channel"
+    if cfg.finish.color_match != "none":
+        per_channel = cfg.finish.color_match == "channel"
         edited = np.asarray(
             jax.vmap(lambda e, r: jax.vmap(lambda z: postprocess.match_color(z, r, per_channel=per_channel))(e))(
                 jnp.asarray(edited), jnp.asarray(x)

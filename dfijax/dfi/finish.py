@@ -34,7 +34,7 @@ def diff8_images(edited: Any, x: Any) -> np.ndarray:
 
 
 def _channel(config: SweepConfig, edited: jax.Array, x: jax.Array) -> jax.Array:
-    match = lambda z, r: postprocess.match_color(z, r, eps=config.color_eps)
+    match = lambda z, r: postprocess.match_color(z, r, eps=config.finish.color_eps)
     return jax.vmap(lambda e, r: jax.vmap(lambda z: match(z, r))(e))(edited, x)
 
 
@@ -48,7 +48,7 @@ COLOR_MATCH: dict[str, Callable[[SweepConfig, Any, Any], Any]] = {
 
 def match_colors(config: SweepConfig, edited: jax.Array, x: jax.Array) -> jax.Array:
     """config's colour match (`COLOR_MATCH`) of edited [B, A, H, W, 3] to each row's input x [B, H, W, 3]."""
-    return COLOR_MATCH[config.color_match](config, edited, x)
+    return COLOR_MATCH[config.finish.color_match](config, edited, x)
 
 
 # the output format of edits [B, A, H, W, 3] of inputs [B, H, W, 3], by SweepConfig.output

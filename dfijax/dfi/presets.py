@@ -1,4 +1,4 @@
-"""The references' DFI settings as named presets of `SweepConfig` fields.
+"""The references' DFI settings as named `SweepConfig` instances, written out group by group.
 
 - "official": paulu/deepfeatinterp, the caffe+scipy backend as demo1.py calls it (deepmodels.py,
   deepart.py, totalvariation.py, utils.py): beta scaling w/mean(w²) over the concatenated taps;
@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dfijax import config
-from dfijax.dfi.sweep_config import SweepConfig
+from dfijax.dfi.sweep_config import Finish, Neighbours, Objective, Probe, Solve, SweepConfig
 
 TAPS = ("relu3_1", "relu4_1", "relu5_1")
 # scipy L-BFGS-B's default stop: factr 1e7 times the float64 machine epsilon
@@ -45,7 +45,9 @@ PRESETS: dict[str, SweepConfig] = config.registry(
     config.Preset("dfijax", SweepConfig(), "this project's default (the SweepConfig defaults)"),
     config.Preset(
         "tiny",
-        SweepConfig(size=32, iters=6, k=10, alphas=(0.2, 0.6), batch=8, probe=False),
+        SweepConfig(
+            size=32, alphas=(0.2, 0.6), batch=8, neighbours=Neighbours(k=10), solve=Solve(iters=6), probe=Probe(False)
+        ),
         "the dfijax objective at the smallest useful scale: what the tests run",
     ),
     config.Preset(
@@ -53,27 +55,32 @@ PRESETS: dict[str, SweepConfig] = config.registry(
         SweepConfig(
             size=200,  # demo1.py:L64, L102-105 (short side >= 200)
             alphas=(0.4,),  # demo1.py:L58
-            scaling="beta",  # demo1.py:L55, L117-118
-            reduction="sum/taps",  # deepmodels.py:L111-121, deepart.py:L56, L169-170
-            taps=TAPS,  # deepmodels.py:L202 (conv*_1 blobs, ReLU in place)
-            pool_rounding="ceil",  # Caffe pooling_layer.cpp: pooled = ceil((H + 2·pad − k)/stride) + 1
-            tv_weight=1e-3,  # deepmodels.py:L204
-            tv_form="tv-norm",  # deepart.py:L175-177, totalvariation.py:L23-40
-            bounds="lbfgsb",  # deepmodels.py:L130, L134
-            box="caffe",  # deepmodels.py:L105, L134
-            optimizer="scipy",  # deepmodels.py:L130-134 scipy.optimize.minimize(method='L-BFGS-B')
-            ftol=SCIPY_FTOL,  # scipy's default factr, deepmodels.py:L131 sets only maxiter
-            history=10,  # scipy's maxcor default
-            iters=500,  # demo1.py:L56
-            init="input",  # demo1.py:L122
-            alpha_mode="warm",  # demo1.py:L124-132
-            k=100,  # demo1.py:L54
-            neighbours="official",  # demo1.py:L19-47, deepmodels.py:L263-269
-            same_gender=True,  # demo2.py:L103-112 holds the input's gender (LFW: demo1's attribute gender, L26)
-            hold=("Smiling",),  # demo2.py:L103-112 holds the input's smile too (an edit of it is not held)
-            include_input=False,  # demo1.py:L42, L45
-            color_match="global",  # demo1.py:L57, L135-136, utils.py:L45-61
-            residual=False,
+            neighbours=Neighbours(
+                rule="official",  # demo1.py:L19-47, deepmodels.py:L263-269
+                k=100,  # demo1.py:L54
+                same_gender=True,  # demo2.py:L103-112 holds the input's gender (LFW: demo1's attribute gender, L26)
+                hold=("Smiling",),  # demo2.py:L103-112 holds the input's smile too (an edit of it is not held)
+                include_input=False,  # demo1.py:L42, L45
+            ),
+            objective=Objective(
+                scaling="beta",  # demo1.py:L55, L117-118
+                reduction="sum/taps",  # deepmodels.py:L111-121, deepart.py:L56, L169-170
+                taps=TAPS,  # deepmodels.py:L202 (conv*_1 blobs, ReLU in place)
+                pool_rounding="ceil",  # Caffe pooling_layer.cpp: pooled = ceil((H + 2·pad − k)/stride) + 1
+                tv_weight=1e-3,  # deepmodels.py:L204
+                tv_form="tv-norm",  # deepart.py:L175-177, totalvariation.py:L23-40
+            ),
+            solve=Solve(
+                bounds="lbfgsb",  # deepmodels.py:L130, L134
+                box="caffe",  # deepmodels.py:L105, L134
+                optimizer="scipy",  # deepmodels.py:L130-134 scipy.optimize.minimize(method='L-BFGS-B')
+                ftol=SCIPY_FTOL,  # scipy's default factr, deepmodels.py:L131 sets only maxiter
+                history=10,  # scipy's maxcor default
+                iters=500,  # demo1.py:L56
+                init="input",  # demo1.py:L122
+                alpha_mode="warm",  # demo1.py:L124-132
+            ),
+            finish=Finish(color_match="global", residual=False),  # demo1.py:L57, L135-136, utils.py:L45-61
         ),
         "paulu/deepfeatinterp, the caffe+scipy backend as demo1.py calls it",
     ),
@@ -81,33 +88,35 @@ PRESETS: dict[str, SweepConfig] = config.registry(
         "chainer",
         SweepConfig(
             size=200,  # train.py:L15
-            pool_rounding="ceil",  # net.py:L58 F.max_pooling_2d(h, 2, stride=2), cover_all=True
-            caffe_mean=(104.0, 117.0, 124.0),  # net.py:L8
-            scaling="chainer",
-            reduction="mean",
-            taps=TAPS,
-            tv_weight=100.0,
-            tv_form="per-pixel",
-            bounds="none",
-            history=5,
-            iters=1000,
-            init="noise",
-            alpha_mode="parallel",
-            k=100,
-            same_gender=False,
-            metric="l2",
-            rank="all",
-            include_input=True,
-            allow_fewer=True,
-            neighbours="chainer",
             crop="chainer",
-            color_match="channel",
-            color_eps=0.0,
-            residual=True,
-            residual_mode="nearest",
-            residual_iters=600,
-            residual_every=20,
-            output="diff8",
+            neighbours=Neighbours(
+                rule="chainer",
+                k=100,
+                same_gender=False,
+                metric="l2",
+                rank="all",
+                include_input=True,
+                allow_fewer=True,
+            ),
+            objective=Objective(
+                pool_rounding="ceil",  # net.py:L58 F.max_pooling_2d(h, 2, stride=2), cover_all=True
+                caffe_mean=(104.0, 117.0, 124.0),  # net.py:L8
+                scaling="chainer",
+                reduction="mean",
+                taps=TAPS,
+                tv_weight=100.0,
+                tv_form="per-pixel",
+            ),
+            solve=Solve(bounds="none", history=5, iters=1000, init="noise", alpha_mode="parallel"),
+            finish=Finish(
+                color_match="channel",
+                color_eps=0.0,
+                residual=True,
+                residual_mode="nearest",
+                residual_iters=600,
+                residual_every=20,
+                output="diff8",
+            ),
         ),
         "dsanno/chainer-dfi (train.py, train_lfw.py, net.py)",
     ),

@@ -45,10 +45,10 @@ def _nearest_solve(config, loss, variables, x, w, progress):
         variables,
         x,
         initial_images(config, x),
-        config.solver(config.residual_iters),
-        config.residual_every,
-        shard=config.shard and mesh.local_device_count() > 1,
-        progress=lambda k: progress("residual", k, config.residual_iters, {}),
+        config.solve.solver(config.finish.residual_iters),
+        config.finish.residual_every,
+        shard=config.solve.shard and mesh.local_device_count() > 1,
+        progress=lambda k: progress("residual", k, config.finish.residual_iters, {}),
     )
     return edited, final, snaps
 
@@ -64,4 +64,4 @@ RESIDUALS: dict[str, Residual] = {
 
 def residual(config: SweepConfig) -> Residual:
     """The residual part config chooses."""
-    return RESIDUALS[config.residual_mode if config.residual else "none"]
+    return RESIDUALS[config.finish.residual_mode if config.finish.residual else "none"]

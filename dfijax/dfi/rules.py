@@ -1,4 +1,4 @@
-"""The neighbour rules, a registered part each (`RULES`, chosen by SweepConfig.neighbours): "attributes"
+"""The neighbour rules, a registered part each (`RULES`, chosen by SweepConfig.neighbours.rule): "attributes"
 (the K faces nearest in the attributes, with and without the edit), "official" (the official DFI code's
 selection) and "chainer" (chainer-dfi's). A rule is made once per sweep, `RULES[name](config, data,
 inputs)`, and gives each (input, edit) its `Neighbours`."""
@@ -22,28 +22,28 @@ Rule = Callable[[int, specs.Spec, "int | None"], nb.Neighbours]
 def _held(config: SweepConfig, data: FaceDataset, spec: specs.Spec) -> list[int]:
     """The attributes neighbours share with the input: the gender (same_gender, where the data has one),
     then `hold`'s that the data has and the edit leaves alone."""
-    held = [data.attr_index(data.gender)] if (config.same_gender and data.gender) else []
+    held = [data.attr_index(data.gender)] if (config.neighbours.same_gender and data.gender) else []
     edited = {i for i, _ in spec}
-    held += [data.attr_index(n) for n in config.hold if n in data.attr_names]
+    held += [data.attr_index(n) for n in config.neighbours.hold if n in data.attr_names]
     return [j for j in dict.fromkeys(held) if j not in edited]
 
 
 def attribute_neighbours(
     config: SweepConfig, data: FaceDataset, query: np.ndarray, spec: specs.Spec, exclude: int | None
 ) -> nb.Neighbours:
-    """The "attributes" rule: the K faces nearest the query [A] in the attributes (config.metric, auto:
-    Hamming for binary datasets; config.rank; same_gender) with and without the edit, never `exclude`."""
-    metric = ("hamming" if data.binary else "l2") if config.metric == "auto" else config.metric
+    """The "attributes" rule: the K faces nearest the query [A] in the attributes (config.neighbours.metric, auto:
+    Hamming for binary datasets; config.neighbours.rank; same_gender) with and without the edit, never `exclude`."""
+    metric = ("hamming" if data.binary else "l2") if config.neighbours.metric == "auto" else config.neighbours.metric
     return nb.select_neighbours(
         data.attrs,
         query,
         spec,
-        config.k,
+        config.neighbours.k,
         metric=metric,
         same=_held(config, data, spec),
         exclude=exclude,
-        allow_fewer=config.allow_fewer,
-        rank=config.rank,
+        allow_fewer=config.neighbours.allow_fewer,
+        rank=config.neighbours.rank,
     )
 
 
@@ -62,12 +62,20 @@ def _official_neighbours(
     if binary is None:
         held = _held(config, data, spec)
         return nb.official_binary_neighbours(
-            data.attrs, inputs.queries[i], spec, config.k, same=held, exclude=exclude, allow_fewer=config.allow_fewer
+            data.attrs,
+            inputs.queries[i],
+            spec,
+            config.neighbours.k,
+            same=held,
+            exclude=exclude,
+            allow_fewer=config.neighbours.allow_fewer,
         )
     own = inputs.excludes[i]
     query = binary.members[own] if own is not None else binary.member(inputs.queries[i], data.attr_names)
     named = [(data.attr_names[j], sign) for j, sign in spec]
-    return nb.official_lfw_neighbours(binary, query, named, config.k, exclude=exclude, allow_fewer=config.allow_fewer)
+    return nb.official_lfw_neighbours(
+        binary, query, named, config.neighbours.k, exclude=exclude, allow_fewer=config.neighbours.allow_fewer
+    )
 
 
 def attributes_rule(config: SweepConfig, data: FaceDataset, inputs: SweepInputs) -> Rule:
@@ -86,11 +94,11 @@ def chainer_rule(config: SweepConfig, data: FaceDataset, inputs: SweepInputs) ->
             inputs.images[i],
             inputs.queries[i],
             spec,
-            config.k,
-            include=config.include,
-            exclude_attrs=config.exclude,
+            config.neighbours.k,
+            include=config.neighbours.include,
+            exclude_attrs=config.neighbours.exclude,
             exclude=exclude,
-            allow_fewer=config.allow_fewer,
+            allow_fewer=config.neighbours.allow_fewer,
             batch=config.batch,
         )
 

@@ -21,7 +21,7 @@ Progress = Callable[[str, int, int, dict], None]
 def initial_images(config: SweepConfig, images: jax.Array) -> jax.Array:
     """Where the solve starts, [B, H, W, 3]: the inputs, or chainer-dfi's noise (`noise_start`)
     seeded by config.seed."""
-    if config.init == "input":
+    if config.solve.init == "input":
         return images
     return noise_start(jax.random.key(config.seed), images.shape)
 
@@ -60,11 +60,11 @@ def solve_alphas(
     iterations. Bounded solves return images clipped to [0, 1] (and warm-start from them), as the
     official code's F_inverse does. Returns ([B, A, H, W, 3] images, [B, A] final losses).
     x0: the start (default `initial_images`); shard: split the rows over the local devices (default:
-    config.shard, with several devices; False for rows already placed on a global mesh); local: a
+    config.solve.shard, with several devices; False for rows already placed on a global mesh); local: a
     result as this process's rows in numpy (dist.local_batch for arrays on a global mesh)."""
-    shard = (config.shard and mesh.local_device_count() > 1) if shard is None else shard
+    shard = (config.solve.shard and mesh.local_device_count() > 1) if shard is None else shard
     x0 = initial_images(config, x) if x0 is None else x0
-    clip = (lambda z: jnp.clip(z, 0.0, 1.0)) if config.bounds != "none" else (lambda z: z)
+    clip = (lambda z: jnp.clip(z, 0.0, 1.0)) if config.solve.bounds != "none" else (lambda z: z)
 
     def solve(start, al, iters, done, total, info):
         def report(k, losses):
@@ -76,8 +76,8 @@ def solve_alphas(
             x,
             w,
             al,
-            config.solver(iters),
-            config.scaling,
+            config.solve.solver(iters),
+            config.objective.scaling,
             x0=start,
             check_every=5,
             shard=shard,
@@ -85,10 +85,10 @@ def solve_alphas(
         )
         return clip(out), r.final_loss.reshape(len(x), len(al))
 
-    if config.alpha_mode == "parallel":
-        out, final = solve(x0, alphas, config.iters, 0, config.iters, {})
+    if config.solve.alpha_mode == "parallel":
+        out, final = solve(x0, alphas, config.solve.iters, 0, config.solve.iters, {})
         return local(out), local(final)
-    iters = [config.iters] + [max(1, config.iters // 2)] * (len(alphas) - 1)
+    iters = [config.solve.iters] + [max(1, config.solve.iters // 2)] * (len(alphas) - 1)
     done, outs, finals = 0, [], []
     for a, n in zip(alphas, iters):
         out, final = solve(x0, [a], n, done, sum(iters), {"alpha": a})

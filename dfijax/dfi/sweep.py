@@ -1,7 +1,7 @@
 """The DFI sweep pipeline: inputs × edits × alphas, from neighbour sets to scored edits.
 
 `run_sweep(config, data, weights, inputs)` picks each input's neighbours for each edit (the neighbour
-rule config.neighbours names, `rules`), forms the attribute vectors (cached on disk), inverts
+rule config.neighbours.rule names, `rules`), forms the attribute vectors (cached on disk), inverts
 φ(x) + α·w for every input × edit × alpha in one compiled, vmapped engine call (`solve`, with the
 residual correction config chooses, `residuals`), post-processes (`finish`) and scores the results
 (pixel and VGG distance to the input; an attribute probe's score). It prints nothing: progress goes to
@@ -125,24 +125,26 @@ def run_sweep(
     edit_specs = [specs.parse_edit(e, data.attr_names) for e in config.edits]
     rows = [(i, e) for i in range(len(inputs.images)) for e in range(len(edit_specs))]
     ndata = chainer.reference_crop(data) if config.crop == "chainer" else data  # the neighbours' images
-    rule = rules.RULES[config.neighbours](config, ndata, inputs)
-    sets = [rule(i, edit_specs[e], None if config.include_input else inputs.excludes[i]) for i, e in rows]
+    rule = rules.RULES[config.neighbours.rule](config, ndata, inputs)
+    sets = [rule(i, edit_specs[e], None if config.neighbours.include_input else inputs.excludes[i]) for i, e in rows]
     warnings = [
-        f"only {len(n.target)} target / {len(n.source)} source neighbours (K = {config.k})"
+        f"only {len(n.target)} target / {len(n.source)} source neighbours (K = {config.neighbours.k})"
         for n in sets
-        if min(len(n.target), len(n.source)) < config.k
+        if min(len(n.target), len(n.source)) < config.neighbours.k
     ]
-    if config.caffe_mean is not None and weights.meta.get("preprocess") != "caffe":
-        warnings.append(f"caffe_mean {config.caffe_mean} not applied: these weights use torchvision preprocessing")
+    if config.objective.caffe_mean is not None and weights.meta.get("preprocess") != "caffe":
+        warnings.append(
+            f"caffe_mean {config.objective.caffe_mean} not applied: these weights use torchvision preprocessing"
+        )
 
-    weights = config.network(weights)
-    loss = config.feature_loss(weights.pretrained)
+    weights = config.objective.network(weights)
+    loss = config.objective.feature_loss(weights.pretrained)
     root = pathlib.Path(cache_root) if cache_root is not None else None
     t0 = time.perf_counter()
     ws, cached = attribute_vectors(config, loss, weights, ndata, sets, root, progress)
     t1 = time.perf_counter()
 
-    w = {tap: jnp.asarray(np.stack([wi[tap] for wi in ws])) for tap in config.taps}
+    w = {tap: jnp.asarray(np.stack([wi[tap] for wi in ws])) for tap in config.objective.taps}
     x = jnp.asarray(inputs.images[[i for i, _ in rows]], jnp.float32)
     part = residuals.residual(config)
     edited, final_loss, state = part.solve(config, loss, weights.variables, x, w, progress)
@@ -151,7 +153,7 @@ def run_sweep(
     edited = part.finish(config, edited, x, state)
     if mask is not None:
         edited = postprocess.mask_blend(edited, x[:, None], jnp.asarray(mask))
-    edited = np.clip(np.asarray(finish.OUTPUTS[config.output](edited, x)), 0, 1)
+    edited = np.clip(np.asarray(finish.OUTPUTS[config.finish.output](edited, x)), 0, 1)
 
     evaluation = evaluate(config, data, loss, weights, edit_specs, rows, x, edited, root, progress)
     per_alpha, per_edit, probe_info, probe = evaluation
@@ -164,14 +166,14 @@ def run_sweep(
 
 def evaluate(config, data, loss, weights, edit_specs, rows, x, edited, root, progress):
     """(per-alpha metrics, per-edit metrics, probe info, probe) of edits [B, A, H, W, 3] of inputs x:
-    pixel RMSE and VGG feature distance to the input, and with config.probe the attribute probe's score."""
+    pixel RMSE and VGG feature distance to the input, and with config.probe.enabled the attribute probe's score."""
     b, a = edited.shape[:2]
     flat = jnp.asarray(edited.reshape((b * a,) + edited.shape[2:]))
     ref = jnp.repeat(x, a, axis=0)
     pix = np.sqrt(np.mean((np.asarray(flat) - np.asarray(ref)) ** 2, axis=(1, 2, 3))).reshape(b, a)
     feat = features.feature_distance(loss, weights.variables, flat, ref).reshape(b, a)
     score, probe_info, probe_model = None, None, None
-    if config.probe:
+    if config.probe.enabled:
         score, probe_info, probe_model = _probe_scores(
             config, data, edit_specs, rows, np.asarray(x), np.asarray(flat), b, a, root, progress
         )
@@ -216,7 +218,7 @@ def attribute_vectors(
             data,
             n,
             config.size,
-            config.scaling,
+            config.objective.scaling,
             vec_cache,
             config.batch,
             count,

@@ -93,7 +93,7 @@ def probe_config(config: SweepConfig) -> "ProbeConfig":
     """The attribute probe's settings for a sweep config (at most 64 px)."""
 
     return ProbeConfig(
-        size=min(64, config.size), steps=config.probe_steps, n_train=config.probe_train, seed=config.seed
+        size=min(64, config.size), steps=config.probe.steps, n_train=config.probe.train, seed=config.seed
     )
 
 

@@ -9,7 +9,7 @@ with their presets), `train` a run's training on `training.fit` over all devices
 run as G(x), and `pipeline` the experiments as library calls (`run_digits`, `run_faces`)."""
 
 from dfijax.dtn.classifier import ClassifierConfig, accuracy, train_classifier, transfer_accuracy
-from dfijax.dtn.config import DigitsConfig, DTNConfig, FacesConfig
+from dfijax.dtn.config import DigitsConfig, DTNConfig, FacesConfig, RunSettings
 from dfijax.dtn.fitting import check_images
 from dfijax.dtn.losses import PRESETS, DTNWeights, preset
 from dfijax.dtn.model import DigitClassifier, Discriminator, Generator, PaperDiscriminator, PaperGenerator
@@ -31,6 +31,7 @@ __all__ = [
     "DTNConfig",
     "DigitsConfig",
     "FacesConfig",
+    "RunSettings",
     "DTNState",
     "accuracy",
     "apply_net",

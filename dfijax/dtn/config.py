@@ -2,13 +2,14 @@
 experiments that train runs (`DigitsConfig`, `FacesConfig`: every setting of their command lines,
 with its help, bounds and choices), with the experiments' presets as typed config instances
 (`DIGITS_PRESETS` by run length, recorded in `scale`; `FACES_PRESETS` by networks, recorded in `nets`).
-The settings a run takes from its experiment are declared once, in `RunSettings`, which both inherit.
+The settings a run takes from its experiment are declared once, in `RunSettings`, which the run and both
+experiments hold (`run`, flat on the command line).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from dfijax import config, training
 from dfijax.dtn import faces
@@ -57,13 +58,12 @@ class RunSettings:
     seed: int = 0
     """random seed (data, networks, batches)"""
 
-    def run_settings(self) -> dict[str, Any]:
-        """This config's RunSettings fields, by name (what a DTNConfig takes from an experiment)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(RunSettings)}
+    def __post_init__(self):
+        config.check(self)
 
 
 @dataclasses.dataclass(frozen=True)
-class DTNConfig(RunSettings):
+class DTNConfig:
     """One DTN training run, saved beside its checkpoints (`training.Checkpointer(config=)`); resuming
     under settings that differ in a field not marked resumable is a one-line `CheckpointMismatch`.
 
@@ -73,6 +73,10 @@ class DTNConfig(RunSettings):
     the same batch of `batch` source and `batch` target images (batch must divide over the mesh's
     devices)."""
 
+    RENAMED: ClassVar[dict[str, str]] = {"preset": "losses"}
+
+    run: Annotated[RunSettings, config.FLAT] = RunSettings()
+    """the losses, length, widths and optimiser the experiment chose"""
     domain: Literal[DOMAINS] = "digits"
     """digits (f a small classifier trained beforehand) or faces (f frozen VGG-19 features)"""
     nets: Literal[faces.NETS] = "small"
@@ -107,20 +111,21 @@ class DTNConfig(RunSettings):
 
     @property
     def weights(self) -> L.DTNWeights:
-        over = {k: float(getattr(self, k)) for k in ("alpha", "beta", "gamma") if getattr(self, k) is not None}
-        return L.preset(self.losses).replace(const=self.const, three_class=self.three_class, **over)
+        r = self.run
+        over = {k: float(getattr(r, k)) for k in ("alpha", "beta", "gamma") if getattr(r, k) is not None}
+        return L.preset(r.losses).replace(const=r.const, three_class=self.three_class, **over)
 
     def build(self) -> DTN:
         """The networks this run trains."""
         if self.domain == "digits":
             f = DigitClassifier(width=self.f_width, feat_dim=self.feat_dim)
-            return make_dtn(self.weights, f, self.width, self.d_width, self.out_channels)
+            return make_dtn(self.weights, f, self.run.width, self.run.d_width, self.out_channels)
         f = faces.VGGFeatures(self.taps, self.grid)
-        return faces.make_faces_dtn(self.weights, f, self.size, self.width, self.d_width, self.nets)
+        return faces.make_faces_dtn(self.weights, f, self.size, self.run.width, self.run.d_width, self.nets)
 
     def init(self) -> DTNState:
         """The untrained state (g and D from the seed)."""
-        return init_state(self.build(), self.lr, self.seed)
+        return init_state(self.build(), self.run.lr, self.run.seed)
 
 
 # --- the experiments ------------------------------------------------------------------------------------
@@ -130,10 +135,14 @@ NETS_PRESETS = ("small", "paper")  # FACES_PRESETS', below the class
 
 
 @dataclasses.dataclass(frozen=True)
-class DigitsConfig(RunSettings):
+class DigitsConfig:
     """The digits experiment (`pipeline.run_digits`): its data, f's and the evaluation classifier's
     training, the DTN run (`dtn_config`) and its ablations (`runs`)."""
 
+    RENAMED: ClassVar[dict[str, str]] = {"preset": "losses"}
+
+    run: Annotated[RunSettings, config.FLAT] = RunSettings()
+    """the DTN run's losses, length, widths and optimiser"""
     scale: Literal[SCALES] = "quick"
     """run length: quick (600 DTN steps, batch 64: minutes on a CPU), paper (20000, batch 100, f 5000
     and classifier 3000 steps) or tiny (the tests': width 8, 512 sources, 600 steps of batch 16); flags
@@ -171,7 +180,7 @@ class DigitsConfig(RunSettings):
 
     @property
     def abl_steps(self) -> int:
-        return self.steps // 2 if self.ablation_steps is None else self.ablation_steps
+        return self.run.steps // 2 if self.ablation_steps is None else self.ablation_steps
 
     def dtn_config(self) -> DTNConfig:
         """The full DTN's run (grey targets: g of one channel)."""
@@ -179,22 +188,22 @@ class DigitsConfig(RunSettings):
             f"{self.data} n_source={self.n_source} limit={self.source_limit}; f {self.f_steps} steps b{self.clf_batch}"
         )
         f = dict(f_width=self.f_width, feat_dim=self.feat_dim)
-        return DTNConfig(**self.run_settings(), **f, out_channels=1, data=data)
+        return DTNConfig(run=self.run, **f, out_channels=1, data=data)
 
     def runs(self) -> dict[str, DTNConfig]:
         """{run name: its settings}: the full DTN, then (with ablations) β = 0 and the 2-class D."""
         dtn = self.dtn_config()
         out = {"dtn": dtn}
         if self.ablations:
-            out["no_tid"] = dataclasses.replace(dtn, beta=0.0, steps=self.abl_steps)
-            out["two_class"] = dataclasses.replace(dtn, three_class=False, steps=self.abl_steps)
+            out["no_tid"] = config.replace(dtn, beta=0.0, steps=self.abl_steps)
+            out["two_class"] = config.replace(dtn, three_class=False, steps=self.abl_steps)
         return out
 
     def classifier(self, which: str) -> ClassifierConfig:
         """f ("f", on sources, ±1 px shifts) or the evaluation classifier ("target", ±2 px)."""
         steps, shift = (self.f_steps, 1) if which == "f" else (self.clf_steps, 2)
         return ClassifierConfig(
-            steps, self.clf_batch, shift=shift, seed=self.seed, width=self.f_width, feat_dim=self.feat_dim
+            steps, self.clf_batch, shift=shift, seed=self.run.seed, width=self.f_width, feat_dim=self.feat_dim
         )
 
 
@@ -202,7 +211,7 @@ DIGITS_PRESETS: dict[str, DigitsConfig] = config.registry(  # the same command m
     config.Preset("quick", DigitsConfig(), "600 DTN steps of batch 64, f 500 and classifier 400 steps"),
     config.Preset(
         "paper",
-        DigitsConfig(scale="paper", steps=20000, batch=100, f_steps=5000, clf_steps=3000),
+        DigitsConfig(scale="paper", run=RunSettings(steps=20000, batch=100), f_steps=5000, clf_steps=3000),
         "the paper's 20000 iterations of batch 100; f 5000 and the evaluation classifier 3000 steps",
     ),
     # f's 1000 steps give G features worth translating (transfer accuracy 0.62 against 0.21
@@ -211,19 +220,14 @@ DIGITS_PRESETS: dict[str, DigitsConfig] = config.registry(  # the same command m
         "tiny",
         DigitsConfig(
             scale="tiny",
+            run=RunSettings(steps=600, batch=16, lr=1e-3, width=8, d_width=8, save_every=300),
             n_source=512,
             n_test=24,
-            steps=600,
-            batch=16,
-            lr=1e-3,
-            width=8,
-            d_width=8,
             f_width=8,
             feat_dim=16,
             f_steps=1000,
             clf_steps=200,
             clf_batch=16,
-            save_every=300,
         ),
         "the tests': the narrowest networks, trained just long enough that G transfers",
     ),
@@ -233,10 +237,14 @@ DIGITS_PRESETS: dict[str, DigitsConfig] = config.registry(  # the same command m
 
 
 @dataclasses.dataclass(frozen=True)
-class FacesConfig(RunSettings):
+class FacesConfig:
     """The faces experiment (`pipeline.run_faces`): its data, f (VGG-19 taps, pooling, the images that
     fix its standardisation) and the DTN run (`dtn_config`); FACES_PRESETS hold its two starting points."""
 
+    RENAMED: ClassVar[dict[str, str]] = {"preset": "losses"}
+
+    run: Annotated[RunSettings, config.FLAT] = RunSettings()
+    """the DTN run's losses, length, widths and optimiser"""
     nets: Literal[NETS_PRESETS] = "small"
     """networks and run-size preset: paper (the paper's faces nets, 64 px g, 152 px D; 20000 iterations,
     batch 64, lr 2e-4, 20000 source and target images) or small (light CPU nets, 32 px; 600, 16, 1e-3,
@@ -285,29 +293,23 @@ class FacesConfig(RunSettings):
         data = f"{self.data} {self.data_dir or ''} n_train={self.n_train} n_target={self.n_target}; "
         data += f"f: {f_description}, calibrated on {self.calib}"
         own = dict(nets=self.nets, size=self.size, grid=self.grid, log_every=self.log_every)
-        return DTNConfig(domain="faces", taps=faces.parse_taps(self.taps), data=data, **own, **self.run_settings())
+        return DTNConfig(run=self.run, domain="faces", taps=faces.parse_taps(self.taps), data=data, **own)
 
 
 FACES_PRESETS: dict[str, FacesConfig] = config.registry(  # the networks and the run settings that suit them
     config.Preset(
         "small",
-        FacesConfig(losses="faces", width=32, d_width=32, batch=16, lr=1e-3),
+        FacesConfig(run=RunSettings(losses="faces", width=32, d_width=32, batch=16, lr=1e-3)),
         "light CPU networks at 32 px: 600 iterations of 16, lr 1e-3, 2000 images each",
     ),
     config.Preset(
         "paper",
         FacesConfig(
             nets="paper",
-            losses="faces",
+            run=RunSettings(losses="faces", width=64, d_width=64, steps=20000, batch=64, lr=2e-4, save_every=1000),
             size=64,
-            width=64,
-            d_width=64,
             n_train=20000,
             n_target=20000,
-            steps=20000,
-            batch=64,
-            lr=2e-4,
-            save_every=1000,
         ),
         "the paper's faces networks (64 px g, 152 px D): 20000 iterations of 64, lr 2e-4, 20000 images each",
     ),

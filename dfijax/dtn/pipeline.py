@@ -79,7 +79,7 @@ def final_state(config: T.DTNConfig, directory: str | os.PathLike) -> T.DTNState
     try:
         return T.restore(directory)[1]
     except FileNotFoundError:
-        if config.steps == 0:
+        if config.run.steps == 0:
             return config.init()
         raise
 
@@ -107,7 +107,7 @@ def load_digits(config: DigitsConfig) -> tuple[dict[str, tuple[np.ndarray, np.nd
     config.data "digits" (generated street-number digits -> scikit-learn's handwritten digits upscaled
     to 32x32) or "svhn-mnist" (tfds svhn_cropped train+extra and test -> mnist, in config.data_dir)."""
 
-    seed, n_test = config.seed, config.n_test
+    seed, n_test = config.run.seed, config.n_test
     if config.data == "digits":
         data = {
             "source_train": dg.street_digits_split("train", config.n_source, seed),
@@ -179,15 +179,15 @@ def run_digits(
     xs, xt = data["source_train"][0], data["target_train"][0]
     xs_test, ys_test = data["source_test"]
     xt_test = data["target_test"][0]
-    show = np.random.default_rng(config.seed).choice(len(xs_test), min(SHOW, len(xs_test)), replace=False)
-    show_t = np.random.default_rng(config.seed + 1).choice(len(xt_test), min(SHOW, len(xt_test)), replace=False)
+    show = np.random.default_rng(config.run.seed).choice(len(xs_test), min(SHOW, len(xs_test)), replace=False)
+    show_t = np.random.default_rng(config.run.seed + 1).choice(len(xt_test), min(SHOW, len(xt_test)), replace=False)
     summary_runs, pictures, records = {}, {}, {}
     abl = config.abl_steps
     for name, cfg in runs.items():
         dtn = cfg.build()
-        milestones = (abl,) if name == "dtn" and len(runs) > 1 and abl < cfg.steps else ()
+        milestones = (abl,) if name == "dtn" and len(runs) > 1 and abl < cfg.run.steps else ()
 
-        def at_milestone(n: int, state: T.DTNState, rec: dict | None, dtn=dtn, total=cfg.steps) -> dict | None:
+        def at_milestone(n: int, state: T.DTNState, rec: dict | None, dtn=dtn, total=cfg.run.steps) -> dict | None:
             if n == total:
                 return None  # evaluated below, on the restored state
             g = training.local_copy(state.g.params)
@@ -203,7 +203,7 @@ def run_digits(
             hooks=[(None, at_milestone)] if milestones else (),
             milestones=milestones,
             mesh=mesh,
-            progress=_stage_progress(progress, name, cfg.steps),
+            progress=_stage_progress(progress, name, cfg.run.steps),
         )
         seconds[name] = time.perf_counter() - t0
         state = final_state(cfg, out / name)
@@ -220,9 +220,9 @@ def run_digits(
             "title": RUN_TITLES[name],
             "transfer_accuracy": acc,
             "transfer_accuracy_se": float(np.sqrt(acc * (1 - acc) / len(xs_test))),  # binomial, one seed
-            "steps": cfg.steps,
+            "steps": cfg.run.steps,
             "resumed_from": start,
-            "transfer_accuracy_at": {str(k): v for k, v in sorted({**at, cfg.steps: acc}.items())},
+            "transfer_accuracy_at": {str(k): v for k, v in sorted({**at, cfg.run.steps: acc}.items())},
             "weights": weights_summary(cfg.weights),
             "target_identity_mse_on_shown": float(np.mean(np.square(gt_show - xt_test[show_t]))),
             "final_metrics": records[name][-1] if records[name] else None,
@@ -298,7 +298,7 @@ def load_faces(config: FacesConfig) -> FacesData:
     """The sources (synthetic renders, or the first n_train + n_test photos of a CelebA folder; the last
     n_test held out) and n_target + SHOW cartoon faces (the last SHOW for the figure)."""
 
-    n, size, seed = config.n_train + config.n_test, config.size, config.seed
+    n, size, seed = config.n_train + config.n_test, config.size, config.run.seed
     if config.data == "synthetic":
         ds = synthetic_faces(n, seed)
         source = (
@@ -342,20 +342,26 @@ def run_faces(
     dtn = cfg.build()
     seconds = {}
     t0 = time.perf_counter()
-    pick = np.random.default_rng([cfg.seed, 3]).choice(len(sources), min(config.calib, len(sources)), replace=False)
+    pick = np.random.default_rng([cfg.run.seed, 3]).choice(len(sources), min(config.calib, len(sources)), replace=False)
     f_params = F.make_f_params(dtn.f, vgg.variables, sources[pick])
     if jax.process_index() == 0:
         translator.save_f(out, f_params)
     seconds["f_calibration"] = time.perf_counter() - t0
     untrained = cfg.init()
-    before = F.constancy(dtn, f_params, untrained.g.params, held_out, cfg.seed, g_stats=untrained.g_stats)
+    before = F.constancy(dtn, f_params, untrained.g.params, held_out, cfg.run.seed, g_stats=untrained.g_stats)
     t0 = time.perf_counter()
     _, start = T.train_dtn(
-        cfg, f_params, sources, targets, out / "dtn", mesh=mesh, progress=_stage_progress(progress, "dtn", cfg.steps)
+        cfg,
+        f_params,
+        sources,
+        targets,
+        out / "dtn",
+        mesh=mesh,
+        progress=_stage_progress(progress, "dtn", cfg.run.steps),
     )
     seconds["train"] = time.perf_counter() - t0
     state = final_state(cfg, out / "dtn")
-    after = F.constancy(dtn, f_params, state.g.params, held_out, cfg.seed, g_stats=state.g_stats)
+    after = F.constancy(dtn, f_params, state.g.params, held_out, cfg.run.seed, g_stats=state.g_stats)
     recs = T.records(out / "dtn")
     show = held_out[: min(SHOW, len(held_out))]
     g_src = T.translate(dtn, f_params, state.g.params, show, g_stats=state.g_stats)
@@ -372,7 +378,7 @@ def run_faces(
             "standardisation": f"per-feature mean and per-tap scale of {len(pick)} source training images",
         },
         "loss_weights": weights_summary(cfg.weights),
-        "steps": cfg.steps,
+        "steps": cfg.run.steps,
         "resumed_from": start,
         "final_metrics": recs[-1] if recs else None,
         "final_metrics_mean_last_10pct": (

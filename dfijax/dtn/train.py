@@ -47,12 +47,14 @@ from dfijax.dtn.steps import (  # noqa: F401  (re-exported)
 
 
 def dtn_batches(config: DTNConfig, source: np.ndarray, target: np.ndarray) -> Callable[[int], Batch]:
-    """batches(i) -> (config.batch random source images, config.batch random target images), the
+    """batches(i) -> (config.run.batch random source images, config.run.batch random target images), the
     global batch of iteration i, a pure function of (seed, i)."""
 
     def batches(i: int) -> Batch:
-        r = np.random.default_rng([config.seed, 7, i])
-        return source[r.integers(0, len(source), config.batch)], target[r.integers(0, len(target), config.batch)]
+        r = np.random.default_rng([config.run.seed, 7, i])
+        return source[r.integers(0, len(source), config.run.batch)], target[
+            r.integers(0, len(target), config.run.batch)
+        ]
 
     return batches
 
@@ -72,7 +74,7 @@ def train_dtn(
     mesh: jax.sharding.Mesh | None = None,
     progress: Callable[[int, dict | None], None] | None = None,
 ) -> tuple[DTNState, int]:
-    """Train `config.build()` to config.steps iterations on source and target images ([N, S, S, 3] in
+    """Train `config.build()` to config.run.steps iterations on source and target images ([N, S, S, 3] in
     [0, 1], S = config.size; batches from `dtn_batches`), resuming from the newest checkpoint in
     `directory` (where the config is saved; other settings: CheckpointMismatch). Runs on every device of
     every process (or `mesh`), parameters replicated, each process putting its rows of each batch;
@@ -83,20 +85,20 @@ def train_dtn(
     check_images(source, "source", config.size)
     check_images(target, "target", config.size)
     mesh = mesh or training.global_mesh()
-    training.process_rows(mesh, config.batch)  # the batch must split over the mesh
-    step = make_train_step(dtn, training.replicate(f_params, mesh), config.g_steps)
+    training.process_rows(mesh, config.run.batch)  # the batch must split over the mesh
+    step = make_train_step(dtn, training.replicate(f_params, mesh), config.run.g_steps)
     directory = pathlib.Path(directory).absolute()
     log = training.MetricsLog(directory / METRICS)
     try:
-        with training.Checkpointer(directory, keep=config.keep, save_every=config.save_every, config=config) as ck:
-            start = min(ck.latest_step or 0, config.steps)
+        with training.Checkpointer(directory, keep=config.keep, save_every=config.run.save_every, config=config) as ck:
+            start = min(ck.latest_step or 0, config.run.steps)
             state, _ = fit_on_mesh(
                 step,
                 config.init(),
                 dtn_batches(config, source, target),
-                config.steps,
+                config.run.steps,
                 ck,
-                rng=jax.random.key(config.seed),
+                rng=jax.random.key(config.run.seed),
                 mesh=mesh,
                 log=log,
                 log_every=config.log_every,

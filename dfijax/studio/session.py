@@ -227,10 +227,10 @@ class Studio:
             seed=c.seed,
             feature_cache=c.cache is not None,
         )
-        full = presets.PRESETS[preset].iters
-        if cfg.residual and cfg.residual_mode == "nearest" and n < full:
-            short = max(cfg.residual_every, round(cfg.residual_iters * n / full))
-            cfg = dataclasses.replace(cfg, residual_iters=short)
+        full, fin = presets.PRESETS[preset].solve.iters, cfg.finish
+        if fin.residual and fin.residual_mode == "nearest" and n < full:
+            short = max(fin.residual_every, round(fin.residual_iters * n / full))
+            cfg = config.replace(cfg, residual_iters=short)
         return cfg
 
     def probe(self, progress: Progress | None = None):
