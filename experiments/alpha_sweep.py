@@ -30,10 +30,11 @@ import dataclasses
 from typing import Annotated, Literal
 
 from dfijax import config
+from dfijax import face_models as fm
 from dfijax import images as im
 from dfijax.data.faces import FaceSource
+from dfijax.dfi import identity, sweep, sweep_inputs, tradeoff
 from dfijax.dfi import photos as ph
-from dfijax.dfi import sweep, sweep_inputs, tradeoff
 from dfijax.dfi.chainer import reference_crop
 from dfijax.dfi.presets import PRESETS
 from dfijax.dfi.sweep_config import SweepConfig
@@ -56,16 +57,22 @@ class Args:
     indices: Annotated[tuple[int, ...], config.comma_list(int)] = ()
     """comma-separated dataset indices to edit instead"""
     images: tuple[str, ...] = ()
-    """own photos to edit, any size; never stretched: centre-cropped to the dataset's square face crop (or
-    padded, --fit pad), or aligned by --eyes; needs --attrs"""
+    """own photos to edit, any size; every face found (dlib, --align) is aligned to the dataset's face crop
+    and edited, each one pasted back in its place; never stretched; needs --attrs"""
+    align: Literal[ph.ALIGNS] = "auto"
+    """own photos: dlib's face detector and 68 landmarks fitted to the dataset's template as the DFI
+    reference does (auto: with the faces extra installed), OpenCV's Haar eyes (haar; auto without dlib),
+    or none (centre crop, --fit); a photo without a face found is centre-cropped, which is said"""
+    face: Annotated[int | None, config.POSITIVE] = None
+    """own photos: edit only the N-th face from the left (1 = leftmost; default every face)"""
     attrs: str | None = None
     """the photos' attributes: by hand, e.g. Young=1,Male=-1; 'auto': predicted by the attribute probe
     (printed with their probabilities); 'auto,Male=-1': predicted, with single overrides"""
     eyes: str | None = None
-    """align own photos to the dataset's face template: eye positions in pixels of each photo,
+    """align own photos to the dataset's face template by eye positions in pixels of each photo,
     'x1,y1,x2,y2' (';' between photos), or 'auto' (OpenCV Haar cascades: the largest face)"""
     fit: Literal["crop", "pad"] = "crop"
-    """own photos without --eyes: centre-crop to the dataset's square aspect, or pad with edge pixels"""
+    """own photos not aligned to a face: centre-crop to the dataset's square aspect, or pad with edge pixels"""
     full_res: bool = False
     """own photos: also write each edit pasted back into the whole photo (feathered; the rest unchanged)"""
     mask: str | None = None
@@ -82,12 +89,23 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
     data = args.faces.load(cfg.seed)
     if cfg.crop == "chainer":  # the inputs too (chainer-dfi crops LFW inputs with the sets' box)
         data = reference_crop(data)
-    if args.eyes and not args.images:
-        raise ValueError("--eyes is for own photos: give them with --images")
+    if (args.eyes or args.face) and not args.images:
+        raise ValueError("--eyes and --face are for own photos: give them with --images")
     photos = None
     if args.images:
         with Bars() as bars:
-            photos = ph.load(args.images, args.attrs, cfg, data, args.eyes, args.fit, cache_root(), bars.update)
+            photos = ph.load(
+                args.images,
+                args.attrs,
+                cfg,
+                data,
+                args.eyes,
+                args.fit,
+                cache_root(),
+                bars.update,
+                args.align,
+                args.face,
+            )
         for line in photos.notes():
             ctx.say(line)
         inputs = photos.inputs
@@ -104,21 +122,44 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
         r = sweep.run_sweep(cfg, data, weights, inputs, mask=mask, cache_root=cache_root(), progress=bars.update)
     for w in r.warnings:
         ctx.say(f"warning: {w}")
+    names = photos.stems() if photos is not None else [f"img{i}" for i in range(len(inputs.images))]
+    tag = (lambda e: f"_e{e}") if len(cfg.edits) > 1 else (lambda e: "")
     for row, (i, e) in enumerate(r.rows):
-        stem = f"img{i}_e{e}" if len(cfg.edits) > 1 else f"img{i}"
         for j, al in enumerate(cfg.alphas):
-            im.save_image(out / f"{stem}_a{al:g}.png", r.edited[row, j])
-            if photos is not None and args.full_res:  # the edit through the inverse transform, feathered
-                im.save_image(out / f"{stem}_a{al:g}_full.png", photos.paste_back(i, r.inputs[row], r.edited[row, j]))
+            im.save_image(out / f"{names[i]}{tag(e)}_a{al:g}.png", r.edited[row, j])
+    if photos is not None and args.full_res:  # each photo with every face's edit put back, feathered
+        for k in range(len(photos.paths)):
+            for e in range(len(cfg.edits)):
+                rows_k = [row for row, (i, ee) in enumerate(r.rows) if ee == e and photos.crops.photo_of(i) == k]
+                for j, al in enumerate(cfg.alphas):
+                    crops = [r.rows[row][0] for row in rows_k]
+                    full = photos.paste_all(k, crops, r.inputs[rows_k], r.edited[rows_k, j])
+                    im.save_image(out / f"img{k}{tag(e)}_a{al:g}_full.png", full)
     rows = [[r.inputs[row]] + list(r.edited[row]) for row in range(len(r.rows))]
     im.save_image(out / "grid.png", im.make_grid(rows, col_labels=["input"] + [f"a={al:g}" for al in cfg.alphas]))
     results = {**r.to_dict(), "photos": photos.records() if photos is not None else None}
     sections = []
-    if (trade := tradeoff.evaluate(r, data)) is not None:  # the main figure: attribute gain against identity drift
-        tradeoff.plot(out / "tradeoff.png", trade, f"{';'.join(cfg.edits)}: attribute gain vs identity drift")
-        results["tradeoff"] = trade.to_dict()
-        title = "Attribute gain against identity drift"
-        sections.append({"title": title, "images": ["tradeoff.png"], "pixelated": False, "text": tradeoff.EXPLAINED})
+    face = None
+    if fm.available():  # identity as face recognition judges it: dlib's descriptor distance
+        face = identity.of_sweep(fm.load(), r, photos)
+        results["face_identity"] = face.to_dict()
+        if note := face.note():
+            ctx.say(note)
+    else:
+        results["face_identity"] = f"not measured: dlib's face models are not installed ({fm.INSTALL})"
+    trade = tradeoff.evaluate(r, data)
+    if trade is not None or (face is not None and face.found.any()):  # the main figure
+        title = f"{';'.join(cfg.edits)}: attribute gain vs identity drift"
+        tradeoff.plot(out / "tradeoff.png", trade, title, face if face is not None and face.found.any() else None)
+        if trade is not None:
+            results["tradeoff"] = trade.to_dict()
+        text = (tradeoff.EXPLAINED + " " if trade is not None else "") + identity.EXPLAINED
+        title = "Attribute gain against identity drift" if trade is not None else "Identity by face recognition"
+        sections.append({"title": title, "images": ["tradeoff.png"], "pixelated": False, "text": text})
+    if face is not None:
+        sections.append(
+            {"title": "Face recognition distance per alpha", "table": face.table(), "text": face.note() or ""}
+        )
     probe_text = ""
     if r.probe is not None:
         acc = {k: round(v, 3) for k, v in r.probe["metrics"].get("val_accuracy", {}).items()}

@@ -183,7 +183,13 @@ def test_alpha_sweep_raises_the_target_attribute_score(tmp_path, monkeypatch):
     assert bg[-1] > bg[0] and dfi[1]["attribute_gain"] > 0.15, (dfi, blend)
     np.testing.assert_array_equal(np.array(t["dfi_gain"]).shape, (4, 2))
     assert 'src="tradeoff.png"' in (tmp_path / "p" / "report.html").read_text()
-    assert np.asarray(Image.open(tmp_path / "p" / "tradeoff.png")).shape == (360, 560, 3)
+    # beside it, face recognition's distance per alpha: dlib finds some of the drawn faces (on the crops)
+    face = res["face_identity"]
+    assert face["measured_on"] == "crop" and face["inputs"] == 4 and np.shape(face["distance"]) == (4, 2)
+    found = [row for row in face["distance"] if row[0] is not None]
+    assert len(found) == face["inputs_with_a_face"] and all(0 <= d < 2 for row in found for d in row if d is not None)
+    panels = 2 if face["inputs_with_a_face"] else 1
+    assert np.asarray(Image.open(tmp_path / "p" / "tradeoff.png")).shape == (360, 560 * panels, 3)
 
 
 def test_alpha_sweep_on_a_celeba_folder(tmp_path, monkeypatch):
@@ -272,6 +278,8 @@ def test_alpha_sweep_several_edits_own_photos_and_devices(tmp_path, monkeypatch,
         "--attrs",
         "Young=1,Male=-1",
         "--full-res",
+        "--align",
+        "none",  # the whole photo, as the mask is drawn on it
     ]
     assert alpha_sweep.main(base + ["--out", str(tmp_path / "s")]) == 0
     assert alpha_sweep.main(base + ["--out", str(tmp_path / "one"), "--no-shard"]) == 0

@@ -51,11 +51,24 @@ def dataset_inputs(
 class PhotoCrops:
     """Own photos brought to the dataset's working crop: images [N, size, size, 3] in [0, 1];
     matrices [N, 2, 3] (photo pixels -> crop pixels, see dfijax.dfi.align); eyes [N, 2, 2] the
-    photo's eye positions used (NaN where the photo was centre-cropped or padded instead)."""
+    photo's eye positions used (NaN where the photo was centre-cropped or padded instead). Crops of
+    faces found by dlib (`dfi.face_crops`) also say which photo each comes from (photo [N]; None: crop i
+    is photo i), the face found (faces, a `face_models.Face` or None each) and the landmark fit's loss."""
 
     images: np.ndarray
     matrices: np.ndarray
     eyes: np.ndarray
+    photo: np.ndarray | None = None
+    faces: tuple = ()
+    fit_loss: np.ndarray | None = None
+
+    def photo_of(self, i: int) -> int:
+        """The photo crop i comes from."""
+        return i if self.photo is None else int(self.photo[i])
+
+    def face_of(self, i: int):
+        """The dlib face crop i was aligned by (None: aligned otherwise)."""
+        return self.faces[i] if self.faces else None
 
 
 def prepare_photos(

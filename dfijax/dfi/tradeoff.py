@@ -25,8 +25,10 @@ from dfijax.dfi import specs
 from dfijax.dfi.neighbours import Neighbours
 from dfijax.dfi.probe import Probe
 from dfijax.dfi.specs import target_score
+from dfijax.face_models import SAME_PERSON
 
 if TYPE_CHECKING:
+    from dfijax.dfi.identity import FaceIdentity
     from dfijax.dfi.sweep import SweepResult
 
 Spec = Sequence[tuple[int, int]]
@@ -170,27 +172,51 @@ def evaluate(result: "SweepResult", data: FaceDataset, blend_t: Sequence[float] 
     )
 
 
-def plot(path, t: TradeOff, title: str = "attribute gain vs identity drift") -> None:
-    """Scatter of every input × α (DFI) and input × t (pixel blend) with their mean curves; axes and
-    legend (matplotlib), saved as an RGB PNG."""
+def plot(
+    path, t: TradeOff | None, title: str = "attribute gain vs identity drift", face: "FaceIdentity | None" = None
+) -> None:
+    """Scatter of every input × α (DFI) and input × t (pixel blend) with their mean curves; beside it, with
+    `face`, dlib's face-descriptor distance of each edit from its input against α, with the 0.6 line below
+    which face recognition calls them the same person. Axes and legends (matplotlib), an RGB PNG."""
 
-    fig = Figure(figsize=(7, 4.5), dpi=80)  # Agg, without pyplot's global state
-    ax = fig.subplots()
-    for name, drift, gain, params, color in (
-        ("DFI", t.dfi_drift, t.dfi_gain, t.alphas, "tab:blue"),
-        ("pixel blend to target neighbours' mean", t.blend_drift, t.blend_gain, t.blend_t, "tab:orange"),
-    ):
-        ax.scatter(drift.ravel(), gain.ravel(), s=10, alpha=0.35, color=color)
-        mx, my = drift.mean(0), gain.mean(0)
-        ax.plot(mx, my, marker="o", color=color, label=f"{name} (mean per {'α' if name == 'DFI' else 't'})")
-        for v, x, y in zip(params, mx, my):
-            ax.annotate(f"{v:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xlabel("identity drift (probe features, edited attributes projected out; 1 = two different faces)")
-    ax.set_ylabel("attribute gain (probe score change)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    panels = (t is not None) + (face is not None)
+    if not panels:
+        raise ValueError("nothing to plot: neither a trade-off nor face distances")
+    fig = Figure(figsize=(7 * panels, 4.5), dpi=80)  # Agg, without pyplot's global state
+    axes = list(np.atleast_1d(fig.subplots(1, panels)))
+    if t is not None:
+        ax = axes.pop(0)
+        for name, drift, gain, params, color in (
+            ("DFI", t.dfi_drift, t.dfi_gain, t.alphas, "tab:blue"),
+            ("pixel blend to target neighbours' mean", t.blend_drift, t.blend_gain, t.blend_t, "tab:orange"),
+        ):
+            ax.scatter(drift.ravel(), gain.ravel(), s=10, alpha=0.35, color=color)
+            mx, my = drift.mean(0), gain.mean(0)
+            ax.plot(mx, my, marker="o", color=color, label=f"{name} (mean per {'α' if name == 'DFI' else 't'})")
+            for v, x, y in zip(params, mx, my):
+                ax.annotate(f"{v:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xlabel("identity drift (probe features, edited attributes projected out; 1 = two different faces)")
+        ax.set_ylabel("attribute gain (probe score change)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if face is not None:
+        ax = axes.pop(0)
+        d, a = face.distances, face.alphas
+        for r in range(len(d)):
+            ax.scatter(a, d[r], s=12, alpha=0.5, color="tab:green")
+        measured = np.isfinite(d).any(0)
+        if measured.any():
+            mean = np.array([np.nanmean(d[:, j]) if measured[j] else np.nan for j in range(len(a))])
+            ax.plot(a, mean, marker="o", color="tab:green", label="DFI (mean over inputs)")
+        ax.axhline(SAME_PERSON, color="tab:red", ls="--", lw=1, label=f"{SAME_PERSON:g}: below, the same person")
+        ax.set_xlabel("α (edit strength)")
+        ax.set_ylabel(f"face-descriptor distance to the input ({face.measured_on})")
+        ax.set_title(f"identity by face recognition (dlib ResNet), {int(face.found.sum())}/{len(face.found)} faces")
+        ax.set_ylim(0, max(1.0, float(np.nanmax(d)) * 1.1) if measured.any() else 1.0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, facecolor="white")
     Image.open(path).convert("RGB").save(path)
