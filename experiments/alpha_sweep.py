@@ -6,6 +6,8 @@
     python -m experiments.alpha_sweep --dataset celeba --data-dir data/celeba --preset official --edit Smiling+
     python -m experiments.alpha_sweep --dataset celeba --data-dir data/celeba --images me.jpg --attrs Young=1,Male=-1
     python -m experiments.alpha_sweep --images me.jpg --eyes 412,530,590,522 --attrs auto,Male=-1 --full-res
+    python -m experiments.alpha_sweep --images group.jpg --attrs auto --full-res          # every face, one call
+    python -m experiments.alpha_sweep --preset demo2 --images me.jpg --attrs auto --edit Young- --max-side 256
     python -m experiments.alpha_sweep --config runs/alpha_sweep/<time>/config.json   # repeat a run
 
 For every input it picks K neighbours with and without the edit (nearest in the attributes), forms
@@ -18,9 +20,11 @@ Writes, under runs/alpha_sweep/<time>/ (or --out): grid.png (rows = inputs; colu
 then one per alpha), tradeoff.png (attribute gain against identity drift), report.html (pictures,
 per-alpha metrics: pixel and VGG distance to the input, the attribute probe's score), results.json,
 config.json (--config repeats it) and img<i>_a<alpha>.png (img<i>_a<alpha>_full.png: own photos with
---full-res, the edit pasted back into the whole photo under a feathered mask). Own photos are never
-stretched: centre-cropped to the dataset's square crop (--fit pad: edge-padded), or with --eyes rotated,
-scaled and shifted so the eyes land where the dataset's aligned faces have theirs.
+--full-res, every face's edit put back into the whole photo under a feathered mask). Own photos: every
+face dlib finds is aligned to the dataset's crop by the reference's landmark fit (OpenCV's Haar eyes
+without the faces extra, --eyes by hand, --align none a centre crop), and its distance from the input
+by dlib's face descriptor is reported; --preset demo2 edits at the photo's own resolution instead, the
+database faces warped onto it (dfijax.dfi.full_photo). Photos are never stretched.
 With the seeded random VGG-19 (no weights in weights/) it says so.
 """
 
@@ -33,7 +37,7 @@ from dfijax import config
 from dfijax import face_models as fm
 from dfijax import images as im
 from dfijax.data.faces import FaceSource
-from dfijax.dfi import identity, sweep, sweep_inputs, tradeoff
+from dfijax.dfi import full_photo, identity, sweep, sweep_inputs, tradeoff
 from dfijax.dfi import photos as ph
 from dfijax.dfi.chainer import reference_crop
 from dfijax.dfi.presets import PRESETS
@@ -75,6 +79,9 @@ class Args:
     """own photos not aligned to a face: centre-crop to the dataset's square aspect, or pad with edge pixels"""
     full_res: bool = False
     """own photos: also write each edit pasted back into the whole photo (feathered; the rest unchanged)"""
+    max_side: Annotated[int | None, config.Bounds(ge=32)] = None
+    """own photos with --own-photos full (the demo2 preset): edit at most this long side (a CPU's limit;
+    default the photo's own resolution, short side at least 200)"""
     mask: str | None = None
     """image whose brightness weights where the edit applies (white: edit, black: keep)"""
     weights: str | None = None
@@ -84,6 +91,8 @@ class Args:
 
 
 def run(args: Args, ctx: runner.Context) -> runner.Outputs:
+    if args.images and args.config.own_photos == "full":
+        return run_full(args, ctx)
 
     cfg = args.config
     data = args.faces.load(cfg.seed)
@@ -180,6 +189,96 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
     ]
     title = f"DFI alpha sweep: {';'.join(cfg.edits)} ({args.preset} preset)"
     return runner.Outputs(title, results, sections, data=data.describe(), seconds=r.seconds, summary=summary)
+
+
+def _face_view(photo, face, side: int = 256):
+    """A square around the face (its box enlarged 1.8 times, inside the photo) at side×side."""
+    left, top, right, bottom = face.box
+    half = 0.9 * max(right - left, bottom - top)
+    h, w = photo.shape[:2]
+    half = min(half, h / 2, w / 2)
+    cx = min(max((left + right) / 2, half), w - half)
+    cy = min(max((top + bottom) / 2, half), h - half)
+    y0, x0 = round(cy - half), round(cx - half)
+    return im.resize_array(photo[y0 : y0 + round(2 * half), x0 : x0 + round(2 * half)], (side, side))
+
+
+def run_full(args: Args, ctx: runner.Context) -> runner.Outputs:
+    """demo2's pipeline: each face of each photo edited at the photo's own resolution (`dfi.full_photo`)."""
+    cfg = args.config
+    if len(cfg.edits) != 1:
+        raise ValueError("the full-photo pipeline edits one --edit at a time")
+    if not fm.available():
+        raise ValueError(f"the full-photo pipeline finds faces with dlib: {fm.INSTALL}")
+    data = args.faces.load(cfg.seed)
+    with Bars() as bars:
+        photos = ph.load(
+            args.images, args.attrs, cfg, data, None, args.fit, cache_root(), bars.update, "dlib", args.face
+        )
+    for line in photos.notes():
+        ctx.say(line)
+    models, out, weights = fm.load(), ctx.out(), ctx.load_weights(args.weights, cfg.seed)
+    records, grid, rows = [], [], []
+    for i, stem in enumerate(photos.stems()):
+        face, original = photos.crops.face_of(i), photos.originals[photos.crops.photo_of(i)]
+        if face is None:
+            continue  # said by the notes
+        size = full_photo.working_size(original.shape[:2], args.max_side)
+        photo, face = full_photo.at_size(original, face, size)
+        ctx.say(
+            f"device: {ctx.device}; {photos.inputs.labels[i]} edited at {size[1]}x{size[0]} px: {cfg.neighbours.k} "
+            f"of {4 * cfg.neighbours.k} database faces per set fitted by landmarks, {cfg.solve.iters} iterations"
+        )
+        with Bars() as bars:
+            r = full_photo.edit_photo(
+                cfg,
+                data,
+                weights,
+                photo,
+                photos.inputs.queries[i],
+                cfg.edits[0],
+                models,
+                face,
+                cache_root(),
+                bars.update,
+            )
+        mask = full_photo.mask_for(args.images[photos.crops.photo_of(i)], args.mask, size)
+        edited = r.edited if mask is None else r.edited * mask[..., None] + photo * (1 - mask[..., None])
+        for j, al in enumerate(cfg.alphas):
+            im.save_image(out / f"{stem}_a{al:g}_full.png", edited[j])
+        records.append({"input": photos.inputs.labels[i], "stem": stem, "mask": mask is not None, **r.to_dict()})
+        rows.append((photo, face, edited))
+        grid.append([_face_view(x, face) for x in (photo, *edited)])  # the face, where the edit shows
+    if not rows:
+        raise ValueError("dlib finds no face in the photos: the full-photo pipeline has nothing to edit")
+    face_id = identity.measure(
+        models, [p for p, _, _ in rows], [list(e) for _, _, e in rows], cfg.alphas, [f for _, f, _ in rows], "photo"
+    )
+    im.save_image(out / "grid.png", im.make_grid(grid, col_labels=["input"] + [f"delta={al:g}" for al in cfg.alphas]))
+    tradeoff.plot(out / "tradeoff.png", None, face=face_id)
+    results = {
+        "pipeline": "full (demo2)",
+        "edits": records,
+        "photos": photos.records(),
+        "face_identity": face_id.to_dict(),
+    }
+    sections = [
+        {
+            "title": "Each face at full resolution × δ (the whole photos: img*_full.png)",
+            "images": ["grid.png"],
+            "text": full_photo.__doc__,
+        },
+        {
+            "title": "Identity by face recognition",
+            "images": ["tradeoff.png"],
+            "pixelated": False,
+            "text": identity.EXPLAINED,
+        },
+        {"title": "Face recognition distance per δ", "table": face_id.table(), "text": ""},
+    ]
+    summary = [f"{r['input']}: final loss {r['final_loss']}, {r['seconds']}" for r in records]
+    title = f"DFI on own photos at full resolution (demo2): {cfg.edits[0]}"
+    return runner.Outputs(title, results, sections, data=data.describe(), summary=summary)
 
 
 main, parse = runner.Experiment("alpha_sweep", Args, run, __doc__, PRESETS).entry_points()

@@ -4,6 +4,7 @@ scikit-image's astronaut.png), and the landmark fit against a transcription of d
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -16,7 +17,7 @@ from matplotlib import cbook
 from dfijax import face_models as fm
 from dfijax import images as im
 from dfijax.data.faces import load_faces
-from dfijax.dfi import align, face_crops, landmarks
+from dfijax.dfi import align, face_crops, full_photo, landmarks
 from tests.conftest import isolate
 
 needs_dlib = pytest.mark.skipif(not fm.available(), reason='needs the faces extra: pip install -e ".[faces]"')
@@ -295,3 +296,69 @@ def test_picking_a_face_and_photos_without_one(tmp_path, monkeypatch, capsys):
     res = json.loads((tmp_path / "wall" / "results.json").read_text())
     assert res["photos"][0]["fit"] == "crop" and res["photos"][0]["face"] is None
     assert res["face_identity"]["inputs_with_a_face"] == 0 and res["face_identity"]["distance"] == [[None]]
+
+
+# --- demo2: the photo at its own resolution, the database warped onto it ----------------------------------
+
+
+def test_demo2_preset_is_demo2s_settings():
+    from dfijax.dfi import presets
+
+    d = presets.preset("demo2")
+    assert d.own_photos == "full"  # demo2.py:L86-92: the photo is not cropped
+    assert d.alphas == (3.5,) and d.objective.scaling == "none"  # demo2.py:L49, L53 --scaling none --delta 3.5
+    assert d.neighbours.k == 100 and d.solve.iters == 500  # demo2.py:L48, L50 --K 100 --iter 500
+    assert d.neighbours.same_gender and d.neighbours.hold == ("Smiling",)  # demo2.py:L99-112 cP, cQ
+    assert d.solve.init == "input" and d.solve.alpha_mode == "warm"  # demo2.py:L135, L140-147
+    assert full_photo.working_size((150, 120)) == (250, 200)  # demo2.py:L65, L89-92: short side >= 200
+    assert full_photo.working_size((600, 512)) == (600, 512) and full_photo.working_size((600, 512), 300) == (300, 256)
+
+
+@needs_dlib
+def test_demo2_edits_the_photo_at_its_resolution_from_the_best_fitted_database_faces(tmp_path, monkeypatch):
+    from dfijax.data.faces import load_faces
+    from dfijax.dfi import rules, specs
+    from dfijax.dfi.sweep_inputs import SweepInputs
+    from experiments import alpha_sweep
+
+    isolate(monkeypatch, tmp_path)
+    im.save_image(tmp_path / "hopper.png", hopper())
+    mask = np.zeros((600, 512, 3), np.float32)
+    mask[:, 256:] = 1.0  # demo2's `mask` post-processing: a <photo>-mask.png beside it, white = edit
+    im.save_image(tmp_path / "hopper-mask.png", mask)
+    argv = ["--preset", "demo2", "--images", "hopper.png", "--attrs", "Young=1,Male=-1,Smiling=1", "--edit", "Young-"]
+    argv += ["--max-side", "160", "--k", "3", "--iters", "3", "--tv", "1e-6", "--no-probe", "--out", "run"]
+    assert alpha_sweep.main(argv) == 0
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    edit = res["edits"][0]
+    out = im.load_image(str(tmp_path / "run" / "img0_a3.5_full.png"))
+    chex.assert_shape(out, (160, 137, 3))  # the photo's own aspect at --max-side, not the dataset's crop
+    assert edit["size"] == [160, 137] and np.isfinite(edit["final_loss"]).all() and edit["mask"]
+    photo = im.resize_array(hopper(), (160, 137))
+    assert np.abs(out[:, :66] - photo[:, :66]).max() <= 1 / 255 and np.abs(out[:, 72:] - photo[:, 72:]).max() > 0.05
+    # the sets: demo2's 4K candidates by attributes (gender and smile held), the K best fits of all 68
+    # landmarks kept, as a transcription of fit_face_landmarks ranks them
+    data, cfg = load_faces("synthetic"), alpha_sweep.parse(argv).config
+    wide = dataclasses.replace(cfg, neighbours=dataclasses.replace(cfg.neighbours, k=12, allow_fewer=True))
+    query = np.full(len(data.attr_names), np.nan, np.float32)
+    for name, v in (("Young", 1), ("Male", -1), ("Smiling", 1)):
+        query[data.attr_index(name)] = v
+    one = SweepInputs(np.zeros((1, 8, 8, 3), np.float32), query[None], (None,), ("photo",))
+    sets = rules.RULES["official"](wide, data, one)(0, specs.parse_edit("Young-", data.attr_names), None)
+    # the photo's landmarks: found at its own resolution, moved with it to the working size
+    target = full_photo.at_size(hopper(), fm.load().detect(hopper())[0], (160, 137))[1].landmarks
+    for name, idx in (("target", sets.target), ("source", sets.source)):
+        losses = []
+        for face in data.images(idx.tolist(), full_photo.DATABASE_SIZE):
+            found = fm.load().detect(face)
+            if len(found) != 1:
+                losses.append(np.inf)  # demo2.py:L33
+                continue
+            _, loss = reference_fit_face_landmarks(found[0].landmarks[:, ::-1], target[:, ::-1], range(68), (160, 137))
+            losses.append(loss)
+        want = idx[reference_k_best(np.array(losses), 3)]
+        want = [int(i) for i, loss in zip(want, np.sort(losses)[:3]) if np.isfinite(loss)]
+        assert edit[name] == want, (name, edit[name], want)
+        np.testing.assert_allclose(edit[f"{name}_fit_loss"], np.sort(losses)[: len(want)], rtol=1e-2)
+    ident = res["face_identity"]
+    assert ident["measured_on"] == "photo" and np.shape(ident["distance"]) == (1, 1)

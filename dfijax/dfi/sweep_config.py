@@ -23,6 +23,7 @@ CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 # selection (LFW: demo1's make_manifolds on binarised scores; binary datasets: celeba_attributes.select);
 # "chainer": chainer-dfi's (dfi.chainer.select_neighbours).
 NEIGHBOUR_RULES = ("attributes", "official", "chainer")
+OWN_PHOTO_PIPELINES = ("crop", "full")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +241,10 @@ class SweepConfig:
     """working size in pixels (dfijax preset 64, the references 200)"""
     crop: Literal["dataset", "chainer"] = "dataset"
     """the dataset's face crop, or chainer-dfi's boxes with PIL bilinear resize (CelebA/LFW folders)"""
+    own_photos: Literal[OWN_PHOTO_PIPELINES] = "crop"
+    """own photos: each face aligned to the dataset's crop, edited there and put back (crop), or the DFI
+    reference's demo2 (full): the photo kept at its resolution, the database faces fitted by their
+    landmarks and warped onto it (needs the faces extra)"""
     neighbours: Annotated[Neighbours, config.FLAT] = Neighbours()
     objective: Annotated[Objective, config.FLAT] = Objective()
     solve: Annotated[Solve, config.FLAT] = Solve()
