@@ -163,8 +163,23 @@ def test_templates_put_the_landmarks_where_each_dataset_has_its_face():
     np.testing.assert_allclose(eyes160, align.CELEBA_ALIGNED_EYES, atol=2.5)
     synth = load_faces("synthetic", n_synthetic=8)
     t = landmarks.template(synth, 64)
-    np.testing.assert_allclose(landmarks.eye_centres(t), align.template_eyes(synth, 64), atol=1e-6)
+    # the measured synthetic template has its eyes where the renderer draws them (within 1 px at 64)
+    np.testing.assert_allclose(landmarks.eye_centres(t), align.template_eyes(synth, 64), atol=1.0)
     assert t[8, 1] > t[33, 1] > t[39, 1]  # chin below the nose below the eyes
+
+
+@needs_dlib
+def test_the_synthetic_template_is_dlibs_measurement_of_the_drawn_faces():
+    """compute_template (alignface.py's, over the dataset's crops) measured afresh on other faces agrees with
+    the stored template within 2.5 px at 160 px on the landmarks the fit uses."""
+    data = load_faces("synthetic", n_synthetic=200, seed=1)
+    fractions, n = landmarks.compute_template(data, fm.load().detect, count=50, size=160)
+    chex.assert_shape(fractions, (68, 2))
+    assert n >= 15
+    idx = list(landmarks.FIT_LANDMARKS) + list(range(36, 48))
+    np.testing.assert_allclose(fractions[idx] * 160, landmarks.SYNTHETIC_TEMPLATE[idx] * 160, atol=2.5)
+    with pytest.raises(ValueError, match="no landmark template for dataset 'plain'"):
+        landmarks.template(dataclasses.replace(data, name="plain"), 64)
 
 
 @needs_dlib
