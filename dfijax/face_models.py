@@ -97,13 +97,14 @@ class FaceModels:
 
     def boxes(self, photo: np.ndarray, detector: str = "hog", upsample: int | None = None) -> list[tuple]:
         """[(box, score)] of the faces in photo, left to right. upsample: times the photo is doubled
-        before detecting (None: 0, or more for a small photo until a face is found; dlib's HOG finds
-        faces of about 80 px and more)."""
+        before detecting (None: until its short side is at least 400 px, once more if no face is found;
+        dlib's HOG finds faces of about 80 px and more)."""
         if detector not in DETECTORS:
             raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
         img = _uint8(photo)
         side = min(img.shape[:2])
-        tries = [upsample] if upsample is not None else [u for u in range(4) if u == 0 or side * 2 ** (u - 1) < 400]
+        first = next((u for u in range(3) if side * 2**u >= 400), 3)  # faces of a group photo are small
+        tries = [upsample] if upsample is not None else [first, first + 1] if first < 3 else [first]
         found: list[tuple] = []
         for u in tries:
             if detector == "hog":

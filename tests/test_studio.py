@@ -103,7 +103,7 @@ def _face(server, i: int, size: int = 192) -> str:
 
 
 def _edit(client: Client, path: str, edit=("Smiling+",), alpha: float = 0.5, **kw):
-    args = dict(eyes="", attrs="auto", preset="dfijax", iters=TINY_STUDIO["iters"])
+    args = dict(eyes="", attrs="auto", preset="dfijax", iters=TINY_STUDIO["iters"], faces=[])
     args.update(kw)
     return client.predict(
         handle_file(path),
@@ -113,6 +113,7 @@ def _edit(client: Client, path: str, edit=("Smiling+",), alpha: float = 0.5, **k
         args["preset"],
         args["iters"],
         alpha,
+        args["faces"],
         api_name="/edit",
     )
 
@@ -168,8 +169,9 @@ def test_dfi_inspect_full_resolution_and_no_eyes(server):
     studio, url, base = server
     client = Client(url, verbose=False)
     face = _face(server, 2)
-    drawn, eyes, probs, note = client.predict(handle_file(face), api_name="/inspect")
-    assert eyes == "" and "no eyes found" in note  # the embedded faces' eyes are not what Haar cascades find
+    drawn, eyes, probs, note, picks = client.predict(handle_file(face), api_name="/inspect")
+    # neither dlib nor OpenCV's Haar cascades find this drawn face: the centre crop, and no faces to pick
+    assert eyes == "" and "no eyes found" in note and picks["choices"] == []
     assert {c["label"] for c in probs["confidences"]} >= {"Smiling", "Male"}
     assert all(0 <= c["confidence"] <= 1 for c in probs["confidences"])
     chex.assert_shape(_img(drawn), (192, 192, 3))
@@ -190,6 +192,41 @@ def test_dfi_inspect_full_resolution_and_no_eyes(server):
     outside[max(y0, 0) : y1, max(x0, 0) : x1] = False
     assert outside.any() and diff[outside].max() < 1 / 255, "the photo outside the face crop changed"
     assert diff[~outside].mean() > 1e-3
+
+
+def test_dfi_group_photo_rings_picked_faces_distances_and_forming_iterates(server):
+    """A real group photo (matplotlib's portrait beside scikit-image's astronaut): numbered rings on both faces,
+    the second picked on the page, its ladder with dlib's distance under each picture, only its place changed
+    in the full photo; and the engine's iterates offered while it solves."""
+    from tests.test_faces import group_photo, needs_dlib
+
+    if needs_dlib.args[0]:
+        pytest.skip(needs_dlib.kwargs["reason"])
+    studio, url, base = server
+    client = Client(url, verbose=False)
+    photo = group_photo()
+    photo = im.resize_array(photo, (300, round(photo.shape[1] * 300 / 600)))  # under the server's 0.3 MP
+    path = str(im.save_image(base / "inputs" / "group.png", photo))
+    photo = im.load_image(path)
+    drawn, eyes, probs, note, picks = client.predict(handle_file(path), api_name="/inspect")
+    assert "dlib finds 2 face(s)" in note and eyes == ""
+    assert [c[0] if isinstance(c, (list, tuple)) else c for c in picks["choices"]] == ["1", "2"]
+    rings = _img(drawn)
+    assert np.abs(rings - photo).max(-1).mean() > 0.005  # the rings are drawn on it
+    shown, gallery, info = _edit(client, path, faces=["2"])
+    assert len(gallery) == 1 + len(LADDER) and "Face recognition (dlib)" in info and "face 2: 0.1: " in info
+    captions = [g["caption"] for g in gallery]
+    assert captions[0] == "#2 input" and all(c.startswith("#2 α=") and " d=" in c for c in captions[1:])
+    d = [float(c.split("d=")[1]) for c in captions[1:]]
+    assert all(0 < v < 2 for v in d) and d[-1] > d[0]  # the stronger edit moves further from the person
+    full = _img(client.predict(handle_file(path), 1.0, api_name="/full_resolution"))
+    changed = np.abs(full - photo).max(-1) > 2 / 255
+    assert changed[:, 256:].mean() > 0.01 and not changed[:, :240].any()  # only the astronaut's face moved
+    seen = []
+    lad = studio.edit(photo, "Smiling+", faces=["1"], snapshot=lambda k, z: seen.append((k, z.shape)))
+    n = TINY_STUDIO["iters"]
+    assert [k for k, _ in seen] == sorted({min(k, n) for k in range(5, n + 5, 5)})  # every 5 iterations and the last
+    assert all(shape == (1, len(LADDER), SIZE, SIZE, 3) for _, shape in seen) and lad.faces == (1,)
 
 
 def test_fusion_sliders_at_the_ends_give_the_reconstructions(server):
@@ -337,7 +374,7 @@ def test_eight_clients_at_once(server):
     before = _rss()
     clients = [Client(url, verbose=False) for _ in range(8)]
     jobs = [
-        c.submit(handle_file(f), "", "auto", ["Smiling+"], "dfijax", TINY_STUDIO["iters"], 0.5, api_name="/edit")
+        c.submit(handle_file(f), "", "auto", ["Smiling+"], "dfijax", TINY_STUDIO["iters"], 0.5, [], api_name="/edit")
         for c, f in zip(clients, faces)
     ]
     ranks: dict[int, list[int]] = {i: [] for i in range(8)}
@@ -348,10 +385,12 @@ def test_eight_clients_at_once(server):
                 ranks[i].append(int(s.rank))
         time.sleep(0.2)
     outs = [j.result(timeout=600) for j in jobs]
-    for (shown, gallery, info), f in zip(outs, faces):
+    own = [im.load_image(f, SIZE) for f in faces[:4]]
+    for k, (shown, gallery, info) in enumerate(outs):
         pictures.assert_not_degenerate(_img(shown))
         assert len(gallery) == 11
-        assert np.abs(_img(gallery[0]["image"]) - im.load_image(f, SIZE)).mean() < 0.03  # each got its own face
+        crop = _img(gallery[0]["image"])  # each got its own face (centre-cropped, or aligned by dlib)
+        assert int(np.argmin([np.abs(crop - o).mean() for o in own])) == k % 4
     for r in ranks.values():
         assert all(0 <= x < 8 for x in r) and r == sorted(r, reverse=True), ranks  # positions only move forward
     assert any(ranks.values()), "the queue reported no positions"
@@ -402,7 +441,7 @@ def test_in_a_real_browser(server, tmp_path):
         page.goto(url)
         page.get_by_text("dfijax studio").first.wait_for(timeout=60_000)
         page.locator("#dfi-photo input[type=file]").set_input_files(_face(server, 0, 256))
-        page.locator("#dfi-note").get_by_text("eyes").wait_for(timeout=300_000)
+        page.locator("#dfi-note").get_by_text("face").wait_for(timeout=300_000)  # dlib finds this drawn face
         page.locator("#dfi-run").click()
         first = shown(page, "#dfi-result")
         page.locator("#dfi-info").get_by_text("alphas in one press").wait_for(timeout=300_000)

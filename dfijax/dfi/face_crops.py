@@ -43,22 +43,21 @@ def crop_faces(
     pick: int | None = None,
     fit: str = "crop",
     names: Sequence[str] | None = None,
+    found: Sequence[fm.Face] | None = None,
 ) -> tuple[PhotoCrops, list[str]]:
     """(the crops, a note per photo): each photo [H, W, 3] in [0, 1] searched for faces; each face (or the
     pick-th from the left, 1-based) fitted to `template` [68, 2] and warped to size×size; a photo without a
-    face centre-cropped (`fit`) instead, which its note says."""
+    face centre-cropped (`fit`) instead, which its note says. found: one photo's faces already found."""
     names = list(names) if names is not None else [f"photo {k}" for k in range(len(photos))]
     images, mats, eyes, owner, faces, losses, notes = [], [], [], [], [], [], []
     for k, photo in enumerate(photos):
         photo = np.asarray(photo, np.float32)
-        found = models.detect(photo)
-        if pick is not None and found:
-            if pick > len(found):
-                raise ValueError(
-                    f"--face {pick}: dlib finds {len(found)} face(s) in {names[k]}; pick 1 to {len(found)}"
-                )
-            found = [found[pick - 1]]
-        if not found:
+        here = models.detect(photo) if found is None else list(found)
+        if pick is not None and here:
+            if pick > len(here):
+                raise ValueError(f"--face {pick}: dlib finds {len(here)} face(s) in {names[k]}; pick 1 to {len(here)}")
+            here = [here[pick - 1]]
+        if not here:
             notes.append(f"{names[k]}: dlib finds no face; centre-cropped instead (--eyes x1,y1,x2,y2 aligns by hand)")
             mats.append(align.fit_matrix(photo.shape[:2], (size, size), fit))
             images.append(im.resize_array(im.fit_aspect(photo, 1.0, fit), (size, size)))
@@ -67,8 +66,8 @@ def crop_faces(
             faces.append(None)
             losses.append(np.nan)
             continue
-        notes.append(f"{names[k]}: dlib finds {len(found)} face(s)" if pick is None else f"{names[k]}: face {pick}")
-        for face in found:
+        notes.append(f"{names[k]}: dlib finds {len(here)} face(s)" if pick is None else f"{names[k]}: face {pick}")
+        for face in here:
             m, loss = landmarks.fit_face_landmarks(face.landmarks, template, (size, size))
             mats.append(m)
             images.append(align.align(photo, m, (size, size)))

@@ -22,24 +22,25 @@ from dfijax.dfi.sweep_config import SweepConfig
 
 @dataclasses.dataclass(frozen=True)
 class Residual:
-    """solve(config, loss, variables, x, w, progress) -> (edits [B, A, H, W, 3], final losses [B, A], state);
+    """solve(config, loss, variables, x, w, progress, **solve_alphas' keywords) -> (edits [B, A, H, W, 3], final
+    losses [B, A], state);
     finish(config, edits, x, state) -> the finished edits."""
 
     solve: Callable[..., tuple[np.ndarray, np.ndarray, Any]]
     finish: Callable[[SweepConfig, Any, jax.Array, Any], Any]
 
 
-def _plain_solve(config, loss, variables, x, w, progress):
-    return (*solve_alphas(config, loss, variables, x, w, list(config.alphas), progress), None)
+def _plain_solve(config, loss, variables, x, w, progress, **solve):
+    return (*solve_alphas(config, loss, variables, x, w, list(config.alphas), progress, **solve), None)
 
 
-def _single_solve(config, loss, variables, x, w, progress):
-    edited, final = solve_alphas(config, loss, variables, x, w, [0.0, *config.alphas], progress)
+def _single_solve(config, loss, variables, x, w, progress, **solve):
+    edited, final = solve_alphas(config, loss, variables, x, w, [0.0, *config.alphas], progress, **solve)
     return edited[:, 1:], final[:, 1:], edited[:, :1]
 
 
-def _nearest_solve(config, loss, variables, x, w, progress):
-    edited, final, _ = _plain_solve(config, loss, variables, x, w, progress)
+def _nearest_solve(config, loss, variables, x, w, progress, **solve):
+    edited, final, _ = _plain_solve(config, loss, variables, x, w, progress, **solve)
     snaps = chainer.reconstruction_snapshots(
         loss,
         variables,

@@ -54,6 +54,7 @@ def solve_alphas(
     x0: jax.Array | None = None,
     shard: bool | None = None,
     local: Callable[[jax.Array], np.ndarray] = np.asarray,
+    snapshot: Callable[[int, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Invert φ(x) + α·w for B rows × A alphas. "parallel": one engine call for all; "warm": one call
     per alpha over all rows, each later alpha starting from the previous one's result with half the
@@ -61,7 +62,9 @@ def solve_alphas(
     official code's F_inverse does. Returns ([B, A, H, W, 3] images, [B, A] final losses).
     x0: the start (default `initial_images`); shard: split the rows over the local devices (default:
     config.solve.shard, with several devices; False for rows already placed on a global mesh); local: a
-    result as this process's rows in numpy (dist.local_batch for arrays on a global mesh)."""
+    result as this process's rows in numpy (dist.local_batch for arrays on a global mesh); snapshot: called as
+    snapshot(iteration, images [B, A', H, W, 3]) with the current iterates of the alphas being solved (A' of
+    them) every few iterations, for a user to watch the edit form."""
     shard = (config.solve.shard and mesh.local_device_count() > 1) if shard is None else shard
     x0 = initial_images(config, x) if x0 is None else x0
     clip = (lambda z: jnp.clip(z, 0.0, 1.0)) if config.solve.bounds != "none" else (lambda z: z)
@@ -69,6 +72,9 @@ def solve_alphas(
     def solve(start, al, iters, done, total, info):
         def report(k, losses):
             progress("solve", done + k, total, {"loss": _mean_started(losses), **info})
+
+        def show(k, z):
+            snapshot(done + k, np.asarray(z).reshape((len(x), len(al)) + tuple(z.shape[1:])))
 
         out, r = vectors.edit(
             loss,
@@ -82,6 +88,7 @@ def solve_alphas(
             check_every=5,
             shard=shard,
             progress=report,
+            snapshot=show if snapshot is not None else None,
         )
         return clip(out), r.final_loss.reshape(len(x), len(al))
 

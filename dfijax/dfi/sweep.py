@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax.numpy as jnp
@@ -117,10 +117,12 @@ def run_sweep(
     mask: np.ndarray | None = None,
     cache_root: str | pathlib.Path | None = None,
     progress: Progress | None = None,
+    snapshot: Callable[[int, np.ndarray], None] | None = None,
 ) -> SweepResult:
     """Edit every input by every edit at every alpha: neighbours → attribute vectors → solve →
     post-process → evaluate. mask: [size, size] in [0, 1] (1 takes the edit). cache_root: folder for
-    the attribute-vector, feature and probe caches (None: no caching)."""
+    the attribute-vector, feature and probe caches (None: no caching). snapshot(iteration, images
+    [rows, A', H, W, 3]): the solve's current iterates every few iterations (`solve.solve_alphas`)."""
     progress, t_start = progress or (lambda *a: None), time.perf_counter()
     edit_specs = [specs.parse_edit(e, data.attr_names) for e in config.edits]
     rows = [(i, e) for i in range(len(inputs.images)) for e in range(len(edit_specs))]
@@ -147,7 +149,7 @@ def run_sweep(
     w = {tap: jnp.asarray(np.stack([wi[tap] for wi in ws])) for tap in config.objective.taps}
     x = jnp.asarray(inputs.images[[i for i, _ in rows]], jnp.float32)
     part = residuals.residual(config)
-    edited, final_loss, state = part.solve(config, loss, weights.variables, x, w, progress)
+    edited, final_loss, state = part.solve(config, loss, weights.variables, x, w, progress, snapshot=snapshot)
     seconds = {"neighbour_features": t1 - t0, "edit_including_compile": time.perf_counter() - t1}
 
     edited = part.finish(config, edited, x, state)

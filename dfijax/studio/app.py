@@ -9,13 +9,16 @@ read only from Gradio's upload folder and the examples folder, and checked first
 from __future__ import annotations
 
 import functools
+import inspect
 import pathlib
 import tempfile
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from dfijax import face_models as fm
 from dfijax import images as im
 from dfijax.data import digits
 from dfijax.studio import session as S
@@ -38,6 +41,10 @@ def one_line(fn: Callable) -> Callable:
     """Handler errors as one line in the page (gr.Error), never a traceback."""
     import gradio as gr
 
+    def error(e: Exception) -> gr.Error:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return gr.Error(text, print_exception=False)
+
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
         try:
@@ -45,10 +52,43 @@ def one_line(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except Exception as e:  # noqa: BLE001  (any failure is reported, the server goes on)
-            text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise gr.Error(text, print_exception=False) from None
+            raise error(e) from None
 
-    return wrapped
+    @functools.wraps(fn)
+    def streamed(*args, **kwargs):  # a handler that yields updates as it goes
+        try:
+            yield from fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise error(e) from None
+
+    return streamed if inspect.isgeneratorfunction(fn) else wrapped
+
+
+def _solving(studio: S.Studio, every: float = 2.0, **edit_kwargs):
+    """Run studio.edit in a thread; yield (None, snapshot [F, A, S, S, 3], iteration) every `every` seconds
+    while it solves (the engine's current iterates), then (the Ladder, None, None)."""
+    latest: dict[str, Any] = {}
+    done: dict[str, Any] = {}
+
+    def work():
+        try:
+            done["ladder"] = studio.edit(snapshot=lambda k, z: latest.update(k=k, z=z), **edit_kwargs)
+        except Exception as e:  # noqa: BLE001  (raised again in the handler's thread)
+            done["error"] = e
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    shown = None
+    while t.is_alive():
+        t.join(timeout=every)
+        if t.is_alive() and "z" in latest and latest["k"] != shown:
+            shown = latest["k"]
+            yield None, latest["z"], shown
+    if "error" in done:
+        raise done["error"]
+    yield done["ladder"], None, None
 
 
 def _progress(bar) -> S.Progress:
@@ -108,9 +148,15 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
                         photo = _upload("Photo", "dfi-photo")
                         gr.Examples(ex["faces"] + ex["photos"], inputs=[photo], label="Examples")
                         shown = gr.Image(
-                            format="png", label="Photo and the eyes found", interactive=False, elem_id="dfi-eyes-img"
+                            format="png",
+                            label="Photo and the faces (or eyes) found",
+                            interactive=False,
+                            elem_id="dfi-eyes-img",
                         )
                         note = gr.Markdown(elem_id="dfi-note")
+                        pick = gr.CheckboxGroup(
+                            [], label="Faces to edit (numbered on the photo; none ticked: all)", elem_id="dfi-faces"
+                        )
                         eyes = gr.Textbox(label="Eyes x1,y1,x2,y2 (pixels; empty: centre crop)", elem_id="dfi-eyes")
                         attrs = gr.Textbox(
                             value="auto",
@@ -151,34 +197,66 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
                 @one_line
                 def on_photo(path, progress=gr.Progress()):
                     if not _path(path):
-                        return None, "", None, ""
+                        return None, "", None, "", gr.update(choices=[], value=[])
                     x = read(path, "photo")
                     r = studio.inspect(x, "auto", progress=_progress(progress))  # the probe trains on first use
+                    numbers = gr.update(choices=[str(n) for n in range(1, len(r.faces) + 1)], value=[])
+                    if r.faces:  # the faces are edited by their landmarks: no eyes to type
+                        return _u8(S.draw_faces(x, r.faces)), "", r.probabilities, r.note, numbers
                     e = "" if r.eyes is None else ",".join(f"{v:.0f}" for v in r.eyes.reshape(-1))
-                    return _u8(S.draw_eyes(x, r.eyes)), e, r.probabilities, r.note
+                    return _u8(S.draw_eyes(x, r.eyes)), e, r.probabilities, r.note, numbers
 
                 @one_line
-                def on_edit(path, eyes_text, attrs_text, chosen, preset_name, n_iters, a, progress=gr.Progress()):
+                def on_edit(
+                    path, eyes_text, attrs_text, chosen, preset_name, n_iters, a, faces=None, progress=gr.Progress()
+                ):
                     if not chosen:
                         raise ValueError("pick at least one edit, e.g. Smiling+")
                     x = read(path, "photo")
-                    lad = studio.edit(
-                        x,
-                        " ".join(chosen),
+                    runs = _solving(
+                        studio,
+                        photo=x,
+                        edit=" ".join(chosen),
                         eyes=S.parse_eyes(eyes_text),
+                        faces=faces or None,
                         attrs=attrs_text or "auto",
                         preset=preset_name,
                         iters=int(n_iters) if n_iters else None,
                         progress=_progress(progress),
                     )
+                    for lad, z, k in runs:
+                        if lad is None:  # the current iterates, every few seconds while it solves
+                            z = z[:, -len(cfg.ladder) :]  # (a residual's reconstruction column left out)
+                            pics = [
+                                (_u8(y), f"α={al:g} (iteration {k})") for row in z for al, y in zip(cfg.ladder, row)
+                            ]
+                            yield None, _view(z[0, len(cfg.ladder) // 2]), pics, f"solving: iteration {k} …"
                     text = (
                         f"{lad.edit} ({lad.preset}): {len(lad.alphas)} alphas in one press, {lad.seconds:.1f} s "
                         f"(solve {lad.engine_seconds:.1f} s incl. compilation); attribute vector "
                         f"{'from the cache' if lad.vector_cached else 'computed'}; neighbours for "
                         + ", ".join(f"{k}={v:g}" for k, v in lad.attributes.items())
                     )
-                    pics = [(_u8(y), f"α={al:g}") for al, y in zip(lad.alphas, lad.edited)]
-                    return lad, _view(lad.edited[lad.nearest(a)]), [(_u8(lad.crop), "input")] + pics, text
+                    pics = []
+                    crops = lad.crops if lad.crops is not None else lad.crop[None]
+                    ladders = lad.ladders if lad.ladders is not None else lad.edited[None]
+                    for f, (crop, row) in enumerate(zip(crops, ladders)):
+                        who = f"#{lad.faces[f]} " if lad.faces else ""
+                        pics.append((_u8(crop), f"{who}input"))
+                        for j, (al, y) in enumerate(zip(lad.alphas, row)):
+                            d = "" if lad.distances is None else f" d={lad.distances[f, j]:.2f}"
+                            pics.append((_u8(y), f"{who}α={al:g}{d}"))
+                    if lad.distances is not None:
+                        text += (
+                            f". Face recognition (dlib): d, the distance of each edit from its face (below "
+                            f"{fm.SAME_PERSON:g}: the same person): "
+                            + "; ".join(
+                                f"face {n}: "
+                                + ", ".join(f"{al:g}: {v:.2f}" for al, v in zip(lad.alphas, lad.distances[f]))
+                                for f, n in enumerate(lad.faces)
+                            )
+                        )
+                    yield lad, _view(lad.edited[lad.nearest(a)]), pics, text
 
                 def on_alpha(lad, a):
                     return None if lad is None else _view(lad.edited[lad.nearest(a)])
@@ -194,10 +272,12 @@ def build(studio: S.Studio, examples_dir: str | pathlib.Path | None = None):
                     )
                     return str(im.save_image(out, y))
 
-                photo.change(on_photo, [photo], [shown, eyes, probs, note], concurrency_id=DEVICE, api_name="inspect")
+                photo.change(
+                    on_photo, [photo], [shown, eyes, probs, note, pick], concurrency_id=DEVICE, api_name="inspect"
+                )
                 run.click(
                     on_edit,
-                    [photo, eyes, attrs, edits, preset, iters, alpha],
+                    [photo, eyes, attrs, edits, preset, iters, alpha, pick],
                     [ladder, result, gallery, info],
                     concurrency_id=DEVICE,
                     api_name="edit",

@@ -16,13 +16,14 @@ from typing import Annotated, Any
 
 import numpy as np
 import tyro
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from dfijax import config, fusion, runtime
+from dfijax import face_models as fm
 from dfijax import images as im
 from dfijax import style as st
 from dfijax.data.faces import FaceSource
-from dfijax.dfi import align, presets, sweep, sweep_inputs
+from dfijax.dfi import align, face_crops, identity, presets, sweep, sweep_inputs
 from dfijax.dtn import translator
 from dfijax.fusion import figures
 from dfijax.fusion.data import to_signed
@@ -98,13 +99,16 @@ class StudioConfig:
 @dataclasses.dataclass
 class Inspection:
     """A photo read for editing: eyes [2, 2] (x, y) in the photo (None: not found, centre-crop),
-    the crop [S, S, 3], the probe's probabilities per attribute, and a note for the user."""
+    the crop [S, S, 3], the probe's probabilities per attribute, and a note for the user; faces: every
+    face dlib found, left to right (numbered from 1 on the page; empty without the faces extra or a face),
+    the eyes, crop and probabilities then being the first face's."""
 
     eyes: np.ndarray | None
     crop: np.ndarray
     matrix: np.ndarray
     probabilities: dict[str, float]
     note: str
+    faces: tuple = ()
 
 
 @dataclasses.dataclass
@@ -123,6 +127,12 @@ class Ladder:
     vector_cached: bool
     attributes: dict[str, float]
 
+    faces: tuple[int, ...] = ()  # the numbers of the faces edited (dlib's, from 1); empty: one crop
+    crops: np.ndarray | None = None  # [F, S, S, 3] every edited face's crop (the first is `crop`)
+    ladders: np.ndarray | None = None  # [F, A, S, S, 3] their edits (the first is `edited`)
+    matrices: np.ndarray | None = None  # [F, 2, 3]
+    distances: np.ndarray | None = None  # [F, A] dlib's descriptor distance of each edit (in the photo)
+
     def nearest(self, alpha: float) -> int:
         return int(np.argmin(np.abs(np.asarray(self.alphas) - float(alpha))))
 
@@ -138,6 +148,33 @@ def draw_eyes(photo: np.ndarray, eyes: np.ndarray | None) -> np.ndarray:
             for w, c in ((max(2, int(r / 3)), (0, 0, 0)), (max(1, int(r / 6)), (255, 230, 0))):
                 d.ellipse((x - r, y - r, x + r, y + r), outline=c, width=w)
     return np.asarray(pic, np.float32) / 255.0
+
+
+def draw_faces(photo: np.ndarray, faces: Sequence[fm.Face]) -> np.ndarray:
+    """The photo with a numbered ring around each face dlib found (1 = leftmost), [H, W, 3] in [0, 1]."""
+
+    pic = Image.fromarray(im.to_uint8(photo))
+    d = ImageDraw.Draw(pic)
+    for n, face in enumerate(faces, 1):
+        left, top, right, bottom = face.box
+        cx, cy, r = (left + right) / 2, (top + bottom) / 2, 0.75 * max(right - left, bottom - top)
+        w = max(2, int(r / 25))
+        for width, colour in ((w + 2, (0, 0, 0)), (w, (255, 230, 0))):
+            d.ellipse((cx - r, cy - r, cx + r, cy + r), outline=colour, width=width)
+        s = max(12, int(r / 3))
+        font = ImageFont.load_default(size=s)
+        x, y = cx - 0.72 * r, cy - 0.72 * r
+        d.rectangle((x - s * 0.35, y - s * 0.15, x + s * 0.85, y + s * 1.15), fill=(0, 0, 0))
+        d.text((x, y), str(n), fill=(255, 230, 0), font=font)
+    return np.asarray(pic, np.float32) / 255.0
+
+
+def parse_faces(chosen: Sequence[str] | None, count: int) -> list[int]:
+    """The face numbers ('1', '2', …) chosen on the page, as indices; none chosen: every face."""
+    picked = sorted({int(c) for c in chosen or ()})
+    if any(not 1 <= n <= count for n in picked):
+        raise ValueError(f"faces {picked}: this photo has faces 1 to {count}")
+    return [n - 1 for n in picked] or list(range(count))
 
 
 def parse_eyes(text: str | None) -> np.ndarray | None:
@@ -244,9 +281,20 @@ class Studio:
     def inspect(
         self, photo: np.ndarray, eyes: np.ndarray | str | None = "auto", progress: Progress | None = None
     ) -> Inspection:
-        """Find the eyes (or take them), crop the face as the dataset's, and read its attributes."""
+        """Find the faces (dlib, with the faces extra) or the eyes (or take them), crop the (first) face as
+        the dataset's, and read its attributes."""
 
         note = ""
+        if isinstance(eyes, str) and (faces := self.faces(photo)):
+            crops = self._face_crops(photo, faces)
+            predicted, probs = sweep_inputs.predict_photo_attrs(self.probe(progress), crops.images[:1], self.data)
+            note = (
+                f"dlib finds {len(faces)} face(s), numbered on the photo: all are edited unless you pick some; "
+                "the attributes are face 1's"
+            )
+            names = self.data.attr_names
+            p = dict(zip(names, map(float, probs[0])))
+            return Inspection(faces[0].eyes, crops.images[0], crops.matrices[0], p, note, tuple(faces))
         if isinstance(eyes, str):
             try:
                 eyes = align.detect_eyes(photo)
@@ -260,33 +308,75 @@ class Studio:
             eyes, crops.images[0], crops.matrices[0], dict(zip(self.data.attr_names, map(float, probs[0]))), note
         )
 
+    def faces(self, photo: np.ndarray) -> list:
+        """The faces dlib finds in the photo, left to right (none without the faces extra)."""
+        return fm.load().detect(photo) if fm.available() else []
+
+    def _face_crops(self, photo: np.ndarray, faces: Sequence) -> sweep_inputs.PhotoCrops:
+        models = fm.load()
+        template = face_crops.dataset_template(self.data, self.config.size, models, self.cache_root())
+        return face_crops.crop_faces([photo], template, self.config.size, models, found=list(faces))[0]
+
     def edit(
         self,
         photo: np.ndarray,
         edit: str,
         *,
         eyes: np.ndarray | None = None,
+        faces: Sequence[str] | None = None,
         attrs: str = "auto",
         preset: str = "dfijax",
         iters: int | None = None,
         progress: Progress | None = None,
+        snapshot: Callable[[int, np.ndarray], None] | None = None,
     ) -> Ladder:
         """The whole alpha ladder for one photo and one edit ('Smiling+', or several attributes at once,
-        'Smiling+ Mouth_Open+'): the attribute vector (cached on disk), then one engine call (the
-        dfijax and chainer presets; the official one warm-starts alpha by alpha, as its demo does).
-        attrs: the photo's attributes as --attrs takes them ('auto': the probe's reading)."""
+        'Smiling+ Mouth_Open+'): the attribute vector (cached on disk), then one engine call for every face
+        edited (the dfijax and chainer presets; the official one warm-starts alpha by alpha, as its demo
+        does). eyes: align one face by them; else every face dlib finds, or those numbered in `faces`
+        ('1', '2', …), each with the descriptor distance of its edits; else the centre crop. attrs: the
+        photo's attributes as --attrs takes them ('auto': the probe's reading, per face). snapshot(iteration,
+        images [F, A, S, S, 3]): the current iterates every few iterations, to watch the edit form."""
 
         t0 = time.perf_counter()
         cfg = self.sweep_config(preset, edit.strip(), iters)
         data, weights = self.data, self.weights
-        crops = sweep_inputs.prepare_photos([photo], data, cfg.size, [eyes] if eyes is not None else None)
+        found = self.faces(photo) if eyes is None else []
+        picked = parse_faces(faces, len(found)) if found else []
+        if found:
+            all_crops = self._face_crops(photo, found)
+            crops = dataclasses.replace(
+                all_crops,
+                images=all_crops.images[picked],
+                matrices=all_crops.matrices[picked],
+                eyes=all_crops.eyes[picked],
+                photo=all_crops.photo[picked],
+                faces=tuple(all_crops.faces[i] for i in picked),
+                fit_loss=all_crops.fit_loss[picked],
+            )
+        else:
+            crops = sweep_inputs.prepare_photos([photo], data, cfg.size, [eyes] if eyes is not None else None)
         predicted = None
         if sweep_inputs.wants_predicted_attrs(attrs or "auto"):
             predicted, _ = sweep_inputs.predict_photo_attrs(self.probe(progress), crops.images, data)
-        inputs = sweep_inputs.photo_inputs(crops.images, attrs or "auto", data, ["photo"], predicted)
+        labels = [f"face {i + 1}" for i in picked] or ["photo"]
+        inputs = sweep_inputs.photo_inputs(crops.images, attrs or "auto", data, labels, predicted)
         with self._lock:  # one solve at a time per server (the queue also limits it)
             self.engine_calls += 1
-            r = sweep.run_sweep(cfg, data, weights, inputs, cache_root=self.cache_root(), progress=progress)
+            r = sweep.run_sweep(
+                cfg, data, weights, inputs, cache_root=self.cache_root(), progress=progress, snapshot=snapshot
+            )
+        distances = None
+        if found:
+            pasted = [
+                [
+                    align.paste_back(photo, crops.images[f], r.edited[f, j], crops.matrices[f])
+                    for j in range(len(cfg.alphas))
+                ]
+                for f in range(len(picked))
+            ]
+            face_id = identity.measure(fm.load(), [photo] * len(picked), pasted, cfg.alphas, crops.faces, "photo")
+            distances = face_id.distances
         q = inputs.queries[0]
         return Ladder(
             edit=edit.strip(),
@@ -299,13 +389,25 @@ class Studio:
             engine_seconds=r.seconds["edit_including_compile"],
             vector_cached=r.vectors_from_cache > 0,
             attributes={n: float(v) for n, v in zip(data.attr_names, q) if np.isfinite(v)},
+            faces=tuple(i + 1 for i in picked),
+            crops=np.asarray(crops.images, np.float32),
+            ladders=np.asarray(r.edited, np.float32),
+            matrices=np.asarray(crops.matrices),
+            distances=distances,
         )
 
     @staticmethod
     def full_resolution(photo: np.ndarray, ladder: Ladder, alpha: float) -> np.ndarray:
-        """The edit at `alpha` added to the whole photo through the inverse of its crop transform."""
+        """The edit at `alpha` of every face edited added to the whole photo through the inverse of its crop
+        transform."""
 
-        return align.paste_back(photo, ladder.crop, ladder.edited[ladder.nearest(alpha)], ladder.matrix)
+        j = ladder.nearest(alpha)
+        if ladder.ladders is None:
+            return align.paste_back(photo, ladder.crop, ladder.edited[j], ladder.matrix)
+        out = photo
+        for crop, edits, m in zip(ladder.crops, ladder.ladders, ladder.matrices):
+            out = align.paste_back(out, crop, edits[j], m)
+        return out
 
     # -- trained runs ---------------------------------------------------------------------------
     def find_runs(self, kind: str) -> list[str]:
