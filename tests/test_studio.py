@@ -545,3 +545,28 @@ def test_presets_keep_their_objective_at_the_studio_sizes():
     assert studio.sweep_config("chainer", "Smiling+", iters=1000).finish.residual_iters == 600
     with pytest.raises(ValueError, match="unknown preset 'paper'"):
         studio.sweep_config("paper", "Smiling+")
+
+
+def test_an_edit_streams_the_forming_iterates_then_the_ladder():
+    """`app._solving` runs the edit in a thread and hands on the engine's latest iterates every `every`
+    seconds, then the finished ladder; an error in the edit comes back as the error."""
+
+    class Slow:
+        def edit(self, snapshot, **kw):
+            for k in (5, 10, 15):
+                snapshot(k, np.full((1, 2, 4, 4, 3), k / 20, np.float32))
+                time.sleep(0.4)
+            return ("ladder", kw["edit"])
+
+    got = list(app._solving(Slow(), every=0.1, edit="Smiling+"))
+    steps = [k for lad, _, k in got[:-1]]
+    assert steps and steps == sorted(set(steps)) and set(steps) <= {5, 10, 15}
+    assert all(lad is None and z.shape == (1, 2, 4, 4, 3) and z[0, 0, 0, 0, 0] == k / 20 for lad, z, k in got[:-1])
+    assert got[-1] == (("ladder", "Smiling+"), None, None)
+
+    class Broken:
+        def edit(self, snapshot, **kw):
+            raise ValueError("no face")
+
+    with pytest.raises(ValueError, match="no face"):
+        list(app._solving(Broken(), every=0.1))

@@ -9,8 +9,12 @@ edit targets, the batched edit), `postprocess`, `features` (neighbour-set featur
 rules), `solve`, `residuals` (chainer-dfi's corrections) and `finish` (colour match, output formats),
 `presets` (the references' settings), `chainer` (chainer-dfi's
 residual correction, 8-bit output, neighbour rules and crops), `align` (own photos to the
-dataset's face template and back), `tradeoff` (attribute gain against identity drift, with a
-pixel-blend baseline), `dataset_job` (a whole dataset, sharded over processes and devices, resumable).
+dataset's face template and back), `landmarks` (the reference's landmark fit and the datasets' 68-landmark
+templates), `face_crops` (every face dlib finds, aligned by that fit), `photos` (own photos into a sweep),
+`full_photo` (the reference's demo2: the photo at its resolution, the database warped onto it),
+`identity` (dlib's face-descriptor distance of each edit), `tradeoff` (attribute gain against identity
+drift, with a pixel-blend baseline), `dataset_job` (a whole dataset, sharded over processes and devices,
+resumable).
 """
 
 from dfijax.dfi.neighbours import NeighbourError, Neighbours, select_neighbours
