@@ -377,3 +377,13 @@ def test_demo2_edits_the_photo_at_its_resolution_from_the_best_fitted_database_f
         np.testing.assert_allclose(edit[f"{name}_fit_loss"], np.sort(losses)[: len(want)], rtol=1e-2)
     ident = res["face_identity"]
     assert ident["measured_on"] == "photo" and np.shape(ident["distance"]) == (1, 1)
+
+
+@needs_dlib
+def test_the_cnn_detector_finds_the_same_face():
+    photo = im.resize_array(hopper(), (300, 256))
+    hog, cnn = fm.load().detect(photo), fm.load().detect(photo, detector="cnn", upsample=0)
+    assert len(hog) == len(cnn) == 1
+    np.testing.assert_allclose(cnn[0].eyes, hog[0].eyes, atol=4.0)  # the landmarks from either box agree
+    with pytest.raises(ValueError, match="detector must be one of hog, cnn"):
+        fm.load().detect(photo, detector="haar")

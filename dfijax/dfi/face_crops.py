@@ -44,15 +44,17 @@ def crop_faces(
     fit: str = "crop",
     names: Sequence[str] | None = None,
     found: Sequence[fm.Face] | None = None,
+    detector: str = "hog",
 ) -> tuple[PhotoCrops, list[str]]:
     """(the crops, a note per photo): each photo [H, W, 3] in [0, 1] searched for faces; each face (or the
     pick-th from the left, 1-based) fitted to `template` [68, 2] and warped to size×size; a photo without a
-    face centre-cropped (`fit`) instead, which its note says. found: one photo's faces already found."""
+    face centre-cropped (`fit`) instead, which its note says. found: one photo's faces already found;
+    detector: dlib's "hog" (the reference's) or "cnn" (MMOD: slower, finds turned and small faces)."""
     names = list(names) if names is not None else [f"photo {k}" for k in range(len(photos))]
     images, mats, eyes, owner, faces, losses, notes = [], [], [], [], [], [], []
     for k, photo in enumerate(photos):
         photo = np.asarray(photo, np.float32)
-        here = models.detect(photo) if found is None else list(found)
+        here = models.detect(photo, detector) if found is None else list(found)
         if pick is not None and here:
             if pick > len(here):
                 raise ValueError(f"--face {pick}: dlib finds {len(here)} face(s) in {names[k]}; pick 1 to {len(here)}")

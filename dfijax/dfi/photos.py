@@ -129,6 +129,7 @@ def load(
     progress: solve.Progress | None = None,
     align_mode: str = "auto",
     face: int | None = None,
+    detector: str = "hog",
 ) -> Photos:
     """Own photos as a sweep's inputs. attrs: 'Young=1,Male=-1' by hand, 'auto' (the attribute probe's
     prediction, trained on `data` on first use) or 'auto,Male=-1'; align_mode: 'auto' (dlib's faces with
@@ -148,7 +149,9 @@ def load(
     if mode == "dlib":
         models = fm.load()
         template = face_crops.dataset_template(data, config.size, models, cache_root)
-        crops, found = face_crops.crop_faces(originals, template, config.size, models, face, fit, list(paths))
+        crops, found = face_crops.crop_faces(
+            originals, template, config.size, models, face, fit, list(paths), detector=detector
+        )
     else:
         per_photo = None
         if mode == "eyes":
