@@ -105,22 +105,7 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
         raise ValueError("--eyes and --face are for own photos: give them with --images")
     photos = None
     if args.images:
-        with Bars() as bars:
-            photos = ph.load(
-                args.images,
-                args.attrs,
-                cfg,
-                data,
-                args.eyes,
-                args.fit,
-                cache_root(),
-                bars.update,
-                args.align,
-                args.face,
-                args.detector,
-            )
-        for line in photos.notes():
-            ctx.say(line)
+        photos = _load_photos(args, data, ctx, args.eyes, args.align)
         inputs = photos.inputs
     else:
         inputs = sweep_inputs.dataset_inputs(data, cfg.edits[0], cfg.size, args.inputs, list(args.indices) or None)
@@ -195,6 +180,18 @@ def run(args: Args, ctx: runner.Context) -> runner.Outputs:
     return runner.Outputs(title, results, sections, data=data.describe(), seconds=r.seconds, summary=summary)
 
 
+def _load_photos(args: Args, data, ctx: runner.Context, eyes: str | None, align: str) -> ph.Photos:
+    """The own photos, their faces found and aligned (progress shown, what was found said)."""
+    with Bars() as bars:
+        photos = ph.load(
+            args.images, args.attrs, args.config, data, eyes, args.fit, cache_root(), bars.update, align, args.face,
+            args.detector,
+        )  # fmt: skip
+    for line in photos.notes():
+        ctx.say(line)
+    return photos
+
+
 def _face_view(photo, face, side: int = 256):
     """A square around the face (its box enlarged 1.8 times, inside the photo) at side×side."""
     left, top, right, bottom = face.box
@@ -215,22 +212,7 @@ def run_full(args: Args, ctx: runner.Context) -> runner.Outputs:
     if not fm.available():
         raise ValueError(f"the full-photo pipeline finds faces with dlib: {fm.INSTALL}")
     data = args.faces.load(cfg.seed)
-    with Bars() as bars:
-        photos = ph.load(
-            args.images,
-            args.attrs,
-            cfg,
-            data,
-            None,
-            args.fit,
-            cache_root(),
-            bars.update,
-            "dlib",
-            args.face,
-            args.detector,
-        )
-    for line in photos.notes():
-        ctx.say(line)
+    photos = _load_photos(args, data, ctx, None, "dlib")
     models, out, weights = fm.load(), ctx.out(), ctx.load_weights(args.weights, cfg.seed)
     records, grid, rows = [], [], []
     for i, stem in enumerate(photos.stems()):

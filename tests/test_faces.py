@@ -95,7 +95,7 @@ def reference_fit_face_landmarks(X, template, landmarks=(33, 39, 42, 8), image_d
 
 
 def reference_k_best(losses, k):
-    """demo2.py:L17-38 fit_submanifold_landmarks_to_image: failed fits get inf (L33), a = argsort(lossX) (L37);
+    """demo2.py:L18-40 fit_submanifold_landmarks_to_image: failed fits get inf (L34), a = argsort(lossX) (L39);
     demo2.py:L126-127 keeps idxP[:K]."""
     return np.argsort(losses)[:k]
 
@@ -320,12 +320,12 @@ def test_demo2_preset_is_demo2s_settings():
     from dfijax.dfi import presets
 
     d = presets.preset("demo2")
-    assert d.own_photos == "full"  # demo2.py:L86-92: the photo is not cropped
-    assert d.alphas == (3.5,) and d.objective.scaling == "none"  # demo2.py:L49, L53 --scaling none --delta 3.5
-    assert d.neighbours.k == 100 and d.solve.iters == 500  # demo2.py:L48, L50 --K 100 --iter 500
-    assert d.neighbours.same_gender and d.neighbours.hold == ("Smiling",)  # demo2.py:L99-112 cP, cQ
-    assert d.solve.init == "input" and d.solve.alpha_mode == "warm"  # demo2.py:L135, L140-147
-    assert full_photo.working_size((150, 120)) == (250, 200)  # demo2.py:L65, L89-92: short side >= 200
+    assert d.own_photos == "full"  # demo2.py:L91-96: the photo is not cropped
+    assert d.alphas == (3.5,) and d.objective.scaling == "none"  # demo2.py:L50, L53 --scaling none --delta 3.5
+    assert d.neighbours.k == 100 and d.solve.iters == 500  # demo2.py:L49, L51 --K 100 --iter 500
+    assert d.neighbours.same_gender and d.neighbours.hold == ("Smiling",)  # demo2.py:L102-112 cP, cQ
+    assert d.solve.init == "input" and d.solve.alpha_mode == "warm"  # demo2.py:L135, L141-149
+    assert full_photo.working_size((150, 120)) == (250, 200)  # demo2.py:L65, L91-96: short side >= 200
     assert full_photo.working_size((600, 512)) == (600, 512) and full_photo.working_size((600, 512), 300) == (300, 256)
 
 
@@ -367,7 +367,7 @@ def test_demo2_edits_the_photo_at_its_resolution_from_the_best_fitted_database_f
         for face in data.images(idx.tolist(), full_photo.DATABASE_SIZE):
             found = fm.load().detect(face)
             if len(found) != 1:
-                losses.append(np.inf)  # demo2.py:L33
+                losses.append(np.inf)  # demo2.py:L34
                 continue
             _, loss = reference_fit_face_landmarks(found[0].landmarks[:, ::-1], target[:, ::-1], range(68), (160, 137))
             losses.append(loss)

@@ -1,11 +1,11 @@
 """The DFI reference's own-photo pipeline (deepfeatinterp demo2.py): the photo is not cropped. It is kept
-at its own resolution (short side at least 200 px, demo2.py:L65, L89-92); 4K database faces are chosen by
-attributes with the input's gender and smile held (`rules`, demo2.py:L96-112), each one's 68 dlib landmarks
+at its own resolution (short side at least 200 px, demo2.py:L65, L91-96); 4K database faces are chosen by
+attributes with the input's gender and smile held (`rules`, demo2.py:L102-114), each one's 68 dlib landmarks
 (computed once per dataset and cached) are fitted to the photo's by `landmarks.fit_face_landmarks`
-(demo2.py:L17-38), the K best fits kept (L126-127) and each face **warped into the photo's frame**
+(demo2.py:L18-40, L120-123), the K best fits kept (L126-127) and each face **warped into the photo's frame**
 (utils.warped_image_feed, alignface.warp_to_template: linear, grey 0.5 outside); the attribute vector is
 the difference of the two sets' mean features at the photo's size (L128-133, scaling none), and
-φ(photo) + δ·w is inverted from the photo (L140-147), then post-processed (`finish`)."""
+φ(photo) + δ·w is inverted from the photo (L141-149), then post-processed (`finish`)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class FullPhotoEdit:
 
 
 def working_size(shape: tuple[int, int], max_side: int | None = None) -> tuple[int, int]:
-    """(h, w) the photo is edited at: scaled up so the short side is at least 200 (demo2.py:L89-92), then
+    """(h, w) the photo is edited at: scaled up so the short side is at least 200 (demo2.py:L91-96), then
     down so the long side is at most max_side (a CPU's limit), never stretched."""
     h, w = shape
     s = max(1.0, MIN_SIDE / min(h, w))
@@ -87,7 +87,7 @@ def at_size(photo: np.ndarray, face: fm.Face, size: tuple[int, int]) -> tuple[np
 
 
 def mask_for(photo_path: str, mask_path: str | None, size: tuple[int, int]) -> np.ndarray | None:
-    """demo2's `mask` post-processing (demo2.py:L148-158): the mask given, else `<photo>-mask.png` beside the
+    """demo2's `mask` post-processing (demo2.py:L152-161): the mask given, else `<photo>-mask.png` beside the
     photo where there is one, as [h, w] weights in [0, 1] at the working size (white: the edit; black: the
     photo); None without either."""
     path = mask_path or str(pathlib.Path(photo_path).with_name(pathlib.Path(photo_path).stem + "-mask.png"))
@@ -127,7 +127,7 @@ def database_landmarks(
 
 def fit_to_photo(points: np.ndarray, photo_points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(losses [n], matrices [n, 2, 3]) of each database face's 68 landmarks fitted to the photo's on all 68
-    (demo2.py:L17-38: a failed fit, or a face without landmarks, gets inf)."""
+    (demo2.py:L18-40: a failed fit, or a face without landmarks, gets inf)."""
     losses, mats = np.full(len(points), np.inf), np.zeros((len(points), 2, 3))
     for j, p in enumerate(points):
         if not np.isfinite(p).all():

@@ -87,17 +87,17 @@ PRESETS: dict[str, SweepConfig] = config.registry(
     config.Preset(
         "demo2",
         SweepConfig(
-            own_photos="full",  # demo2.py:L86-92: the photo at its own resolution, short side >= 200
+            own_photos="full",  # demo2.py:L91-96: the photo at its own resolution, short side >= 200
             size=200,  # the database faces' working size (their template's 160 px crop, see dfi.full_photo)
             alphas=(3.5,),  # demo2.py:L53 --delta 3.5
             neighbours=Neighbours(
                 rule="official",  # demo2.py:L113-114 classifier.select (celeba_attributes.select)
-                k=100,  # demo2.py:L48 --K; 4K candidates re-ranked by landmark fit (L118-127)
-                same_gender=True,  # demo2.py:L99-112 gender held at the input's
+                k=100,  # demo2.py:L49 --K; 4K candidates re-ranked by landmark fit (L115-127)
+                same_gender=True,  # demo2.py:L102-112 gender held at the input's
                 hold=("Smiling",),  # and the smile
             ),
             objective=Objective(
-                scaling="none",  # demo2.py:L49 --scaling none (L131-134)
+                scaling="none",  # demo2.py:L50 --scaling none (L130-133)
                 reduction="sum/taps",  # the official objective (deepmodels.py), as in "official"
                 taps=TAPS,
                 pool_rounding="ceil",
@@ -107,11 +107,11 @@ PRESETS: dict[str, SweepConfig] = config.registry(
             solve=Solve(
                 bounds="lbfgsb",
                 box="caffe",
-                iters=500,  # demo2.py:L50 --iter
+                iters=500,  # demo2.py:L51 --iter
                 init="input",  # demo2.py:L135 init=original
-                alpha_mode="warm",  # demo2.py:L140-147: later deltas from the previous result, iter//2
+                alpha_mode="warm",  # demo2.py:L141-149: later deltas from the previous result, iter//2
             ),
-            finish=Finish(color_match="none"),  # demo2.py:L51 --postprocess mask (a mask file beside the photo)
+            finish=Finish(color_match="none"),  # demo2.py:L52 --postprocess mask (a mask file beside the photo)
         ),
         "paulu/deepfeatinterp demo2.py: own photos at full resolution, the database warped onto them",
     ),
