@@ -30,13 +30,19 @@ from dfijax import invert as inv
 from dfijax.weights import random_weights
 
 
-def main(argv=None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--iters", type=int, default=150)
     p.add_argument("--json", help="write the results here")
     a = p.parse_args(argv)
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse(argv)
     variables = random_weights(0).variables
     x0, targets = build_problem(a.images, [0.4, 0.8], a.size, variables)
     loss = inv.FeatureLoss(taps=TAPS, reduction="sum", tv_weight=1e-3)

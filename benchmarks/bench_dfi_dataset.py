@@ -73,7 +73,8 @@ def run(n_proc: int, devices: int, args: list[str], out: str, cache: str, timeou
     return [json.loads([ln for ln in so.splitlines() if ln.startswith("{")][-1]) for so, _ in outs], wall
 
 
-def main(argv=None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=32, help="faces to edit")
     p.add_argument("--size", type=int, default=48)
@@ -83,6 +84,11 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=1200)
     p.add_argument("--json", help="also write the results here")
     a = p.parse_args(argv)
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse(argv)
     args = [
         "--n-synthetic",
         "400",

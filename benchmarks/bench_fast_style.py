@@ -115,7 +115,8 @@ def bench_torch(size: int, batch: int, batches: int, reps: int, bf16: bool) -> d
     return {"images_per_s": batch * batches / best, "compile_s": 0.0}
 
 
-def main(argv=None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch", type=int, default=64)
@@ -124,6 +125,11 @@ def main(argv=None) -> int:
     p.add_argument("--skip-torch", action="store_true")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
     rows = []
     for name, dt in (("jax_f32", None), ("jax_bf16", jnp.bfloat16)):
         rows.append({"variant": name, **bench_jax(args.size, args.batch, args.batches, args.reps, dt)})

@@ -70,7 +70,8 @@ def time_steps(fns, state, batch, vgg, steps: int):
     return first, (time.perf_counter() - t0) / steps, state, flops
 
 
-def main(argv=None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--batch", type=int, default=100, help="global batch (split over the local devices)")
@@ -81,6 +82,11 @@ def main(argv=None) -> int:
     p.add_argument("--no-stage1", action="store_true", help="skip the stage-1 (autoencoder) measurement")
     p.add_argument("--json", help="output file (default benchmarks/results/<date>-<device>-fusion-<size>px.json)")
     a = p.parse_args(argv)
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse(argv)
 
     n_dev = jax.local_device_count()
     batch = a.batch - a.batch % n_dev

@@ -170,7 +170,8 @@ def run_torch(params, x0, targets, iters, history, tv_weight, mode, n_alphas, su
     return out, (time.perf_counter() - t0) / n, n
 
 
-def main(argv=None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=200)
     p.add_argument("--iters", type=int, default=300)
@@ -203,6 +204,14 @@ def main(argv=None) -> int:
     p.add_argument("--tiny", action="store_true", help="a seconds-long smoke run: 32 px, 3 iterations, 2x2 problems")
     p.add_argument("--json", help="write all numbers here")
     a = p.parse_args(argv)
+    named = set(filter(None, a.skip.split(","))) | (set(filter(None, a.only.split(","))) - {"none"}) | {a.curve_variant}
+    if unknown := named - set(VARIANTS):
+        p.error(f"unknown variant(s) {sorted(unknown)}; use {', '.join(VARIANTS)}")
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse(argv)
     if a.tiny:
         a.size, a.iters, a.images, a.alphas, a.repeats = 32, 3, 2, "0.1,0.4", 1
     alphas = [float(s) for s in a.alphas.split(",")]
@@ -210,9 +219,6 @@ def main(argv=None) -> int:
     only = set(filter(None, a.only.split(","))) - {"none"}
     if a.only == "none":  # only the scaling curve and/or the batch search
         skip |= set(VARIANTS)
-    unknown = (skip | only | {a.curve_variant}) - set(VARIANTS)
-    if unknown:
-        p.error(f"unknown variant(s) {sorted(unknown)}; use {', '.join(VARIANTS)}")
     if only:
         skip |= set(VARIANTS) - only
     scaling = [int(n) for n in a.scaling.split(",") if n]

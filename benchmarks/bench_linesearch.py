@@ -24,12 +24,18 @@ from dfijax.dfi import presets
 from dfijax.weights import random_weights
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--modes", default="none,zoom", help="comma-separated: none, zoom, backtracking, hager-zhang")
     args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
 
     weights = random_weights(0)
     x = synthetic_faces(50, seed=0).images([0], args.size)

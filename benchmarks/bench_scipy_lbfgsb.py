@@ -89,13 +89,19 @@ def run(cfg, loss, weights, targets, x, optimizer: str, iters: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--problems", type=int, default=4)
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--json", type=pathlib.Path, default=None, help="write the rows here")
     args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
 
     weights = random_weights(0, preprocess="caffe")
     cfg, loss, targets, x = problem(args.size, args.problems, weights)

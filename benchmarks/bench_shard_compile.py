@@ -25,12 +25,18 @@ from dfijax.dfi import presets
 from dfijax.weights import random_weights
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--devices", type=int, default=8, help="forced XLA host devices on a CPU")
     p.add_argument("--linesearch", default="zoom", choices=["none", "zoom", "backtracking", "hager-zhang"])
     p.add_argument("--no-shard", action="store_true", help="one device (the comparison)")
     args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={args.devices}"
 
     weights = random_weights(0, preprocess="caffe")

@@ -144,7 +144,8 @@ def memory_note(size: int, problems: int, results: pathlib.Path = RESULTS) -> st
     )
 
 
-def main(argv=None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=200)
     p.add_argument("--iters", type=int, default=300)
@@ -166,6 +167,11 @@ def main(argv=None) -> int:
     )
     p.add_argument("--json", help="write the numbers here (default: benchmarks/results/<date>-cpu-cost-<size>px.json)")
     a = p.parse_args(argv)
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse(argv)
     try:
         batches = sorted({int(b) for b in a.batches.split(",")})
     except ValueError:

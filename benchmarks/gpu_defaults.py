@@ -219,7 +219,8 @@ def pack(runs: pathlib.Path, records: list[dict], archives: pathlib.Path) -> lis
     return written
 
 
-def main(argv=None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/gpu_defaults", help="runs folder (each step in its own subfolder)")
     p.add_argument("--only", help=f"comma list of steps to run (of {', '.join(NAMES)})")
@@ -228,11 +229,16 @@ def main(argv=None) -> int:
     p.add_argument("--archives", help="also pack the pictures and the summary into this folder")
     p.add_argument("--dry-run", action="store_true", help="check every command line and print it; run nothing")
     a = p.parse_args(argv)
+    named = set(filter(None, (a.only or "").split(","))) | set(filter(None, a.skip.split(",")))
+    if unknown := named - set(NAMES):
+        p.error(f"unknown step(s) {sorted(unknown)}; use {', '.join(NAMES)}")
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse(argv)
     chosen = set(a.only.split(",")) if a.only else set(NAMES)
     chosen -= set(filter(None, a.skip.split(",")))
-    unknown = chosen - set(NAMES)
-    if unknown:
-        p.error(f"unknown step(s) {sorted(unknown)}; use {', '.join(NAMES)}")
     steps = [s for s in STEPS if s.name in chosen]
     runs = pathlib.Path(a.out).absolute()
     check(steps, runs)

@@ -29,7 +29,8 @@ from dfijax.weights import (  # noqa: E402
 )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="source weight file (.pth, .safetensors, .h5)")
     p.add_argument("--out", help="output path (default: weights/vgg<depth>_<stem>.safetensors)")
@@ -46,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--depth", type=int, choices=[16, 19], help="require a VGG-16 or VGG-19 file (default: detect)")
     args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     src = pathlib.Path(args.src)
     try:
         params, fmt, pre = read_source(src, args.source_format, args.preprocess, args.depth)

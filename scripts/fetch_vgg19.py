@@ -94,9 +94,14 @@ def _download(known: KnownFile, dest_dir: pathlib.Path, url: str, timeout: float
         )
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
+    return _parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = parse(argv)
     try:
         known = known_file(args.name)
         if args.sha256 is not None:

@@ -4,6 +4,7 @@ the cells below (edit here, then run this script).
     python scripts/make_colab_notebook.py
 """
 
+import argparse
 import copy
 import pathlib
 
@@ -171,7 +172,13 @@ def build(name: str) -> nbformat.NotebookNode:
     )
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (no options: it rewrites every notebook), read without running anything."""
+    return argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parse(argv)
     for name in NOTEBOOKS:
         path = pathlib.Path(__file__).resolve().parent.parent / "notebooks" / name
         nbformat.write(build(name), path)

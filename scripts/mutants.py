@@ -237,13 +237,19 @@ def run(m: Mutant, files: list[str], timeout: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, read without running anything."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default="", help="comma-separated mutant names (default: all)")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per mutant")
     p.add_argument("--json", type=pathlib.Path, default=ROOT / "runs" / "mutants.json", help="where to write the rows")
     a = p.parse_args(argv)
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse(argv)
     if a.list:
         for m in MUTANTS:
             print(f"{m.name:32s} {m.path:30s} {m.what}")
