@@ -1,5 +1,5 @@
 """The docs stay true to the code: every `python -m experiments.…`, `python -m benchmarks.…` and
-`python scripts/….py` command in README.md and docs/ parses with that command's own parser (nothing runs),
+`python scripts/….py` command in README.md, docs/, benchmarks/RESULTS.md and weights/README.md parses with that command's own parser (nothing runs),
 every project file and link they name exists, the README is a map that reaches every page, and the site
 builds in mkdocs' strict mode (no broken link or anchor)."""
 
@@ -23,7 +23,7 @@ from dfijax import config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
-PAGES = [ROOT / "README.md", *DOCS]
+PAGES = [ROOT / "README.md", *DOCS, ROOT / "benchmarks" / "RESULTS.md", ROOT / "weights" / "README.md"]
 PROJECT_DIRS = ("dfijax/", "experiments/", "tests/", "benchmarks/", "scripts/", "notebooks/", "docs/", ".ci/")
 PROJECT_FILES = ("pyproject.toml", "mkdocs.yml", "README.md")
 MODULE = re.compile(r"^(experiments|benchmarks)\.(\w+)$")
@@ -75,8 +75,12 @@ def _until_end(words: list[str]) -> list[str]:
 def documented_commands(path: pathlib.Path) -> list[Command]:
     """Every command of a page: in code lines (indented or fenced) and in inline code spans."""
     text, page, found = path.read_text(), path.relative_to(ROOT).as_posix(), []
-    for n, raw in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    for n, raw in enumerate(lines, 1):
         if re.match(r"^\s*(\S+=\S+\s+)*(python3?|gcloud)\s", raw):
+            k = n
+            while raw.endswith("\\") and k < len(lines):  # a command continued on the next line
+                raw, k = raw[:-1] + lines[k], k + 1
             found += _commands_in(shlex.split(raw, comments=True), page, n)
     prose = _strip_fences(text)
     for m in re.finditer(r"`([^`]+)`", prose):
