@@ -1,7 +1,7 @@
 """The docs stay true to the code: every `python -m experiments.…`, `python -m benchmarks.…` and
-`python scripts/….py` command in README.md, docs/, benchmarks/RESULTS.md and weights/README.md parses with that command's own parser (nothing runs),
-every project file and link they name exists, the README is a map that reaches every page, and the site
-builds in mkdocs' strict mode (no broken link or anchor)."""
+`python scripts/….py` command in README.md, docs/, benchmarks/RESULTS.md and weights/README.md parses
+with that command's own parser (nothing runs), every project file and link they name exists, the README
+is a map that reaches every page, and the site builds in mkdocs' strict mode (no broken link or anchor)."""
 
 from __future__ import annotations
 
