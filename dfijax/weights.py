@@ -6,7 +6,7 @@ The converted format is a safetensors file: tensors `conv{b}_{l}.kernel` ([3, 3,
 `source_name`, `source_sha256`, `preprocess` ("torchvision" or "caffe") and `pretrained` ("true"/"false").
 Files written before VGG-16 support (format dfijax-vgg19/1, no `depth`) load as VGG-19.
 
-Sources read (see REFERENCE in the README); the depth is detected from the layers present:
+Sources read (docs/weights-and-data.md has the table); the depth is detected from the layers present:
   torchvision_pth  vgg19-dcbb9e9d.pth / vgg16-397923af.pth, OIHW, keys features.N.{weight,bias};
                    RGB mean/std.  Needs torch.
   gatys_pth        vgg_conv.pth, OIHW, keys conv{b}_{l}.{weight,bias}; Caffe BGR 0-255.  Needs torch.

@@ -1,7 +1,7 @@
-"""A screenshot of a running studio's DFI tab after one Edit of a photo, as a user sees it (the README's).
+"""A screenshot of a running studio's DFI tab after one Edit of a photo, as a user sees it (docs/studio_photo.png).
 
     python -m experiments.studio &                      # the studio's defaults: 64 px, 100 iterations
-    python scripts/studio_screenshot.py --photo hopper.jpg --out docs/studio_dfi.png
+    python scripts/studio_screenshot.py --photo hopper.jpg --out docs/studio_photo.png
 
 Drives Debian's Chromium (or --chromium PATH) with Playwright: uploads the photo, presses Edit with the
 page's defaults (Smiling+, the dfijax preset), waits for the finished ladder and saves the whole page,
@@ -24,7 +24,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", default="http://127.0.0.1:7860/", help="the running studio")
     p.add_argument("--photo", required=True, help="the photo to upload")
-    p.add_argument("--out", default="docs/studio_dfi.png", help="where to write the screenshot")
+    p.add_argument("--out", default="docs/studio_photo.png", help="where to write the screenshot")
     p.add_argument("--chromium", default=shutil.which("chromium") or "chromium", help="the browser to drive")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the Edit")
     return p.parse_args(argv)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's studio screenshots (docs/studio_*.png): the browser test, run against trained runs.
+# The studio page's four tab screenshots (docs/studio_{dfi,fusion,style,dtn}.png): the browser test, run against trained runs.
 #   bash scripts/studio_screenshots.sh [RUNS]    # RUNS holds fusion/*, fast_style/*, dtn/* (default runs)
 # Train them first (minutes each on a CPU):
 #   python -m experiments.train_dtn --steps 200 --no-ablations --out runs/dtn/default

@@ -485,7 +485,7 @@ def test_in_a_real_browser(server, tmp_path):
         assert off(g_shot, x_want) > 0.1  # G(x) is not x (seen 0.20)
         page.screenshot(path=str(shots / "studio_dtn.png"), full_page=True)
         browser.close()
-    if os.environ.get("DFIJAX_SCREENSHOTS"):  # scripts/studio_screenshots.sh: the README's
+    if os.environ.get("DFIJAX_SCREENSHOTS"):  # scripts/studio_screenshots.sh: docs/studio.md's
         dest = pathlib.Path(os.environ["DFIJAX_SCREENSHOTS"])
         dest.mkdir(parents=True, exist_ok=True)
         for f in shots.glob("studio_*.png"):  # small enough to commit: 900 px wide, 64 colours

@@ -10,7 +10,7 @@
   warm-started from the previous clipped result with half; K = 100 neighbours by the official rule
   (LFW: make_manifolds on binarised scores; CelebA: celeba_attributes.select with the input's gender
   and smile held, as demo2 holds them); one global mean/std colour match to the input.
-  `--optimizer engine` solves every problem in one batched call instead (see the README for how far
+  `--optimizer engine` solves every problem in one batched call instead (see docs/dfi.md for how far
   its iterates are from scipy's).
 - "chainer": dsanno/chainer-dfi (train.py, train_lfw.py, net.py): its VGG-19 pools rounding up
   (cover_all) on BGR 0-255 minus (104, 117, 124); per-layer ‖φ_l(x)‖·w_l/‖w_l‖; per-layer mean
