@@ -37,8 +37,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--iters", type=int, default=150)
     p.add_argument("--json", help="write the results here")
-    a = p.parse_args(argv)
-    return a
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> int:

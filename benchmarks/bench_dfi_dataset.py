@@ -83,8 +83,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows-per-device", type=int, default=4)
     p.add_argument("--timeout", type=float, default=1200)
     p.add_argument("--json", help="also write the results here")
-    a = p.parse_args(argv)
-    return a
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> int:

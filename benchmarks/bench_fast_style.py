@@ -124,8 +124,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--skip-torch", action="store_true")
     p.add_argument("--json", help="write the results here")
-    args = p.parse_args(argv)
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> int:

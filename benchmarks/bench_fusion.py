@@ -81,8 +81,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--d-norm", default="layer", choices=["layer", "batch", "none"])
     p.add_argument("--no-stage1", action="store_true", help="skip the stage-1 (autoencoder) measurement")
     p.add_argument("--json", help="output file (default benchmarks/results/<date>-<device>-fusion-<size>px.json)")
-    a = p.parse_args(argv)
-    return a
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> int:

@@ -30,8 +30,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--modes", default="none,zoom", help="comma-separated: none, zoom, backtracking, hager-zhang")
-    args = p.parse_args(argv)
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

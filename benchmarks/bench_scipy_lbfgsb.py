@@ -96,8 +96,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--problems", type=int, default=4)
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--json", type=pathlib.Path, default=None, help="write the rows here")
-    args = p.parse_args(argv)
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

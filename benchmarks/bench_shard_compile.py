@@ -31,8 +31,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--devices", type=int, default=8, help="forced XLA host devices on a CPU")
     p.add_argument("--linesearch", default="zoom", choices=["none", "zoom", "backtracking", "hager-zhang"])
     p.add_argument("--no-shard", action="store_true", help="one device (the comparison)")
-    args = p.parse_args(argv)
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -166,8 +166,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="VGG pools on odd sizes: floor, or ceil as the official/chainer presets' Caffe-style nets",
     )
     p.add_argument("--json", help="write the numbers here (default: benchmarks/results/<date>-cpu-cost-<size>px.json)")
-    a = p.parse_args(argv)
-    return a
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> int:

@@ -46,8 +46,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="override the preprocessing the weights expect (default: from the format)",
     )
     p.add_argument("--depth", type=int, choices=[16, 19], help="require a VGG-16 or VGG-19 file (default: detect)")
-    args = p.parse_args(argv)
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

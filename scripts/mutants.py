@@ -244,8 +244,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per mutant")
     p.add_argument("--json", type=pathlib.Path, default=ROOT / "runs" / "mutants.json", help="where to write the rows")
-    a = p.parse_args(argv)
-    return a
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,7 @@ def _commands_in(words: list[str], page: str, line: int) -> list[Command]:
     """The commands in one shell line's words, also inside a quoted --command "…" (gcloud ssh)."""
     found = []
     for i, w in enumerate(words):
-        if " python" in f" {w}" and w.strip() != "python" and ("python -m " in w or "python scripts/" in w):
+        if w not in ("python", "python3") and ("python -m " in w or "python scripts/" in w):
             found += _commands_in(shlex.split(w.split("&&")[-1]), page, line)  # a quoted remote command
         if w not in ("python", "python3") or i + 1 >= len(words):
             continue
